@@ -1,0 +1,128 @@
+"""Command line: ``qnodeos node``, ``qnodeos qdevice``, ``qnodeos run``.
+
+- ``qnodeos node NAME [--network FILE]`` runs node NAME: this process is the classical
+  process; it starts the quantum process as a child and stops it on exit.
+- ``qnodeos qdevice NAME [--network FILE]`` runs only the quantum process (the node
+  starts it; run it by hand only to place it elsewhere).
+- ``qnodeos run [FILE] [--json] [--run-dir DIR]`` starts every node of a network, runs
+  its apps, prints their results and tears everything down. No FILE: the embedded default.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+from collections.abc import Sequence
+from functools import partial
+
+import trio
+
+from .config import NetworkConfig, load_network, parse_network
+from .defaults import default_network_text
+from .errors import QNodeOSError
+
+READY = "READY"
+
+
+def _network(path: str | None) -> NetworkConfig:
+    return load_network(path) if path else parse_network(default_network_text(), "<default>")
+
+
+async def _until_signal(scope: trio.CancelScope) -> None:
+    with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+        async for _ in signals:
+            scope.cancel()
+            return
+
+
+async def _until_parent_exits(scope: trio.CancelScope) -> None:
+    # The node holds the write end of our stdin; it closes when the node exits, even on
+    # SIGKILL, so the quantum process never outlives its node.
+    stream = trio.lowlevel.FdStream(os.dup(sys.stdin.fileno()))
+    async with stream:
+        while await stream.receive_some(4096):
+            pass
+    scope.cancel()
+
+
+async def node_main(name: str, network: str | None) -> int:
+    from .kernel.service import NodeService
+
+    cfg = _network(network).node(name)
+    cmd = [sys.executable, "-m", "qnodeos", "qdevice", name, "--parent-pipe"]
+    if network:
+        cmd += ["--network", network]
+    lost: list[int] = []
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(_until_signal, nursery.cancel_scope)
+        proc = await nursery.start(partial(trio.run_process, cmd, check=False, stdin=-1))
+
+        async def watch() -> None:
+            lost.append(await proc.wait())
+            print(
+                f"qnodeos: quantum process of node {name} exited ({proc.returncode})",
+                file=sys.stderr,
+                flush=True,
+            )
+            nursery.cancel_scope.cancel()
+
+        nursery.start_soon(watch)
+        svc = NodeService(cfg)
+        with trio.fail_after(30):
+            await nursery.start(svc.serve)
+        print(
+            f"{READY} node {name}: {cfg.device.name} device with {cfg.device.num_qubits} "
+            f"qubits; apps connect at {cfg.app_endpoint}",
+            flush=True,
+        )
+    return 1 if lost else 0
+
+
+async def qdevice_main(name: str, network: str | None, parent_pipe: bool) -> int:
+    from .qdevice.service import serve_device
+
+    cfg = _network(network).node(name)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(_until_signal, nursery.cancel_scope)
+        if parent_pipe:
+            nursery.start_soon(_until_parent_exits, nursery.cancel_scope)
+        await nursery.start(serve_device, cfg)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="qnodeos", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    for cmd in ("node", "qdevice"):
+        p = sub.add_parser(cmd)
+        p.add_argument("name")
+        p.add_argument("--network", help="network file (default: the embedded default)")
+        if cmd == "qdevice":
+            p.add_argument(
+                "--parent-pipe",
+                action="store_true",
+                help="exit when standard input closes (used by `qnodeos node`)",
+            )
+    p = sub.add_parser("run", help="run a whole network and its apps")
+    p.add_argument("network", nargs="?", help="network file (default: the embedded default)")
+    p.add_argument("--json", action="store_true", help="print results as JSON")
+    p.add_argument("--run-dir", help="where results and logs go (default: ./qnodeos-runs/...)")
+    p.add_argument("--timeout", type=float, default=600.0, help="give up after this many s")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(name)s: %(message)s")
+    try:
+        if args.cmd == "node":
+            return trio.run(node_main, args.name, args.network)
+        if args.cmd == "qdevice":
+            return trio.run(qdevice_main, args.name, args.network, args.parent_pipe)
+        from testbed.launcher import run_network
+
+        return trio.run(run_network, args.network, args.json, args.run_dir, args.timeout)
+    except QNodeOSError as exc:
+        print(f"qnodeos: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130

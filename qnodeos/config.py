@@ -1,0 +1,212 @@
+"""Network files (TOML): nodes, their devices and parameters, and the apps to run.
+
+    name = "lab"                         # network name (used in default endpoints)
+    [nodes.alice]
+    device = "nv"                        # generic | nv | trapped_ion
+    qubits = 3                           # physical qubits in all (NV: electron + carbons)
+    speed = 1.0                          # device ns per wall ns; inf = as fast as possible
+    seed = 7                             # RNG seed of the device (omit: random)
+    policy = "fcfs"                      # fcfs | priority | edf
+    lease_s = 1.0                        # an app silent this long is failed and freed
+    budget = 1000000                     # instructions per block before it is stopped
+    app_endpoint = "tcp://127.0.0.1:5555"      # default: ipc:// in the runtime dir
+    qdevice_endpoint = "ipc:///tmp/x.sock"     # default: ipc:// in the runtime dir
+    [nodes.alice.params.kinds.electron]  # device parameter overrides
+    t2_ns = 3e8
+    [[apps]]
+    node = "alice"
+    module = "apps.ramsey"               # a module with `async def main(node, **args)`
+    args = { shots = 200 }
+
+Every key is checked; an unknown or ill-typed one is a ConfigError naming it.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import tempfile
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError
+from .hardware.params import build
+from .hardware.specs import DeviceSpec, with_overrides
+from .kernel.scheduler import POLICIES
+
+_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,31}$")
+_NODE_KEYS = {
+    "device",
+    "qubits",
+    "speed",
+    "seed",
+    "policy",
+    "lease_s",
+    "budget",
+    "app_endpoint",
+    "qdevice_endpoint",
+    "params",
+}
+_APP_KEYS = {"node", "module", "args", "name"}
+
+
+@dataclass(frozen=True, kw_only=True)
+class NodeConfig:
+    name: str
+    device: DeviceSpec
+    speed: float = 1.0
+    seed: int | None = None
+    policy: str = "fcfs"
+    lease_s: float = 1.0
+    budget: int = 1_000_000
+    app_endpoint: str
+    qdevice_endpoint: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class AppConfig:
+    name: str
+    node: str
+    module: str
+    args: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, kw_only=True)
+class NetworkConfig:
+    name: str
+    nodes: dict[str, NodeConfig]
+    apps: list[AppConfig]
+    source: str
+
+    def node(self, name: str) -> NodeConfig:
+        try:
+            return self.nodes[name]
+        except KeyError:
+            raise ConfigError(
+                f"{self.source}: no node named {name!r}; nodes: {', '.join(self.nodes)}"
+            ) from None
+
+
+def runtime_dir() -> Path:
+    """Where default ipc endpoints live: $QNODEOS_RUNTIME_DIR or a per-user temp dir."""
+    base = os.environ.get("QNODEOS_RUNTIME_DIR") or os.path.join(
+        tempfile.gettempdir(), f"qnodeos-{os.getuid()}"
+    )
+    path = Path(base)
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    return path
+
+
+def _get(
+    table: dict[str, Any], key: str, kind: type | tuple[type, ...], where: str, default: Any
+) -> Any:
+    if key not in table:
+        return default
+    val = table[key]
+    if isinstance(val, bool) and kind is not bool:
+        raise ConfigError(f"{where}.{key}: expected {kind}, got {val!r}")
+    if not isinstance(val, kind):
+        names = kind.__name__ if isinstance(kind, type) else "/".join(k.__name__ for k in kind)
+        raise ConfigError(f"{where}.{key}: expected {names}, got {val!r}")
+    return val
+
+
+def _node(name: str, table: Any, net: str, src: str) -> NodeConfig:
+    where = f"{src}: nodes.{name}"
+    if not _NAME.match(name):
+        raise ConfigError(f"{where}: node name must match {_NAME.pattern}")
+    if not isinstance(table, dict):
+        raise ConfigError(f"{where}: expected a table")
+    unknown = set(table) - _NODE_KEYS
+    if unknown:
+        raise ConfigError(
+            f"{where}: unknown key(s) {', '.join(sorted(unknown))}; "
+            f"known: {', '.join(sorted(_NODE_KEYS))}"
+        )
+    kind = _get(table, "device", str, where, "generic")
+    qubits = _get(table, "qubits", int, where, None)
+    try:
+        spec = build(kind, qubits)
+        params = _get(table, "params", dict, where, {})
+        spec = with_overrides(spec, params)
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+    speed = float(_get(table, "speed", (int, float), where, 1.0))
+    if not speed > 0:
+        raise ConfigError(f"{where}.speed: must be > 0 (inf for unlimited), got {speed}")
+    policy = _get(table, "policy", str, where, "fcfs")
+    if policy not in POLICIES:
+        raise ConfigError(f"{where}.policy: unknown {policy!r}; known: {', '.join(POLICIES)}")
+    lease = float(_get(table, "lease_s", (int, float), where, 1.0))
+    if not 0.05 <= lease <= 3600 or math.isnan(lease):
+        raise ConfigError(f"{where}.lease_s: must be in 0.05..3600, got {lease}")
+    budget = _get(table, "budget", int, where, 1_000_000)
+    if budget < 1:
+        raise ConfigError(f"{where}.budget: must be >= 1, got {budget}")
+    rt = runtime_dir()
+    return NodeConfig(
+        name=name,
+        device=spec,
+        speed=speed,
+        seed=_get(table, "seed", int, where, None),
+        policy=policy,
+        lease_s=lease,
+        budget=budget,
+        app_endpoint=_get(table, "app_endpoint", str, where, f"ipc://{rt}/{net}-{name}-app.sock"),
+        qdevice_endpoint=_get(
+            table, "qdevice_endpoint", str, where, f"ipc://{rt}/{net}-{name}-qdevice.sock"
+        ),
+    )
+
+
+def parse_network(text: str, source: str = "<network>") -> NetworkConfig:
+    """Parse a network file's text. Raises ConfigError naming the offending key."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{source}: not valid TOML: {exc}") from None
+    unknown = set(data) - {"name", "nodes", "apps"}
+    if unknown:
+        raise ConfigError(f"{source}: unknown top-level key(s) {', '.join(sorted(unknown))}")
+    name = _get(data, "name", str, source, "qnodeos")
+    if not _NAME.match(name):
+        raise ConfigError(f"{source}: name {name!r} must match {_NAME.pattern}")
+    nodes_t = _get(data, "nodes", dict, source, None)
+    if not nodes_t:
+        raise ConfigError(f"{source}: no [nodes.NAME] table; a network needs at least one node")
+    nodes = {n: _node(n, t, name, source) for n, t in nodes_t.items()}
+    apps: list[AppConfig] = []
+    for i, t in enumerate(_get(data, "apps", list, source, [])):
+        where = f"{source}: apps[{i}]"
+        if not isinstance(t, dict):
+            raise ConfigError(f"{where}: expected a table")
+        unknown = set(t) - _APP_KEYS
+        if unknown:
+            raise ConfigError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}")
+        node = _get(t, "node", str, where, None)
+        module = _get(t, "module", str, where, None)
+        if node is None or module is None:
+            raise ConfigError(f"{where}: needs both 'node' and 'module'")
+        if node not in nodes:
+            raise ConfigError(f"{where}.node: no node named {node!r}; nodes: {', '.join(nodes)}")
+        apps.append(
+            AppConfig(
+                name=_get(t, "name", str, where, f"{module.rsplit('.', 1)[-1]}-{i}"),
+                node=node,
+                module=module,
+                args=_get(t, "args", dict, where, {}),
+            )
+        )
+    return NetworkConfig(name=name, nodes=nodes, apps=apps, source=source)
+
+
+def load_network(path: str | os.PathLike[str]) -> NetworkConfig:
+    """Read and parse a network file."""
+    try:
+        text = Path(path).read_text()
+    except OSError as exc:
+        raise ConfigError(f"cannot read network file {str(path)!r}: {exc.strerror}") from None
+    return parse_network(text, str(path))

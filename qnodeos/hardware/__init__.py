@@ -1,0 +1,1 @@
+"""Devices as data: specs (kinds, gates, topology) and literature parameter sets."""

@@ -1,0 +1,1 @@
+"""The classical process: app API, processes, scheduler, memory, interpreter."""

@@ -1,0 +1,323 @@
+"""The classical process's kernel, sans-IO: app messages and device replies in,
+messages to apps and to the device out. No sockets, no clock: the adapter passes ``now``
+(seconds) and sends what comes back.
+
+How it works: a Submit is validated and queued in the scheduler. When the device is
+free, the scheduler picks the next block and an interpreter ``Run`` executes it; each
+batch of physical ops goes to the quantum process as a DeviceRequest with a fresh
+sequence number, and the reply resumes the run. One block is on the device at a time
+(no interleaving). When an app stops, fails its lease or is aborted, its queued blocks
+are dropped, a running block is abandoned (its late reply is recognised by the stale
+sequence number and ignored) and its qubits are released.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..errors import DeviceError, LocalError, ProgramError, QNodeOSError, QuotaError
+from ..hardware.specs import DeviceSpec
+from ..lang import messages as m
+from ..lang.program import MAX_INSTRS, validate
+from .interpreter import Finished, NeedDevice, Run
+from .lower import Lowering
+from .memory import MemoryManager
+from .processes import App, Event, ProcessTable, State
+from .scheduler import Entry, Scheduler
+
+APP_NAME_MAX = 64
+
+
+@dataclass(frozen=True)
+class ToApp:
+    addr: bytes
+    msg: m.NodeToApp
+
+
+@dataclass(frozen=True)
+class ToDevice:
+    msg: m.ToDevice
+
+
+Out = ToApp | ToDevice
+
+
+@dataclass
+class Current:
+    app: App
+    block: int
+    run: Run
+    seq: int
+    started_ns: int | None = None
+
+
+@dataclass
+class Counters:
+    bad_messages: int = 0
+    blocks_done: int = 0
+    blocks_failed: int = 0
+    stale_replies: int = 0
+    apps_expired: int = 0
+    device_ns: int = 0
+    by_code: dict[str, int] = field(default_factory=dict)
+
+
+class Kernel:
+    def __init__(
+        self,
+        *,
+        node: str,
+        spec: DeviceSpec,
+        policy: str = "fcfs",
+        lease_s: float = 1.0,
+        budget: int = 1_000_000,
+        max_instrs: int = MAX_INSTRS,
+    ) -> None:
+        self.node = node
+        self.spec = spec
+        self.memory = MemoryManager(spec)
+        self.lowering = Lowering(spec)
+        self.scheduler = Scheduler(policy)
+        self.procs = ProcessTable(lease_s)
+        self.budget = budget
+        self.max_instrs = max_instrs
+        self.current: Current | None = None
+        self.counters = Counters()
+        self._seq = 0
+        self._block_seq = 0
+        self.device_ready = False
+
+    # -- inputs --------------------------------------------------------------------------
+    def bad_message(self, addr: bytes, error: QNodeOSError) -> list[Out]:
+        """An undecodable or invalid message arrived from ``addr``."""
+        self.counters.bad_messages += 1
+        return [ToApp(addr, m.ErrorReply(code="bad_message", message=str(error)))]
+
+    def app_message(self, addr: bytes, msg: m.AppToNode, now: float) -> list[Out]:
+        app = self.procs.by_addr.get(addr)
+        if app is not None:
+            app.last_seen = now
+        if isinstance(msg, m.Heartbeat):
+            return [ToApp(addr, m.Alive())] if app is not None else []
+        if isinstance(msg, m.Register):
+            return self._register(addr, app, msg, now)
+        if app is None:
+            self.counters.bad_messages += 1
+            return [
+                ToApp(
+                    addr,
+                    m.ErrorReply(
+                        code="not_registered", message=f"send register before {type(msg).__name__}"
+                    ),
+                )
+            ]
+        if isinstance(msg, m.Stop):
+            out = self._end(app, Event.STOP, "stopped by app")
+            return out + self._pump()
+        return self._submit(app, msg, now)
+
+    def device_message(self, msg: m.FromDevice) -> list[Out]:
+        if isinstance(msg, m.Pong):
+            self.device_ready = True
+            return self._pump()
+        if isinstance(msg, m.ErrorReply):
+            # The device could not read what we sent: fail the running block.
+            cur = self.current
+            if cur is None:
+                return []
+            return self._fail_current(f"device rejected request: {msg.message}", "device") + (
+                self._pump()
+            )
+        cur = self.current
+        if cur is None or msg.seq != cur.seq:
+            self.counters.stale_replies += 1
+            return []
+        if cur.started_ns is None:
+            cur.started_ns = msg.now_ns
+        if msg.error is not None:
+            return self._fail_current(msg.error, "device") + self._pump()
+        try:
+            cur.run.deliver(msg.outcomes)
+        except ProgramError as exc:
+            return self._fail_current(str(exc), "program") + self._pump()
+        self.counters.device_ns = msg.now_ns
+        return self._continue(msg.now_ns) + self._pump()
+
+    def handle_timer(self, now: float) -> list[Out]:
+        out: list[Out] = []
+        for app in self.procs.expired(now):
+            self.counters.apps_expired += 1
+            out += self._end(app, Event.FAIL, f"lease of {self.procs.lease_s}s expired")
+        return out + self._pump() if out else out
+
+    def next_deadline(self) -> float:
+        return self.procs.next_deadline()
+
+    def hello(self) -> list[Out]:
+        """First message to the device: a Ping whose Pong marks it ready."""
+        self._seq += 1
+        return [ToDevice(m.Ping(seq=self._seq))]
+
+    # -- app lifecycle -------------------------------------------------------------------
+    def _register(self, addr: bytes, app: App | None, msg: m.Register, now: float) -> list[Out]:
+        def err(code: str, text: str) -> list[Out]:
+            self.counters.bad_messages += 1
+            return [ToApp(addr, m.ErrorReply(code=code, message=text))]
+
+        if app is not None:
+            return err("already_registered", f"this connection is already app {app.app_id}")
+        if not msg.app or len(msg.app) > APP_NAME_MAX or not msg.app.isprintable():
+            return err(
+                "bad_name", f"app name {msg.app!r} must be 1..{APP_NAME_MAX} printable chars"
+            )
+        new = self.procs.add(
+            name=msg.app, addr=addr, priority=msg.priority, quota=msg.qubits, now=now
+        )
+        try:
+            self.memory.open(new.app_id, msg.qubits)
+        except QuotaError as exc:
+            self.procs.remove(new)
+            return err("quota", str(exc))
+        return [
+            ToApp(
+                addr,
+                m.Registered(
+                    app_id=new.app_id,
+                    node=self.node,
+                    device=self.spec.name,
+                    native_gates=sorted(self.spec.native_gates()),
+                    lease_s=self.procs.lease_s,
+                ),
+            )
+        ]
+
+    def _end(self, app: App, event: Event, reason: str) -> list[Out]:
+        out: list[Out] = []
+        for entry in self.scheduler.drop_app(app.app_id):
+            out.append(
+                ToApp(
+                    app.addr, m.BlockFailed(block=entry.payload[0], code="aborted", message=reason)
+                )
+            )
+        if self.current is not None and self.current.app is app:
+            out.append(
+                ToApp(
+                    app.addr,
+                    m.BlockFailed(block=self.current.block, code="aborted", message=reason),
+                )
+            )
+            self.current = None
+        self.memory.close(app.app_id)
+        app.fire(event)
+        self.procs.remove(app)
+        out.append(ToApp(app.addr, m.Stopped(reason=reason)))
+        return out
+
+    def _submit(self, app: App, msg: m.AppToNode, now: float) -> list[Out]:
+        assert isinstance(msg, m.Submit)
+
+        def fail(code: str, text: str) -> list[Out]:
+            self._count_fail(code)
+            return [
+                ToApp(
+                    app.addr,
+                    m.BlockFailed(
+                        block=msg.block,
+                        code=code,
+                        message=text,
+                        held=sorted(self.memory.held(app.app_id)),
+                    ),
+                )
+            ]
+
+        if app.state is not State.READY:
+            return fail(
+                "busy",
+                f"app {app.app_id} ({app.name}) already has a block "
+                f"{app.state.value}; wait for its result",
+            )
+        try:
+            validate(msg.sub, self.max_instrs)
+        except ProgramError as exc:
+            return fail("invalid", str(exc))
+        deadline = now + msg.deadline_s if msg.deadline_s is not None else float("inf")
+        app.fire(Event.SUBMIT)
+        self._block_seq += 1
+        self.scheduler.push(
+            Entry(
+                seq=self._block_seq,
+                app_id=app.app_id,
+                priority=app.priority,
+                deadline=deadline,
+                payload=(msg.block, msg.sub),
+            )
+        )
+        return self._pump()
+
+    # -- running blocks ------------------------------------------------------------------
+    def _pump(self) -> list[Out]:
+        out: list[Out] = []
+        while self.current is None and self.device_ready:
+            entry = self.scheduler.pop()
+            if entry is None:
+                break
+            app = self.procs.by_id[entry.app_id]
+            app.fire(Event.SCHEDULE)
+            block, sub = entry.payload
+            run = Run(
+                sub, app=app.app_id, memory=self.memory, lowering=self.lowering, budget=self.budget
+            )
+            self.current = Current(app=app, block=block, run=run, seq=0)
+            out += self._continue(None)
+        return out
+
+    def _continue(self, now_ns: int | None) -> list[Out]:
+        cur = self.current
+        assert cur is not None
+        try:
+            step = cur.run.advance()
+        except (ProgramError, DeviceError, LocalError) as exc:
+            return self._fail_current(str(exc), _code(exc))
+        if isinstance(step, NeedDevice):
+            self._seq += 1
+            cur.seq = self._seq
+            return [ToDevice(m.DeviceRequest(seq=cur.seq, ops=step.ops))]
+        assert isinstance(step, Finished)
+        spent = 0 if now_ns is None or cur.started_ns is None else now_ns - cur.started_ns
+        self.current = None
+        cur.app.fire(Event.FINISH)
+        cur.app.blocks_done += 1
+        self.counters.blocks_done += 1
+        return [
+            ToApp(
+                cur.app.addr,
+                m.BlockDone(
+                    block=cur.block, values=step.values, instructions=cur.run.steps, device_ns=spent
+                ),
+            )
+        ]
+
+    def _fail_current(self, text: str, code: str) -> list[Out]:
+        cur = self.current
+        assert cur is not None
+        self.current = None
+        cur.run.abandon()
+        cur.app.fire(Event.FINISH)
+        cur.app.blocks_failed += 1
+        self._count_fail(code)
+        held = sorted(self.memory.held(cur.app.app_id))
+        return [
+            ToApp(cur.app.addr, m.BlockFailed(block=cur.block, code=code, message=text, held=held))
+        ]
+
+    def _count_fail(self, code: str) -> None:
+        self.counters.blocks_failed += 1
+        self.counters.by_code[code] = self.counters.by_code.get(code, 0) + 1
+
+
+def _code(exc: Exception) -> str:
+    if isinstance(exc, DeviceError):
+        return "device"
+    if isinstance(exc, QuotaError):
+        return "quota"
+    return "program"

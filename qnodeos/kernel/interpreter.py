@@ -1,0 +1,250 @@
+"""Runs one block (subroutine) for one app: classical control in the classical process,
+physical instructions batched to the quantum process.
+
+``advance()`` executes instructions until it needs the device, then returns the batch
+of physical ops collected so far (``NeedDevice``); ``deliver(outcomes)`` hands back one
+outcome per op and ``advance()`` continues. A batch is flushed only when an instruction
+reads a register that a pending measurement will write, or at the end, so a block with
+no mid-circuit branching costs one device round trip. ``advance()`` returns
+``Finished`` with the values named by ``ret`` instructions.
+
+Every instruction counts against a budget, so an infinite loop ends with a
+ProgramError naming the budget and where the loop was.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..errors import DeviceError, ProgramError
+from ..lang.gates import CORE_GATES, GATES
+from ..lang.messages import PhysOp
+from ..lang.program import (
+    INT_MAX,
+    INT_MIN,
+    NUM_REGS,
+    ArrName,
+    Elem,
+    Flt,
+    Imm,
+    Lbl,
+    Operand,
+    Q,
+    Reg,
+    Subroutine,
+)
+from .lower import Lowering
+from .memory import MemoryManager
+
+
+@dataclass(frozen=True)
+class NeedDevice:
+    ops: list[PhysOp]
+
+
+@dataclass(frozen=True)
+class Finished:
+    values: dict[str, int | list[int]]
+
+
+_BRANCH = {
+    "beq": lambda a, b: a == b,
+    "bne": lambda a, b: a != b,
+    "blt": lambda a, b: a < b,
+    "bge": lambda a, b: a >= b,
+}
+
+
+def _arith(op: str, a: int, b: int) -> int:
+    if op in ("div", "mod") and b == 0:
+        raise ProgramError(f"{op} by zero")
+    r = {"add": a + b, "sub": a - b, "mul": a * b}.get(op)
+    if r is None:
+        r = a // b if op == "div" else a % b
+    if not INT_MIN <= r <= INT_MAX:
+        raise ProgramError(f"{op} {a} {b} overflows 64 bits")
+    return r
+
+
+class Run:
+    """The execution of one block of app ``app`` on the node's memory and device."""
+
+    def __init__(
+        self,
+        sub: Subroutine,
+        *,
+        app: int,
+        memory: MemoryManager,
+        lowering: Lowering,
+        budget: int,
+    ) -> None:
+        self.sub = sub
+        self.app = app
+        self.mm = memory
+        self.lowering = lowering
+        self.budget = budget
+        self.native = lowering.spec.native_gates()
+        self.regs = [0] * NUM_REGS
+        self.arrays = {name: [0] * n for name, n in sub.arrays.items()}
+        self.pc = 0
+        self.steps = 0
+        self.values: dict[str, int | list[int]] = {}
+        self.pending: list[PhysOp] = []
+        self.pending_src: dict[int, int] = {}  # register -> batch index of meas writing it
+        self.deferred: list[tuple[list[int], int, int]] = []  # (array, index, batch index)
+        self.deferred_arrays: set[str] = set()
+        self.allocated: set[int] = set()  # virtual ids this block allocated and still holds
+
+    # -- operand access ------------------------------------------------------------------
+    def _val(self, a: Operand) -> int:
+        if isinstance(a, Reg):
+            return self.regs[a.i]
+        assert isinstance(a, Imm)
+        return a.v
+
+    def _elem(self, e: Elem) -> tuple[list[int], int]:
+        arr = self.arrays[e.array]
+        i = self._val(e.index)
+        if not 0 <= i < len(arr):
+            raise ProgramError(f"index {i} out of bounds for {e.array}[{len(arr)}]")
+        return arr, i
+
+    def _needs_flush(self, op: str, args: tuple[Operand, ...]) -> bool:
+        """Whether ``op`` reads or overwrites something a pending measurement writes."""
+        src = self.pending_src
+        if op == "store":
+            value, elem = args
+            assert isinstance(elem, Elem)
+            if isinstance(elem.index, Reg) and elem.index.i in src:
+                return True
+            if isinstance(value, Reg) and value.i in src:
+                return False  # deferred: filled in when the outcome arrives
+            # An ordinary store must not be overwritten later by a deferred one.
+            return elem.array in self.deferred_arrays
+        for a in args:
+            if isinstance(a, Reg) and a.i in src:
+                return True
+            if isinstance(a, Elem):
+                if a.array in self.deferred_arrays:
+                    return True
+                if isinstance(a.index, Reg) and a.index.i in src:
+                    return True
+            if isinstance(a, ArrName) and a.name in self.deferred_arrays:
+                return True
+        return False
+
+    # -- the machine ---------------------------------------------------------------------
+    def abandon(self) -> None:
+        """The block failed: release the qubits it allocated (earlier blocks' stay)."""
+        for v in sorted(self.allocated):
+            self.mm.release(self.app, v)
+        self.allocated.clear()
+
+    def deliver(self, outcomes: list[int]) -> None:
+        """Hand back one outcome per op of the last NeedDevice batch."""
+        if len(outcomes) != len(self.pending):
+            raise ProgramError(
+                f"device answered {len(outcomes)} outcomes for {len(self.pending)} ops"
+            )
+        for reg, idx in self.pending_src.items():
+            self.regs[reg] = outcomes[idx]
+        for arr, i, idx in self.deferred:
+            arr[i] = outcomes[idx]
+        self.pending = []
+        self.pending_src = {}
+        self.deferred = []
+        self.deferred_arrays = set()
+
+    def advance(self) -> NeedDevice | Finished:
+        instrs = self.sub.instrs
+        while self.pc < len(instrs):
+            ins = instrs[self.pc]
+            if self.pending_src and ins.op != "meas" and self._needs_flush(ins.op, ins.args):
+                return NeedDevice(self.pending)
+            self.steps += 1
+            if self.steps > self.budget:
+                raise ProgramError(
+                    f"instruction budget of {self.budget} exceeded at instruction {self.pc} "
+                    f"({ins.op}); is there an infinite loop?"
+                )
+            self.pc = self._step(ins.op, ins.args)
+        if self.pending:
+            return NeedDevice(self.pending)
+        return Finished(self.values)
+
+    def _step(self, op: str, args: tuple[Operand, ...]) -> int:
+        nxt = self.pc + 1
+        if op in _BRANCH:
+            if _BRANCH[op](self._val(args[0]), self._val(args[1])):
+                assert isinstance(args[2], Lbl)
+                return self.sub.labels[args[2].name]
+        elif op == "jmp":
+            assert isinstance(args[0], Lbl)
+            return self.sub.labels[args[0].name]
+        elif op == "set":
+            assert isinstance(args[0], Reg)
+            self.regs[args[0].i] = self._val(args[1])
+        elif op in ("add", "sub", "mul", "div", "mod"):
+            assert isinstance(args[0], Reg)
+            self.regs[args[0].i] = _arith(op, self._val(args[1]), self._val(args[2]))
+        elif op == "load":
+            assert isinstance(args[0], Reg) and isinstance(args[1], Elem)
+            arr, i = self._elem(args[1])
+            self.regs[args[0].i] = arr[i]
+        elif op == "store":
+            assert isinstance(args[1], Elem)
+            arr, i = self._elem(args[1])
+            v = args[0]
+            if isinstance(v, Reg) and v.i in self.pending_src:
+                # The value is a measurement still in the batch: fill it in on delivery.
+                self.deferred.append((arr, i, self.pending_src[v.i]))
+                self.deferred_arrays.add(args[1].array)
+            else:
+                arr[i] = self._val(v)
+        elif op == "ret":
+            a = args[0]
+            if isinstance(a, Reg):
+                self.values[f"R{a.i}"] = self.regs[a.i]
+            else:
+                assert isinstance(a, ArrName)
+                self.values[a.name] = list(self.arrays[a.name])
+        else:
+            self._quantum(op, args)
+        return nxt
+
+    def _quantum(self, op: str, args: tuple[Operand, ...]) -> None:
+        qs = tuple(self.mm.phys(self.app, a.i) for a in args if isinstance(a, Q) and op != "qalloc")
+        if op == "qalloc":
+            assert isinstance(args[0], Q)
+            phys, dirty = self.mm.alloc(self.app, args[0].i)
+            self.allocated.add(args[0].i)
+            if dirty:
+                self.pending.append(PhysOp("discard", (phys,)))
+        elif op == "qfree":
+            assert isinstance(args[0], Q)
+            self.mm.release(self.app, args[0].i)
+            self.allocated.discard(args[0].i)
+        elif op == "init":
+            self.pending.append(PhysOp("init", qs))
+        elif op == "meas":
+            assert isinstance(args[1], Reg)
+            self.lowering.spec.validate(PhysOp("meas", qs))
+            self.pending_src[args[1].i] = len(self.pending)
+            self.pending.append(PhysOp("meas", qs))
+        elif op == "wait":
+            ns = self._val(args[0])
+            if ns < 0:
+                raise ProgramError(f"wait of {ns} ns is negative")
+            self.pending.append(PhysOp("wait", (), float(ns)))
+        else:
+            if op not in CORE_GATES and op not in self.native:
+                raise DeviceError(
+                    f"gate {op} is not available on this {self.lowering.spec.name} device "
+                    f"(core gates: {', '.join(sorted(CORE_GATES))}; native: "
+                    f"{', '.join(sorted(self.native))})"
+                )
+            theta = 0.0
+            if GATES[op].angle:
+                a = args[-1]
+                theta = float(a.v) if isinstance(a, Flt | Imm) else 0.0
+            self.pending.extend(self.lowering.lower(op, qs, theta))

@@ -1,0 +1,90 @@
+"""Memory manager: per-app virtual qubit ids -> physical qubits, with reserved quotas.
+
+An app registers with a quota; the quota is reserved, so the sum of quotas never exceeds
+the device's qubits and an app always gets what it asked for. Allocation picks the
+lowest free physical index (on NV that is the electron first, the only qubit that can be
+measured or entangled). Freed qubits are *dirty*: the next allocation first discards
+them (maximally mixed, detached), so one app can never read what another left behind.
+An app names qubits only through its own map, so it can never reach another's qubits.
+
+>>> from qnodeos.hardware.params import generic
+>>> mm = MemoryManager(generic(2))
+>>> mm.open(1, quota=1)
+>>> mm.alloc(1, 0)
+(0, False)
+>>> mm.alloc(1, 1)
+Traceback (most recent call last):
+...
+qnodeos.errors.QuotaError: app 1: quota of 1 qubit(s) reached; cannot allocate Q1
+"""
+
+from __future__ import annotations
+
+from ..errors import ProgramError, QuotaError
+from ..hardware.specs import DeviceSpec
+
+
+class MemoryManager:
+    def __init__(self, spec: DeviceSpec) -> None:
+        self.spec = spec
+        self.free = set(range(spec.num_qubits))
+        self.dirty: set[int] = set()
+        self.quota: dict[int, int] = {}
+        self.maps: dict[int, dict[int, int]] = {}
+
+    @property
+    def reserved(self) -> int:
+        return sum(self.quota.values())
+
+    def open(self, app: int, quota: int) -> None:
+        """Reserve ``quota`` qubits for a new app (QuotaError if they are not there)."""
+        if quota < 0:
+            raise QuotaError(f"app {app}: quota {quota} is negative")
+        left = self.spec.num_qubits - self.reserved
+        if quota > left:
+            raise QuotaError(
+                f"app {app}: asked for {quota} qubit(s) but only {left} of "
+                f"{self.spec.num_qubits} are unreserved on this {self.spec.name} device"
+            )
+        self.quota[app] = quota
+        self.maps[app] = {}
+
+    def alloc(self, app: int, virt: int) -> tuple[int, bool]:
+        """Map ``virt`` to a free physical qubit: (physical, needs discard first)."""
+        m = self.maps[app]
+        if virt in m:
+            raise ProgramError(f"Q{virt} is already allocated")
+        if len(m) >= self.quota[app]:
+            raise QuotaError(
+                f"app {app}: quota of {self.quota[app]} qubit(s) reached; cannot allocate Q{virt}"
+            )
+        phys = min(self.free)  # reservation guarantees one is free
+        self.free.remove(phys)
+        m[virt] = phys
+        was_dirty = phys in self.dirty
+        self.dirty.discard(phys)
+        return phys, was_dirty
+
+    def phys(self, app: int, virt: int) -> int:
+        try:
+            return self.maps[app][virt]
+        except KeyError:
+            raise ProgramError(f"Q{virt} is not allocated by this app") from None
+
+    def release(self, app: int, virt: int) -> int:
+        phys = self.phys(app, virt)
+        del self.maps[app][virt]
+        self.free.add(phys)
+        self.dirty.add(phys)
+        return phys
+
+    def close(self, app: int) -> list[int]:
+        """Free everything ``app`` holds and drop its reservation; returns the qubits."""
+        held = list(self.maps.pop(app, {}).values())
+        self.quota.pop(app, None)
+        self.free.update(held)
+        self.dirty.update(held)
+        return held
+
+    def held(self, app: int) -> dict[int, int]:
+        return dict(self.maps.get(app, {}))

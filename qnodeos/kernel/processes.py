@@ -1,0 +1,95 @@
+"""Process manager: the lifecycle of each app, as one transition table.
+
+    READY --submit--> WAITING --schedule--> RUNNING --finish--> READY
+    any live state --stop--> DONE        any live state --fail--> FAILED
+
+An app has at most one block outstanding. An illegal event raises LocalError naming the
+app, its state and the event, and leaves the state as it was. Leases: every message from
+an app renews its lease; an app silent for longer than the lease (killed, crashed, hung
+event loop) is failed and everything it held is freed.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+from ..errors import LocalError
+
+
+class State(enum.Enum):
+    READY = "ready"
+    WAITING = "waiting"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+
+
+class Event(enum.Enum):
+    SUBMIT = "submit"
+    SCHEDULE = "schedule"
+    FINISH = "finish"
+    STOP = "stop"
+    FAIL = "fail"
+
+
+_LIVE = (State.READY, State.WAITING, State.RUNNING)
+TRANSITIONS: dict[tuple[State, Event], State] = {
+    (State.READY, Event.SUBMIT): State.WAITING,
+    (State.WAITING, Event.SCHEDULE): State.RUNNING,
+    (State.RUNNING, Event.FINISH): State.READY,
+    **{(s, Event.STOP): State.DONE for s in _LIVE},
+    **{(s, Event.FAIL): State.FAILED for s in _LIVE},
+}
+
+
+@dataclass
+class App:
+    app_id: int
+    name: str
+    addr: bytes
+    priority: int
+    quota: int
+    last_seen: float
+    state: State = State.READY
+    blocks_done: int = 0
+    blocks_failed: int = 0
+    history: list[State] = field(default_factory=list)
+
+    def fire(self, event: Event) -> State:
+        new = TRANSITIONS.get((self.state, event))
+        if new is None:
+            raise LocalError(
+                f"app {self.app_id} ({self.name}): event {event.value!r} "
+                f"is not allowed in state {self.state.value!r}"
+            )
+        self.history.append(self.state)
+        self.state = new
+        return new
+
+
+class ProcessTable:
+    """All apps of a node, by id and by connection address."""
+
+    def __init__(self, lease_s: float) -> None:
+        self.lease_s = lease_s
+        self.by_id: dict[int, App] = {}
+        self.by_addr: dict[bytes, App] = {}
+        self._next = 1
+
+    def add(self, *, name: str, addr: bytes, priority: int, quota: int, now: float) -> App:
+        app = App(self._next, name, addr, priority, quota, now)
+        self._next += 1
+        self.by_id[app.app_id] = app
+        self.by_addr[addr] = app
+        return app
+
+    def remove(self, app: App) -> None:
+        self.by_id.pop(app.app_id, None)
+        self.by_addr.pop(app.addr, None)
+
+    def expired(self, now: float) -> list[App]:
+        return [a for a in self.by_id.values() if now - a.last_seen > self.lease_s]
+
+    def next_deadline(self) -> float:
+        return min((a.last_seen + self.lease_s for a in self.by_id.values()), default=float("inf"))

@@ -1,0 +1,104 @@
+"""The classical process: a thin trio/zmq adapter around the sans-IO ``Kernel``.
+
+Apps connect DEALER sockets to our ROUTER (the connection identity is the app's
+identity: nothing in a message can claim to be another app). The quantum process is
+reached through a DEALER. Three tasks in one nursery: app traffic, device traffic, and a
+timer for leases; each calls the kernel and sends what it returns.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import trio
+
+from ..config import NodeConfig
+from ..errors import ProtocolError
+from ..lang import codec
+from ..transport import Socket, bind_router, connect_dealer
+from .core import Kernel, Out, ToApp
+
+log = logging.getLogger("qnodeos.kernel")
+TICK_S = 0.05
+
+
+class NodeService:
+    def __init__(self, cfg: NodeConfig) -> None:
+        self.cfg = cfg
+        self.kernel = Kernel(
+            node=cfg.name,
+            spec=cfg.device,
+            policy=cfg.policy,
+            lease_s=cfg.lease_s,
+            budget=cfg.budget,
+        )
+        self.from_app = codec.app_to_node()
+        self.to_app = codec.node_to_app()
+        self.to_dev = codec.to_device()
+        self.from_dev = codec.from_device()
+        self._ready = trio.Event()
+
+    async def _send(self, apps: Socket, dev: Socket, outs: list[Out]) -> None:
+        for out in outs:
+            if isinstance(out, ToApp):
+                await apps.send([out.addr, self.to_app.encode(out.msg)])
+            else:
+                await dev.send([self.to_dev.encode(out.msg)])
+        if self.kernel.device_ready:
+            self._ready.set()
+
+    async def _apps(self, apps: Socket, dev: Socket) -> None:
+        while True:
+            frames = await apps.recv()
+            addr = frames[0]
+            now = trio.current_time()
+            if len(frames) != 2:
+                outs = self.kernel.bad_message(
+                    addr, ProtocolError(f"expected 1 data frame, got {len(frames) - 1}")
+                )
+            else:
+                try:
+                    msg = self.from_app.decode(frames[1])
+                except ProtocolError as exc:
+                    outs = self.kernel.bad_message(addr, exc)
+                else:
+                    outs = self.kernel.app_message(addr, msg, now)
+            await self._send(apps, dev, outs)
+
+    async def _device(self, apps: Socket, dev: Socket) -> None:
+        while True:
+            frames = await dev.recv()
+            try:
+                msg = self.from_dev.decode(frames[-1])
+            except ProtocolError as exc:
+                log.error("quantum process sent a bad reply: %s", exc)
+                continue
+            await self._send(apps, dev, self.kernel.device_message(msg))
+
+    async def _timer(self, apps: Socket, dev: Socket) -> None:
+        while True:
+            await trio.sleep(TICK_S)
+            await self._send(apps, dev, self.kernel.handle_timer(trio.current_time()))
+
+    async def _hello(self, dev: Socket) -> None:
+        # Ping until the quantum process answers (it may still be starting).
+        while not self._ready.is_set():
+            for out in self.kernel.hello():
+                assert not isinstance(out, ToApp)
+                await dev.send([self.to_dev.encode(out.msg)])
+            with trio.move_on_after(0.2):
+                await self._ready.wait()
+
+    async def serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        apps = bind_router(self.cfg.app_endpoint)
+        dev = connect_dealer(self.cfg.qdevice_endpoint)
+        try:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._device, apps, dev)
+                await self._hello(dev)
+                nursery.start_soon(self._apps, apps, dev)
+                nursery.start_soon(self._timer, apps, dev)
+                task_status.started()
+        finally:
+            apps.close()
+            dev.close()

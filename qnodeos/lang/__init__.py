@@ -1,0 +1,1 @@
+"""The bottom layer: instructions, gates, wire messages and their codec."""

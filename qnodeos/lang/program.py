@@ -1,0 +1,199 @@
+"""Subroutines: the unit an app submits and the node runs on the device without interleaving.
+
+A subroutine has classical registers ``R0..R15`` (64-bit ints), named integer arrays,
+virtual qubits ``Q0..Qn`` (the app's own ids; the node maps them to physical qubits),
+and a list of instructions. Labels name instruction positions for branches.
+
+The opcode table ``OPCODES`` says which operand kinds each instruction takes; static
+validation (`validate`) checks a subroutine against it before anything runs, so the
+interpreter never meets an ill-typed instruction.
+
+>>> sub = Subroutine(arrays={"out": 1}, instrs=[
+...     Instr(op="qalloc", args=(Q(i=0),)), Instr(op="init", args=(Q(i=0),)),
+...     Instr(op="h", args=(Q(i=0),)), Instr(op="meas", args=(Q(i=0), Reg(i=0))),
+...     Instr(op="store", args=(Reg(i=0), Elem(array="out", index=Imm(v=0)))),
+...     Instr(op="ret", args=(ArrName(name="out"),))], labels={})
+>>> validate(sub)
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Union
+
+import msgspec
+
+from ..errors import ProgramError
+from .gates import GATES
+
+NUM_REGS = 16
+MAX_INSTRS = 4096
+MAX_ARRAY_TOTAL = 65536
+MAX_QUBIT_ID = 1023
+INT_MIN, INT_MAX = -(2**63), 2**63 - 1
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,31}$")
+
+
+class Reg(msgspec.Struct, frozen=True, array_like=True, tag="R"):
+    """Classical register ``R<i>``."""
+
+    i: int
+
+
+class Imm(msgspec.Struct, frozen=True, array_like=True, tag="I"):
+    """Integer immediate."""
+
+    v: int
+
+
+class Flt(msgspec.Struct, frozen=True, array_like=True, tag="F"):
+    """Float immediate (angles, in radians)."""
+
+    v: float
+
+
+class Q(msgspec.Struct, frozen=True, array_like=True, tag="Q"):
+    """Virtual qubit ``Q<i>`` of the submitting app."""
+
+    i: int
+
+
+class Elem(msgspec.Struct, frozen=True, array_like=True, tag="E"):
+    """Array element ``name[index]``."""
+
+    array: str
+    index: Union[Reg, Imm]  # noqa: UP007 (msgspec needs the Union form here)
+
+
+class ArrName(msgspec.Struct, frozen=True, array_like=True, tag="A"):
+    """A whole array (for ``ret``)."""
+
+    name: str
+
+
+class Lbl(msgspec.Struct, frozen=True, array_like=True, tag="L"):
+    """A branch target, written ``@name``."""
+
+    name: str
+
+
+Operand = Union[Reg, Imm, Flt, Q, Elem, ArrName, Lbl]  # noqa: UP007
+
+
+class Instr(msgspec.Struct, frozen=True, array_like=True):
+    """One instruction: opcode and operands."""
+
+    op: str
+    args: tuple[Operand, ...]
+
+
+class Subroutine(msgspec.Struct, frozen=True, kw_only=True):
+    """A whole block: array declarations, instructions, labels (name -> instr index)."""
+
+    arrays: dict[str, int]
+    instrs: list[Instr]
+    labels: dict[str, int]
+
+
+# Operand kinds: R dest register, V int value (register or immediate), F angle
+# (float or int immediate), Q qubit, E array element, L label, T ret target.
+_KINDS: dict[str, tuple[type, ...]] = {
+    "R": (Reg,),
+    "V": (Reg, Imm),
+    "F": (Flt, Imm),
+    "Q": (Q,),
+    "E": (Elem,),
+    "L": (Lbl,),
+    "T": (Reg, ArrName),
+}
+
+CLASSICAL_OPS: dict[str, str] = {
+    "set": "RV",
+    "add": "RVV",
+    "sub": "RVV",
+    "mul": "RVV",
+    "div": "RVV",
+    "mod": "RVV",
+    "load": "RE",
+    "store": "VE",
+    "jmp": "L",
+    "beq": "VVL",
+    "bne": "VVL",
+    "blt": "VVL",
+    "bge": "VVL",
+    "ret": "T",
+}
+QUANTUM_OPS: dict[str, str] = {
+    "qalloc": "Q",
+    "qfree": "Q",
+    "init": "Q",
+    "meas": "QR",
+    "wait": "V",
+}
+for _g in GATES.values():
+    QUANTUM_OPS[_g.name] = "Q" * _g.arity + ("F" if _g.angle else "")
+
+OPCODES: dict[str, str] = {**CLASSICAL_OPS, **QUANTUM_OPS}
+
+
+def _check_operand(where: str, kind: str, arg: Operand, sub: Subroutine) -> None:
+    if not isinstance(arg, _KINDS[kind]):
+        names = "/".join(t.__name__ for t in _KINDS[kind])
+        raise ProgramError(f"{where}: expected {names}, got {type(arg).__name__}")
+    if isinstance(arg, Reg) and not 0 <= arg.i < NUM_REGS:
+        raise ProgramError(f"{where}: register R{arg.i} out of range R0..R{NUM_REGS - 1}")
+    if isinstance(arg, Imm) and not INT_MIN <= arg.v <= INT_MAX:
+        raise ProgramError(f"{where}: immediate {arg.v} does not fit in 64 bits")
+    if isinstance(arg, Flt) and not math.isfinite(arg.v):
+        raise ProgramError(f"{where}: angle {arg.v} is not finite")
+    if isinstance(arg, Q) and not 0 <= arg.i <= MAX_QUBIT_ID:
+        raise ProgramError(f"{where}: qubit Q{arg.i} out of range Q0..Q{MAX_QUBIT_ID}")
+    if isinstance(arg, Elem | ArrName):
+        name = arg.array if isinstance(arg, Elem) else arg.name
+        if name not in sub.arrays:
+            raise ProgramError(f"{where}: array {name!r} is not declared")
+        if isinstance(arg, Elem):
+            _check_operand(where, "V", arg.index, sub)
+            if isinstance(arg.index, Imm) and not 0 <= arg.index.v < sub.arrays[name]:
+                raise ProgramError(
+                    f"{where}: index {arg.index.v} out of bounds for {name}[{sub.arrays[name]}]"
+                )
+    if isinstance(arg, Lbl) and arg.name not in sub.labels:
+        raise ProgramError(f"{where}: label {arg.name!r} is not defined")
+
+
+def validate(sub: Subroutine, max_instrs: int = MAX_INSTRS) -> None:
+    """Check a subroutine against the opcode table and its own declarations.
+
+    Raises ProgramError naming the first offending instruction and operand.
+    """
+    if len(sub.instrs) > max_instrs:
+        raise ProgramError(f"subroutine has {len(sub.instrs)} instructions; limit is {max_instrs}")
+    total = 0
+    for name, length in sub.arrays.items():
+        if not _NAME.match(name):
+            raise ProgramError(f"array name {name!r} is not an identifier")
+        if not 1 <= length <= MAX_ARRAY_TOTAL:
+            raise ProgramError(f"array {name!r} length {length} not in 1..{MAX_ARRAY_TOTAL}")
+        total += length
+    if total > MAX_ARRAY_TOTAL:
+        raise ProgramError(f"arrays hold {total} elements in all; limit is {MAX_ARRAY_TOTAL}")
+    for name, pos in sub.labels.items():
+        if not _NAME.match(name):
+            raise ProgramError(f"label name {name!r} is not an identifier")
+        if not 0 <= pos <= len(sub.instrs):
+            raise ProgramError(f"label {name!r} points at {pos}, outside 0..{len(sub.instrs)}")
+    for n, ins in enumerate(sub.instrs):
+        sig = OPCODES.get(ins.op)
+        if sig is None:
+            raise ProgramError(f"instruction {n}: unknown instruction {ins.op!r}")
+        where = f"instruction {n} ({ins.op})"
+        if len(ins.args) != len(sig):
+            raise ProgramError(f"{where}: takes {len(sig)} operands, got {len(ins.args)}")
+        for kind, arg in zip(sig, ins.args, strict=True):
+            _check_operand(where, kind, arg, sub)
+        if ins.op in ("qalloc", "qfree", "init", "meas") or ins.op in GATES:
+            qs = [a.i for a in ins.args if isinstance(a, Q)]
+            if len(set(qs)) != len(qs):
+                raise ProgramError(f"{where}: the same qubit appears twice: Q{qs[0]}")

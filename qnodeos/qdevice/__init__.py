@@ -1,0 +1,1 @@
+"""The quantum process: simulated devices, density-matrix physics, and its service."""

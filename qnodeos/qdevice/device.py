@@ -1,0 +1,161 @@
+"""The simulated quantum device: executes physical instructions on a device clock.
+
+Sans-IO: ``execute(op, now_ns)`` takes the current device time from the caller (the
+quantum process derives it from the wall clock times the speed factor; tests pass
+numbers). An op starts at ``max(now, busy_until)`` and lasts its spec'd duration.
+
+Noise, per op: the qubits it touches first decohere (T1/T2) for the device time since
+they were last touched; then the ideal operation; then its depolarising error. All three
+are composed into one superoperator. Readout flips the reported outcome with p(0->1) /
+p(1->0); the state collapses to the true outcome. Qubits nobody touches are decohered
+lazily the next time they are used, which is exact because the idle channels act on each
+qubit alone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+
+from ..hardware.specs import DeviceSpec
+from ..lang.gates import GATES
+from ..lang.messages import PhysOp
+from .physics import (
+    Matrix,
+    Register,
+    decay_superop,
+    depolarise_superop,
+    two_qubit_product,
+    unitary_superop,
+)
+
+NO_OUTCOME = -1
+
+
+class QuantumDevice:
+    """A device of ``spec`` with a seeded ``numpy.random.Generator``."""
+
+    def __init__(self, spec: DeviceSpec, rng: np.random.Generator) -> None:
+        self.spec = spec
+        self.rng = rng
+        self.reg = Register(spec.num_qubits)
+        self.touched = [0.0] * spec.num_qubits  # device time each qubit is decohered to
+        self.busy_until = 0.0
+        self.executed = 0
+        self._unitaries: dict[tuple[str, float], Matrix] = {}
+        self._depol: dict[tuple[float, int], Matrix] = {}
+
+    # -- helpers -----------------------------------------------------------------------
+    def _gate_superop(self, name: str, theta: float) -> Matrix:
+        key = (name, theta)
+        s = self._unitaries.get(key)
+        if s is None:
+            s = unitary_superop(GATES[name].make(theta))
+            if len(self._unitaries) < 4096:
+                self._unitaries[key] = s
+        return s
+
+    def _depolarise(self, p: float, m: int) -> Matrix | None:
+        if p <= 0.0:
+            return None
+        s = self._depol.get((p, m))
+        if s is None:
+            s = self._depol[(p, m)] = depolarise_superop(p, m)
+        return s
+
+    def _decay(self, q: int, t: float) -> Matrix | None:
+        dt = t - self.touched[q]
+        self.touched[q] = max(t, self.touched[q])
+        kind = self.spec.kind(q)
+        if dt <= 0.0 or (kind.t1_ns == np.inf and kind.t2_ns == np.inf):
+            return None
+        return decay_superop(dt, kind.t1_ns, kind.t2_ns)
+
+    def decohere(self, qubits: Iterable[int], t: float) -> None:
+        """Bring the given qubits' idle decay up to device time t."""
+        for q in qubits:
+            s = self._decay(q, t)
+            if s is not None:
+                self.reg.apply(s, [q])
+
+    # -- execution ---------------------------------------------------------------------
+    def execute(self, op: PhysOp, now_ns: float) -> tuple[int, float]:
+        """Run one op; return (outcome or NO_OUTCOME, device time it ends).
+
+        Raises DeviceError (state untouched) if the device cannot do it.
+        """
+        self.spec.validate(op)
+        spec = self.spec.op_spec(op)
+        start = max(now_ns, self.busy_until)
+        end = start + spec.duration_ns
+        outcome = NO_OUTCOME
+        qs = list(op.qubits)
+        name = op.op
+        if name == "init":
+            self.reg.reset(qs[0])
+            self.touched[qs[0]] = start
+            dep = self._depolarise(spec.error, 1)
+            if dep is not None:
+                self.reg.apply(dep, qs)
+        elif name == "discard":
+            self.reg.reset(qs[0], mixed=True)
+            self.touched[qs[0]] = start
+        elif name == "meas":
+            self.decohere(qs, start)
+            true = self.reg.measure(qs[0], float(self.rng.random()))
+            m = self.spec.kind(qs[0]).meas
+            assert m is not None
+            flip = m.p01 if true == 0 else m.p10
+            outcome = true ^ 1 if flip > 0 and self.rng.random() < flip else true
+        elif name == "wait":
+            pass
+        elif len(qs) == 1:
+            self._one(qs[0], self._gate_superop(name, op.param), spec.error, start)
+        elif len(qs) == 2:
+            self._two(qs, self._gate_superop(name, op.param), spec.error, start)
+        else:
+            self._collective(name, op.param, spec.error, start)
+        for q in qs:
+            self.touched[q] = max(self.touched[q], end)
+        self.busy_until = end
+        self.executed += 1
+        return outcome, end
+
+    def _one(self, q: int, gate: Matrix, error: float, start: float) -> None:
+        s = gate
+        decay = self._decay(q, start)
+        if decay is not None:
+            s = s @ decay
+        dep = self._depolarise(error, 1)
+        if dep is not None:
+            s = dep @ s
+        self.reg.apply(s, [q])
+
+    def _two(self, qs: list[int], gate: Matrix, error: float, start: float) -> None:
+        s = gate
+        da, db = self._decay(qs[0], start), self._decay(qs[1], start)
+        if da is not None or db is not None:
+            eye = np.eye(4, dtype=complex)
+            s = s @ two_qubit_product(eye if da is None else da, eye if db is None else db)
+        dep = self._depolarise(error, 2)
+        if dep is not None:
+            s = dep @ s
+        self.reg.apply(s, qs)
+
+    def _collective(self, name: str, theta: float, error: float, start: float) -> None:
+        n = self.spec.num_qubits
+        base = GATES[name].collective_of
+        if base == "ms":
+            # exp(-i theta/2 sum_{i<j} X_i X_j): the pair terms commute, apply each.
+            pair = self._gate_superop("ms", theta)
+            self.decohere(range(n), start)
+            for i in range(n):
+                for j in range(i + 1, n):
+                    dep = self._depolarise(error, 2)
+                    self.reg.apply(pair if dep is None else dep @ pair, [i, j])
+        else:
+            assert base is not None
+            gate = self._gate_superop(base, theta)
+            for q in range(n):
+                self._one(q, gate, error, start)

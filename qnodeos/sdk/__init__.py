@@ -1,0 +1,26 @@
+"""The application SDK: connect to a node, record quantum blocks, read their results.
+
+>>> import trio
+>>> from qnodeos import sdk
+>>> async def main() -> None:                                   # doctest: +SKIP
+...     async with sdk.connect("alice", app="demo", qubits=1) as node:
+...         async with node.block() as b:
+...             q = b.qubit()
+...             q.h()
+...             m = q.measure()
+...         print(m.value)
+"""
+
+from .builder import Block, Future, LoopVar, Qubit
+from .client import BlockError, Node, connect, resolve_endpoint
+
+__all__ = [
+    "Block",
+    "BlockError",
+    "Future",
+    "LoopVar",
+    "Node",
+    "Qubit",
+    "connect",
+    "resolve_endpoint",
+]

@@ -1,0 +1,337 @@
+"""Recording a quantum block: Python calls on ``Block``/``Qubit`` become a Subroutine.
+
+The builder is pure (no I/O): it hands out virtual qubit ids and registers, records
+loops and branches as labels and jumps, and gives each measurement a ``Future`` whose
+value is filled in from the block's results. Loop bodies are recorded once and run
+``n`` times on the node; a measurement inside loops yields a (nested) list, one value
+per iteration.
+
+>>> b = Block(qubit_ids=QubitIds(4))
+>>> q = b.qubit()
+>>> q.h()
+>>> m = q.measure()
+>>> print(b.build().instrs[2])
+Instr(op='h', args=(Q(i=0),))
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..errors import LocalError
+from ..lang.gates import GATES
+from ..lang.program import (
+    NUM_REGS,
+    ArrName,
+    Elem,
+    Flt,
+    Imm,
+    Instr,
+    Lbl,
+    Operand,
+    Q,
+    Reg,
+    Subroutine,
+)
+
+_NOT_YET = object()
+
+
+class QubitIds:
+    """Hands out the app's virtual qubit ids, reusing freed ones."""
+
+    def __init__(self, quota: int) -> None:
+        self.quota = quota
+        self.used: set[int] = set()
+
+    def take(self) -> int:
+        for i in range(self.quota):
+            if i not in self.used:
+                self.used.add(i)
+                return i
+        raise LocalError(f"all {self.quota} qubit(s) of this app's quota are in use")
+
+    def give(self, i: int) -> None:
+        self.used.discard(i)
+
+
+@dataclass
+class _Loop:
+    reg: int
+    count: int
+
+
+class Future:
+    """A measurement result; ``.value`` exists once the block has run."""
+
+    def __init__(self, array: str, loops: tuple[int, ...]) -> None:
+        self.array = array
+        self.shape = loops
+        self._value: Any = _NOT_YET
+
+    @property
+    def value(self) -> Any:
+        if self._value is _NOT_YET:
+            raise LocalError("this value exists only after its block has run")
+        return self._value
+
+    def _fill(self, flat: list[int]) -> None:
+        out: Any = flat
+        for n in reversed(self.shape[1:]):
+            out = [out[i : i + n] for i in range(0, len(out), n)]
+        self._value = out if self.shape else flat[0]
+
+    def __repr__(self) -> str:
+        return f"Future({'?' if self._value is _NOT_YET else self._value!r})"
+
+
+@dataclass
+class LoopVar:
+    """The iteration counter of ``Block.loop`` (usable as an operand)."""
+
+    reg: int
+
+
+class Qubit:
+    """A virtual qubit of the app. Operations record into the currently open block."""
+
+    def __init__(self, owner: QubitOwner, vid: int) -> None:
+        self._owner = owner
+        self.id = vid
+        self.freed = False
+
+    def _emit(self, op: str, *extra: Operand) -> None:
+        if self.freed:
+            raise LocalError(f"qubit Q{self.id} was measured or freed; allocate a new one")
+        self._owner.current_block().emit(op, Q(i=self.id), *extra)
+
+    def x(self) -> None:
+        self._emit("x")
+
+    def y(self) -> None:
+        self._emit("y")
+
+    def z(self) -> None:
+        self._emit("z")
+
+    def h(self) -> None:
+        self._emit("h")
+
+    def s(self) -> None:
+        self._emit("s")
+
+    def t(self) -> None:
+        self._emit("t")
+
+    def rx(self, theta: float) -> None:
+        self._emit("rx", _angle(theta))
+
+    def ry(self, theta: float) -> None:
+        self._emit("ry", _angle(theta))
+
+    def rz(self, theta: float) -> None:
+        self._emit("rz", _angle(theta))
+
+    def cnot(self, target: Qubit) -> None:
+        self._two("cnot", target)
+
+    def cz(self, target: Qubit) -> None:
+        self._two("cz", target)
+
+    def gate(self, name: str, *others: Qubit, theta: float | None = None) -> None:
+        """Any gate by name, e.g. a device-native ``q.gate("crx", carbon, theta=0.5)``."""
+        g = GATES.get(name)
+        if g is None or g.arity != 1 + len(others):
+            raise LocalError(f"{name!r} is not a gate on {1 + len(others)} qubit(s)")
+        extra: list[Operand] = [Q(i=o.id) for o in others]
+        if g.angle:
+            if theta is None:
+                raise LocalError(f"gate {name} needs theta")
+            extra.append(_angle(theta))
+        for o in others:
+            if o.freed:
+                raise LocalError(f"qubit Q{o.id} was measured or freed")
+        self._emit(name, *extra)
+
+    def _two(self, name: str, other: Qubit) -> None:
+        if other.freed:
+            raise LocalError(f"qubit Q{other.id} was measured or freed")
+        self._emit(name, Q(i=other.id))
+
+    def measure(self, *, inplace: bool = False) -> Future:
+        """Measure in Z. Without ``inplace`` the qubit is freed afterwards."""
+        if self.freed:
+            raise LocalError(f"qubit Q{self.id} was measured or freed")
+        fut = self._owner.current_block().measure(self)
+        if not inplace:
+            self.free()
+        return fut
+
+    def free(self) -> None:
+        self._emit("qfree")
+        self.freed = True
+        self._owner.current_block().freed.append(self)
+
+
+class QubitOwner:
+    """What a Qubit records into: the connection's currently open block."""
+
+    def current_block(self) -> Block:
+        raise NotImplementedError
+
+
+def _angle(theta: float) -> Flt:
+    if not math.isfinite(theta):
+        raise LocalError(f"angle {theta} is not finite")
+    return Flt(v=float(theta))
+
+
+@dataclass
+class Block(QubitOwner):
+    """One subroutine being recorded."""
+
+    qubit_ids: QubitIds
+    owner: QubitOwner | None = None
+    instrs: list[Instr] = field(default_factory=list)
+    arrays: dict[str, int] = field(default_factory=dict)
+    labels: dict[str, int] = field(default_factory=dict)
+    futures: list[Future] = field(default_factory=list)
+    allocated: list[Qubit] = field(default_factory=list)
+    freed: list[Qubit] = field(default_factory=list)
+    _free_regs: list[int] = field(default_factory=lambda: list(range(NUM_REGS - 1, -1, -1)))
+    _loops: list[_Loop] = field(default_factory=list)
+    _nlabels: int = 0
+
+    def current_block(self) -> Block:
+        return self
+
+    def emit(self, op: str, *args: Operand) -> None:
+        self.instrs.append(Instr(op=op, args=tuple(args)))
+
+    def _reg(self) -> int:
+        if not self._free_regs:
+            raise LocalError(f"block uses more than {NUM_REGS} registers (loops nested too deep)")
+        return self._free_regs.pop()
+
+    def _label(self, stem: str) -> str:
+        self._nlabels += 1
+        return f"{stem}{self._nlabels}"
+
+    def _place(self, name: str) -> None:
+        self.labels[name] = len(self.instrs)
+
+    # -- qubits and measurement ----------------------------------------------------------
+    def qubit(self) -> Qubit:
+        """Allocate a qubit and initialise it to |0>."""
+        q = Qubit(self.owner or self, self.qubit_ids.take())
+        self.emit("qalloc", Q(i=q.id))
+        self.emit("init", Q(i=q.id))
+        self.allocated.append(q)
+        return q
+
+    def measure(self, q: Qubit) -> Future:
+        size = math.prod(lp.count for lp in self._loops)
+        name = f"m{len(self.futures)}"
+        self.arrays[name] = size
+        tmp = self._reg()
+        self.emit("meas", Q(i=q.id), Reg(i=tmp))
+        self.emit("store", Reg(i=tmp), Elem(array=name, index=self._flat_index()))
+        self._free_regs.append(tmp)
+        fut = Future(name, tuple(lp.count for lp in self._loops))
+        self.futures.append(fut)
+        return fut
+
+    def _flat_index(self) -> Reg | Imm:
+        if not self._loops:
+            return Imm(v=0)
+        if len(self._loops) == 1:
+            return Reg(i=self._loops[0].reg)
+        idx = self._reg()
+        self.emit("set", Reg(i=idx), Imm(v=0))
+        for lp in self._loops:
+            self.emit("mul", Reg(i=idx), Reg(i=idx), Imm(v=lp.count))
+            self.emit("add", Reg(i=idx), Reg(i=idx), Reg(i=lp.reg))
+        self._free_regs.append(idx)
+        return Reg(i=idx)
+
+    def wait(self, seconds: float) -> None:
+        """Let the device idle for ``seconds`` of device time (qubits decohere)."""
+        if not (math.isfinite(seconds) and seconds >= 0):
+            raise LocalError(f"wait of {seconds} s must be a non-negative number")
+        self.emit("wait", Imm(v=round(seconds * 1e9)))
+
+    def collective(self, name: str, theta: float) -> None:
+        """A gate on every qubit of the device (trapped ion: all_rx, all_ry, ms)."""
+        g = GATES.get(name)
+        if g is None or g.arity != 0:
+            raise LocalError(f"{name!r} is not a collective gate")
+        self.emit(name, _angle(theta))
+
+    # -- control flow --------------------------------------------------------------------
+    @contextmanager
+    def loop(self, count: int) -> Iterator[LoopVar]:
+        """Repeat the recorded body ``count`` times on the node."""
+        if count < 1:
+            raise LocalError(f"loop count {count} must be >= 1")
+        reg = self._reg()
+        start, end = self._label("loop"), self._label("endloop")
+        self.emit("set", Reg(i=reg), Imm(v=0))
+        self._place(start)
+        self.emit("bge", Reg(i=reg), Imm(v=count), Lbl(name=end))
+        self._loops.append(_Loop(reg, count))
+        try:
+            yield LoopVar(reg)
+        finally:
+            self._loops.pop()
+        self.emit("add", Reg(i=reg), Reg(i=reg), Imm(v=1))
+        self.emit("jmp", Lbl(name=start))
+        self._place(end)
+        self._free_regs.append(reg)
+
+    @contextmanager
+    def if_eq(self, fut: Future | LoopVar, value: int) -> Iterator[None]:
+        """Run the body only if ``fut`` (a measurement in this block) equals ``value``."""
+        with self._branch("bne", fut, value):
+            yield
+
+    @contextmanager
+    def if_ne(self, fut: Future | LoopVar, value: int) -> Iterator[None]:
+        with self._branch("beq", fut, value):
+            yield
+
+    @contextmanager
+    def _branch(self, skip_op: str, fut: Future | LoopVar, value: int) -> Iterator[None]:
+        end = self._label("endif")
+        if isinstance(fut, LoopVar):
+            operand: Reg = Reg(i=fut.reg)
+            tmp = None
+        else:
+            if fut not in self.futures:
+                raise LocalError("a branch can only test a measurement of the same block")
+            if fut.shape != tuple(lp.count for lp in self._loops[: len(fut.shape)]):
+                raise LocalError("a measurement made inside a loop can only be tested in it")
+            tmp = self._reg()
+            self.emit("load", Reg(i=tmp), Elem(array=fut.array, index=self._flat_index()))
+            operand = Reg(i=tmp)
+        self.emit(skip_op, operand, Imm(v=value), Lbl(name=end))
+        if tmp is not None:
+            self._free_regs.append(tmp)
+        yield
+        self._place(end)
+
+    # -- result --------------------------------------------------------------------------
+    def build(self) -> Subroutine:
+        instrs = list(self.instrs)
+        instrs.extend(Instr(op="ret", args=(ArrName(name=f.array),)) for f in self.futures)
+        return Subroutine(arrays=dict(self.arrays), instrs=instrs, labels=dict(self.labels))
+
+    def fill(self, values: dict[str, int | list[int]]) -> None:
+        for f in self.futures:
+            v = values.get(f.array)
+            if not isinstance(v, list):
+                raise LocalError(f"node returned no values for {f.array}")
+            f._fill(v)

@@ -1,0 +1,179 @@
+"""A thin trio adapter over non-blocking pyzmq sockets.
+
+Rules it follows (see shared/reference/zmq-trio.md): the zmq FD is edge-triggered, so
+always *try* the non-blocking operation first and wait on the FD only after
+``zmq.Again``; only one task may wait on the FD, others park on an event; any
+successful operation wakes the waiters (it may have consumed the edge); yield to the
+scheduler every 16 operations rather than after each. A receive that is cancelled while
+waiting has not taken a message off the socket, so nothing is lost.
+
+``mem://NAME`` endpoints give the same ROUTER/DEALER behaviour inside one process over
+trio memory channels, so a whole node (kernel, device, apps) runs deterministically
+under trio's MockClock with exactly the code that runs over ZeroMQ.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Sequence
+from typing import Protocol
+
+import trio
+import zmq
+
+_YIELD_EVERY = 16
+
+
+class ZSocket:
+    """A pyzmq socket used from trio tasks. Owns and closes the zmq socket."""
+
+    def __init__(self, sock: zmq.Socket[bytes]) -> None:
+        self.sock = sock
+        self._fd: int = sock.getsockopt(zmq.FD)  # type: ignore[assignment]  # FD is an int
+        self._fd_scope: trio.CancelScope | None = None
+        self._parked: trio.Event | None = None
+        self._ops = 0
+
+    @classmethod
+    def bind(cls, ctx: zmq.Context[zmq.Socket[bytes]], kind: int, endpoint: str) -> ZSocket:
+        s = ctx.socket(kind)
+        s.setsockopt(zmq.LINGER, 1000)
+        s.bind(endpoint)
+        return cls(s)
+
+    @classmethod
+    def connect(cls, ctx: zmq.Context[zmq.Socket[bytes]], kind: int, endpoint: str) -> ZSocket:
+        s = ctx.socket(kind)
+        s.setsockopt(zmq.LINGER, 1000)
+        s.connect(endpoint)
+        return cls(s)
+
+    def close(self) -> None:
+        self.sock.close()
+
+    def _wake(self) -> None:
+        if self._fd_scope is not None:
+            self._fd_scope.cancel()
+        if self._parked is not None:
+            self._parked.set()
+            self._parked = None
+
+    async def _done(self) -> None:
+        self._wake()
+        self._ops += 1
+        if self._ops % _YIELD_EVERY == 0:
+            await trio.lowlevel.checkpoint()
+
+    async def _wait(self) -> None:
+        if self._fd_scope is not None:
+            if self._parked is None:
+                self._parked = trio.Event()
+            await self._parked.wait()
+            return
+        with trio.CancelScope() as scope:
+            self._fd_scope = scope
+            try:
+                await trio.lowlevel.wait_readable(self._fd)
+            finally:
+                self._fd_scope = None
+        if self._parked is not None:
+            self._parked.set()
+            self._parked = None
+
+    async def send(self, parts: Sequence[bytes]) -> None:
+        while True:
+            try:
+                self.sock.send_multipart(parts, zmq.NOBLOCK)
+            except zmq.Again:
+                await self._wait()
+                continue
+            await self._done()
+            return
+
+    async def recv(self) -> list[bytes]:
+        while True:
+            try:
+                msg = self.sock.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                await self._wait()
+                continue
+            await self._done()
+            return msg
+
+
+class Socket(Protocol):
+    """What the services and the SDK need of a socket."""
+
+    async def send(self, parts: Sequence[bytes]) -> None: ...
+
+    async def recv(self) -> list[bytes]: ...
+
+    def close(self) -> None: ...
+
+
+class _Hub:
+    """One mem:// endpoint: the bound ROUTER's inbox and each DEALER's inbox."""
+
+    def __init__(self) -> None:
+        self.router_in, self.router_out = trio.open_memory_channel[list[bytes]](math.inf)
+        self.dealers: dict[bytes, trio.MemorySendChannel[list[bytes]]] = {}
+        self.ids = itertools.count(1)
+
+
+_HUBS: dict[str, _Hub] = {}
+
+
+def _hub(endpoint: str) -> _Hub:
+    return _HUBS.setdefault(endpoint, _Hub())
+
+
+class MemRouter:
+    def __init__(self, endpoint: str) -> None:
+        self.hub = _hub(endpoint)
+        self.endpoint = endpoint
+
+    async def send(self, parts: Sequence[bytes]) -> None:
+        # Like zmq's ROUTER: a message to an unknown peer is dropped.
+        ch = self.hub.dealers.get(parts[0])
+        if ch is not None:
+            ch.send_nowait(list(parts[1:]))
+        await trio.lowlevel.checkpoint()
+
+    async def recv(self) -> list[bytes]:
+        return await self.hub.router_out.receive()
+
+    def close(self) -> None:
+        _HUBS.pop(self.endpoint, None)
+
+
+class MemDealer:
+    def __init__(self, endpoint: str) -> None:
+        self.hub = _hub(endpoint)
+        self.ident = b"mem-%d" % next(self.hub.ids)
+        send, self._inbox = trio.open_memory_channel[list[bytes]](math.inf)
+        self.hub.dealers[self.ident] = send
+
+    async def send(self, parts: Sequence[bytes]) -> None:
+        self.hub.router_in.send_nowait([self.ident, *parts])
+        await trio.lowlevel.checkpoint()
+
+    async def recv(self) -> list[bytes]:
+        return await self._inbox.receive()
+
+    def close(self) -> None:
+        self.hub.dealers.pop(self.ident, None)
+
+
+def bind_router(endpoint: str) -> Socket:
+    """A ROUTER bound at ``endpoint`` (ipc://, tcp://, or in-process mem://)."""
+    if endpoint.startswith("mem://"):
+        return MemRouter(endpoint)
+    return ZSocket.bind(zmq.Context.instance(), zmq.ROUTER, endpoint)
+
+
+def connect_dealer(endpoint: str) -> Socket:
+    """A DEALER connected to ``endpoint`` (ipc://, tcp://, or in-process mem://)."""
+    if endpoint.startswith("mem://"):
+        return MemDealer(endpoint)
+    return ZSocket.connect(zmq.Context.instance(), zmq.DEALER, endpoint)

@@ -1,0 +1,217 @@
+"""``qnodeos run``: start every node of a network, run its apps, collect, tear down.
+
+Each node is ``qnodeos node NAME`` (which starts its own quantum process); each app is
+``python -m testbed.app_runner``. Everything runs in one trio nursery: on success, on an
+error, on Ctrl-C or when a node dies, leaving the nursery stops every child process.
+The run directory keeps the network file used, every process's log, and results.json.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import trio
+
+from qnodeos.cli import READY
+from qnodeos.config import NetworkConfig, load_network, parse_network
+from qnodeos.defaults import default_network_text
+from qnodeos.errors import QNodeOSError
+
+
+class RunError(QNodeOSError):
+    """A node or app failed during ``qnodeos run``; the run directory has the logs."""
+
+
+async def _pump_log(stream: trio.abc.ReceiveStream, log: Path, ready: trio.Event | None) -> None:
+    buf = b""
+    with log.open("ab") as f:
+        async for chunk in stream:
+            f.write(chunk)
+            f.flush()
+            buf += chunk
+            if ready is not None and READY.encode() in buf:
+                ready.set()
+                ready = None
+                buf = b""
+            buf = buf[-256:]
+
+
+async def _start_node(
+    nursery: trio.Nursery,
+    name: str,
+    net_file: Path,
+    run_dir: Path,
+    env: dict[str, str],
+    timeout: float,
+) -> trio.Process:
+    ready = trio.Event()
+    proc = await trio.lowlevel.open_process(
+        [sys.executable, "-m", "qnodeos", "node", name, "--network", str(net_file)],
+        stdout=-1,
+        stderr=-1,
+        env=env,
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    nursery.start_soon(_pump_log, proc.stdout, run_dir / f"node-{name}.log", ready)
+    nursery.start_soon(_pump_log, proc.stderr, run_dir / f"node-{name}.log", None)
+    with trio.move_on_after(timeout):
+        while not ready.is_set():
+            if proc.poll() is not None:
+                raise RunError(
+                    f"node {name} exited with {proc.returncode} before it was ready; "
+                    f"see {run_dir / f'node-{name}.log'}"
+                )
+            with trio.move_on_after(0.05):
+                await ready.wait()
+    if not ready.is_set():
+        raise RunError(f"node {name} was not ready within {timeout} s")
+    return proc
+
+
+def _formatter(module: str) -> Callable[[dict[str, Any]], str] | None:
+    try:
+        fmt = getattr(importlib.import_module(module), "format_result", None)
+    except ImportError:
+        return None
+    return fmt if callable(fmt) else None
+
+
+def _prepare(
+    path: str | None, run_dir_arg: str | None
+) -> tuple[NetworkConfig, Path, dict[str, str]]:
+    """Parse the network, make the run directory, and the environment for children."""
+    cfg = load_network(path) if path else parse_network(default_network_text(), "<default>")
+    text = Path(path).read_text() if path else default_network_text()
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    run_dir = Path(run_dir_arg or Path("qnodeos-runs") / f"{cfg.name}-{stamp}-{os.getpid()}")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    net_file = run_dir / "network.toml"
+    net_file.write_text(text)
+    sock_dir = tempfile.mkdtemp(prefix="qn-")  # short: ipc paths are limited to ~100 chars
+    env = {
+        **os.environ,
+        "QNODEOS_NETWORK": str(net_file.resolve()),
+        "QNODEOS_RUNTIME_DIR": sock_dir,
+    }
+    return cfg, run_dir, env
+
+
+async def run_network(
+    path: str | None, as_json: bool, run_dir_arg: str | None, timeout: float
+) -> int:
+    cfg, run_dir, env = _prepare(path, run_dir_arg)
+    net_file = run_dir / "network.toml"
+    results: dict[str, Any] = {}
+    procs: list[trio.Process] = []
+    status = 0
+    try:
+        async with trio.open_nursery() as nursery:
+            with trio.fail_after(timeout):
+                for name in cfg.nodes:
+                    procs.append(await _start_node(nursery, name, net_file, run_dir, env, 30.0))
+                if not as_json:
+                    print(
+                        f"qnodeos: network {cfg.name!r}: {len(cfg.nodes)} node(s) up; "
+                        f"running {len(cfg.apps)} app(s); run dir {run_dir}",
+                        flush=True,
+                    )
+                async with trio.open_nursery() as apps:
+                    for app in cfg.apps:
+                        apps.start_soon(
+                            _run_app,
+                            app.name,
+                            app.module,
+                            app.node,
+                            app.args,
+                            run_dir,
+                            env,
+                            results,
+                        )
+            nursery.cancel_scope.cancel()
+    except trio.TooSlowError:
+        results["_error"] = f"run did not finish within {timeout} s"
+        status = 1
+    except RunError as exc:
+        results["_error"] = str(exc)
+        status = 1
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.terminate()
+        with trio.move_on_after(5) as cs:
+            cs.shield = True
+            for proc in procs:
+                await proc.wait()
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+        (run_dir / "results.json").write_text(json.dumps(results, indent=2))
+    if any("error" in r for r in results.values() if isinstance(r, dict)):
+        status = 1
+    if as_json:
+        print(json.dumps(results, indent=2))
+    else:
+        _print_results(cfg, results)
+    if "_error" in results:
+        print(f"qnodeos: error: {results['_error']}", file=sys.stderr)
+    return status
+
+
+async def _run_app(
+    name: str,
+    module: str,
+    node: str,
+    args: dict[str, Any],
+    run_dir: Path,
+    env: dict[str, str],
+    results: dict[str, Any],
+) -> None:
+    result_file = run_dir / f"app-{name}.json"
+    log = run_dir / f"app-{name}.log"
+    with log.open("wb") as f:
+        proc = await trio.run_process(
+            [
+                sys.executable,
+                "-m",
+                "testbed.app_runner",
+                module,
+                node,
+                "--args",
+                json.dumps(args),
+                "--result",
+                str(result_file),
+            ],
+            stdout=f,
+            stderr=f,
+            env=env,
+            check=False,
+        )
+    try:
+        results[name] = {"node": node, "module": module, **json.loads(result_file.read_text())}
+    except (OSError, ValueError):
+        results[name] = {
+            "node": node,
+            "module": module,
+            "error": f"app exited with {proc.returncode} and no result; see {log}",
+        }
+
+
+def _print_results(cfg: NetworkConfig, results: dict[str, Any]) -> None:
+    for app in cfg.apps:
+        r = results.get(app.name)
+        if r is None:
+            continue
+        print(f"\n== {app.name} on {app.node} ({app.module})")
+        if "error" in r:
+            print(f"   FAILED: {r['error']}")
+            continue
+        fmt = _formatter(app.module)
+        print(fmt(r["result"]) if fmt else json.dumps(r["result"], indent=2))
