@@ -200,7 +200,7 @@ def with_overrides(spec: DeviceSpec, values: Mapping[str, Any]) -> DeviceSpec:
     """
     out: DeviceSpec = _override(spec, values, spec.name)
     for k in out.kinds.values():
-        if k.t2_ns > 2 * k.t1_ns:
+        if math.isfinite(k.t2_ns) and k.t2_ns > 2 * k.t1_ns:
             raise ConfigError(
                 f"{spec.name}.kinds.{k.name}: T2 {k.t2_ns} ns exceeds 2*T1 ({2 * k.t1_ns} ns)"
             )

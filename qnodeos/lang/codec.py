@@ -45,10 +45,10 @@ class Codec(Generic[T]):
             raise ProtocolError(f"frame of {len(data)} bytes exceeds limit {MAX_FRAME}")
         try:
             frame = self._frame.decode(data)
+        except msgspec.ValidationError as exc:  # a subclass of DecodeError: test it first
+            raise ProtocolError(f"not a [version, message] frame: {exc}") from None
         except msgspec.DecodeError as exc:
             raise ProtocolError(f"malformed msgpack: {exc}") from None
-        except msgspec.ValidationError as exc:
-            raise ProtocolError(f"not a [version, message] frame: {exc}") from None
         if frame.v != SCHEMA_VERSION:
             raise ProtocolError(
                 f"schema version {frame.v} not supported (this side speaks {SCHEMA_VERSION})"

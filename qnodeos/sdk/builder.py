@@ -172,9 +172,12 @@ class Qubit:
         return fut
 
     def free(self) -> None:
+        """Free the qubit; its id can be reused later in the same block."""
+        block = self._owner.current_block()
         self._emit("qfree")
         self.freed = True
-        self._owner.current_block().freed.append(self)
+        block.freed.append(self)
+        block.qubit_ids.give(self.id)
 
 
 class QubitOwner:

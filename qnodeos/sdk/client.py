@@ -26,7 +26,12 @@ Values = dict[str, int | list[int]]
 
 class BlockError(RemoteError):
     """The node refused or aborted a block; ``code`` says why (invalid, device, program,
-    quota, busy, aborted). The session stays open; the app may submit another block."""
+    quota, busy, aborted). The session stays open; the app may submit another block.
+    Qubits the block allocated are gone; ``held`` lists the app's qubit ids still held."""
+
+    def __init__(self, message: str, code: str, held: list[int]) -> None:
+        super().__init__(message, code)
+        self.held = held
 
 
 def resolve_endpoint(node: str, network: str | None, endpoint: str | None) -> str:
@@ -93,6 +98,35 @@ class Node(QubitOwner):
             await self._sock.send([self._enc.encode(m.Heartbeat())])
 
     # -- requests ------------------------------------------------------------------------
+    async def _register(self, msg: m.Register, timeout: float, ep: str) -> m.Registered:
+        """The handshake, before the background tasks start: send, await one reply."""
+        await self._sock.send([self._enc.encode(msg)])
+        with trio.move_on_after(timeout):
+            frames = await self._sock.recv()
+            try:
+                reply = self._dec.decode(frames[-1])
+            except ProtocolError as exc:
+                raise RemoteError(f"node {self.name!r} sent a bad reply: {exc}") from None
+            if isinstance(reply, m.ErrorReply):
+                raise RemoteError(reply.message, code=reply.code)
+            if not isinstance(reply, m.Registered):
+                raise RemoteError(f"unexpected answer to register: {reply!r}")
+            self._last_heard = trio.current_time()
+            return reply
+        raise ConnectionClosed(
+            f"node {self.name!r} at {ep} did not answer within {timeout} s; is it running?"
+        )
+
+    async def _stop(self) -> None:
+        if self._closed is not None:
+            return
+        with trio.move_on_after(2.0) as cs:
+            cs.shield = True
+            try:
+                await self._request(m.Stop())
+            except ConnectionClosed:
+                pass
+
     async def _request(self, msg: m.AppToNode) -> m.NodeToApp:
         if self._closed is not None:
             raise ConnectionClosed(f"session with node {self.name!r} is closed: {self._closed}")
@@ -112,19 +146,14 @@ class Node(QubitOwner):
         self._blocks += 1
         reply = await self._request(m.Submit(block=self._blocks, sub=sub, deadline_s=deadline_s))
         if isinstance(reply, m.BlockFailed):
-            self._sync_held(reply.held)
-            raise BlockError(f"block failed ({reply.code}): {reply.message}", code=reply.code)
+            self._ids.used = set(reply.held)
+            raise BlockError(
+                f"block failed ({reply.code}): {reply.message}", code=reply.code, held=reply.held
+            )
         if not isinstance(reply, m.BlockDone) or reply.block != self._blocks:
             raise RemoteError(f"unexpected reply to block {self._blocks}: {reply!r}")
         self.last_block = reply
         return reply.values
-
-    def _sync_held(self, held: list[int]) -> None:
-        self._ids.used = set(held)
-        for vid, q in list(self._qubits.items()):
-            if vid not in held:
-                q.freed = True
-                del self._qubits[vid]
 
     @asynccontextmanager
     async def block(self, *, deadline_s: float | None = None) -> AsyncIterator[Block]:
@@ -136,18 +165,32 @@ class Node(QubitOwner):
         try:
             yield b
         except BaseException:
+            # Nothing was sent: undo what recording did to the app's qubit ids.
             for q in b.allocated:
                 self._ids.give(q.id)
+            for q in b.freed:
+                if q not in b.allocated:
+                    self._ids.used.add(q.id)
+                    q.freed = False
             raise
         finally:
             self._current = None
-        for q in b.allocated:
-            self._qubits[q.id] = q
-        await self.run(b.build(), deadline_s=deadline_s)
-        b.fill(self.last_block.values)
+        try:
+            await self.run(b.build(), deadline_s=deadline_s)
+        except BlockError as exc:
+            # The node released what this block allocated; of the older qubits it
+            # still holds exactly those in ``held``.
+            for q in b.allocated:
+                q.freed = True
+            for vid, q in list(self._qubits.items()):
+                q.freed = vid not in exc.held
+                if q.freed:
+                    del self._qubits[vid]
+            raise
         for q in b.freed:
-            self._ids.give(q.id)
             self._qubits.pop(q.id, None)
+        self._qubits.update({q.id: q for q in b.allocated if not q.freed})
+        b.fill(self.last_block.values)
 
 
 @asynccontextmanager
@@ -171,29 +214,25 @@ async def connect(
     sock = connect_dealer(ep)
     conn = Node(sock, qubits, node)
     try:
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(conn._reader)
-            reply: m.NodeToApp | None = None
-            with trio.move_on_after(timeout):
-                reply = await conn._request(m.Register(app=app, qubits=qubits, priority=priority))
-            if reply is None:
-                raise ConnectionClosed(
-                    f"node {node!r} at {ep} did not answer within {timeout} s; is it running?"
-                )
-            assert isinstance(reply, m.Registered)
-            conn.app_id, conn.device = reply.app_id, reply.device
-            conn.native_gates, conn.lease_s = reply.native_gates, reply.lease_s
-            nursery.start_soon(conn._heartbeat)
-            try:
-                yield conn
-            finally:
-                if conn._closed is None:
-                    with trio.move_on_after(2.0) as cs:
-                        cs.shield = True
-                        try:
-                            await conn._request(m.Stop())
-                        except ConnectionClosed:
-                            pass
-                nursery.cancel_scope.cancel()
+        reply = await conn._register(
+            m.Register(app=app, qubits=qubits, priority=priority), timeout, ep
+        )
+        conn.app_id, conn.device = reply.app_id, reply.device
+        conn.native_gates, conn.lease_s = reply.native_gates, reply.lease_s
+        try:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(conn._reader)
+                nursery.start_soon(conn._heartbeat)
+                try:
+                    yield conn
+                finally:
+                    await conn._stop()
+                    nursery.cancel_scope.cancel()
+        except BaseExceptionGroup as group:
+            # Give the app the exception itself (a BlockError from its own code, say),
+            # not a group, when there is only one.
+            if len(group.exceptions) == 1:
+                raise group.exceptions[0] from None
+            raise
     finally:
         sock.close()

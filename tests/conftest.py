@@ -1,0 +1,35 @@
+"""Shared helpers: build networks from TOML text and run them in-process."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from qnodeos.config import parse_network
+from qnodeos.hardware.params import build
+from qnodeos.hardware.specs import DeviceSpec, with_overrides
+from qnodeos.qdevice.device import QuantumDevice
+
+
+def device(
+    kind: str = "generic", qubits: int | None = None, seed: int = 1, **params: object
+) -> QuantumDevice:
+    spec: DeviceSpec = (
+        with_overrides(build(kind, qubits), params) if params else build(kind, qubits)
+    )
+    return QuantumDevice(spec, np.random.default_rng(seed))
+
+
+def network(body: str, name: str = "t"):  # type: ignore[no-untyped-def]
+    return parse_network(f'name = "{name}"\n' + body)
+
+
+def within(measured: float, expected: float, shots: int, sigmas: float = 4.0) -> bool:
+    """Binomial agreement: |measured - expected| <= sigmas * sqrt(p(1-p)/shots)."""
+    sd = max(expected * (1 - expected), 1e-4) ** 0.5 / shots**0.5
+    return abs(measured - expected) <= sigmas * sd
+
+
+@pytest.fixture
+def rng() -> np.random.Generator:
+    return np.random.default_rng(1234)

@@ -1,0 +1,230 @@
+"""The sans-IO kernel, driven with a device in the loop: no sockets, no clock."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from qnodeos.errors import LocalError
+from qnodeos.hardware.params import build
+from qnodeos.kernel.core import Kernel, Out, ToApp, ToDevice
+from qnodeos.kernel.processes import App, Event, State
+from qnodeos.kernel.scheduler import Entry, Scheduler
+from qnodeos.lang import messages as m
+from qnodeos.lang.text import parse
+from qnodeos.qdevice.device import QuantumDevice
+from qnodeos.qdevice.service import run_batch
+
+A, B = b"app-a", b"app-b"
+
+
+class Harness:
+    def __init__(self, kind: str = "generic", qubits: int = 4, **kw: object) -> None:
+        spec = build(kind, qubits)
+        self.kernel = Kernel(node="n", spec=spec, **kw)  # type: ignore[arg-type]
+        self.device = QuantumDevice(spec, np.random.default_rng(5))
+        self.inbox: dict[bytes, list[m.NodeToApp]] = {}
+        self.requests = 0
+        self.order: list[bytes] = []
+        self.now = 0.0
+        self.deliver(self.kernel.hello())
+        self.held_back: list[m.DeviceReply] = []
+        self.hold = False
+
+    def deliver(self, outs: list[Out]) -> None:
+        while outs:
+            out = outs.pop(0)
+            if isinstance(out, ToApp):
+                self.inbox.setdefault(out.addr, []).append(out.msg)
+                continue
+            assert isinstance(out, ToDevice)
+            msg = out.msg
+            if isinstance(msg, m.Ping):
+                outs += self.kernel.device_message(m.Pong(seq=msg.seq, device="x", num_qubits=1))
+                continue
+            self.requests += 1
+            assert self.kernel.current is not None
+            self.order.append(self.kernel.current.app.addr)
+            reply, _ = run_batch(self.device, msg, 0.0)
+            if self.hold:
+                self.held_back.append(reply)
+            else:
+                outs += self.kernel.device_message(reply)
+
+    def send(self, addr: bytes, msg: m.AppToNode) -> m.NodeToApp | None:
+        self.deliver(self.kernel.app_message(addr, msg, self.now))
+        box = self.inbox.get(addr, [])
+        return box.pop(0) if box else None
+
+    def register(self, addr: bytes, qubits: int, priority: int = 0) -> m.NodeToApp | None:
+        return self.send(addr, m.Register(app=addr.decode(), qubits=qubits, priority=priority))
+
+    def submit(self, addr: bytes, text: str, block: int = 1) -> m.NodeToApp | None:
+        return self.send(addr, m.Submit(block=block, sub=parse(text)))
+
+
+def test_block_runs_and_returns_values() -> None:
+    h = Harness()
+    assert isinstance(h.register(A, 2), m.Registered)
+    r = h.submit(
+        A,
+        "array out 2\nqalloc Q0\ninit Q0\nx Q0\nmeas Q0 R0\nstore R0 out[1]\n"
+        "set R1 7\nret out\nret R1",
+    )
+    assert isinstance(r, m.BlockDone)
+    assert r.values == {"out": [0, 1], "R1": 7}
+
+
+def test_a_block_without_mid_circuit_branching_is_one_device_request() -> None:
+    h = Harness()
+    h.register(A, 1)
+    loop = (
+        "array out 50\nset R1 0\ntop:\nbge R1 50 @end\nqalloc Q0\ninit Q0\nh Q0\n"
+        "meas Q0 R0\nstore R0 out[R1]\nqfree Q0\nadd R1 R1 1\njmp @top\nend:\nret out"
+    )
+    before = h.requests
+    r = h.submit(A, loop)
+    assert isinstance(r, m.BlockDone) and len(r.values["out"]) == 50  # type: ignore[arg-type]
+    assert h.requests - before == 1
+
+
+def test_branch_on_measurement_waits_for_the_outcome() -> None:
+    h = Harness()
+    h.register(A, 1)
+    prog = "qalloc Q0\ninit Q0\nx Q0\nmeas Q0 R0\nbeq R0 0 @skip\nset R2 5\nskip:\nret R2"
+    r = h.submit(A, prog)
+    assert isinstance(r, m.BlockDone) and r.values == {"R2": 5}
+
+
+def test_app_cannot_reach_another_apps_qubits() -> None:
+    h = Harness(qubits=2)
+    h.register(A, 1)
+    h.register(B, 1)
+    assert isinstance(h.submit(A, "qalloc Q0\ninit Q0\nx Q0"), m.BlockDone)
+    # B names Q0, which is A's *virtual* id: it means nothing for B.
+    r = h.submit(B, "meas Q0 R0\nret R0")
+    assert isinstance(r, m.BlockFailed) and "Q0 is not allocated by this app" in r.message
+    r = h.submit(B, "x Q5")
+    assert isinstance(r, m.BlockFailed) and "Q5 is not allocated" in r.message
+    # A's qubit is untouched by B's attempts.
+    r = h.submit(A, "meas Q0 R0\nret R0")
+    assert isinstance(r, m.BlockDone) and r.values == {"R0": 1}
+
+
+def test_quota_is_reserved_and_enforced() -> None:
+    h = Harness(qubits=3)
+    h.register(A, 2)
+    r = h.register(B, 2)
+    assert isinstance(r, m.ErrorReply) and r.code == "quota" and "only 1 of 3" in r.message
+    r = h.submit(A, "qalloc Q0\nqalloc Q1\nqalloc Q2")
+    assert isinstance(r, m.BlockFailed) and r.code == "quota"
+    assert r.held == []  # a failed block releases what it allocated
+
+
+def test_freed_qubits_are_scrubbed_before_reuse() -> None:
+    h = Harness(qubits=1)
+    h.register(A, 1)
+    h.submit(A, "qalloc Q0\ninit Q0\nx Q0")
+    h.send(A, m.Stop())
+    h.register(B, 1)
+    # B allocates without init: it must not see A's |1>, only a maximally mixed qubit.
+    h.submit(B, "qalloc Q0")
+    assert np.allclose(h.device.reg.density_matrix([0]), np.eye(2) / 2)
+
+
+def test_infinite_loop_is_stopped_by_the_budget() -> None:
+    h = Harness(budget=1000)
+    h.register(A, 1)
+    r = h.submit(A, "top:\njmp @top")
+    assert isinstance(r, m.BlockFailed) and "instruction budget of 1000 exceeded" in r.message
+    assert isinstance(h.submit(A, "set R0 1\nret R0", block=2), m.BlockDone)
+
+
+@pytest.mark.parametrize(
+    "text, words",
+    [
+        ("div R0 1 0", "div by zero"),
+        ("array a 2\nset R1 5\nload R0 a[R1]", "index 5 out of bounds"),
+        ("qalloc Q0\nqalloc Q0", "Q0 is already allocated"),
+        ("qalloc Q0\nall_rx 0.5", "all_rx is not available"),
+        ("set R0 9223372036854775807\nadd R0 R0 1", "overflows 64 bits"),
+        ("wait -5", "wait of -5 ns is negative"),
+    ],
+)
+def test_runtime_errors_fail_the_block_not_the_node(text: str, words: str) -> None:
+    h = Harness()
+    h.register(A, 2)
+    r = h.submit(A, text)
+    assert isinstance(r, m.BlockFailed) and words in r.message
+    assert isinstance(h.submit(A, "set R0 3\nret R0", block=2), m.BlockDone)
+
+
+def test_messages_before_register_and_twice_register_are_errors() -> None:
+    h = Harness()
+    r = h.submit(A, "set R0 1")
+    assert isinstance(r, m.ErrorReply) and r.code == "not_registered"
+    h.register(A, 1)
+    r = h.register(A, 1)
+    assert isinstance(r, m.ErrorReply) and r.code == "already_registered"
+
+
+def test_lease_expiry_frees_everything_and_aborts_the_running_block() -> None:
+    h = Harness(qubits=2, lease_s=1.0)
+    h.register(A, 2)
+    h.hold = True  # the device has A's block when A goes silent
+    h.submit(A, "qalloc Q0\ninit Q0\nqalloc Q1\ninit Q1")
+    assert h.kernel.current is not None
+    h.deliver(h.kernel.handle_timer(0.5))
+    assert A in h.kernel.procs.by_addr
+    h.deliver(h.kernel.handle_timer(1.5))
+    assert A not in h.kernel.procs.by_addr and h.kernel.current is None
+    assert h.kernel.memory.free == {0, 1} and h.kernel.memory.reserved == 0
+    # The late reply of the abandoned block is recognised and ignored.
+    h.hold = False
+    h.deliver(h.kernel.device_message(h.held_back.pop()))
+    assert h.kernel.counters.stale_replies == 1
+    assert isinstance(h.register(B, 2), m.Registered)
+
+
+def test_second_block_while_one_is_outstanding_is_refused() -> None:
+    h = Harness()
+    h.register(A, 1)
+    h.hold = True
+    h.submit(A, "qalloc Q0\ninit Q0")
+    r = h.submit(A, "set R0 1", block=2)
+    assert isinstance(r, m.BlockFailed) and r.code == "busy"
+
+
+@pytest.mark.parametrize(
+    "policy, order",
+    [("fcfs", [1, 2, 3]), ("priority", [3, 2, 1]), ("edf", [2, 3, 1])],
+)
+def test_scheduling_policies(policy: str, order: list[int]) -> None:
+    s = Scheduler(policy)
+    s.push(Entry(seq=1, app_id=1, priority=0, deadline=float("inf"), payload=None))
+    s.push(Entry(seq=2, app_id=2, priority=1, deadline=5.0, payload=None))
+    s.push(Entry(seq=3, app_id=3, priority=2, deadline=7.0, payload=None))
+    got = []
+    while (e := s.pop()) is not None:
+        got.append(e.app_id)
+    assert got == order
+
+
+def test_priority_policy_picks_the_waiting_high_priority_block_first() -> None:
+    h = Harness(qubits=3, policy="priority")
+    for addr, prio in [(A, 0), (B, 9), (b"c", 0)]:
+        h.register(addr, 1, prio)
+    h.hold = True
+    h.submit(b"c", "set R0 1\nqalloc Q0\ninit Q0")  # occupies the device
+    h.submit(A, "qalloc Q0\ninit Q0")
+    h.submit(B, "qalloc Q0\ninit Q0")
+    h.hold = False
+    h.deliver(h.kernel.device_message(h.held_back.pop()))
+    assert h.order == [b"c", B, A]
+
+
+def test_illegal_lifecycle_event_names_state_and_leaves_it() -> None:
+    app = App(1, "x", b"x", 0, 1, 0.0)
+    with pytest.raises(LocalError, match="event 'finish' is not allowed in state 'ready'"):
+        app.fire(Event.FINISH)
+    assert app.state is State.READY
