@@ -19,7 +19,7 @@ from ..errors import DeviceError, LocalError, ProgramError, QNodeOSError, QuotaE
 from ..hardware.specs import DeviceSpec
 from ..lang import messages as m
 from ..lang.program import MAX_INSTRS, validate
-from .interpreter import Finished, NeedDevice, Run
+from .interpreter import Finished, NeedDevice, Paused, Run
 from .lower import Lowering
 from .memory import MemoryManager
 from .processes import App, Event, ProcessTable, State
@@ -39,7 +39,14 @@ class ToDevice:
     msg: m.ToDevice
 
 
-Out = ToApp | ToDevice
+@dataclass(frozen=True)
+class Resume:
+    """The running block paused after a slice; call ``Kernel.resume()`` after letting
+    other work run."""
+
+
+Out = ToApp | ToDevice | Resume
+SLICE = 20_000  # instructions interpreted before the kernel lets other work run
 
 
 @dataclass
@@ -49,6 +56,8 @@ class Current:
     run: Run
     seq: int
     started_ns: int | None = None
+    paused: bool = False
+    paused_ns: int | None = None  # device time when it paused
 
 
 @dataclass
@@ -152,6 +161,14 @@ class Kernel:
 
     def next_deadline(self) -> float:
         return self.procs.next_deadline()
+
+    def resume(self) -> list[Out]:
+        """Continue a paused block (if it is still running: its app may have gone)."""
+        cur = self.current
+        if cur is None or not cur.paused:
+            return self._pump()
+        cur.paused = False
+        return self._continue(cur.paused_ns) + self._pump()
 
     def hello(self) -> list[Out]:
         """First message to the device: a Ping whose Pong marks it ready."""
@@ -275,9 +292,12 @@ class Kernel:
         cur = self.current
         assert cur is not None
         try:
-            step = cur.run.advance()
+            step = cur.run.advance(SLICE)
         except (ProgramError, DeviceError, LocalError) as exc:
             return self._fail_current(str(exc), _code(exc))
+        if isinstance(step, Paused):
+            cur.paused, cur.paused_ns = True, now_ns
+            return [Resume()]
         if isinstance(step, NeedDevice):
             self._seq += 1
             cur.seq = self._seq

@@ -6,7 +6,8 @@ of physical ops collected so far (``NeedDevice``); ``deliver(outcomes)`` hands b
 outcome per op and ``advance()`` continues. A batch is flushed only when an instruction
 reads a register that a pending measurement will write, or at the end, so a block with
 no mid-circuit branching costs one device round trip. ``advance()`` returns
-``Finished`` with the values named by ``ret`` instructions.
+``Finished`` with the values named by ``ret`` instructions, or ``Paused`` when its slice
+of instructions is used up, so the node can serve others before it continues.
 
 Every instruction counts against a budget, so an infinite loop ends with a
 ProgramError naming the budget and where the loop was.
@@ -40,6 +41,11 @@ from .memory import MemoryManager
 @dataclass(frozen=True)
 class NeedDevice:
     ops: list[PhysOp]
+
+
+@dataclass(frozen=True)
+class Paused:
+    """The run used up its slice of instructions; call ``advance()`` again later."""
 
 
 @dataclass(frozen=True)
@@ -155,9 +161,14 @@ class Run:
         self.deferred = []
         self.deferred_arrays = set()
 
-    def advance(self) -> NeedDevice | Finished:
+    def advance(self, slice_steps: int = 1 << 62) -> NeedDevice | Paused | Finished:
+        """Run until the device is needed, the block ends, or ``slice_steps`` more
+        instructions have run (so one block cannot stall the node)."""
         instrs = self.sub.instrs
+        stop_at = self.steps + slice_steps
         while self.pc < len(instrs):
+            if self.steps >= stop_at:
+                return Paused()
             ins = instrs[self.pc]
             if self.pending_src and ins.op != "meas" and self._needs_flush(ins.op, ins.args):
                 return NeedDevice(self.pending)

@@ -11,12 +11,13 @@ from __future__ import annotations
 import logging
 
 import trio
+import trio.lowlevel
 
 from ..config import NodeConfig
 from ..errors import ProtocolError
 from ..lang import codec
 from ..transport import Socket, bind_router, connect_dealer
-from .core import Kernel, Out, ToApp
+from .core import Kernel, Out, Resume, ToApp
 
 log = logging.getLogger("qnodeos.kernel")
 TICK_S = 0.05
@@ -39,9 +40,13 @@ class NodeService:
         self._ready = trio.Event()
 
     async def _send(self, apps: Socket, dev: Socket, outs: list[Out]) -> None:
-        for out in outs:
+        while outs:
+            out = outs.pop(0)
             if isinstance(out, ToApp):
                 await apps.send([out.addr, self.to_app.encode(out.msg)])
+            elif isinstance(out, Resume):
+                await trio.lowlevel.checkpoint()  # let other apps, the device and the timer run
+                outs += self.kernel.resume()
             else:
                 await dev.send([self.to_dev.encode(out.msg)])
         if self.kernel.device_ready:

@@ -7,7 +7,7 @@ import pytest
 
 from qnodeos.errors import LocalError
 from qnodeos.hardware.params import build
-from qnodeos.kernel.core import Kernel, Out, ToApp, ToDevice
+from qnodeos.kernel.core import SLICE, Kernel, Out, Resume, ToApp, ToDevice
 from qnodeos.kernel.processes import App, Event, State
 from qnodeos.kernel.scheduler import Entry, Scheduler
 from qnodeos.lang import messages as m
@@ -25,6 +25,7 @@ class Harness:
         self.device = QuantumDevice(spec, np.random.default_rng(5))
         self.inbox: dict[bytes, list[m.NodeToApp]] = {}
         self.requests = 0
+        self.resumes = 0
         self.order: list[bytes] = []
         self.now = 0.0
         self.deliver(self.kernel.hello())
@@ -36,6 +37,10 @@ class Harness:
             out = outs.pop(0)
             if isinstance(out, ToApp):
                 self.inbox.setdefault(out.addr, []).append(out.msg)
+                continue
+            if isinstance(out, Resume):
+                self.resumes += 1
+                outs += self.kernel.resume()
                 continue
             assert isinstance(out, ToDevice)
             msg = out.msg
@@ -137,6 +142,14 @@ def test_infinite_loop_is_stopped_by_the_budget() -> None:
     h.register(A, 1)
     r = h.submit(A, "top:\njmp @top")
     assert isinstance(r, m.BlockFailed) and "instruction budget of 1000 exceeded" in r.message
+
+
+def test_long_blocks_pause_every_slice_so_the_node_can_serve_others() -> None:
+    h = Harness(budget=10 * SLICE)
+    h.register(A, 1)
+    r = h.submit(A, "top:\njmp @top")
+    assert isinstance(r, m.BlockFailed) and "budget" in r.message
+    assert h.resumes == 10  # paused after each slice, then the next step exceeds the budget
     assert isinstance(h.submit(A, "set R0 1\nret R0", block=2), m.BlockDone)
 
 

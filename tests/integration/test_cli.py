@@ -1,0 +1,90 @@
+"""The command line as a new user runs it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.slow
+
+
+def qnodeos(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "qnodeos", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def test_run_default_network(tmp_path: Path) -> None:
+    start = time.monotonic()
+    out = qnodeos("run", "--json", "--run-dir", str(tmp_path / "run"))
+    took = time.monotonic() - start
+    assert out.returncode == 0, out.stderr
+    results = json.loads(out.stdout)
+    r = results["ramsey-0"]["result"]
+    assert r["device"] == "nv"
+    # Fitted T2 from 1000 shots per point: statistical error ~10%; a broken decay model
+    # (no decay, or T1 instead of T2) lands far outside this window.
+    assert 0.6 * 500 < r["fitted_t2_ms"] < 1.5 * 500
+    assert took < 60
+    run = tmp_path / "run"
+    assert {p.name for p in run.iterdir()} >= {
+        "network.toml",
+        "results.json",
+        "node-alice.log",
+        "app-ramsey-0.log",
+    }
+
+
+def test_run_human_output_and_failed_app_exit_code(tmp_path: Path) -> None:
+    net = tmp_path / "net.toml"
+    net.write_text("""
+name = "two"
+[nodes.a]
+device = "generic"
+qubits = 2
+speed = inf
+[[apps]]
+node = "a"
+module = "apps.ramsey"
+args = { shots = 20, waits_ms = [0, 1] }
+[[apps]]
+node = "a"
+module = "apps.no_such_app"
+""")
+    out = qnodeos("run", str(net), "--run-dir", str(tmp_path / "run"))
+    assert out.returncode == 1
+    assert "Ramsey on the generic device" in out.stdout
+    assert "FAILED: ModuleNotFoundError: No module named 'apps.no_such_app'" in out.stdout
+    saved = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert "result" in saved["ramsey-0"] and "error" in saved["no_such_app-1"]
+
+
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["run", "/nonexistent/net.toml"], "cannot read network file"),
+        (["node", "ghost"], "no node named 'ghost'; nodes: alice"),
+    ],
+)
+def test_bad_input_exits_nonzero_with_a_clear_error(args: list[str], words: str) -> None:
+    out = qnodeos(*args, timeout=30)
+    assert out.returncode == 2
+    assert words in out.stderr
+    assert "Traceback" not in out.stderr
+
+
+def test_malformed_network_file(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[nodes.a]\ndevice = 'nv'\nqubits = 'three'\n")
+    out = qnodeos("run", str(bad), timeout=30)
+    assert out.returncode == 2 and "nodes.a.qubits: expected int" in out.stderr

@@ -1,0 +1,60 @@
+"""Network files: every mistake is a ConfigError naming the key."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from qnodeos.config import parse_network
+from qnodeos.errors import ConfigError
+
+
+@pytest.mark.parametrize(
+    "text, words",
+    [
+        ("name = ", "not valid TOML"),
+        ("name = 'x'", "no [nodes.NAME] table"),
+        ("[nodes.a]\ndevice = 'quantum-toaster'", "unknown device 'quantum-toaster'"),
+        ("[nodes.a]\ncolour = 1", "unknown key(s) colour"),
+        ("[nodes.a]\nqubits = 'many'", "nodes.a.qubits: expected int"),
+        ("[nodes.a]\nqubits = 99", "qubits = 99 not in 1..16"),
+        ("[nodes.a]\nspeed = 0", "speed: must be > 0"),
+        ("[nodes.a]\npolicy = 'random'", "unknown 'random'"),
+        ("[nodes.a.params.kinds.qubit]\nt3_ns = 1", "kinds.qubit.t3_ns: unknown parameter"),
+        ("[nodes.a.params.kinds.wire]\nt1_ns = 1", "kinds.wire: unknown (known: qubit)"),
+        ("[nodes.a.params.kinds.qubit]\nt1_ns = 10\nt2_ns = 30", "T2 30.0 ns exceeds 2*T1"),
+        ("[nodes.a.params.kinds.qubit.meas]\np01 = 1.5", "probability must be in [0, 1]"),
+        ("[nodes.a.params.kinds.qubit]\nt1_ns = 'long'", "expected a number, got 'long'"),
+        ("[nodes.a]\n[[apps]]\nnode = 'b'\nmodule = 'm'", "no node named 'b'"),
+        ("[nodes.a]\n[[apps]]\nnode = 'a'", "needs both 'node' and 'module'"),
+        ("[nodes.'a b']", "node name must match"),
+        ("[nodes.a]\nlease_s = 0", "lease_s: must be in 0.05..3600"),
+    ],
+)
+def test_config_errors_name_the_key(text: str, words: str) -> None:
+    with pytest.raises(ConfigError, match=__import__("re").escape(words)):
+        parse_network(text, "net.toml")
+
+
+def test_overrides_reach_the_device() -> None:
+    cfg = parse_network("""
+[nodes.a]
+device = "nv"
+qubits = 4
+speed = inf
+[nodes.a.params.kinds.electron]
+t2_ns = 1e9
+meas = { p01 = 0.1 }
+""")
+    spec = cfg.node("a").device
+    assert spec.num_qubits == 4 and spec.qubits[0] == "electron"
+    assert spec.kinds["electron"].t2_ns == 1e9
+    assert spec.kinds["electron"].meas is not None and spec.kinds["electron"].meas.p01 == 0.1
+    assert spec.kinds["electron"].meas.p10 == 0.005  # untouched values keep their source
+    assert math.isinf(cfg.node("a").speed)
+
+
+def test_unknown_node_lookup_names_the_known_ones() -> None:
+    with pytest.raises(ConfigError, match="no node named 'zed'; nodes: a"):
+        parse_network("[nodes.a]").node("zed")
