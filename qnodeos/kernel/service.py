@@ -17,7 +17,7 @@ from ..config import NodeConfig
 from ..errors import ProtocolError
 from ..lang import codec
 from ..transport import Socket, bind_router, connect_dealer
-from .core import Kernel, Out, Resume, ToApp
+from .core import Kernel, Out, Resume, ToApp, ToDevice
 
 log = logging.getLogger("qnodeos.kernel")
 TICK_S = 0.05
@@ -89,7 +89,7 @@ class NodeService:
         # Ping until the quantum process answers (it may still be starting).
         while not self._ready.is_set():
             for out in self.kernel.hello():
-                assert not isinstance(out, ToApp)
+                assert isinstance(out, ToDevice)
                 await dev.send([self.to_dev.encode(out.msg)])
             with trio.move_on_after(0.2):
                 await self._ready.wait()
