@@ -18,7 +18,7 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from ..hardware.specs import DeviceSpec
+from ..hardware.specs import DeviceSpec, OpSpec
 from ..lang.gates import GATES
 from ..lang.messages import PhysOp
 from .physics import (
@@ -26,7 +26,6 @@ from .physics import (
     Register,
     decay_superop,
     depolarise_superop,
-    two_qubit_product,
     unitary_superop,
 )
 
@@ -45,6 +44,9 @@ class QuantumDevice:
         self.executed = 0
         self._unitaries: dict[tuple[str, float], Matrix] = {}
         self._depol: dict[tuple[float, int], Matrix] = {}
+        self._noisy_gates: dict[tuple[str, float, float], Matrix] = {}
+        self._checked: dict[PhysOp, OpSpec] = {}  # ops already validated, with their spec
+        self._decay_buf = np.zeros((4, 4), dtype=complex)
 
     # -- helpers -----------------------------------------------------------------------
     def _gate_superop(self, name: str, theta: float) -> Matrix:
@@ -54,6 +56,19 @@ class QuantumDevice:
             s = unitary_superop(GATES[name].make(theta))
             if len(self._unitaries) < 4096:
                 self._unitaries[key] = s
+        return s
+
+    def _noisy_gate(self, name: str, theta: float, error: float, m: int) -> Matrix:
+        """depolarise(error) after the gate, as one cached superoperator."""
+        key = (name, theta, error)
+        s = self._noisy_gates.get(key)
+        if s is None:
+            s = self._gate_superop(name, theta)
+            dep = self._depolarise(error, m)
+            if dep is not None:
+                s = dep @ s
+            if len(self._noisy_gates) < 4096:
+                self._noisy_gates[key] = s
         return s
 
     def _depolarise(self, p: float, m: int) -> Matrix | None:
@@ -70,7 +85,7 @@ class QuantumDevice:
         kind = self.spec.kind(q)
         if dt <= 0.0 or (kind.t1_ns == np.inf and kind.t2_ns == np.inf):
             return None
-        return decay_superop(dt, kind.t1_ns, kind.t2_ns)
+        return decay_superop(dt, kind.t1_ns, kind.t2_ns, self._decay_buf)
 
     def decohere(self, qubits: Iterable[int], t: float) -> None:
         """Bring the given qubits' idle decay up to device time t."""
@@ -85,8 +100,12 @@ class QuantumDevice:
 
         Raises DeviceError (state untouched) if the device cannot do it.
         """
-        self.spec.validate(op)
-        spec = self.spec.op_spec(op)
+        spec = self._checked.get(op)
+        if spec is None:
+            self.spec.validate(op)
+            spec = self.spec.op_spec(op)
+            if len(self._checked) < 8192:
+                self._checked[op] = spec
         start = max(now_ns, self.busy_until)
         end = start + spec.duration_ns
         outcome = NO_OUTCOME
@@ -111,9 +130,10 @@ class QuantumDevice:
         elif name == "wait":
             pass
         elif len(qs) == 1:
-            self._one(qs[0], self._gate_superop(name, op.param), spec.error, start)
+            self._one(qs[0], self._noisy_gate(name, op.param, spec.error, 1), start)
         elif len(qs) == 2:
-            self._two(qs, self._gate_superop(name, op.param), spec.error, start)
+            self.decohere(qs, start)
+            self.reg.apply(self._noisy_gate(name, op.param, spec.error, 2), qs)
         else:
             self._collective(name, op.param, spec.error, start)
         for q in qs:
@@ -122,26 +142,9 @@ class QuantumDevice:
         self.executed += 1
         return outcome, end
 
-    def _one(self, q: int, gate: Matrix, error: float, start: float) -> None:
-        s = gate
+    def _one(self, q: int, noisy_gate: Matrix, start: float) -> None:
         decay = self._decay(q, start)
-        if decay is not None:
-            s = s @ decay
-        dep = self._depolarise(error, 1)
-        if dep is not None:
-            s = dep @ s
-        self.reg.apply(s, [q])
-
-    def _two(self, qs: list[int], gate: Matrix, error: float, start: float) -> None:
-        s = gate
-        da, db = self._decay(qs[0], start), self._decay(qs[1], start)
-        if da is not None or db is not None:
-            eye = np.eye(4, dtype=complex)
-            s = s @ two_qubit_product(eye if da is None else da, eye if db is None else db)
-        dep = self._depolarise(error, 2)
-        if dep is not None:
-            s = dep @ s
-        self.reg.apply(s, qs)
+        self.reg.apply(noisy_gate if decay is None else noisy_gate @ decay, [q])
 
     def _collective(self, name: str, theta: float, error: float, start: float) -> None:
         n = self.spec.num_qubits
@@ -156,6 +159,6 @@ class QuantumDevice:
                     self.reg.apply(pair if dep is None else dep @ pair, [i, j])
         else:
             assert base is not None
-            gate = self._gate_superop(base, theta)
+            gate = self._noisy_gate(base, theta, error, 1)
             for q in range(n):
-                self._one(q, gate, error, start)
+                self._one(q, gate, start)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -44,12 +45,13 @@ def depolarise_superop(p: float, m: int = 1) -> Matrix:
     return out
 
 
-def decay_superop(dt: float, t1: float, t2: float) -> Matrix:
+def decay_superop(dt: float, t1: float, t2: float, out: Matrix | None = None) -> Matrix:
     """Amplitude damping (T1) and dephasing (T2) for time dt: populations relax with
-    e^(-dt/T1), coherences decay with e^(-dt/T2). Needs T2 <= 2*T1."""
+    e^(-dt/T1), coherences decay with e^(-dt/T2). Needs T2 <= 2*T1. Written into ``out``
+    (a zeroed-pattern 4x4 buffer, reused by the device's hot path) if given."""
     gamma = 1.0 - math.exp(-dt / t1) if math.isfinite(t1) else 0.0
     coh = math.exp(-dt / t2) if math.isfinite(t2) else math.sqrt(1.0 - gamma)
-    s = np.zeros((4, 4), dtype=complex)
+    s = np.zeros((4, 4), dtype=complex) if out is None else out
     s[0, 0] = 1.0
     s[0, 3] = gamma
     s[3, 3] = 1.0 - gamma
@@ -57,11 +59,14 @@ def decay_superop(dt: float, t1: float, t2: float) -> Matrix:
     return s
 
 
-def two_qubit_product(a: Matrix, b: Matrix) -> Matrix:
-    """Superoperator on 2 qubits of (a on the first) x (b on the second), in the
-    row-major ordering (r1 r2 c1 c2)."""
-    t: Matrix = np.einsum("ikjl,mnop->imknjolp", a.reshape(2, 2, 2, 2), b.reshape(2, 2, 2, 2))
-    return t.reshape(16, 16)
+@lru_cache(maxsize=1024)
+def _permutation(n: int, pos: tuple[int, ...]) -> tuple[NDArray[np.intp], NDArray[np.intp]]:
+    """Index maps that bring the (row, column) bits of qubits ``pos`` of an n-qubit vec(rho)
+    to the front, and back. One fancy-index then replaces reshape/transpose chains."""
+    front = [*pos, *(n + p for p in pos)]
+    order = front + [a for a in range(2 * n) if a not in front]
+    fwd = np.arange(1 << (2 * n)).reshape((2,) * (2 * n)).transpose(order).ravel()
+    return fwd, np.argsort(fwd)
 
 
 @dataclass
@@ -100,17 +105,13 @@ class Register:
         """Apply a superoperator on ``qubits`` (merging their groups if needed)."""
         g = self._merge(qubits)
         n = len(g.qubits)
-        m = len(qubits)
-        if n == m and g.qubits == qubits:
-            d = 2**n
+        d = 1 << n
+        if g.qubits == qubits:
             g.rho = (superop @ g.rho.reshape(d * d)).reshape(d, d)
             return
-        pos = [g.qubits.index(q) for q in qubits]
-        axes = pos + [n + p for p in pos]
-        t = g.rho.reshape((2,) * (2 * n))
-        s = superop.reshape((2,) * (4 * m))
-        out = np.tensordot(s, t, axes=(list(range(2 * m, 4 * m)), axes))
-        g.rho = np.moveaxis(out, list(range(2 * m)), axes).reshape(2**n, 2**n)
+        fwd, inv = _permutation(n, tuple(g.qubits.index(q) for q in qubits))
+        moved = g.rho.reshape(d * d)[fwd].reshape(1 << (2 * len(qubits)), -1)
+        g.rho = (superop @ moved).reshape(d * d)[inv].reshape(d, d)
 
     def _detach(self, q: int) -> None:
         """Trace qubit q out of its group (its partners keep their reduced state)."""
