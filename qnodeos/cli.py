@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import signal
 import sys
 from collections.abc import Sequence
@@ -36,16 +35,6 @@ async def _until_signal(scope: trio.CancelScope) -> None:
         async for _ in signals:
             scope.cancel()
             return
-
-
-async def _until_parent_exits(scope: trio.CancelScope) -> None:
-    # The node holds the write end of our stdin; it closes when the node exits, even on
-    # SIGKILL, so the quantum process never outlives its node.
-    stream = trio.lowlevel.FdStream(os.dup(sys.stdin.fileno()))
-    async with stream:
-        while await stream.receive_some(4096):
-            pass
-    scope.cancel()
 
 
 async def node_main(name: str, network: str | None) -> int:
@@ -81,15 +70,12 @@ async def node_main(name: str, network: str | None) -> int:
     return 1 if lost else 0
 
 
-async def qdevice_main(name: str, network: str | None, parent_pipe: bool) -> int:
-    from .qdevice.service import serve_device
+def qdevice_main(name: str, network: str | None, parent_pipe: bool) -> int:
+    from .qdevice.realtime import serve_forever
 
-    cfg = _network(network).node(name)
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(_until_signal, nursery.cancel_scope)
-        if parent_pipe:
-            nursery.start_soon(_until_parent_exits, nursery.cancel_scope)
-        await nursery.start(serve_device, cfg)
+    # With --parent-pipe the node holds the write end of our stdin; it closes when the
+    # node exits, even on SIGKILL, so the quantum process never outlives its node.
+    serve_forever(_network(network).node(name), sys.stdin.fileno() if parent_pipe else None)
     return 0
 
 
@@ -117,7 +103,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.cmd == "node":
             return trio.run(node_main, args.name, args.network)
         if args.cmd == "qdevice":
-            return trio.run(qdevice_main, args.name, args.network, args.parent_pipe)
+            return qdevice_main(args.name, args.network, args.parent_pipe)
         from testbed.launcher import run_network
 
         return trio.run(run_network, args.network, args.json, args.run_dir, args.timeout)

@@ -2,9 +2,10 @@
 
 Rules it follows (see shared/reference/zmq-trio.md): the zmq FD is edge-triggered, so
 always *try* the non-blocking operation first and wait on the FD only after
-``zmq.Again``; only one task may wait on the FD, others park on an event; any
-successful operation wakes the waiters (it may have consumed the edge); yield to the
-scheduler every 16 operations rather than after each. A receive that is cancelled while
+``zmq.Again``; only one task may wait on the FD, others park on an event; a successful
+operation may have consumed the edge, so it checks ZMQ_EVENTS and wakes the FD waiter
+if what it waits for is ready (and always wakes parked tasks); yield to the scheduler
+every 16 operations rather than after each. A receive that is cancelled while
 waiting has not taken a message off the socket, so nothing is lost.
 
 ``mem://NAME`` endpoints give the same ROUTER/DEALER behaviour inside one process over
@@ -33,6 +34,7 @@ class ZSocket:
         self._fd: int = sock.getsockopt(zmq.FD)  # type: ignore[assignment]  # FD is an int
         self._fd_scope: trio.CancelScope | None = None
         self._parked: trio.Event | None = None
+        self._fd_wants = zmq.POLLIN
         self._ops = 0
 
     @classmethod
@@ -53,7 +55,10 @@ class ZSocket:
         self.sock.close()
 
     def _wake(self) -> None:
-        if self._fd_scope is not None:
+        # Our operation may have consumed the FD's edge. Reading EVENTS processes
+        # pending commands: if the waiter's event is ready now, wake it; if not, any
+        # later change signals the FD again, so its wait stays valid.
+        if self._fd_scope is not None and self.sock.getsockopt(zmq.EVENTS) & self._fd_wants:
             self._fd_scope.cancel()
         if self._parked is not None:
             self._parked.set()
@@ -65,7 +70,7 @@ class ZSocket:
         if self._ops % _YIELD_EVERY == 0:
             await trio.lowlevel.checkpoint()
 
-    async def _wait(self) -> None:
+    async def _wait(self, wants: int) -> None:
         if self._fd_scope is not None:
             if self._parked is None:
                 self._parked = trio.Event()
@@ -73,6 +78,7 @@ class ZSocket:
             return
         with trio.CancelScope() as scope:
             self._fd_scope = scope
+            self._fd_wants = wants
             try:
                 await trio.lowlevel.wait_readable(self._fd)
             finally:
@@ -86,7 +92,7 @@ class ZSocket:
             try:
                 self.sock.send_multipart(parts, zmq.NOBLOCK)
             except zmq.Again:
-                await self._wait()
+                await self._wait(zmq.POLLOUT)
                 continue
             await self._done()
             return
@@ -96,7 +102,7 @@ class ZSocket:
             try:
                 msg = self.sock.recv_multipart(zmq.NOBLOCK)
             except zmq.Again:
-                await self._wait()
+                await self._wait(zmq.POLLIN)
                 continue
             await self._done()
             return msg

@@ -236,6 +236,8 @@ class Run:
             self.mm.release(self.app, args[0].i)
             self.allocated.discard(args[0].i)
         elif op == "init":
+            if self.pending and self.pending[-1] == PhysOp("discard", qs):
+                self.pending.pop()  # init resets the qubit anyway: the discard is moot
             self.pending.append(PhysOp("init", qs))
         elif op == "meas":
             assert isinstance(args[1], Reg)

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Union
+from typing import Any, Union
 
 import msgspec
 
@@ -137,30 +137,63 @@ for _g in GATES.values():
 OPCODES: dict[str, str] = {**CLASSICAL_OPS, **QUANTUM_OPS}
 
 
-def _check_operand(where: str, kind: str, arg: Operand, sub: Subroutine) -> None:
-    if not isinstance(arg, _KINDS[kind]):
-        names = "/".join(t.__name__ for t in _KINDS[kind])
-        raise ProgramError(f"{where}: expected {names}, got {type(arg).__name__}")
-    if isinstance(arg, Reg) and not 0 <= arg.i < NUM_REGS:
-        raise ProgramError(f"{where}: register R{arg.i} out of range R0..R{NUM_REGS - 1}")
-    if isinstance(arg, Imm) and not INT_MIN <= arg.v <= INT_MAX:
-        raise ProgramError(f"{where}: immediate {arg.v} does not fit in 64 bits")
-    if isinstance(arg, Flt) and not math.isfinite(arg.v):
-        raise ProgramError(f"{where}: angle {arg.v} is not finite")
-    if isinstance(arg, Q) and not 0 <= arg.i <= MAX_QUBIT_ID:
-        raise ProgramError(f"{where}: qubit Q{arg.i} out of range Q0..Q{MAX_QUBIT_ID}")
-    if isinstance(arg, Elem | ArrName):
-        name = arg.array if isinstance(arg, Elem) else arg.name
-        if name not in sub.arrays:
-            raise ProgramError(f"{where}: array {name!r} is not declared")
-        if isinstance(arg, Elem):
-            _check_operand(where, "V", arg.index, sub)
-            if isinstance(arg.index, Imm) and not 0 <= arg.index.v < sub.arrays[name]:
-                raise ProgramError(
-                    f"{where}: index {arg.index.v} out of bounds for {name}[{sub.arrays[name]}]"
-                )
-    if isinstance(arg, Lbl) and arg.name not in sub.labels:
-        raise ProgramError(f"{where}: label {arg.name!r} is not defined")
+def _reg(arg: Reg, sub: Subroutine) -> str | None:
+    if 0 <= arg.i < NUM_REGS:
+        return None
+    return f"register R{arg.i} out of range R0..R{NUM_REGS - 1}"
+
+
+def _imm(arg: Imm, sub: Subroutine) -> str | None:
+    return None if INT_MIN <= arg.v <= INT_MAX else f"immediate {arg.v} does not fit in 64 bits"
+
+
+def _flt(arg: Flt, sub: Subroutine) -> str | None:
+    return None if math.isfinite(arg.v) else f"angle {arg.v} is not finite"
+
+
+def _qubit(arg: Q, sub: Subroutine) -> str | None:
+    if 0 <= arg.i <= MAX_QUBIT_ID:
+        return None
+    return f"qubit Q{arg.i} out of range Q0..Q{MAX_QUBIT_ID}"
+
+
+def _elem(arg: Elem, sub: Subroutine) -> str | None:
+    length = sub.arrays.get(arg.array)
+    if length is None:
+        return f"array {arg.array!r} is not declared"
+    ix = arg.index
+    if type(ix) is Reg:
+        return _reg(ix, sub)
+    if not 0 <= ix.v < length:
+        return f"index {ix.v} out of bounds for {arg.array}[{length}]"
+    return None
+
+
+def _arr(arg: ArrName, sub: Subroutine) -> str | None:
+    return None if arg.name in sub.arrays else f"array {arg.name!r} is not declared"
+
+
+def _lbl(arg: Lbl, sub: Subroutine) -> str | None:
+    return None if arg.name in sub.labels else f"label {arg.name!r} is not defined"
+
+
+# One check per operand type (a table, not an isinstance chain).
+_CHECKS: dict[type, Any] = {
+    Reg: _reg,
+    Imm: _imm,
+    Flt: _flt,
+    Q: _qubit,
+    Elem: _elem,
+    ArrName: _arr,
+    Lbl: _lbl,
+}
+_KIND_TYPES = {k: frozenset(v) for k, v in _KINDS.items()}
+_SIGS = {op: tuple(_KIND_TYPES[k] for k in sig) for op, sig in OPCODES.items()}
+_DISTINCT_QUBITS = frozenset(QUANTUM_OPS) - {"wait"}
+
+
+def _fail(n: int, op: str, msg: str) -> ProgramError:
+    return ProgramError(f"instruction {n} ({op}): {msg}")
 
 
 def validate(sub: Subroutine, max_instrs: int = MAX_INSTRS) -> None:
@@ -185,15 +218,20 @@ def validate(sub: Subroutine, max_instrs: int = MAX_INSTRS) -> None:
         if not 0 <= pos <= len(sub.instrs):
             raise ProgramError(f"label {name!r} points at {pos}, outside 0..{len(sub.instrs)}")
     for n, ins in enumerate(sub.instrs):
-        sig = OPCODES.get(ins.op)
+        sig = _SIGS.get(ins.op)
         if sig is None:
             raise ProgramError(f"instruction {n}: unknown instruction {ins.op!r}")
-        where = f"instruction {n} ({ins.op})"
-        if len(ins.args) != len(sig):
-            raise ProgramError(f"{where}: takes {len(sig)} operands, got {len(ins.args)}")
-        for kind, arg in zip(sig, ins.args, strict=True):
-            _check_operand(where, kind, arg, sub)
-        if ins.op in ("qalloc", "qfree", "init", "meas") or ins.op in GATES:
-            qs = [a.i for a in ins.args if isinstance(a, Q)]
+        args = ins.args
+        if len(args) != len(sig):
+            raise _fail(n, ins.op, f"takes {len(sig)} operands, got {len(args)}")
+        for allowed, arg in zip(sig, args, strict=True):
+            if type(arg) not in allowed:
+                names = "/".join(t.__name__ for t in _KINDS[OPCODES[ins.op][sig.index(allowed)]])
+                raise _fail(n, ins.op, f"expected {names}, got {type(arg).__name__}")
+            err = _CHECKS[type(arg)](arg, sub)
+            if err is not None:
+                raise _fail(n, ins.op, err)
+        if len(args) > 1 and ins.op in _DISTINCT_QUBITS:
+            qs = [a.i for a in args if type(a) is Q]
             if len(set(qs)) != len(qs):
-                raise ProgramError(f"{where}: the same qubit appears twice: Q{qs[0]}")
+                raise _fail(n, ins.op, f"the same qubit appears twice: Q{qs[0]}")

@@ -29,6 +29,7 @@ from numpy.typing import NDArray
 Matrix = NDArray[np.complexfloating[Any, Any]]
 
 _ZERO: Matrix = np.array([[1, 0], [0, 0]], dtype=complex)
+_ONE: Matrix = np.array([[0, 0], [0, 1]], dtype=complex)
 _MIXED: Matrix = np.array([[0.5, 0], [0, 0.5]], dtype=complex)
 
 
@@ -126,6 +127,10 @@ class Register:
 
     def reset(self, q: int, mixed: bool = False) -> None:
         """Put q alone in |0> (or the maximally mixed state), tracing out its old state."""
+        g = self.group_of[q]
+        if len(g.qubits) == 1:
+            g.rho = (_MIXED if mixed else _ZERO).copy()
+            return
         self._detach(q)
         start: Matrix = _MIXED if mixed else _ZERO
         self.group_of[q] = Group([q], start.copy())
@@ -133,6 +138,8 @@ class Register:
     def prob_one(self, q: int) -> float:
         g = self.group_of[q]
         n = len(g.qubits)
+        if n == 1:
+            return min(max(float(g.rho[1, 1].real), 0.0), 1.0)
         k = g.qubits.index(q)
         diag = np.real(np.diagonal(g.rho)).reshape(2**k, 2, 2 ** (n - k - 1))
         return float(np.clip(diag[:, 1, :].sum(), 0.0, 1.0))
@@ -144,6 +151,9 @@ class Register:
         outcome = 1 if u < p1 else 0
         g = self.group_of[q]
         n = len(g.qubits)
+        if n == 1:
+            g.rho = (_ONE if outcome else _ZERO).copy()
+            return outcome
         if n > 1:
             k = g.qubits.index(q)
             t = g.rho.reshape((2,) * (2 * n))

@@ -57,41 +57,55 @@ def run_batch(
     return m.DeviceReply(seq=req.seq, outcomes=outcomes, error=error, now_ns=int(end)), end
 
 
+class DeviceServer:
+    """Sans-IO request handling of the quantum process: frames in, reply frames out.
+
+    ``handle`` returns the reply and the device time (ns) at which the device finishes
+    the request; a real-time adapter sends the reply only then. Bad input gets an
+    ErrorReply and is counted, never raised.
+    """
+
+    def __init__(self, cfg: NodeConfig) -> None:
+        self.cfg = cfg
+        self.device = QuantumDevice(cfg.device, np.random.default_rng(cfg.seed))
+        self.dec, self.enc = codec.to_device(), codec.from_device()
+        self.bad = 0
+
+    def handle(self, frames: list[bytes], now_ns: float) -> tuple[list[bytes] | None, float]:
+        if len(frames) != 2:
+            self.bad += 1
+            return None, now_ns
+        peer, data = frames
+        try:
+            msg = self.dec.decode(data)
+        except ProtocolError as exc:
+            self.bad += 1
+            log.warning("bad request #%d: %s", self.bad, exc)
+            reply: m.FromDevice = m.ErrorReply(code="bad_message", message=str(exc))
+            return [peer, self.enc.encode(reply)], now_ns
+        if isinstance(msg, m.Ping):
+            spec = self.cfg.device
+            reply = m.Pong(seq=msg.seq, device=spec.name, num_qubits=spec.num_qubits)
+            return [peer, self.enc.encode(reply)], now_ns
+        reply, end = run_batch(self.device, msg, now_ns)
+        return [peer, self.enc.encode(reply)], end
+
+
 async def serve_device(
     cfg: NodeConfig, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
 ) -> None:
-    """Serve the device of node ``cfg`` until cancelled."""
-    rng = np.random.default_rng(cfg.seed)
-    dev = QuantumDevice(cfg.device, rng)
+    """Serve the device of node ``cfg`` in this trio run (deterministic/in-process mode)
+    until cancelled."""
+    server = DeviceServer(cfg)
     clock = DeviceClock(cfg.speed)
-    dec, enc = codec.to_device(), codec.from_device()
     sock = bind_router(cfg.qdevice_endpoint)
-    bad = 0
     try:
         task_status.started()
         while True:
-            frames = await sock.recv()
-            if len(frames) != 2:
-                bad += 1
-                continue
-            peer, data = frames
-            try:
-                msg = dec.decode(data)
-            except ProtocolError as exc:
-                bad += 1
-                log.warning("bad request #%d: %s", bad, exc)
-                await sock.send(
-                    [peer, enc.encode(m.ErrorReply(code="bad_message", message=str(exc)))]
-                )
-                continue
-            if isinstance(msg, m.Ping):
-                reply: m.FromDevice = m.Pong(
-                    seq=msg.seq, device=cfg.device.name, num_qubits=cfg.device.num_qubits
-                )
-            else:
-                reply, end = run_batch(dev, msg, clock.now_ns())
-                if not math.isinf(clock.speed):
-                    await trio.sleep_until(clock.wall_at(end))
-            await sock.send([peer, enc.encode(reply)])
+            reply, end = server.handle(await sock.recv(), clock.now_ns())
+            if not math.isinf(clock.speed):
+                await trio.sleep_until(clock.wall_at(end))
+            if reply is not None:
+                await sock.send(reply)
     finally:
         sock.close()

@@ -62,6 +62,7 @@ class Node(QubitOwner):
         self._closed: str | None = None
         self._last_heard = trio.current_time()
         self._blocks = 0
+        self._abandoned: int | None = None  # block sent whose reply we stopped waiting for
         self.name = node
         self.app_id = 0
         self.device = ""
@@ -131,8 +132,19 @@ class Node(QubitOwner):
         if self._closed is not None:
             raise ConnectionClosed(f"session with node {self.name!r} is closed: {self._closed}")
         async with self._lock:
+            # A block whose wait was cancelled still runs on the node (one at a time):
+            # wait for its reply and drop it before sending anything else.
+            while self._abandoned is not None:
+                late = await self._replies.receive()
+                if isinstance(late, m.Stopped):
+                    raise ConnectionClosed(f"session with node {self.name!r} ended: {late.reason}")
+                if isinstance(late, m.BlockDone | m.BlockFailed) and late.block == self._abandoned:
+                    self._abandoned = None
+            block = msg.block if isinstance(msg, m.Submit) else None
             await self._sock.send([self._enc.encode(msg)])
+            self._abandoned = block
             reply = await self._replies.receive()
+            self._abandoned = None
         if isinstance(reply, m.Stopped):
             raise ConnectionClosed(f"session with node {self.name!r} ended: {reply.reason}")
         if isinstance(reply, m.ErrorReply):

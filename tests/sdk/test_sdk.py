@@ -252,3 +252,17 @@ async def test_app_notices_a_dead_node(autojump_clock: object) -> None:
             with pytest.raises(ConnectionClosed, match="stopped answering"):
                 async with node.block() as b:
                     b.qubit()
+
+
+async def test_a_cancelled_block_wait_does_not_shift_later_replies(autojump_clock: object) -> None:
+    net = network("[nodes.a]\nqubits=1\nspeed=1.0\n", name="cancel")
+    async with local_network(net) as eps:
+        async with sdk.connect("a", app="a", qubits=1, endpoint=eps["a"]) as node:
+            with trio.move_on_after(0.5):
+                async with node.block() as b:
+                    b.wait(1.0)  # 1 s of device time: the app gives up before
+            async with node.block() as b:
+                q = b.qubit()
+                q.x()
+                fut = q.measure()
+            assert fut.value == 1

@@ -1,0 +1,126 @@
+"""App -> node -> device -> app round trip of a one-gate block, next to raw pyzmq.
+
+    python bench/roundtrip.py [--blocks N] [--transport ipc|tcp]
+
+Starts a real node (`qnodeos node`: classical + quantum process, generic device at
+unlimited clock speed) and times blocks "allocate, X, measure" from an SDK app in this
+process: four one-way hops (app->kernel->device->kernel->app). The floor for the same
+hops is two raw pyzmq DEALER/ROUTER ping-pongs between two processes (sync pyzmq, no
+trio, no codec, no interpreter), measured in the same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import trio
+import zmq
+
+from qnodeos import sdk
+
+ECHO = """
+import sys, zmq
+s = zmq.Context().socket(zmq.ROUTER)
+s.bind(sys.argv[1])
+print("READY", flush=True)
+while True:
+    s.send_multipart(s.recv_multipart())
+"""
+
+
+def endpoints(kind: str, d: str) -> tuple[str, str, str]:
+    if kind == "ipc":
+        return f"ipc://{d}/app", f"ipc://{d}/qdev", f"ipc://{d}/echo"
+    return "tcp://127.0.0.1:47311", "tcp://127.0.0.1:47312", "tcp://127.0.0.1:47313"
+
+
+def start(args: list[str]) -> subprocess.Popen[str]:
+    p = subprocess.Popen(args, stdout=subprocess.PIPE, text=True)
+    assert p.stdout is not None
+    while "READY" not in p.stdout.readline():
+        if p.poll() is not None:
+            raise SystemExit(f"{args} failed to start")
+    return p
+
+
+def raw_floor(ep: str, n: int) -> list[float]:
+    s = zmq.Context.instance().socket(zmq.DEALER)
+    s.connect(ep)
+    msg = b"x" * 100
+    out = []
+    for i in range(n + 100):
+        t = time.perf_counter()
+        s.send(msg)
+        s.recv()
+        if i >= 100:
+            out.append(time.perf_counter() - t)
+    s.close(linger=0)
+    return out
+
+
+async def blocks(ep: str, n: int) -> list[float]:
+    out = []
+    async with sdk.connect("bench", app="bench", qubits=1, endpoint=ep) as node:
+        for i in range(n + 100):
+            t = time.perf_counter()
+            async with node.block() as b:
+                q = b.qubit()
+                q.x()
+                q.measure()
+            if i >= 100:
+                out.append(time.perf_counter() - t)
+    return out
+
+
+def stats(xs: list[float]) -> tuple[float, float]:
+    xs = sorted(xs)
+    return statistics.median(xs) * 1e6, xs[int(0.99 * len(xs))] * 1e6
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("--blocks", type=int, default=3000)
+    p.add_argument("--transport", choices=["ipc", "tcp"], default="ipc")
+    a = p.parse_args()
+    with tempfile.TemporaryDirectory(prefix="qnb-") as d:
+        app_ep, dev_ep, echo_ep = endpoints(a.transport, d)
+        net = Path(d) / "net.toml"
+        net.write_text(
+            f'name = "bench"\n[nodes.bench]\ndevice = "generic"\nqubits = 2\n'
+            f'speed = inf\napp_endpoint = "{app_ep}"\nqdevice_endpoint = "{dev_ep}"\n'
+        )
+        node = start([sys.executable, "-m", "qnodeos", "node", "bench", "--network", str(net)])
+        echo = start([sys.executable, "-c", ECHO, echo_ep])
+        try:
+            # Interleave the two in rounds, so the machine's drift hits both alike.
+            raw: list[float] = []
+            ours: list[float] = []
+            rounds = 10
+            for _ in range(rounds):
+                raw += raw_floor(echo_ep, a.blocks // rounds)
+                ours += trio.run(blocks, app_ep, a.blocks // rounds)
+        finally:
+            node.terminate()
+            echo.terminate()
+            node.wait()
+            echo.wait()
+    rm, rp = stats(raw)
+    om, op = stats(ours)
+    print(
+        f"transport {a.transport}, {a.blocks} of each, in 10 interleaved rounds (100 warm-up each)"
+    )
+    print(f"{'':38} {'median us':>10} {'p99 us':>8}")
+    print(f"{'raw pyzmq ping-pong (1 round trip)':38} {rm:10.0f} {rp:8.0f}")
+    print(f"{'floor for 2 round trips (4 hops)':38} {2 * rm:10.0f} {2 * rp:8.0f}")
+    print(f"{'qnodeos one-gate block (4 hops)':38} {om:10.0f} {op:8.0f}")
+    print(f"ratio to floor: median {om / (2 * rm):.2f}x, p99 {op / (2 * rp):.2f}x (goal <= 3x)")
+
+
+if __name__ == "__main__":
+    main()
