@@ -37,6 +37,20 @@ async def _until_signal(scope: trio.CancelScope) -> None:
             return
 
 
+async def _stop_child(proc: trio.Process) -> None:
+    """Closing its stdin ends the quantum process's loop; signals only if that fails."""
+    if proc.stdin is not None:
+        await proc.stdin.aclose()
+    with trio.move_on_after(2):
+        await proc.wait()
+        return
+    proc.terminate()
+    with trio.move_on_after(2):
+        await proc.wait()
+        return
+    proc.kill()
+
+
 async def node_main(name: str, network: str | None) -> int:
     from .kernel.service import NodeService
 
@@ -47,7 +61,9 @@ async def node_main(name: str, network: str | None) -> int:
     lost: list[int] = []
     async with trio.open_nursery() as nursery:
         nursery.start_soon(_until_signal, nursery.cancel_scope)
-        proc = await nursery.start(partial(trio.run_process, cmd, check=False, stdin=-1))
+        proc = await nursery.start(
+            partial(trio.run_process, cmd, check=False, stdin=-1, deliver_cancel=_stop_child)
+        )
 
         async def watch() -> None:
             lost.append(await proc.wait())

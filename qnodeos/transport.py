@@ -34,7 +34,7 @@ class ZSocket:
         self._fd: int = sock.getsockopt(zmq.FD)  # type: ignore[assignment]  # FD is an int
         self._fd_scope: trio.CancelScope | None = None
         self._parked: trio.Event | None = None
-        self._fd_wants = zmq.POLLIN
+        self._fd_wants: int = zmq.POLLIN
         self._ops = 0
 
     @classmethod
@@ -54,11 +54,14 @@ class ZSocket:
     def close(self) -> None:
         self.sock.close()
 
+    def _events(self) -> int:
+        return int(self.sock.getsockopt(zmq.EVENTS))
+
     def _wake(self) -> None:
         # Our operation may have consumed the FD's edge. Reading EVENTS processes
         # pending commands: if the waiter's event is ready now, wake it; if not, any
         # later change signals the FD again, so its wait stays valid.
-        if self._fd_scope is not None and self.sock.getsockopt(zmq.EVENTS) & self._fd_wants:
+        if self._fd_scope is not None and self._events() & self._fd_wants:
             self._fd_scope.cancel()
         if self._parked is not None:
             self._parked.set()

@@ -162,7 +162,7 @@ def _elem(arg: Elem, sub: Subroutine) -> str | None:
     if length is None:
         return f"array {arg.array!r} is not declared"
     ix = arg.index
-    if type(ix) is Reg:
+    if isinstance(ix, Reg):
         return _reg(ix, sub)
     if not 0 <= ix.v < length:
         return f"index {ix.v} out of bounds for {arg.array}[{length}]"

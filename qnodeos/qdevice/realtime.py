@@ -33,7 +33,7 @@ def _on_term(_sig: int, _frame: FrameType | None) -> None:
 def serve_forever(cfg: NodeConfig, stop_fd: int | None = None) -> None:
     """Serve the device of node ``cfg`` until ``stop_fd`` reaches EOF or SIGTERM."""
     server = DeviceServer(cfg)
-    ctx = zmq.Context.instance()
+    ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context.instance()
     sock = ctx.socket(zmq.ROUTER)
     sock.setsockopt(zmq.LINGER, 1000)
     sock.bind(cfg.qdevice_endpoint)
@@ -66,4 +66,4 @@ def serve_forever(cfg: NodeConfig, stop_fd: int | None = None) -> None:
         return
     finally:
         signal.signal(signal.SIGTERM, previous)
-        sock.close()
+        sock.close(linger=0)  # the node is going away: nothing left to deliver
