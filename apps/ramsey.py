@@ -7,7 +7,8 @@ t = 6*T2 measures the dephased level P_inf (to within e^-6 = 0.25% of the contra
 
     (P(t) - P_inf) / (P(0) - P_inf) = e^(-t/T2)
 
-whatever those errors are, and T2 is fitted from the ratios.
+whatever those errors are, and T2 is fitted from the ratios (weighted least squares of
+-ln(ratio) = t/T2, weights from the binomial errors; the error of T2 is 1 sigma).
 Run alone against a running node: ``python -m apps.ramsey`` (node alice).
 """
 
@@ -40,24 +41,33 @@ async def main(
             points.append(
                 {"wait_ms": wait, "p0": p0, "stderr": math.sqrt(max(p0 * (1 - p0), 1e-12) / shots)}
             )
-    p_inf = points.pop()["p0"]
-    p_zero = points[0]["p0"]
+    far_pt = points.pop()
+    p_inf, s_inf = far_pt["p0"], far_pt["stderr"]
+    p_zero, s_zero = points[0]["p0"], points[0]["stderr"]
+    span = p_zero - p_inf
     num = den = 0.0
     for pt in points:
-        ratio = (pt["p0"] - p_inf) / (p_zero - p_inf) if p_zero != p_inf else float("nan")
+        ratio = (pt["p0"] - p_inf) / span if span else float("nan")
         pt["contrast"] = ratio
         if t2_ms:
             pt["expected"] = math.exp(-pt["wait_ms"] / t2_ms)
         if pt["wait_ms"] > 0 and 0 < ratio < 1:
-            # least squares of -ln(ratio) = t / T2 through the origin, in 1/T2
-            num += pt["wait_ms"] * -math.log(ratio)
-            den += pt["wait_ms"] ** 2
+            # y = -ln(ratio) = t / T2. Weighted least squares through the origin in
+            # 1/T2, each point weighted by 1/var(y), var(y) = var(ratio) / ratio^2.
+            var_r = pt["stderr"] ** 2 + (1 - ratio) ** 2 * s_inf**2 + ratio**2 * s_zero**2
+            w = ratio**2 / (var_r / span**2)
+            num += w * pt["wait_ms"] * -math.log(ratio)
+            den += w * pt["wait_ms"] ** 2
+    rate = num / den if den else 0.0
+    fit = 1 / rate if rate > 0 else None
+    fit_err = (1 / math.sqrt(den)) / rate**2 if fit else None
     return {
         "device": conn.device,
         "shots": shots,
         "p_inf": p_inf,
         "points": points,
-        "fitted_t2_ms": den / num if num > 0 else None,
+        "fitted_t2_ms": fit,
+        "fitted_t2_err_ms": fit_err,
         "configured_t2_ms": t2_ms,
     }
 
@@ -73,9 +83,9 @@ def format_result(r: dict[str, Any]) -> str:
         lines.append(
             f"{p['wait_ms']:>10g} {p['p0']:8.3f} ±{p['stderr']:.3f} {p['contrast']:9.3f} {exp}"
         )
-    fit = r["fitted_t2_ms"]
+    fit, err = r["fitted_t2_ms"], r["fitted_t2_err_ms"]
     conf = f" (configured T2 = {r['configured_t2_ms']:g} ms)" if r["configured_t2_ms"] else ""
-    lines.append(f"fitted T2 = {fit:.0f} ms{conf}" if fit else "fitted T2: no decay seen")
+    lines.append(f"fitted T2 = {fit:.0f} ± {err:.0f} ms{conf}" if fit else "fitted T2: no decay")
     return "\n".join(lines)
 
 

@@ -60,20 +60,33 @@ async def _start_node(
         env=env,
     )
     assert proc.stdout is not None and proc.stderr is not None
-    nursery.start_soon(_pump_log, proc.stdout, run_dir / f"node-{name}.log", ready)
-    nursery.start_soon(_pump_log, proc.stderr, run_dir / f"node-{name}.log", None)
-    with trio.move_on_after(timeout):
-        while not ready.is_set():
-            if proc.poll() is not None:
-                raise RunError(
-                    f"node {name} exited with {proc.returncode} before it was ready; "
-                    f"see {run_dir / f'node-{name}.log'}"
-                )
-            with trio.move_on_after(0.05):
-                await ready.wait()
+    log = run_dir / f"node-{name}.log"
+    nursery.start_soon(_pump_log, proc.stdout, log, ready)
+    nursery.start_soon(_pump_log, proc.stderr, log, None)
+    async with trio.open_nursery() as waiting:  # until READY, the node's exit, or timeout
+
+        async def exited() -> None:
+            await proc.wait()
+            waiting.cancel_scope.cancel()
+
+        waiting.start_soon(exited)
+        with trio.move_on_after(timeout):
+            await ready.wait()
+        waiting.cancel_scope.cancel()
+    if proc.returncode is not None:
+        raise RunError(f"node {name} exited with {proc.returncode} before it was ready; see {log}")
     if not ready.is_set():
-        raise RunError(f"node {name} was not ready within {timeout} s")
+        raise RunError(f"node {name} was not ready within {timeout} s; see {log}")
     return proc
+
+
+async def _watch_node(
+    name: str, proc: trio.Process, log: Path, errors: list[str], scope: trio.CancelScope
+) -> None:
+    """A node that dies while apps run ends the run."""
+    await proc.wait()
+    errors.append(f"node {name} exited with {proc.returncode} during the run; see {log}")
+    scope.cancel()
 
 
 def _formatter(module: str) -> Callable[[dict[str, Any]], str] | None:
@@ -111,12 +124,21 @@ async def run_network(
     net_file = run_dir / "network.toml"
     results: dict[str, Any] = {}
     procs: list[trio.Process] = []
-    status = 0
+    errors: list[str] = []
     try:
         async with trio.open_nursery() as nursery:
             with trio.fail_after(timeout):
                 for name in cfg.nodes:
-                    procs.append(await _start_node(nursery, name, net_file, run_dir, env, 30.0))
+                    proc = await _start_node(nursery, name, net_file, run_dir, env, 30.0)
+                    procs.append(proc)
+                    nursery.start_soon(
+                        _watch_node,
+                        name,
+                        proc,
+                        run_dir / f"node-{name}.log",
+                        errors,
+                        nursery.cancel_scope,
+                    )
                 if not as_json:
                     print(
                         f"qnodeos: network {cfg.name!r}: {len(cfg.nodes)} node(s) up; "
@@ -136,25 +158,17 @@ async def run_network(
                             results,
                         )
             nursery.cancel_scope.cancel()
-    except trio.TooSlowError:
-        results["_error"] = f"run did not finish within {timeout} s"
-        status = 1
-    except RunError as exc:
-        results["_error"] = str(exc)
-        status = 1
+    except* trio.TooSlowError:
+        errors.append(f"run did not finish within {timeout} s")
+    except* RunError as group:
+        errors.extend(str(e) for e in group.exceptions)
     finally:
-        for proc in procs:
-            if proc.poll() is None:
-                proc.terminate()
-        with trio.move_on_after(5) as cs:
-            cs.shield = True
-            for proc in procs:
-                await proc.wait()
-        for proc in procs:
-            if proc.poll() is None:
-                proc.kill()
+        await _stop_all(procs)
+        if errors:
+            results["_error"] = "; ".join(errors)
         (run_dir / "results.json").write_text(json.dumps(results, indent=2))
-    if any("error" in r for r in results.values() if isinstance(r, dict)):
+    status = 1 if errors else 0
+    if any("error" in r for k, r in results.items() if k != "_error"):
         status = 1
     if as_json:
         print(json.dumps(results, indent=2))
@@ -163,6 +177,20 @@ async def run_network(
     if "_error" in results:
         print(f"qnodeos: error: {results['_error']}", file=sys.stderr)
     return status
+
+
+async def _stop_all(procs: list[trio.Process]) -> None:
+    """SIGTERM every node (each stops its own quantum process), SIGKILL after 5 s."""
+    for proc in procs:
+        if proc.returncode is None:
+            proc.terminate()
+    with trio.move_on_after(5) as cs:
+        cs.shield = True
+        for proc in procs:
+            await proc.wait()
+    for proc in procs:
+        if proc.returncode is None:
+            proc.kill()
 
 
 async def _run_app(

@@ -32,9 +32,10 @@ def test_run_default_network(tmp_path: Path) -> None:
     results = json.loads(out.stdout)
     r = results["ramsey-0"]["result"]
     assert r["device"] == "nv"
-    # Fitted T2 from 1000 shots per point: statistical error ~10%; a broken decay model
-    # (no decay, or T1 instead of T2) lands far outside this window.
-    assert 0.6 * 500 < r["fitted_t2_ms"] < 1.5 * 500
+    # The fit reports its own 1-sigma error (~5% with 2000 shots per point); a broken
+    # decay model (no decay, T1 instead of T2, wrong clock speed) is far outside 4 sigma.
+    assert abs(r["fitted_t2_ms"] - 500) < 4 * r["fitted_t2_err_ms"]
+    assert r["fitted_t2_err_ms"] < 0.15 * 500
     assert took < 60
     run = tmp_path / "run"
     assert {p.name for p in run.iterdir()} >= {
@@ -88,3 +89,23 @@ def test_malformed_network_file(tmp_path: Path) -> None:
     bad.write_text("[nodes.a]\ndevice = 'nv'\nqubits = 'three'\n")
     out = qnodeos("run", str(bad), timeout=30)
     assert out.returncode == 2 and "nodes.a.qubits: expected int" in out.stderr
+
+
+def test_node_that_cannot_start_fails_the_run_clearly(tmp_path: Path) -> None:
+    net = tmp_path / "net.toml"
+    net.write_text('[nodes.a]\nqdevice_endpoint = "tcp://no-such-host.invalid:1"\n')
+    out = qnodeos("run", str(net), "--run-dir", str(tmp_path / "run"), timeout=60)
+    assert out.returncode == 1
+    assert "node a exited with 1 before it was ready" in out.stderr
+    assert (tmp_path / "run" / "node-a.log").read_text()
+
+
+def test_node_dying_mid_run_ends_the_run(tmp_path: Path) -> None:
+    net = tmp_path / "net.toml"
+    net.write_text('[nodes.a]\n[[apps]]\nnode = "a"\nmodule = "tests.integration.killer_app"\n')
+    start = time.monotonic()
+    out = qnodeos("run", str(net), "--run-dir", str(tmp_path / "run"), timeout=60)
+    assert out.returncode == 1
+    assert "node a exited with -9 during the run" in out.stderr
+    assert time.monotonic() - start < 20
+    assert "_error" in json.loads((tmp_path / "run" / "results.json").read_text())
