@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import os
-import subprocess
 
 import trio
 
 
 async def main(node: str) -> dict[str, str]:
     network = os.environ["QNODEOS_NETWORK"]
-    subprocess.run(["pkill", "-9", "-f", f"qnodeos node {node} --network {network}"], check=True)
+    await trio.run_process(["pkill", "-9", "-f", f"qnodeos node {node} --network {network}"])
     await trio.sleep(30)  # the launcher must end the run long before this
     return {"survived": "yes"}
