@@ -11,9 +11,9 @@ vec(U rho U^dagger) = (U kron conj(U)) vec(rho).
 
 >>> reg = Register(1)
 >>> reg.apply(unitary_superop(np.array([[0, 1], [1, 0]], dtype=complex)), [0])
->>> reg.density_matrix([0]).real
-array([[0., 1.],
-       [0., 0.]])
+>>> reg.density_matrix([0]).real  # X|0> = |1>
+array([[0., 0.],
+       [0., 1.]])
 """
 
 from __future__ import annotations
