@@ -39,16 +39,19 @@ class ZSocket:
 
     @classmethod
     def bind(cls, ctx: zmq.Context[zmq.Socket[bytes]], kind: int, endpoint: str) -> ZSocket:
-        s = ctx.socket(kind)
-        s.setsockopt(zmq.LINGER, 1000)
-        s.bind(endpoint)
-        return cls(s)
+        return cls._open(ctx, kind, endpoint, bind=True)
 
     @classmethod
     def connect(cls, ctx: zmq.Context[zmq.Socket[bytes]], kind: int, endpoint: str) -> ZSocket:
+        return cls._open(ctx, kind, endpoint, bind=False)
+
+    @classmethod
+    def _open(
+        cls, ctx: zmq.Context[zmq.Socket[bytes]], kind: int, endpoint: str, *, bind: bool
+    ) -> ZSocket:
         s = ctx.socket(kind)
         s.setsockopt(zmq.LINGER, 1000)
-        s.connect(endpoint)
+        (s.bind if bind else s.connect)(endpoint)
         return cls(s)
 
     def close(self) -> None:
