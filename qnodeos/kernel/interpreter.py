@@ -89,7 +89,6 @@ class Run:
         self.mm = memory
         self.lowering = lowering
         self.budget = budget
-        self.native = lowering.spec.native_gates()
         self.regs = [0] * NUM_REGS
         self.arrays = {name: [0] * n for name, n in sub.arrays.items()}
         self.pc = 0
@@ -250,11 +249,11 @@ class Run:
                 raise ProgramError(f"wait of {ns} ns is negative")
             self.pending.append(PhysOp("wait", (), float(ns)))
         else:
-            if op not in CORE_GATES and op not in self.native:
+            if op not in CORE_GATES and op not in self.lowering.native:
                 raise DeviceError(
                     f"gate {op} is not available on this {self.lowering.spec.name} device "
                     f"(core gates: {', '.join(sorted(CORE_GATES))}; native: "
-                    f"{', '.join(sorted(self.native))})"
+                    f"{', '.join(sorted(self.lowering.native))})"
                 )
             theta = 0.0
             if GATES[op].angle:

@@ -100,6 +100,7 @@ class Lowering:
 
     def __init__(self, spec: DeviceSpec) -> None:
         self.spec = spec
+        self.native = spec.native_gates()
         self._cache: dict[tuple[str, tuple[int, ...], float], list[PhysOp]] = {}
 
     def lower(self, gate: str, qubits: tuple[int, ...], theta: float = 0.0) -> list[PhysOp]:

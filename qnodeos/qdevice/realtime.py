@@ -10,7 +10,6 @@ The loop ends when ``stop_fd`` (the node's pipe) closes, or on SIGTERM.
 
 from __future__ import annotations
 
-import math
 import os
 import signal
 import time
@@ -19,7 +18,7 @@ from types import FrameType
 import zmq
 
 from ..config import NodeConfig
-from .service import DeviceServer
+from .service import DeviceClock, DeviceServer
 
 
 class _Stop(BaseException):  # like KeyboardInterrupt: nothing may swallow it
@@ -41,8 +40,7 @@ def serve_forever(cfg: NodeConfig, stop_fd: int | None = None) -> None:
     poller.register(sock, zmq.POLLIN)
     if stop_fd is not None:
         poller.register(stop_fd, zmq.POLLIN)
-    speed, t0 = cfg.speed, time.monotonic()
-    realtime = not math.isinf(speed)
+    clock = DeviceClock(cfg.speed, time.monotonic)
     previous = signal.signal(signal.SIGTERM, _on_term)
     try:
         while True:
@@ -54,10 +52,9 @@ def serve_forever(cfg: NodeConfig, stop_fd: int | None = None) -> None:
                     frames = sock.recv_multipart(zmq.NOBLOCK)
                 except zmq.Again:
                     break
-                now_ns = (time.monotonic() - t0) * 1e9 * speed if realtime else 0.0
-                reply, end = server.handle(frames, now_ns)
-                if realtime:
-                    delay = t0 + end / (1e9 * speed) - time.monotonic()
+                reply, end = server.handle(frames, clock.now_ns())
+                if clock.realtime:
+                    delay = clock.wall_at(end) - time.monotonic()
                     if delay > 0:
                         time.sleep(delay)
                 if reply is not None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Callable
 
 import numpy as np
 import trio
@@ -25,16 +26,17 @@ log = logging.getLogger("qnodeos.qdevice")
 
 
 class DeviceClock:
-    """Device ns from trio's clock: (now - t0) * 1e9 * speed; 0 when speed is inf."""
+    """Device ns from a wall clock ``now()`` in seconds: (now - t0) * 1e9 * speed.
+    With ``speed = inf`` device time is only the sum of op durations (now_ns is 0)."""
 
-    def __init__(self, speed: float) -> None:
+    def __init__(self, speed: float, now: Callable[[], float]) -> None:
         self.speed = speed
-        self.t0 = trio.current_time()
+        self.now = now
+        self.t0 = now()
+        self.realtime = not math.isinf(speed)
 
     def now_ns(self) -> float:
-        if math.isinf(self.speed):
-            return 0.0
-        return (trio.current_time() - self.t0) * 1e9 * self.speed
+        return (self.now() - self.t0) * 1e9 * self.speed if self.realtime else 0.0
 
     def wall_at(self, device_ns: float) -> float:
         return self.t0 + device_ns / (1e9 * self.speed)
@@ -97,13 +99,13 @@ async def serve_device(
     """Serve the device of node ``cfg`` in this trio run (deterministic/in-process mode)
     until cancelled."""
     server = DeviceServer(cfg)
-    clock = DeviceClock(cfg.speed)
+    clock = DeviceClock(cfg.speed, trio.current_time)
     sock = bind_router(cfg.qdevice_endpoint)
     try:
         task_status.started()
         while True:
             reply, end = server.handle(await sock.recv(), clock.now_ns())
-            if not math.isinf(clock.speed):
+            if clock.realtime:
                 await trio.sleep_until(clock.wall_at(end))
             if reply is not None:
                 await sock.send(reply)

@@ -62,6 +62,7 @@ class Node(QubitOwner):
         self._closed: str | None = None
         self._last_heard = trio.current_time()
         self._blocks = 0
+        self.last_block: m.BlockDone | None = None  # stats of the last block that ran
         self._abandoned: int | None = None  # block sent whose reply we stopped waiting for
         self.name = node
         self.app_id = 0
@@ -188,7 +189,7 @@ class Node(QubitOwner):
         finally:
             self._current = None
         try:
-            await self.run(b.build(), deadline_s=deadline_s)
+            values = await self.run(b.build(), deadline_s=deadline_s)
         except BlockError as exc:
             # The node released what this block allocated; of the older qubits it
             # still holds exactly those in ``held``.
@@ -202,7 +203,7 @@ class Node(QubitOwner):
         for q in b.freed:
             self._qubits.pop(q.id, None)
         self._qubits.update({q.id: q for q in b.allocated if not q.freed})
-        b.fill(self.last_block.values)
+        b.fill(values)
 
 
 @asynccontextmanager

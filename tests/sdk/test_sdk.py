@@ -12,8 +12,9 @@ from qnodeos.errors import ConnectionClosed, LocalError, RemoteError
 from qnodeos.lang import codec
 from qnodeos.lang import messages as m
 from qnodeos.lang.program import validate
+from qnodeos.lang.text import parse
 from qnodeos.sdk.builder import Block, QubitIds
-from qnodeos.transport import MemDealer
+from qnodeos.transport import _HUBS, MemDealer
 from testbed.local import local_network, service
 
 from ..conftest import network, within
@@ -195,7 +196,7 @@ async def test_silent_app_loses_its_lease_and_its_qubits(autojump_clock: object)
         enc, dec = codec.app_to_node(), codec.node_to_app()
         await raw.send([enc.encode(m.Register(app="mute", qubits=2))])
         assert isinstance(dec.decode((await raw.recv())[0]), m.Registered)
-        await raw.send([enc.encode(m.Submit(block=1, sub=sdk_sub("qalloc Q0\ninit Q0")))])
+        await raw.send([enc.encode(m.Submit(block=1, sub=parse("qalloc Q0\ninit Q0")))])
         await raw.recv()
         assert kernel.memory.free == {1}
         await trio.sleep(0.9)
@@ -207,12 +208,6 @@ async def test_silent_app_loses_its_lease_and_its_qubits(autojump_clock: object)
             async with node.block() as b:
                 fut = b.qubit().measure()
             assert fut.value == 0
-
-
-def sdk_sub(text: str):  # type: ignore[no-untyped-def]
-    from qnodeos.lang.text import parse
-
-    return parse(text)
 
 
 async def test_bad_messages_get_error_replies(autojump_clock: object) -> None:
@@ -246,8 +241,7 @@ async def test_app_notices_a_dead_node(autojump_clock: object) -> None:
     async with local_network(network("[nodes.a]\nqubits=1\nlease_s=0.5\n", name="dead")) as eps:
         async with sdk.connect("a", app="a", qubits=1, endpoint=eps["a"]) as node:
             service(eps["a"]).kernel.procs.lease_s = 1e9  # keep the session...
-            raw_router = __import__("qnodeos.transport", fromlist=["_HUBS"])._HUBS[eps["a"]]
-            raw_router.dealers.clear()  # ...but the node's replies no longer reach us
+            _HUBS[eps["a"]].dealers.clear()  # ...but the node's replies no longer reach us
             await trio.sleep(3)
             with pytest.raises(ConnectionClosed, match="stopped answering"):
                 async with node.block() as b:
