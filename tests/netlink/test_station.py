@@ -1,0 +1,95 @@
+"""The heralding station: both ends always hear the same outcome."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from netlink.models import Depolarise, Perfect
+from netlink.station import Attempt, Heralded, HeraldingStation, NoHerald, Rejected, ToNode
+
+
+def station(p: float = 1.0, cycle: float = 10.0, seed: int = 1) -> HeraldingStation:
+    model = (
+        Perfect(cycle_ns=cycle)
+        if p == 1.0
+        else Depolarise(fidelity=0.9, p_success=p, cycle_ns=cycle)
+    )
+    return HeraldingStation(
+        link="a-b", nodes=("a", "b"), model=model, rng=np.random.default_rng(seed)
+    )
+
+
+def both(out: list[ToNode]) -> Heralded | NoHerald:
+    assert [o.node for o in out] == ["a", "b"]
+    assert out[0].msg is out[1].msg
+    msg = out[0].msg
+    assert not isinstance(msg, Rejected)
+    return msg
+
+
+def test_pairs_attempts_in_their_common_window() -> None:
+    st = station()
+    assert st.receive(Attempt(node="b", key=7, start_ns=100, max_attempts=5)) == []  # to 150
+    msg = both(st.receive(Attempt(node="a", key=7, start_ns=130, max_attempts=10)))
+    assert isinstance(msg, Heralded) and msg.attempts == 1 and msg.at_ns == 140
+    assert st.pending == {}
+
+
+def test_no_overlap_means_no_herald_for_both() -> None:
+    st = station()
+    st.receive(Attempt(node="a", key=1, start_ns=0, max_attempts=2))  # ends at 20
+    msg = both(st.receive(Attempt(node="b", key=1, start_ns=50, max_attempts=2)))
+    assert isinstance(msg, NoHerald) and "do not overlap" in msg.reason
+
+
+def test_success_rate_and_times_follow_the_model() -> None:
+    p, n, cycle = 0.05, 4000, 10.0
+    st = station(p=p, cycle=cycle)
+    heralded = 0
+    for key in range(n):
+        st.receive(Attempt(node="a", key=key, start_ns=0, max_attempts=20))
+        msg = both(st.receive(Attempt(node="b", key=key, start_ns=0, max_attempts=20)))
+        if isinstance(msg, Heralded):
+            heralded += 1
+            assert 1 <= msg.attempts <= 20 and msg.at_ns == msg.attempts * cycle
+        else:
+            assert msg.attempts == 20 and msg.at_ns == 200
+    expected = 1 - (1 - p) ** 20  # P(first success within 20 attempts)
+    assert abs(heralded / n - expected) < 4 * math.sqrt(expected * (1 - expected) / n)
+
+
+@pytest.mark.parametrize(
+    "attempt, words",
+    [
+        (Attempt(node="eve", key=1, start_ns=0, max_attempts=1), "'eve' is not on link a-b"),
+        (Attempt(node="a", key=1, start_ns=0, max_attempts=0), "bad window"),
+        (Attempt(node="a", key=1, start_ns=-5, max_attempts=3), "bad window"),
+    ],
+)
+def test_bad_attempts_are_rejected_without_changing_state(attempt: Attempt, words: str) -> None:
+    st = station()
+    out = st.receive(attempt)
+    assert len(out) == 1 and isinstance(out[0].msg, Rejected) and words in out[0].msg.reason
+    assert st.pending == {}
+
+
+def test_duplicate_attempt_is_rejected_and_the_first_kept() -> None:
+    st = station()
+    first = Attempt(node="a", key=3, start_ns=0, max_attempts=5)
+    st.receive(first)
+    out = st.receive(Attempt(node="a", key=3, start_ns=10, max_attempts=5))
+    assert isinstance(out[0].msg, Rejected) and "already attempts round 3" in out[0].msg.reason
+    assert st.pending == {3: first}
+
+
+def test_lone_attempt_times_out_after_its_window() -> None:
+    st = station()
+    st.receive(Attempt(node="a", key=9, start_ns=0, max_attempts=4))
+    assert st.next_deadline() == 40
+    assert st.handle_timer(39) == []
+    (out,) = st.handle_timer(40)
+    assert out.node == "a" and isinstance(out.msg, NoHerald)
+    assert "did not attempt" in out.msg.reason and st.pending == {}
