@@ -8,7 +8,9 @@ budget), draws the number of attempts to the first herald from the link model's
 geometric distribution, and answers *both* ends with the same outcome: a ``Heralded``
 (time, Bell state, the delivered two-qubit state) or a ``NoHerald``. A pair therefore
 reaches both ends or neither. An attempt whose peer never comes is answered
-``NoHerald`` once its window has passed (``handle_timer``).
+``NoHerald`` once its window has passed (``handle_timer``); if the peer's attempt for
+that round comes later after all, it gets the same ``NoHerald``, so both ends still
+move on together.
 
 Input from outside is checked: an attempt from a node that is not on this link, a
 second attempt for the same key from the same node, or a bad window gets a
@@ -18,9 +20,9 @@ second attempt for the same key from the same node, or a bad window gets a
 >>> from netlink.models import Perfect
 >>> st = HeraldingStation(link="a-b", nodes=("a", "b"), model=Perfect(cycle_ns=10),
 ...                       rng=np.random.default_rng(1))
->>> st.receive(Attempt(node="a", key=1, start_ns=0, max_attempts=5))
+>>> st.receive(Attempt(node="a", key="r1", start_ns=0, max_attempts=5))
 []
->>> [type(o.msg).__name__ for o in st.receive(Attempt(node="b", key=1, start_ns=20,
+>>> [type(o.msg).__name__ for o in st.receive(Attempt(node="b", key="r1", start_ns=20,
 ...                                                   max_attempts=5))]
 ['Heralded', 'Heralded']
 """
@@ -33,13 +35,15 @@ import numpy as np
 
 from .models import LinkModel, Matrix
 
+EXPIRED_KEPT = 4096  # how many one-sided round endings are remembered for late peers
+
 
 @dataclass(frozen=True, kw_only=True)
 class Attempt:
     """Node ``node`` attempts round ``key`` from ``start_ns`` for up to ``max_attempts``."""
 
     node: str
-    key: int
+    key: str
     start_ns: float
     max_attempts: int
 
@@ -48,7 +52,8 @@ class Attempt:
 class Heralded:
     """Round ``key`` heralded after ``attempts`` attempts, at device time ``at_ns``."""
 
-    key: int
+    key: str
+    seq: int  # the station's herald counter: both ends get the same entanglement id
     attempts: int
     at_ns: float
     bell_index: int
@@ -59,7 +64,7 @@ class Heralded:
 class NoHerald:
     """Round ``key`` ended at ``at_ns`` with no herald; ``reason`` says why."""
 
-    key: int
+    key: str
     attempts: int
     at_ns: float
     reason: str
@@ -69,7 +74,7 @@ class NoHerald:
 class Rejected:
     """An attempt the station could not use; nothing changed."""
 
-    key: int
+    key: str
     reason: str
 
 
@@ -89,7 +94,8 @@ class HeraldingStation:
         self.nodes = nodes
         self.model = model
         self.rng = rng
-        self.pending: dict[int, Attempt] = {}
+        self.pending: dict[str, Attempt] = {}
+        self.expired: dict[str, NoHerald] = {}  # rounds ended for one end only (bounded)
         self.heralds = 0
         self.rounds = 0
 
@@ -109,6 +115,9 @@ class HeraldingStation:
             return reject(
                 f"bad window: start {attempt.start_ns} ns, {attempt.max_attempts} attempts"
             )
+        late = self.expired.get(attempt.key)
+        if late is not None:  # its peer's window passed: end the round here the same way
+            return [ToNode(attempt.node, late)]
         other = self.pending.get(attempt.key)
         if other is None:
             self.pending[attempt.key] = attempt
@@ -132,6 +141,7 @@ class HeraldingStation:
                 self.heralds += 1
                 msg = Heralded(
                     key=a.key,
+                    seq=self.heralds,
                     attempts=h.attempts,
                     at_ns=start + h.attempts * cycle,
                     bell_index=h.bell_index,
@@ -155,15 +165,14 @@ class HeraldingStation:
         for key, a in list(self.pending.items()):
             if self._window_end(a) <= now_ns:
                 del self.pending[key]
-                out.append(
-                    ToNode(
-                        a.node,
-                        NoHerald(
-                            key=key,
-                            attempts=0,
-                            at_ns=now_ns,
-                            reason="the other end did not attempt",
-                        ),
-                    )
+                msg = NoHerald(
+                    key=key,
+                    attempts=0,
+                    at_ns=now_ns,
+                    reason="the other end did not attempt in this window",
                 )
+                self.expired[key] = msg
+                while len(self.expired) > EXPIRED_KEPT:
+                    del self.expired[next(iter(self.expired))]
+                out.append(ToNode(a.node, msg))
         return out

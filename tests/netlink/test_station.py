@@ -32,16 +32,16 @@ def both(out: list[ToNode]) -> Heralded | NoHerald:
 
 def test_pairs_attempts_in_their_common_window() -> None:
     st = station()
-    assert st.receive(Attempt(node="b", key=7, start_ns=100, max_attempts=5)) == []  # to 150
-    msg = both(st.receive(Attempt(node="a", key=7, start_ns=130, max_attempts=10)))
+    assert st.receive(Attempt(node="b", key="k7", start_ns=100, max_attempts=5)) == []  # to 150
+    msg = both(st.receive(Attempt(node="a", key="k7", start_ns=130, max_attempts=10)))
     assert isinstance(msg, Heralded) and msg.attempts == 1 and msg.at_ns == 140
     assert st.pending == {}
 
 
 def test_no_overlap_means_no_herald_for_both() -> None:
     st = station()
-    st.receive(Attempt(node="a", key=1, start_ns=0, max_attempts=2))  # ends at 20
-    msg = both(st.receive(Attempt(node="b", key=1, start_ns=50, max_attempts=2)))
+    st.receive(Attempt(node="a", key="k1", start_ns=0, max_attempts=2))  # ends at 20
+    msg = both(st.receive(Attempt(node="b", key="k1", start_ns=50, max_attempts=2)))
     assert isinstance(msg, NoHerald) and "do not overlap" in msg.reason
 
 
@@ -50,8 +50,8 @@ def test_success_rate_and_times_follow_the_model() -> None:
     st = station(p=p, cycle=cycle)
     heralded = 0
     for key in range(n):
-        st.receive(Attempt(node="a", key=key, start_ns=0, max_attempts=20))
-        msg = both(st.receive(Attempt(node="b", key=key, start_ns=0, max_attempts=20)))
+        st.receive(Attempt(node="a", key=str(key), start_ns=0, max_attempts=20))
+        msg = both(st.receive(Attempt(node="b", key=str(key), start_ns=0, max_attempts=20)))
         if isinstance(msg, Heralded):
             heralded += 1
             assert 1 <= msg.attempts <= 20 and msg.at_ns == msg.attempts * cycle
@@ -64,9 +64,9 @@ def test_success_rate_and_times_follow_the_model() -> None:
 @pytest.mark.parametrize(
     "attempt, words",
     [
-        (Attempt(node="eve", key=1, start_ns=0, max_attempts=1), "'eve' is not on link a-b"),
-        (Attempt(node="a", key=1, start_ns=0, max_attempts=0), "bad window"),
-        (Attempt(node="a", key=1, start_ns=-5, max_attempts=3), "bad window"),
+        (Attempt(node="eve", key="k1", start_ns=0, max_attempts=1), "'eve' is not on link a-b"),
+        (Attempt(node="a", key="k1", start_ns=0, max_attempts=0), "bad window"),
+        (Attempt(node="a", key="k1", start_ns=-5, max_attempts=3), "bad window"),
     ],
 )
 def test_bad_attempts_are_rejected_without_changing_state(attempt: Attempt, words: str) -> None:
@@ -78,18 +78,26 @@ def test_bad_attempts_are_rejected_without_changing_state(attempt: Attempt, word
 
 def test_duplicate_attempt_is_rejected_and_the_first_kept() -> None:
     st = station()
-    first = Attempt(node="a", key=3, start_ns=0, max_attempts=5)
+    first = Attempt(node="a", key="k3", start_ns=0, max_attempts=5)
     st.receive(first)
-    out = st.receive(Attempt(node="a", key=3, start_ns=10, max_attempts=5))
-    assert isinstance(out[0].msg, Rejected) and "already attempts round 3" in out[0].msg.reason
-    assert st.pending == {3: first}
+    out = st.receive(Attempt(node="a", key="k3", start_ns=10, max_attempts=5))
+    assert isinstance(out[0].msg, Rejected) and "already attempts round k3" in out[0].msg.reason
+    assert st.pending == {"k3": first}
 
 
 def test_lone_attempt_times_out_after_its_window() -> None:
     st = station()
-    st.receive(Attempt(node="a", key=9, start_ns=0, max_attempts=4))
+    st.receive(Attempt(node="a", key="k9", start_ns=0, max_attempts=4))
     assert st.next_deadline() == 40
     assert st.handle_timer(39) == []
     (out,) = st.handle_timer(40)
     assert out.node == "a" and isinstance(out.msg, NoHerald)
     assert "did not attempt" in out.msg.reason and st.pending == {}
+
+
+def test_a_late_peer_hears_the_same_ending_as_the_expired_one() -> None:
+    st = station()
+    st.receive(Attempt(node="a", key="k5", start_ns=0, max_attempts=2))
+    (first,) = st.handle_timer(25)
+    (late,) = st.receive(Attempt(node="b", key="k5", start_ns=30, max_attempts=2))
+    assert late.node == "b" and late.msg is first.msg and st.pending == {}

@@ -1,0 +1,206 @@
+"""Two EGP endpoints and a heralding station wired in memory (h11's ConnectionPair
+style): the events each end sees, for each kind of request and failure."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from netlink.egp import (
+    EGP,
+    Code,
+    Create,
+    Err,
+    Ok,
+    Out,
+    PeerRequest,
+    Request,
+    ToLocal,
+    ToPeer,
+    ToStation,
+)
+from netlink.models import Depolarise, LinkModel, Perfect, fidelity_to
+from netlink.station import HeraldingStation
+from qnodeos.errors import LocalError
+
+
+class Link:
+    """alice <-> bob with a station; delivers every message in order, at time ``now``."""
+
+    def __init__(self, model: LinkModel, seed: int = 1) -> None:
+        rng = np.random.default_rng(seed)
+        self.egp = {
+            n: EGP(node=n, peer=p, model=model, rng=np.random.default_rng(seed + i))
+            for i, (n, p) in enumerate([("alice", "bob"), ("bob", "alice")])
+        }
+        self.station = HeraldingStation(
+            link="alice-bob", nodes=("alice", "bob"), model=model, rng=rng
+        )
+        self.events: dict[str, list[Ok | Err]] = {"alice": [], "bob": []}
+        self.peer_messages = 0
+        self.now = 0.0
+
+    def run(self, node: str, outs: list[Out]) -> None:
+        queue = [(node, o) for o in outs]
+        while queue:
+            at, out = queue.pop(0)
+            if isinstance(out, ToLocal):
+                self.events[at].append(out.event)
+            elif isinstance(out, ToPeer):
+                self.peer_messages += 1
+                other = "bob" if at == "alice" else "alice"
+                queue += [(other, o) for o in self.egp[other].peer_message(out.msg, self.now)]
+            else:
+                assert isinstance(out, ToStation)
+                for to in self.station.receive(out.attempt):
+                    self.now = max(self.now, getattr(to.msg, "at_ns", self.now))
+                    queue += [
+                        (to.node, o) for o in self.egp[to.node].station_message(to.msg, self.now)
+                    ]
+
+    def create(self, node: str, req: Create) -> int:
+        cid, outs = self.egp[node].create(req, self.now)
+        self.run(node, outs)
+        return cid
+
+
+def oks(events: list[Ok | Err]) -> list[Ok]:
+    return [e for e in events if isinstance(e, Ok)]
+
+
+def test_create_and_keep_delivers_the_same_pairs_at_both_ends() -> None:
+    link = Link(Depolarise(fidelity=0.85, p_success=0.1, cycle_ns=1000))
+    link.egp["bob"].listen(7)
+    link.create("alice", Create(remote="bob", purpose=7, number=3, min_fidelity=0.8))
+    a, b = oks(link.events["alice"]), oks(link.events["bob"])
+    assert len(a) == len(b) == 3 and not [e for e in link.events["alice"] if isinstance(e, Err)]
+    for x, y in zip(a, b, strict=True):
+        assert x.ent_id == y.ent_id and x.ent_id[:2] == ("alice", "bob")
+        assert x.bell_index == y.bell_index and x.at_ns == y.at_ns and x.rho is y.rho
+        assert fidelity_to(x.rho, x.bell_index) == pytest.approx(0.85)
+        assert x.goodness == 0.85
+    assert [x.pair for x in a] == [0, 1, 2]
+    assert len({x.ent_id for x in a}) == 3
+    assert link.egp["alice"].requests == {} and link.egp["bob"].requests == {}
+
+
+def test_unreachable_fidelity_is_refused_before_anything_is_sent() -> None:
+    link = Link(Depolarise(fidelity=0.8, p_success=0.1, cycle_ns=1000))
+    link.egp["bob"].listen(1)
+    link.create("alice", Create(remote="bob", purpose=1, min_fidelity=0.9))
+    (err,) = link.events["alice"]
+    assert isinstance(err, Err) and err.code is Code.UNSUPP
+    assert "0.9 is above what the depolarise link delivers (0.8000)" in err.message
+    assert link.peer_messages == 0 and link.events["bob"] == []
+
+
+def test_nobody_listening_is_rejected() -> None:
+    link = Link(Perfect(cycle_ns=100))
+    link.create("alice", Create(remote="bob", purpose=3))
+    (err,) = link.events["alice"]
+    assert isinstance(err, Err) and err.code is Code.REJECTED and "purpose 3" in err.message
+    assert link.egp["alice"].requests == {}
+
+
+def test_timeout_is_reported_at_both_ends_together() -> None:
+    link = Link(Depolarise(fidelity=0.9, p_success=1e-9, cycle_ns=1000))
+    link.egp["bob"].listen(1)
+    link.create("alice", Create(remote="bob", purpose=1, number=2, max_time_ns=50_000))
+    (ea,), (eb,) = link.events["alice"], link.events["bob"]
+    assert isinstance(ea, Err) and isinstance(eb, Err)
+    assert ea.code is eb.code is Code.TIMEOUT and "0 of 2 pair(s)" in ea.message
+
+
+def test_maximum_time_below_one_attempt_is_notime() -> None:
+    link = Link(Perfect(cycle_ns=1000))
+    link.egp["bob"].listen(1)
+    link.create("alice", Create(remote="bob", purpose=1, max_time_ns=10))
+    assert isinstance(link.events["alice"][0], Err)
+    assert link.events["alice"][0].code is Code.NOTIME
+
+
+def test_crossing_requests_are_ordered_alike_at_both_ends() -> None:
+    """Both ends create at once; the master's numbering gives one order to both."""
+    link = Link(Depolarise(fidelity=0.9, p_success=0.2, cycle_ns=1000))
+    for n in ("alice", "bob"):
+        link.egp[n].listen(1)
+    ca, out_a = link.egp["alice"].create(Create(remote="bob", purpose=1, number=2), 0.0)
+    cb, out_b = link.egp["bob"].create(Create(remote="alice", purpose=1, number=2), 0.0)
+    link.run("bob", out_b)  # bob's proposal reaches alice first
+    link.run("alice", out_a)
+    seen = {
+        n: [(e.origin, e.create_id, e.ent_id) for e in oks(link.events[n])]
+        for n in ("alice", "bob")
+    }
+    assert seen["alice"] == seen["bob"] and len(seen["alice"]) == 4
+    assert {(o, c) for o, c, _ in seen["alice"]} == {("alice", ca), ("bob", cb)}
+
+
+def test_measure_directly_draws_bases_at_each_end_independently() -> None:
+    link = Link(Perfect(cycle_ns=100))
+    link.egp["bob"].listen(2)
+    n = 600
+    link.create("alice", Create(remote="bob", purpose=2, type="M", number=n, random_bases=True))
+    a, b = oks(link.events["alice"]), oks(link.events["bob"])
+    assert len(a) == len(b) == n
+    for side in (a, b):
+        for basis in "XYZ":
+            share = sum(o.basis == basis for o in side) / n
+            assert abs(share - 1 / 3) < 4 * math.sqrt(2 / 9 / n)
+    same = sum(x.basis == y.basis for x, y in zip(a, b, strict=True)) / n
+    assert abs(same - 1 / 3) < 4 * math.sqrt(2 / 9 / n)  # independent choices
+
+
+def test_silent_peer_times_out_the_proposal() -> None:
+    egp = EGP(node="alice", peer="bob", model=Perfect(cycle_ns=100), rng=np.random.default_rng(0))
+    cid, outs = egp.create(Create(remote="bob", purpose=1, max_time_ns=5000), 0.0)
+    assert isinstance(outs[0], ToPeer) and isinstance(outs[0].msg, PeerRequest)
+    assert egp.next_deadline() == 5000
+    assert egp.handle_timer(4999) == []
+    (out,) = egp.handle_timer(5000)
+    assert isinstance(out, ToLocal) and isinstance(out.event, Err)
+    assert out.event.code is Code.TIMEOUT and "'bob' did not answer" in out.event.message
+
+
+def test_illegal_event_names_the_request_and_state() -> None:
+    r = Request(
+        origin="a",
+        create_id=4,
+        purpose=1,
+        type="K",
+        number=1,
+        min_fidelity=0,
+        deadline_ns=1,
+        random_bases=False,
+    )
+    from netlink.egp import Ev, State
+
+    with pytest.raises(
+        LocalError, match="request a:4: event 'last pair' is not allowed in state 'proposed'"
+    ):
+        r.fire(Ev.LAST_PAIR)
+    assert r.state is State.PROPOSED
+
+
+def test_master_waits_for_its_proposal_before_running_later_requests() -> None:
+    """The slave accepts the master's request (queue 1) while the master has not yet
+    heard the accept but has accepted the slave's (queue 2): both must make queue 1's
+    pairs first, or they would attempt different rounds and never pair."""
+    link = Link(Depolarise(fidelity=0.9, p_success=0.5, cycle_ns=1000))
+    for n in ("alice", "bob"):
+        link.egp[n].listen(1)
+    ca, out_a = link.egp["alice"].create(Create(remote="bob", purpose=1, number=1), 0.0)
+    cb, out_b = link.egp["bob"].create(Create(remote="alice", purpose=1, number=1), 0.0)
+    (to_bob,) = out_a
+    (to_alice,) = out_b
+    assert isinstance(to_bob, ToPeer) and isinstance(to_alice, ToPeer)
+    # alice accepts bob's request (queue 2) while her own (queue 1) awaits bob's accept:
+    from_alice = link.egp["alice"].peer_message(to_alice.msg, 0.0)
+    assert not [o for o in from_alice if isinstance(o, ToStation)]  # no rounds yet
+    link.run("alice", from_alice)
+    link.run("bob", link.egp["bob"].peer_message(to_bob.msg, 0.0))
+    order = [(e.origin, e.create_id) for e in oks(link.events["alice"])]
+    assert order == [("alice", ca), ("bob", cb)]
+    assert order == [(e.origin, e.create_id) for e in oks(link.events["bob"])]
