@@ -142,7 +142,7 @@ class Kernel:
             self.counters.stale_replies += 1
             return []
         if cur.started_ns is None:
-            cur.started_ns = msg.now_ns
+            cur.started_ns = msg.start_ns
         if msg.error is not None:
             return self._fail_current(msg.error, "device") + self._pump()
         try:

@@ -14,7 +14,7 @@ import trio
 import trio.lowlevel
 
 from ..config import NodeConfig
-from ..errors import ProtocolError
+from ..errors import ProtocolError, QNodeOSError
 from ..lang import codec
 from ..transport import Socket, bind_router, connect_dealer
 from .core import Kernel, Out, Resume, ToApp, ToDevice
@@ -67,7 +67,13 @@ class NodeService:
                 except ProtocolError as exc:
                     outs = self.kernel.bad_message(addr, exc)
                 else:
-                    outs = self.kernel.app_message(addr, msg, now)
+                    try:
+                        outs = self.kernel.app_message(addr, msg, now)
+                    except Exception as exc:  # a bug must not take the node down
+                        log.exception("kernel failed on %r", msg)
+                        outs = self.kernel.bad_message(
+                            addr, QNodeOSError(f"internal error: {type(exc).__name__}: {exc}")
+                        )
             await self._send(apps, dev, outs)
 
     async def _device(self, apps: Socket, dev: Socket) -> None:

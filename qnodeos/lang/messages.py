@@ -119,7 +119,8 @@ class DeviceReply(msgspec.Struct, frozen=True, kw_only=True, tag="drep"):
     seq: int
     outcomes: list[int]
     error: str | None
-    now_ns: int
+    now_ns: int  # device time when the last executed op ended
+    start_ns: int = 0  # device time when the first op started
 
 
 class Ping(msgspec.Struct, frozen=True, kw_only=True, tag="ping"):

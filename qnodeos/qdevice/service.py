@@ -20,7 +20,7 @@ from ..errors import DeviceError, ProtocolError
 from ..lang import codec
 from ..lang import messages as m
 from ..transport import bind_router
-from .device import NO_OUTCOME, QuantumDevice
+from .device import QuantumDevice
 
 log = logging.getLogger("qnodeos.qdevice")
 
@@ -46,17 +46,20 @@ def run_batch(
     dev: QuantumDevice, req: m.DeviceRequest, now_ns: float
 ) -> tuple[m.DeviceReply, float]:
     """Execute a request's ops in order; stop at the first the device refuses."""
-    outcomes: list[int] = []
+    outcomes: list[int] = []  # NO_OUTCOME (-1) for ops without one
     error: str | None = None
-    end = max(now_ns, dev.busy_until)
+    start = end = max(now_ns, dev.busy_until)
     for op in req.ops:
         try:
             outcome, end = dev.execute(op, now_ns)
         except DeviceError as exc:
             error = str(exc)
             break
-        outcomes.append(outcome if outcome != NO_OUTCOME else -1)
-    return m.DeviceReply(seq=req.seq, outcomes=outcomes, error=error, now_ns=int(end)), end
+        outcomes.append(outcome)
+    reply = m.DeviceReply(
+        seq=req.seq, outcomes=outcomes, error=error, now_ns=int(end), start_ns=int(start)
+    )
+    return reply, end
 
 
 class DeviceServer:

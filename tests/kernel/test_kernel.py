@@ -80,6 +80,13 @@ def test_block_runs_and_returns_values() -> None:
     assert r.values == {"out": [0, 1], "R1": 7}
 
 
+def test_block_reports_the_device_time_it_took() -> None:
+    h = Harness()  # generic: init 100 ns, x 20 ns, measurement 100 ns
+    h.register(A, 1)
+    r = h.submit(A, "qalloc Q0\ninit Q0\nx Q0\nmeas Q0 R0\nqfree Q0\nwait 1000\nret R0")
+    assert isinstance(r, m.BlockDone) and r.device_ns == 100 + 20 + 100 + 1000
+
+
 def test_a_block_without_mid_circuit_branching_is_one_device_request() -> None:
     h = Harness()
     h.register(A, 1)
