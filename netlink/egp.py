@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from qnodeos.errors import LocalError
+from qnodeos.statemachine import next_state
 
 from .models import LinkModel, Matrix
 from .station import Attempt, Heralded, NoHerald, Rejected
@@ -162,14 +163,9 @@ TRANSITIONS: dict[tuple[State, Ev], State] = {
 
 @dataclass
 class Request:
-    origin: str
-    create_id: int
-    purpose: int
-    type: str
-    number: int
-    min_fidelity: float
-    deadline_ns: float
-    random_bases: bool
+    """A request as both ends agreed it (``spec``) and this end's progress on it."""
+
+    spec: PeerRequest
     queue: int | None = None
     state: State = State.PROPOSED
     pair: int = 0
@@ -179,19 +175,14 @@ class Request:
 
     @property
     def key(self) -> tuple[str, int]:
-        return (self.origin, self.create_id)
+        return (self.spec.origin, self.spec.create_id)
 
     def fire(self, ev: Ev) -> None:
-        new = TRANSITIONS.get((self.state, ev))
-        if new is None:
-            raise LocalError(
-                f"request {self.origin}:{self.create_id}: event {ev.value!r} "
-                f"is not allowed in state {self.state.value!r}"
-            )
-        self.state = new
+        who = f"request {self.spec.origin}:{self.spec.create_id}"
+        self.state = next_state(TRANSITIONS, self.state, ev, who)
 
     def round_key(self) -> str:
-        return f"{self.origin}:{self.create_id}:{self.pair}:{self.retry}"
+        return f"{self.spec.origin}:{self.spec.create_id}:{self.pair}:{self.retry}"
 
 
 class EGP:
@@ -255,7 +246,7 @@ class EGP:
                 f"maximum time {req.max_time_ns} ns is shorter than "
                 f"one attempt ({self.model.cycle_ns} ns)",
             )
-        r = Request(
+        spec = PeerRequest(
             origin=self.node,
             create_id=cid,
             purpose=req.purpose,
@@ -264,25 +255,11 @@ class EGP:
             min_fidelity=req.min_fidelity,
             deadline_ns=now_ns + req.max_time_ns,
             random_bases=req.random_bases,
+            queue=self._take_queue() if self.master else None,
         )
-        if self.master:
-            r.queue = self._take_queue()
+        r = Request(spec=spec, queue=spec.queue)
         self.requests[r.key] = r
-        return cid, [
-            ToPeer(
-                PeerRequest(
-                    origin=r.origin,
-                    create_id=cid,
-                    purpose=r.purpose,
-                    type=r.type,
-                    number=r.number,
-                    min_fidelity=r.min_fidelity,
-                    deadline_ns=r.deadline_ns,
-                    random_bases=r.random_bases,
-                    queue=r.queue,
-                )
-            )
-        ]
+        return cid, [ToPeer(spec)]
 
     def _take_queue(self) -> int:
         self._next_queue += 1
@@ -293,7 +270,7 @@ class EGP:
         if isinstance(msg, PeerRequest):
             return self._peer_request(msg, now_ns)
         r = self.requests.get((msg.origin, msg.create_id))
-        if r is None or r.origin != self.node:
+        if r is None or r.spec.origin != self.node:
             return []  # about a request we no longer hold
         if isinstance(msg, PeerAccept):
             r.queue = msg.queue
@@ -302,7 +279,9 @@ class EGP:
         r.fire(Ev.REJECT)
         del self.requests[r.key]
         return [
-            ToLocal(Err(origin=r.origin, create_id=r.create_id, code=msg.code, message=msg.message))
+            ToLocal(
+                Err(origin=self.node, create_id=msg.create_id, code=msg.code, message=msg.message)
+            )
         ]
 
     def _peer_request(self, msg: PeerRequest, now_ns: float) -> list[Out]:
@@ -324,20 +303,12 @@ class EGP:
         if self.master == (msg.queue is not None):
             return reject(Code.OTHER, "queue number from the wrong end")
         queue = msg.queue if msg.queue is not None else self._take_queue()
-        r = Request(
-            origin=msg.origin,
-            create_id=msg.create_id,
-            purpose=msg.purpose,
-            type=msg.type,
-            number=msg.number,
-            min_fidelity=msg.min_fidelity,
-            deadline_ns=msg.deadline_ns,
-            random_bases=msg.random_bases,
-            queue=queue,
-        )
+        r = Request(spec=msg, queue=queue)
         r.fire(Ev.ACCEPT)
         self.requests[r.key] = r
-        out: list[Out] = [ToPeer(PeerAccept(origin=r.origin, create_id=r.create_id, queue=queue))]
+        out: list[Out] = [
+            ToPeer(PeerAccept(origin=msg.origin, create_id=msg.create_id, queue=queue))
+        ]
         return out + self._run_head(now_ns)
 
     # -- rounds --------------------------------------------------------------------------
@@ -352,8 +323,8 @@ class EGP:
         if r is None or r.state is not State.ACTIVE or r.in_round:
             return []
         left = (
-            max(1, int((r.deadline_ns - now_ns) // self.model.cycle_ns))
-            if math.isfinite(r.deadline_ns)
+            max(1, int((r.spec.deadline_ns - now_ns) // self.model.cycle_ns))
+            if math.isfinite(r.spec.deadline_ns)
             else self.round_attempts
         )
         r.in_round = True
@@ -378,23 +349,23 @@ class EGP:
         if isinstance(msg, Rejected):
             return self._fail(r, Code.OTHER, f"heralding station refused: {msg.reason}", now_ns)
         if isinstance(msg, NoHerald):
-            if msg.at_ns + self.model.cycle_ns > r.deadline_ns:
+            if msg.at_ns + self.model.cycle_ns > r.spec.deadline_ns:
                 return self._fail(
                     r,
                     Code.TIMEOUT,
-                    f"{r.pair} of {r.number} pair(s) made before the maximum time",
+                    f"{r.pair} of {r.spec.number} pair(s) made before the maximum time",
                     now_ns,
                 )
             r.retry += 1
             return self._run_head(max(now_ns, msg.at_ns))
         basis = None
-        if r.type == "M" and r.random_bases:
+        if r.spec.type == "M" and r.spec.random_bases:
             basis = "XYZ"[int(self.rng.integers(3))]
         ok = Ok(
-            origin=r.origin,
-            create_id=r.create_id,
-            purpose=r.purpose,
-            type=r.type,
+            origin=r.spec.origin,
+            create_id=r.spec.create_id,
+            purpose=r.spec.purpose,
+            type=r.spec.type,
             pair=r.pair,
             ent_id=(self.ends[0], self.ends[1], msg.seq),
             bell_index=msg.bell_index,
@@ -407,7 +378,7 @@ class EGP:
         r.pair += 1
         r.retry = 0
         out: list[Out] = [ToLocal(ok)]
-        if r.pair == r.number:
+        if r.pair == r.spec.number:
             r.fire(Ev.LAST_PAIR)
             del self.requests[r.key]
         return out + self._run_head(max(now_ns, msg.at_ns))
@@ -416,7 +387,7 @@ class EGP:
         r.fire(Ev.FAIL)
         del self.requests[r.key]
         out: list[Out] = [
-            ToLocal(Err(origin=r.origin, create_id=r.create_id, code=code, message=text))
+            ToLocal(Err(origin=r.spec.origin, create_id=r.spec.create_id, code=code, message=text))
         ]
         return out + self._run_head(now_ns)
 
@@ -424,14 +395,14 @@ class EGP:
     def next_deadline(self) -> float:
         """When a proposed request (peer silent) reaches its maximum time."""
         return min(
-            (r.deadline_ns for r in self.requests.values() if r.state is State.PROPOSED),
+            (r.spec.deadline_ns for r in self.requests.values() if r.state is State.PROPOSED),
             default=math.inf,
         )
 
     def handle_timer(self, now_ns: float) -> list[Out]:
         out: list[Out] = []
         for r in list(self.requests.values()):
-            if r.state is State.PROPOSED and r.deadline_ns <= now_ns:
+            if r.state is State.PROPOSED and r.spec.deadline_ns <= now_ns:
                 out += self._fail(
                     r,
                     Code.TIMEOUT,

@@ -14,7 +14,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 
-from ..errors import LocalError
+from ..statemachine import next_state
 
 
 class State(enum.Enum):
@@ -57,12 +57,7 @@ class App:
     history: list[State] = field(default_factory=list)
 
     def fire(self, event: Event) -> State:
-        new = TRANSITIONS.get((self.state, event))
-        if new is None:
-            raise LocalError(
-                f"app {self.app_id} ({self.name}): event {event.value!r} "
-                f"is not allowed in state {self.state.value!r}"
-            )
+        new = next_state(TRANSITIONS, self.state, event, f"app {self.app_id} ({self.name})")
         self.history.append(self.state)
         self.state = new
         return new

@@ -165,7 +165,7 @@ def test_silent_peer_times_out_the_proposal() -> None:
 
 
 def test_illegal_event_names_the_request_and_state() -> None:
-    r = Request(
+    spec = PeerRequest(
         origin="a",
         create_id=4,
         purpose=1,
@@ -174,7 +174,9 @@ def test_illegal_event_names_the_request_and_state() -> None:
         min_fidelity=0,
         deadline_ns=1,
         random_bases=False,
+        queue=1,
     )
+    r = Request(spec=spec, queue=1)
     from netlink.egp import Ev, State
 
     with pytest.raises(
