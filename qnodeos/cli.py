@@ -54,7 +54,8 @@ async def _stop_child(proc: trio.Process) -> None:
 async def node_main(name: str, network: str | None) -> int:
     from .kernel.service import NodeService
 
-    cfg = _network(network).node(name)
+    net = _network(network)
+    cfg = net.node(name)
     cmd = [sys.executable, "-m", "qnodeos", "qdevice", name, "--parent-pipe"]
     if network:
         cmd += ["--network", network]
@@ -75,7 +76,7 @@ async def node_main(name: str, network: str | None) -> int:
             nursery.cancel_scope.cancel()
 
         nursery.start_soon(watch)
-        svc = NodeService(cfg)
+        svc = NodeService(cfg, cfg.peers_of(net))
         with trio.fail_after(30):
             await nursery.start(svc.serve)
         print(

@@ -11,6 +11,7 @@
     budget = 1000000                     # instructions per block before it is stopped
     app_endpoint = "tcp://127.0.0.1:5555"      # default: ipc:// in the runtime dir
     qdevice_endpoint = "ipc:///tmp/x.sock"     # default: ipc:// in the runtime dir
+    peer_endpoint = "tcp://0.0.0.0:5556"       # where other nodes reach this one
     [nodes.alice.params.kinds.electron]  # device parameter overrides
     t2_ns = 3e8
     [[apps]]
@@ -48,6 +49,7 @@ _NODE_KEYS = {
     "budget",
     "app_endpoint",
     "qdevice_endpoint",
+    "peer_endpoint",
     "params",
 }
 _APP_KEYS = {"node", "module", "args", "name"}
@@ -64,6 +66,11 @@ class NodeConfig:
     budget: int = 1_000_000
     app_endpoint: str
     qdevice_endpoint: str
+    peer_endpoint: str
+
+    def peers_of(self, net: NetworkConfig) -> dict[str, str]:
+        """The other nodes of ``net`` and where their classical processes listen."""
+        return {n: c.peer_endpoint for n, c in net.nodes.items() if n != self.name}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -158,6 +165,9 @@ def _node(name: str, table: Any, net: str, src: str) -> NodeConfig:
         app_endpoint=_get(table, "app_endpoint", str, where, f"ipc://{rt}/{net}-{name}-app.sock"),
         qdevice_endpoint=_get(
             table, "qdevice_endpoint", str, where, f"ipc://{rt}/{net}-{name}-qdevice.sock"
+        ),
+        peer_endpoint=_get(
+            table, "peer_endpoint", str, where, f"ipc://{rt}/{net}-{name}-peer.sock"
         ),
     )
 

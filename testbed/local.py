@@ -28,6 +28,7 @@ def in_memory(cfg: NodeConfig, net: str) -> NodeConfig:
         cfg,
         app_endpoint=f"mem://{net}/{cfg.name}/app",
         qdevice_endpoint=f"mem://{net}/{cfg.name}/qdevice",
+        peer_endpoint=f"mem://{net}/{cfg.name}/peer",
     )
 
 
@@ -38,10 +39,11 @@ async def local_network(cfg: NetworkConfig) -> AsyncIterator[dict[str, str]]:
     services: dict[str, NodeService] = {}
     async with trio.open_nursery() as nursery:
         endpoints: dict[str, str] = {}
+        peers = {n: in_memory(c, cfg.name).peer_endpoint for n, c in cfg.nodes.items()}
         for name, node in cfg.nodes.items():
             mem = in_memory(node, cfg.name)
             await nursery.start(serve_device, mem)
-            svc = NodeService(mem)
+            svc = NodeService(mem, {n: ep for n, ep in peers.items() if n != name})
             await nursery.start(svc.serve)
             services[name] = svc
             endpoints[name] = mem.app_endpoint

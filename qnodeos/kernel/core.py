@@ -13,6 +13,7 @@ sequence number and ignored) and its qubits are released.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
 
 from ..errors import DeviceError, LocalError, ProgramError, QNodeOSError, QuotaError
@@ -22,30 +23,14 @@ from ..lang.program import MAX_INSTRS, validate
 from .interpreter import Finished, NeedDevice, Paused, Run
 from .lower import Lowering
 from .memory import MemoryManager
+from .messaging import Postbox
+from .outputs import Out, Resume, ToApp, ToDevice
 from .processes import App, Event, ProcessTable, State
 from .scheduler import Entry, Scheduler
 
 APP_NAME_MAX = 64
 
 
-@dataclass(frozen=True)
-class ToApp:
-    addr: bytes
-    msg: m.NodeToApp
-
-
-@dataclass(frozen=True)
-class ToDevice:
-    msg: m.ToDevice
-
-
-@dataclass(frozen=True)
-class Resume:
-    """The running block paused after a slice; call ``Kernel.resume()`` after letting
-    other work run."""
-
-
-Out = ToApp | ToDevice | Resume
 SLICE = 20_000  # instructions interpreted before the kernel lets other work run
 
 
@@ -81,6 +66,7 @@ class Kernel:
         lease_s: float = 1.0,
         budget: int = 1_000_000,
         max_instrs: int = MAX_INSTRS,
+        peers: Collection[str] = (),
     ) -> None:
         self.node = node
         self.spec = spec
@@ -88,6 +74,7 @@ class Kernel:
         self.lowering = Lowering(spec)
         self.scheduler = Scheduler(policy)
         self.procs = ProcessTable(lease_s)
+        self.postbox = Postbox(node=node, peers=peers, procs=self.procs)
         self.budget = budget
         self.max_instrs = max_instrs
         self.current: Current | None = None
@@ -123,7 +110,13 @@ class Kernel:
         if isinstance(msg, m.Stop):
             out = self._end(app, Event.STOP, "stopped by app")
             return out + self._pump()
+        if isinstance(msg, m.SendMsg):
+            return self.postbox.send(app, msg, now)
         return self._submit(app, msg, now)
+
+    def peer_message(self, msg: m.NodeToNode) -> list[Out]:
+        """A message from another node's classical process."""
+        return self.postbox.peer_message(msg)
 
     def device_message(self, msg: m.FromDevice) -> list[Out]:
         if isinstance(msg, m.Pong):
@@ -157,6 +150,7 @@ class Kernel:
         for app in self.procs.expired(now):
             self.counters.apps_expired += 1
             out += self._end(app, Event.FAIL, f"lease of {self.procs.lease_s}s expired")
+        out += self.postbox.handle_timer(now)
         return out + self._pump() if out else out
 
     def next_deadline(self) -> float:
@@ -187,6 +181,12 @@ class Kernel:
             return err(
                 "bad_name", f"app name {msg.app!r} must be 1..{APP_NAME_MAX} printable chars"
             )
+        if msg.app in self.procs.by_name:
+            return err(
+                "name_taken",
+                f"an app named {msg.app!r} is already connected to node {self.node!r}; "
+                f"app names are unique on a node (they address classical messages)",
+            )
         new = self.procs.add(
             name=msg.app, addr=addr, priority=msg.priority, quota=msg.qubits, now=now
         )
@@ -195,18 +195,14 @@ class Kernel:
         except QuotaError as exc:
             self.procs.remove(new)
             return err("quota", str(exc))
-        return [
-            ToApp(
-                addr,
-                m.Registered(
-                    app_id=new.app_id,
-                    node=self.node,
-                    device=self.spec.name,
-                    native_gates=sorted(self.spec.native_gates()),
-                    lease_s=self.procs.lease_s,
-                ),
-            )
-        ]
+        registered = m.Registered(
+            app_id=new.app_id,
+            node=self.node,
+            device=self.spec.name,
+            native_gates=sorted(self.spec.native_gates()),
+            lease_s=self.procs.lease_s,
+        )
+        return [ToApp(addr, registered), *self.postbox.registered(new)]
 
     def _end(self, app: App, event: Event, reason: str) -> list[Out]:
         out: list[Out] = []

@@ -70,6 +70,7 @@ class ProcessTable:
         self.lease_s = lease_s
         self.by_id: dict[int, App] = {}
         self.by_addr: dict[bytes, App] = {}
+        self.by_name: dict[str, App] = {}  # names are unique on a node: they are addresses
         self._next = 1
 
     def add(self, *, name: str, addr: bytes, priority: int, quota: int, now: float) -> App:
@@ -77,11 +78,14 @@ class ProcessTable:
         self._next += 1
         self.by_id[app.app_id] = app
         self.by_addr[addr] = app
+        self.by_name[name] = app
         return app
 
     def remove(self, app: App) -> None:
         self.by_id.pop(app.app_id, None)
         self.by_addr.pop(app.addr, None)
+        if self.by_name.get(app.name) is app:
+            del self.by_name[app.name]
 
     def expired(self, now: float) -> list[App]:
         return [a for a in self.by_id.values() if now - a.last_seen > self.lease_s]

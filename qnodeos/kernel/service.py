@@ -9,6 +9,7 @@ timer for leases; each calls the kernel and sends what it returns.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 
 import trio
 import trio.lowlevel
@@ -17,22 +18,29 @@ from ..config import NodeConfig
 from ..errors import ProtocolError, QNodeOSError
 from ..lang import codec
 from ..transport import Socket, bind_router, connect_dealer
-from .core import Kernel, Out, Resume, ToApp, ToDevice
+from .core import Kernel
+from .outputs import Out, Resume, ToApp, ToDevice, ToNode
 
 log = logging.getLogger("qnodeos.kernel")
 TICK_S = 0.05
 
 
 class NodeService:
-    def __init__(self, cfg: NodeConfig) -> None:
+    """Node ``cfg``; ``peers`` maps the other nodes' names to their peer endpoints."""
+
+    def __init__(self, cfg: NodeConfig, peers: Mapping[str, str] | None = None) -> None:
         self.cfg = cfg
+        self.peers = dict(peers or {})
         self.kernel = Kernel(
             node=cfg.name,
             spec=cfg.device,
             policy=cfg.policy,
             lease_s=cfg.lease_s,
             budget=cfg.budget,
+            peers=self.peers,
         )
+        self.node_codec = codec.node_to_node()
+        self._dealers: dict[str, Socket] = {}
         self.from_app = codec.app_to_node()
         self.to_app = codec.node_to_app()
         self.to_dev = codec.to_device()
@@ -44,6 +52,8 @@ class NodeService:
             out = outs.pop(0)
             if isinstance(out, ToApp):
                 await apps.send([out.addr, self.to_app.encode(out.msg)])
+            elif isinstance(out, ToNode):
+                await self._dealer(out.node).send([self.node_codec.encode(out.msg)])
             elif isinstance(out, Resume):
                 await trio.lowlevel.checkpoint()  # let other apps, the device and the timer run
                 outs += self.kernel.resume()
@@ -86,6 +96,23 @@ class NodeService:
                 continue
             await self._send(apps, dev, self.kernel.device_message(msg))
 
+    def _dealer(self, node: str) -> Socket:
+        sock = self._dealers.get(node)
+        if sock is None:
+            sock = self._dealers[node] = connect_dealer(self.peers[node])
+        return sock
+
+    async def _nodes(self, peer: Socket, apps: Socket, dev: Socket) -> None:
+        """Messages from other nodes' classical processes (each names its sender)."""
+        while True:
+            frames = await peer.recv()
+            try:
+                msg = self.node_codec.decode(frames[-1])
+            except ProtocolError as exc:
+                log.warning("bad message from another node: %s", exc)
+                continue
+            await self._send(apps, dev, self.kernel.peer_message(msg))
+
     async def _timer(self, apps: Socket, dev: Socket) -> None:
         while True:
             await trio.sleep(TICK_S)
@@ -103,13 +130,15 @@ class NodeService:
     async def serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         apps = bind_router(self.cfg.app_endpoint)
         dev = connect_dealer(self.cfg.qdevice_endpoint)
+        peer = bind_router(self.cfg.peer_endpoint)
         try:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(self._device, apps, dev)
                 await self._hello(dev)
                 nursery.start_soon(self._apps, apps, dev)
                 nursery.start_soon(self._timer, apps, dev)
+                nursery.start_soon(self._nodes, peer, apps, dev)
                 task_status.started()
         finally:
-            apps.close()
-            dev.close()
+            for sock in (apps, dev, peer, *self._dealers.values()):
+                sock.close()

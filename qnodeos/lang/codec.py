@@ -73,3 +73,7 @@ def to_device() -> Codec[messages.ToDevice]:
 
 def from_device() -> Codec[messages.FromDevice]:
     return Codec(messages.FromDevice)
+
+
+def node_to_node() -> Codec[messages.NodeToNode]:
+    return Codec(messages.NodeToNode)

@@ -1,10 +1,13 @@
 """Every message that crosses a process boundary, as frozen keyword-only structs.
 
-Two conversations:
+Three conversations:
 - app <-> classical process (the app API): Register/Registered, Submit/BlockDone/
-  BlockFailed, Heartbeat, Stop/Stopped, and ErrorReply for input the node could not use;
+  BlockFailed, Heartbeat, Stop/Stopped, SendMsg/SendDone/SendFailed and Delivered for
+  classical messages between apps, and ErrorReply for input the node could not use;
 - classical process <-> quantum process: DeviceRequest/DeviceReply (a batch of
-  physical instructions, one outcome per instruction) and Ping/Pong.
+  physical instructions, one outcome per instruction) and Ping/Pong;
+- classical process <-> classical process of another node: Carry/CarryAck/CarryNack,
+  apps' classical messages, acknowledged node to node.
 Encoding and validation live in ``codec``.
 """
 
@@ -90,8 +93,71 @@ class ErrorReply(msgspec.Struct, frozen=True, kw_only=True, tag="error"):
     message: str
 
 
-AppToNode = Union[Register, Submit, Heartbeat, Stop]  # noqa: UP007
-NodeToApp = Union[Registered, BlockDone, BlockFailed, Alive, Stopped, ErrorReply]  # noqa: UP007
+class SendMsg(msgspec.Struct, frozen=True, kw_only=True, tag="send"):
+    """App -> node: a classical message for app ``to_app`` on node ``to_node``."""
+
+    to_node: str
+    to_app: str
+    seq: int
+    data: bytes
+
+
+class SendDone(msgspec.Struct, frozen=True, kw_only=True, tag="sent"):
+    """Node -> app: the destination node accepted message ``seq``."""
+
+    seq: int
+
+
+class SendFailed(msgspec.Struct, frozen=True, kw_only=True, tag="send_failed"):
+    """Node -> app: message ``seq`` was not delivered; ``code`` and ``message`` say why."""
+
+    seq: int
+    code: str
+    message: str
+
+
+class Delivered(msgspec.Struct, frozen=True, kw_only=True, tag="deliver"):
+    """Node -> app: a classical message from app ``from_app`` on ``from_node``."""
+
+    from_node: str
+    from_app: str
+    data: bytes
+
+
+AppToNode = Union[Register, Submit, Heartbeat, Stop, SendMsg]  # noqa: UP007
+NodeToApp = Union[  # noqa: UP007
+    Registered, BlockDone, BlockFailed, Alive, Stopped, ErrorReply, SendDone, SendFailed, Delivered
+]
+
+# -- classical process <-> classical process (node to node) --------------------------
+
+
+class Carry(msgspec.Struct, frozen=True, kw_only=True, tag="carry"):
+    """Node -> node: an app's classical message, to be acknowledged."""
+
+    from_node: str
+    id: int
+    from_app: str
+    to_app: str
+    data: bytes
+
+
+class CarryAck(msgspec.Struct, frozen=True, kw_only=True, tag="carry_ack"):
+    """Node -> node: message ``id`` was accepted (delivered or queued for its app)."""
+
+    from_node: str
+    id: int
+
+
+class CarryNack(msgspec.Struct, frozen=True, kw_only=True, tag="carry_nack"):
+    """Node -> node: message ``id`` was refused; ``reason`` says why."""
+
+    from_node: str
+    id: int
+    reason: str
+
+
+NodeToNode = Union[Carry, CarryAck, CarryNack]  # noqa: UP007
 
 # -- classical process <-> quantum process -------------------------------------------
 

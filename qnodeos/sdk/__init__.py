@@ -12,10 +12,11 @@
 """
 
 from .builder import Block, Future, LoopVar, Qubit
-from .client import BlockError, Node, connect, resolve_endpoint
+from .client import BlockError, ClassicalSocket, Node, connect, resolve_endpoint
 
 __all__ = [
     "Block",
+    "ClassicalSocket",
     "BlockError",
     "Future",
     "LoopVar",

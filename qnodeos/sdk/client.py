@@ -7,10 +7,13 @@ session on exit, freeing everything the app held on the node.
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
+import msgspec
 import trio
 
 from ..errors import ConnectionClosed, LocalError, ProtocolError, RemoteError
@@ -22,6 +25,26 @@ from ..transport import Socket, connect_dealer
 from .builder import Block, Qubit, QubitIds, QubitOwner
 
 Values = dict[str, int | list[int]]
+
+
+class ClassicalSocket:
+    """Ordered, reliable classical messages with one app on one node, routed by the
+    nodes. ``send`` returns once the destination node accepted the message (delivered,
+    or queued until that app connects) and raises RemoteError if it could not.
+    Values are anything msgpack can carry (numbers, strings, bytes, lists, dicts)."""
+
+    def __init__(self, conn: Node, node: str, app: str) -> None:
+        self._conn = conn
+        self.node = node
+        self.app = app
+        self._box = conn._inbox(node, app)[1]
+
+    async def send(self, value: Any) -> None:
+        await self._conn._send_message(self.node, self.app, msgspec.msgpack.encode(value))
+
+    async def recv(self) -> Any:
+        """The next message from that app, in the order it was sent."""
+        return msgspec.msgpack.decode(await self._box.receive())
 
 
 class BlockError(RemoteError):
@@ -64,6 +87,11 @@ class Node(QubitOwner):
         self._blocks = 0
         self.last_block: m.BlockDone | None = None  # stats of the last block that ran
         self._abandoned: int | None = None  # block sent whose reply we stopped waiting for
+        self._sends: dict[int, tuple[trio.Event, list[m.SendDone | m.SendFailed]]] = {}
+        self._send_seq = 0
+        self._inboxes: dict[
+            tuple[str, str], tuple[trio.MemorySendChannel[bytes], trio.MemoryReceiveChannel[bytes]]
+        ] = {}
         self.name = node
         self.app_id = 0
         self.device = ""
@@ -86,8 +114,20 @@ class Node(QubitOwner):
             self._last_heard = trio.current_time()
             if isinstance(msg, m.Alive):
                 continue
+            if isinstance(msg, m.Delivered):
+                self._inbox(msg.from_node, msg.from_app)[0].send_nowait(msg.data)
+                continue
+            if isinstance(msg, m.SendDone | m.SendFailed):
+                waiter = self._sends.pop(msg.seq, None)
+                if waiter is not None:
+                    waiter[1].append(msg)
+                    waiter[0].set()
+                continue
             if isinstance(msg, m.Stopped):
                 self._closed = msg.reason
+                for event, result in self._sends.values():
+                    result.append(m.SendFailed(seq=-1, code="closed", message=msg.reason))
+                    event.set()
             await self._replies_in.send(msg)
 
     async def _heartbeat(self) -> None:
@@ -98,6 +138,40 @@ class Node(QubitOwner):
                 await self._replies_in.send(m.Stopped(reason=self._closed))
                 return
             await self._sock.send([self._enc.encode(m.Heartbeat())])
+
+    # -- classical messages --------------------------------------------------------------
+    def _inbox(
+        self, node: str, app: str
+    ) -> tuple[trio.MemorySendChannel[bytes], trio.MemoryReceiveChannel[bytes]]:
+        box = self._inboxes.get((node, app))
+        if box is None:
+            box = self._inboxes[(node, app)] = trio.open_memory_channel[bytes](math.inf)
+        return box
+
+    def socket(self, node: str, app: str) -> ClassicalSocket:
+        """A classical socket to app ``app`` on node ``node`` (this node's name works too)."""
+        return ClassicalSocket(self, node, app)
+
+    async def _send_message(self, node: str, app: str, data: bytes) -> None:
+        if self._closed is not None:
+            raise ConnectionClosed(f"session with node {self.name!r} is closed: {self._closed}")
+        self._send_seq += 1
+        seq = self._send_seq
+        done = trio.Event()
+        result: list[m.SendDone | m.SendFailed] = []
+        self._sends[seq] = (done, result)
+        try:
+            await self._sock.send(
+                [self._enc.encode(m.SendMsg(to_node=node, to_app=app, seq=seq, data=data))]
+            )
+            await done.wait()
+        finally:
+            self._sends.pop(seq, None)
+        if isinstance(result[0], m.SendFailed):
+            raise RemoteError(
+                f"message to {app!r} on {node!r} not delivered: {result[0].message}",
+                code=result[0].code,
+            )
 
     # -- requests ------------------------------------------------------------------------
     async def _register(self, msg: m.Register, timeout: float, ep: str) -> m.Registered:

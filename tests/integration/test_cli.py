@@ -109,3 +109,27 @@ def test_node_dying_mid_run_ends_the_run(tmp_path: Path) -> None:
     assert "node a exited with -9 during the run" in out.stderr
     assert time.monotonic() - start < 20
     assert "_error" in json.loads((tmp_path / "run" / "results.json").read_text())
+
+
+def test_two_nodes_exchange_classical_messages(tmp_path: Path) -> None:
+    net = tmp_path / "net.toml"
+    net.write_text("""
+name = "pp"
+[nodes.alice]
+qubits = 1
+[nodes.bob]
+qubits = 1
+[[apps]]
+node = "alice"
+module = "apps.pingpong"
+args = { role = "ping", me = "ping", peer_node = "bob", peer = "pong", rounds = 100 }
+[[apps]]
+node = "bob"
+module = "apps.pingpong"
+args = { role = "pong", me = "pong", peer_node = "alice", peer = "ping" }
+""")
+    out = qnodeos("run", str(net), "--json", "--run-dir", str(tmp_path / "run"), timeout=60)
+    assert out.returncode == 0, out.stderr
+    r = json.loads(out.stdout)
+    assert r["pingpong-0"]["result"]["rounds"] == 100
+    assert r["pingpong-1"]["result"]["served"] == 100

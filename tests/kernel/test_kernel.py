@@ -7,7 +7,8 @@ import pytest
 
 from qnodeos.errors import LocalError
 from qnodeos.hardware.params import build
-from qnodeos.kernel.core import SLICE, Kernel, Out, Resume, ToApp, ToDevice
+from qnodeos.kernel.core import SLICE, Kernel
+from qnodeos.kernel.outputs import Out, Resume, ToApp, ToDevice
 from qnodeos.kernel.processes import App, Event, State
 from qnodeos.kernel.scheduler import Entry, Scheduler
 from qnodeos.lang import messages as m
