@@ -87,6 +87,7 @@ lease_s = 0.5
 budget = 200000
 app_endpoint = "{ep}"
 qdevice_endpoint = "ipc://{tmp_path}/qdev.sock"
+peer_endpoint = "ipc://{tmp_path}/peer.sock"
 """)
     proc = Proc(
         [sys.executable, "-m", "qnodeos", "node", "n", "--network", str(net)], tmp_path / "node.log"
