@@ -9,7 +9,8 @@ timer for leases; each calls the kernel and sends what it returns.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import trio
 import trio.lowlevel
@@ -86,32 +87,30 @@ class NodeService:
                         )
             await self._send(apps, dev, outs)
 
-    async def _device(self, apps: Socket, dev: Socket) -> None:
+    async def _incoming(
+        self,
+        sock: Socket,
+        decode: Callable[[bytes], Any],
+        handle: Callable[[Any], list[Out]],
+        source: str,
+        apps: Socket,
+        dev: Socket,
+    ) -> None:
+        """Decode what ``source`` sends on ``sock`` and hand it to the kernel."""
         while True:
-            frames = await dev.recv()
+            frames = await sock.recv()
             try:
-                msg = self.from_dev.decode(frames[-1])
+                msg = decode(frames[-1])
             except ProtocolError as exc:
-                log.error("quantum process sent a bad reply: %s", exc)
+                log.warning("bad message from %s: %s", source, exc)
                 continue
-            await self._send(apps, dev, self.kernel.device_message(msg))
+            await self._send(apps, dev, handle(msg))
 
     def _dealer(self, node: str) -> Socket:
         sock = self._dealers.get(node)
         if sock is None:
             sock = self._dealers[node] = connect_dealer(self.peers[node])
         return sock
-
-    async def _nodes(self, peer: Socket, apps: Socket, dev: Socket) -> None:
-        """Messages from other nodes' classical processes (each names its sender)."""
-        while True:
-            frames = await peer.recv()
-            try:
-                msg = self.node_codec.decode(frames[-1])
-            except ProtocolError as exc:
-                log.warning("bad message from another node: %s", exc)
-                continue
-            await self._send(apps, dev, self.kernel.peer_message(msg))
 
     async def _timer(self, apps: Socket, dev: Socket) -> None:
         while True:
@@ -133,11 +132,27 @@ class NodeService:
         peer = bind_router(self.cfg.peer_endpoint)
         try:
             async with trio.open_nursery() as nursery:
-                nursery.start_soon(self._device, apps, dev)
+                nursery.start_soon(
+                    self._incoming,
+                    dev,
+                    self.from_dev.decode,
+                    self.kernel.device_message,
+                    "the quantum process",
+                    apps,
+                    dev,
+                )
                 await self._hello(dev)
                 nursery.start_soon(self._apps, apps, dev)
                 nursery.start_soon(self._timer, apps, dev)
-                nursery.start_soon(self._nodes, peer, apps, dev)
+                nursery.start_soon(
+                    self._incoming,
+                    peer,
+                    self.node_codec.decode,
+                    self.kernel.peer_message,
+                    "another node",
+                    apps,
+                    dev,
+                )
                 task_status.started()
         finally:
             for sock in (apps, dev, peer, *self._dealers.values()):
