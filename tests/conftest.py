@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from qnodeos.config import parse_network
+from qnodeos.config import NetworkConfig, parse_network
 from qnodeos.hardware.params import build
 from qnodeos.hardware.specs import DeviceSpec, with_overrides
 from qnodeos.qdevice.device import QuantumDevice
@@ -20,7 +20,7 @@ def device(
     return QuantumDevice(spec, np.random.default_rng(seed))
 
 
-def network(body: str, name: str = "t"):  # type: ignore[no-untyped-def]
+def network(body: str, name: str = "t") -> NetworkConfig:
     return parse_network(f'name = "{name}"\n' + body)
 
 

@@ -226,8 +226,7 @@ class Kernel:
         out.append(ToApp(app.addr, m.Stopped(reason=reason)))
         return out
 
-    def _submit(self, app: App, msg: m.AppToNode, now: float) -> list[Out]:
-        assert isinstance(msg, m.Submit)
+    def _submit(self, app: App, msg: m.Submit, now: float) -> list[Out]:
 
         def fail(code: str, text: str) -> list[Out]:
             self._count_fail(code)
