@@ -31,7 +31,7 @@ class ZSocket:
 
     def __init__(self, sock: zmq.Socket[bytes]) -> None:
         self.sock = sock
-        self._fd: int = sock.getsockopt(zmq.FD)  # type: ignore[assignment]  # FD is an int
+        self._fd = int(sock.getsockopt(zmq.FD))
         self._fd_scope: trio.CancelScope | None = None
         self._parked: trio.Event | None = None
         self._fd_wants: int = zmq.POLLIN

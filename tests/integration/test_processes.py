@@ -58,7 +58,8 @@ class Proc:
 
     def events(self, line: str) -> dict[str, Any] | None:
         try:
-            return json.loads(line)  # type: ignore[no-any-return]
+            event: dict[str, Any] = json.loads(line)
+            return event
         except ValueError:
             return None
 
@@ -121,8 +122,8 @@ def test_two_app_processes_run_concurrently_and_isolated(
     assert all(c and c["values"] == [1, 1] for c in checks)  # B never disturbed A's qubits
     assert all(w and w["value"] == 0 for w in works)
     # Concurrency: each ran blocks while the other was running blocks.
-    assert works[0]["t"] < done_a["t"] and checks[-1]["t"] > works[0]["t"]  # type: ignore[index]
-    assert done_b["t"] > checks[0]["t"]  # type: ignore[index]
+    assert works[0]["t"] < done_a["t"] and checks[-1]["t"] > works[0]["t"]
+    assert done_b["t"] > checks[0]["t"]
     a.stop()
     b.stop()
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 
@@ -20,9 +22,9 @@ A, B = b"app-a", b"app-b"
 
 
 class Harness:
-    def __init__(self, kind: str = "generic", qubits: int = 4, **kw: object) -> None:
+    def __init__(self, kind: str = "generic", qubits: int = 4, **kw: Any) -> None:
         spec = build(kind, qubits)
-        self.kernel = Kernel(node="n", spec=spec, **kw)  # type: ignore[arg-type]
+        self.kernel = Kernel(node="n", spec=spec, **kw)
         self.device = QuantumDevice(spec, np.random.default_rng(5))
         self.inbox: dict[bytes, list[m.NodeToApp]] = {}
         self.requests = 0
@@ -97,7 +99,9 @@ def test_a_block_without_mid_circuit_branching_is_one_device_request() -> None:
     )
     before = h.requests
     r = h.submit(A, loop)
-    assert isinstance(r, m.BlockDone) and len(r.values["out"]) == 50  # type: ignore[arg-type]
+    assert isinstance(r, m.BlockDone)
+    out = r.values["out"]
+    assert isinstance(out, list) and len(out) == 50
     assert h.requests - before == 1
 
 

@@ -5,6 +5,7 @@ Statistical checks use 4 standard deviations with fixed seeds."""
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
 import pytest
@@ -97,6 +98,6 @@ def test_perfect_link() -> None:
         (lambda: DoubleClick(eta=0.1, cycle_ns=0), "cycle_ns = 0"),
     ],
 )
-def test_bad_parameters_are_named(make: object, words: str) -> None:
+def test_bad_parameters_are_named(make: Callable[[], object], words: str) -> None:
     with pytest.raises(ConfigError, match=words):
-        make()  # type: ignore[operator]
+        make()
