@@ -151,12 +151,11 @@ class QuantumDevice:
         base = GATES[name].collective_of
         if base == "ms":
             # exp(-i theta/2 sum_{i<j} X_i X_j): the pair terms commute, apply each.
-            pair = self._gate_superop("ms", theta)
+            pair = self._noisy_gate("ms", theta, error, 2)
             self.decohere(range(n), start)
             for i in range(n):
                 for j in range(i + 1, n):
-                    dep = self._depolarise(error, 2)
-                    self.reg.apply(pair if dep is None else dep @ pair, [i, j])
+                    self.reg.apply(pair, [i, j])
         else:
             assert base is not None
             gate = self._noisy_gate(base, theta, error, 1)
