@@ -153,9 +153,6 @@ class Kernel:
         out += self.postbox.handle_timer(now)
         return out + self._pump() if out else out
 
-    def next_deadline(self) -> float:
-        return self.procs.next_deadline()
-
     def resume(self) -> list[Out]:
         """Continue a paused block (if it is still running: its app may have gone)."""
         cur = self.current

@@ -89,6 +89,3 @@ class ProcessTable:
 
     def expired(self, now: float) -> list[App]:
         return [a for a in self.by_id.values() if now - a.last_seen > self.lease_s]
-
-    def next_deadline(self) -> float:
-        return min((a.last_seen + self.lease_s for a in self.by_id.values()), default=float("inf"))
