@@ -188,7 +188,6 @@ _CHECKS: dict[type, Any] = {
     Lbl: _lbl,
 }
 _KIND_TYPES = {k: frozenset(v) for k, v in _KINDS.items()}
-_SIGS = {op: tuple(_KIND_TYPES[k] for k in sig) for op, sig in OPCODES.items()}
 _DISTINCT_QUBITS = frozenset(QUANTUM_OPS) - {"wait"}
 
 
@@ -218,15 +217,15 @@ def validate(sub: Subroutine, max_instrs: int = MAX_INSTRS) -> None:
         if not 0 <= pos <= len(sub.instrs):
             raise ProgramError(f"label {name!r} points at {pos}, outside 0..{len(sub.instrs)}")
     for n, ins in enumerate(sub.instrs):
-        sig = _SIGS.get(ins.op)
+        sig = OPCODES.get(ins.op)
         if sig is None:
             raise ProgramError(f"instruction {n}: unknown instruction {ins.op!r}")
         args = ins.args
         if len(args) != len(sig):
             raise _fail(n, ins.op, f"takes {len(sig)} operands, got {len(args)}")
-        for allowed, arg in zip(sig, args, strict=True):
-            if type(arg) not in allowed:
-                names = "/".join(t.__name__ for t in _KINDS[OPCODES[ins.op][sig.index(allowed)]])
+        for kind, arg in zip(sig, args, strict=True):
+            if type(arg) not in _KIND_TYPES[kind]:
+                names = "/".join(t.__name__ for t in _KINDS[kind])
                 raise _fail(n, ins.op, f"expected {names}, got {type(arg).__name__}")
             err = _CHECKS[type(arg)](arg, sub)
             if err is not None:
