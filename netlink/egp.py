@@ -4,18 +4,22 @@ al., "A link layer protocol for quantum networks" (SIGCOMM 2019).
 How it works. One EGP sits at each end of a link. A local ``Create`` (create-and-keep
 "K" or measure-directly "M", number of pairs, minimum fidelity, maximum time) is checked
 against the link model (a fidelity the link cannot deliver is refused with UNSUPP before
-anything is sent) and proposed to the peer EGP. The peer accepts it only if an app
-listens on that purpose id (else REJECTED). Requests form one queue that both ends
-order the same way: the *master* end (the smaller node name) numbers them, as in the
-paper's distributed queue. Only the head of the queue generates entanglement.
+anything is sent) and proposed to the peer EGP. The peer accepts it once an app there
+asks for the same pairs (``listen``); a request for a purpose nobody asked for waits
+there until its deadline. Requests form one queue that both ends order the same way:
+the *master* end (the smaller node name) numbers them, as in the paper's distributed
+queue. Only the head of the queue generates entanglement.
 
-Each pair is made in rounds: both ends send the heralding station an ``Attempt`` with
-the same round key; the station answers both ends with the same ``Heralded`` or
-``NoHerald``. A herald yields ``Ok`` at both ends with the same entanglement id
-(node A, node B, station sequence number); no herald starts the next round, unless the
-request's deadline has passed, which then fails with TIMEOUT at both ends, because both
-judge the deadline against the same station times. A pair is thus delivered to both
-ends or to neither.
+Each pair is made in rounds: both ends hand their quantum process a ``Round`` with the
+same round key, which sends an attempt to the link's heralding station; the station
+answers both ends with the same ``Heralded`` or ``NoHerald``. A herald yields ``Ok`` at
+both ends with the same entanglement id (node A, node B, station sequence number); no
+herald starts the next round, unless the request's deadline (a wall-clock time both ends
+share) has passed, which fails it with TIMEOUT. A herald needs both ends' attempts, and
+an end that has given up sends none, so a pair is delivered to both ends or to neither
+even if the two ends' clocks disagree slightly about the deadline.
+
+All times are wall-clock seconds (``now``), except device times reported by heralds.
 
 State per request (one place, a table; an illegal event raises naming the request,
 its state and the event, and changes nothing):
@@ -33,10 +37,14 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from qnodeos.errors import LocalError
+from qnodeos.lang.messages import EgpAccept, EgpMessage, EgpReject, EgpRequest
 from qnodeos.statemachine import next_state
 
-from .models import LinkModel, Matrix
-from .station import Attempt, Heralded, NoHerald, Rejected
+from .models import LinkModel
+from .station import Heralded, NoHerald, Rejected
+
+ROUND_GRACE_S = 0.5  # how long past its window an attempt waits for the peer's
+WAITING_MAX = 256  # peer requests held for purposes nobody asked for yet
 
 
 class Code(enum.StrEnum):
@@ -46,53 +54,23 @@ class Code(enum.StrEnum):
     NOTIME = "NOTIME"  # the maximum time is shorter than one attempt
     NORES = "NORES"  # no resources (e.g. no free communication qubit)
     TIMEOUT = "TIMEOUT"  # the maximum time passed before all pairs were made
-    REJECTED = "REJECTED"  # the peer refused (nobody listens on that purpose)
+    REJECTED = "REJECTED"  # the peer refused (nobody asked for these pairs)
     OTHER = "OTHER"  # anything else; the message says what
     EXPIRE = "EXPIRE"  # a delivered pair was lost
 
 
 @dataclass(frozen=True, kw_only=True)
 class Create:
-    """A request from the local node for ``number`` pairs with ``remote``."""
+    """A request from the local node for ``number`` pairs with ``remote``. ``bases``:
+    for "M", each end measures each pair in one of these (chosen at random per end)."""
 
     remote: str
-    purpose: int
+    purpose: str
     type: str = "K"
     number: int = 1
     min_fidelity: float = 0.0
-    max_time_ns: float = math.inf
-    random_bases: bool = False
-
-
-@dataclass(frozen=True, kw_only=True)
-class PeerRequest:
-    origin: str
-    create_id: int
-    purpose: int
-    type: str
-    number: int
-    min_fidelity: float
-    deadline_ns: float
-    random_bases: bool
-    queue: int | None  # set when the master proposes
-
-
-@dataclass(frozen=True, kw_only=True)
-class PeerAccept:
-    origin: str
-    create_id: int
-    queue: int  # the position the master gave it
-
-
-@dataclass(frozen=True, kw_only=True)
-class PeerReject:
-    origin: str
-    create_id: int
-    code: Code
-    message: str
-
-
-PeerMessage = PeerRequest | PeerAccept | PeerReject
+    max_time_s: float = math.inf
+    bases: str = "Z"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -101,15 +79,15 @@ class Ok:
 
     origin: str
     create_id: int
-    purpose: int
+    purpose: str
     type: str
     pair: int
     ent_id: tuple[str, str, int]
     bell_index: int
     goodness: float
+    attempts: int
     at_ns: float
-    rho: Matrix
-    basis: str | None  # for "M" with random bases: X, Y or Z
+    basis: str  # for "M": the basis this end measures in
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -120,22 +98,36 @@ class Err:
     message: str
 
 
+@dataclass(frozen=True, kw_only=True)
+class Accepted:
+    """This end accepted the peer's request (an app here asked for it)."""
+
+    spec: EgpRequest
+
+
 @dataclass(frozen=True)
 class ToPeer:
-    msg: PeerMessage
+    msg: EgpMessage
 
 
-@dataclass(frozen=True)
-class ToStation:
-    attempt: Attempt
+@dataclass(frozen=True, kw_only=True)
+class Round:
+    """Attempt round ``key`` for request ``request``: at most ``max_attempts`` attempts,
+    waiting for the peer's attempt until wall time ``expires_s``."""
+
+    key: str
+    request: tuple[str, int]
+    pair: int
+    max_attempts: int
+    expires_s: float
 
 
 @dataclass(frozen=True)
 class ToLocal:
-    event: Ok | Err
+    event: Ok | Err | Accepted
 
 
-Out = ToPeer | ToStation | ToLocal
+Out = ToPeer | Round | ToLocal
 
 
 class State(enum.Enum):
@@ -165,7 +157,7 @@ TRANSITIONS: dict[tuple[State, Ev], State] = {
 class Request:
     """A request as both ends agreed it (``spec``) and this end's progress on it."""
 
-    spec: PeerRequest
+    spec: EgpRequest
     queue: int | None = None
     state: State = State.PROPOSED
     pair: int = 0
@@ -186,7 +178,8 @@ class Request:
 
 
 class EGP:
-    """The EGP endpoint of ``node`` on the link to ``peer``."""
+    """The EGP endpoint of ``node`` on the link to ``peer``. ``speed`` is device ns per
+    wall ns (``inf``: the device runs as fast as it can)."""
 
     def __init__(
         self,
@@ -195,6 +188,7 @@ class EGP:
         peer: str,
         model: LinkModel,
         rng: np.random.Generator,
+        speed: float = 1.0,
         round_attempts: int = 10_000,
         max_pairs: int = 10_000,
     ) -> None:
@@ -204,22 +198,39 @@ class EGP:
         self.peer = peer
         self.model = model
         self.rng = rng
+        self.speed = speed
         self.round_attempts = round_attempts
         self.max_pairs = max_pairs
         self.master = node < peer
-        self.listening: set[int] = set()
+        self.listening: dict[str, tuple[str, int]] = {}  # purpose -> (type, number)
+        self.waiting: dict[tuple[str, int], EgpRequest] = {}  # peer requests not yet asked for
         self.requests: dict[tuple[str, int], Request] = {}
         self.by_round: dict[str, Request] = {}
         self._next_create = 0
         self._next_queue = 0
         self.ends = (min(node, peer), max(node, peer))
 
-    # -- local API ----------------------------------------------------------------------
-    def listen(self, purpose: int) -> None:
-        """Accept requests from the peer for ``purpose`` (an app has an EPR socket)."""
-        self.listening.add(purpose)
+    def _cycle_s(self) -> float:
+        return self.model.cycle_ns * 1e-9 / self.speed
 
-    def create(self, req: Create, now_ns: float) -> tuple[int, list[Out]]:
+    # -- local API ----------------------------------------------------------------------
+    def listen(self, purpose: str, type: str, number: int, now: float) -> list[Out]:
+        """An app here asks for ``number`` pairs of ``type`` on ``purpose``: accept the
+        peer's matching request (now, if it already came; else when it comes)."""
+        self.listening[purpose] = (type, number)
+        out: list[Out] = []
+        for key, msg in list(self.waiting.items()):
+            if msg.purpose == purpose:
+                del self.waiting[key]
+                out += self._peer_request(msg, now)
+                if purpose not in self.listening:
+                    break
+        return out
+
+    def unlisten(self, purpose: str) -> None:
+        self.listening.pop(purpose, None)
+
+    def create(self, req: Create, now: float) -> tuple[int, list[Out]]:
         """Propose a request; returns its create id and what to send."""
         self._next_create += 1
         cid = self._next_create
@@ -234,27 +245,31 @@ class EGP:
             return refuse(Code.UNSUPP, f"request type {req.type!r}; use 'K' or 'M'")
         if not 1 <= req.number <= self.max_pairs:
             return refuse(Code.UNSUPP, f"number of pairs {req.number} not in 1..{self.max_pairs}")
+        if not req.bases or set(req.bases) - set("XYZ"):
+            return refuse(Code.UNSUPP, f"bases {req.bases!r}: use letters from X, Y, Z")
+        if not 0.0 <= req.min_fidelity <= 1.0:
+            return refuse(Code.UNSUPP, f"minimum fidelity {req.min_fidelity} not in [0, 1]")
         if req.min_fidelity > f:
             return refuse(
                 Code.UNSUPP,
                 f"minimum fidelity {req.min_fidelity} is above what "
                 f"the {self.model.kind} link delivers ({f:.4f})",
             )
-        if req.max_time_ns < self.model.cycle_ns:
+        if not req.max_time_s > self._cycle_s():
             return refuse(
                 Code.NOTIME,
-                f"maximum time {req.max_time_ns} ns is shorter than "
-                f"one attempt ({self.model.cycle_ns} ns)",
+                f"maximum time {req.max_time_s} s is not longer than "
+                f"one attempt ({self._cycle_s():.3g} s)",
             )
-        spec = PeerRequest(
+        spec = EgpRequest(
             origin=self.node,
             create_id=cid,
             purpose=req.purpose,
-            type=req.type,
+            kind=req.type,
             number=req.number,
             min_fidelity=req.min_fidelity,
-            deadline_ns=now_ns + req.max_time_ns,
-            random_bases=req.random_bases,
+            deadline_s=now + req.max_time_s,
+            bases=req.bases,
             queue=self._take_queue() if self.master else None,
         )
         r = Request(spec=spec, queue=spec.queue)
@@ -265,51 +280,78 @@ class EGP:
         self._next_queue += 1
         return self._next_queue
 
+    def abort(self, key: tuple[str, int], code: Code, text: str, now: float) -> list[Out]:
+        """Fail request ``key`` at this end only (this end cannot go on: no qubit, device
+        error). The peer's attempts then find no partner and it times out."""
+        r = self.requests.get(key)
+        if r is None:
+            return []
+        for k, v in list(self.by_round.items()):
+            if v is r:
+                del self.by_round[k]
+        return self._fail(r, code, text, now)
+
     # -- from the peer -------------------------------------------------------------------
-    def peer_message(self, msg: PeerMessage, now_ns: float) -> list[Out]:
-        if isinstance(msg, PeerRequest):
-            return self._peer_request(msg, now_ns)
+    def peer_message(self, msg: EgpMessage, now: float) -> list[Out]:
+        if isinstance(msg, EgpRequest):
+            return self._peer_request(msg, now)
         r = self.requests.get((msg.origin, msg.create_id))
-        if r is None or r.spec.origin != self.node:
-            return []  # about a request we no longer hold
-        if isinstance(msg, PeerAccept):
+        if r is None or r.spec.origin != self.node or r.state is not State.PROPOSED:
+            return []  # about a request we no longer hold (or a duplicate)
+        if isinstance(msg, EgpAccept):
             r.queue = msg.queue
             r.fire(Ev.ACCEPT)
-            return self._run_head(now_ns)
+            return self._run_head(now)
         r.fire(Ev.REJECT)
         del self.requests[r.key]
-        return [
-            ToLocal(
-                Err(origin=self.node, create_id=msg.create_id, code=msg.code, message=msg.message)
-            )
+        code = Code(msg.code) if msg.code in Code.__members__ else Code.OTHER
+        out: list[Out] = [
+            ToLocal(Err(origin=self.node, create_id=msg.create_id, code=code, message=msg.message))
         ]
+        return out + self._run_head(now)
 
-    def _peer_request(self, msg: PeerRequest, now_ns: float) -> list[Out]:
+    def _peer_request(self, msg: EgpRequest, now: float) -> list[Out]:
         def reject(code: Code, text: str) -> list[Out]:
             return [
                 ToPeer(
-                    PeerReject(origin=msg.origin, create_id=msg.create_id, code=code, message=text)
+                    EgpReject(origin=msg.origin, create_id=msg.create_id, code=code, message=text)
                 )
             ]
 
         if msg.origin != self.peer:
             return reject(Code.OTHER, f"request from {msg.origin!r} on the link to {self.peer!r}")
-        if msg.purpose not in self.listening:
-            return reject(
-                Code.REJECTED, f"no app on {self.node!r} listens on purpose {msg.purpose}"
-            )
-        if msg.min_fidelity > self.model.expected_fidelity():
-            return reject(Code.UNSUPP, f"minimum fidelity {msg.min_fidelity} unreachable")
+        if (msg.origin, msg.create_id) in self.requests:
+            return []  # a duplicate
         if self.master == (msg.queue is not None):
             return reject(Code.OTHER, "queue number from the wrong end")
+        if msg.min_fidelity > self.model.expected_fidelity():
+            return reject(Code.UNSUPP, f"minimum fidelity {msg.min_fidelity} unreachable")
+        if msg.kind not in ("K", "M") or not 1 <= msg.number <= self.max_pairs:
+            return reject(Code.UNSUPP, f"bad request: type {msg.kind!r}, {msg.number} pairs")
+        if not msg.bases or set(msg.bases) - set("XYZ"):
+            return reject(Code.UNSUPP, f"bad request: bases {msg.bases!r}")
+        want = self.listening.get(msg.purpose)
+        if want is None:
+            if len(self.waiting) >= WAITING_MAX:
+                return reject(Code.REJECTED, f"{self.node!r} holds too many unasked requests")
+            self.waiting[(msg.origin, msg.create_id)] = msg
+            return []
+        if want != (msg.kind, msg.number):
+            return reject(
+                Code.REJECTED,
+                f"the app on {self.node!r} asked for {want[1]} pair(s) of type {want[0]}, "
+                f"not {msg.number} of type {msg.kind}",
+            )
+        del self.listening[msg.purpose]
         queue = msg.queue if msg.queue is not None else self._take_queue()
         r = Request(spec=msg, queue=queue)
         r.fire(Ev.ACCEPT)
         self.requests[r.key] = r
         out: list[Out] = [
-            ToPeer(PeerAccept(origin=msg.origin, create_id=msg.create_id, queue=queue))
+            ToLocal(Accepted(spec=msg)),
+            ToPeer(EgpAccept(origin=msg.origin, create_id=msg.create_id, queue=queue)),
         ]
-        return out + self._run_head(now_ns)
+        return out + self._run_head(now)
 
     # -- rounds --------------------------------------------------------------------------
     def head(self) -> Request | None:
@@ -318,60 +360,59 @@ class EGP:
         queued = [r for r in self.requests.values() if r.queue is not None]
         return min(queued, key=lambda r: r.queue or 0, default=None)
 
-    def _run_head(self, now_ns: float) -> list[Out]:
+    def _run_head(self, now: float) -> list[Out]:
         r = self.head()
         if r is None or r.state is not State.ACTIVE or r.in_round:
             return []
-        left = (
-            max(1, int((r.spec.deadline_ns - now_ns) // self.model.cycle_ns))
-            if math.isfinite(r.spec.deadline_ns)
-            else self.round_attempts
-        )
+        left_s = r.spec.deadline_s - now
+        if left_s <= 0:
+            return self._fail(r, Code.TIMEOUT, self._timeout_text(r), now)
+        attempts = self.round_attempts
+        if math.isfinite(self.speed) and math.isfinite(left_s):
+            attempts = max(1, min(attempts, int(left_s / self._cycle_s())))
+        window_s = attempts * self._cycle_s() if math.isfinite(self.speed) else 0.0
         r.in_round = True
         key = r.round_key()
         self.by_round[key] = r
         return [
-            ToStation(
-                Attempt(
-                    node=self.node,
-                    key=key,
-                    start_ns=max(now_ns, 0.0),
-                    max_attempts=min(self.round_attempts, left),
-                )
+            Round(
+                key=key,
+                request=r.key,
+                pair=r.pair,
+                max_attempts=attempts,
+                expires_s=min(r.spec.deadline_s, now + window_s + ROUND_GRACE_S),
             )
         ]
 
-    def station_message(self, msg: Heralded | NoHerald | Rejected, now_ns: float) -> list[Out]:
+    def _timeout_text(self, r: Request) -> str:
+        return f"{r.pair} of {r.spec.number} pair(s) made before the maximum time"
+
+    def station_message(self, msg: Heralded | NoHerald | Rejected, now: float) -> list[Out]:
         r = self.by_round.pop(msg.key, None)
         if r is None or r.state is not State.ACTIVE:
             return []
         r.in_round = False
         if isinstance(msg, Rejected):
-            return self._fail(r, Code.OTHER, f"heralding station refused: {msg.reason}", now_ns)
+            return self._fail(r, Code.OTHER, f"heralding station refused: {msg.reason}", now)
         if isinstance(msg, NoHerald):
-            if msg.at_ns + self.model.cycle_ns > r.spec.deadline_ns:
-                return self._fail(
-                    r,
-                    Code.TIMEOUT,
-                    f"{r.pair} of {r.spec.number} pair(s) made before the maximum time",
-                    now_ns,
-                )
+            if now >= r.spec.deadline_s:
+                return self._fail(r, Code.TIMEOUT, self._timeout_text(r), now)
             r.retry += 1
-            return self._run_head(max(now_ns, msg.at_ns))
-        basis = None
-        if r.spec.type == "M" and r.spec.random_bases:
-            basis = "XYZ"[int(self.rng.integers(3))]
+            return self._run_head(now)
+        basis = (
+            r.spec.bases[int(self.rng.integers(len(r.spec.bases)))] if r.spec.kind == "M" else ""
+        )
         ok = Ok(
             origin=r.spec.origin,
             create_id=r.spec.create_id,
             purpose=r.spec.purpose,
-            type=r.spec.type,
+            type=r.spec.kind,
             pair=r.pair,
             ent_id=(self.ends[0], self.ends[1], msg.seq),
             bell_index=msg.bell_index,
             goodness=self.model.expected_fidelity(),
+            attempts=msg.attempts,
             at_ns=msg.at_ns,
-            rho=msg.rho,
             basis=basis,
         )
         r.delivered.append(ok)
@@ -381,32 +422,31 @@ class EGP:
         if r.pair == r.spec.number:
             r.fire(Ev.LAST_PAIR)
             del self.requests[r.key]
-        return out + self._run_head(max(now_ns, msg.at_ns))
+        return out + self._run_head(now)
 
-    def _fail(self, r: Request, code: Code, text: str, now_ns: float) -> list[Out]:
+    def _fail(self, r: Request, code: Code, text: str, now: float) -> list[Out]:
         r.fire(Ev.FAIL)
         del self.requests[r.key]
         out: list[Out] = [
             ToLocal(Err(origin=r.spec.origin, create_id=r.spec.create_id, code=code, message=text))
         ]
-        return out + self._run_head(now_ns)
+        return out + self._run_head(now)
 
     # -- timers --------------------------------------------------------------------------
-    def next_deadline(self) -> float:
-        """When a proposed request (peer silent) reaches its maximum time."""
-        return min(
-            (r.spec.deadline_ns for r in self.requests.values() if r.state is State.PROPOSED),
-            default=math.inf,
-        )
-
-    def handle_timer(self, now_ns: float) -> list[Out]:
+    def handle_timer(self, now: float) -> list[Out]:
+        """Fail proposals the peer never answered, and drop peer requests nobody here
+        asked for, once their maximum time has passed."""
         out: list[Out] = []
         for r in list(self.requests.values()):
-            if r.state is State.PROPOSED and r.spec.deadline_ns <= now_ns:
+            if r.state is State.PROPOSED and r.spec.deadline_s <= now:
                 out += self._fail(
                     r,
                     Code.TIMEOUT,
-                    f"{self.peer!r} did not answer the request before its maximum time",
-                    now_ns,
+                    f"{self.peer!r} did not accept the request before its maximum time "
+                    f"(no app there asked for these pairs, or the node does not answer)",
+                    now,
                 )
+        for key, msg in list(self.waiting.items()):
+            if msg.deadline_s <= now:
+                del self.waiting[key]
         return out

@@ -40,12 +40,14 @@ EXPIRED_KEPT = 4096  # how many one-sided round endings are remembered for late 
 
 @dataclass(frozen=True, kw_only=True)
 class Attempt:
-    """Node ``node`` attempts round ``key`` from ``start_ns`` for up to ``max_attempts``."""
+    """Node ``node`` attempts round ``key`` from ``start_ns`` (device time) for up to
+    ``max_attempts``, waiting for its peer's attempt until wall time ``expires_s``."""
 
     node: str
     key: str
     start_ns: float
     max_attempts: int
+    expires_s: float = float("inf")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -157,18 +159,19 @@ class HeraldingStation:
         return [ToNode(node, msg) for node in self.nodes]  # in link order, not arrival
 
     def next_deadline(self) -> float:
-        """Device time at which a lone attempt's window has passed (inf if none)."""
-        return min((self._window_end(a) for a in self.pending.values()), default=float("inf"))
+        """Wall time at which the next lone attempt expires (inf if none)."""
+        return min((a.expires_s for a in self.pending.values()), default=float("inf"))
 
-    def handle_timer(self, now_ns: float) -> list[ToNode]:
+    def handle_timer(self, now_s: float) -> list[ToNode]:
+        """Answer lone attempts whose wall-clock expiry ``now_s`` has reached."""
         out = []
         for key, a in list(self.pending.items()):
-            if self._window_end(a) <= now_ns:
+            if a.expires_s <= now_s:
                 del self.pending[key]
                 msg = NoHerald(
                     key=key,
                     attempts=0,
-                    at_ns=now_ns,
+                    at_ns=self._window_end(a),
                     reason="the other end did not attempt in this window",
                 )
                 self.expired[key] = msg

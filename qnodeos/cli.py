@@ -76,7 +76,8 @@ async def node_main(name: str, network: str | None) -> int:
             nursery.cancel_scope.cancel()
 
         nursery.start_soon(watch)
-        svc = NodeService(cfg, cfg.peers_of(net))
+        delays = {n: net.delay(name, n) for n in net.nodes if n != name}
+        svc = NodeService(cfg, cfg.peers_of(net), links=net.links_of(name), delays=delays)
         with trio.fail_after(30):
             await nursery.start(svc.serve)
         print(
@@ -92,7 +93,16 @@ def qdevice_main(name: str, network: str | None, parent_pipe: bool) -> int:
 
     # With --parent-pipe the node holds the write end of our stdin; it closes when the
     # node exits, even on SIGKILL, so the quantum process never outlives its node.
-    serve_forever(_network(network).node(name), sys.stdin.fileno() if parent_pipe else None)
+    net = _network(network)
+    cfg = net.node(name)
+    links = net.links_of(name)
+    serve_forever(
+        cfg,
+        sys.stdin.fileno() if parent_pipe else None,
+        links=links,
+        peers={lk.other(name): net.nodes[lk.other(name)].qpeer_endpoint for lk in links},
+        delays={n: net.delay(name, n) for n in net.nodes if n != name},
+    )
     return 0
 
 

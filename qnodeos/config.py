@@ -12,8 +12,17 @@
     app_endpoint = "tcp://127.0.0.1:5555"      # default: ipc:// in the runtime dir
     qdevice_endpoint = "ipc:///tmp/x.sock"     # default: ipc:// in the runtime dir
     peer_endpoint = "tcp://0.0.0.0:5556"       # where other nodes reach this one
+    qpeer_endpoint = "tcp://0.0.0.0:5557"      # where other quantum processes reach ours
     [nodes.alice.params.kinds.electron]  # device parameter overrides
     t2_ns = 3e8
+    [[links]]                            # heralded entanglement between two nodes
+    nodes = ["alice", "bob"]             # the first hosts the heralding station
+    model = "depolarise"                 # perfect | depolarise | single_click | double_click
+    cycle_ns = 10000                     # one attempt, device ns
+    fidelity = 0.9                       # model parameters (see netlink.models)
+    p_success = 0.01
+    delay_s = 0.0                        # classical delay each way, seconds
+    seed = 3                             # RNG seed of the station (omit: random)
     [[apps]]
     node = "alice"
     module = "apps.ramsey"               # a module with `async def main(node, **args)`
@@ -24,6 +33,7 @@ Every key is checked; an unknown or ill-typed one is a ConfigError naming it.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import re
@@ -32,6 +42,8 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from netlink.models import MODELS, LinkModel
 
 from .errors import ConfigError
 from .hardware.params import build
@@ -50,8 +62,10 @@ _NODE_KEYS = {
     "app_endpoint",
     "qdevice_endpoint",
     "peer_endpoint",
+    "qpeer_endpoint",
     "params",
 }
+_LINK_KEYS = {"nodes", "model", "delay_s", "seed"}
 _APP_KEYS = {"node", "module", "args", "name"}
 
 
@@ -67,10 +81,29 @@ class NodeConfig:
     app_endpoint: str
     qdevice_endpoint: str
     peer_endpoint: str
+    qpeer_endpoint: str = ""
 
     def peers_of(self, net: NetworkConfig) -> dict[str, str]:
         """The other nodes of ``net`` and where their classical processes listen."""
         return {n: c.peer_endpoint for n, c in net.nodes.items() if n != self.name}
+
+
+@dataclass(frozen=True, kw_only=True)
+class LinkConfig:
+    """A quantum link: ``nodes[0]`` hosts the heralding station (in its quantum
+    process), which also holds the pairs' joint state until they move."""
+
+    nodes: tuple[str, str]
+    model: LinkModel
+    delay_s: float = 0.0
+    seed: int | None = None
+
+    @property
+    def name(self) -> str:
+        return f"{self.nodes[0]}-{self.nodes[1]}"
+
+    def other(self, node: str) -> str:
+        return self.nodes[1] if node == self.nodes[0] else self.nodes[0]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -87,6 +120,14 @@ class NetworkConfig:
     nodes: dict[str, NodeConfig]
     apps: list[AppConfig]
     source: str
+    links: list[LinkConfig] = field(default_factory=list)
+
+    def links_of(self, node: str) -> list[LinkConfig]:
+        return [lk for lk in self.links if node in lk.nodes]
+
+    def delay(self, a: str, b: str) -> float:
+        """Classical delay (s) between nodes a and b: their link's, else 0."""
+        return next((lk.delay_s for lk in self.links if set(lk.nodes) == {a, b}), 0.0)
 
     def node(self, name: str) -> NodeConfig:
         try:
@@ -169,6 +210,63 @@ def _node(name: str, table: Any, net: str, src: str) -> NodeConfig:
         peer_endpoint=_get(
             table, "peer_endpoint", str, where, f"ipc://{rt}/{net}-{name}-peer.sock"
         ),
+        qpeer_endpoint=_get(
+            table, "qpeer_endpoint", str, where, f"ipc://{rt}/{net}-{name}-qpeer.sock"
+        ),
+    )
+
+
+def _link(i: int, t: Any, nodes: dict[str, NodeConfig], src: str) -> LinkConfig:
+    where = f"{src}: links[{i}]"
+    if not isinstance(t, dict):
+        raise ConfigError(f"{where}: expected a table")
+    ends = _get(t, "nodes", list, where, None)
+    if ends is None or len(ends) != 2 or not all(isinstance(n, str) for n in ends):
+        raise ConfigError(f"{where}.nodes: expected two node names, got {ends!r}")
+    for n in ends:
+        if n not in nodes:
+            raise ConfigError(f"{where}.nodes: no node named {n!r}; nodes: {', '.join(nodes)}")
+    if ends[0] == ends[1]:
+        raise ConfigError(f"{where}.nodes: a link needs two different nodes, got {ends!r}")
+    a, b = nodes[ends[0]], nodes[ends[1]]
+    if a.speed != b.speed:
+        raise ConfigError(
+            f"{where}: nodes {a.name!r} (speed {a.speed}) and {b.name!r} (speed {b.speed}) "
+            f"must run at the same speed to share entangled states"
+        )
+    kind = _get(t, "model", str, where, "perfect")
+    cls = MODELS.get(kind)
+    if cls is None:
+        raise ConfigError(f"{where}.model: unknown {kind!r}; known: {', '.join(MODELS)}")
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    params = {k: v for k, v in t.items() if k not in _LINK_KEYS}
+    unknown = set(params) - set(fields)
+    if unknown:
+        raise ConfigError(
+            f"{where}: unknown key(s) {', '.join(sorted(unknown))} for model {kind!r}; "
+            f"known: {', '.join(sorted(set(fields) | _LINK_KEYS))}"
+        )
+    for k, v in params.items():
+        if isinstance(v, bool) or not isinstance(v, int | float):
+            raise ConfigError(f"{where}.{k}: expected a number, got {v!r}")
+    missing = [
+        f.name
+        for f in fields.values()
+        if f.name not in params
+        and f.default is dataclasses.MISSING
+        and f.default_factory is dataclasses.MISSING
+    ]
+    if missing:
+        raise ConfigError(f"{where}: model {kind!r} needs {', '.join(sorted(missing))}")
+    try:
+        model = cls(**{k: float(v) for k, v in params.items()})
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+    delay = float(_get(t, "delay_s", (int, float), where, 0.0))
+    if not 0.0 <= delay <= 60.0:
+        raise ConfigError(f"{where}.delay_s: must be in 0..60, got {delay}")
+    return LinkConfig(
+        nodes=(ends[0], ends[1]), model=model, delay_s=delay, seed=_get(t, "seed", int, where, None)
     )
 
 
@@ -178,7 +276,7 @@ def parse_network(text: str, source: str = "<network>") -> NetworkConfig:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{source}: not valid TOML: {exc}") from None
-    unknown = set(data) - {"name", "nodes", "apps"}
+    unknown = set(data) - {"name", "nodes", "apps", "links"}
     if unknown:
         raise ConfigError(f"{source}: unknown top-level key(s) {', '.join(sorted(unknown))}")
     name = _get(data, "name", str, source, "qnodeos")
@@ -188,6 +286,15 @@ def parse_network(text: str, source: str = "<network>") -> NetworkConfig:
     if not nodes_t:
         raise ConfigError(f"{source}: no [nodes.NAME] table; a network needs at least one node")
     nodes = {n: _node(n, t, name, source) for n, t in nodes_t.items()}
+    links = [
+        _link(i, t, nodes, source) for i, t in enumerate(_get(data, "links", list, source, []))
+    ]
+    seen: set[frozenset[str]] = set()
+    for lk in links:
+        pair = frozenset(lk.nodes)
+        if pair in seen:
+            raise ConfigError(f"{source}: two links between {lk.nodes[0]!r} and {lk.nodes[1]!r}")
+        seen.add(pair)
     apps: list[AppConfig] = []
     for i, t in enumerate(_get(data, "apps", list, source, [])):
         where = f"{source}: apps[{i}]"
@@ -210,7 +317,7 @@ def parse_network(text: str, source: str = "<network>") -> NetworkConfig:
                 args=_get(t, "args", dict, where, {}),
             )
         )
-    return NetworkConfig(name=name, nodes=nodes, apps=apps, source=source)
+    return NetworkConfig(name=name, nodes=nodes, apps=apps, source=source, links=links)
 
 
 def load_network(path: str | os.PathLike[str]) -> NetworkConfig:

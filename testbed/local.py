@@ -29,6 +29,7 @@ def in_memory(cfg: NodeConfig, net: str) -> NodeConfig:
         app_endpoint=f"mem://{net}/{cfg.name}/app",
         qdevice_endpoint=f"mem://{net}/{cfg.name}/qdevice",
         peer_endpoint=f"mem://{net}/{cfg.name}/peer",
+        qpeer_endpoint=f"mem://{net}/{cfg.name}/qpeer",
     )
 
 
@@ -39,11 +40,21 @@ async def local_network(cfg: NetworkConfig) -> AsyncIterator[dict[str, str]]:
     services: dict[str, NodeService] = {}
     async with trio.open_nursery() as nursery:
         endpoints: dict[str, str] = {}
-        peers = {n: in_memory(c, cfg.name).peer_endpoint for n, c in cfg.nodes.items()}
-        for name, node in cfg.nodes.items():
-            mem = in_memory(node, cfg.name)
-            await nursery.start(serve_device, mem)
-            svc = NodeService(mem, {n: ep for n, ep in peers.items() if n != name})
+        mems = {n: in_memory(c, cfg.name) for n, c in cfg.nodes.items()}
+        for name in cfg.nodes:
+            mem = mems[name]
+            links = cfg.links_of(name)
+            others = [lk.other(name) for lk in links]
+            delays = {n: cfg.delay(name, n) for n in cfg.nodes if n != name}
+            qpeers = {n: mems[n].qpeer_endpoint for n in others}
+            await nursery.start(serve_device, mem, links, qpeers, delays)
+            svc = NodeService(
+                mem,
+                {n: c.peer_endpoint for n, c in mems.items() if n != name},
+                links=links,
+                delays=delays,
+                clock=trio.current_time,
+            )
             await nursery.start(svc.serve)
             services[name] = svc
             endpoints[name] = mem.app_endpoint

@@ -2,11 +2,14 @@
 
 Sources (see shared/reference/hardware.md):
   [B]  SquidASM colour-centre config, values from arXiv 2207.10579 App. A.5 (NV);
-  [I]  arXiv 2207.10579 App. A.6, SquidASM trapped-ion example config (40Ca+).
+  [I]  arXiv 2207.10579 App. A.6, SquidASM trapped-ion example config (40Ca+);
+  [K]  Kalb et al., PRA 97, 062330 (2018), carbon dephasing per entanglement attempt.
 Durations in ns; errors are depolarising probabilities.
 """
 
 from __future__ import annotations
+
+import math
 
 from ..errors import ConfigError
 from .specs import INF, DeviceSpec, MeasSpec, OpSpec, QubitKind, TwoQubitGate
@@ -48,6 +51,10 @@ def nv(carbons: int = 2) -> DeviceSpec:
         init=OpSpec(duration_ns=300_000, error=0.02),  # [B] carbon init
         gates={g: OpSpec(duration_ns=20_000, error=0.002) for g in ("rx", "ry", "rz")},  # [B]
         meas=None,  # only the electron can be read out
+        # [K] Kalb et al., PRA 97, 062330 (2018): each electron entanglement attempt
+        # dephases stored carbons, coherence factor exp(-(dw*tau)^2/2) with
+        # dw = 2pi * 77 kHz and tau = 163 ns, i.e. about 0.9969 per attempt.
+        attempt_coherence=math.exp(-((2 * math.pi * 77e3 * 163e-9) ** 2) / 2),
     )
     crot = OpSpec(duration_ns=500_000, error=0.06)  # [B] electron-carbon controlled rotation
     two = {g: TwoQubitGate(spec=crot, control="electron", target="carbon") for g in ("crx", "cry")}

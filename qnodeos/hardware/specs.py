@@ -54,6 +54,7 @@ class QubitKind:
     gates: Mapping[str, OpSpec]
     meas: MeasSpec | None
     communication: bool = False
+    attempt_coherence: float = 1.0  # coherence kept per entanglement attempt of the device
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -9,6 +9,10 @@ sequence number, and the reply resumes the run. One block is on the device at a 
 (no interleaving). When an app stops, fails its lease or is aborted, its queued blocks
 are dropped, a running block is abandoned (its late reply is recognised by the stale
 sequence number and ignored) and its qubits are released.
+
+The network stack (``netstack``) shares the device: when nothing runs, the kernel
+alternates between its work (entanglement rounds, corrections, measuring pairs) and
+app blocks, so neither can starve the other.
 """
 
 from __future__ import annotations
@@ -16,6 +20,9 @@ from __future__ import annotations
 from collections.abc import Collection
 from dataclasses import dataclass, field
 
+import msgspec
+
+from ..config import LinkConfig
 from ..errors import DeviceError, LocalError, ProgramError, QNodeOSError, QuotaError
 from ..hardware.specs import DeviceSpec
 from ..lang import messages as m
@@ -24,6 +31,7 @@ from .interpreter import Finished, NeedDevice, Paused, Run
 from .lower import Lowering
 from .memory import MemoryManager
 from .messaging import Postbox
+from .netstack import NetStack, Work
 from .outputs import Out, Resume, ToApp, ToDevice
 from .processes import App, Event, ProcessTable, State
 from .scheduler import Entry, Scheduler
@@ -67,6 +75,9 @@ class Kernel:
         budget: int = 1_000_000,
         max_instrs: int = MAX_INSTRS,
         peers: Collection[str] = (),
+        links: Collection[LinkConfig] = (),
+        speed: float = 1.0,
+        seed: int | None = None,
     ) -> None:
         self.node = node
         self.spec = spec
@@ -77,6 +88,17 @@ class Kernel:
         self.postbox = Postbox(node=node, peers=peers, procs=self.procs)
         self.budget = budget
         self.max_instrs = max_instrs
+        self.net = NetStack(
+            node=node,
+            links=links,
+            speed=speed,
+            memory=self.memory,
+            lowering=self.lowering,
+            seed=seed,
+        )
+        self.net_current: tuple[int, Work] | None = None
+        self._net_turn = True
+        self.now = 0.0
         self.current: Current | None = None
         self.counters = Counters()
         self._seq = 0
@@ -90,6 +112,7 @@ class Kernel:
         return [ToApp(addr, m.ErrorReply(code="bad_message", message=str(error)))]
 
     def app_message(self, addr: bytes, msg: m.AppToNode, now: float) -> list[Out]:
+        self.now = now
         app = self.procs.by_addr.get(addr)
         if app is not None:
             app.last_seen = now
@@ -112,16 +135,41 @@ class Kernel:
             return out + self._pump()
         if isinstance(msg, m.SendMsg):
             return self.postbox.send(app, msg, now)
+        if isinstance(msg, m.EprRequest):
+            return self.net.request(app, msg, now) + self._pump()
         return self._submit(app, msg, now)
 
-    def peer_message(self, msg: m.NodeToNode) -> list[Out]:
+    def peer_message(self, msg: m.NodeToNode, now: float | None = None) -> list[Out]:
         """A message from another node's classical process."""
+        if now is not None:
+            self.now = now
+        if isinstance(msg, m.Egp):
+            return self.net.peer_message(msg, self.now) + self._pump()
         return self.postbox.peer_message(msg)
 
     def device_message(self, msg: m.FromDevice) -> list[Out]:
         if isinstance(msg, m.Pong):
             self.device_ready = True
             return self._pump()
+        net = self.net_current
+        if net is not None and (
+            isinstance(msg, m.EntangleDone | m.ErrorReply) or msg.seq == net[0]
+        ):
+            if not isinstance(msg, m.ErrorReply) and msg.seq != net[0]:
+                self.counters.stale_replies += 1
+                return []
+            self.net_current = None
+            if isinstance(msg, m.ErrorReply):
+                msg = m.DeviceReply(seq=net[0], outcomes=[], error=msg.message, now_ns=0)
+            else:
+                self.counters.device_ns = max(
+                    self.counters.device_ns,
+                    msg.now_ns if isinstance(msg, m.DeviceReply) else msg.at_ns,
+                )
+            return net[1].done(msg, self.now) + self._pump()
+        if isinstance(msg, m.EntangleDone):
+            self.counters.stale_replies += 1
+            return []
         if isinstance(msg, m.ErrorReply):
             # The device could not read what we sent: fail the running block.
             cur = self.current
@@ -146,12 +194,13 @@ class Kernel:
         return self._continue(msg.now_ns) + self._pump()
 
     def handle_timer(self, now: float) -> list[Out]:
-        out: list[Out] = []
+        self.now = now
+        out: list[Out] = self.net.handle_timer(now)
         for app in self.procs.expired(now):
             self.counters.apps_expired += 1
             out += self._end(app, Event.FAIL, f"lease of {self.procs.lease_s}s expired")
         out += self.postbox.handle_timer(now)
-        return out + self._pump() if out else out
+        return out + self._pump() if out or self.net.waiting() else out
 
     def resume(self) -> list[Out]:
         """Continue a paused block (if it is still running: its app may have gone)."""
@@ -217,6 +266,7 @@ class Kernel:
                 )
             )
             self.current = None
+        out += self.net.app_gone(app, self.now)
         self.memory.close(app.app_id)
         app.fire(event)
         self.procs.remove(app)
@@ -266,10 +316,17 @@ class Kernel:
     # -- running blocks ------------------------------------------------------------------
     def _pump(self) -> list[Out]:
         out: list[Out] = []
-        while self.current is None and self.device_ready:
+        while self.current is None and self.net_current is None and self.device_ready:
+            if self._net_turn or not len(self.scheduler):
+                self._net_turn = False
+                work = self.net.next_work(self._seq + 1, self.now)
+                if work is not None:
+                    out += self._lend(work)
+                    continue
             entry = self.scheduler.pop()
             if entry is None:
                 break
+            self._net_turn = True
             app = self.procs.by_id[entry.app_id]
             app.fire(Event.SCHEDULE)
             block, sub = entry.payload
@@ -279,6 +336,15 @@ class Kernel:
             self.current = Current(app=app, block=block, run=run, seq=0)
             out += self._continue(None)
         return out
+
+    def _lend(self, work: Work) -> list[Out]:
+        """Give the device to the network stack for ``work``."""
+        if work.request is None:
+            return work.done(None, self.now)
+        self._seq += 1
+        req = msgspec.structs.replace(work.request, seq=self._seq)
+        self.net_current = (self._seq, work)
+        return [ToDevice(req)]
 
     def _continue(self, now_ns: int | None) -> list[Out]:
         cur = self.current

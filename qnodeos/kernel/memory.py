@@ -49,8 +49,9 @@ class MemoryManager:
         self.quota[app] = quota
         self.maps[app] = {}
 
-    def alloc(self, app: int, virt: int) -> tuple[int, bool]:
-        """Map ``virt`` to a free physical qubit: (physical, needs discard first)."""
+    def alloc(self, app: int, virt: int, choose: int | None = None) -> tuple[int, bool]:
+        """Map ``virt`` to a free physical qubit (``choose``: that one): (physical,
+        needs discard first)."""
         m = self.maps[app]
         if virt in m:
             raise ProgramError(f"Q{virt} is already allocated")
@@ -58,12 +59,43 @@ class MemoryManager:
             raise QuotaError(
                 f"app {app}: quota of {self.quota[app]} qubit(s) reached; cannot allocate Q{virt}"
             )
-        phys = min(self.free)  # reservation guarantees one is free
+        phys = min(self.free) if choose is None else choose  # reservation: one is free
         self.free.remove(phys)
         m[virt] = phys
         was_dirty = phys in self.dirty
         self.dirty.discard(phys)
         return phys, was_dirty
+
+    def alloc_comm(self, app: int, virt: int) -> int | None:
+        """Map ``virt`` to a free communication qubit (one that can be entangled); None
+        if none is free. Quota and id errors raise as in ``alloc``."""
+        comm = [q for q in sorted(self.free) if self.spec.kind(q).communication]
+        if not comm:
+            m = self.maps[app]
+            if virt in m:
+                raise ProgramError(f"Q{virt} is already allocated")
+            if len(m) >= self.quota[app]:
+                raise QuotaError(f"app {app}: quota of {self.quota[app]} qubit(s) reached")
+            return None
+        phys, _ = self.alloc(app, virt, choose=comm[0])
+        return phys
+
+    def move(self, phys: int, to: int) -> tuple[int, int]:
+        """The node moved the state of ``phys`` into free qubit ``to``: remap whoever
+        held ``phys``; returns (app, virtual id). ``phys`` becomes free."""
+        for app, m in self.maps.items():
+            for virt, p in m.items():
+                if p == phys:
+                    self.free.remove(to)
+                    self.dirty.discard(to)
+                    m[virt] = to
+                    self.free.add(phys)
+                    self.dirty.add(phys)
+                    return app, virt
+        raise ValueError(f"qubit {phys} is not allocated")
+
+    def owner(self, phys: int) -> int | None:
+        return next((a for a, m in self.maps.items() if phys in m.values()), None)
 
     def phys(self, app: int, virt: int) -> int:
         try:

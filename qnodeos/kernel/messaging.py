@@ -82,7 +82,7 @@ class Postbox:
         ]
 
     # -- from other nodes ----------------------------------------------------------------
-    def peer_message(self, msg: m.NodeToNode) -> list[Out]:
+    def peer_message(self, msg: m.Carry | m.CarryAck | m.CarryNack) -> list[Out]:
         if msg.from_node not in self.peers:
             self.ignored += 1
             return []

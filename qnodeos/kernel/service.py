@@ -9,13 +9,15 @@ timer for leases; each calls the kernel and sends what it returns.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+import math
+import time
+from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
 import trio
 import trio.lowlevel
 
-from ..config import NodeConfig
+from ..config import LinkConfig, NodeConfig
 from ..errors import ProtocolError, QNodeOSError
 from ..lang import codec
 from ..transport import Socket, bind_router, connect_dealer
@@ -27,11 +29,24 @@ TICK_S = 0.05
 
 
 class NodeService:
-    """Node ``cfg``; ``peers`` maps the other nodes' names to their peer endpoints."""
+    """Node ``cfg``; ``peers`` maps the other nodes' names to their peer endpoints,
+    ``links`` are the node's quantum links, ``delays`` the classical delay (s) to each
+    peer. ``clock`` is the wall clock shared with the other nodes (link-layer deadlines
+    are compared across nodes): ``time.time``, or trio's clock in deterministic mode."""
 
-    def __init__(self, cfg: NodeConfig, peers: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        cfg: NodeConfig,
+        peers: Mapping[str, str] | None = None,
+        *,
+        links: Collection[LinkConfig] = (),
+        delays: Mapping[str, float] | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.cfg = cfg
         self.peers = dict(peers or {})
+        self.delays = dict(delays or {})
+        self.clock = clock
         self.kernel = Kernel(
             node=cfg.name,
             spec=cfg.device,
@@ -39,7 +54,12 @@ class NodeService:
             lease_s=cfg.lease_s,
             budget=cfg.budget,
             peers=self.peers,
+            links=links,
+            speed=cfg.speed,
+            seed=cfg.seed,
         )
+        self._outboxes: dict[str, trio.MemorySendChannel[tuple[float, bytes]]] = {}
+        self._nursery: trio.Nursery | None = None
         self.node_codec = codec.node_to_node()
         self._dealers: dict[str, Socket] = {}
         self.from_app = codec.app_to_node()
@@ -54,7 +74,7 @@ class NodeService:
             if isinstance(out, ToApp):
                 await apps.send([out.addr, self.to_app.encode(out.msg)])
             elif isinstance(out, ToNode):
-                await self._dealer(out.node).send([self.node_codec.encode(out.msg)])
+                self._to_node(out.node, self.node_codec.encode(out.msg))
             elif isinstance(out, Resume):
                 await trio.lowlevel.checkpoint()  # let other apps, the device and the timer run
                 outs += self.kernel.resume()
@@ -63,11 +83,29 @@ class NodeService:
         if self.kernel.device_ready:
             self._ready.set()
 
+    def _to_node(self, node: str, data: bytes) -> None:
+        """Queue ``data`` for ``node``; a sender task per node keeps order and applies
+        the link's classical delay."""
+        box = self._outboxes.get(node)
+        if box is None:
+            assert self._nursery is not None
+            box, queue = trio.open_memory_channel[tuple[float, bytes]](math.inf)
+            self._outboxes[node] = box
+            self._nursery.start_soon(self._sender, self._dealer(node), queue)
+        box.send_nowait((trio.current_time() + self.delays.get(node, 0.0), data))
+
+    async def _sender(
+        self, sock: Socket, queue: trio.MemoryReceiveChannel[tuple[float, bytes]]
+    ) -> None:
+        async for due, data in queue:
+            await trio.sleep_until(due)
+            await sock.send([data])
+
     async def _apps(self, apps: Socket, dev: Socket) -> None:
         while True:
             frames = await apps.recv()
             addr = frames[0]
-            now = trio.current_time()
+            now = self.clock()
             if len(frames) != 2:
                 outs = self.kernel.bad_message(
                     addr, ProtocolError(f"expected 1 data frame, got {len(frames) - 1}")
@@ -115,7 +153,7 @@ class NodeService:
     async def _timer(self, apps: Socket, dev: Socket) -> None:
         while True:
             await trio.sleep(TICK_S)
-            await self._send(apps, dev, self.kernel.handle_timer(trio.current_time()))
+            await self._send(apps, dev, self.kernel.handle_timer(self.clock()))
 
     async def _hello(self, dev: Socket) -> None:
         # Ping until the quantum process answers (it may still be starting).
@@ -132,6 +170,7 @@ class NodeService:
         peer = bind_router(self.cfg.peer_endpoint)
         try:
             async with trio.open_nursery() as nursery:
+                self._nursery = nursery
                 nursery.start_soon(
                     self._incoming,
                     dev,
@@ -148,7 +187,7 @@ class NodeService:
                     self._incoming,
                     peer,
                     self.node_codec.decode,
-                    self.kernel.peer_message,
+                    lambda msg: self.kernel.peer_message(msg, self.clock()),
                     "another node",
                     apps,
                     dev,

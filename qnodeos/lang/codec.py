@@ -77,3 +77,7 @@ def from_device() -> Codec[messages.FromDevice]:
 
 def node_to_node() -> Codec[messages.NodeToNode]:
     return Codec(messages.NodeToNode)
+
+
+def qdevice_peer() -> Codec[messages.QPeer]:
+    return Codec(messages.QPeer)

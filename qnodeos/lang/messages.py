@@ -124,9 +124,74 @@ class Delivered(msgspec.Struct, frozen=True, kw_only=True, tag="deliver"):
     data: bytes
 
 
-AppToNode = Union[Register, Submit, Heartbeat, Stop, SendMsg]  # noqa: UP007
+class EprRequest(msgspec.Struct, frozen=True, kw_only=True, tag="epr"):
+    """App -> node: entangled pairs with app ``remote_app`` on node ``remote_node``.
+
+    ``role`` "create" asks the link for them; "recv" accepts the peer's create (both
+    apps must ask, with the same ``kind`` and ``number``). ``kind`` "K" keeps each pair
+    in the app's qubit ``qubits[i]`` (delivered as Phi+); "M" measures each half at once
+    in a basis from ``bases`` (one chosen at random per pair, independently at each
+    end). ``min_fidelity`` and ``timeout_s`` apply to the creator's request."""
+
+    req: int
+    remote_node: str
+    remote_app: str
+    role: str
+    kind: str = "K"
+    number: int = 1
+    min_fidelity: float = 0.0
+    timeout_s: float = 30.0
+    qubits: list[int] = []
+    bases: str = "Z"
+
+
+class EprPair(msgspec.Struct, frozen=True, kw_only=True, array_like=True):
+    """One delivered pair: entanglement id (node A, node B, station sequence), the
+    heralded Bell index (0 Phi+, 1 Phi-, 2 Psi+, 3 Psi-; corrected to Phi+ before
+    delivery), the link's fidelity estimate, attempts it took and the device time of
+    the herald. K: ``qubit`` is the app's qubit id; M: ``outcome`` and ``basis``."""
+
+    ent_id: tuple[str, str, int]
+    bell_index: int
+    goodness: float
+    attempts: int
+    at_ns: int
+    qubit: int = -1
+    outcome: int = -1
+    basis: str = ""
+
+
+class EprDone(msgspec.Struct, frozen=True, kw_only=True, tag="epr_done"):
+    """Node -> app: every pair of request ``req``."""
+
+    req: int
+    pairs: list[EprPair]
+
+
+class EprFailed(msgspec.Struct, frozen=True, kw_only=True, tag="epr_failed"):
+    """Node -> app: request ``req`` failed with a link-layer code (UNSUPP, NOTIME, NORES,
+    TIMEOUT, REJECTED, OTHER, EXPIRE); pairs delivered before the failure are listed and
+    their qubits stay allocated."""
+
+    req: int
+    code: str
+    message: str
+    pairs: list[EprPair] = []
+
+
+AppToNode = Union[Register, Submit, Heartbeat, Stop, SendMsg, EprRequest]  # noqa: UP007
 NodeToApp = Union[  # noqa: UP007
-    Registered, BlockDone, BlockFailed, Alive, Stopped, ErrorReply, SendDone, SendFailed, Delivered
+    Registered,
+    BlockDone,
+    BlockFailed,
+    Alive,
+    Stopped,
+    ErrorReply,
+    SendDone,
+    SendFailed,
+    Delivered,
+    EprDone,
+    EprFailed,
 ]
 
 # -- classical process <-> classical process (node to node) --------------------------
@@ -157,7 +222,45 @@ class CarryNack(msgspec.Struct, frozen=True, kw_only=True, tag="carry_nack"):
     reason: str
 
 
-NodeToNode = Union[Carry, CarryAck, CarryNack]  # noqa: UP007
+class EgpRequest(msgspec.Struct, frozen=True, kw_only=True, tag="egp_req"):
+    """Link layer, node -> node: a request for pairs as the origin proposed it. The
+    master end (smaller name) sets ``queue``; the other end's accept carries it."""
+
+    origin: str
+    create_id: int
+    purpose: str
+    kind: str
+    number: int
+    min_fidelity: float
+    deadline_s: float  # wall clock (unix seconds) by which all pairs must be made
+    bases: str
+    queue: int | None
+
+
+class EgpAccept(msgspec.Struct, frozen=True, kw_only=True, tag="egp_ok"):
+    origin: str
+    create_id: int
+    queue: int
+
+
+class EgpReject(msgspec.Struct, frozen=True, kw_only=True, tag="egp_no"):
+    origin: str
+    create_id: int
+    code: str
+    message: str
+
+
+EgpMessage = Union[EgpRequest, EgpAccept, EgpReject]  # noqa: UP007
+
+
+class Egp(msgspec.Struct, frozen=True, kw_only=True, tag="egp"):
+    """Node -> node: a link-layer message from ``from_node``'s EGP."""
+
+    from_node: str
+    msg: EgpMessage
+
+
+NodeToNode = Union[Carry, CarryAck, CarryNack, Egp]  # noqa: UP007
 
 # -- classical process <-> quantum process -------------------------------------------
 
@@ -203,5 +306,98 @@ class Pong(msgspec.Struct, frozen=True, kw_only=True, tag="pong"):
     num_qubits: int
 
 
-ToDevice = Union[DeviceRequest, Ping]  # noqa: UP007
-FromDevice = Union[DeviceReply, Pong, ErrorReply]  # noqa: UP007
+class Entangle(msgspec.Struct, frozen=True, kw_only=True, tag="ent"):
+    """Classical -> quantum process: one round of entanglement attempts on the link to
+    ``peer`` with communication qubit ``qubit``: from now, every cycle, at most
+    ``max_attempts`` times, waiting for the peer's attempt until wall time
+    ``expires_s``. Both ends use the same round ``key``."""
+
+    seq: int
+    peer: str
+    key: str
+    qubit: int
+    max_attempts: int
+    expires_s: float
+
+
+class EntangleDone(msgspec.Struct, frozen=True, kw_only=True, tag="ent_done"):
+    """Quantum -> classical process: how round ``key`` ended. ``heralded``: the qubit
+    now holds half of Bell state ``bell_index`` with the peer (station number
+    ``herald``); else ``reason`` says why not. ``error`` is set if the round could not
+    start at all."""
+
+    seq: int
+    key: str
+    heralded: bool
+    herald: int = 0
+    attempts: int = 0
+    at_ns: int = 0
+    bell_index: int = 0
+    reason: str = ""
+    error: str | None = None
+    start_ns: int = 0
+
+
+ToDevice = Union[DeviceRequest, Ping, Entangle]  # noqa: UP007
+FromDevice = Union[DeviceReply, Pong, ErrorReply, EntangleDone]  # noqa: UP007
+
+# -- quantum process <-> quantum process of another node -----------------------------
+
+GlobalQubit = tuple[str, int]  # (node, physical qubit)
+
+
+class QAttempt(msgspec.Struct, frozen=True, kw_only=True, tag="q_att"):
+    """To the link's station (in the owner's quantum process): ``frm`` attempts round
+    ``key`` with its qubit ``qubit`` from ``start_ns`` (sender's device time)."""
+
+    frm: str
+    key: str
+    qubit: int
+    start_ns: float
+    max_attempts: int
+    expires_s: float
+    epoch_ns: int  # wall ns at the sender's device time 0 (to convert times)
+
+
+class QRound(msgspec.Struct, frozen=True, kw_only=True, tag="q_round"):
+    """From the station to the other end: how round ``key`` ended (times in the
+    station's device time, with its ``epoch_ns``)."""
+
+    frm: str
+    key: str
+    heralded: bool
+    herald: int
+    attempts: int
+    at_ns: float
+    bell_index: int
+    reason: str
+    epoch_ns: int
+
+
+class QPull(msgspec.Struct, frozen=True, kw_only=True, tag="q_pull"):
+    """``frm`` needs the state group holding ``qubit`` for ``for_node``; whoever holds
+    it sends the group to ``for_node``."""
+
+    frm: str
+    for_node: str
+    qubit: GlobalQubit
+
+
+class QGroup(msgspec.Struct, frozen=True, kw_only=True, tag="q_group"):
+    """A state group moving to the receiver: its qubits (first = most significant) and
+    density matrix (complex128, row-major, little-endian)."""
+
+    frm: str
+    qubits: list[GlobalQubit]
+    rho: bytes
+
+
+class QNotHere(msgspec.Struct, frozen=True, kw_only=True, tag="q_gone"):
+    """Answer to a QPull by a process that neither holds the group nor knows where it
+    went; the asker tries again."""
+
+    frm: str
+    qubit: GlobalQubit
+
+
+QPeer = Union[QAttempt, QRound, QPull, QGroup, QNotHere]  # noqa: UP007

@@ -40,6 +40,7 @@ class QuantumDevice:
         self.rng = rng
         self.reg = Register(spec.num_qubits)
         self.touched = [0.0] * spec.num_qubits  # device time each qubit is decohered to
+        self.coherence = [1.0] * spec.num_qubits  # dephasing from attempts, not yet applied
         self.busy_until = 0.0
         self.executed = 0
         self._unitaries: dict[tuple[str, float], Matrix] = {}
@@ -83,9 +84,34 @@ class QuantumDevice:
         dt = t - self.touched[q]
         self.touched[q] = max(t, self.touched[q])
         kind = self.spec.kind(q)
-        if dt <= 0.0 or (kind.t1_ns == np.inf and kind.t2_ns == np.inf):
+        extra = self.coherence[q]
+        if extra != 1.0:
+            self.coherence[q] = 1.0
+        elif dt <= 0.0 or (kind.t1_ns == np.inf and kind.t2_ns == np.inf):
             return None
-        return decay_superop(dt, kind.t1_ns, kind.t2_ns, self._decay_buf)
+        s = decay_superop(max(dt, 0.0), kind.t1_ns, kind.t2_ns, self._decay_buf)
+        if extra != 1.0:
+            s[1, 1] *= extra
+            s[2, 2] *= extra
+        return s
+
+    def fresh(self, q: int, t: float) -> None:
+        """Qubit q starts over at device time t (its old state traced out): the
+        heralded state is about to be placed on it."""
+        self.reg.reset(q)
+        self.touched[q] = t
+        self.coherence[q] = 1.0
+
+    def attempted(self, attempts: int, comm: int) -> None:
+        """``attempts`` entanglement attempts were made with qubit ``comm``: the other
+        qubits of kinds that dephase per attempt (NV carbons) lose coherence. Applied
+        lazily, like idle decay (the channel acts on each qubit alone)."""
+        if attempts <= 0:
+            return
+        for q in range(self.spec.num_qubits):
+            c = self.spec.kind(q).attempt_coherence
+            if q != comm and c != 1.0:
+                self.coherence[q] *= c**attempts
 
     def decohere(self, qubits: Iterable[int], t: float) -> None:
         """Bring the given qubits' idle decay up to device time t."""
@@ -114,12 +140,14 @@ class QuantumDevice:
         if name == "init":
             self.reg.reset(qs[0])
             self.touched[qs[0]] = start
+            self.coherence[qs[0]] = 1.0
             dep = self._depolarise(spec.error, 1)
             if dep is not None:
                 self.reg.apply(dep, qs)
         elif name == "discard":
             self.reg.reset(qs[0], mixed=True)
             self.touched[qs[0]] = start
+            self.coherence[qs[0]] = 1.0
         elif name == "meas":
             self.decohere(qs, start)
             true = self.reg.measure(qs[0], float(self.rng.random()))

@@ -85,6 +85,30 @@ class Register:
         self.n = n
         self.group_of: list[Group] = [Group([q], _ZERO.copy()) for q in range(n)]
 
+    def add_slot(self) -> int:
+        """A new qubit slot (in |0>): holds a qubit of another node while its group is
+        here."""
+        self.group_of.append(Group([len(self.group_of)], _ZERO.copy()))
+        return len(self.group_of) - 1
+
+    def take(self, q: int) -> Group:
+        """Remove the group holding ``q`` (to send it elsewhere); its slots are left
+        alone in |0>."""
+        g = self.group_of[q]
+        for m in g.qubits:
+            self.group_of[m] = Group([m], _ZERO.copy())
+        return g
+
+    def put(self, qubits: list[int], rho: Matrix) -> None:
+        """Install a group over ``qubits``, each of which must be alone in its group
+        (its old single-qubit state is dropped)."""
+        for q in qubits:
+            if len(self.group_of[q].qubits) != 1:
+                raise ValueError(f"slot {q} is entangled; cannot place a group on it")
+        g = Group(list(qubits), rho)
+        for q in qubits:
+            self.group_of[q] = g
+
     def groups(self) -> list[Group]:
         seen: dict[int, Group] = {}
         for g in self.group_of:

@@ -1,24 +1,35 @@
 """The quantum process's real-time loop: blocking pyzmq, no event loop.
 
-The quantum process does one thing: take a request, run it on the device, answer when
-the device is done. A plain blocking loop (like QNodeOS's QDevice firmware) does that
-with one syscall fewer per hop than an event loop, which matters at a 10-100 kHz
-instruction exchange rate. The request handling itself is the sans-IO
-``DeviceServer``; the trio adapter in ``service`` runs the same code in-process.
-The loop ends when ``stop_fd`` (the node's pipe) closes, or on SIGTERM.
+The quantum process does one thing at a time: take a request, run it on the device,
+answer when the device is done; meanwhile it answers the quantum processes of linked
+nodes (heralding, state groups). A plain blocking loop (like QNodeOS's QDevice
+firmware) does that with one syscall fewer per hop than an event loop, which matters at
+a 10-100 kHz instruction exchange rate. All logic is the sans-IO ``QDeviceServer``;
+this loop only moves frames and keeps the send times: replies to the classical process
+when the device finishes (device time -> wall time), messages to a peer after the
+link's classical delay. The loop ends when ``stop_fd`` (the node's pipe) closes, or on
+SIGTERM.
+
+Device time is wall-clock time (``time.time``) since start times the speed factor, so
+quantum processes on one host, or on hosts with synchronised clocks, agree on it.
 """
 
 from __future__ import annotations
 
+import heapq
+import math
 import os
 import signal
 import time
+from collections.abc import Mapping
+from itertools import count
 from types import FrameType
 
 import zmq
 
-from ..config import NodeConfig
-from .service import DeviceClock, DeviceServer
+from ..config import LinkConfig, NodeConfig
+from .server import Out, QDeviceServer, ToKernel
+from .service import DeviceClock
 
 
 class _Stop(BaseException):  # like KeyboardInterrupt: nothing may swallow it
@@ -29,38 +40,83 @@ def _on_term(_sig: int, _frame: FrameType | None) -> None:
     raise _Stop
 
 
-def serve_forever(cfg: NodeConfig, stop_fd: int | None = None) -> None:
-    """Serve the device of node ``cfg`` until ``stop_fd`` reaches EOF or SIGTERM."""
-    server = DeviceServer(cfg)
+def serve_forever(
+    cfg: NodeConfig,
+    stop_fd: int | None = None,
+    *,
+    links: list[LinkConfig] | None = None,
+    peers: Mapping[str, str] | None = None,
+    delays: Mapping[str, float] | None = None,
+) -> None:
+    """Serve the device of node ``cfg`` until ``stop_fd`` reaches EOF or SIGTERM.
+    ``peers`` maps linked nodes to their quantum processes' peer endpoints; ``delays``
+    gives the classical delay (s) to each."""
+    clock = DeviceClock(cfg.speed, time.time)
+    server = QDeviceServer(cfg, links or [], epoch_ns=clock.epoch_ns)
     ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context.instance()
-    sock = ctx.socket(zmq.ROUTER)
-    sock.setsockopt(zmq.LINGER, 1000)
-    sock.bind(cfg.qdevice_endpoint)
+    ksock = ctx.socket(zmq.ROUTER)
+    ksock.setsockopt(zmq.LINGER, 1000)
+    ksock.bind(cfg.qdevice_endpoint)
     poller = zmq.Poller()
-    poller.register(sock, zmq.POLLIN)
+    poller.register(ksock, zmq.POLLIN)
+    psock = None
+    dealers: dict[str, zmq.Socket[bytes]] = {}
+    if peers:
+        psock = ctx.socket(zmq.ROUTER)
+        psock.setsockopt(zmq.LINGER, 0)
+        psock.bind(cfg.qpeer_endpoint)
+        poller.register(psock, zmq.POLLIN)
+        for node, ep in peers.items():
+            d = dealers[node] = ctx.socket(zmq.DEALER)
+            d.setsockopt(zmq.LINGER, 0)
+            d.connect(ep)
     if stop_fd is not None:
         poller.register(stop_fd, zmq.POLLIN)
-    clock = DeviceClock(cfg.speed, time.monotonic)
+    delays = dict(delays or {})
+    outq: list[tuple[float, int, zmq.Socket[bytes], list[bytes]]] = []
+    seq = count()
+
+    def schedule(outs: list[Out]) -> None:
+        now = time.time()
+        for o in outs:
+            if isinstance(o, ToKernel):
+                due = clock.wall_at(o.due_ns) if clock.realtime else now
+                heapq.heappush(outq, (due, next(seq), ksock, o.frames))
+            elif o.node in dealers:
+                due = now + delays.get(o.node, 0.0)
+                heapq.heappush(outq, (due, next(seq), dealers[o.node], [o.data]))
+
     previous = signal.signal(signal.SIGTERM, _on_term)
     try:
         while True:
-            ready = dict(poller.poll())
+            wake = min(outq[0][0] if outq else math.inf, server.next_timer_s())
+            timeout = None if math.isinf(wake) else max(0, math.ceil((wake - time.time()) * 1000))
+            ready = dict(poller.poll(timeout))
             if stop_fd is not None and stop_fd in ready and not os.read(stop_fd, 4096):
                 return
-            while True:
-                try:
-                    frames = sock.recv_multipart(zmq.NOBLOCK)
-                except zmq.Again:
-                    break
-                reply, end = server.handle(frames, clock.now_ns())
-                if clock.realtime:
-                    delay = clock.wall_at(end) - time.monotonic()
-                    if delay > 0:
-                        time.sleep(delay)
-                if reply is not None:
-                    sock.send_multipart(reply)
+            for sock, on_frames in ((ksock, True), (psock, False)):
+                if sock is None or sock not in ready:
+                    continue
+                while True:
+                    try:
+                        frames = sock.recv_multipart(zmq.NOBLOCK)
+                    except zmq.Again:
+                        break
+                    now_ns, now_s = clock.now_ns(), time.time()
+                    if on_frames:
+                        schedule(server.handle(frames, now_ns, now_s))
+                    else:
+                        schedule(server.peer_message(frames[-1], now_ns, now_s))
+            if time.time() >= server.next_timer_s():
+                schedule(server.timer(clock.now_ns(), time.time()))
+            now = time.time()
+            while outq and outq[0][0] <= now:
+                _, _, sock, frames = heapq.heappop(outq)
+                sock.send_multipart(frames)
     except _Stop:
         return
     finally:
         signal.signal(signal.SIGTERM, previous)
-        sock.close(linger=0)  # the node is going away: nothing left to deliver
+        for s in (ksock, psock, *dealers.values()):
+            if s is not None:
+                s.close(linger=0)  # the node is going away: nothing left to deliver

@@ -1,38 +1,39 @@
-"""The quantum process: a thin trio/zmq adapter around ``QuantumDevice``.
+"""The quantum process in-process: a trio adapter around the sans-IO ``QDeviceServer``
+(deterministic mode; real runs use the blocking loop in ``realtime``), and the device
+clock both share.
 
-It binds a ROUTER socket, decodes each request (bad ones get an ErrorReply and a
-counter, never a crash), runs the ops on the device at the current device time, and
-answers when the device has finished them. Device time is wall time since start times
-``speed``; with ``speed = inf`` ops run back to back and nothing sleeps.
+Device time is wall time since start times ``speed``; with ``speed = inf`` ops run back
+to back and nothing sleeps.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
-import numpy as np
 import trio
 
-from ..config import NodeConfig
-from ..errors import DeviceError, ProtocolError
-from ..lang import codec
+from ..config import LinkConfig, NodeConfig
+from ..errors import DeviceError
 from ..lang import messages as m
-from ..transport import bind_router
+from ..transport import Socket, bind_router, connect_dealer
 from .device import QuantumDevice
+from .server import Out, QDeviceServer, ToKernel
 
 log = logging.getLogger("qnodeos.qdevice")
 
 
 class DeviceClock:
     """Device ns from a wall clock ``now()`` in seconds: (now - t0) * 1e9 * speed.
-    With ``speed = inf`` device time is only the sum of op durations (now_ns is 0)."""
+    With ``speed = inf`` device time is only the sum of op durations (now_ns is 0).
+    ``epoch_ns`` is the wall time of device time 0, in ns."""
 
     def __init__(self, speed: float, now: Callable[[], float]) -> None:
         self.speed = speed
         self.now = now
         self.t0 = now()
+        self.epoch_ns = round(self.t0 * 1e9)
         self.realtime = not math.isinf(speed)
 
     def now_ns(self) -> float:
@@ -45,7 +46,8 @@ class DeviceClock:
 def run_batch(
     dev: QuantumDevice, req: m.DeviceRequest, now_ns: float
 ) -> tuple[m.DeviceReply, float]:
-    """Execute a request's ops in order; stop at the first the device refuses."""
+    """Execute a request's ops in order on a device alone; stop at the first it refuses
+    (for tools and benchmarks that drive a device without a server)."""
     outcomes: list[int] = []  # NO_OUTCOME (-1) for ops without one
     error: str | None = None
     start = end = max(now_ns, dev.busy_until)
@@ -62,55 +64,73 @@ def run_batch(
     return reply, end
 
 
-class DeviceServer:
-    """Sans-IO request handling of the quantum process: frames in, reply frames out.
-
-    ``handle`` returns the reply and the device time (ns) at which the device finishes
-    the request; a real-time adapter sends the reply only then. Bad input gets an
-    ErrorReply and is counted, never raised.
-    """
-
-    def __init__(self, cfg: NodeConfig) -> None:
-        self.cfg = cfg
-        self.device = QuantumDevice(cfg.device, np.random.default_rng(cfg.seed))
-        self.dec, self.enc = codec.to_device(), codec.from_device()
-        self.bad = 0
-
-    def handle(self, frames: list[bytes], now_ns: float) -> tuple[list[bytes] | None, float]:
-        if len(frames) != 2:
-            self.bad += 1
-            return None, now_ns
-        peer, data = frames
-        try:
-            msg = self.dec.decode(data)
-        except ProtocolError as exc:
-            self.bad += 1
-            log.warning("bad request #%d: %s", self.bad, exc)
-            reply: m.FromDevice = m.ErrorReply(code="bad_message", message=str(exc))
-            return [peer, self.enc.encode(reply)], now_ns
-        if isinstance(msg, m.Ping):
-            spec = self.cfg.device
-            reply = m.Pong(seq=msg.seq, device=spec.name, num_qubits=spec.num_qubits)
-            return [peer, self.enc.encode(reply)], now_ns
-        reply, end = run_batch(self.device, msg, now_ns)
-        return [peer, self.enc.encode(reply)], end
-
-
 async def serve_device(
-    cfg: NodeConfig, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+    cfg: NodeConfig,
+    links: list[LinkConfig] | None = None,
+    peers: Mapping[str, str] | None = None,
+    delays: Mapping[str, float] | None = None,
+    *,
+    task_status: trio.TaskStatus[QDeviceServer] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Serve the device of node ``cfg`` in this trio run (deterministic/in-process mode)
-    until cancelled."""
-    server = DeviceServer(cfg)
+    """Serve the device of node ``cfg`` in this trio run until cancelled. ``peers``:
+    linked nodes -> their quantum processes' peer endpoints; ``delays``: classical delay
+    (s) to each. All input goes through one channel, so handling is in arrival order."""
     clock = DeviceClock(cfg.speed, trio.current_time)
-    sock = bind_router(cfg.qdevice_endpoint)
-    try:
-        task_status.started()
+    server = QDeviceServer(cfg, links or [], epoch_ns=clock.epoch_ns)
+    ksock = bind_router(cfg.qdevice_endpoint)
+    psock = bind_router(cfg.qpeer_endpoint) if peers else None
+    dealers = {n: connect_dealer(ep) for n, ep in (peers or {}).items()}
+    delays = dict(delays or {})
+    inbox_w, inbox = trio.open_memory_channel[tuple[bool, list[bytes]]](math.inf)
+
+    async def reader(sock: Socket, from_kernel: bool) -> None:
         while True:
-            reply, end = server.handle(await sock.recv(), clock.now_ns())
-            if clock.realtime:
-                await trio.sleep_until(clock.wall_at(end))
-            if reply is not None:
-                await sock.send(reply)
+            inbox_w.send_nowait((from_kernel, await sock.recv()))
+
+    async def sender(
+        sock: Socket, queue: trio.MemoryReceiveChannel[tuple[float, list[bytes]]]
+    ) -> None:
+        async for when, frames in queue:  # FIFO per socket
+            await trio.sleep_until(when)
+            await sock.send(frames)
+
+    outboxes: dict[int, trio.MemorySendChannel[tuple[float, list[bytes]]]] = {}
+    try:
+        async with trio.open_nursery() as nursery:
+
+            def schedule(outs: list[Out]) -> None:
+                now = trio.current_time()
+                for o in outs:
+                    if isinstance(o, ToKernel):
+                        due = clock.wall_at(o.due_ns) if clock.realtime else now
+                        sock = ksock
+                        frames = o.frames
+                    elif o.node in dealers:
+                        due = now + delays.get(o.node, 0.0)
+                        sock, frames = dealers[o.node], [o.data]
+                    else:
+                        continue
+                    outboxes[id(sock)].send_nowait((due, frames))
+
+            for sock in (ksock, *dealers.values()):
+                w, r = trio.open_memory_channel[tuple[float, list[bytes]]](math.inf)
+                outboxes[id(sock)] = w
+                nursery.start_soon(sender, sock, r)
+            nursery.start_soon(reader, ksock, True)
+            if psock is not None:
+                nursery.start_soon(reader, psock, False)
+            task_status.started(server)
+            while True:
+                with trio.move_on_at(server.next_timer_s()):
+                    from_kernel, frames = await inbox.receive()
+                    now_ns, now_s = clock.now_ns(), trio.current_time()
+                    if from_kernel:
+                        schedule(server.handle(frames, now_ns, now_s))
+                    else:
+                        schedule(server.peer_message(frames[-1], now_ns, now_s))
+                if trio.current_time() >= server.next_timer_s():
+                    schedule(server.timer(clock.now_ns(), trio.current_time()))
     finally:
-        sock.close()
+        for s in (ksock, psock, *dealers.values()):
+            if s is not None:
+                s.close()

@@ -13,11 +13,15 @@
 
 from .builder import Block, Future, LoopVar, Qubit
 from .client import BlockError, ClassicalSocket, Node, connect, resolve_endpoint
+from .epr import EprError, EprSocket, Pair
 
 __all__ = [
     "Block",
     "ClassicalSocket",
     "BlockError",
+    "EprError",
+    "EprSocket",
+    "Pair",
     "Future",
     "LoopVar",
     "Node",

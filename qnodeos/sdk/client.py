@@ -23,6 +23,7 @@ from ..lang.program import Subroutine
 from ..lang.text import parse
 from ..transport import Socket, connect_dealer
 from .builder import Block, Qubit, QubitIds, QubitOwner
+from .epr import EprError, EprSocket, Pair, to_pairs
 
 Values = dict[str, int | list[int]]
 
@@ -89,6 +90,8 @@ class Node(QubitOwner):
         self._abandoned: int | None = None  # block sent whose reply we stopped waiting for
         self._sends: dict[int, tuple[trio.Event, list[m.SendDone | m.SendFailed]]] = {}
         self._send_seq = 0
+        self._eprs: dict[int, tuple[trio.Event, list[m.EprDone | m.EprFailed | m.Stopped]]] = {}
+        self._epr_seq = 0
         self._inboxes: dict[
             tuple[str, str], tuple[trio.MemorySendChannel[bytes], trio.MemoryReceiveChannel[bytes]]
         ] = {}
@@ -123,19 +126,33 @@ class Node(QubitOwner):
                     waiter[1].append(msg)
                     waiter[0].set()
                 continue
+            if isinstance(msg, m.EprDone | m.EprFailed):
+                epr = self._eprs.pop(msg.req, None)
+                if epr is not None:
+                    epr[1].append(msg)
+                    epr[0].set()
+                continue
             if isinstance(msg, m.Stopped):
-                self._closed = msg.reason
-                for event, result in self._sends.values():
-                    result.append(m.SendFailed(seq=-1, code="closed", message=msg.reason))
-                    event.set()
+                self._wake_all(msg)
             await self._replies_in.send(msg)
+
+    def _wake_all(self, stopped: m.Stopped) -> None:
+        """The session ended: fail every send and EPR request still waiting."""
+        self._closed = stopped.reason
+        for event, result in self._sends.values():
+            result.append(m.SendFailed(seq=-1, code="closed", message=stopped.reason))
+            event.set()
+        for event, eresult in self._eprs.values():
+            eresult.append(stopped)
+            event.set()
 
     async def _heartbeat(self) -> None:
         while True:
             await trio.sleep(self.lease_s / 4)
             if trio.current_time() - self._last_heard > 3 * self.lease_s:
-                self._closed = f"node {self.name!r} stopped answering"
-                await self._replies_in.send(m.Stopped(reason=self._closed))
+                stopped = m.Stopped(reason=f"node {self.name!r} stopped answering")
+                self._wake_all(stopped)
+                await self._replies_in.send(stopped)
                 return
             await self._sock.send([self._enc.encode(m.Heartbeat())])
 
@@ -172,6 +189,34 @@ class Node(QubitOwner):
                 f"message to {app!r} on {node!r} not delivered: {result[0].message}",
                 code=result[0].code,
             )
+
+    # -- entanglement --------------------------------------------------------------------
+    def epr_socket(self, node: str, app: str) -> EprSocket:
+        """An EPR socket to app ``app`` on node ``node`` (which opens one back to us)."""
+        return EprSocket(self, node, app)
+
+    async def _epr(self, req: m.EprRequest) -> list[Pair]:
+        if self._closed is not None:
+            raise ConnectionClosed(f"session with node {self.name!r} is closed: {self._closed}")
+        done = trio.Event()
+        result: list[m.EprDone | m.EprFailed | m.Stopped] = []
+        self._eprs[req.req] = (done, result)
+        try:
+            await self._sock.send([self._enc.encode(req)])
+            await done.wait()
+        finally:
+            self._eprs.pop(req.req, None)
+        reply = result[0]
+        if isinstance(reply, m.Stopped):
+            raise ConnectionClosed(f"session with node {self.name!r} ended: {reply.reason}")
+        if isinstance(reply, m.EprFailed):
+            raise EprError(
+                f"EPR pairs with {req.remote_app!r} on {req.remote_node!r} failed "
+                f"({reply.code}): {reply.message}",
+                code=reply.code,
+                pairs=to_pairs(self, reply.pairs),
+            )
+        return to_pairs(self, reply.pairs)
 
     # -- requests ------------------------------------------------------------------------
     async def _register(self, msg: m.Register, timeout: float, ep: str) -> m.Registered:

@@ -85,19 +85,19 @@ def test_duplicate_attempt_is_rejected_and_the_first_kept() -> None:
     assert st.pending == {"k3": first}
 
 
-def test_lone_attempt_times_out_after_its_window() -> None:
+def test_lone_attempt_expires_at_its_wall_clock_expiry() -> None:
     st = station()
-    st.receive(Attempt(node="a", key="k9", start_ns=0, max_attempts=4))
-    assert st.next_deadline() == 40
-    assert st.handle_timer(39) == []
-    (out,) = st.handle_timer(40)
-    assert out.node == "a" and isinstance(out.msg, NoHerald)
+    st.receive(Attempt(node="a", key="k9", start_ns=0, max_attempts=4, expires_s=2.5))
+    assert st.next_deadline() == 2.5
+    assert st.handle_timer(2.4) == []
+    (out,) = st.handle_timer(2.5)
+    assert out.node == "a" and isinstance(out.msg, NoHerald) and out.msg.at_ns == 40
     assert "did not attempt" in out.msg.reason and st.pending == {}
 
 
 def test_a_late_peer_hears_the_same_ending_as_the_expired_one() -> None:
     st = station()
-    st.receive(Attempt(node="a", key="k5", start_ns=0, max_attempts=2))
-    (first,) = st.handle_timer(25)
+    st.receive(Attempt(node="a", key="k5", start_ns=0, max_attempts=2, expires_s=1.0))
+    (first,) = st.handle_timer(1.0)
     (late,) = st.receive(Attempt(node="b", key="k5", start_ns=30, max_attempts=2))
     assert late.node == "b" and late.msg is first.msg and st.pending == {}

@@ -1,0 +1,457 @@
+"""The node's network stack, sans-IO: apps' EPR requests, one link-layer EGP per quantum
+link, and the device work entanglement needs.
+
+How it works. An app's ``EprRequest`` with role "create" becomes an EGP ``Create`` on
+the link to the remote node; role "recv" tells that EGP the app waits for the peer's
+request (``listen``). Both apps name each other, so both ends derive the same
+*purpose* (the EPR socket) from the two (node, app) names.
+
+The EGP asks for attempt rounds; each waits in ``work`` until the kernel lends the
+device (between blocks: a block runs without interleaving). A round needs a free
+communication qubit for the app: a K pair goes into the app's qubit ``qubits[i]``, an M
+pair into a scratch qubit freed after measuring. If none is free but one is held (NV:
+the electron), the node first moves that state into a free storage qubit (carbon),
+remapping its owner's qubit id, with the move's time and noise; if that is impossible
+too, the round waits, and the request ends with NORES at its deadline.
+
+After a herald, the link's first node (which holds the pair's state in its quantum
+process) turns the heralded Bell state into Phi+: for K with a Pauli gate on its qubit,
+for M by flipping its outcome where that Pauli anticommutes with the basis. Each end of
+an M request measures its half in its basis (lowered to native gates) and frees it.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections import deque
+from collections.abc import Callable, Collection
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from netlink import egp as e
+from netlink.station import Heralded, NoHerald, Rejected
+
+from ..config import LinkConfig
+from ..errors import DeviceError, ProgramError, QuotaError
+from ..lang import messages as m
+from .lower import Lowering
+from .memory import MemoryManager
+from .outputs import Out, ToApp, ToNode
+from .processes import App
+
+log = logging.getLogger("qnodeos.netstack")
+
+SCRATCH = -1  # virtual id of the qubit an M pair is made in (freed after measuring)
+CORRECTION = {0: (), 1: ("z",), 2: ("x",), 3: ("y",)}  # Pauli that maps Bell index -> Phi+
+# Bell index whose correction anticommutes with measuring in each basis (flip outcome)
+FLIPS = {"Z": {2, 3}, "X": {1, 3}, "Y": {1, 2}}
+BASIS_ROTATION = {"Z": (), "X": (("h", 0.0),), "Y": (("rx", math.pi / 2),)}
+
+
+def purpose(a: tuple[str, str], b: tuple[str, str]) -> str:
+    """The EPR socket both ends agree on, from their (node, app) names."""
+    x, y = sorted([a, b])
+    return f"{x[0]}/{x[1]}|{y[0]}/{y[1]}"
+
+
+@dataclass
+class Want:
+    """An app's EPR request at this node."""
+
+    app: App
+    msg: m.EprRequest
+    peer: str
+    purpose: str
+    key: tuple[str, int] | None = None
+    pairs: list[m.EprPair] = field(default_factory=list)
+    phys: int | None = None  # communication qubit of the current pair
+    deadline: float = math.inf
+
+
+@dataclass
+class Work:
+    """Something for the device: ``request`` and what to do with the reply."""
+
+    request: m.DeviceRequest | m.Entangle | None
+    done: Callable[[m.DeviceReply | m.EntangleDone | None, float], list[Out]]
+    round: e.Round | None = None
+    peer: str = ""
+
+
+class NetStack:
+    def __init__(
+        self,
+        *,
+        node: str,
+        links: Collection[LinkConfig],
+        speed: float,
+        memory: MemoryManager,
+        lowering: Lowering,
+        seed: int | None = None,
+    ) -> None:
+        self.node = node
+        self.memory = memory
+        self.lowering = lowering
+        self.links = {lk.other(node): lk for lk in links if node in lk.nodes}
+        rng = np.random.default_rng(seed)
+        self.egps = {
+            peer: e.EGP(
+                node=node,
+                peer=peer,
+                model=lk.model,
+                rng=np.random.default_rng(rng.integers(2**63)),
+                speed=speed,
+            )
+            for peer, lk in self.links.items()
+        }
+        self.wants: dict[tuple[str, int], Want] = {}  # by EGP request key
+        self.listening: dict[str, Want] = {}  # recv wants not yet matched, by purpose
+        self.work: deque[Work] = deque()  # device work, in order
+        self.pairs_delivered = 0
+        self.rounds = 0
+        self.moves = 0
+
+    # -- from apps -----------------------------------------------------------------------
+    def request(self, app: App, msg: m.EprRequest, now: float) -> list[Out]:
+        def fail(code: str, text: str) -> list[Out]:
+            return [ToApp(app.addr, m.EprFailed(req=msg.req, code=code, message=text))]
+
+        if msg.remote_node not in self.links:
+            have = ", ".join(sorted(self.links)) or "none"
+            return fail(
+                "UNSUPP",
+                f"node {self.node!r} has no quantum link to {msg.remote_node!r} (links to: {have})",
+            )
+        if msg.role not in ("create", "recv"):
+            return fail("OTHER", f"role {msg.role!r}; use 'create' or 'recv'")
+        if msg.kind not in ("K", "M"):
+            return fail("UNSUPP", f"type {msg.kind!r}; use 'K' (keep) or 'M' (measure)")
+        if not 1 <= msg.number <= 10_000:
+            return fail("UNSUPP", f"number of pairs {msg.number} not in 1..10000")
+        if not msg.bases or set(msg.bases) - set("XYZ"):
+            return fail("UNSUPP", f"bases {msg.bases!r}: use letters from X, Y, Z")
+        if not msg.timeout_s > 0 or math.isnan(msg.timeout_s):
+            return fail("NOTIME", f"timeout {msg.timeout_s} s must be > 0")
+        held = self.memory.held(app.app_id)
+        quota = self.memory.quota.get(app.app_id, 0)
+        if msg.kind == "K":
+            if len(msg.qubits) != msg.number or len(set(msg.qubits)) != msg.number:
+                return fail("OTHER", f"K needs {msg.number} distinct qubit ids, got {msg.qubits}")
+            taken = [q for q in msg.qubits if q in held or q < 0]
+            if taken:
+                return fail("OTHER", f"qubit ids {taken} are in use or invalid")
+            if len(held) + msg.number > quota:
+                return fail(
+                    "NORES",
+                    f"{msg.number} kept pair(s) need {msg.number} qubit(s); the app's quota "
+                    f"is {quota} and it holds {len(held)}",
+                )
+        elif len(held) >= quota:
+            return fail("NORES", f"measuring pairs needs one free qubit of the quota ({quota})")
+        pur = purpose((self.node, app.name), (msg.remote_node, msg.remote_app))
+        want = Want(app=app, msg=msg, peer=msg.remote_node, purpose=pur)
+        want.deadline = now + msg.timeout_s
+        egp = self.egps[msg.remote_node]
+        if msg.role == "recv":
+            if pur in self.listening:
+                return fail("OTHER", f"this app already waits for pairs on {pur}")
+            self.listening[pur] = want
+            return self._egp(msg.remote_node, egp.listen(pur, msg.kind, msg.number, now), now)
+        create = e.Create(
+            remote=msg.remote_node,
+            purpose=pur,
+            type=msg.kind,
+            number=msg.number,
+            min_fidelity=msg.min_fidelity,
+            max_time_s=msg.timeout_s,
+            bases=msg.bases,
+        )
+        cid, outs = egp.create(create, now)
+        want.key = (self.node, cid)
+        self.wants[want.key] = want
+        return self._egp(msg.remote_node, outs, now)
+
+    def app_gone(self, app: App, now: float) -> list[Out]:
+        """The app ended: drop its requests (its qubits are freed by the kernel)."""
+        out: list[Out] = []
+        for pur, w in list(self.listening.items()):
+            if w.app is app:
+                del self.listening[pur]
+                self.egps[w.peer].unlisten(pur)
+        for key, w in list(self.wants.items()):
+            if w.app is app:
+                w.phys = None
+                out += self._egp(
+                    w.peer, self.egps[w.peer].abort(key, e.Code.OTHER, "app ended", now), now
+                )
+        return [o for o in out if not (isinstance(o, ToApp) and o.addr == app.addr)]
+
+    def peer_message(self, msg: m.Egp, now: float) -> list[Out]:
+        egp = self.egps.get(msg.from_node)
+        if egp is None:
+            log.warning("link-layer message from %r: no link", msg.from_node)
+            return []
+        return self._egp(msg.from_node, egp.peer_message(msg.msg, now), now)
+
+    def handle_timer(self, now: float) -> list[Out]:
+        out: list[Out] = []
+        for peer, egp in self.egps.items():
+            out += self._egp(peer, egp.handle_timer(now), now)
+        for pur, w in list(self.listening.items()):
+            if now >= w.deadline:
+                del self.listening[pur]
+                self.egps[w.peer].unlisten(pur)
+                out.append(
+                    ToApp(
+                        w.app.addr,
+                        m.EprFailed(
+                            req=w.msg.req,
+                            code="TIMEOUT",
+                            message=f"no request from {w.msg.remote_app!r} on "
+                            f"{w.peer!r} within {w.msg.timeout_s} s",
+                        ),
+                    )
+                )
+        return out
+
+    # -- EGP outputs ---------------------------------------------------------------------
+    def _egp(self, peer: str, outs: list[e.Out], now: float) -> list[Out]:
+        out: list[Out] = []
+        for o in outs:
+            if isinstance(o, e.ToPeer):
+                out.append(ToNode(peer, m.Egp(from_node=self.node, msg=o.msg)))
+            elif isinstance(o, e.Round):
+                self.work.append(Work(request=None, done=self._round_done, round=o, peer=peer))
+            elif isinstance(o.event, e.Accepted):
+                spec = o.event.spec
+                w = self.listening.pop(spec.purpose, None)
+                if w is not None:
+                    w.key = (spec.origin, spec.create_id)
+                    self.wants[w.key] = w
+            elif isinstance(o.event, e.Ok):
+                out += self._ok(o.event, now)
+            else:
+                out += self._err(o.event)
+        return out
+
+    def _err(self, err: e.Err) -> list[Out]:
+        w = self.wants.pop((err.origin, err.create_id), None)
+        if w is None:
+            return []
+        self._drop_scratch(w)
+        if w.msg.kind == "K" and w.phys is not None:  # its pair never came
+            self.memory.release(w.app.app_id, w.msg.qubits[len(w.pairs)])
+        w.phys = None
+        msg = m.EprFailed(req=w.msg.req, code=str(err.code), message=err.message, pairs=w.pairs)
+        return [ToApp(w.app.addr, msg)]
+
+    def _drop_scratch(self, w: Want) -> None:
+        if w.msg.kind == "M" and SCRATCH in self.memory.held(w.app.app_id):
+            self.memory.release(w.app.app_id, SCRATCH)
+
+    # -- device work ---------------------------------------------------------------------
+    def next_work(self, seq: int, now: float) -> Work | None:
+        """The next thing for the device (``seq`` numbers its request), or None. A Work
+        whose ``request`` is None needs no device: call its ``done`` at once."""
+        for _ in range(len(self.work)):
+            w = self.work.popleft()
+            if w.round is None:
+                return w
+            status = self._start_round(w, seq, now)
+            if status == "go":
+                return w
+            if status == "wait":
+                self.work.append(w)  # waits for a qubit; others may go first
+            elif isinstance(status, Work):
+                self.work.appendleft(w)  # after the move that makes room for it
+                return status
+        return None
+
+    def waiting(self) -> bool:
+        return bool(self.work)
+
+    def _start_round(self, w: Work, seq: int, now: float) -> str | Work:
+        """'go' (w.request set, or w.done to call), 'wait', 'drop', or a Work to run
+        first (a move that frees a communication qubit)."""
+        r = w.round
+        assert r is not None
+        want = self.wants.get(r.request)
+        egp = self.egps[w.peer]
+        if want is None or r.key not in egp.by_round:
+            return "drop"  # the request ended meanwhile
+        if want.phys is None:
+            virt = want.msg.qubits[r.pair] if want.msg.kind == "K" else SCRATCH
+            try:
+                want.phys = self.memory.alloc_comm(want.app.app_id, virt)
+            except (ProgramError, QuotaError) as exc:
+                self._abort_later(w, e.Code.NORES, str(exc))
+                return "go"
+            if want.phys is None:
+                move = self._make_room()
+                if move is not None:
+                    return move
+                if now >= r.expires_s:
+                    self._abort_later(w, e.Code.NORES, "no free communication qubit")
+                    return "go"
+                return "wait"
+        self.rounds += 1
+        w.request = m.Entangle(
+            seq=seq,
+            peer=w.peer,
+            key=r.key,
+            qubit=want.phys,
+            max_attempts=r.max_attempts,
+            expires_s=r.expires_s,
+        )
+        return "go"
+
+    def _abort_later(self, w: Work, code: e.Code, text: str) -> None:
+        """The round cannot run: end its request at this end (nothing for the device)."""
+        r = w.round
+        assert r is not None
+        w.request = None
+
+        def done(_reply: m.DeviceReply | m.EntangleDone | None, now: float) -> list[Out]:
+            return self._egp(w.peer, self.egps[w.peer].abort(r.request, code, text, now), now)
+
+        w.done = done
+
+    def _make_room(self) -> Work | None:
+        """Move a held communication qubit's state into a free storage qubit, if the
+        device can (NV: electron -> carbon); the work that does it, or None."""
+        spec = self.memory.spec
+        held = [q for q in range(spec.num_qubits) if spec.kind(q).communication]
+        held = [q for q in held if q not in self.memory.free]
+        free = [q for q in sorted(self.memory.free) if not spec.kind(q).communication]
+        for src in held:
+            for dst in free:
+                try:
+                    ops = [
+                        m.PhysOp("init", (dst,)),
+                        *self.lowering.lower("cnot", (src, dst)),
+                        *self.lowering.lower("cnot", (dst, src)),
+                    ]
+                except DeviceError:
+                    continue
+                self.memory.move(src, dst)
+                self.moves += 1
+                return Work(request=m.DeviceRequest(seq=0, ops=ops), done=_log_error)
+        return None
+
+    def _round_done(self, reply: m.DeviceReply | m.EntangleDone | None, now: float) -> list[Out]:
+        if not isinstance(reply, m.EntangleDone):  # the device could not read the request
+            error = reply.error if reply is not None else None
+            log.warning("entanglement round failed on the device: %s", error)
+            return []
+        peer = self._peer_of(reply.key)
+        if peer is None:
+            return []
+        egp = self.egps[peer]
+        r = egp.by_round.get(reply.key)
+        if reply.error is not None:
+            if r is None:
+                return []
+            return self._egp(peer, egp.abort(r.key, e.Code.OTHER, reply.error, now), now)
+        msg: Heralded | NoHerald | Rejected
+        if reply.heralded:
+            msg = Heralded(
+                key=reply.key,
+                seq=reply.herald,
+                attempts=reply.attempts,
+                at_ns=reply.at_ns,
+                bell_index=reply.bell_index,
+                rho=np.zeros((4, 4), dtype=complex),  # the state is in the quantum process
+            )
+        else:
+            msg = NoHerald(
+                key=reply.key, attempts=reply.attempts, at_ns=reply.at_ns, reason=reply.reason
+            )
+        return self._egp(peer, egp.station_message(msg, now), now)
+
+    def _peer_of(self, key: str) -> str | None:
+        return next((p for p, g in self.egps.items() if key in g.by_round), None)
+
+    def _ok(self, ok: e.Ok, now: float) -> list[Out]:
+        w = self.wants.get((ok.origin, ok.create_id))
+        if w is None or w.phys is None:
+            return []
+        phys, w.phys = w.phys, None
+        owner = self.links[w.peer].nodes[0] == self.node
+        pair = m.EprPair(
+            ent_id=ok.ent_id,
+            bell_index=ok.bell_index,
+            goodness=ok.goodness,
+            attempts=ok.attempts,
+            at_ns=int(ok.at_ns),
+        )
+        last = len(w.pairs) + 1 == w.msg.number
+        if w.msg.kind == "K":
+            pair = _with(pair, qubit=w.msg.qubits[len(w.pairs)])
+            w.pairs.append(pair)
+            ops: list[m.PhysOp] = []
+            if owner:
+                for g in CORRECTION[ok.bell_index]:
+                    ops += self.lowering.lower(g, (phys,))
+            if ops:
+                self.work.appendleft(
+                    Work(
+                        request=m.DeviceRequest(seq=0, ops=ops),
+                        done=lambda _r, _n: self._delivered(w) if last else [],
+                    )
+                )
+                return []
+            return self._delivered(w) if last else []
+        ops = [
+            op
+            for g, theta in BASIS_ROTATION[ok.basis]
+            for op in self.lowering.lower(g, (phys,), theta)
+        ]
+        ops.append(m.PhysOp("meas", (phys,)))
+        flip = owner and ok.bell_index in FLIPS[ok.basis]
+        w.pairs.append(_with(pair, basis=ok.basis))
+        index = len(w.pairs) - 1
+
+        def measured(reply: m.DeviceReply | m.EntangleDone | None, _now: float) -> list[Out]:
+            self._drop_scratch(w)
+            if self.wants.get((ok.origin, ok.create_id)) is not w:
+                return []  # the request failed meanwhile; the app has been told
+            if not isinstance(reply, m.DeviceReply) or reply.error:
+                error = reply.error if isinstance(reply, m.DeviceReply) else "bad reply"
+                self.wants.pop((ok.origin, ok.create_id), None)
+                return [
+                    ToApp(
+                        w.app.addr,
+                        m.EprFailed(
+                            req=w.msg.req,
+                            code="OTHER",
+                            message=f"measuring pair {index}: {error}",
+                            pairs=w.pairs[:index],
+                        ),
+                    )
+                ]
+            outcome = reply.outcomes[-1] ^ int(flip)
+            w.pairs[index] = _with(w.pairs[index], outcome=outcome)
+            return self._delivered(w) if last else []
+
+        self.work.appendleft(Work(request=m.DeviceRequest(seq=0, ops=ops), done=measured))
+        return []
+
+    def _delivered(self, w: Want) -> list[Out]:
+        if w.key is not None:
+            self.wants.pop(w.key, None)
+        self.pairs_delivered += len(w.pairs)
+        return [ToApp(w.app.addr, m.EprDone(req=w.msg.req, pairs=w.pairs))]
+
+
+def _log_error(reply: m.DeviceReply | m.EntangleDone | None, _now: float) -> list[Out]:
+    if isinstance(reply, m.DeviceReply) and reply.error:
+        log.warning("moving a qubit's state failed: %s", reply.error)
+    return []
+
+
+def _with(pair: m.EprPair, **changes: int | str) -> m.EprPair:
+    import msgspec
+
+    return msgspec.structs.replace(pair, **changes)

@@ -1,0 +1,153 @@
+"""EPR sockets: entangled pairs between two apps on two nodes, made by the nodes' link
+layer. Both apps open a socket naming each other; one creates, the other receives.
+
+>>> async def sender(node):                                       # doctest: +SKIP
+...     epr = node.epr_socket("bob", "receiver")
+...     (pair,) = await epr.create_keep()        # pair.qubit is a Qubit, in Phi+
+...     outcomes = await epr.create_measure(100, bases="XZ")
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from ..errors import LocalError, RemoteError
+from ..lang import messages as m
+from .builder import Qubit
+
+if TYPE_CHECKING:
+    from .client import Node
+
+
+class EprError(RemoteError):
+    """The link layer could not deliver; ``code`` is its error code (UNSUPP, NOTIME,
+    NORES, TIMEOUT, REJECTED, OTHER, EXPIRE). ``pairs`` were delivered before it
+    failed (their qubits are the app's)."""
+
+    def __init__(self, message: str, code: str, pairs: list[Pair]) -> None:
+        super().__init__(message, code)
+        self.pairs = pairs
+
+
+@dataclass(frozen=True)
+class Pair:
+    """One delivered pair. Kept ("K"): ``qubit`` holds this end's half, in Phi+ (up to
+    noise). Measured ("M"): ``outcome`` in ``basis``; with Phi+, outcomes in the same
+    basis agree for X and Z and are opposite for Y."""
+
+    ent_id: tuple[str, str, int]
+    bell_index: int  # as heralded, before the node's correction to Phi+
+    goodness: float  # the link's fidelity estimate
+    attempts: int
+    at_ns: int
+    qubit: Qubit | None = None
+    outcome: int = -1
+    basis: str = ""
+
+
+class EprSocket:
+    """Pairs with app ``app`` on node ``node``."""
+
+    def __init__(self, conn: Node, node: str, app: str) -> None:
+        self._conn = conn
+        self.node = node
+        self.app = app
+
+    async def create_keep(
+        self, number: int = 1, *, min_fidelity: float = 0.0, timeout: float = 30.0
+    ) -> list[Pair]:
+        return await self._keep("create", number, min_fidelity, timeout)
+
+    async def recv_keep(self, number: int = 1, *, timeout: float = 30.0) -> list[Pair]:
+        return await self._keep("recv", number, 0.0, timeout)
+
+    async def create_measure(
+        self,
+        number: int = 1,
+        *,
+        bases: str = "Z",
+        min_fidelity: float = 0.0,
+        timeout: float = 30.0,
+    ) -> list[Pair]:
+        """``number`` pairs measured at once, each end in a basis drawn from ``bases``."""
+        return await self._measure("create", number, bases, min_fidelity, timeout)
+
+    async def recv_measure(
+        self, number: int = 1, *, bases: str = "Z", timeout: float = 30.0
+    ) -> list[Pair]:
+        return await self._measure("recv", number, bases, 0.0, timeout)
+
+    async def _keep(self, role: str, number: int, fid: float, timeout: float) -> list[Pair]:
+        ids = self._conn._ids
+        taken: list[int] = []
+        try:
+            for _ in range(number):
+                taken.append(ids.take())
+        except LocalError:
+            for i in taken:
+                ids.give(i)
+            raise
+        req = self._msg(role, "K", number, fid, timeout, taken, "Z")
+        try:
+            done = await self._conn._epr(req)
+        except EprError as exc:
+            kept = {p.qubit.id for p in exc.pairs if p.qubit is not None}
+            for i in taken:
+                if i not in kept:
+                    ids.give(i)
+            raise
+        return done
+
+    async def _measure(
+        self, role: str, number: int, bases: str, fid: float, timeout: float
+    ) -> list[Pair]:
+        return await self._conn._epr(self._msg(role, "M", number, fid, timeout, [], bases))
+
+    def _msg(
+        self,
+        role: str,
+        type: str,
+        number: int,
+        fid: float,
+        timeout: float,
+        qubits: list[int],
+        bases: str,
+    ) -> m.EprRequest:
+        self._conn._epr_seq += 1
+        return m.EprRequest(
+            req=self._conn._epr_seq,
+            remote_node=self.node,
+            remote_app=self.app,
+            role=role,
+            kind=type,
+            number=number,
+            min_fidelity=fid,
+            timeout_s=timeout,
+            qubits=qubits,
+            bases=bases,
+        )
+
+
+def to_pairs(conn: Node, pairs: list[m.EprPair]) -> list[Pair]:
+    """Pairs as the app sees them; kept halves become the app's Qubits."""
+    out = []
+    for p in pairs:
+        q = None
+        if p.qubit >= 0:
+            q = Qubit(conn, p.qubit)
+            conn._ids.used.add(p.qubit)
+            conn._qubits[p.qubit] = q
+        out.append(
+            Pair(
+                ent_id=p.ent_id,
+                bell_index=p.bell_index,
+                goodness=p.goodness,
+                attempts=p.attempts,
+                at_ns=p.at_ns,
+                qubit=q,
+                outcome=p.outcome,
+                basis=p.basis,
+            )
+        )
+    return out
