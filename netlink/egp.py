@@ -8,7 +8,8 @@ anything is sent) and proposed to the peer EGP. The peer accepts it once an app 
 asks for the same pairs (``listen``); a request for a purpose nobody asked for waits
 there until its deadline. Requests form one queue that both ends order the same way:
 the *master* end (the smaller node name) numbers them, as in the paper's distributed
-queue. Only the head of the queue generates entanglement.
+queue. Only the head of the queue generates entanglement; a request is in the queue
+once accepted, so one the peer holds for an app that has not asked yet blocks nobody.
 
 Each pair is made in rounds: both ends hand their quantum process a ``Round`` with the
 same round key, which sends an attempt to the link's heralding station; the station
@@ -355,9 +356,10 @@ class EGP:
 
     # -- rounds --------------------------------------------------------------------------
     def head(self) -> Request | None:
-        """The queued request with the smallest number. A queued request still awaiting
-        the peer's accept holds the head too, so both ends work on the same one."""
-        queued = [r for r in self.requests.values() if r.queue is not None]
+        """The accepted request with the smallest queue number. While an accept is in
+        flight the two ends may briefly disagree on it; the station then answers both
+        attempts at once and they try again (see ``HeraldingStation``)."""
+        queued = [r for r in self.requests.values() if r.state is State.ACTIVE]
         return min(queued, key=lambda r: r.queue or 0, default=None)
 
     def _run_head(self, now: float) -> list[Out]:

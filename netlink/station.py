@@ -122,6 +122,16 @@ class HeraldingStation:
             return [ToNode(attempt.node, late)]
         other = self.pending.get(attempt.key)
         if other is None:
+            crossed = next((a for a in self.pending.values() if a.node != attempt.node), None)
+            if crossed is not None:
+                # Each end attempts one round at a time: the two disagree on which
+                # (a request was just accepted at one end). End both; they retry.
+                del self.pending[crossed.key]
+                reason = "the two ends attempted different rounds"
+                return [
+                    ToNode(a.node, NoHerald(key=a.key, attempts=0, at_ns=a.start_ns, reason=reason))
+                    for a in sorted((crossed, attempt), key=lambda a: self.nodes.index(a.node))
+                ]
             self.pending[attempt.key] = attempt
             return []
         if other.node == attempt.node:

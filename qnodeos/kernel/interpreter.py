@@ -222,6 +222,25 @@ class Run:
             self._quantum(op, args)
         return nxt
 
+    def _readable(self, q: int) -> int:
+        """The qubit to read out to measure ``q`` in Z. A qubit that cannot be read out
+        (NV carbon) has its Z value copied by a CNOT onto a free qubit that can (the
+        electron), which is then measured: a Z measurement of ``q`` that also
+        collapses it, with the CNOT's time and noise."""
+        spec = self.lowering.spec
+        if spec.kind(q).meas is not None:
+            return q
+        helpers = [p for p in sorted(self.mm.free) if spec.kind(p).meas is not None]
+        if not helpers:
+            raise DeviceError(
+                f"{spec.name}: qubit {q} ({spec.kind(q).name}) is read out through a "
+                f"measurable qubit, and none is free now"
+            )
+        helper = helpers[0]
+        self.pending.append(PhysOp("init", (helper,)))
+        self.pending.extend(self.lowering.lower("cnot", (q, helper)))
+        return helper
+
     def _quantum(self, op: str, args: tuple[Operand, ...]) -> None:
         qs = tuple(self.mm.phys(self.app, a.i) for a in args if isinstance(a, Q) and op != "qalloc")
         if op == "qalloc":
@@ -240,9 +259,10 @@ class Run:
             self.pending.append(PhysOp("init", qs))
         elif op == "meas":
             assert isinstance(args[1], Reg)
-            self.lowering.spec.validate(PhysOp("meas", qs))
+            target = self._readable(qs[0])
+            self.lowering.spec.validate(PhysOp("meas", (target,)))
             self.pending_src[args[1].i] = len(self.pending)
-            self.pending.append(PhysOp("meas", qs))
+            self.pending.append(PhysOp("meas", (target,)))
         elif op == "wait":
             ns = self._val(args[0])
             if ns < 0:

@@ -101,3 +101,12 @@ def test_a_late_peer_hears_the_same_ending_as_the_expired_one() -> None:
     (first,) = st.handle_timer(1.0)
     (late,) = st.receive(Attempt(node="b", key="k5", start_ns=30, max_attempts=2))
     assert late.node == "b" and late.msg is first.msg and st.pending == {}
+
+
+def test_ends_attempting_different_rounds_are_both_ended_at_once() -> None:
+    st = station()
+    assert st.receive(Attempt(node="b", key="r2", start_ns=5, max_attempts=9)) == []
+    out = st.receive(Attempt(node="a", key="r1", start_ns=0, max_attempts=9))
+    assert [(o.node, o.msg.key) for o in out] == [("a", "r1"), ("b", "r2")]
+    assert all(isinstance(o.msg, NoHerald) and "different rounds" in o.msg.reason for o in out)
+    assert st.pending == {} and st.expired == {}

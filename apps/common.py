@@ -1,0 +1,41 @@
+"""Helpers shared by the example apps: single-qubit states and bases, and binomial
+statistics."""
+
+from __future__ import annotations
+
+import math
+
+from qnodeos.sdk import Qubit
+
+# Six cardinal states: (preparation gates on |0>, basis they are an eigenstate of,
+# the outcome expected when measuring in that basis).
+STATES: list[tuple[tuple[str, ...], str, int]] = [
+    ((), "Z", 0),
+    (("x",), "Z", 1),
+    (("h",), "X", 0),
+    (("x", "h"), "X", 1),
+    (("h", "s"), "Y", 0),
+    (("x", "h", "s"), "Y", 1),
+]
+
+
+def prepare(q: Qubit, k: int) -> None:
+    """Turn |0> into cardinal state ``k`` of ``STATES``."""
+    for g in STATES[k][0]:
+        getattr(q, g)()
+
+
+def to_z(q: Qubit, basis: str) -> None:
+    """Rotate so that a Z measurement measures ``basis`` (X, Y or Z)."""
+    if basis == "X":
+        q.h()
+    elif basis == "Y":
+        q.rx(math.pi / 2)
+
+
+def rate(successes: int, n: int) -> tuple[float, float]:
+    """Binomial estimate and its standard error."""
+    if n == 0:
+        return math.nan, math.nan
+    p = successes / n
+    return p, math.sqrt(max(p * (1 - p), 1.0 / n) / n)
