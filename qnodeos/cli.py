@@ -100,7 +100,8 @@ def qdevice_main(name: str, network: str | None, parent_pipe: bool) -> int:
         cfg,
         sys.stdin.fileno() if parent_pipe else None,
         links=links,
-        peers={lk.other(name): net.nodes[lk.other(name)].qpeer_endpoint for lk in links},
+        # any quantum process may have to send a state group to any other
+        peers={n: c.qpeer_endpoint for n, c in net.nodes.items() if n != name and net.links},
         delays={n: net.delay(name, n) for n in net.nodes if n != name},
     )
     return 0

@@ -44,9 +44,9 @@ async def local_network(cfg: NetworkConfig) -> AsyncIterator[dict[str, str]]:
         for name in cfg.nodes:
             mem = mems[name]
             links = cfg.links_of(name)
-            others = [lk.other(name) for lk in links]
             delays = {n: cfg.delay(name, n) for n in cfg.nodes if n != name}
-            qpeers = {n: mems[n].qpeer_endpoint for n in others}
+            # any quantum process may have to send a state group to any other
+            qpeers = {n: m.qpeer_endpoint for n, m in mems.items() if n != name and cfg.links}
             await nursery.start(serve_device, mem, links, qpeers, delays)
             svc = NodeService(
                 mem,

@@ -36,6 +36,7 @@ from ..lang.program import (
 )
 from .lower import Lowering
 from .memory import MemoryManager
+from .moves import make_room
 
 
 @dataclass(frozen=True)
@@ -226,16 +227,22 @@ class Run:
         """The qubit to read out to measure ``q`` in Z. A qubit that cannot be read out
         (NV carbon) has its Z value copied by a CNOT onto a free qubit that can (the
         electron), which is then measured: a Z measurement of ``q`` that also
-        collapses it, with the CNOT's time and noise."""
+        collapses it, with the CNOT's time and noise. If every measurable qubit is
+        busy, one's state is first moved into a free qubit (``moves``)."""
         spec = self.lowering.spec
         if spec.kind(q).meas is not None:
             return q
         helpers = [p for p in sorted(self.mm.free) if spec.kind(p).meas is not None]
         if not helpers:
-            raise DeviceError(
-                f"{spec.name}: qubit {q} ({spec.kind(q).name}) is read out through a "
-                f"measurable qubit, and none is free now"
-            )
+            # Move a measurable qubit's state (whoever holds it) into a free one.
+            moved = make_room(self.mm, self.lowering, lambda k: k.meas is not None)
+            if moved is None:
+                raise DeviceError(
+                    f"{spec.name}: qubit {q} ({spec.kind(q).name}) is read out through a "
+                    f"measurable qubit, and none is free now, nor can one be freed"
+                )
+            self.pending.extend(moved)
+            helpers = [p for p in sorted(self.mm.free) if spec.kind(p).meas is not None]
         helper = helpers[0]
         self.pending.append(PhysOp("init", (helper,)))
         self.pending.extend(self.lowering.lower("cnot", (q, helper)))

@@ -34,10 +34,11 @@ from netlink import egp as e
 from netlink.station import Heralded, NoHerald, Rejected
 
 from ..config import LinkConfig
-from ..errors import DeviceError, ProgramError, QuotaError
+from ..errors import ProgramError, QuotaError
 from ..lang import messages as m
 from .lower import Lowering
 from .memory import MemoryManager
+from .moves import make_room
 from .outputs import Out, ToApp, ToNode
 from .processes import App
 
@@ -321,24 +322,11 @@ class NetStack:
     def _make_room(self) -> Work | None:
         """Move a held communication qubit's state into a free storage qubit, if the
         device can (NV: electron -> carbon); the work that does it, or None."""
-        spec = self.memory.spec
-        held = [q for q in range(spec.num_qubits) if spec.kind(q).communication]
-        held = [q for q in held if q not in self.memory.free]
-        free = [q for q in sorted(self.memory.free) if not spec.kind(q).communication]
-        for src in held:
-            for dst in free:
-                try:
-                    ops = [
-                        m.PhysOp("init", (dst,)),
-                        *self.lowering.lower("cnot", (src, dst)),
-                        *self.lowering.lower("cnot", (dst, src)),
-                    ]
-                except DeviceError:
-                    continue
-                self.memory.move(src, dst)
-                self.moves += 1
-                return Work(request=m.DeviceRequest(seq=0, ops=ops), done=_log_error)
-        return None
+        ops = make_room(self.memory, self.lowering, lambda k: k.communication)
+        if ops is None:
+            return None
+        self.moves += 1
+        return Work(request=m.DeviceRequest(seq=0, ops=ops), done=_log_error)
 
     def _round_done(self, reply: m.DeviceReply | m.EntangleDone | None, now: float) -> list[Out]:
         if not isinstance(reply, m.EntangleDone):  # the device could not read the request

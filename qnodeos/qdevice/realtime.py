@@ -17,19 +17,23 @@ quantum processes on one host, or on hosts with synchronised clocks, agree on it
 from __future__ import annotations
 
 import heapq
+import logging
 import math
 import os
 import signal
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from itertools import count
 from types import FrameType
+from typing import Any
 
 import zmq
 
 from ..config import LinkConfig, NodeConfig
 from .server import Out, QDeviceServer, ToKernel
 from .service import DeviceClock
+
+log = logging.getLogger("qnodeos.qdevice")
 
 
 class _Stop(BaseException):  # like KeyboardInterrupt: nothing may swallow it
@@ -38,6 +42,21 @@ class _Stop(BaseException):  # like KeyboardInterrupt: nothing may swallow it
 
 def _on_term(_sig: int, _frame: FrameType | None) -> None:
     raise _Stop
+
+
+class _Guard:
+    """Calls the server; a bug in it is logged and counted, never the end of the node."""
+
+    def __init__(self) -> None:
+        self.errors = 0
+
+    def __call__(self, fn: Callable[..., list[Out]], *args: Any) -> list[Out]:
+        try:
+            return fn(*args)
+        except Exception:
+            self.errors += 1
+            log.exception("internal error #%d in the quantum process", self.errors)
+            return []
 
 
 def serve_forever(
@@ -49,7 +68,7 @@ def serve_forever(
     delays: Mapping[str, float] | None = None,
 ) -> None:
     """Serve the device of node ``cfg`` until ``stop_fd`` reaches EOF or SIGTERM.
-    ``peers`` maps linked nodes to their quantum processes' peer endpoints; ``delays``
+    ``peers`` maps the other nodes to their quantum processes' peer endpoints; ``delays``
     gives the classical delay (s) to each."""
     clock = DeviceClock(cfg.speed, time.time)
     server = QDeviceServer(cfg, links or [], epoch_ns=clock.epoch_ns)
@@ -85,8 +104,11 @@ def serve_forever(
             elif o.node in dealers:
                 due = now + delays.get(o.node, 0.0)
                 heapq.heappush(outq, (due, next(seq), dealers[o.node], [o.data]))
+            else:
+                log.warning("no quantum process of node %r to send to", o.node)
 
     previous = signal.signal(signal.SIGTERM, _on_term)
+    guard = _Guard()
     try:
         while True:
             wake = min(outq[0][0] if outq else math.inf, server.next_timer_s())
@@ -104,11 +126,11 @@ def serve_forever(
                         break
                     now_ns, now_s = clock.now_ns(), time.time()
                     if on_frames:
-                        schedule(server.handle(frames, now_ns, now_s))
+                        schedule(guard(server.handle, frames, now_ns, now_s))
                     else:
-                        schedule(server.peer_message(frames[-1], now_ns, now_s))
+                        schedule(guard(server.peer_message, frames[-1], now_ns, now_s))
             if time.time() >= server.next_timer_s():
-                schedule(server.timer(clock.now_ns(), time.time()))
+                schedule(guard(server.timer, clock.now_ns(), time.time()))
             now = time.time()
             while outq and outq[0][0] <= now:
                 _, _, sock, frames = heapq.heappop(outq)

@@ -362,6 +362,8 @@ class QDeviceServer:
         n = self.device.spec.num_qubits
         seen: set[int] = set()
         for s in slots:
+            if s >= n and s not in self.slot_of:
+                continue  # a slot freed when an earlier group here went away
             g = self.device.reg.group_of[s]
             if id(g) in seen or any(q < n for q in g.qubits):
                 continue

@@ -73,7 +73,7 @@ async def serve_device(
     task_status: trio.TaskStatus[QDeviceServer] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve the device of node ``cfg`` in this trio run until cancelled. ``peers``:
-    linked nodes -> their quantum processes' peer endpoints; ``delays``: classical delay
+    the other nodes -> their quantum processes' peer endpoints; ``delays``: classical delay
     (s) to each. All input goes through one channel, so handling is in arrival order."""
     clock = DeviceClock(cfg.speed, trio.current_time)
     server = QDeviceServer(cfg, links or [], epoch_ns=clock.epoch_ns)
@@ -109,6 +109,7 @@ async def serve_device(
                         due = now + delays.get(o.node, 0.0)
                         sock, frames = dealers[o.node], [o.data]
                     else:
+                        log.warning("no quantum process of node %r to send to", o.node)
                         continue
                     outboxes[id(sock)].send_nowait((due, frames))
 

@@ -132,11 +132,11 @@ async def test_same_app_runs_on_every_device(node: str, autojump_clock: object) 
         assert await hardware_independent_app(eps[node]) == [1, 0]
 
 
-async def test_nv_reads_carbons_through_the_electron_only_when_it_is_free(
+async def test_nv_reads_carbons_through_the_electron_moving_its_state_if_needed(
     autojump_clock: object,
 ) -> None:
     async with local_network(network(NODES)) as eps:
-        async with sdk.connect("nv", app="t", qubits=2, endpoint=eps["nv"]) as node:
+        async with sdk.connect("nv", app="t", qubits=3, endpoint=eps["nv"]) as node:
             assert node.device == "nv" and "crx" in node.native_gates
             async with node.block() as b:
                 e, c = b.qubit(), b.qubit()  # electron, then a carbon
@@ -144,17 +144,24 @@ async def test_nv_reads_carbons_through_the_electron_only_when_it_is_free(
                 e.cnot(c)  # lowered to crx + rotations
                 me = e.measure()
             assert me.value == 1
+            async with node.block() as b:  # the electron is free: read the carbon
+                mc = c.measure(inplace=True)
+            assert mc.value == 1
+            async with node.block() as b:
+                q = b.qubit()  # takes the electron (Q0)
+                q.x()
+                m1 = c.measure()  # Q0's state moves to the free carbon; read through it
+                m0 = q.measure()  # now a carbon: read through the electron again
+            assert (m1.value, m0.value) == (1, 1)
             with pytest.raises(
-                sdk.BlockError, match=r"qubit 1 \(carbon\) is read out through a measurable"
+                sdk.BlockError, match=r"\(carbon\) is read out .* nor can one be freed"
             ) as ei:
                 async with node.block() as b:
-                    b.qubit()  # takes the electron again (Q0)
-                    c.measure()  # the carbon from the first block (Q1)
-            assert ei.value.code == "device" and ei.value.held == [1]
-            assert not c.freed  # the carbon is still held, the block's Q0 is not
-            async with node.block() as b:  # the electron is free: read the carbon
-                mc = c.measure()
-            assert mc.value == 1
+                    qs = [b.qubit() for _ in range(2)]  # electron and carbon 2
+                    c2 = b.qubit()  # carbon 1
+                    c2.measure()  # no measurable qubit free, nowhere to move one
+            assert ei.value.code == "device" and ei.value.held == []
+            assert qs
 
 
 async def test_idle_qubit_decoheres_for_the_wall_time_the_app_takes(autojump_clock: object) -> None:
