@@ -156,6 +156,7 @@ async def run_network(
                             run_dir,
                             env,
                             results,
+                            apps,
                         )
             nursery.cancel_scope.cancel()
     except* trio.TooSlowError:
@@ -193,6 +194,14 @@ async def _stop_all(procs: list[trio.Process]) -> None:
             proc.kill()
 
 
+APP_GRACE_S = 10.0  # after an app fails, the others get this long before they are stopped
+
+
+async def _stop_apps_later(apps: trio.Nursery, failed: str) -> None:
+    await trio.sleep(APP_GRACE_S)
+    apps.cancel_scope.cancel()  # the apps still running: their peer ``failed`` is gone
+
+
 async def _run_app(
     name: str,
     module: str,
@@ -201,9 +210,36 @@ async def _run_app(
     run_dir: Path,
     env: dict[str, str],
     results: dict[str, Any],
+    apps: trio.Nursery,
 ) -> None:
+    """Run one app to its end. If it fails, the other apps (often waiting for it) get
+    ``APP_GRACE_S`` to finish, then they are stopped."""
     result_file = run_dir / f"app-{name}.json"
     log = run_dir / f"app-{name}.log"
+    try:
+        await _app_process(name, module, node, args, result_file, log, env, results)
+    finally:
+        if name not in results:
+            results[name] = {
+                "node": node,
+                "module": module,
+                "error": f"stopped: another app failed and this one had not ended "
+                f"{APP_GRACE_S:.0f} s later; see {log}",
+            }
+    if "error" in results[name]:
+        apps.start_soon(_stop_apps_later, apps, name)
+
+
+async def _app_process(
+    name: str,
+    module: str,
+    node: str,
+    args: dict[str, Any],
+    result_file: Path,
+    log: Path,
+    env: dict[str, str],
+    results: dict[str, Any],
+) -> None:
     with log.open("wb") as f:
         proc = await trio.run_process(
             [
@@ -223,7 +259,8 @@ async def _run_app(
             check=False,
         )
     try:
-        results[name] = {"node": node, "module": module, **json.loads(result_file.read_text())}
+        text = await trio.Path(result_file).read_text()
+        results[name] = {"node": node, "module": module, **json.loads(text)}
     except (OSError, ValueError):
         results[name] = {
             "node": node,

@@ -36,7 +36,7 @@ from ..lang.program import (
 )
 from .lower import Lowering
 from .memory import MemoryManager
-from .moves import make_room
+from .moves import make_room, route
 
 
 @dataclass(frozen=True)
@@ -286,4 +286,10 @@ class Run:
             if GATES[op].angle:
                 a = args[-1]
                 theta = float(a.v) if isinstance(a, Flt | Imm) else 0.0
-            self.pending.extend(self.lowering.lower(op, qs, theta))
+            try:
+                self.pending.extend(self.lowering.lower(op, qs, theta))
+            except DeviceError:
+                routed = route(self.mm, self.lowering, op, qs, theta) if len(qs) == 2 else None
+                if routed is None:
+                    raise
+                self.pending.extend(routed)

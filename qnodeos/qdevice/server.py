@@ -422,6 +422,8 @@ class QDeviceServer:
             for node, q in msg.qubits:
                 if node == self.me and not (0 <= q < n and q in self.away):
                     problem = f"our qubit {q}, which is not away"
+                elif node == self.me and len(self.device.reg.group_of[q].qubits) != 1:
+                    problem = f"our qubit {q}, which is entangled here (internal error)"
                 elif node != self.me and (node, q) in self.ghosts:
                     problem = f"{node}'s qubit {q}, already here"
         if problem is not None:
@@ -467,6 +469,9 @@ class QDeviceServer:
             return ask, False
         job.started = True
         job.start = max(now_ns, dev.busy_until)
+        # Attempting re-initialises the qubit: detach it from any group now, so a pull
+        # for that group while the round runs cannot take it along.
+        dev.fresh(q, job.start)
         self.rounds[req.key] = job
         owner = job.link.nodes[0]
         if owner == self.me:
