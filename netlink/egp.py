@@ -86,7 +86,7 @@ class Ok:
     ent_id: tuple[str, str, int]
     bell_index: int
     goodness: float
-    attempts: int
+    attempts: int  # in all rounds for this pair
     at_ns: float
     basis: str  # for "M": the basis this end measures in
 
@@ -114,13 +114,16 @@ class ToPeer:
 @dataclass(frozen=True, kw_only=True)
 class Round:
     """Attempt round ``key`` for request ``request``: at most ``max_attempts`` attempts,
-    waiting for the peer's attempt until wall time ``expires_s``."""
+    waiting for the peer's attempt until wall time ``expires_s``. For "M", ``basis`` is
+    where this end measures the pair if the round heralds (drawn once per pair)."""
 
     key: str
     request: tuple[str, int]
     pair: int
     max_attempts: int
     expires_s: float
+    kind: str = "K"
+    basis: str = ""
 
 
 @dataclass(frozen=True)
@@ -163,6 +166,8 @@ class Request:
     state: State = State.PROPOSED
     pair: int = 0
     retry: int = 0
+    attempts: int = 0  # attempts for the current pair in earlier rounds
+    basis: str = ""  # for "M": the basis this end measures the current pair in
     in_round: bool = False
     delivered: list[Ok] = field(default_factory=list)
 
@@ -376,6 +381,8 @@ class EGP:
         r.in_round = True
         key = r.round_key()
         self.by_round[key] = r
+        if r.spec.kind == "M" and not r.basis:
+            r.basis = r.spec.bases[int(self.rng.integers(len(r.spec.bases)))]
         return [
             Round(
                 key=key,
@@ -383,6 +390,8 @@ class EGP:
                 pair=r.pair,
                 max_attempts=attempts,
                 expires_s=min(r.spec.deadline_s, now + window_s + ROUND_GRACE_S),
+                kind=r.spec.kind,
+                basis=r.basis,
             )
         ]
 
@@ -400,10 +409,8 @@ class EGP:
             if now >= r.spec.deadline_s:
                 return self._fail(r, Code.TIMEOUT, self._timeout_text(r), now)
             r.retry += 1
+            r.attempts += msg.attempts
             return self._run_head(now)
-        basis = (
-            r.spec.bases[int(self.rng.integers(len(r.spec.bases)))] if r.spec.kind == "M" else ""
-        )
         ok = Ok(
             origin=r.spec.origin,
             create_id=r.spec.create_id,
@@ -413,13 +420,14 @@ class EGP:
             ent_id=(self.ends[0], self.ends[1], msg.seq),
             bell_index=msg.bell_index,
             goodness=self.model.expected_fidelity(),
-            attempts=msg.attempts,
+            attempts=r.attempts + msg.attempts,
             at_ns=msg.at_ns,
-            basis=basis,
+            basis=r.basis,
         )
         r.delivered.append(ok)
         r.pair += 1
-        r.retry = 0
+        r.retry = r.attempts = 0
+        r.basis = ""
         out: list[Out] = [ToLocal(ok)]
         if r.pair == r.spec.number:
             r.fire(Ev.LAST_PAIR)

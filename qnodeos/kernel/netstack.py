@@ -110,6 +110,7 @@ class NetStack:
         self.wants: dict[tuple[str, int], Want] = {}  # by EGP request key
         self.listening: dict[str, Want] = {}  # recv wants not yet matched, by purpose
         self.work: deque[Work] = deque()  # device work, in order
+        self._outcomes: dict[str, list[int]] = {}  # round key -> outcomes after its herald
         self.pairs_delivered = 0
         self.rounds = 0
         self.moves = 0
@@ -305,8 +306,26 @@ class NetStack:
             qubit=want.phys,
             max_attempts=r.max_attempts,
             expires_s=r.expires_s,
+            after=self._after(r, want.phys, self.links[w.peer].nodes[0] == self.node),
         )
         return "go"
+
+    def _after(self, r: e.Round, phys: int, owner: bool) -> list[list[m.PhysOp]]:
+        """What the quantum process does right after a herald, per Bell index: measure
+        (M), or at the link's first node turn the pair into Phi+ (K)."""
+        if r.kind == "M":
+            ops = [
+                op
+                for g, theta in BASIS_ROTATION[r.basis]
+                for op in self.lowering.lower(g, (phys,), theta)
+            ]
+            ops.append(m.PhysOp("meas", (phys,)))
+            return [ops] * 4
+        if not owner:
+            return []
+        return [
+            [op for g in CORRECTION[b] for op in self.lowering.lower(g, (phys,))] for b in range(4)
+        ]
 
     def _abort_later(self, w: Work, code: e.Code, text: str) -> None:
         """The round cannot run: end its request at this end (nothing for the device)."""
@@ -344,6 +363,7 @@ class NetStack:
             return self._egp(peer, egp.abort(r.key, e.Code.OTHER, reply.error, now), now)
         msg: Heralded | NoHerald | Rejected
         if reply.heralded:
+            self._outcomes[reply.key] = reply.outcomes
             msg = Heralded(
                 key=reply.key,
                 seq=reply.herald,
@@ -362,11 +382,15 @@ class NetStack:
         return next((p for p, g in self.egps.items() if key in g.by_round), None)
 
     def _ok(self, ok: e.Ok, now: float) -> list[Out]:
+        """A pair is here (already corrected or measured by the quantum process)."""
         w = self.wants.get((ok.origin, ok.create_id))
+        key = f"{ok.origin}:{ok.create_id}:{ok.pair}"
+        outcomes = next(
+            (self._outcomes.pop(k) for k in list(self._outcomes) if k.startswith(key + ":")), []
+        )
         if w is None or w.phys is None:
             return []
-        phys, w.phys = w.phys, None
-        owner = self.links[w.peer].nodes[0] == self.node
+        w.phys = None
         pair = m.EprPair(
             ent_id=ok.ent_id,
             bell_index=ok.bell_index,
@@ -374,57 +398,15 @@ class NetStack:
             attempts=ok.attempts,
             at_ns=int(ok.at_ns),
         )
-        last = len(w.pairs) + 1 == w.msg.number
         if w.msg.kind == "K":
             pair = _with(pair, qubit=w.msg.qubits[len(w.pairs)])
-            w.pairs.append(pair)
-            ops: list[m.PhysOp] = []
-            if owner:
-                for g in CORRECTION[ok.bell_index]:
-                    ops += self.lowering.lower(g, (phys,))
-            if ops:
-                self.work.appendleft(
-                    Work(
-                        request=m.DeviceRequest(seq=0, ops=ops),
-                        done=lambda _r, _n: self._delivered(w) if last else [],
-                    )
-                )
-                return []
-            return self._delivered(w) if last else []
-        ops = [
-            op
-            for g, theta in BASIS_ROTATION[ok.basis]
-            for op in self.lowering.lower(g, (phys,), theta)
-        ]
-        ops.append(m.PhysOp("meas", (phys,)))
-        flip = owner and ok.bell_index in FLIPS[ok.basis]
-        w.pairs.append(_with(pair, basis=ok.basis))
-        index = len(w.pairs) - 1
-
-        def measured(reply: m.DeviceReply | m.EntangleDone | None, _now: float) -> list[Out]:
+        else:
             self._drop_scratch(w)
-            if self.wants.get((ok.origin, ok.create_id)) is not w:
-                return []  # the request failed meanwhile; the app has been told
-            if not isinstance(reply, m.DeviceReply) or reply.error:
-                error = reply.error if isinstance(reply, m.DeviceReply) else "bad reply"
-                self.wants.pop((ok.origin, ok.create_id), None)
-                return [
-                    ToApp(
-                        w.app.addr,
-                        m.EprFailed(
-                            req=w.msg.req,
-                            code="OTHER",
-                            message=f"measuring pair {index}: {error}",
-                            pairs=w.pairs[:index],
-                        ),
-                    )
-                ]
-            outcome = reply.outcomes[-1] ^ int(flip)
-            w.pairs[index] = _with(w.pairs[index], outcome=outcome)
-            return self._delivered(w) if last else []
-
-        self.work.appendleft(Work(request=m.DeviceRequest(seq=0, ops=ops), done=measured))
-        return []
+            owner = self.links[w.peer].nodes[0] == self.node
+            flip = owner and ok.bell_index in FLIPS[ok.basis]
+            pair = _with(pair, basis=ok.basis, outcome=outcomes[-1] ^ int(flip) if outcomes else -1)
+        w.pairs.append(pair)
+        return self._delivered(w) if len(w.pairs) == w.msg.number else []
 
     def _delivered(self, w: Want) -> list[Out]:
         if w.key is not None:

@@ -310,7 +310,8 @@ class Entangle(msgspec.Struct, frozen=True, kw_only=True, tag="ent"):
     """Classical -> quantum process: one round of entanglement attempts on the link to
     ``peer`` with communication qubit ``qubit``: from now, every cycle, at most
     ``max_attempts`` times, waiting for the peer's attempt until wall time
-    ``expires_s``. Both ends use the same round ``key``."""
+    ``expires_s``. Both ends use the same round ``key``. ``after`` (empty, or one list
+    per Bell index) is run right after a herald: a correction, or measuring the pair."""
 
     seq: int
     peer: str
@@ -318,6 +319,7 @@ class Entangle(msgspec.Struct, frozen=True, kw_only=True, tag="ent"):
     qubit: int
     max_attempts: int
     expires_s: float
+    after: list[list[PhysOp]] = []  # ops to run at once after a herald, per Bell index
 
 
 class EntangleDone(msgspec.Struct, frozen=True, kw_only=True, tag="ent_done"):
@@ -336,6 +338,7 @@ class EntangleDone(msgspec.Struct, frozen=True, kw_only=True, tag="ent_done"):
     reason: str = ""
     error: str | None = None
     start_ns: int = 0
+    outcomes: list[int] = []  # of the ``after`` ops that ran
 
 
 ToDevice = Union[DeviceRequest, Ping, Entangle]  # noqa: UP007

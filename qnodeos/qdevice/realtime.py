@@ -112,8 +112,14 @@ def serve_forever(
     try:
         while True:
             wake = min(outq[0][0] if outq else math.inf, server.next_timer_s())
-            timeout = None if math.isinf(wake) else max(0, math.ceil((wake - time.time()) * 1000))
-            ready = dict(poller.poll(timeout))
+            wait = wake - time.time()
+            if wait < 0.002:
+                # zmq polls in whole ms: sleep short waits precisely, then only peek
+                if wait > 0:
+                    time.sleep(wait)
+                ready = dict(poller.poll(0))
+            else:
+                ready = dict(poller.poll(None if math.isinf(wait) else int(wait * 1000)))
             if stop_fd is not None and stop_fd in ready and not os.read(stop_fd, 4096):
                 return
             for sock, on_frames in ((ksock, True), (psock, False)):

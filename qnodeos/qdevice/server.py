@@ -36,6 +36,7 @@ from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+import msgspec
 import numpy as np
 
 from netlink.station import Attempt, Heralded, HeraldingStation, NoHerald, Rejected
@@ -82,6 +83,7 @@ class _Batch:
     outcomes: list[int] = field(default_factory=list)
     start: float | None = None
     end: float = 0.0
+    then: m.EntangleDone | None = None  # ops after a herald: answer with this, filled in
 
 
 @dataclass
@@ -300,14 +302,9 @@ class QDeviceServer:
             except DeviceError as exc:
                 self.jobs.popleft()
                 due = job.end or max(now_ns, dev.busy_until)
-                reply = m.DeviceReply(
-                    seq=job.req.seq,
-                    outcomes=job.outcomes,
-                    error=str(exc),
-                    now_ns=int(due),
-                    start_ns=int(job.start if job.start is not None else due),
-                )
-                return sent + [self._reply(job.peer, reply, due)], True
+                return sent + [
+                    self._reply(job.peer, self._batch_reply(job, due, str(exc)), due)
+                ], True
             if job.start is None:
                 job.start = end - dev.spec.op_spec(op).duration_ns
             job.end = end
@@ -321,10 +318,21 @@ class QDeviceServer:
         self.jobs.popleft()
         start = job.start if job.start is not None else max(now_ns, self.device.busy_until)
         end = job.end if job.req.ops else start
-        reply = m.DeviceReply(
-            seq=job.req.seq, outcomes=job.outcomes, error=None, now_ns=int(end), start_ns=int(start)
+        return [self._reply(job.peer, self._batch_reply(job, end, None), end)]
+
+    def _batch_reply(self, job: _Batch, end: float, error: str | None) -> m.FromDevice:
+        if job.then is not None:
+            return msgspec.structs.replace(
+                job.then, outcomes=job.outcomes, at_ns=int(end), error=error
+            )
+        start = job.start if job.start is not None else end
+        return m.DeviceReply(
+            seq=job.req.seq,
+            outcomes=job.outcomes,
+            error=error,
+            now_ns=int(end),
+            start_ns=int(start),
         )
-        return [self._reply(job.peer, reply, end)]
 
     def _fail_job(self, error: str, now_ns: float) -> list[Out]:
         self.wait = None
@@ -332,14 +340,7 @@ class QDeviceServer:
         if isinstance(job, _Round):
             self.rounds.pop(job.req.key, None)
             return [self._reply(job.peer, _ent_error(job.req, error), now_ns)]
-        reply = m.DeviceReply(
-            seq=job.req.seq,
-            outcomes=job.outcomes,
-            error=error,
-            now_ns=int(max(now_ns, job.end)),
-            start_ns=int(job.start if job.start is not None else now_ns),
-        )
-        return [self._reply(job.peer, reply, now_ns)]
+        return [self._reply(job.peer, self._batch_reply(job, max(now_ns, job.end), error), now_ns)]
 
     # -- groups across processes ---------------------------------------------------------
     def _partners(self, qubits: Iterable[int]) -> list[int]:
@@ -459,6 +460,8 @@ class QDeviceServer:
             error = f"{dev.spec.name}: qubit {q} ({dev.spec.kind(q).name}) cannot be entangled"
         elif req.max_attempts < 1:
             error = f"max_attempts {req.max_attempts} < 1"
+        elif len(req.after) not in (0, 4):
+            error = f"after: {len(req.after)} op lists; give none or one per Bell index (4)"
         elif req.key in self.rounds:
             error = f"round {req.key!r} is already running"
         if error is not None:
@@ -523,6 +526,7 @@ class QDeviceServer:
         self, peer: str, outs: list[StationOut], now_ns: float, now_s: float
     ) -> list[Out]:
         out: list[Out] = []
+        mine: list[tuple[_Round, m.QRound]] = []
         for o in outs:
             r = o.msg
             res = m.QRound(
@@ -545,7 +549,11 @@ class QDeviceServer:
                 self.peer_qubit.pop(r.key, None)
             rnd = self.rounds.pop(r.key, None)
             if rnd is not None:
-                out += self._round_done(rnd, res, res.at_ns, now_ns, now_s)
+                mine.append((rnd, res))
+        # The peer hears how the round ended before any state we send it after our own
+        # post-herald ops (which may send its half home).
+        for rnd, res in mine:
+            out += self._round_done(rnd, res, res.at_ns, now_ns, now_s)
         return out
 
     def _place_pair(self, peer: str, h: Heralded) -> None:
@@ -591,7 +599,7 @@ class QDeviceServer:
         dev.busy_until = max(dev.busy_until, end)
         if self.jobs and self.jobs[0] is rnd:
             self.jobs.popleft()
-        reply = m.EntangleDone(
+        done = m.EntangleDone(
             seq=rnd.req.seq,
             key=rnd.req.key,
             heralded=res.heralded,
@@ -602,7 +610,13 @@ class QDeviceServer:
             reason=res.reason,
             start_ns=int(rnd.start),
         )
-        return [self._reply(rnd.peer, reply, end), *self._run(now_ns, now_s)]
+        after = rnd.req.after
+        if res.heralded and len(after) == 4 and after[res.bell_index % 4]:
+            # Correct or measure at once, before anything else touches the device.
+            ops = m.DeviceRequest(seq=rnd.req.seq, ops=after[res.bell_index % 4])
+            self.jobs.appendleft(_Batch(peer=rnd.peer, req=ops, then=done))
+            return self._run(now_ns, now_s)
+        return [self._reply(rnd.peer, done, end), *self._run(now_ns, now_s)]
 
     def _enc(self, msg: m.QPeer) -> bytes:
         return self.peer_codec.encode(msg)

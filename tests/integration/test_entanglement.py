@@ -1,0 +1,145 @@
+"""Entanglement across separate OS processes: `qnodeos run` starts every node (classical
+and quantum process each) and runs the example apps; their results must match the
+closed forms for the link's parameters.
+
+Tolerance: 4 standard errors of each estimate, with the error computed from the
+expected value (binomial), so a failure is a real disagreement (about 1 in 16,000 per
+check by chance)."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from netlink.models import SingleClick
+
+ROOT = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.slow
+
+
+def run(tmp_path: Path, text: str, timeout: float = 180) -> tuple[int, dict[str, Any], str]:
+    net = tmp_path / "net.toml"
+    net.write_text(text)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "qnodeos",
+            "run",
+            str(net),
+            "--json",
+            "--run-dir",
+            str(tmp_path / "run"),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    results = json.loads(out.stdout) if out.stdout.strip() else {}
+    return out.returncode, results, out.stderr
+
+
+def pair_apps(module: str, roles: tuple[str, str], names: tuple[str, str], **args: Any) -> str:
+    text = ""
+    for node, peer_node, role, me, peer in (
+        ("alice", "bob", roles[0], names[0], names[1]),
+        ("bob", "alice", roles[1], names[1], names[0]),
+    ):
+        extra = "".join(f", {k} = {json.dumps(v)}" for k, v in args.items())
+        text += f"""
+[[apps]]
+node = "{node}"
+module = "{module}"
+name = "{me}"
+args = {{ role = "{role}", me = "{me}", peer_node = "{peer_node}", peer = "{peer}"{extra} }}
+"""
+    return text
+
+
+TWO_NODES = """
+name = "{name}"
+[nodes.alice]
+device = "generic"
+qubits = 12
+speed = {speed}
+seed = 11
+[nodes.bob]
+device = "generic"
+qubits = 12
+speed = {speed}
+seed = 12
+[[links]]
+nodes = ["alice", "bob"]
+{link}
+seed = 13
+"""
+
+
+def close(measured: float, expected: float, stderr: float) -> bool:
+    return abs(measured - expected) <= 4 * stderr
+
+
+@pytest.mark.parametrize("f", [0.95, 0.75])
+def test_werner_link_gives_chsh_teleportation_and_qber_closed_forms(
+    tmp_path: Path, f: float
+) -> None:
+    """Three apps share the link at once on noiseless devices, so only the link's
+    Werner state of fidelity F shows: S = 2 sqrt2 (4F-1)/3, teleportation fidelity
+    (2F+1)/3, matched-basis QBER 2(1-F)/3."""
+    link = f'model = "depolarise"\nfidelity = {f}\np_success = 0.2\ncycle_ns = 10000'
+    text = TWO_NODES.format(name=f"werner{int(f * 100)}", speed="inf", link=link)
+    text += pair_apps("apps.teleport", ("sender", "receiver"), ("tel-s", "tel-r"), rounds=150)
+    text += pair_apps("apps.chsh", ("alice", "bob"), ("chsh-a", "chsh-b"), rounds=1200, batch=8)
+    text += pair_apps("apps.qkd", ("alice", "bob"), ("qkd-a", "qkd-b"), pairs=1500)
+    code, res, err = run(tmp_path, text)
+    assert code == 0, err
+
+    tele = res["tel-r"]["result"]
+    p = (2 * f + 1) / 3
+    assert close(tele["fidelity"], p, math.sqrt(p * (1 - p) / tele["rounds"])), tele
+
+    chsh = res["chsh-a"]["result"]
+    s = 2 * math.sqrt(2) * (4 * f - 1) / 3
+    e = (4 * f - 1) / 3 / math.sqrt(2)  # |E(x, y)| of each of the four correlators
+    s_err = math.sqrt(4 * (1 - e * e) / (chsh["rounds"] / 4))
+    assert close(chsh["S"], s, s_err), (chsh, s, s_err)
+
+    qkd = res["qkd-a"]["result"]
+    q = 2 * (1 - f) / 3
+    n_est = qkd["sifted"] // 2
+    assert close(qkd["qber"], q, math.sqrt(max(q * (1 - q), 1 / n_est) / n_est)), qkd
+    assert res["qkd-b"]["result"]["qber"] == qkd["qber"]
+
+
+def test_single_click_link_in_real_time_matches_its_model(tmp_path: Path) -> None:
+    """A 40 km-like single-click link (one attempt per 200 us) at speed 1: fidelity and
+    success probability as the model gives them, and pairs reach the apps at p/cycle
+    once the OS time between pairs (measured, and small) is counted."""
+    model = SingleClick(alpha=0.1, eta=0.05, visibility=0.95, dark_count=1e-6, cycle_ns=200_000)
+    link = (
+        'model = "single_click"\nalpha = 0.1\neta = 0.05\nvisibility = 0.95\n'
+        "dark_count = 1e-6\ncycle_ns = 200000"
+    )
+    n = 300
+    text = TWO_NODES.format(name="click", speed=1.0, link=link)
+    text += pair_apps("apps.linkstats", ("create", "recv"), ("ls-a", "ls-b"), pairs=n)
+    code, res, err = run(tmp_path, text)
+    assert code == 0, err
+    r = res["ls-a"]["result"]
+    fid, p = model.expected_fidelity(), model.success_probability()
+    f_err = math.sqrt(3 * (1 - (4 * fid - 1) ** 2 / 9) / (n / 9)) / 4
+    assert close(r["fidelity"], fid, f_err), (r, fid)
+    assert close(r["p_success"], p, p * math.sqrt((1 - p) / n)), (r, p)
+    # Device time between heralds = attempts * cycle + the OS's time between rounds.
+    per_pair_ns = 1e9 / r["rate_hz"]
+    overhead_ns = per_pair_ns - r["attempts"] / n * model.cycle_ns
+    assert overhead_ns < 0.1 * model.cycle_ns / p, overhead_ns  # small against 1/rate
+    expected_gap = model.cycle_ns / p + overhead_ns
+    assert close(per_pair_ns, expected_gap, expected_gap / math.sqrt(n)), (per_pair_ns, overhead_ns)
