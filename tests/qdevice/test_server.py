@@ -1,0 +1,176 @@
+"""The quantum process's sans-IO server, two of them wired in memory: heralding at the
+link's first node, state groups moving between processes, and bad peer input."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from netlink.models import LinkModel, Perfect
+from qnodeos.config import LinkConfig, NodeConfig
+from qnodeos.hardware.params import generic
+from qnodeos.lang import codec
+from qnodeos.lang import messages as m
+from qnodeos.qdevice.server import STATION_SILENT_S, QDeviceServer, ToKernel, ToPeer
+
+
+def node(name: str, seed: int) -> NodeConfig:
+    return NodeConfig(
+        name=name,
+        device=generic(3),
+        speed=math.inf,
+        seed=seed,
+        app_endpoint="",
+        qdevice_endpoint="",
+        peer_endpoint="",
+    )
+
+
+class Wire:
+    """alice (owner: hosts the station) and bob; delivers everything in order."""
+
+    def __init__(self, model: LinkModel | None = None, seed: int = 1) -> None:
+        link = LinkConfig(nodes=("alice", "bob"), model=model or Perfect(cycle_ns=100), seed=seed)
+        self.q = {
+            n: QDeviceServer(node(n, seed + i), [link]) for i, n in enumerate(("alice", "bob"))
+        }
+        self.replies: dict[str, list[m.FromDevice]] = {"alice": [], "bob": []}
+        self.enc, self.dec = codec.to_device(), codec.from_device()
+        self.seq = 0
+        self.peer_messages = 0
+
+    def run(self, at: str, outs: list[ToKernel | ToPeer]) -> None:
+        queue = [(at, o) for o in outs]
+        while queue:
+            here, o = queue.pop(0)
+            if isinstance(o, ToKernel):
+                self.replies[here].append(self.dec.decode(o.frames[1]))
+            else:
+                self.peer_messages += 1
+                queue += [(o.node, x) for x in self.q[o.node].peer_message(o.data, 0.0, 0.0)]
+
+    def send(self, at: str, msg: m.ToDevice) -> None:
+        self.run(at, self.q[at].handle([b"k", self.enc.encode(msg)], 0.0, 0.0))
+
+    def entangle(self, key: str, after: list[list[m.PhysOp]] | None = None) -> None:
+        for n in ("bob", "alice"):
+            self.seq += 1
+            peer = "alice" if n == "bob" else "bob"
+            self.send(
+                n,
+                m.Entangle(
+                    seq=self.seq,
+                    peer=peer,
+                    key=key,
+                    qubit=0,
+                    max_attempts=10,
+                    expires_s=60.0,
+                    after=after or [],
+                ),
+            )
+
+    def measure(self, at: str, q: int = 0) -> int:
+        self.seq += 1
+        self.send(at, m.DeviceRequest(seq=self.seq, ops=[m.PhysOp("meas", (q,))]))
+        reply = self.replies[at].pop()
+        assert isinstance(reply, m.DeviceReply) and reply.error is None, reply
+        return reply.outcomes[0]
+
+
+def test_a_herald_reaches_both_ends_and_the_pair_lives_at_the_first_node() -> None:
+    w = Wire()
+    w.entangle("r1")
+    (a,), (b,) = w.replies["alice"], w.replies["bob"]
+    assert isinstance(a, m.EntangleDone) and isinstance(b, m.EntangleDone)
+    assert a.heralded and b.heralded and a.herald == b.herald == 1 and a.at_ns == b.at_ns
+    alice, bob = w.q["alice"], w.q["bob"]
+    assert bob.away == {0: "alice"} and ("bob", 0) in alice.ghosts
+    rho = alice.device.reg.density_matrix([0, alice.ghosts[("bob", 0)]])
+    assert np.allclose(rho, np.outer([1, 0, 0, 1], [1, 0, 0, 1]) / 2)
+
+
+@pytest.mark.parametrize("first", ["alice", "bob"])
+def test_measuring_either_half_first_gives_correlated_outcomes(first: str) -> None:
+    """bob measuring first pulls the group over; alice measuring first sends bob's half
+    home. Either way the Z outcomes of Phi+ agree, and nothing is left away."""
+    seen = set()
+    for seed in range(12):
+        w = Wire(seed=seed)
+        w.entangle("r")
+        second = "bob" if first == "alice" else "alice"
+        x = w.measure(first)
+        y = w.measure(second)
+        assert x == y
+        seen.add(x)
+        assert w.q["alice"].away == {} and w.q["bob"].away == {}
+        assert w.q["alice"].ghosts == {} and w.q["bob"].ghosts == {}
+    assert seen == {0, 1}
+
+
+def test_ops_after_the_herald_run_at_once_at_both_ends() -> None:
+    w = Wire()
+    meas = [[m.PhysOp("meas", (0,))]] * 4
+    w.entangle("r", after=meas)
+    (a,), (b,) = w.replies["alice"], w.replies["bob"]
+    assert isinstance(a, m.EntangleDone) and isinstance(b, m.EntangleDone)
+    assert a.outcomes == b.outcomes and len(a.outcomes) == 1
+    assert w.q["bob"].away == {}  # alice measured first and sent bob's half home
+
+
+def test_a_bad_state_group_from_a_peer_is_dropped_and_counted() -> None:
+    w = Wire()
+    w.entangle("r")
+    bob = w.q["bob"]
+    before = bob.device.reg.density_matrix([1])
+    bad = [
+        m.QGroup(frm="alice", qubits=[("bob", 0)], rho=b"\x00" * 10),  # wrong size
+        m.QGroup(frm="alice", qubits=[("bob", 1)], rho=b"\x00" * 64),  # not away
+        m.QGroup(frm="alice", qubits=[("bob", 0), ("bob", 0)], rho=b"\x00" * 256),
+    ]
+    for msg in bad:
+        assert bob.peer_message(codec.qdevice_peer().encode(msg), 0.0, 0.0) == []
+    assert bob.peer_message(b"\x93garbage", 0.0, 0.0) == []
+    assert bob.bad == 4
+    assert bob.away == {0: "alice"} and np.allclose(bob.device.reg.density_matrix([1]), before)
+
+
+def test_silent_station_ends_the_other_ends_round() -> None:
+    w = Wire()
+    bob = w.q["bob"]
+    enc = codec.to_device()
+    req = m.Entangle(seq=1, peer="alice", key="r", qubit=0, max_attempts=5, expires_s=10.0)
+    outs = bob.handle([b"k", enc.encode(req)], 0.0, 0.0)
+    assert [type(o) for o in outs] == [ToPeer]  # the attempt, to alice's station (lost)
+    assert bob.next_timer_s() == 10.0 + STATION_SILENT_S
+    assert bob.timer(0.0, 11.0) == []
+    (done,) = bob.timer(0.0, 10.0 + STATION_SILENT_S + 0.1)
+    assert isinstance(done, ToKernel)
+    reply = codec.from_device().decode(done.frames[1])
+    assert isinstance(reply, m.EntangleDone) and not reply.heralded
+    assert "station in 'alice'" in reply.reason and bob.rounds == {}
+
+
+def test_entangle_with_a_node_without_a_link_is_refused() -> None:
+    w = Wire()
+    w.send("alice", m.Entangle(seq=9, peer="carol", key="k", qubit=0, max_attempts=1, expires_s=1))
+    (r,) = w.replies["alice"]
+    assert isinstance(r, m.EntangleDone) and r.error == "alice has no quantum link to 'carol'"
+
+
+def test_nv_carbons_dephase_per_entanglement_attempt() -> None:
+    """Kalb et al.: each attempt keeps a fraction exp(-(dw*tau)^2/2) of a stored carbon's
+    coherence (dw = 2pi * 77 kHz, tau = 163 ns); the electron itself is re-initialised."""
+    from qnodeos.hardware.params import nv
+    from qnodeos.qdevice.device import QuantumDevice
+
+    dev = QuantumDevice(nv(carbons=1), np.random.default_rng(1))
+    c = math.exp(-((2 * math.pi * 77e3 * 163e-9) ** 2) / 2)
+    assert c == pytest.approx(0.99689, abs=1e-5)
+    dev.reg.apply(np.kron(*(2 * [np.array([[1, 1], [1, -1]]) / math.sqrt(2)])), [1])  # |+>
+    dev.attempted(500, comm=0)
+    dev.decohere([1], 0.0)  # no time passed: only the attempts
+    rho = dev.reg.density_matrix([1])
+    assert rho[0, 1].real == pytest.approx(0.5 * c**500, rel=1e-9)
+    assert rho[0, 0].real == pytest.approx(0.5)
