@@ -1,0 +1,124 @@
+"""End-to-end entangled pairs per second delivered to apps, next to raw pyzmq.
+
+    python bench/pairs.py [--pairs N] [--batch B]
+
+Starts two real nodes (`qnodeos node`: classical + quantum process each, generic
+devices at unlimited clock speed, a perfect link: every attempt heralds) and runs two
+SDK apps in this process that ask for pairs: measure-directly ("M", bases X/Z, B pairs
+per request) and create-and-keep ("K", B pairs per request into B qubits, then one
+block measuring them so the qubits are free again). The floor is the raw pyzmq
+DEALER/ROUTER round-trip rate between two processes (sync pyzmq, no trio, no codec)
+measured in the same run; each pair needs at least a few such hops (kernel ->
+quantum process -> station -> both quantum processes -> kernels).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import trio
+
+from qnodeos import sdk
+
+sys.path.insert(0, str(Path(__file__).parent))
+from roundtrip import ECHO, raw_floor, start  # noqa: E402
+
+NET = """
+name = "pairbench"
+[nodes.alice]
+device = "generic"
+qubits = {q}
+speed = inf
+app_endpoint = "ipc://{d}/a-app"
+qdevice_endpoint = "ipc://{d}/a-qdev"
+peer_endpoint = "ipc://{d}/a-peer"
+qpeer_endpoint = "ipc://{d}/a-qpeer"
+[nodes.bob]
+device = "generic"
+qubits = {q}
+speed = inf
+app_endpoint = "ipc://{d}/b-app"
+qdevice_endpoint = "ipc://{d}/b-qdev"
+peer_endpoint = "ipc://{d}/b-peer"
+qpeer_endpoint = "ipc://{d}/b-qpeer"
+[[links]]
+nodes = ["alice", "bob"]
+model = "perfect"
+cycle_ns = 1000
+"""
+
+
+async def side(d: str, here: str, there: str, kind: str, n: int, batch: int, create: bool) -> float:
+    """One app on node ``here`` (app name = node name) asking for pairs with ``there``."""
+    ep = f"ipc://{d}/{here[0]}-app"
+    async with sdk.connect(here, app=here, qubits=batch, endpoint=ep) as node:
+        epr = node.epr_socket(there, there)
+        start = time.perf_counter()
+        done = 0
+        while done < n:
+            k = min(batch, n - done)
+            if kind == "M":
+                ask = epr.create_measure if create else epr.recv_measure
+                await ask(k, bases="XZ")
+            else:
+                ask = epr.create_keep if create else epr.recv_keep
+                pairs = await ask(k)
+                async with node.block():
+                    for p in pairs:
+                        assert p.qubit is not None
+                        p.qubit.measure()
+            done += k
+        return time.perf_counter() - start
+
+
+async def run(d: str, kind: str, n: int, batch: int) -> float:
+    took: dict[str, float] = {}
+
+    async def one(here: str, there: str, create: bool) -> None:
+        took[here] = await side(d, here, there, kind, n, batch, create)
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(one, "alice", "bob", True)
+        nursery.start_soon(one, "bob", "alice", False)
+    return n / max(took.values())
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("--pairs", type=int, default=2000)
+    p.add_argument("--batch", type=int, default=10)
+    a = p.parse_args()
+    with tempfile.TemporaryDirectory(prefix="qnp-") as d:
+        net = Path(d) / "net.toml"
+        net.write_text(NET.format(d=d, q=max(a.batch, 1)))
+        nodes = [
+            start([sys.executable, "-m", "qnodeos", "node", n, "--network", str(net)])
+            for n in ("alice", "bob")
+        ]
+        echo = start([sys.executable, "-c", ECHO, f"ipc://{d}/echo"])
+        try:
+            raw = raw_floor(f"ipc://{d}/echo", 5000)
+            m_rate = trio.run(run, d, "M", a.pairs, a.batch)
+            k_rate = trio.run(run, d, "K", a.pairs, a.batch)
+            raw += raw_floor(f"ipc://{d}/echo", 5000)
+        finally:
+            for proc in (*nodes, echo):
+                proc.terminate()
+            for proc in (*nodes, echo):
+                proc.wait()
+    rt = len(raw) / sum(raw)
+    print(f"{a.pairs} pairs of each kind, {a.batch} per request, perfect link, speed inf")
+    print(f"{'raw pyzmq round trips/s (2 processes)':44} {rt:10.0f}")
+    for label, rate in (
+        ("measure-directly (M) pairs/s to both apps", m_rate),
+        ("create-and-keep (K) pairs/s, then measured", k_rate),
+    ):
+        print(f"{label:44} {rate:10.0f}  ({rt / rate:.1f} raw round trips of time per pair)")
+
+
+if __name__ == "__main__":
+    main()
