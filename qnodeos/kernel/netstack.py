@@ -239,6 +239,9 @@ class NetStack:
         return out
 
     def _err(self, err: e.Err) -> list[Out]:
+        prefix = f"{err.origin}:{err.create_id}:"
+        for k in [k for k in self._outcomes if k.startswith(prefix)]:
+            del self._outcomes[k]
         w = self.wants.pop((err.origin, err.create_id), None)
         if w is None:
             return []

@@ -189,3 +189,59 @@ crx = {{ spec = {{ error = 0.0 }} }}
         assert service(eps["alice"]).kernel.net.moves >= 20
         assert service(eps["bob"]).kernel.net.moves >= 20
     assert a == b
+
+
+THREE = """
+[nodes.alice]
+qubits = 2
+seed = 1
+[nodes.bob]
+qubits = 2
+seed = 2
+[nodes.charlie]
+qubits = 2
+seed = 3
+[[links]]
+nodes = ["alice", "bob"]
+model = "perfect"
+cycle_ns = 1000
+[[links]]
+nodes = ["bob", "charlie"]
+model = "perfect"
+cycle_ns = 1000
+"""
+
+
+async def test_ghz_over_three_nodes_is_perfect_on_perfect_links(
+    autojump_clock: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import apps.ghz
+
+    nodes = ["alice", "bob", "charlie"]
+    async with running(network(THREE), monkeypatch):
+        a, _, _ = await both(
+            *(
+                (lambda r=r, n=n: apps.ghz.main(n, role=r, nodes=nodes, rounds=40))
+                for r, n in zip("abc", nodes, strict=True)
+            )
+        )
+    assert a["z_agree"] == 1.0 and a["xxx"] == 1.0
+
+
+@pytest.mark.parametrize("phi, p0", [(0.0, 1.0), (math.pi / 2, 0.5), (2.0, math.cos(1.0) ** 2)])
+async def test_blind_computation_gives_cos2_phi_over_2(
+    autojump_clock: object, monkeypatch: pytest.MonkeyPatch, phi: float, p0: float
+) -> None:
+    import apps.blind
+
+    cfg = network(TWO.format(speed="inf", params="", link='model = "perfect"\ncycle_ns = 1000'))
+    n = 300
+    async with running(cfg, monkeypatch):
+        client_r, _ = await both(
+            lambda: apps.blind.main(
+                "alice", role="client", me="c", peer_node="bob", peer="s", rounds=n, phi=phi, seed=5
+            ),
+            lambda: apps.blind.main("bob", role="server", me="s", peer_node="alice", peer="c"),
+        )
+    err = math.sqrt(max(p0 * (1 - p0), 1 / n) / n)
+    assert close(client_r["p0"], p0, err), (client_r, p0)
