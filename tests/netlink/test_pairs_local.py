@@ -98,6 +98,26 @@ async def test_single_click_fidelity_probability_and_rate_match_the_model(
     assert close(r["rate_hz"], rate, rate / math.sqrt(n)), (r["rate_hz"], rate)
 
 
+@pytest.mark.parametrize("speed", [0.5, 4.0])
+async def test_wall_clock_pair_rate_is_p_over_cycle_times_the_speed(
+    autojump_clock: object, monkeypatch: pytest.MonkeyPatch, speed: float
+) -> None:
+    link = 'model = "depolarise"\nfidelity = 0.9\np_success = 0.05\ncycle_ns = 20000'
+    cfg = network(TWO.format(speed=speed, params="", link=link))
+    n = 800
+    async with running(cfg, monkeypatch):
+        r, _ = await both(
+            lambda: apps.linkstats.main(
+                "alice", role="create", me="a", peer_node="bob", peer="b", pairs=n
+            ),
+            lambda: apps.linkstats.main(
+                "bob", role="recv", me="b", peer_node="alice", peer="a", pairs=n
+            ),
+        )
+    rate = cfg.links[0].model.rate_hz() * speed
+    assert close(r["wall_rate_hz"], rate, rate / math.sqrt(n)), (r["wall_rate_hz"], rate)
+
+
 async def test_kept_pair_decoheres_with_the_time_the_app_holds_it(
     autojump_clock: object, monkeypatch: pytest.MonkeyPatch
 ) -> None:
