@@ -408,8 +408,9 @@ class EGP:
         if isinstance(msg, NoHerald):
             if now >= r.spec.deadline_s:
                 return self._fail(r, Code.TIMEOUT, self._timeout_text(r), now)
-            r.retry += 1
-            r.attempts += msg.attempts
+            if not msg.again:  # a round that ran: both ends count it
+                r.retry += 1
+                r.attempts += msg.attempts
             return self._run_head(now)
         ok = Ok(
             origin=r.spec.origin,

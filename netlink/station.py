@@ -70,6 +70,7 @@ class NoHerald:
     attempts: int
     at_ns: float
     reason: str
+    again: bool = False  # the round never ran (the ends disagreed): attempt the same key
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -129,7 +130,12 @@ class HeraldingStation:
                 del self.pending[crossed.key]
                 reason = "the two ends attempted different rounds"
                 return [
-                    ToNode(a.node, NoHerald(key=a.key, attempts=0, at_ns=a.start_ns, reason=reason))
+                    ToNode(
+                        a.node,
+                        NoHerald(
+                            key=a.key, attempts=0, at_ns=a.start_ns, reason=reason, again=True
+                        ),
+                    )
                     for a in sorted((crossed, attempt), key=lambda a: self.nodes.index(a.node))
                 ]
             self.pending[attempt.key] = attempt

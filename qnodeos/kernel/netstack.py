@@ -377,7 +377,11 @@ class NetStack:
             )
         else:
             msg = NoHerald(
-                key=reply.key, attempts=reply.attempts, at_ns=reply.at_ns, reason=reply.reason
+                key=reply.key,
+                attempts=reply.attempts,
+                at_ns=reply.at_ns,
+                reason=reply.reason,
+                again=reply.again,
             )
         return self._egp(peer, egp.station_message(msg, now), now)
 

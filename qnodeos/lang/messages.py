@@ -339,6 +339,7 @@ class EntangleDone(msgspec.Struct, frozen=True, kw_only=True, tag="ent_done"):
     error: str | None = None
     start_ns: int = 0
     outcomes: list[int] = []  # of the ``after`` ops that ran
+    again: bool = False  # the round never ran (the ends disagreed): retry the same key
 
 
 ToDevice = Union[DeviceRequest, Ping, Entangle]  # noqa: UP007
@@ -375,6 +376,7 @@ class QRound(msgspec.Struct, frozen=True, kw_only=True, tag="q_round"):
     bell_index: int
     reason: str
     epoch_ns: int
+    again: bool = False
 
 
 class QPull(msgspec.Struct, frozen=True, kw_only=True, tag="q_pull"):

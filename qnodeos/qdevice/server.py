@@ -539,8 +539,11 @@ class QDeviceServer:
                 bell_index=r.bell_index if isinstance(r, Heralded) else 0,
                 reason=r.reason if isinstance(r, NoHerald | Rejected) else "",
                 epoch_ns=self.epoch_ns,
+                again=isinstance(r, NoHerald) and r.again,
             )
             if o.node != self.me:
+                if not isinstance(r, Heralded):
+                    self.peer_qubit.pop(r.key, None)
                 out.append(ToPeer(o.node, self._enc(res)))
                 continue
             if isinstance(r, Heralded):
@@ -609,6 +612,7 @@ class QDeviceServer:
             bell_index=res.bell_index,
             reason=res.reason,
             start_ns=int(rnd.start),
+            again=res.again,
         )
         after = rnd.req.after
         if res.heralded and len(after) == 4 and after[res.bell_index % 4]:

@@ -99,7 +99,7 @@ def test_werner_link_gives_chsh_teleportation_and_qber_closed_forms(
     text += pair_apps("apps.chsh", ("alice", "bob"), ("chsh-a", "chsh-b"), rounds=1200, batch=8)
     text += pair_apps("apps.qkd", ("alice", "bob"), ("qkd-a", "qkd-b"), pairs=1500)
     code, res, err = run(tmp_path, text)
-    assert code == 0, err
+    assert code == 0, (err, {k: v.get("error") for k, v in res.items() if "error" in v})
 
     tele = res["tel-r"]["result"]
     p = (2 * f + 1) / 3
@@ -132,7 +132,7 @@ def test_single_click_link_in_real_time_matches_its_model(tmp_path: Path) -> Non
     text = TWO_NODES.format(name="click", speed=1.0, link=link)
     text += pair_apps("apps.linkstats", ("create", "recv"), ("ls-a", "ls-b"), pairs=n)
     code, res, err = run(tmp_path, text)
-    assert code == 0, err
+    assert code == 0, (err, {k: v.get("error") for k, v in res.items() if "error" in v})
     r = res["ls-a"]["result"]
     fid, p = model.expected_fidelity(), model.success_probability()
     f_err = math.sqrt(3 * (1 - (4 * fid - 1) ** 2 / 9) / (n / 9)) / 4
