@@ -287,21 +287,35 @@ class EGP:
         return self._next_queue
 
     def abort(self, key: tuple[str, int], code: Code, text: str, now: float) -> list[Out]:
-        """Fail request ``key`` at this end only (this end cannot go on: no qubit, device
-        error). The peer's attempts then find no partner and it times out."""
+        """Fail request ``key`` here (this end cannot go on: no qubit, device error) and
+        tell the peer, which fails it too. Call it between rounds: this end then makes
+        no more attempts for it, so no pair can herald at the peer alone."""
         r = self.requests.get(key)
         if r is None:
             return []
         for k, v in list(self.by_round.items()):
             if v is r:
                 del self.by_round[k]
-        return self._fail(r, code, text, now)
+        tell: list[Out] = [
+            ToPeer(
+                EgpReject(
+                    origin=r.spec.origin,
+                    create_id=r.spec.create_id,
+                    code=code,
+                    message=f"{self.node!r} gave up: {text}",
+                )
+            )
+        ]
+        return tell + self._fail(r, code, text, now)
 
     # -- from the peer -------------------------------------------------------------------
     def peer_message(self, msg: EgpMessage, now: float) -> list[Out]:
         if isinstance(msg, EgpRequest):
             return self._peer_request(msg, now)
         r = self.requests.get((msg.origin, msg.create_id))
+        if r is not None and r.state is State.ACTIVE and isinstance(msg, EgpReject):
+            code = Code(msg.code) if msg.code in Code.__members__ else Code.OTHER
+            return self._fail(r, code, msg.message, now)  # the peer gave up on it
         if r is None or r.spec.origin != self.node or r.state is not State.PROPOSED:
             return []  # about a request we no longer hold (or a duplicate)
         if isinstance(msg, EgpAccept):

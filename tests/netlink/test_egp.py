@@ -14,6 +14,7 @@ from netlink.egp import (
     Code,
     Create,
     Err,
+    Ev,
     Ok,
     Out,
     Request,
@@ -195,17 +196,23 @@ def test_silent_peer_times_out_the_proposal() -> None:
     assert out.event.code is Code.TIMEOUT and "'bob' did not accept" in out.event.message
 
 
-def test_abort_fails_the_request_here_only() -> None:
+def test_abort_fails_the_request_at_both_ends() -> None:
     link = Link(Depolarise(fidelity=0.9, p_success=1e-9, cycle_ns=1000))
     link.listen("bob", "p")
     cid, outs = link.egp["alice"].create(Create(remote="bob", purpose="p", max_time_s=1.0), 0.0)
-    to_bob = [o for o in outs if isinstance(o, ToPeer)]
-    back = link.egp["bob"].peer_message(to_bob[0].msg, 0.0)
-    link.run("alice", [o for o in back if isinstance(o, ToPeer)][:0])
+    (propose,) = [o for o in outs if isinstance(o, ToPeer)]
+    for o in link.egp["bob"].peer_message(propose.msg, 0.0):
+        if isinstance(o, ToPeer):  # bob's accept; the rounds are not run
+            link.egp["alice"].peer_message(o.msg, 0.0)
     out = link.egp["bob"].abort(("alice", cid), Code.NORES, "no free communication qubit", 0.0)
     (err,) = [o.event for o in out if isinstance(o, ToLocal)]
     assert isinstance(err, Err) and err.code is Code.NORES
-    assert link.egp["bob"].requests == {}
+    assert link.egp["bob"].requests == {} and link.egp["bob"].by_round == {}
+    (tell,) = [o for o in out if isinstance(o, ToPeer)]
+    (back,) = link.egp["alice"].peer_message(tell.msg, 0.0)
+    assert isinstance(back, ToLocal) and isinstance(back.event, Err)
+    assert back.event.code is Code.NORES and "'bob' gave up" in back.event.message
+    assert link.egp["alice"].requests == {}
 
 
 def test_illegal_event_names_the_request_and_state() -> None:
@@ -221,7 +228,7 @@ def test_illegal_event_names_the_request_and_state() -> None:
         queue=1,
     )
     r = Request(spec=spec, queue=1)
-    from netlink.egp import Ev, State
+    from netlink.egp import State
 
     with pytest.raises(
         LocalError, match="request a:4: event 'last pair' is not allowed in state 'proposed'"
