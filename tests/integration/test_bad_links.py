@@ -90,3 +90,59 @@ args = {{ me = "{me}", {args} }}
     assert "FAILED" in out.stdout
     run = tmp_path / "run"
     assert (run / "app-unheard.log").exists() and (run / "node-bob.log").exists()
+
+
+def test_a_frozen_peer_node_ends_the_request_with_a_timeout(tmp_path: Path) -> None:
+    """bob's node (both processes) stops answering (SIGSTOP) before alice asks for a
+    pair: alice's request times out with a clear error and the run ends, no hang."""
+    import os
+    import signal
+
+    net = tmp_path / "net.toml"
+    net.write_text(
+        NODES
+        + LINK
+        + """
+[[apps]]
+node = "alice"
+name = "asker"
+module = "tests.integration.epr_probe"
+args = { me = "asker", remote_node = "bob", remote_app = "b", timeout = 2.0, delay = 1.0 }
+"""
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "qnodeos", "run", str(net), "--run-dir", str(tmp_path / "run")],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    frozen: list[int] = []
+    try:
+        log = tmp_path / "run" / "node-bob.log"
+        deadline = time.monotonic() + 30
+        while not (log.exists() and "READY" in log.read_text()):
+            assert time.monotonic() < deadline, "bob never started"
+            time.sleep(0.05)
+        found = subprocess.run(
+            ["pgrep", "-f", f"qnodeos (node|qdevice) bob .*{tmp_path}"],
+            capture_output=True,
+            text=True,
+        ).stdout.split()
+        frozen = [int(p) for p in found]
+        assert len(frozen) == 2, found  # the classical and the quantum process
+        for pid in frozen:
+            os.kill(pid, signal.SIGSTOP)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        for pid in frozen:
+            try:
+                os.kill(pid, signal.SIGCONT)
+            except ProcessLookupError:
+                pass
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 1, err
+    saved = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert "(TIMEOUT): 'bob' did not accept the request" in saved["asker"]["error"]
+    assert "does not answer" in saved["asker"]["error"]

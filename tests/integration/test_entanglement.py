@@ -86,7 +86,7 @@ def close(measured: float, expected: float, stderr: float) -> bool:
     return abs(measured - expected) <= 4 * stderr
 
 
-@pytest.mark.parametrize("f", [0.95, 0.75])
+@pytest.mark.parametrize("f", [0.95, 0.85, 0.75])
 def test_werner_link_gives_chsh_teleportation_and_qber_closed_forms(
     tmp_path: Path, f: float
 ) -> None:
