@@ -48,6 +48,20 @@ ROUND_GRACE_S = 0.5  # how long past its window an attempt waits for the peer's
 WAITING_MAX = 256  # peer requests held for purposes nobody asked for yet
 
 
+MAX_PAIRS = 10_000  # pairs in one request
+
+
+def request_problem(kind: str, number: int, bases: str) -> str | None:
+    """What is wrong with a request's type, number of pairs or bases (None: nothing)."""
+    if kind not in ("K", "M"):
+        return f"request type {kind!r}; use 'K' (keep) or 'M' (measure)"
+    if not 1 <= number <= MAX_PAIRS:
+        return f"number of pairs {number} not in 1..{MAX_PAIRS}"
+    if not bases or set(bases) - set("XYZ"):
+        return f"bases {bases!r}: use letters from X, Y, Z"
+    return None
+
+
 class Code(enum.StrEnum):
     """Error codes of the link-layer paper."""
 
@@ -196,7 +210,6 @@ class EGP:
         rng: np.random.Generator,
         speed: float = 1.0,
         round_attempts: int = 10_000,
-        max_pairs: int = 10_000,
     ) -> None:
         if node == peer:
             raise LocalError(f"an EGP cannot link {node!r} to itself")
@@ -206,7 +219,6 @@ class EGP:
         self.rng = rng
         self.speed = speed
         self.round_attempts = round_attempts
-        self.max_pairs = max_pairs
         self.master = node < peer
         self.listening: dict[str, tuple[str, int]] = {}  # purpose -> (type, number)
         self.waiting: dict[tuple[str, int], EgpRequest] = {}  # peer requests not yet asked for
@@ -247,12 +259,9 @@ class EGP:
         f = self.model.expected_fidelity()
         if req.remote != self.peer:
             return refuse(Code.UNSUPP, f"this link goes to {self.peer!r}, not {req.remote!r}")
-        if req.type not in ("K", "M"):
-            return refuse(Code.UNSUPP, f"request type {req.type!r}; use 'K' or 'M'")
-        if not 1 <= req.number <= self.max_pairs:
-            return refuse(Code.UNSUPP, f"number of pairs {req.number} not in 1..{self.max_pairs}")
-        if not req.bases or set(req.bases) - set("XYZ"):
-            return refuse(Code.UNSUPP, f"bases {req.bases!r}: use letters from X, Y, Z")
+        problem = request_problem(req.type, req.number, req.bases)
+        if problem is not None:
+            return refuse(Code.UNSUPP, problem)
         if not 0.0 <= req.min_fidelity <= 1.0:
             return refuse(Code.UNSUPP, f"minimum fidelity {req.min_fidelity} not in [0, 1]")
         if req.min_fidelity > f:
@@ -346,10 +355,9 @@ class EGP:
             return reject(Code.OTHER, "queue number from the wrong end")
         if msg.min_fidelity > self.model.expected_fidelity():
             return reject(Code.UNSUPP, f"minimum fidelity {msg.min_fidelity} unreachable")
-        if msg.kind not in ("K", "M") or not 1 <= msg.number <= self.max_pairs:
-            return reject(Code.UNSUPP, f"bad request: type {msg.kind!r}, {msg.number} pairs")
-        if not msg.bases or set(msg.bases) - set("XYZ"):
-            return reject(Code.UNSUPP, f"bad request: bases {msg.bases!r}")
+        problem = request_problem(msg.kind, msg.number, msg.bases)
+        if problem is not None:
+            return reject(Code.UNSUPP, f"bad request: {problem}")
         want = self.listening.get(msg.purpose)
         if want is None:
             if len(self.waiting) >= WAITING_MAX:

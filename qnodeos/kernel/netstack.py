@@ -128,12 +128,9 @@ class NetStack:
             )
         if msg.role not in ("create", "recv"):
             return fail("OTHER", f"role {msg.role!r}; use 'create' or 'recv'")
-        if msg.kind not in ("K", "M"):
-            return fail("UNSUPP", f"type {msg.kind!r}; use 'K' (keep) or 'M' (measure)")
-        if not 1 <= msg.number <= 10_000:
-            return fail("UNSUPP", f"number of pairs {msg.number} not in 1..10000")
-        if not msg.bases or set(msg.bases) - set("XYZ"):
-            return fail("UNSUPP", f"bases {msg.bases!r}: use letters from X, Y, Z")
+        problem = e.request_problem(msg.kind, msg.number, msg.bases)
+        if problem is not None:
+            return fail("UNSUPP", problem)
         if not msg.timeout_s > 0 or math.isnan(msg.timeout_s):
             return fail("NOTIME", f"timeout {msg.timeout_s} s must be > 0")
         held = self.memory.held(app.app_id)

@@ -15,10 +15,7 @@ from collections.abc import Callable, Mapping
 import trio
 
 from ..config import LinkConfig, NodeConfig
-from ..errors import DeviceError
-from ..lang import messages as m
 from ..transport import Socket, bind_router, connect_dealer
-from .device import QuantumDevice
 from .server import Out, QDeviceServer, ToKernel
 
 log = logging.getLogger("qnodeos.qdevice")
@@ -41,27 +38,6 @@ class DeviceClock:
 
     def wall_at(self, device_ns: float) -> float:
         return self.t0 + device_ns / (1e9 * self.speed)
-
-
-def run_batch(
-    dev: QuantumDevice, req: m.DeviceRequest, now_ns: float
-) -> tuple[m.DeviceReply, float]:
-    """Execute a request's ops in order on a device alone; stop at the first it refuses
-    (for tools and benchmarks that drive a device without a server)."""
-    outcomes: list[int] = []  # NO_OUTCOME (-1) for ops without one
-    error: str | None = None
-    start = end = max(now_ns, dev.busy_until)
-    for op in req.ops:
-        try:
-            outcome, end = dev.execute(op, now_ns)
-        except DeviceError as exc:
-            error = str(exc)
-            break
-        outcomes.append(outcome)
-    reply = m.DeviceReply(
-        seq=req.seq, outcomes=outcomes, error=error, now_ns=int(end), start_ns=int(start)
-    )
-    return reply, end
 
 
 async def serve_device(

@@ -7,16 +7,17 @@ from typing import Any
 import numpy as np
 import pytest
 
+from qnodeos.config import NodeConfig
 from qnodeos.errors import LocalError
 from qnodeos.hardware.params import build
 from qnodeos.kernel.core import SLICE, Kernel
 from qnodeos.kernel.outputs import Out, Resume, ToApp, ToDevice
 from qnodeos.kernel.processes import App, Event, State
 from qnodeos.kernel.scheduler import Entry, Scheduler
+from qnodeos.lang import codec
 from qnodeos.lang import messages as m
 from qnodeos.lang.text import parse
-from qnodeos.qdevice.device import QuantumDevice
-from qnodeos.qdevice.service import run_batch
+from qnodeos.qdevice.server import QDeviceServer, ToKernel
 
 A, B = b"app-a", b"app-b"
 
@@ -25,7 +26,18 @@ class Harness:
     def __init__(self, kind: str = "generic", qubits: int = 4, **kw: Any) -> None:
         spec = build(kind, qubits)
         self.kernel = Kernel(node="n", spec=spec, **kw)
-        self.device = QuantumDevice(spec, np.random.default_rng(5))
+        cfg = NodeConfig(
+            name="n",
+            device=spec,
+            speed=float("inf"),
+            seed=5,
+            app_endpoint="",
+            qdevice_endpoint="",
+            peer_endpoint="",
+        )
+        self.server = QDeviceServer(cfg)  # the quantum process, without its sockets
+        self.device = self.server.device
+        self.to_dev, self.from_dev = codec.to_device(), codec.from_device()
         self.inbox: dict[bytes, list[m.NodeToApp]] = {}
         self.requests = 0
         self.resumes = 0
@@ -53,7 +65,10 @@ class Harness:
             self.requests += 1
             assert self.kernel.current is not None
             self.order.append(self.kernel.current.app.addr)
-            reply, _ = run_batch(self.device, msg, 0.0)
+            (sent,) = self.server.handle([b"k", self.to_dev.encode(msg)], 0.0, 0.0)
+            assert isinstance(sent, ToKernel)
+            reply = self.from_dev.decode(sent.frames[1])
+            assert isinstance(reply, m.DeviceReply)
             if self.hold:
                 self.held_back.append(reply)
             else:
