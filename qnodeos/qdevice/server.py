@@ -52,7 +52,10 @@ log = logging.getLogger("qnodeos.qdevice")
 
 PULL_RETRY_S = 0.002  # after a QNotHere, ask again this much later
 PULL_GIVE_UP_S = 5.0  # a group that does not come in this long is lost: fail the request
-STATION_SILENT_S = 2.0  # past a round's expiry, the non-owner stops waiting for the station
+# Past a round's expiry the non-owner stops waiting for the station (its owner is gone).
+# Long, because giving up on a herald that is only late would leave the pair at the
+# owner alone; the station itself answers a lone attempt at its expiry.
+STATION_SILENT_S = 10.0
 MAX_GROUP = 10  # qubits in a group that may cross processes (4**10 complex numbers)
 
 
