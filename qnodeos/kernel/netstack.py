@@ -14,10 +14,12 @@ the electron), the node first moves that state into a free storage qubit (carbon
 remapping its owner's qubit id, with the move's time and noise; if that is impossible
 too, the round waits, and the request ends with NORES at its deadline.
 
-After a herald, the link's first node (which holds the pair's state in its quantum
-process) turns the heralded Bell state into Phi+: for K with a Pauli gate on its qubit,
-for M by flipping its outcome where that Pauli anticommutes with the basis. Each end of
-an M request measures its half in its basis (lowered to native gates) and frees it.
+What happens right after a herald travels with the round (``Entangle.after``, lowered
+to native gates here, run by the quantum process at once): for M, each end measures its
+half in the basis the EGP drew for that pair, and the qubit is freed; for K, the link's
+first node (which holds the pair's state) applies the Pauli that turns the heralded Bell
+state into Phi+. For M that Pauli is applied to the outcome instead: the first node
+flips it where the Pauli anticommutes with the basis.
 """
 
 from __future__ import annotations
