@@ -144,3 +144,34 @@ def test_single_click_link_in_real_time_matches_its_model(tmp_path: Path) -> Non
     assert 0 < overhead_ns < 0.25 * model.cycle_ns / p, overhead_ns
     expected_gap = model.cycle_ns / p + overhead_ns
     assert close(per_pair_ns, expected_gap, expected_gap / math.sqrt(n)), (per_pair_ns, overhead_ns)
+
+
+def test_a_held_pair_decoheres_across_processes_as_t2_predicts(tmp_path: Path) -> None:
+    """T2 = 100 ms at both ends, speed 1. The pair's state lives in alice's quantum
+    process while bob's half decays in bob's: both ends' device clocks must agree (each
+    converts the other's times by its start epoch). <ZZ> stays 1 and <XX> falls as
+    exp(-(hold_a + hold_b)/T2), with the hold times the apps measured."""
+    link = 'model = "perfect"\ncycle_ns = 1000'
+    params = "".join(f"\n[nodes.{n}.params.kinds.qubit]\nt2_ns = 1e8\n" for n in ("alice", "bob"))
+    text = TWO_NODES.format(name="hold", speed=1.0, link=link) + params
+    shots = 60
+    text += pair_apps(
+        "tests.integration.hold_app",
+        ("create", "recv"),
+        ("h-a", "h-b"),
+        waits=[0.0, 0.05],
+        shots=shots,
+    )
+    code, res, err = run(tmp_path, text)
+    assert code == 0, (err, {k: v.get("error") for k, v in res.items() if "error" in v})
+    a, b = res["h-a"]["result"]["rows"], res["h-b"]["result"]["rows"]
+    for wait in (0.0, 0.05):
+        for basis in ("X", "Z"):
+            rows = [(x, y) for x, y in zip(a, b, strict=True) if x[0] == wait and x[1] == basis]
+            corr = sum(1 if x[2] == y[2] else -1 for x, y in rows) / len(rows)
+            if basis == "Z":
+                expected = 1.0
+            else:
+                expected = sum(math.exp(-(x[3] + y[3]) / 0.1) for x, y in rows) / len(rows)
+            err_ = math.sqrt(max(1 - expected**2, 4 / len(rows)) / len(rows))
+            assert close(corr, expected, err_), (wait, basis, corr, expected, err_)
