@@ -40,6 +40,8 @@ class Wire:
         self.enc, self.dec = codec.to_device(), codec.from_device()
         self.seq = 0
         self.peer_messages = 0
+        self.hold = False  # keep messages between the processes in ``held``
+        self.held: list[ToPeer] = []
 
     def run(self, at: str, outs: list[ToKernel | ToPeer]) -> None:
         queue = [(at, o) for o in outs]
@@ -47,14 +49,21 @@ class Wire:
             here, o = queue.pop(0)
             if isinstance(o, ToKernel):
                 self.replies[here].append(self.dec.decode(o.frames[1]))
+            elif self.hold:
+                self.held.append(o)
             else:
                 self.peer_messages += 1
                 queue += [(o.node, x) for x in self.q[o.node].peer_message(o.data, 0.0, 0.0)]
 
+    def release(self) -> None:
+        self.hold, held, self.held = False, self.held, []
+        for o in held:
+            self.run(o.node, [o])
+
     def send(self, at: str, msg: m.ToDevice) -> None:
         self.run(at, self.q[at].handle([b"k", self.enc.encode(msg)], 0.0, 0.0))
 
-    def entangle(self, key: str, after: list[list[m.PhysOp]] | None = None) -> None:
+    def entangle(self, key: str, after: list[list[m.PhysOp]] | None = None, qubit: int = 0) -> None:
         for n in ("bob", "alice"):
             self.seq += 1
             peer = "alice" if n == "bob" else "bob"
@@ -64,7 +73,7 @@ class Wire:
                     seq=self.seq,
                     peer=peer,
                     key=key,
-                    qubit=0,
+                    qubit=qubit,
                     max_attempts=10,
                     expires_s=60.0,
                     after=after or [],
@@ -174,3 +183,40 @@ def test_nv_carbons_dephase_per_entanglement_attempt() -> None:
     rho = dev.reg.density_matrix([1])
     assert rho[0, 1].real == pytest.approx(0.5 * c**500, rel=1e-9)
     assert rho[0, 0].real == pytest.approx(0.5)
+
+
+@pytest.mark.parametrize("bobs_pull_first", [False, True])
+def test_two_processes_each_waiting_for_the_others_group_both_finish(
+    bobs_pull_first: bool,
+) -> None:
+    """alice needs the group bob holds and bob the one alice holds, at the same time
+    (a CNOT across two pairs at each end). The smaller name is served first and the
+    other's pull waits until it is done: no deadlock, no ping-pong, right physics."""
+    for seed in range(6):
+        w = Wire(seed=seed)
+        w.entangle("r1", qubit=0)
+        w.entangle("r2", qubit=1)
+        w.send("bob", m.DeviceRequest(seq=90, ops=[m.PhysOp("x", (0,)), m.PhysOp("x", (0,))]))
+        assert w.q["bob"].away == {1: "alice"}  # bob holds pair 1's group, alice pair 2's
+        w.hold = True
+        cnot = [m.PhysOp("cnot", (0, 1))]
+        w.send("alice", m.DeviceRequest(seq=91, ops=cnot))
+        w.send("bob", m.DeviceRequest(seq=92, ops=cnot))
+        assert w.q["alice"].wait is not None and w.q["bob"].wait is not None
+        assert [o.node for o in w.held] == ["bob", "alice"]  # alice's pull, then bob's
+        if bobs_pull_first:
+            w.held.reverse()
+            w.hold = False
+            w.run("alice", [w.held.pop(0)])
+            assert len(w.q["alice"].deferred) == 1  # alice waits too and bob > alice
+            w.hold = True
+        w.release()
+        assert w.q["alice"].wait is None and w.q["bob"].wait is None
+        assert w.q["alice"].deferred == [] and w.q["bob"].deferred == []
+        done = [r for n in ("alice", "bob") for r in w.replies[n] if getattr(r, "seq", 0) >= 91]
+        assert len(done) == 2 and all(
+            isinstance(r, m.DeviceReply) and r.error is None for r in done
+        )
+        # CNOT at both ends maps Phi+ x Phi+ to itself: Z outcomes agree pair by pair.
+        for q in (0, 1):
+            assert w.measure("alice", q) == w.measure("bob", q)
