@@ -125,6 +125,8 @@ async def run_network(
     results: dict[str, Any] = {}
     procs: list[trio.Process] = []
     errors: list[str] = []
+    stop_reason: list[str] = []
+    interrupted = False
     try:
         async with trio.open_nursery() as nursery:
             with trio.fail_after(timeout):
@@ -157,8 +159,12 @@ async def run_network(
                             env,
                             results,
                             apps,
+                            stop_reason,
                         )
             nursery.cancel_scope.cancel()
+    except* KeyboardInterrupt:
+        errors.append("interrupted (Ctrl-C)")
+        interrupted = True
     except* trio.TooSlowError:
         errors.append(f"run did not finish within {timeout} s")
     except* RunError as group:
@@ -168,9 +174,9 @@ async def run_network(
         if errors:
             results["_error"] = "; ".join(errors)
         (run_dir / "results.json").write_text(json.dumps(results, indent=2))
-    status = 1 if errors else 0
-    if any("error" in r for k, r in results.items() if k != "_error"):
-        status = 1
+    status = 1 if errors or any("error" in r for k, r in results.items() if k != "_error") else 0
+    if interrupted:
+        status = 130
     if as_json:
         print(json.dumps(results, indent=2))
     else:
@@ -197,8 +203,9 @@ async def _stop_all(procs: list[trio.Process]) -> None:
 APP_GRACE_S = 10.0  # after an app fails, the others get this long before they are stopped
 
 
-async def _stop_apps_later(apps: trio.Nursery, failed: str) -> None:
+async def _stop_apps_later(apps: trio.Nursery, failed: str, stop_reason: list[str]) -> None:
     await trio.sleep(APP_GRACE_S)
+    stop_reason.append(f"app {failed} failed and this one had not ended {APP_GRACE_S:.0f} s later")
     apps.cancel_scope.cancel()  # the apps still running: their peer ``failed`` is gone
 
 
@@ -211,9 +218,10 @@ async def _run_app(
     env: dict[str, str],
     results: dict[str, Any],
     apps: trio.Nursery,
+    stop_reason: list[str],
 ) -> None:
     """Run one app to its end. If it fails, the other apps (often waiting for it) get
-    ``APP_GRACE_S`` to finish, then they are stopped."""
+    ``APP_GRACE_S`` to finish, then they are stopped (``stop_reason`` says why)."""
     result_file = run_dir / f"app-{name}.json"
     log = run_dir / f"app-{name}.log"
     try:
@@ -223,11 +231,11 @@ async def _run_app(
             results[name] = {
                 "node": node,
                 "module": module,
-                "error": f"stopped: another app failed and this one had not ended "
-                f"{APP_GRACE_S:.0f} s later; see {log}",
+                "error": f"stopped: {stop_reason[0] if stop_reason else 'the run was stopped'}"
+                f"; see {log}",
             }
     if "error" in results[name]:
-        apps.start_soon(_stop_apps_later, apps, name)
+        apps.start_soon(_stop_apps_later, apps, name, stop_reason)
 
 
 async def _app_process(

@@ -139,3 +139,41 @@ args = { role = "pong", me = "pong", peer_node = "alice", peer = "ping" }
     r = json.loads(out.stdout)
     assert r["pingpong-0"]["result"]["rounds"] == 100
     assert r["pingpong-1"]["result"]["served"] == 100
+
+
+def test_ctrl_c_stops_everything_and_says_so(tmp_path: Path) -> None:
+    import signal
+
+    net = tmp_path / "net.toml"
+    net.write_text("""
+name = "cc"
+[nodes.alice]
+qubits = 1
+[nodes.bob]
+qubits = 1
+[[apps]]
+node = "alice"
+module = "apps.pingpong"
+args = { role = "ping", me = "ping", peer_node = "bob", peer = "pong", rounds = 1000000 }
+[[apps]]
+node = "bob"
+module = "apps.pingpong"
+args = { role = "pong", me = "pong", peer_node = "alice", peer = "ping" }
+""")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "qnodeos", "run", str(net), "--run-dir", str(tmp_path / "run")],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    assert "running 2 app(s)" in proc.stdout.readline()
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130
+    assert "qnodeos: error: interrupted (Ctrl-C)" in err and "Traceback" not in err
+    assert "stopped: the run was stopped" in out
+    left = subprocess.run(["pgrep", "-f", str(tmp_path)], capture_output=True, text=True)
+    assert left.stdout.strip() == ""  # no node, quantum process or app left behind
