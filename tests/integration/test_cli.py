@@ -117,9 +117,7 @@ def test_node_dying_mid_run_ends_the_run(tmp_path: Path) -> None:
     assert "_error" in json.loads((tmp_path / "run" / "results.json").read_text())
 
 
-def test_two_nodes_exchange_classical_messages(tmp_path: Path) -> None:
-    net = tmp_path / "net.toml"
-    net.write_text("""
+PINGPONG = """
 name = "pp"
 [nodes.alice]
 qubits = 1
@@ -128,12 +126,17 @@ qubits = 1
 [[apps]]
 node = "alice"
 module = "apps.pingpong"
-args = { role = "ping", me = "ping", peer_node = "bob", peer = "pong", rounds = 100 }
+args = {{ role = "ping", me = "ping", peer_node = "bob", peer = "pong", rounds = {rounds} }}
 [[apps]]
 node = "bob"
 module = "apps.pingpong"
-args = { role = "pong", me = "pong", peer_node = "alice", peer = "ping" }
-""")
+args = {{ role = "pong", me = "pong", peer_node = "alice", peer = "ping" }}
+"""
+
+
+def test_two_nodes_exchange_classical_messages(tmp_path: Path) -> None:
+    net = tmp_path / "net.toml"
+    net.write_text(PINGPONG.format(rounds=100))
     out = qnodeos("run", str(net), "--json", "--run-dir", str(tmp_path / "run"), timeout=60)
     assert out.returncode == 0, out.stderr
     r = json.loads(out.stdout)
@@ -145,21 +148,7 @@ def test_ctrl_c_stops_everything_and_says_so(tmp_path: Path) -> None:
     import signal
 
     net = tmp_path / "net.toml"
-    net.write_text("""
-name = "cc"
-[nodes.alice]
-qubits = 1
-[nodes.bob]
-qubits = 1
-[[apps]]
-node = "alice"
-module = "apps.pingpong"
-args = { role = "ping", me = "ping", peer_node = "bob", peer = "pong", rounds = 1000000 }
-[[apps]]
-node = "bob"
-module = "apps.pingpong"
-args = { role = "pong", me = "pong", peer_node = "alice", peer = "ping" }
-""")
+    net.write_text(PINGPONG.format(rounds=1_000_000))
     proc = subprocess.Popen(
         [sys.executable, "-m", "qnodeos", "run", str(net), "--run-dir", str(tmp_path / "run")],
         cwd=ROOT,
