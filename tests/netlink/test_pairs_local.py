@@ -63,6 +63,21 @@ async def both(*calls: Callable[[], Awaitable[Any]]) -> list[Any]:
     return out
 
 
+async def linkstats(cfg: NetworkConfig, monkeypatch: pytest.MonkeyPatch, n: int) -> dict[str, Any]:
+    """Run apps.linkstats for ``n`` pairs between alice and bob; alice's result."""
+    async with running(cfg, monkeypatch):
+        r, _ = await both(
+            lambda: apps.linkstats.main(
+                "alice", role="create", me="a", peer_node="bob", peer="b", pairs=n
+            ),
+            lambda: apps.linkstats.main(
+                "bob", role="recv", me="b", peer_node="alice", peer="a", pairs=n
+            ),
+        )
+    result: dict[str, Any] = r
+    return result
+
+
 def close(measured: float, expected: float, stderr: float) -> bool:
     return abs(measured - expected) <= 4 * stderr
 
@@ -78,22 +93,14 @@ async def test_single_click_fidelity_probability_and_rate_match_the_model(
     model = cfg.links[0].model
     assert isinstance(model, SingleClick)
     n = 1500
-    async with running(cfg, monkeypatch):
-        r, _ = await both(
-            lambda: apps.linkstats.main(
-                "alice", role="create", me="a", peer_node="bob", peer="b", pairs=n
-            ),
-            lambda: apps.linkstats.main(
-                "bob", role="recv", me="b", peer_node="alice", peer="a", pairs=n
-            ),
-        )
+    r = await linkstats(cfg, monkeypatch, n)
     f, p = model.expected_fidelity(), model.success_probability()
     # F from three correlators of ~n/9 pairs each: its standard error as for the model's F
     f_err = math.sqrt(3 * (1 - (4 * f - 1) ** 2 / 9) / (n / 9)) / 4
     assert close(r["fidelity"], f, f_err), (r["fidelity"], f, f_err)
     assert close(r["p_success"], p, p * math.sqrt((1 - p) / n)), (r["p_success"], p)
-    # Rate in device time at speed 1: attempts back to back, plus the measuring of each
-    # pair between rounds (deterministic mode: no OS time), so within 4 sigma of p/cycle.
+    # Rate in device time at speed 1: attempts back to back, plus the 100 ns measurement
+    # after each herald (deterministic mode: no OS time), so within 4 sigma of p/cycle.
     rate = model.rate_hz()
     assert close(r["rate_hz"], rate, rate / math.sqrt(n)), (r["rate_hz"], rate)
 
@@ -105,15 +112,7 @@ async def test_wall_clock_pair_rate_is_p_over_cycle_times_the_speed(
     link = 'model = "depolarise"\nfidelity = 0.9\np_success = 0.05\ncycle_ns = 20000'
     cfg = network(TWO.format(speed=speed, params="", link=link))
     n = 800
-    async with running(cfg, monkeypatch):
-        r, _ = await both(
-            lambda: apps.linkstats.main(
-                "alice", role="create", me="a", peer_node="bob", peer="b", pairs=n
-            ),
-            lambda: apps.linkstats.main(
-                "bob", role="recv", me="b", peer_node="alice", peer="a", pairs=n
-            ),
-        )
+    r = await linkstats(cfg, monkeypatch, n)
     rate = cfg.links[0].model.rate_hz() * speed
     assert close(r["wall_rate_hz"], rate, rate / math.sqrt(n)), (r["wall_rate_hz"], rate)
 
