@@ -349,12 +349,8 @@ class QDeviceServer:
     def _partners(self, qubits: Iterable[int]) -> list[int]:
         """Slots sharing a group with ``qubits`` (whose group may be left without any of
         our qubits by the op)."""
-        reg = self.device.reg
-        out: list[int] = []
-        for q in qubits:
-            if q < len(reg.group_of):
-                out += [s for s in reg.group_of[q].qubits if s != q]
-        return out
+        group_of = self.device.reg.group_of
+        return [s for q in qubits for s in group_of[q].qubits if s != q]
 
     def _global(self, slot: int) -> m.GlobalQubit:
         return (self.me, slot) if slot < self.device.spec.num_qubits else self.slot_of[slot]
