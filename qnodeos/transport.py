@@ -23,6 +23,8 @@ from typing import Protocol
 import trio
 import zmq
 
+from .sockets import configure
+
 _YIELD_EVERY = 16
 
 
@@ -50,7 +52,7 @@ class ZSocket:
         cls, ctx: zmq.Context[zmq.Socket[bytes]], kind: int, endpoint: str, *, bind: bool
     ) -> ZSocket:
         s = ctx.socket(kind)
-        s.setsockopt(zmq.LINGER, 1000)
+        configure(s)
         (s.bind if bind else s.connect)(endpoint)
         return cls(s)
 

@@ -1,8 +1,9 @@
 """msgpack codec for all wire messages, with a schema version and validation.
 
 A frame is ``[version, message]`` in msgpack; the message carries its type tag. Decoding
-checks the version, the tag and every field's type (msgspec), and raises ProtocolError
-naming what was wrong, so an adapter can reply with an error instead of crashing.
+checks the size, the nesting, the version, the tag and every field's type and bounds
+(msgspec, with the constraints of ``bounds``), and raises ProtocolError naming what was
+wrong, so an adapter can reply with an error instead of crashing.
 
 >>> c = Codec(messages.AppToNode)
 >>> c.decode(c.encode(messages.Stop()))
@@ -11,6 +12,7 @@ Stop()
 
 from __future__ import annotations
 
+import sys
 from typing import Any, Generic, TypeVar
 
 import msgspec
@@ -20,6 +22,9 @@ from . import messages
 
 SCHEMA_VERSION = 1
 MAX_FRAME = 4 * 1024 * 1024
+# msgspec stops at Python's recursion limit (RecursionError); none of our messages
+# nests more than a handful of levels, so anything that deep is refused as malformed.
+MAX_DEPTH = sys.getrecursionlimit()
 
 T = TypeVar("T")
 
@@ -49,6 +54,8 @@ class Codec(Generic[T]):
             raise ProtocolError(f"not a [version, message] frame: {exc}") from None
         except msgspec.DecodeError as exc:
             raise ProtocolError(f"malformed msgpack: {exc}") from None
+        except RecursionError:
+            raise ProtocolError(f"msgpack nested deeper than {MAX_DEPTH} levels") from None
         if frame.v != SCHEMA_VERSION:
             raise ProtocolError(
                 f"schema version {frame.v} not supported (this side speaks {SCHEMA_VERSION})"
@@ -57,6 +64,8 @@ class Codec(Generic[T]):
             return self._dec.decode(frame.msg)
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
             raise ProtocolError(f"invalid message: {exc}") from None
+        except RecursionError:
+            raise ProtocolError(f"msgpack nested deeper than {MAX_DEPTH} levels") from None
 
 
 def app_to_node() -> Codec[messages.AppToNode]:

@@ -13,11 +13,32 @@ Encoding and validation live in ``codec``.
 
 from __future__ import annotations
 
-from typing import Union
+from typing import Annotated, Union
 
 import msgspec
 
+from .bounds import (
+    MAX_LIST,
+    Count,
+    Data,
+    DeviceNs,
+    DeviceNsInt,
+    Epoch,
+    Key,
+    Name,
+    Probability,
+    Seconds,
+    Short,
+    SignedCount,
+    Text,
+    WallTime,
+)
 from .program import Subroutine
+
+Qubits = Annotated[list[Count], msgspec.Meta(max_length=MAX_LIST)]
+Outcomes = Annotated[list[int], msgspec.Meta(max_length=MAX_LIST)]
+Priority = Annotated[int, msgspec.Meta(ge=-1000, le=1000)]
+QubitCount = Annotated[int, msgspec.Meta(ge=0, le=1024)]
 
 # -- app API ---------------------------------------------------------------------------
 
@@ -25,47 +46,47 @@ from .program import Subroutine
 class Register(msgspec.Struct, frozen=True, kw_only=True, tag="register"):
     """App -> node: start a session with a qubit quota and a scheduling priority."""
 
-    app: str
-    qubits: int
-    priority: int = 0
+    app: Name
+    qubits: QubitCount
+    priority: Priority = 0
 
 
 class Registered(msgspec.Struct, frozen=True, kw_only=True, tag="registered"):
     """Node -> app: the session is open."""
 
-    app_id: int
-    node: str
-    device: str
-    native_gates: list[str]
-    lease_s: float
+    app_id: Count
+    node: Name
+    device: Name
+    native_gates: Annotated[list[Short], msgspec.Meta(max_length=64)]
+    lease_s: Seconds
 
 
 class Submit(msgspec.Struct, frozen=True, kw_only=True, tag="submit"):
     """App -> node: run a subroutine as one block. ``deadline_s`` (relative) is used by
     the EDF scheduling policy."""
 
-    block: int
+    block: Count
     sub: Subroutine
-    deadline_s: float | None = None
+    deadline_s: Seconds | None = None
 
 
 class BlockDone(msgspec.Struct, frozen=True, kw_only=True, tag="done"):
     """Node -> app: the block ran; ``values`` holds what its ``ret`` instructions named."""
 
-    block: int
+    block: Count
     values: dict[str, Union[int, list[int]]]  # noqa: UP007
-    instructions: int
-    device_ns: int
+    instructions: Count
+    device_ns: DeviceNsInt
 
 
 class BlockFailed(msgspec.Struct, frozen=True, kw_only=True, tag="failed"):
     """Node -> app: the block was refused or aborted. Qubits the block allocated are
     released; qubits from earlier blocks stay allocated (their state may have changed)."""
 
-    block: int
-    code: str
-    message: str
-    held: list[int] = []
+    block: Count
+    code: Short
+    message: Text
+    held: Qubits = []
 
 
 class Heartbeat(msgspec.Struct, frozen=True, kw_only=True, tag="heartbeat"):
@@ -83,45 +104,45 @@ class Stop(msgspec.Struct, frozen=True, kw_only=True, tag="stop"):
 class Stopped(msgspec.Struct, frozen=True, kw_only=True, tag="stopped"):
     """Node -> app: the session ended; ``reason`` says why."""
 
-    reason: str
+    reason: Text
 
 
 class ErrorReply(msgspec.Struct, frozen=True, kw_only=True, tag="error"):
     """Node -> app: a message could not be used (malformed, wrong state...)."""
 
-    code: str
-    message: str
+    code: Short
+    message: Text
 
 
 class SendMsg(msgspec.Struct, frozen=True, kw_only=True, tag="send"):
     """App -> node: a classical message for app ``to_app`` on node ``to_node``."""
 
-    to_node: str
-    to_app: str
-    seq: int
-    data: bytes
+    to_node: Name
+    to_app: Name
+    seq: Count
+    data: Data
 
 
 class SendDone(msgspec.Struct, frozen=True, kw_only=True, tag="sent"):
     """Node -> app: the destination node accepted message ``seq``."""
 
-    seq: int
+    seq: Count
 
 
 class SendFailed(msgspec.Struct, frozen=True, kw_only=True, tag="send_failed"):
     """Node -> app: message ``seq`` was not delivered; ``code`` and ``message`` say why."""
 
-    seq: int
-    code: str
-    message: str
+    seq: SignedCount
+    code: Short
+    message: Text
 
 
 class Delivered(msgspec.Struct, frozen=True, kw_only=True, tag="deliver"):
     """Node -> app: a classical message from app ``from_app`` on ``from_node``."""
 
-    from_node: str
-    from_app: str
-    data: bytes
+    from_node: Name
+    from_app: Name
+    data: Data
 
 
 class EprRequest(msgspec.Struct, frozen=True, kw_only=True, tag="epr"):
@@ -133,16 +154,16 @@ class EprRequest(msgspec.Struct, frozen=True, kw_only=True, tag="epr"):
     in a basis from ``bases`` (one chosen at random per pair, independently at each
     end). ``min_fidelity`` and ``timeout_s`` apply to the creator's request."""
 
-    req: int
-    remote_node: str
-    remote_app: str
-    role: str
-    kind: str = "K"
-    number: int = 1
-    min_fidelity: float = 0.0
-    timeout_s: float = 30.0
-    qubits: list[int] = []
-    bases: str = "Z"
+    req: Count
+    remote_node: Name
+    remote_app: Name
+    role: Short
+    kind: Short = "K"
+    number: Count = 1
+    min_fidelity: Probability = 0.0
+    timeout_s: Seconds = 30.0
+    qubits: Qubits = []
+    bases: Short = "Z"
 
 
 class EprPair(msgspec.Struct, frozen=True, kw_only=True, array_like=True):
@@ -151,21 +172,21 @@ class EprPair(msgspec.Struct, frozen=True, kw_only=True, array_like=True):
     delivery), the link's fidelity estimate, attempts it took and the device time of
     the herald. K: ``qubit`` is the app's qubit id; M: ``outcome`` and ``basis``."""
 
-    ent_id: tuple[str, str, int]
-    bell_index: int
-    goodness: float
-    attempts: int
-    at_ns: int
-    qubit: int = -1
-    outcome: int = -1
-    basis: str = ""
+    ent_id: tuple[Name, Name, Count]
+    bell_index: Annotated[int, msgspec.Meta(ge=0, le=3)]
+    goodness: Probability
+    attempts: Count
+    at_ns: DeviceNsInt
+    qubit: Annotated[int, msgspec.Meta(ge=-1, le=1 << 20)] = -1
+    outcome: Annotated[int, msgspec.Meta(ge=-1, le=1)] = -1
+    basis: Short = ""
 
 
 class EprDone(msgspec.Struct, frozen=True, kw_only=True, tag="epr_done"):
     """Node -> app: every pair of request ``req``."""
 
-    req: int
-    pairs: list[EprPair]
+    req: Count
+    pairs: Annotated[list[EprPair], msgspec.Meta(max_length=MAX_LIST)]
 
 
 class EprFailed(msgspec.Struct, frozen=True, kw_only=True, tag="epr_failed"):
@@ -173,10 +194,10 @@ class EprFailed(msgspec.Struct, frozen=True, kw_only=True, tag="epr_failed"):
     TIMEOUT, REJECTED, OTHER, EXPIRE); pairs delivered before the failure are listed and
     their qubits stay allocated."""
 
-    req: int
-    code: str
-    message: str
-    pairs: list[EprPair] = []
+    req: Count
+    code: Short
+    message: Text
+    pairs: Annotated[list[EprPair], msgspec.Meta(max_length=MAX_LIST)] = []
 
 
 AppToNode = Union[Register, Submit, Heartbeat, Stop, SendMsg, EprRequest]  # noqa: UP007
@@ -200,54 +221,54 @@ NodeToApp = Union[  # noqa: UP007
 class Carry(msgspec.Struct, frozen=True, kw_only=True, tag="carry"):
     """Node -> node: an app's classical message, to be acknowledged."""
 
-    from_node: str
-    id: int
-    from_app: str
-    to_app: str
-    data: bytes
+    from_node: Name
+    id: Count
+    from_app: Name
+    to_app: Name
+    data: Data
 
 
 class CarryAck(msgspec.Struct, frozen=True, kw_only=True, tag="carry_ack"):
     """Node -> node: message ``id`` was accepted (delivered or queued for its app)."""
 
-    from_node: str
-    id: int
+    from_node: Name
+    id: Count
 
 
 class CarryNack(msgspec.Struct, frozen=True, kw_only=True, tag="carry_nack"):
     """Node -> node: message ``id`` was refused; ``reason`` says why."""
 
-    from_node: str
-    id: int
-    reason: str
+    from_node: Name
+    id: Count
+    reason: Text
 
 
 class EgpRequest(msgspec.Struct, frozen=True, kw_only=True, tag="egp_req"):
     """Link layer, node -> node: a request for pairs as the origin proposed it. The
     master end (smaller name) sets ``queue``; the other end's accept carries it."""
 
-    origin: str
-    create_id: int
-    purpose: str
-    kind: str
-    number: int
-    min_fidelity: float
-    deadline_s: float  # wall clock (unix seconds) by which all pairs must be made
-    bases: str
-    queue: int | None
+    origin: Name
+    create_id: Count
+    purpose: Key
+    kind: Short
+    number: Count
+    min_fidelity: Probability
+    deadline_s: WallTime  # wall clock (unix seconds) by which all pairs must be made
+    bases: Short
+    queue: Count | None
 
 
 class EgpAccept(msgspec.Struct, frozen=True, kw_only=True, tag="egp_ok"):
-    origin: str
-    create_id: int
-    queue: int
+    origin: Name
+    create_id: Count
+    queue: Count
 
 
 class EgpReject(msgspec.Struct, frozen=True, kw_only=True, tag="egp_no"):
-    origin: str
-    create_id: int
-    code: str
-    message: str
+    origin: Name
+    create_id: Count
+    code: Short
+    message: Text
 
 
 EgpMessage = Union[EgpRequest, EgpAccept, EgpReject]  # noqa: UP007
@@ -256,7 +277,7 @@ EgpMessage = Union[EgpRequest, EgpAccept, EgpReject]  # noqa: UP007
 class Egp(msgspec.Struct, frozen=True, kw_only=True, tag="egp"):
     """Node -> node: a link-layer message from ``from_node``'s EGP."""
 
-    from_node: str
+    from_node: Name
     msg: EgpMessage
 
 
@@ -269,41 +290,48 @@ class PhysOp(msgspec.Struct, frozen=True, array_like=True):
     """One physical instruction: ``op`` is a native gate name or init/meas/wait/discard;
     ``qubits`` are physical indices; ``param`` is the angle (rad) or, for wait, ns."""
 
-    op: str
-    qubits: tuple[int, ...] = ()
-    param: float = 0.0
+    op: Short
+    qubits: Annotated[tuple[Count, ...], msgspec.Meta(max_length=2)] = ()
+    param: Annotated[float, msgspec.Meta(ge=-1e14, le=1e14)] = 0.0
 
 
 class DeviceRequest(msgspec.Struct, frozen=True, kw_only=True, tag="dreq"):
     """Classical -> quantum process: run ``ops`` in order."""
 
-    seq: int
-    ops: list[PhysOp]
+    seq: Count
+    ops: Annotated[list[PhysOp], msgspec.Meta(max_length=MAX_LIST)]
 
 
 class DeviceReply(msgspec.Struct, frozen=True, kw_only=True, tag="drep"):
     """Quantum -> classical process: one outcome per executed op (-1 = no outcome);
     ``error`` is set if op number ``len(outcomes)`` was refused (later ops not run)."""
 
-    seq: int
-    outcomes: list[int]
-    error: str | None
-    now_ns: int  # device time when the last executed op ended
-    start_ns: int = 0  # device time when the first op started
+    seq: Count
+    outcomes: Outcomes
+    error: Text | None
+    now_ns: DeviceNsInt  # device time when the last executed op ended
+    start_ns: DeviceNsInt = 0  # device time when the first op started
+
+
+class Abort(msgspec.Struct, frozen=True, kw_only=True, tag="abort"):
+    """Classical -> quantum process: the block whose request ``seq`` is on the device was
+    abandoned (its app left). Free the device now; nothing waits for the reply."""
+
+    seq: Count
 
 
 class Ping(msgspec.Struct, frozen=True, kw_only=True, tag="ping"):
     """Liveness / readiness probe."""
 
-    seq: int
+    seq: Count
 
 
 class Pong(msgspec.Struct, frozen=True, kw_only=True, tag="pong"):
     """Answer to Ping, with what the quantum process runs."""
 
-    seq: int
-    device: str
-    num_qubits: int
+    seq: Count
+    device: Name
+    num_qubits: QubitCount
 
 
 class Entangle(msgspec.Struct, frozen=True, kw_only=True, tag="ent"):
@@ -313,13 +341,13 @@ class Entangle(msgspec.Struct, frozen=True, kw_only=True, tag="ent"):
     ``expires_s``. Both ends use the same round ``key``. ``after`` (empty, or one list
     per Bell index) is run right after a herald: a correction, or measuring the pair."""
 
-    seq: int
-    peer: str
-    key: str
-    qubit: int
-    max_attempts: int
-    expires_s: float
-    after: list[list[PhysOp]] = []  # ops to run at once after a herald, per Bell index
+    seq: Count
+    peer: Name
+    key: Key
+    qubit: Count
+    max_attempts: Count
+    expires_s: WallTime
+    after: Annotated[list[list[PhysOp]], msgspec.Meta(max_length=4)] = []  # per Bell index
 
 
 class EntangleDone(msgspec.Struct, frozen=True, kw_only=True, tag="ent_done"):
@@ -328,54 +356,54 @@ class EntangleDone(msgspec.Struct, frozen=True, kw_only=True, tag="ent_done"):
     ``herald``); else ``reason`` says why not. ``error`` is set if the round could not
     start at all."""
 
-    seq: int
-    key: str
+    seq: Count
+    key: Key
     heralded: bool
-    herald: int = 0
-    attempts: int = 0
-    at_ns: int = 0
-    bell_index: int = 0
-    reason: str = ""
-    error: str | None = None
-    start_ns: int = 0
-    outcomes: list[int] = []  # of the ``after`` ops that ran
+    herald: Count = 0
+    attempts: Count = 0
+    at_ns: DeviceNsInt = 0
+    bell_index: Annotated[int, msgspec.Meta(ge=0, le=3)] = 0
+    reason: Text = ""
+    error: Text | None = None
+    start_ns: DeviceNsInt = 0
+    outcomes: Outcomes = []  # of the ``after`` ops that ran
     again: bool = False  # the round never ran (the ends disagreed): retry the same key
 
 
-ToDevice = Union[DeviceRequest, Ping, Entangle]  # noqa: UP007
+ToDevice = Union[DeviceRequest, Ping, Entangle, Abort]  # noqa: UP007
 FromDevice = Union[DeviceReply, Pong, ErrorReply, EntangleDone]  # noqa: UP007
 
 # -- quantum process <-> quantum process of another node -----------------------------
 
-GlobalQubit = tuple[str, int]  # (node, physical qubit)
+GlobalQubit = tuple[Name, Count]  # (node, physical qubit)
 
 
 class QAttempt(msgspec.Struct, frozen=True, kw_only=True, tag="q_att"):
     """To the link's station (in the owner's quantum process): ``frm`` attempts round
     ``key`` with its qubit ``qubit`` from ``start_ns`` (sender's device time)."""
 
-    frm: str
-    key: str
-    qubit: int
-    start_ns: float
-    max_attempts: int
-    expires_s: float
-    epoch_ns: int  # wall ns at the sender's device time 0 (to convert times)
+    frm: Name
+    key: Key
+    qubit: Count
+    start_ns: DeviceNs
+    max_attempts: Count
+    expires_s: WallTime
+    epoch_ns: Epoch  # wall ns at the sender's device time 0 (to convert times)
 
 
 class QRound(msgspec.Struct, frozen=True, kw_only=True, tag="q_round"):
     """From the station to the other end: how round ``key`` ended (times in the
     station's device time, with its ``epoch_ns``)."""
 
-    frm: str
-    key: str
+    frm: Name
+    key: Key
     heralded: bool
-    herald: int
-    attempts: int
-    at_ns: float
-    bell_index: int
-    reason: str
-    epoch_ns: int
+    herald: Count
+    attempts: Count
+    at_ns: DeviceNs
+    bell_index: Annotated[int, msgspec.Meta(ge=0, le=3)]
+    reason: Text
+    epoch_ns: Epoch
     again: bool = False
 
 
@@ -383,8 +411,8 @@ class QPull(msgspec.Struct, frozen=True, kw_only=True, tag="q_pull"):
     """``frm`` needs the state group holding ``qubit`` for ``for_node``; whoever holds
     it sends the group to ``for_node``."""
 
-    frm: str
-    for_node: str
+    frm: Name
+    for_node: Name
     qubit: GlobalQubit
 
 
@@ -392,16 +420,16 @@ class QGroup(msgspec.Struct, frozen=True, kw_only=True, tag="q_group"):
     """A state group moving to the receiver: its qubits (first = most significant) and
     density matrix (complex128, row-major, little-endian)."""
 
-    frm: str
-    qubits: list[GlobalQubit]
-    rho: bytes
+    frm: Name
+    qubits: Annotated[list[GlobalQubit], msgspec.Meta(max_length=16)]
+    rho: Annotated[bytes, msgspec.Meta(max_length=16 * 4**8)]
 
 
 class QNotHere(msgspec.Struct, frozen=True, kw_only=True, tag="q_gone"):
     """Answer to a QPull by a process that neither holds the group nor knows where it
     went; the asker tries again."""
 
-    frm: str
+    frm: Name
     qubit: GlobalQubit
 
 

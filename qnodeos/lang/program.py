@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Any, Union
+from typing import Annotated, Any, Union
 
 import msgspec
 
@@ -62,20 +62,20 @@ class Q(msgspec.Struct, frozen=True, array_like=True, tag="Q"):
 class Elem(msgspec.Struct, frozen=True, array_like=True, tag="E"):
     """Array element ``name[index]``."""
 
-    array: str
+    array: Annotated[str, msgspec.Meta(max_length=64)]
     index: Union[Reg, Imm]  # noqa: UP007 (msgspec needs the Union form here)
 
 
 class ArrName(msgspec.Struct, frozen=True, array_like=True, tag="A"):
     """A whole array (for ``ret``)."""
 
-    name: str
+    name: Annotated[str, msgspec.Meta(max_length=64)]
 
 
 class Lbl(msgspec.Struct, frozen=True, array_like=True, tag="L"):
     """A branch target, written ``@name``."""
 
-    name: str
+    name: Annotated[str, msgspec.Meta(max_length=64)]
 
 
 Operand = Union[Reg, Imm, Flt, Q, Elem, ArrName, Lbl]  # noqa: UP007
@@ -84,16 +84,21 @@ Operand = Union[Reg, Imm, Flt, Q, Elem, ArrName, Lbl]  # noqa: UP007
 class Instr(msgspec.Struct, frozen=True, array_like=True):
     """One instruction: opcode and operands."""
 
-    op: str
-    args: tuple[Operand, ...]
+    op: Annotated[str, msgspec.Meta(max_length=32)]
+    args: Annotated[tuple[Operand, ...], msgspec.Meta(max_length=8)]
+
+
+# Hard caps for decoding; ``validate`` applies the node's (smaller) limits with clearer
+# messages.
+_Names = Annotated[str, msgspec.Meta(max_length=64)]
 
 
 class Subroutine(msgspec.Struct, frozen=True, kw_only=True):
     """A whole block: array declarations, instructions, labels (name -> instr index)."""
 
-    arrays: dict[str, int]
-    instrs: list[Instr]
-    labels: dict[str, int]
+    arrays: Annotated[dict[_Names, int], msgspec.Meta(max_length=4096)]
+    instrs: Annotated[list[Instr], msgspec.Meta(max_length=65_536)]
+    labels: Annotated[dict[_Names, int], msgspec.Meta(max_length=65_536)]
 
 
 # Operand kinds: R dest register, V int value (register or immediate), F angle

@@ -98,6 +98,56 @@ def test_bad_frames_name_the_problem(data: bytes, words: str) -> None:
         codec.app_to_node().decode(data)
 
 
+def _frame(msg: object) -> bytes:
+    return msgspec.msgpack.encode([1, msg])
+
+
+DEEP = b"\x91" * 5000 + b"\x00"  # a list in a list in a list ... 5000 levels, 5 kB
+
+
+@pytest.mark.parametrize(
+    "kind, data, words",
+    [
+        # nesting: as the whole message, and inside a field
+        ("app", b"\x92\x01" + DEEP, "nested deeper than"),
+        ("app", b"\x92\x01\x81\xa4type" + DEEP, "nested deeper than"),
+        ("peer", b"\x92\x01" + DEEP, "nested deeper than"),
+        # time fields: non-finite and absurd numbers
+        ("app", _frame({"type": "epr", "req": 1, "remote_node": "b", "remote_app": "x",
+                        "role": "create", "timeout_s": 1e300}), "$.timeout_s"),
+        ("app", _frame({"type": "epr", "req": 1, "remote_node": "b", "remote_app": "x",
+                        "role": "create", "timeout_s": float("nan")}), "$.timeout_s"),
+        ("app", _frame({"type": "submit", "block": 1, "deadline_s": float("inf"),
+                        "sub": {"arrays": {}, "instrs": [], "labels": {}}}), "$.deadline_s"),
+        ("app", _frame({"type": "register", "app": "a" * 65, "qubits": 1}), "$.app"),
+        ("app", _frame({"type": "register", "app": "a", "qubits": 10**9}), "$.qubits"),
+        ("dev", _frame({"type": "ent", "seq": 1, "peer": "b", "key": "k", "qubit": 0,
+                        "max_attempts": 1, "expires_s": 1e308}), "$.expires_s"),
+        ("dev", _frame({"type": "dreq", "seq": 1, "ops": [["wait", [], float("inf")]]}),
+         "$.ops[0]"),
+        ("qpeer", _frame({"type": "q_att", "frm": "a", "key": "k", "qubit": 0,
+                          "start_ns": float("nan"), "max_attempts": 1, "expires_s": 1.0,
+                          "epoch_ns": 0}), "$.start_ns"),
+        ("qpeer", _frame({"type": "q_att", "frm": "a", "key": "k", "qubit": 0,
+                          "start_ns": 0.0, "max_attempts": 1, "expires_s": 1e300,
+                          "epoch_ns": 0}), "$.expires_s"),
+        ("peer", _frame({"type": "egp", "from_node": "a", "msg": {
+            "type": "egp_req", "origin": "a", "create_id": 1, "purpose": "p", "kind": "M",
+            "number": 1, "min_fidelity": 0.5, "deadline_s": float("inf"), "bases": "Z",
+            "queue": None}}), "deadline_s"),
+    ],
+)
+def test_deep_nesting_and_unbounded_numbers_are_refused(kind: str, data: bytes, words: str) -> None:
+    decoder = {
+        "app": codec.app_to_node(),
+        "peer": codec.node_to_node(),
+        "dev": codec.to_device(),
+        "qpeer": codec.qdevice_peer(),
+    }[kind]
+    with pytest.raises(ProtocolError, match=__import__("re").escape(words)):
+        decoder.decode(data)
+
+
 @pytest.mark.parametrize(
     "text, words",
     [
