@@ -9,6 +9,9 @@
     policy = "fcfs"                      # fcfs | priority | edf
     lease_s = 1.0                        # an app silent this long is failed and freed
     budget = 1000000                     # instructions per block before it is stopped
+    max_wait_s = 10.0                    # longest single wait in a block (device s)
+    max_block_s = 60.0                   # most device time one block may take
+    starvation_s = 0.5                   # a block passed over this long goes first
     app_endpoint = "tcp://127.0.0.1:5555"      # default: ipc:// in the runtime dir
     qdevice_endpoint = "ipc:///tmp/x.sock"     # default: ipc:// in the runtime dir
     peer_endpoint = "tcp://0.0.0.0:5556"       # where other nodes reach this one
@@ -64,9 +67,23 @@ _NODE_KEYS = {
     "peer_endpoint",
     "qpeer_endpoint",
     "params",
+    "max_wait_s",
+    "max_block_s",
+    "starvation_s",
 }
 _LINK_KEYS = {"nodes", "model", "delay_s", "seed"}
 _APP_KEYS = {"node", "module", "args", "name"}
+
+
+@dataclass(frozen=True, kw_only=True)
+class NodeLimits:
+    """How much of the shared device one app may take (device seconds): a single wait,
+    one block in all, and how long a queued block may be passed over by higher-priority
+    ones before it goes first (wall seconds)."""
+
+    max_wait_s: float = 10.0
+    max_block_s: float = 60.0
+    starvation_s: float = 0.5
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -78,6 +95,7 @@ class NodeConfig:
     policy: str = "fcfs"
     lease_s: float = 1.0
     budget: int = 1_000_000
+    limits: NodeLimits = field(default_factory=lambda: NodeLimits())
     app_endpoint: str
     qdevice_endpoint: str
     peer_endpoint: str
@@ -162,6 +180,15 @@ def _get(
     return val
 
 
+def _seconds(
+    table: dict[str, Any], key: str, where: str, default: float, lo: float, hi: float
+) -> float:
+    val = float(_get(table, key, (int, float), where, default))
+    if not lo <= val <= hi:  # also refuses nan
+        raise ConfigError(f"{where}.{key}: must be in {lo:g}..{hi:g} s, got {val}")
+    return val
+
+
 def _node(name: str, table: Any, net: str, src: str) -> NodeConfig:
     where = f"{src}: nodes.{name}"
     if not _NAME.match(name):
@@ -194,6 +221,16 @@ def _node(name: str, table: Any, net: str, src: str) -> NodeConfig:
     budget = _get(table, "budget", int, where, 1_000_000)
     if budget < 1:
         raise ConfigError(f"{where}.budget: must be >= 1, got {budget}")
+    limits = NodeLimits(
+        **{
+            k: _seconds(table, k, where, getattr(NodeLimits, k), lo, hi)
+            for k, lo, hi in (
+                ("max_wait_s", 0.0, 3600.0),
+                ("max_block_s", 1e-6, 86_400.0),
+                ("starvation_s", 0.001, 3600.0),
+            )
+        }
+    )
     rt = runtime_dir()
     return NodeConfig(
         name=name,
@@ -203,6 +240,7 @@ def _node(name: str, table: Any, net: str, src: str) -> NodeConfig:
         policy=policy,
         lease_s=lease,
         budget=budget,
+        limits=limits,
         app_endpoint=_get(table, "app_endpoint", str, where, f"ipc://{rt}/{net}-{name}-app.sock"),
         qdevice_endpoint=_get(
             table, "qdevice_endpoint", str, where, f"ipc://{rt}/{net}-{name}-qdevice.sock"

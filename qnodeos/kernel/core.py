@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 import msgspec
 
-from ..config import LinkConfig
+from ..config import LinkConfig, NodeLimits
 from ..errors import DeviceError, LocalError, ProgramError, QNodeOSError, QuotaError
 from ..hardware.specs import DeviceSpec
 from ..lang import messages as m
@@ -51,6 +51,12 @@ class Current:
     started_ns: int | None = None
     paused: bool = False
     paused_ns: int | None = None  # device time when it paused
+    planned_ns: float = 0.0  # device time of the ops sent so far
+
+    @property
+    def on_device(self) -> bool:
+        """Whether a request of this block is on the device (its reply not yet in)."""
+        return self.seq != 0 and not self.paused
 
 
 @dataclass
@@ -78,12 +84,14 @@ class Kernel:
         links: Collection[LinkConfig] = (),
         speed: float = 1.0,
         seed: int | None = None,
+        limits: NodeLimits | None = None,
     ) -> None:
         self.node = node
         self.spec = spec
+        self.limits = limits = limits or NodeLimits()
         self.memory = MemoryManager(spec)
         self.lowering = Lowering(spec)
-        self.scheduler = Scheduler(policy)
+        self.scheduler = Scheduler(policy, limits.starvation_s)
         self.procs = ProcessTable(lease_s)
         self.postbox = Postbox(node=node, peers=peers, procs=self.procs)
         self.budget = budget
@@ -258,13 +266,12 @@ class Kernel:
                     app.addr, m.BlockFailed(block=entry.payload[0], code="aborted", message=reason)
                 )
             )
-        if self.current is not None and self.current.app is app:
-            out.append(
-                ToApp(
-                    app.addr,
-                    m.BlockFailed(block=self.current.block, code="aborted", message=reason),
-                )
-            )
+        cur = self.current
+        if cur is not None and cur.app is app:
+            failed = m.BlockFailed(block=cur.block, code="aborted", message=reason)
+            out.append(ToApp(app.addr, failed))
+            if cur.on_device:  # free the device now, not when the block would have ended
+                out.append(ToDevice(m.Abort(seq=cur.seq)))
             self.current = None
         out += self.net.app_gone(app, self.now)
         self.memory.close(app.app_id)
@@ -309,6 +316,7 @@ class Kernel:
                 priority=app.priority,
                 deadline=deadline,
                 payload=(msg.block, msg.sub),
+                queued_at=now,
             )
         )
         return self._pump()
@@ -323,7 +331,7 @@ class Kernel:
                 if work is not None:
                     out += self._lend(work)
                     continue
-            entry = self.scheduler.pop()
+            entry = self.scheduler.pop(self.now)
             if entry is None:
                 break
             self._net_turn = True
@@ -331,7 +339,12 @@ class Kernel:
             app.fire(Event.SCHEDULE)
             block, sub = entry.payload
             run = Run(
-                sub, app=app.app_id, memory=self.memory, lowering=self.lowering, budget=self.budget
+                sub,
+                app=app.app_id,
+                memory=self.memory,
+                lowering=self.lowering,
+                budget=self.budget,
+                max_wait_s=self.limits.max_wait_s,
             )
             self.current = Current(app=app, block=block, run=run, seq=0)
             out += self._continue(None)
@@ -357,6 +370,15 @@ class Kernel:
             cur.paused, cur.paused_ns = True, now_ns
             return [Resume()]
         if isinstance(step, NeedDevice):
+            cur.planned_ns += sum(self.spec.op_spec(op).duration_ns for op in step.ops)
+            if cur.planned_ns > self.limits.max_block_s * 1e9:
+                cur.run.abandon()  # nothing of this batch ran
+                return self._fail_current(
+                    f"the block needs more than {self.limits.max_block_s:g} s of device time, "
+                    f"the most node {self.node!r} gives one block (max_block_s); "
+                    f"split it into smaller blocks",
+                    "limit",
+                )
             self._seq += 1
             cur.seq = self._seq
             return [ToDevice(m.DeviceRequest(seq=cur.seq, ops=step.ops))]

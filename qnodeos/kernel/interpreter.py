@@ -15,6 +15,7 @@ ProgramError naming the budget and where the loop was.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from ..errors import DeviceError, ProgramError
@@ -84,8 +85,10 @@ class Run:
         memory: MemoryManager,
         lowering: Lowering,
         budget: int,
+        max_wait_s: float = math.inf,
     ) -> None:
         self.sub = sub
+        self.max_wait_ns = max_wait_s * 1e9
         self.app = app
         self.mm = memory
         self.lowering = lowering
@@ -274,6 +277,11 @@ class Run:
             ns = self._val(args[0])
             if ns < 0:
                 raise ProgramError(f"wait of {ns} ns is negative")
+            if ns > self.max_wait_ns:
+                raise ProgramError(
+                    f"wait of {ns / 1e9:g} s is longer than this node allows "
+                    f"(max_wait_s = {self.max_wait_ns / 1e9:g})"
+                )
             self.pending.append(PhysOp("wait", (), float(ns)))
         else:
             if op not in CORE_GATES and op not in self.lowering.native:

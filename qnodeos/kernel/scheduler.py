@@ -7,6 +7,11 @@ over queue entries, so adding one is one line in ``POLICIES``.
 
 A chosen block runs to completion on the device without interleaving.
 
+No policy starves a block: one that has waited ``starvation_s`` or longer (wall time)
+goes before any that has waited less, oldest first. So behind busy higher-priority apps
+a block waits at most about ``starvation_s`` plus the blocks already running or
+starving ahead of it.
+
 >>> s = Scheduler("priority")
 >>> s.push(Entry(seq=1, app_id=1, priority=0, deadline=0.0, payload=None))
 >>> s.push(Entry(seq=2, app_id=2, priority=5, deadline=0.0, payload=None))
@@ -16,6 +21,7 @@ A chosen block runs to completion on the device without interleaving.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -30,6 +36,7 @@ class Entry:
     priority: int
     deadline: float
     payload: Any
+    queued_at: float = 0.0
 
 
 POLICIES: dict[str, Callable[[Entry], tuple[float, ...]]] = {
@@ -40,12 +47,14 @@ POLICIES: dict[str, Callable[[Entry], tuple[float, ...]]] = {
 
 
 class Scheduler:
-    def __init__(self, policy: str = "fcfs") -> None:
+    def __init__(self, policy: str = "fcfs", starvation_s: float = math.inf) -> None:
         if policy not in POLICIES:
             raise ConfigError(f"unknown scheduling policy {policy!r}; known: {', '.join(POLICIES)}")
         self.policy = policy
+        self.starvation_s = starvation_s
         self._key = POLICIES[policy]
         self._queue: list[Entry] = []
+        self.starved = 0  # blocks that went first because they had waited too long
 
     def __len__(self) -> int:
         return len(self._queue)
@@ -53,10 +62,15 @@ class Scheduler:
     def push(self, entry: Entry) -> None:
         self._queue.append(entry)
 
-    def pop(self) -> Entry | None:
+    def pop(self, now: float = -math.inf) -> Entry | None:
+        """The next block to run at wall time ``now`` (None if nothing waits)."""
         if not self._queue:
             return None
         best = min(self._queue, key=self._key)
+        oldest = min(self._queue, key=lambda e: (e.queued_at, e.seq))
+        if oldest is not best and now - oldest.queued_at >= self.starvation_s:
+            best = oldest
+            self.starved += 1
         self._queue.remove(best)
         return best
 

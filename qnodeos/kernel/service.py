@@ -57,6 +57,7 @@ class NodeService:
             links=links,
             speed=cfg.speed,
             seed=cfg.seed,
+            limits=cfg.limits,
         )
         self._outboxes: dict[str, trio.MemorySendChannel[tuple[float, bytes]]] = {}
         self._nursery: trio.Nursery | None = None

@@ -16,22 +16,22 @@ quantum processes on one host, or on hosts with synchronised clocks, agree on it
 
 from __future__ import annotations
 
-import heapq
 import logging
 import math
 import os
 import signal
 import time
 from collections.abc import Callable, Mapping
-from itertools import count
 from types import FrameType
 from typing import Any
 
 import zmq
 
 from ..config import LinkConfig, NodeConfig
-from .server import Out, QDeviceServer, ToKernel
-from .service import DeviceClock
+from ..sockets import configure
+from .clock import DeviceClock
+from .outbox import Outbox
+from .server import Cancel, Out, QDeviceServer, ToKernel
 
 log = logging.getLogger("qnodeos.qdevice")
 
@@ -74,7 +74,7 @@ def serve_forever(
     server = QDeviceServer(cfg, links or [], epoch_ns=clock.epoch_ns)
     ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context.instance()
     ksock = ctx.socket(zmq.ROUTER)
-    ksock.setsockopt(zmq.LINGER, 1000)
+    configure(ksock)
     ksock.bind(cfg.qdevice_endpoint)
     poller = zmq.Poller()
     poller.register(ksock, zmq.POLLIN)
@@ -82,28 +82,28 @@ def serve_forever(
     dealers: dict[str, zmq.Socket[bytes]] = {}
     if peers:
         psock = ctx.socket(zmq.ROUTER)
-        psock.setsockopt(zmq.LINGER, 0)
+        configure(psock, linger_ms=0)
         psock.bind(cfg.qpeer_endpoint)
         poller.register(psock, zmq.POLLIN)
         for node, ep in peers.items():
             d = dealers[node] = ctx.socket(zmq.DEALER)
-            d.setsockopt(zmq.LINGER, 0)
+            configure(d, linger_ms=0)
             d.connect(ep)
     if stop_fd is not None:
         poller.register(stop_fd, zmq.POLLIN)
     delays = dict(delays or {})
-    outq: list[tuple[float, int, zmq.Socket[bytes], list[bytes]]] = []
-    seq = count()
+    outbox: Outbox[zmq.Socket[bytes]] = Outbox()
 
     def schedule(outs: list[Out]) -> None:
         now = time.time()
         for o in outs:
             if isinstance(o, ToKernel):
                 due = clock.wall_at(o.due_ns) if clock.realtime else now
-                heapq.heappush(outq, (due, next(seq), ksock, o.frames))
+                outbox.push(due, ksock, o.frames, o.tag)
+            elif isinstance(o, Cancel):
+                outbox.cancel(o.tag)
             elif o.node in dealers:
-                due = now + delays.get(o.node, 0.0)
-                heapq.heappush(outq, (due, next(seq), dealers[o.node], [o.data]))
+                outbox.push(now + delays.get(o.node, 0.0), dealers[o.node], [o.data])
             else:
                 log.warning("no quantum process of node %r to send to", o.node)
 
@@ -111,7 +111,7 @@ def serve_forever(
     guard = _Guard()
     try:
         while True:
-            wake = min(outq[0][0] if outq else math.inf, server.next_timer_s())
+            wake = min(outbox.next_due(), server.next_timer_s())
             wait = wake - time.time()
             if wait < 0.002:
                 # zmq polls in whole ms: sleep short waits precisely, then only peek
@@ -137,9 +137,7 @@ def serve_forever(
                         schedule(guard(server.peer_message, frames[-1], now_ns, now_s))
             if time.time() >= server.next_timer_s():
                 schedule(guard(server.timer, clock.now_ns(), time.time()))
-            now = time.time()
-            while outq and outq[0][0] <= now:
-                _, _, sock, frames = heapq.heappop(outq)
+            for sock, frames in outbox.pop_due(time.time()):
                 sock.send_multipart(frames)
     except _Stop:
         return

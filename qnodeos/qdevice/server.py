@@ -56,15 +56,24 @@ PULL_GIVE_UP_S = 5.0  # a group that does not come in this long is lost: fail th
 # Long, because giving up on a herald that is only late would leave the pair at the
 # owner alone; the station itself answers a lone attempt at its expiry.
 STATION_SILENT_S = 10.0
-MAX_GROUP = 10  # qubits in a group that may cross processes (4**10 complex numbers)
+MAX_GROUP = 8  # qubits in a group that may cross processes (16 * 4**8 bytes: 1 MiB)
 
 
 @dataclass(frozen=True)
 class ToKernel:
-    """Send ``frames`` to the classical process when device time reaches ``due_ns``."""
+    """Send ``frames`` to the classical process when device time reaches ``due_ns``.
+    ``tag``: the request it answers, if it may be withdrawn (``Cancel``)."""
 
     frames: list[bytes]
     due_ns: float
+    tag: int | None = None
+
+
+@dataclass(frozen=True)
+class Cancel:
+    """Withdraw the reply tagged ``tag`` if it has not been sent yet."""
+
+    tag: int
 
 
 @dataclass(frozen=True)
@@ -75,7 +84,7 @@ class ToPeer:
     data: bytes
 
 
-Out = ToKernel | ToPeer
+Out = ToKernel | ToPeer | Cancel
 
 
 @dataclass
@@ -140,6 +149,7 @@ class QDeviceServer:
         self.rounds: dict[str, _Round] = {}  # key -> our round waiting for the station
         self.peer_qubit: dict[str, int] = {}  # station: key -> the peer's qubit
         self.late_heralds = 0
+        self._last_batch = -1  # seq of the last block batch that ran ops
 
     # -- entry points --------------------------------------------------------------------
     def handle(self, frames: list[bytes], now_ns: float, now_s: float) -> list[Out]:
@@ -154,6 +164,8 @@ class QDeviceServer:
             self.bad += 1
             log.warning("bad request #%d: %s", self.bad, exc)
             return [self._reply(peer, m.ErrorReply(code="bad_message", message=str(exc)), now_ns)]
+        if isinstance(msg, m.Abort):
+            return self._abort(msg.seq, now_ns, now_s)
         if isinstance(msg, m.Ping):
             spec = self.cfg.device
             pong = m.Pong(seq=msg.seq, device=spec.name, num_qubits=spec.num_qubits)
@@ -242,8 +254,26 @@ class QDeviceServer:
         return t
 
     # -- running jobs --------------------------------------------------------------------
-    def _reply(self, peer: bytes, msg: m.FromDevice, due_ns: float) -> ToKernel:
-        return ToKernel([peer, self.enc.encode(msg)], due_ns)
+    def _reply(
+        self, peer: bytes, msg: m.FromDevice, due_ns: float, tag: int | None = None
+    ) -> ToKernel:
+        return ToKernel([peer, self.enc.encode(msg)], due_ns, tag)
+
+    def _abort(self, seq: int, now_ns: float, now_s: float) -> list[Out]:
+        """The block whose batch ``seq`` runs was abandoned: drop the batch if it has
+        not run yet, withdraw its reply, and (in real time) free the device now instead
+        of when the batch would have ended. Its ops that already ran stay applied: they
+        acted on the abandoned app's qubits, which its node frees."""
+        for job in list(self.jobs):
+            if isinstance(job, _Batch) and job.then is None and job.req.seq == seq:
+                if job is self.jobs[0]:
+                    self.wait = None
+                self.jobs.remove(job)
+        dev = self.device
+        if self.realtime and self._last_batch == seq and dev.busy_until > now_ns:
+            dev.busy_until = now_ns
+            dev.touched = [min(t, now_ns) for t in dev.touched]
+        return [Cancel(seq), *self._run(now_ns, now_s)]
 
     def _run(self, now_ns: float, now_s: float) -> list[Out]:
         """Advance the job at the head until it finishes or must wait; then the next."""
@@ -305,9 +335,10 @@ class QDeviceServer:
             except DeviceError as exc:
                 self.jobs.popleft()
                 due = job.end or max(now_ns, dev.busy_until)
-                return sent + [
-                    self._reply(job.peer, self._batch_reply(job, due, str(exc)), due)
-                ], True
+                reply = self._batch_reply(job, due, str(exc))
+                return sent + [self._reply(job.peer, reply, due, self._tag(job))], True
+            if job.then is None:
+                self._last_batch = job.req.seq
             if job.start is None:
                 job.start = end - dev.spec.op_spec(op).duration_ns
             job.end = end
@@ -321,7 +352,11 @@ class QDeviceServer:
         self.jobs.popleft()
         start = job.start if job.start is not None else max(now_ns, self.device.busy_until)
         end = job.end if job.req.ops else start
-        return [self._reply(job.peer, self._batch_reply(job, end, None), end)]
+        return [self._reply(job.peer, self._batch_reply(job, end, None), end, self._tag(job))]
+
+    @staticmethod
+    def _tag(job: _Batch) -> int | None:
+        return job.req.seq if job.then is None else None
 
     def _batch_reply(self, job: _Batch, end: float, error: str | None) -> m.FromDevice:
         if job.then is not None:

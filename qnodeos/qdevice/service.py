@@ -1,43 +1,22 @@
 """The quantum process in-process: a trio adapter around the sans-IO ``QDeviceServer``
-(deterministic mode; real runs use the blocking loop in ``realtime``), and the device
-clock both share.
-
-Device time is wall time since start times ``speed``; with ``speed = inf`` ops run back
-to back and nothing sleeps.
+(deterministic mode; real runs use the blocking loop in ``realtime``).
 """
 
 from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 
 import trio
 
 from ..config import LinkConfig, NodeConfig
 from ..transport import Socket, bind_router, connect_dealer
-from .server import Out, QDeviceServer, ToKernel
+from .clock import DeviceClock
+from .outbox import Outbox
+from .server import Cancel, Out, QDeviceServer, ToKernel
 
 log = logging.getLogger("qnodeos.qdevice")
-
-
-class DeviceClock:
-    """Device ns from a wall clock ``now()`` in seconds: (now - t0) * 1e9 * speed.
-    With ``speed = inf`` device time is only the sum of op durations (now_ns is 0).
-    ``epoch_ns`` is the wall time of device time 0, in ns."""
-
-    def __init__(self, speed: float, now: Callable[[], float]) -> None:
-        self.speed = speed
-        self.now = now
-        self.t0 = now()
-        self.epoch_ns = round(self.t0 * 1e9)
-        self.realtime = not math.isinf(speed)
-
-    def now_ns(self) -> float:
-        return (self.now() - self.t0) * 1e9 * self.speed if self.realtime else 0.0
-
-    def wall_at(self, device_ns: float) -> float:
-        return self.t0 + device_ns / (1e9 * self.speed)
 
 
 async def serve_device(
@@ -58,41 +37,39 @@ async def serve_device(
     dealers = {n: connect_dealer(ep) for n, ep in (peers or {}).items()}
     delays = dict(delays or {})
     inbox_w, inbox = trio.open_memory_channel[tuple[bool, list[bytes]]](math.inf)
+    outbox: Outbox[Socket] = Outbox()
+    wake = trio.Event()
 
     async def reader(sock: Socket, from_kernel: bool) -> None:
         while True:
             inbox_w.send_nowait((from_kernel, await sock.recv()))
 
-    async def sender(
-        sock: Socket, queue: trio.MemoryReceiveChannel[tuple[float, list[bytes]]]
-    ) -> None:
-        async for when, frames in queue:  # FIFO per socket
-            await trio.sleep_until(when)
-            await sock.send(frames)
+    async def sender() -> None:
+        nonlocal wake
+        while True:
+            with trio.move_on_at(outbox.next_due()):
+                await wake.wait()
+            wake = trio.Event()
+            for sock, frames in outbox.pop_due(trio.current_time()):
+                await sock.send(frames)
 
-    outboxes: dict[int, trio.MemorySendChannel[tuple[float, list[bytes]]]] = {}
+    def schedule(outs: list[Out]) -> None:
+        now = trio.current_time()
+        for o in outs:
+            if isinstance(o, ToKernel):
+                due = clock.wall_at(o.due_ns) if clock.realtime else now
+                outbox.push(due, ksock, o.frames, o.tag)
+            elif isinstance(o, Cancel):
+                outbox.cancel(o.tag)
+            elif o.node in dealers:
+                outbox.push(now + delays.get(o.node, 0.0), dealers[o.node], [o.data])
+            else:
+                log.warning("no quantum process of node %r to send to", o.node)
+        wake.set()
+
     try:
         async with trio.open_nursery() as nursery:
-
-            def schedule(outs: list[Out]) -> None:
-                now = trio.current_time()
-                for o in outs:
-                    if isinstance(o, ToKernel):
-                        due = clock.wall_at(o.due_ns) if clock.realtime else now
-                        sock = ksock
-                        frames = o.frames
-                    elif o.node in dealers:
-                        due = now + delays.get(o.node, 0.0)
-                        sock, frames = dealers[o.node], [o.data]
-                    else:
-                        log.warning("no quantum process of node %r to send to", o.node)
-                        continue
-                    outboxes[id(sock)].send_nowait((due, frames))
-
-            for sock in (ksock, *dealers.values()):
-                w, r = trio.open_memory_channel[tuple[float, list[bytes]]](math.inf)
-                outboxes[id(sock)] = w
-                nursery.start_soon(sender, sock, r)
+            nursery.start_soon(sender)
             nursery.start_soon(reader, ksock, True)
             if psock is not None:
                 nursery.start_soon(reader, psock, False)

@@ -17,7 +17,7 @@ from qnodeos.kernel.scheduler import Entry, Scheduler
 from qnodeos.lang import codec
 from qnodeos.lang import messages as m
 from qnodeos.lang.text import parse
-from qnodeos.qdevice.server import QDeviceServer, ToKernel
+from qnodeos.qdevice.server import Cancel, QDeviceServer, ToKernel
 
 A, B = b"app-a", b"app-b"
 
@@ -46,6 +46,7 @@ class Harness:
         self.deliver(self.kernel.hello())
         self.held_back: list[m.DeviceReply] = []
         self.hold = False
+        self.aborts: list[int] = []
 
     def deliver(self, outs: list[Out]) -> None:
         while outs:
@@ -61,6 +62,11 @@ class Harness:
             msg = out.msg
             if isinstance(msg, m.Ping):
                 outs += self.kernel.device_message(m.Pong(seq=msg.seq, device="x", num_qubits=1))
+                continue
+            if isinstance(msg, m.Abort):
+                self.aborts.append(msg.seq)
+                (cancel,) = self.server.handle([b"k", self.to_dev.encode(msg)], 0.0, 0.0)
+                assert cancel == Cancel(msg.seq)
                 continue
             self.requests += 1
             assert self.kernel.current is not None
@@ -219,6 +225,7 @@ def test_lease_expiry_frees_everything_and_aborts_the_running_block() -> None:
     h.deliver(h.kernel.handle_timer(1.5))
     assert A not in h.kernel.procs.by_addr and h.kernel.current is None
     assert h.kernel.memory.free == {0, 1} and h.kernel.memory.reserved == 0
+    assert h.aborts == [h.held_back[0].seq]  # the device was told to drop it
     # The late reply of the abandoned block is recognised and ignored.
     h.hold = False
     h.deliver(h.kernel.device_message(h.held_back.pop()))

@@ -1,0 +1,121 @@
+"""Device time is a protected resource: one app cannot lock the device for the others.
+
+Whole nodes in-process on trio's MockClock (speed 1: device time runs with the clock).
+"""
+
+from __future__ import annotations
+
+import pytest
+import trio
+
+from qnodeos import sdk
+from qnodeos.lang import codec
+from qnodeos.lang import messages as m
+from qnodeos.lang.text import parse
+from qnodeos.transport import MemDealer
+from testbed.local import local_network, service
+
+from ..conftest import network
+
+NET = """
+[nodes.n]
+device = "generic"
+qubits = 4
+speed = 1.0
+seed = 1
+policy = "priority"
+max_wait_s = 10.0
+max_block_s = 20.0
+starvation_s = 0.5
+"""
+
+
+async def flip(ep: str, app: str = "victim", priority: int = 0) -> tuple[int, float]:
+    """One short block; its outcome and how long it took (s)."""
+    async with sdk.connect("n", app=app, qubits=1, endpoint=ep, priority=priority) as node:
+        t0 = trio.current_time()
+        async with node.block() as b:
+            q = b.qubit()
+            q.x()
+            out = q.measure()
+        return out.value, trio.current_time() - t0
+
+
+async def test_an_app_that_leaves_mid_wait_frees_the_device_at_once(autojump_clock: object) -> None:
+    async with local_network(network(NET)) as net:
+        ep = net["n"]
+
+        async def hog() -> None:
+            async with sdk.connect("n", app="hog", qubits=1, endpoint=ep) as node:
+                async with node.block() as b:
+                    b.qubit()
+                    b.wait(9.0)
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(hog)
+            await trio.sleep(0.1)
+            nursery.cancel_scope.cancel()  # the hog leaves mid-block: its SDK says Stop
+        value, took = await flip(ep)
+        assert value == 1
+        assert took < 0.01  # not the 8.9 s the hog's wait had left
+
+
+async def test_a_killed_app_frees_the_device_when_its_lease_ends(autojump_clock: object) -> None:
+    async with local_network(network(NET)) as net:
+        ep = net["n"]
+        # A raw client submits a 9 s wait and goes silent (as if SIGKILLed).
+        raw = MemDealer(ep)
+        enc = codec.app_to_node()
+        await raw.send([enc.encode(m.Register(app="hog", qubits=1))])
+        await raw.recv()
+        sub = parse("qalloc Q0\ninit Q0\nwait 9000000000\nmeas Q0 R0\nret R0")
+        await raw.send([enc.encode(m.Submit(block=1, sub=sub))])
+        await trio.sleep(0.05)
+        t0 = trio.current_time()
+        value, _ = await flip(ep)
+        assert value == 1
+        assert trio.current_time() - t0 < 1.2  # the lease (1 s), not the wait
+        raw.close()
+
+
+async def test_wait_and_block_device_time_are_bounded(autojump_clock: object) -> None:
+    async with local_network(network(NET)) as net:
+        async with sdk.connect("n", app="a", qubits=1, endpoint=net["n"]) as node:
+            with pytest.raises(sdk.BlockError, match=r"wait of 11 s .*max_wait_s = 10"):
+                async with node.block() as b:
+                    b.qubit()
+                    b.wait(11.0)
+            with pytest.raises(sdk.BlockError, match="more than 20 s of device time") as err:
+                async with node.block() as b:
+                    b.qubit()
+                    with b.loop(3):
+                        b.wait(9.0)
+            assert err.value.code == "limit"
+            t0 = trio.current_time()
+            async with node.block() as b:  # the refused block never reached the device
+                q = b.qubit()
+                out = q.measure()
+            assert out.value == 0 and trio.current_time() - t0 < 0.01
+
+
+async def test_priority_cannot_starve_a_low_priority_block(autojump_clock: object) -> None:
+    async with local_network(network(NET)) as net:
+        ep = net["n"]
+        stop = trio.Event()
+
+        async def busy(app: str) -> None:
+            async with sdk.connect("n", app=app, qubits=1, endpoint=ep, priority=10) as node:
+                while not stop.is_set():
+                    async with node.block() as b:
+                        b.wait(0.005)
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(busy, "hi-1")
+            nursery.start_soon(busy, "hi-2")
+            await trio.sleep(0.2)
+            value, took = await flip(ep, "low", priority=0)
+            stop.set()
+        assert value == 1
+        # starvation_s plus at most the block running and the other busy one's
+        assert took <= 0.5 + 2 * 0.005 + 0.01
+        assert service(ep).kernel.scheduler.starved >= 1
