@@ -17,6 +17,7 @@ app blocks, so neither can starve the other.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Collection
 from dataclasses import dataclass, field
 
@@ -241,9 +242,25 @@ class Kernel:
                 f"an app named {msg.app!r} is already connected to node {self.node!r}; "
                 f"app names are unique on a node (they address classical messages)",
             )
+        holder = next((a for a in self.procs.by_id.values() if a.exclusive), None)
+        if holder is not None and msg.qubits > 0:
+            return err(
+                "exclusive",
+                f"app {holder.name!r} has the device of node {self.node!r} to itself until it "
+                f"leaves; only apps without qubits (qubits=0) can connect meanwhile",
+            )
+        if msg.exclusive:
+            others = sorted(a.name for a in self.procs.by_id.values() if a.quota > 0)
+            if others:
+                return err(
+                    "exclusive",
+                    f"exclusive use of the device of node {self.node!r} needs it free, but "
+                    f"app(s) {', '.join(others)} hold qubits",
+                )
         new = self.procs.add(
             name=msg.app, addr=addr, priority=msg.priority, quota=msg.qubits, now=now
         )
+        new.exclusive = msg.exclusive
         try:
             self.memory.open(new.app_id, msg.qubits)
         except QuotaError as exc:
@@ -379,6 +396,7 @@ class Kernel:
                     f"split it into smaller blocks",
                     "limit",
                 )
+            self._crosstalk(cur.app, step.ops)
             self._seq += 1
             cur.seq = self._seq
             return [ToDevice(m.DeviceRequest(seq=cur.seq, ops=step.ops))]
@@ -392,10 +410,30 @@ class Kernel:
             ToApp(
                 cur.app.addr,
                 m.BlockDone(
-                    block=cur.block, values=step.values, instructions=cur.run.steps, device_ns=spent
+                    block=cur.block,
+                    values=step.values,
+                    instructions=cur.run.steps,
+                    device_ns=spent,
+                    crosstalk_hits=cur.app.crosstalk_hits,
+                    crosstalk_fidelity=cur.app.crosstalk_fidelity,
                 ),
             )
         ]
+
+    def _crosstalk(self, app: App, ops: list[m.PhysOp]) -> None:
+        """Collective pulses (trapped ions: all_rx, all_ry; lowered single-ion rotations
+        use them too) hit every qubit of the device, other apps' included. The device
+        applies their error to every ion; here each other app's tally goes up."""
+        coll = self.spec.collective
+        errors = [coll[op.op].error for op in ops if not op.qubits and op.op in coll]
+        if not errors:
+            return
+        kept = math.prod(1.0 - e for e in errors)
+        for other in self.procs.by_id.values():
+            held = len(self.memory.maps.get(other.app_id, ())) if other is not app else 0
+            if held:
+                other.crosstalk_hits += held * len(errors)
+                other.crosstalk_kept *= kept**held
 
     def _fail_current(self, text: str, code: str) -> list[Out]:
         cur = self.current

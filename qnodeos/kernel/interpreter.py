@@ -251,6 +251,21 @@ class Run:
         self.pending.extend(self.lowering.lower("cnot", (q, helper)))
         return helper
 
+    def _check_collective(self, op: str) -> None:
+        """A collective gate acts on every qubit of the device (trapped ions: every ion
+        in the trap): an app may issue one only if no other app holds any of them."""
+        others = sorted(
+            p for a, m in self.mm.maps.items() if a != self.app for p in m.values()
+        )
+        if others:
+            n = self.lowering.spec.num_qubits
+            raise DeviceError(
+                f"{op} acts on all {n} qubits of this {self.lowering.spec.name} device, and "
+                f"other apps hold qubit(s) {others}; an app may issue a collective gate only "
+                f"when no other app holds a qubit it touches (connect with exclusive=True "
+                f"to have the device to yourself)"
+            )
+
     def _quantum(self, op: str, args: tuple[Operand, ...]) -> None:
         qs = tuple(self.mm.phys(self.app, a.i) for a in args if isinstance(a, Q) and op != "qalloc")
         if op == "qalloc":
@@ -290,6 +305,8 @@ class Run:
                     f"(core gates: {', '.join(sorted(CORE_GATES))}; native: "
                     f"{', '.join(sorted(self.lowering.native))})"
                 )
+            if GATES[op].arity == 0:
+                self._check_collective(op)
             theta = 0.0
             if GATES[op].angle:
                 a = args[-1]

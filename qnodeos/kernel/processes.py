@@ -55,6 +55,18 @@ class App:
     blocks_done: int = 0
     blocks_failed: int = 0
     history: list[State] = field(default_factory=list)
+    exclusive: bool = False  # holds the whole device while connected
+    # Crosstalk: other apps' collective pulses that hit this app's qubits (qubit-pulses),
+    # and the product of (1 - error) over those hits.
+    crosstalk_hits: int = 0
+    crosstalk_kept: float = 1.0
+
+    @property
+    def crosstalk_fidelity(self) -> float:
+        """Fidelity a pure single-qubit state of this app keeps under the depolarising
+        errors of the other apps' pulses that hit its qubits so far: (1 + prod(1-p))/2
+        (exact for an app holding one qubit, a lower bound per qubit otherwise)."""
+        return (1.0 + self.crosstalk_kept) / 2.0
 
     def fire(self, event: Event) -> State:
         new = next_state(TRANSITIONS, self.state, event, f"app {self.app_id} ({self.name})")

@@ -44,11 +44,14 @@ QubitCount = Annotated[int, msgspec.Meta(ge=0, le=1024)]
 
 
 class Register(msgspec.Struct, frozen=True, kw_only=True, tag="register"):
-    """App -> node: start a session with a qubit quota and a scheduling priority."""
+    """App -> node: start a session with a qubit quota and a scheduling priority.
+    ``exclusive``: no other app may hold qubits while this one is connected (e.g. to
+    use collective gates on a trapped-ion device, or to keep others' pulses away)."""
 
     app: Name
     qubits: QubitCount
     priority: Priority = 0
+    exclusive: bool = False
 
 
 class Registered(msgspec.Struct, frozen=True, kw_only=True, tag="registered"):
@@ -71,12 +74,17 @@ class Submit(msgspec.Struct, frozen=True, kw_only=True, tag="submit"):
 
 
 class BlockDone(msgspec.Struct, frozen=True, kw_only=True, tag="done"):
-    """Node -> app: the block ran; ``values`` holds what its ``ret`` instructions named."""
+    """Node -> app: the block ran; ``values`` holds what its ``ret`` instructions named.
+    ``crosstalk_hits``: other apps' collective pulses that have hit this app's qubits
+    since it connected (qubit-pulses); ``crosstalk_fidelity``: the fidelity a pure state
+    keeps under their errors (1.0: untouched)."""
 
     block: Count
     values: dict[str, Union[int, list[int]]]  # noqa: UP007
     instructions: Count
     device_ns: DeviceNsInt
+    crosstalk_hits: Count = 0
+    crosstalk_fidelity: Probability = 1.0
 
 
 class BlockFailed(msgspec.Struct, frozen=True, kw_only=True, tag="failed"):

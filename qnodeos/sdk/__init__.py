@@ -11,6 +11,7 @@
 ...         print(m.value)
 """
 
+from ..errors import ConnectionClosed, RemoteError
 from .builder import Block, Future, LoopVar, Qubit
 from .client import BlockError, ClassicalSocket, Node, connect, resolve_endpoint
 from .epr import EprError, EprSocket, Pair
@@ -19,6 +20,8 @@ __all__ = [
     "Block",
     "ClassicalSocket",
     "BlockError",
+    "ConnectionClosed",
+    "RemoteError",
     "EprError",
     "EprSocket",
     "Pair",

@@ -101,6 +101,18 @@ class Node(QubitOwner):
         self.native_gates: list[str] = []
         self.lease_s = 1.0
 
+    @property
+    def crosstalk_fidelity(self) -> float:
+        """How much other apps' collective pulses (trapped ions) have disturbed this
+        app's qubits so far, as of its last block: the fidelity a pure single-qubit
+        state keeps under their errors (1.0 = untouched). ``crosstalk_hits`` counts the
+        pulses (per qubit). Connect with ``exclusive=True`` to keep the device alone."""
+        return self.last_block.crosstalk_fidelity if self.last_block else 1.0
+
+    @property
+    def crosstalk_hits(self) -> int:
+        return self.last_block.crosstalk_hits if self.last_block else 0
+
     def current_block(self) -> Block:
         if self._current is None:
             raise LocalError("qubit operations must be inside `async with node.block()`")
@@ -335,8 +347,11 @@ async def connect(
     network: str | None = None,
     endpoint: str | None = None,
     timeout: float = 10.0,
+    exclusive: bool = False,
 ) -> AsyncIterator[Node]:
     """Open a session with ``node`` as app ``app`` with a quota of ``qubits`` qubits.
+    ``exclusive``: no other app may hold qubits on the node while this one is connected
+    (refused if one does now).
 
     The node is found through ``endpoint``, the network file ``network`` (or
     $QNODEOS_NETWORK), or the embedded default network. Raises ConnectionClosed if the
@@ -347,7 +362,9 @@ async def connect(
     conn = Node(sock, qubits, node)
     try:
         reply = await conn._register(
-            m.Register(app=app, qubits=qubits, priority=priority), timeout, ep
+            m.Register(app=app, qubits=qubits, priority=priority, exclusive=exclusive),
+            timeout,
+            ep,
         )
         conn.app_id, conn.device = reply.app_id, reply.device
         conn.native_gates, conn.lease_s = reply.native_gates, reply.lease_s

@@ -119,3 +119,95 @@ async def test_priority_cannot_starve_a_low_priority_block(autojump_clock: objec
         # starvation_s plus at most the block running and the other busy one's
         assert took <= 0.5 + 2 * 0.005 + 0.01
         assert service(ep).kernel.scheduler.starved >= 1
+
+
+ION = """
+[nodes.ion]
+device = "trapped_ion"
+qubits = 3
+speed = inf
+seed = 4
+[nodes.ion.params.kinds.ion]
+gates = { rz = { error = 0.0 } }
+meas = { duration_ns = 100 }
+"""
+
+
+async def test_collective_gates_need_every_ion_they_touch(autojump_clock: object) -> None:
+    async with local_network(network(ION)) as net:
+        ep = net["ion"]
+        async with (
+            sdk.connect("ion", app="victim", qubits=1, endpoint=ep) as victim,
+            sdk.connect("ion", app="attacker", qubits=1, endpoint=ep) as attacker,
+        ):
+            for _ in range(10):
+                async with victim.block() as b:
+                    q = b.qubit()
+                    q.x()
+                with pytest.raises(sdk.BlockError, match="other apps hold qubit") as err:
+                    async with attacker.block() as b:
+                        b.qubit()
+                        b.collective("all_rx", 3.141592653589793)
+                assert err.value.code == "device"
+                async with victim.block():
+                    out = q.measure()
+                assert out.value == 1
+
+
+async def test_crosstalk_from_other_apps_pulses_is_modelled_and_reported(
+    autojump_clock: object,
+) -> None:
+    # An attacker's ordinary rx is lowered to collective pulses (2 % depolarising
+    # error each, on every ion). They leave the victim's state alone in the ideal but
+    # their errors hit it; the node reports that per app, and the physics shows it.
+    async with local_network(network(ION)) as net:
+        ep = net["ion"]
+        shots, ones = 200, 0
+        async with (
+            sdk.connect("ion", app="victim", qubits=1, endpoint=ep) as victim,
+            sdk.connect("ion", app="attacker", qubits=1, endpoint=ep) as attacker,
+        ):
+            async with attacker.block() as b:
+                a = b.qubit()
+            for shot in range(shots):
+                async with victim.block() as b:
+                    q = b.qubit()
+                    q.x()  # two of the victim's own pulses
+                async with attacker.block():
+                    for _ in range(25):
+                        a.rx(0.3)  # fifty pulses
+                async with victim.block():
+                    out = q.measure()
+                ones += out.value
+                if shot == 0:
+                    assert victim.crosstalk_hits == 50
+                    assert victim.crosstalk_fidelity == pytest.approx((1 + 0.98**50) / 2)
+        # depolarising composes: P(1) = (1 + 0.98^(2 + 50)) / 2
+        p1 = (1 + 0.98**52) / 2
+        assert abs(ones / shots - p1) <= 4 * (p1 * (1 - p1) / shots) ** 0.5
+        assert victim.crosstalk_hits == 50 * shots
+
+
+async def test_exclusive_use_of_the_trap(autojump_clock: object) -> None:
+    async with local_network(network(ION)) as net:
+        ep = net["ion"]
+        async with sdk.connect("ion", app="solo", qubits=1, endpoint=ep, exclusive=True) as solo:
+            with pytest.raises(sdk.RemoteError, match="has the device of node 'ion' to itself"):
+                async with sdk.connect("ion", app="other", qubits=1, endpoint=ep):
+                    pass
+            async with sdk.connect("ion", app="classical", qubits=0, endpoint=ep):
+                pass  # an app without qubits may share the node
+            async with solo.block() as b:
+                q = b.qubit()
+                b.collective("all_rx", 3.141592653589793)
+                out = q.measure()
+            assert out.value == 1
+        async with (
+            sdk.connect("ion", app="other", qubits=1, endpoint=ep),
+            sdk.connect("ion", app="late", qubits=1, endpoint=ep),
+        ):
+            pass  # once it left, anyone may connect
+        async with sdk.connect("ion", app="a", qubits=1, endpoint=ep):
+            with pytest.raises(sdk.RemoteError, match="app\\(s\\) a hold qubits"):
+                async with sdk.connect("ion", app="b", qubits=1, endpoint=ep, exclusive=True):
+                    pass
