@@ -23,6 +23,11 @@ from .processes import App, ProcessTable
 
 MAX_MESSAGE = 1 << 20  # bytes of data in one message
 INBOX_LIMIT = 1000  # messages kept for an app that has not connected yet
+# All inboxes of apps that have not connected, together: bytes and app names. Without
+# a total, 1,000 messages of 1 MiB for each of many made-up names fill the node.
+INBOX_TOTAL_BYTES = 32 << 20
+INBOX_NAMES = 256
+PENDING_LIMIT = 10_000  # messages sent to other nodes and not yet acknowledged
 
 
 @dataclass
@@ -44,6 +49,7 @@ class Postbox:
         self.ack_timeout_s = ack_timeout_s
         self.pending: dict[int, _Pending] = {}
         self.inbox: dict[str, deque[m.Delivered]] = {}
+        self.inbox_bytes = 0
         self._next = 0
         self.ignored = 0  # node-to-node messages from unknown nodes or about unknown ids
 
@@ -64,6 +70,12 @@ class Postbox:
         if msg.to_node not in self.peers:
             known = ", ".join(sorted(self.peers | {self.node}))
             return fail("unknown_node", f"no node named {msg.to_node!r}; nodes: {known}")
+        if len(self.pending) >= PENDING_LIMIT:
+            return fail(
+                "busy",
+                f"node {self.node!r} already waits for {PENDING_LIMIT} acknowledgements "
+                f"from other nodes; wait for earlier sends to complete",
+            )
         self._next += 1
         self.pending[self._next] = _Pending(
             app.app_id, app.addr, msg.seq, msg.to_node, now + self.ack_timeout_s
@@ -113,19 +125,33 @@ class Postbox:
         app = self.procs.by_name.get(to_app)
         if app is not None:
             return [ToApp(app.addr, d)], ""
-        box = self.inbox.setdefault(to_app, deque())
-        if len(box) >= INBOX_LIMIT:
+        box = self.inbox.get(to_app)
+        if box is None and len(self.inbox) >= INBOX_NAMES:
+            return [], (
+                f"node {self.node!r} already keeps messages for {INBOX_NAMES} apps that "
+                f"have not connected; start app {to_app!r} before sending to it"
+            )
+        if box is not None and len(box) >= INBOX_LIMIT:
             return [], (
                 f"inbox of app {to_app!r} on node {self.node!r} is full "
                 f"({INBOX_LIMIT} messages waiting for it to connect)"
             )
-        box.append(d)
+        if self.inbox_bytes + len(d.data) > INBOX_TOTAL_BYTES:
+            return [], (
+                f"node {self.node!r} already keeps {self.inbox_bytes >> 20} MiB of messages "
+                f"for apps that have not connected (limit {INBOX_TOTAL_BYTES >> 20} MiB); "
+                f"start app {to_app!r} before sending to it"
+            )
+        self.inbox.setdefault(to_app, deque()).append(d)
+        self.inbox_bytes += len(d.data)
         return [], ""
 
     # -- lifecycle and timers ------------------------------------------------------------
     def registered(self, app: App) -> list[Out]:
         """A new app: hand it what arrived before it connected, in order."""
-        return [ToApp(app.addr, d) for d in self.inbox.pop(app.name, ())]
+        queued = self.inbox.pop(app.name, ())
+        self.inbox_bytes -= sum(len(d.data) for d in queued)
+        return [ToApp(app.addr, d) for d in queued]
 
     def handle_timer(self, now: float) -> list[Out]:
         out: list[Out] = []

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from qnodeos.kernel.messaging import INBOX_LIMIT, MAX_MESSAGE, Postbox
+from qnodeos.kernel.messaging import (
+    INBOX_LIMIT,
+    INBOX_NAMES,
+    INBOX_TOTAL_BYTES,
+    MAX_MESSAGE,
+    Postbox,
+)
 from qnodeos.kernel.outputs import ToApp, ToNode
 from qnodeos.kernel.processes import ProcessTable
 from qnodeos.lang import messages as m
@@ -25,6 +31,38 @@ def test_full_inbox_refuses_and_says_why() -> None:
     (nack,) = pb.peer_message(carry(INBOX_LIMIT))
     assert isinstance(nack, ToNode) and isinstance(nack.msg, m.CarryNack)
     assert "inbox of app 'b' on node 'bob' is full" in nack.msg.reason
+
+
+def test_inboxes_of_apps_not_connected_are_capped_in_total() -> None:
+    pb, procs = box()
+    big = b"x" * MAX_MESSAGE
+    accepted = 0
+    for i in range(200):  # 200 MiB offered to 200 made-up names
+        (answer,) = pb.peer_message(
+            m.Carry(from_node="alice", id=i, from_app="a", to_app=f"n{i}", data=big)
+        )
+        assert isinstance(answer, ToNode)
+        if isinstance(answer.msg, m.CarryNack):
+            assert f"{INBOX_TOTAL_BYTES >> 20} MiB" in answer.msg.reason
+            break
+        accepted += 1
+    assert accepted == INBOX_TOTAL_BYTES // MAX_MESSAGE
+    assert pb.inbox_bytes <= INBOX_TOTAL_BYTES
+    # names are capped too, however small the messages
+    pb, _ = box()
+    for i in range(INBOX_NAMES):
+        pb.peer_message(m.Carry(from_node="alice", id=i, from_app="a", to_app=f"n{i}", data=b""))
+    (nack,) = pb.peer_message(
+        m.Carry(from_node="alice", id=999, from_app="a", to_app="one-more", data=b"")
+    )
+    assert isinstance(nack, ToNode) and isinstance(nack.msg, m.CarryNack)
+    assert f"{INBOX_NAMES} apps" in nack.msg.reason
+    # delivering a queue gives its bytes back
+    pb, procs = box()
+    pb.peer_message(m.Carry(from_node="alice", id=1, from_app="a", to_app="b", data=b"1234"))
+    assert pb.inbox_bytes == 4
+    pb.registered(procs.add(name="b", addr=b"B", priority=0, quota=0, now=0.0))
+    assert pb.inbox_bytes == 0
 
 
 def test_queued_messages_are_delivered_in_order_on_register() -> None:
