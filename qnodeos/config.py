@@ -1,6 +1,8 @@
 """Network files (TOML): nodes, their devices and parameters, and the apps to run.
 
     name = "lab"                         # network name (used in default endpoints)
+    keys = "keys"                        # CURVE keys made by `qnodeos keys` (relative to
+                                         # this file); omit for none (see security.py)
     [nodes.alice]
     device = "nv"                        # generic | nv | trapped_ion
     qubits = 3                           # physical qubits in all (NV: electron + carbons)
@@ -40,6 +42,7 @@ import dataclasses
 import math
 import os
 import re
+import stat
 import tempfile
 import tomllib
 from dataclasses import dataclass, field
@@ -52,6 +55,7 @@ from .errors import ConfigError
 from .hardware.params import build
 from .hardware.specs import DeviceSpec, with_overrides
 from .kernel.scheduler import POLICIES
+from .security import KeyStore
 
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,31}$")
 _NODE_KEYS = {
@@ -100,6 +104,7 @@ class NodeConfig:
     qdevice_endpoint: str
     peer_endpoint: str
     qpeer_endpoint: str = ""
+    keys: KeyStore | None = None  # CURVE keys of the network (``keys`` in the file)
 
     def peers_of(self, net: NetworkConfig) -> dict[str, str]:
         """The other nodes of ``net`` and where their classical processes listen."""
@@ -139,6 +144,7 @@ class NetworkConfig:
     apps: list[AppConfig]
     source: str
     links: list[LinkConfig] = field(default_factory=list)
+    keys: KeyStore | None = None
 
     def links_of(self, node: str) -> list[LinkConfig]:
         return [lk for lk in self.links if node in lk.nodes]
@@ -157,12 +163,29 @@ class NetworkConfig:
 
 
 def runtime_dir() -> Path:
-    """Where default ipc endpoints live: $QNODEOS_RUNTIME_DIR or a per-user temp dir."""
+    """Where default ipc endpoints live: $QNODEOS_RUNTIME_DIR or a per-user temp dir.
+
+    Whoever can enter it can reach every node's endpoints as any app, so it must be
+    ours and closed to everyone else (mode 0700); one that is not (pre-created by
+    another user, say) is refused rather than used."""
     base = os.environ.get("QNODEOS_RUNTIME_DIR") or os.path.join(
         tempfile.gettempdir(), f"qnodeos-{os.getuid()}"
     )
     path = Path(base)
     path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    st = path.lstat()
+    if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid():
+        raise ConfigError(
+            f"runtime directory {path} is not a directory owned by you (uid {os.getuid()}; "
+            f"it belongs to uid {st.st_uid}): another user may have made it to reach your "
+            f"nodes. Remove it, or set QNODEOS_RUNTIME_DIR to a directory of your own"
+        )
+    if stat.S_IMODE(st.st_mode) & 0o077:
+        raise ConfigError(
+            f"runtime directory {path} is open to other users (mode "
+            f"{stat.S_IMODE(st.st_mode):o}); run `chmod 700 {path}` or set "
+            f"QNODEOS_RUNTIME_DIR to a directory only you can enter"
+        )
     return path
 
 
@@ -189,7 +212,7 @@ def _seconds(
     return val
 
 
-def _node(name: str, table: Any, net: str, src: str) -> NodeConfig:
+def _node(name: str, table: Any, net: str, src: str, keys: KeyStore | None) -> NodeConfig:
     where = f"{src}: nodes.{name}"
     if not _NAME.match(name):
         raise ConfigError(f"{where}: node name must match {_NAME.pattern}")
@@ -251,6 +274,7 @@ def _node(name: str, table: Any, net: str, src: str) -> NodeConfig:
         qpeer_endpoint=_get(
             table, "qpeer_endpoint", str, where, f"ipc://{rt}/{net}-{name}-qpeer.sock"
         ),
+        keys=keys,
     )
 
 
@@ -314,7 +338,7 @@ def parse_network(text: str, source: str = "<network>") -> NetworkConfig:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{source}: not valid TOML: {exc}") from None
-    unknown = set(data) - {"name", "nodes", "apps", "links"}
+    unknown = set(data) - {"name", "nodes", "apps", "links", "keys"}
     if unknown:
         raise ConfigError(f"{source}: unknown top-level key(s) {', '.join(sorted(unknown))}")
     name = _get(data, "name", str, source, "qnodeos")
@@ -323,7 +347,12 @@ def parse_network(text: str, source: str = "<network>") -> NetworkConfig:
     nodes_t = _get(data, "nodes", dict, source, None)
     if not nodes_t:
         raise ConfigError(f"{source}: no [nodes.NAME] table; a network needs at least one node")
-    nodes = {n: _node(n, t, name, source) for n, t in nodes_t.items()}
+    keys = None
+    keys_dir = _get(data, "keys", str, source, None)
+    if keys_dir is not None:
+        base = Path(source).parent if Path(source).exists() else Path.cwd()
+        keys = KeyStore((base / keys_dir).resolve())
+    nodes = {n: _node(n, t, name, source, keys) for n, t in nodes_t.items()}
     links = [
         _link(i, t, nodes, source) for i, t in enumerate(_get(data, "links", list, source, []))
     ]
@@ -355,7 +384,9 @@ def parse_network(text: str, source: str = "<network>") -> NetworkConfig:
                 args=_get(t, "args", dict, where, {}),
             )
         )
-    return NetworkConfig(name=name, nodes=nodes, apps=apps, source=source, links=links)
+    return NetworkConfig(
+        name=name, nodes=nodes, apps=apps, source=source, links=links, keys=keys
+    )
 
 
 def load_network(path: str | os.PathLike[str]) -> NetworkConfig:

@@ -23,41 +23,32 @@ from typing import Protocol
 import trio
 import zmq
 
-from .sockets import configure
+from .security import Curve, user_of
+from .sockets import Claim, bind, connect
 
 _YIELD_EVERY = 16
 
 
 class ZSocket:
-    """A pyzmq socket used from trio tasks. Owns and closes the zmq socket."""
+    """A pyzmq socket used from trio tasks. Owns and closes the zmq socket (and releases
+    the endpoint it claimed, if it bound one)."""
 
-    def __init__(self, sock: zmq.Socket[bytes]) -> None:
+    def __init__(self, sock: zmq.Socket[bytes], claim: Claim | None = None) -> None:
         self.sock = sock
+        self.claim = claim
+        # A CURVE server learns each client's authenticated name (ZAP User-Id).
+        self.authenticated = bool(sock.getsockopt(zmq.CURVE_SERVER))
         self._fd = int(sock.getsockopt(zmq.FD))
         self._fd_scope: trio.CancelScope | None = None
         self._parked: trio.Event | None = None
         self._fd_wants: int = zmq.POLLIN
         self._ops = 0
 
-    @classmethod
-    def bind(cls, ctx: zmq.Context[zmq.Socket[bytes]], kind: int, endpoint: str) -> ZSocket:
-        return cls._open(ctx, kind, endpoint, bind=True)
-
-    @classmethod
-    def connect(cls, ctx: zmq.Context[zmq.Socket[bytes]], kind: int, endpoint: str) -> ZSocket:
-        return cls._open(ctx, kind, endpoint, bind=False)
-
-    @classmethod
-    def _open(
-        cls, ctx: zmq.Context[zmq.Socket[bytes]], kind: int, endpoint: str, *, bind: bool
-    ) -> ZSocket:
-        s = ctx.socket(kind)
-        configure(s)
-        (s.bind if bind else s.connect)(endpoint)
-        return cls(s)
-
     def close(self) -> None:
         self.sock.close()
+        if self.claim is not None:
+            self.claim.release()
+            self.claim = None
 
     def _events(self) -> int:
         return int(self.sock.getsockopt(zmq.EVENTS))
@@ -115,6 +106,19 @@ class ZSocket:
             await self._done()
             return msg
 
+    async def recv_from(self) -> tuple[list[bytes], str | None]:
+        """A message and the authenticated name of its sender (None without CURVE)."""
+        if not self.authenticated:
+            return await self.recv(), None
+        while True:
+            try:
+                frames = self.sock.recv_multipart(zmq.NOBLOCK, copy=False)
+            except zmq.Again:
+                await self._wait(zmq.POLLIN)
+                continue
+            await self._done()
+            return [f.bytes for f in frames], user_of(frames[-1])
+
 
 class Socket(Protocol):
     """What the services and the SDK need of a socket."""
@@ -122,6 +126,8 @@ class Socket(Protocol):
     async def send(self, parts: Sequence[bytes]) -> None: ...
 
     async def recv(self) -> list[bytes]: ...
+
+    async def recv_from(self) -> tuple[list[bytes], str | None]: ...
 
     def close(self) -> None: ...
 
@@ -157,6 +163,9 @@ class MemRouter:
     async def recv(self) -> list[bytes]:
         return await self.hub.router_out.receive()
 
+    async def recv_from(self) -> tuple[list[bytes], str | None]:
+        return await self.recv(), None
+
     def close(self) -> None:
         _HUBS.pop(self.endpoint, None)
 
@@ -175,19 +184,24 @@ class MemDealer:
     async def recv(self) -> list[bytes]:
         return await self._inbox.receive()
 
+    async def recv_from(self) -> tuple[list[bytes], str | None]:
+        return await self.recv(), None
+
     def close(self) -> None:
         self.hub.dealers.pop(self.ident, None)
 
 
-def bind_router(endpoint: str) -> Socket:
-    """A ROUTER bound at ``endpoint`` (ipc://, tcp://, or in-process mem://)."""
+def bind_router(endpoint: str, where: str = "endpoint", curve: Curve | None = None) -> Socket:
+    """A ROUTER bound at ``endpoint`` (ipc://, tcp://, or in-process mem://); ``where``
+    names the config key that chose it (for errors); ``curve``: be a CURVE server."""
     if endpoint.startswith("mem://"):
         return MemRouter(endpoint)
-    return ZSocket.bind(zmq.Context.instance(), zmq.ROUTER, endpoint)
+    sock, claim = bind(zmq.Context.instance(), zmq.ROUTER, endpoint, where, curve=curve)
+    return ZSocket(sock, claim)
 
 
-def connect_dealer(endpoint: str) -> Socket:
+def connect_dealer(endpoint: str, curve: Curve | None = None) -> Socket:
     """A DEALER connected to ``endpoint`` (ipc://, tcp://, or in-process mem://)."""
     if endpoint.startswith("mem://"):
         return MemDealer(endpoint)
-    return ZSocket.connect(zmq.Context.instance(), zmq.DEALER, endpoint)
+    return ZSocket(connect(zmq.Context.instance(), zmq.DEALER, endpoint, curve=curve))

@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib
 import json
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -99,29 +100,31 @@ def _formatter(module: str) -> Callable[[dict[str, Any]], str] | None:
 
 def _prepare(
     path: str | None, run_dir_arg: str | None
-) -> tuple[NetworkConfig, Path, dict[str, str]]:
-    """Parse the network, make the run directory, and the environment for children."""
+) -> tuple[NetworkConfig, Path, Path, dict[str, str]]:
+    """Parse the network, make the run directory (with a copy of the network file), and
+    the environment for children: (network, run dir, network file to use, env). Nodes
+    read the original file, so paths in it (``keys``) mean what they meant there."""
     cfg = load_network(path) if path else parse_network(default_network_text(), "<default>")
     text = Path(path).read_text() if path else default_network_text()
     stamp = time.strftime("%Y%m%d-%H%M%S")
     run_dir = Path(run_dir_arg or Path("qnodeos-runs") / f"{cfg.name}-{stamp}-{os.getpid()}")
     run_dir.mkdir(parents=True, exist_ok=True)
-    net_file = run_dir / "network.toml"
-    net_file.write_text(text)
+    copy = run_dir / "network.toml"
+    copy.write_text(text)
+    net_file = Path(path).resolve() if path else copy.resolve()
     sock_dir = tempfile.mkdtemp(prefix="qn-")  # short: ipc paths are limited to ~100 chars
     env = {
         **os.environ,
-        "QNODEOS_NETWORK": str(net_file.resolve()),
+        "QNODEOS_NETWORK": str(net_file),
         "QNODEOS_RUNTIME_DIR": sock_dir,
     }
-    return cfg, run_dir, env
+    return cfg, run_dir, net_file, env
 
 
 async def run_network(
     path: str | None, as_json: bool, run_dir_arg: str | None, timeout: float
 ) -> int:
-    cfg, run_dir, env = _prepare(path, run_dir_arg)
-    net_file = run_dir / "network.toml"
+    cfg, run_dir, net_file, env = _prepare(path, run_dir_arg)
     results: dict[str, Any] = {}
     procs: list[trio.Process] = []
     errors: list[str] = []
@@ -171,6 +174,7 @@ async def run_network(
         errors.extend(str(e) for e in group.exceptions)
     finally:
         await _stop_all(procs)
+        shutil.rmtree(env["QNODEOS_RUNTIME_DIR"], ignore_errors=True)
         if errors:
             results["_error"] = "; ".join(errors)
         (run_dir / "results.json").write_text(json.dumps(results, indent=2))

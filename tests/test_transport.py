@@ -7,13 +7,15 @@ from pathlib import Path
 import trio
 import zmq
 
+from qnodeos.sockets import bind, connect
 from qnodeos.transport import ZSocket
 
 
 def pair(tmp_path: Path) -> tuple[ZSocket, ZSocket]:
     ctx = zmq.Context.instance()
     ep = f"ipc://{tmp_path}/t.sock"
-    return ZSocket.bind(ctx, zmq.ROUTER, ep), ZSocket.connect(ctx, zmq.DEALER, ep)
+    router = ZSocket(*bind(ctx, zmq.ROUTER, ep, "test"))
+    return router, ZSocket(connect(ctx, zmq.DEALER, ep))
 
 
 async def test_a_cancelled_receive_loses_no_message(tmp_path: Path) -> None:

@@ -28,6 +28,7 @@ from ..errors import DeviceError, LocalError, ProgramError, QNodeOSError, QuotaE
 from ..hardware.specs import DeviceSpec
 from ..lang import messages as m
 from ..lang.program import MAX_INSTRS, validate
+from ..security import app_id, node_id
 from .interpreter import Finished, NeedDevice, Paused, Run
 from .lower import Lowering
 from .memory import MemoryManager
@@ -67,6 +68,7 @@ class Counters:
     blocks_failed: int = 0
     stale_replies: int = 0
     apps_expired: int = 0
+    spoofed: int = 0  # messages whose claimed sender is not the one their key proves
     device_ns: int = 0
     by_code: dict[str, int] = field(default_factory=dict)
 
@@ -120,15 +122,22 @@ class Kernel:
         self.counters.bad_messages += 1
         return [ToApp(addr, m.ErrorReply(code="bad_message", message=str(error)))]
 
-    def app_message(self, addr: bytes, msg: m.AppToNode, now: float) -> list[Out]:
+    def app_message(
+        self, addr: bytes, msg: m.AppToNode, now: float, user: str | None = None
+    ) -> list[Out]:
+        """A message from the app connection ``addr``; ``user``: the name its CURVE key
+        authenticated (``app:NAME``), or None on an unauthenticated endpoint."""
         self.now = now
         app = self.procs.by_addr.get(addr)
+        if app is not None and user != app.user:
+            self.counters.spoofed += 1  # another key on a connection with this address
+            return []
         if app is not None:
             app.last_seen = now
         if isinstance(msg, m.Heartbeat):
             return [ToApp(addr, m.Alive())] if app is not None else []
         if isinstance(msg, m.Register):
-            return self._register(addr, app, msg, now)
+            return self._register(addr, app, msg, now, user)
         if app is None:
             self.counters.bad_messages += 1
             return [
@@ -148,8 +157,15 @@ class Kernel:
             return self.net.request(app, msg, now) + self._pump()
         return self._submit(app, msg, now)
 
-    def peer_message(self, msg: m.NodeToNode, now: float | None = None) -> list[Out]:
-        """A message from another node's classical process."""
+    def peer_message(
+        self, msg: m.NodeToNode, now: float | None = None, user: str | None = None
+    ) -> list[Out]:
+        """A message from another node's classical process; ``user``: the node its CURVE
+        key authenticated (``node:NAME``), None without keys. A message claiming to be
+        from another node than its key says is dropped and counted."""
+        if user is not None and user != node_id(msg.from_node):
+            self.counters.spoofed += 1
+            return []
         if now is not None:
             self.now = now
         if isinstance(msg, m.Egp):
@@ -219,13 +235,16 @@ class Kernel:
         cur.paused = False
         return self._continue(cur.paused_ns) + self._pump()
 
-    def hello(self) -> list[Out]:
-        """First message to the device: a Ping whose Pong marks it ready."""
+    def hello(self, token: str = "") -> list[Out]:
+        """First message to the device: a Ping (with the secret ``token`` the quantum
+        process was started with) whose Pong marks it ready."""
         self._seq += 1
-        return [ToDevice(m.Ping(seq=self._seq))]
+        return [ToDevice(m.Ping(seq=self._seq, token=token))]
 
     # -- app lifecycle -------------------------------------------------------------------
-    def _register(self, addr: bytes, app: App | None, msg: m.Register, now: float) -> list[Out]:
+    def _register(
+        self, addr: bytes, app: App | None, msg: m.Register, now: float, user: str | None
+    ) -> list[Out]:
         def err(code: str, text: str) -> list[Out]:
             self.counters.bad_messages += 1
             return [ToApp(addr, m.ErrorReply(code=code, message=text))]
@@ -235,6 +254,12 @@ class Kernel:
         if not msg.app or len(msg.app) > APP_NAME_MAX or not msg.app.isprintable():
             return err(
                 "bad_name", f"app name {msg.app!r} must be 1..{APP_NAME_MAX} printable chars"
+            )
+        if user is not None and user != app_id(msg.app):
+            self.counters.spoofed += 1
+            return err(
+                "not_authorized",
+                f"this connection's key is registered for {user}, not for app {msg.app!r}",
             )
         if msg.app in self.procs.by_name:
             return err(
@@ -261,6 +286,7 @@ class Kernel:
             name=msg.app, addr=addr, priority=msg.priority, quota=msg.qubits, now=now
         )
         new.exclusive = msg.exclusive
+        new.user = user
         try:
             self.memory.open(new.app_id, msg.qubits)
         except QuotaError as exc:

@@ -56,6 +56,7 @@ class App:
     blocks_failed: int = 0
     history: list[State] = field(default_factory=list)
     exclusive: bool = False  # holds the whole device while connected
+    user: str | None = None  # identity its CURVE key proved (None: unauthenticated)
     # Crosstalk: other apps' collective pulses that hit this app's qubits (qubit-pulses),
     # and the product of (1 - error) over those hits.
     crosstalk_hits: int = 0

@@ -1,38 +1,46 @@
 """The classical process: a thin trio/zmq adapter around the sans-IO ``Kernel``.
 
 Apps connect DEALER sockets to our ROUTER (the connection identity is the app's
-identity: nothing in a message can claim to be another app). The quantum process is
-reached through a DEALER. Three tasks in one nursery: app traffic, device traffic, and a
-timer for leases; each calls the kernel and sends what it returns.
+identity: nothing in a message can claim to be another app; with keys, its CURVE key
+also proves its app name). The quantum process is reached through a DEALER. Tasks in
+one nursery: app traffic, device traffic, other nodes' traffic, a timer for leases, one
+sender per peer node (keeping order and the link's classical delay), and with keys the
+ZAP handler that checks every connecting key. Each calls the kernel and sends what it
+returns. Bad input from anywhere is counted and logged without flooding (``ratelog``);
+it never leaves a loop.
 """
 
 from __future__ import annotations
 
 import logging
-import math
 import time
 from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
 import trio
 import trio.lowlevel
+import zmq
 
 from ..config import LinkConfig, NodeConfig
-from ..errors import ProtocolError, QNodeOSError
+from ..errors import ConfigError, ProtocolError, QNodeOSError
 from ..lang import codec
-from ..transport import Socket, bind_router, connect_dealer
+from ..ratelog import BadInput
+from ..security import APP, PEER, QDEVICE, Authenticator, client_side, node_id, server_side
+from ..transport import Socket, ZSocket, bind_router, connect_dealer
 from .core import Kernel
 from .outputs import Out, Resume, ToApp, ToDevice, ToNode
 
 log = logging.getLogger("qnodeos.kernel")
 TICK_S = 0.05
+PEER_QUEUE = 10_000  # messages waiting to go to one other node; beyond it they are dropped
 
 
 class NodeService:
     """Node ``cfg``; ``peers`` maps the other nodes' names to their peer endpoints,
     ``links`` are the node's quantum links, ``delays`` the classical delay (s) to each
     peer. ``clock`` is the wall clock shared with the other nodes (link-layer deadlines
-    are compared across nodes): ``time.time``, or trio's clock in deterministic mode."""
+    are compared across nodes): ``time.time``, or trio's clock in deterministic mode.
+    ``token``: the secret this node's quantum process expects in the first Ping."""
 
     def __init__(
         self,
@@ -42,11 +50,13 @@ class NodeService:
         links: Collection[LinkConfig] = (),
         delays: Mapping[str, float] | None = None,
         clock: Callable[[], float] = time.time,
+        token: str = "",
     ) -> None:
         self.cfg = cfg
         self.peers = dict(peers or {})
         self.delays = dict(delays or {})
         self.clock = clock
+        self.token = token
         self.kernel = Kernel(
             node=cfg.name,
             spec=cfg.device,
@@ -68,7 +78,10 @@ class NodeService:
         self.to_dev = codec.to_device()
         self.from_dev = codec.from_device()
         self._ready = trio.Event()
+        self.bad = BadInput(log)
+        self.dropped_to_peers = 0
 
+    # -- sending -------------------------------------------------------------------------
     async def _send(self, apps: Socket, dev: Socket, outs: list[Out]) -> None:
         while outs:
             out = outs.pop(0)
@@ -86,14 +99,20 @@ class NodeService:
 
     def _to_node(self, node: str, data: bytes) -> None:
         """Queue ``data`` for ``node``; a sender task per node keeps order and applies
-        the link's classical delay."""
+        the link's classical delay. A node that does not take its messages cannot fill
+        our memory: beyond ``PEER_QUEUE`` waiting messages, more are dropped and
+        counted (the protocols above time out and say so)."""
         box = self._outboxes.get(node)
         if box is None:
             assert self._nursery is not None
-            box, queue = trio.open_memory_channel[tuple[float, bytes]](math.inf)
+            box, queue = trio.open_memory_channel[tuple[float, bytes]](PEER_QUEUE)
             self._outboxes[node] = box
             self._nursery.start_soon(self._sender, self._dealer(node), queue)
-        box.send_nowait((trio.current_time() + self.delays.get(node, 0.0), data))
+        try:
+            box.send_nowait((trio.current_time() + self.delays.get(node, 0.0), data))
+        except trio.WouldBlock:
+            self.dropped_to_peers += 1
+            self.bad.report(f"node {node}", "not taking messages; one dropped", now=self.clock())
 
     async def _sender(
         self, sock: Socket, queue: trio.MemoryReceiveChannel[tuple[float, bytes]]
@@ -102,12 +121,22 @@ class NodeService:
             await trio.sleep_until(due)
             await sock.send([data])
 
+    def _dealer(self, node: str) -> Socket:
+        sock = self._dealers.get(node)
+        if sock is None:
+            me = self.cfg.keys.node(self.cfg.name, secret=True) if self.cfg.keys else None
+            curve = client_side(self.cfg.keys, me, node, self.peers[node], PEER)
+            sock = self._dealers[node] = connect_dealer(self.peers[node], curve)
+        return sock
+
+    # -- receiving -----------------------------------------------------------------------
     async def _apps(self, apps: Socket, dev: Socket) -> None:
         while True:
-            frames = await apps.recv()
+            frames, user = await apps.recv_from()
             addr = frames[0]
             now = self.clock()
             if len(frames) != 2:
+                self.bad.report("an app", f"{len(frames) - 1} data frames, not 1", now=now)
                 outs = self.kernel.bad_message(
                     addr, ProtocolError(f"expected 1 data frame, got {len(frames) - 1}")
                 )
@@ -118,82 +147,123 @@ class NodeService:
                     outs = self.kernel.bad_message(addr, exc)
                 else:
                     try:
-                        outs = self.kernel.app_message(addr, msg, now)
+                        outs = self.kernel.app_message(addr, msg, now, user)
                     except Exception as exc:  # a bug must not take the node down
-                        log.exception("kernel failed on %r", msg)
+                        log.exception("kernel failed on %r", type(msg).__name__)
                         outs = self.kernel.bad_message(
                             addr, QNodeOSError(f"internal error: {type(exc).__name__}: {exc}")
                         )
             await self._send(apps, dev, outs)
 
-    async def _incoming(
-        self,
-        sock: Socket,
-        decode: Callable[[bytes], Any],
-        handle: Callable[[Any], list[Out]],
-        source: str,
-        apps: Socket,
-        dev: Socket,
-    ) -> None:
-        """Decode what ``source`` sends on ``sock`` and hand it to the kernel."""
+    async def _device(self, apps: Socket, dev: Socket) -> None:
+        """Replies of our quantum process (a DEALER: one frame per message)."""
         while True:
-            frames = await sock.recv()
+            frames = await dev.recv()
             try:
-                msg = decode(frames[-1])
+                if len(frames) != 1:
+                    raise ProtocolError(f"{len(frames)} frames, not 1")
+                msg = self.from_dev.decode(frames[0])
             except ProtocolError as exc:
-                log.warning("bad message from %s: %s", source, exc)
+                self.bad.report("the quantum process", str(exc), now=self.clock())
                 continue
-            await self._send(apps, dev, handle(msg))
+            await self._send(apps, dev, self._guarded(self.kernel.device_message, msg))
 
-    def _dealer(self, node: str) -> Socket:
-        sock = self._dealers.get(node)
-        if sock is None:
-            sock = self._dealers[node] = connect_dealer(self.peers[node])
-        return sock
+    async def _nodes(self, peer: Socket, apps: Socket, dev: Socket) -> None:
+        """Other nodes' classical processes (a ROUTER: identity, then one frame)."""
+        while True:
+            frames, user = await peer.recv_from()
+            now = self.clock()
+            try:
+                if len(frames) != 2:
+                    raise ProtocolError(f"{len(frames) - 1} data frames, not 1")
+                msg = self.node_codec.decode(frames[1])
+            except ProtocolError as exc:
+                self.bad.report(user or "another node", str(exc), now=now)
+                continue
+            outs = self._guarded(self.kernel.peer_message, msg, now, user)
+            await self._send(apps, dev, outs)
+
+    def _guarded(self, fn: Callable[..., list[Out]], *args: Any) -> list[Out]:
+        try:
+            return fn(*args)
+        except Exception:  # a bug must not take the node down
+            log.exception("kernel failed in %s", fn.__name__)
+            return []
 
     async def _timer(self, apps: Socket, dev: Socket) -> None:
         while True:
             await trio.sleep(TICK_S)
-            await self._send(apps, dev, self.kernel.handle_timer(self.clock()))
+            now = self.clock()
+            self.bad.tick(now)
+            await self._send(apps, dev, self._guarded(self.kernel.handle_timer, now))
 
     async def _hello(self, dev: Socket) -> None:
         # Ping until the quantum process answers (it may still be starting).
         while not self._ready.is_set():
-            for out in self.kernel.hello():
+            for out in self.kernel.hello(self.token):
                 assert isinstance(out, ToDevice)
                 await dev.send([self.to_dev.encode(out.msg)])
             with trio.move_on_after(0.2):
                 await self._ready.wait()
 
-    async def serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        apps = bind_router(self.cfg.app_endpoint)
-        dev = connect_dealer(self.cfg.qdevice_endpoint)
-        peer = bind_router(self.cfg.peer_endpoint)
+    async def _zap(self, auth: Authenticator) -> None:
+        """Check each connecting CURVE key (pyzmq's authenticator, on our event loop)."""
+        sock = ZSocket(auth.zap_socket)
+        while True:
+            request = await sock.recv()
+            await auth.handle_zap_message(request)
+
+    def _authenticator(self) -> Authenticator | None:
+        keys = self.cfg.keys
+        if keys is None:
+            return None
+        auth = Authenticator(zmq.Context.instance())
         try:
+            auth.start()
+        except zmq.ZMQError:
+            raise ConfigError(
+                "only one node with keys can run in one process (its ZAP handler is bound)"
+            ) from None
+        auth.guard(PEER, {keys.node(n).public: node_id(n) for n in self.peers})
+        auth.guard(APP, {keys.app(a).public: f"app:{a}" for a in keys.app_names()})
+        return auth
+
+    # -- the node ------------------------------------------------------------------------
+    async def serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        cfg, keys, where = self.cfg, self.cfg.keys, f"nodes.{self.cfg.name}"
+        me = keys.node(cfg.name, secret=True) if keys else None
+        auth = self._authenticator()
+        opened: list[Socket] = []
+        try:
+            apps = bind_router(
+                cfg.app_endpoint,
+                f"{where}.app_endpoint",
+                server_side(keys, cfg.name, cfg.app_endpoint, APP),
+            )
+            opened.append(apps)
+            dev = connect_dealer(
+                cfg.qdevice_endpoint,
+                client_side(keys, me, cfg.name, cfg.qdevice_endpoint, QDEVICE),
+            )
+            opened.append(dev)
+            peer = bind_router(
+                cfg.peer_endpoint,
+                f"{where}.peer_endpoint",
+                server_side(keys, cfg.name, cfg.peer_endpoint, PEER),
+            )
+            opened.append(peer)
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
-                nursery.start_soon(
-                    self._incoming,
-                    dev,
-                    self.from_dev.decode,
-                    self.kernel.device_message,
-                    "the quantum process",
-                    apps,
-                    dev,
-                )
+                if auth is not None:
+                    nursery.start_soon(self._zap, auth)
+                nursery.start_soon(self._device, apps, dev)
                 await self._hello(dev)
                 nursery.start_soon(self._apps, apps, dev)
                 nursery.start_soon(self._timer, apps, dev)
-                nursery.start_soon(
-                    self._incoming,
-                    peer,
-                    self.node_codec.decode,
-                    lambda msg: self.kernel.peer_message(msg, self.clock()),
-                    "another node",
-                    apps,
-                    dev,
-                )
+                nursery.start_soon(self._nodes, peer, apps, dev)
                 task_status.started()
         finally:
-            for sock in (apps, dev, peer, *self._dealers.values()):
+            for sock in (*opened, *self._dealers.values()):
                 sock.close()
+            if auth is not None:
+                auth.stop()

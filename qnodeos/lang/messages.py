@@ -329,9 +329,11 @@ class Abort(msgspec.Struct, frozen=True, kw_only=True, tag="abort"):
 
 
 class Ping(msgspec.Struct, frozen=True, kw_only=True, tag="ping"):
-    """Liveness / readiness probe."""
+    """Liveness / readiness probe. The first one also claims the quantum process for
+    its classical process: ``token`` is the secret it was started with."""
 
     seq: Count
+    token: Key = ""
 
 
 class Pong(msgspec.Struct, frozen=True, kw_only=True, tag="pong"):

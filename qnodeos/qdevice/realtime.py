@@ -28,7 +28,17 @@ from typing import Any
 import zmq
 
 from ..config import LinkConfig, NodeConfig
-from ..sockets import configure
+from ..security import (
+    QDEVICE,
+    QPEER,
+    Authenticator,
+    client_side,
+    node_id,
+    run_now,
+    server_side,
+    user_of,
+)
+from ..sockets import Claim, bind, connect
 from .clock import DeviceClock
 from .outbox import Outbox
 from .server import Cancel, Out, QDeviceServer, ToKernel
@@ -59,6 +69,9 @@ class _Guard:
             return []
 
 
+BURST = 64  # messages taken from one socket before the others get a turn
+
+
 def serve_forever(
     cfg: NodeConfig,
     stop_fd: int | None = None,
@@ -66,29 +79,52 @@ def serve_forever(
     links: list[LinkConfig] | None = None,
     peers: Mapping[str, str] | None = None,
     delays: Mapping[str, float] | None = None,
+    token: str = "",
 ) -> None:
     """Serve the device of node ``cfg`` until ``stop_fd`` reaches EOF or SIGTERM.
     ``peers`` maps the other nodes to their quantum processes' peer endpoints; ``delays``
-    gives the classical delay (s) to each."""
+    gives the classical delay (s) to each; ``token``: the secret our classical process
+    presents in its first Ping."""
     clock = DeviceClock(cfg.speed, time.time)
-    server = QDeviceServer(cfg, links or [], epoch_ns=clock.epoch_ns)
+    server = QDeviceServer(cfg, links or [], epoch_ns=clock.epoch_ns, token=token)
     ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context.instance()
-    ksock = ctx.socket(zmq.ROUTER)
-    configure(ksock)
-    ksock.bind(cfg.qdevice_endpoint)
+    keys, where = cfg.keys, f"nodes.{cfg.name}"
+    me = keys.node(cfg.name, secret=True) if keys else None
     poller = zmq.Poller()
+    auth = None
+    if keys is not None:
+        auth = Authenticator(ctx)
+        auth.start()
+        auth.guard(QDEVICE, {keys.node(cfg.name).public: node_id(cfg.name)})
+        auth.guard(QPEER, {keys.node(n).public: node_id(n) for n in peers or {}})
+        poller.register(auth.zap_socket, zmq.POLLIN)
+    claims: list[Claim] = []
+    ksock, claim = bind(
+        ctx,
+        zmq.ROUTER,
+        cfg.qdevice_endpoint,
+        f"{where}.qdevice_endpoint",
+        curve=server_side(keys, cfg.name, cfg.qdevice_endpoint, QDEVICE),
+    )
+    claims += [claim] if claim else []
     poller.register(ksock, zmq.POLLIN)
     psock = None
     dealers: dict[str, zmq.Socket[bytes]] = {}
     if peers:
-        psock = ctx.socket(zmq.ROUTER)
-        configure(psock, linger_ms=0)
-        psock.bind(cfg.qpeer_endpoint)
+        psock, claim = bind(
+            ctx,
+            zmq.ROUTER,
+            cfg.qpeer_endpoint,
+            f"{where}.qpeer_endpoint",
+            curve=server_side(keys, cfg.name, cfg.qpeer_endpoint, QPEER),
+            linger_ms=0,
+        )
+        claims += [claim] if claim else []
         poller.register(psock, zmq.POLLIN)
         for node, ep in peers.items():
-            d = dealers[node] = ctx.socket(zmq.DEALER)
-            configure(d, linger_ms=0)
-            d.connect(ep)
+            curve = client_side(keys, me, node, ep, QPEER)
+            dealers[node] = connect(ctx, zmq.DEALER, ep, curve=curve, linger_ms=0)
+    peer_auth = psock is not None and bool(psock.getsockopt(zmq.CURVE_SERVER))
     if stop_fd is not None:
         poller.register(stop_fd, zmq.POLLIN)
     delays = dict(delays or {})
@@ -107,6 +143,28 @@ def serve_forever(
             else:
                 log.warning("no quantum process of node %r to send to", o.node)
 
+    def from_kernel() -> None:
+        frames = ksock.recv_multipart(zmq.NOBLOCK)
+        schedule(guard(server.handle, frames, clock.now_ns(), time.time()))
+
+    def from_peer() -> None:
+        assert psock is not None
+        user = None
+        if peer_auth:
+            parts = psock.recv_multipart(zmq.NOBLOCK, copy=False)
+            frames, user = [p.bytes for p in parts], user_of(parts[-1])
+        else:
+            frames = psock.recv_multipart(zmq.NOBLOCK)
+        if len(frames) != 2:
+            server.bad.report(user or "a quantum process", "not one data frame", now=time.time())
+            return
+        schedule(guard(server.peer_message, frames[1], clock.now_ns(), time.time(), user))
+
+    def zap() -> None:
+        assert auth is not None
+        run_now(auth.handle_zap_message(auth.zap_socket.recv_multipart(zmq.NOBLOCK)))
+
+    handlers = [(ksock, from_kernel), (psock, from_peer), (auth.zap_socket if auth else None, zap)]
     previous = signal.signal(signal.SIGTERM, _on_term)
     guard = _Guard()
     try:
@@ -122,19 +180,16 @@ def serve_forever(
                 ready = dict(poller.poll(None if math.isinf(wait) else int(wait * 1000)))
             if stop_fd is not None and stop_fd in ready and not os.read(stop_fd, 4096):
                 return
-            for sock, on_frames in ((ksock, True), (psock, False)):
+            for sock, handler in handlers:
                 if sock is None or sock not in ready:
                     continue
-                while True:
+                # A bounded burst per socket, so a flood on one (a peer, a stranger)
+                # cannot keep the others waiting.
+                for _ in range(BURST):
                     try:
-                        frames = sock.recv_multipart(zmq.NOBLOCK)
+                        handler()
                     except zmq.Again:
                         break
-                    now_ns, now_s = clock.now_ns(), time.time()
-                    if on_frames:
-                        schedule(guard(server.handle, frames, now_ns, now_s))
-                    else:
-                        schedule(guard(server.peer_message, frames[-1], now_ns, now_s))
             if time.time() >= server.next_timer_s():
                 schedule(guard(server.timer, clock.now_ns(), time.time()))
             for sock, frames in outbox.pop_due(time.time()):
@@ -146,3 +201,7 @@ def serve_forever(
         for s in (ksock, psock, *dealers.values()):
             if s is not None:
                 s.close(linger=0)  # the node is going away: nothing left to deliver
+        for c in claims:
+            c.release()
+        if auth is not None:
+            auth.stop()

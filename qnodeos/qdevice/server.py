@@ -46,6 +46,8 @@ from ..config import LinkConfig, NodeConfig
 from ..errors import DeviceError, ProtocolError
 from ..lang import codec
 from ..lang import messages as m
+from ..ratelog import BadInput
+from ..security import node_id
 from .device import QuantumDevice
 
 log = logging.getLogger("qnodeos.qdevice")
@@ -56,6 +58,7 @@ PULL_GIVE_UP_S = 5.0  # a group that does not come in this long is lost: fail th
 # Long, because giving up on a herald that is only late would leave the pair at the
 # owner alone; the station itself answers a lone attempt at its expiry.
 STATION_SILENT_S = 10.0
+MAX_DEFERRED = 1024  # pulls waiting while we wait ourselves (more are dropped; they retry)
 MAX_GROUP = 8  # qubits in a group that may cross processes (16 * 4**8 bytes: 1 MiB)
 
 
@@ -118,9 +121,16 @@ class QDeviceServer:
     """The quantum process of node ``cfg`` on links ``links`` (those it is an end of)."""
 
     def __init__(
-        self, cfg: NodeConfig, links: Iterable[LinkConfig] = (), *, epoch_ns: int = 0
+        self,
+        cfg: NodeConfig,
+        links: Iterable[LinkConfig] = (),
+        *,
+        epoch_ns: int = 0,
+        token: str = "",
     ) -> None:
         self.cfg = cfg
+        self.token = token  # the secret of our classical process (empty: the first Ping)
+        self.kernel: bytes | None = None  # its connection, once it has pinged
         self.me = cfg.name
         self.device = QuantumDevice(cfg.device, np.random.default_rng(cfg.seed))
         self.realtime = not math.isinf(cfg.speed)
@@ -135,7 +145,7 @@ class QDeviceServer:
         }
         self.dec, self.enc = codec.to_device(), codec.from_device()
         self.peer_codec = codec.qdevice_peer()
-        self.bad = 0
+        self.bad = BadInput(log)
         # where state lives
         self.away: dict[int, str] = {}  # own qubit -> node believed to hold its group
         self.ghosts: dict[m.GlobalQubit, int] = {}  # other nodes' qubits held here -> slot
@@ -155,15 +165,26 @@ class QDeviceServer:
     def handle(self, frames: list[bytes], now_ns: float, now_s: float) -> list[Out]:
         """A request from the classical process."""
         if len(frames) != 2:
-            self.bad += 1
+            self.bad.report("the device endpoint", f"{len(frames) - 1} data frames", now=now_s)
             return []
         peer, data = frames
         try:
             msg = self.dec.decode(data)
         except ProtocolError as exc:
-            self.bad += 1
-            log.warning("bad request #%d: %s", self.bad, exc)
+            self.bad.report("the device endpoint", str(exc), now=now_s)
             return [self._reply(peer, m.ErrorReply(code="bad_message", message=str(exc)), now_ns)]
+        if isinstance(msg, m.Ping) and (msg.token == self.token or not self.token):
+            if self.kernel is None or self.token:
+                self.kernel = peer  # our classical process (again, if it reconnected)
+        if peer != self.kernel:
+            # Only the node's own classical process may use the device: a stranger on
+            # this endpoint must not read or flip anyone's qubits.
+            self.bad.report("the device endpoint", "a client other than our node", now=now_s)
+            refusal = m.ErrorReply(
+                code="not_authorized",
+                message=f"this quantum process serves node {self.me!r}'s classical process only",
+            )
+            return [self._reply(peer, refusal, now_ns)]
         if isinstance(msg, m.Abort):
             return self._abort(msg.seq, now_ns, now_s)
         if isinstance(msg, m.Ping):
@@ -180,19 +201,21 @@ class QDeviceServer:
             self.jobs.append(_Batch(peer=peer, req=msg))
         return self._run(now_ns, now_s)
 
-    def peer_message(self, data: bytes, now_ns: float, now_s: float) -> list[Out]:
-        """A message from another node's quantum process."""
+    def peer_message(
+        self, data: bytes, now_ns: float, now_s: float, user: str | None = None
+    ) -> list[Out]:
+        """A message from another node's quantum process; ``user``: the node its CURVE
+        key authenticated (None without keys)."""
         try:
             msg = self.peer_codec.decode(data)
         except ProtocolError as exc:
-            self.bad += 1
-            log.warning("bad peer message #%d: %s", self.bad, exc)
+            self.bad.report(user or "a quantum process", str(exc), now=now_s)
+            return []
+        if user is not None and user != node_id(msg.frm):
+            self.bad.report(user, f"claims to be {msg.frm!r}", now=now_s)
             return []
         if msg.frm not in self.links and not isinstance(msg, m.QPull | m.QGroup | m.QNotHere):
-            self.bad += 1
-            log.warning(
-                "%s from %r, which has no link with %s", type(msg).__name__, msg.frm, self.me
-            )
+            self.bad.report(msg.frm, f"{type(msg).__name__}, but it has no link here", now=now_s)
             return []
         if isinstance(msg, m.QAttempt):
             return self._peer_attempt(msg, now_ns, now_s)
@@ -435,7 +458,8 @@ class QDeviceServer:
         if msg.for_node == self.me:
             return []
         if self.wait is not None and msg.for_node > self.me:
-            self.deferred.append(msg)  # we wait too; the smaller name goes first
+            if len(self.deferred) < MAX_DEFERRED:
+                self.deferred.append(msg)  # we wait too; the smaller name goes first
             return []
         return self._give(slot, msg.for_node)
 
@@ -462,8 +486,7 @@ class QDeviceServer:
                 elif node != self.me and (node, q) in self.ghosts:
                     problem = f"{node}'s qubit {q}, already here"
         if problem is not None:
-            self.bad += 1
-            log.warning("dropped a state group from %r: %s", msg.frm, problem)
+            self.bad.report(msg.frm, f"dropped a state group: {problem}", now=now_s)
             return []
         rho = np.frombuffer(msg.rho, dtype="<c16").astype(complex).reshape(2**k, 2**k)
         slots: list[int] = []
@@ -540,11 +563,10 @@ class QDeviceServer:
     def _peer_attempt(self, msg: m.QAttempt, now_ns: float, now_s: float) -> list[Out]:
         st = self.stations.get(msg.frm)
         if st is None:
-            self.bad += 1
-            log.warning("attempt from %r, but %s hosts no station for that link", msg.frm, self.me)
+            self.bad.report(msg.frm, f"an attempt, but {self.me} hosts no station", now=now_s)
             return []
         if not 0 <= msg.qubit < 64:
-            self.bad += 1
+            self.bad.report(msg.frm, f"an attempt with qubit {msg.qubit}", now=now_s)
             return []
         self.peer_qubit[msg.key] = msg.qubit
         att = Attempt(

@@ -11,7 +11,7 @@ import math
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 import trio
@@ -21,9 +21,13 @@ from ..lang import codec
 from ..lang import messages as m
 from ..lang.program import Subroutine
 from ..lang.text import parse
+from ..security import APP, Curve, guarded
 from ..transport import Socket, connect_dealer
 from .builder import Block, Qubit, QubitIds, QubitOwner
 from .epr import EprError, EprSocket, Pair, to_pairs
+
+if TYPE_CHECKING:
+    from ..config import NetworkConfig
 
 Values = dict[str, int | list[int]]
 
@@ -58,17 +62,31 @@ class BlockError(RemoteError):
         self.held = held
 
 
+def _network_config(network: str | None) -> NetworkConfig:
+    from ..config import load_network, parse_network
+    from ..defaults import default_network_text
+
+    path = network or os.environ.get("QNODEOS_NETWORK")
+    return load_network(path) if path else parse_network(default_network_text(), "<default>")
+
+
 def resolve_endpoint(node: str, network: str | None, endpoint: str | None) -> str:
     """Where node ``node`` takes apps: ``endpoint`` if given, else from the network file
     (``network`` or $QNODEOS_NETWORK), else from the embedded default network."""
     if endpoint:
         return endpoint
-    from ..config import load_network, parse_network
-    from ..defaults import default_network_text
+    return _network_config(network).node(node).app_endpoint
 
-    path = network or os.environ.get("QNODEOS_NETWORK")
-    cfg = load_network(path) if path else parse_network(default_network_text(), "<default>")
-    return cfg.node(node).app_endpoint
+
+def _curve(node: str, app: str, network: str | None, endpoint: str) -> Curve | None:
+    """CURVE settings for app ``app`` at ``endpoint`` if the network file has keys and
+    the endpoint needs them (tcp): the app's own key pair and the node's public key."""
+    if endpoint.startswith("ipc://") or endpoint.startswith("mem://"):
+        return None  # apps on ipc are same-user trust: no key needed
+    keys = _network_config(network).keys
+    if keys is None or not guarded(endpoint, APP, keys):
+        return None
+    return Curve(me=keys.app(app, secret=True), server=keys.node(node))
 
 
 class Node(QubitOwner):
@@ -358,7 +376,7 @@ async def connect(
     node does not answer within ``timeout`` seconds, RemoteError if it refuses.
     """
     ep = resolve_endpoint(node, network, endpoint)
-    sock = connect_dealer(ep)
+    sock = connect_dealer(ep, _curve(node, app, network, ep))
     conn = Node(sock, qubits, node)
     try:
         reply = await conn._register(

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -21,56 +20,9 @@ from qnodeos.lang import codec
 from qnodeos.lang import messages as m
 from qnodeos.lang.text import parse
 
-ROOT = Path(__file__).resolve().parents[2]
+from .helpers import Proc
+
 pytestmark = pytest.mark.slow
-
-
-class Proc:
-    """A child process whose stdout lines we can wait for."""
-
-    def __init__(self, args: list[str], log: Path) -> None:
-        self.log = log
-        self.p = subprocess.Popen(
-            args, cwd=ROOT, stdout=subprocess.PIPE, stderr=log.open("w"), text=True, bufsize=1
-        )
-        self.lines: list[str] = []
-
-    def wait_for(self, predicate: Any, timeout: float = 20.0) -> Any:
-        import selectors
-
-        sel = selectors.DefaultSelector()
-        assert self.p.stdout is not None
-        sel.register(self.p.stdout, selectors.EVENT_READ)
-        end = time.monotonic() + timeout
-        while time.monotonic() < end:
-            if not sel.select(timeout=max(0.0, end - time.monotonic())):
-                break
-            line = self.p.stdout.readline()
-            if not line:
-                break
-            self.lines.append(line)
-            got = predicate(line)
-            if got:
-                return got
-        raise AssertionError(
-            f"timed out; output: {self.lines[-5:]}; log: {self.log.read_text()[-2000:]}"
-        )
-
-    def events(self, line: str) -> dict[str, Any] | None:
-        try:
-            event: dict[str, Any] = json.loads(line)
-            return event
-        except ValueError:
-            return None
-
-    def stop(self) -> None:
-        if self.p.poll() is None:
-            self.p.terminate()
-            try:
-                self.p.wait(5)
-            except subprocess.TimeoutExpired:
-                self.p.kill()
-                self.p.wait()
 
 
 @pytest.fixture

@@ -61,7 +61,11 @@ class Harness:
             assert isinstance(out, ToDevice)
             msg = out.msg
             if isinstance(msg, m.Ping):
-                outs += self.kernel.device_message(m.Pong(seq=msg.seq, device="x", num_qubits=1))
+                (pong,) = self.server.handle([b"k", self.to_dev.encode(msg)], 0.0, 0.0)
+                assert isinstance(pong, ToKernel)
+                reply = self.from_dev.decode(pong.frames[1])
+                assert isinstance(reply, m.Pong)
+                outs += self.kernel.device_message(reply)
                 continue
             if isinstance(msg, m.Abort):
                 self.aborts.append(msg.seq)
@@ -275,3 +279,20 @@ def test_illegal_lifecycle_event_names_state_and_leaves_it() -> None:
     with pytest.raises(LocalError, match="event 'finish' is not allowed in state 'ready'"):
         app.fire(Event.FINISH)
     assert app.state is State.READY
+
+
+def test_identity_comes_from_the_key_not_from_the_message() -> None:
+    h = Harness()
+    # an app's key names it: registering under another name is refused
+    h.deliver(h.kernel.app_message(A, m.Register(app="b", qubits=1), 0.0, user="app:a"))
+    (refused,) = h.inbox.pop(A)
+    assert isinstance(refused, m.ErrorReply) and refused.code == "not_authorized"
+    h.deliver(h.kernel.app_message(A, m.Register(app="a", qubits=1), 0.0, user="app:a"))
+    assert isinstance(h.inbox.pop(A)[0], m.Registered)
+    # another key on a connection with the same address is ignored
+    assert h.kernel.app_message(A, m.Stop(), 0.0, user="app:mallory") == []
+    assert A in h.kernel.procs.by_addr
+    # a node's key names it: a message claiming another sender is dropped
+    carry = m.Carry(from_node="bob", id=1, from_app="x", to_app="a", data=b"forged")
+    assert h.kernel.peer_message(carry, 0.0, user="node:mallory") == []
+    assert h.kernel.counters.spoofed == 3

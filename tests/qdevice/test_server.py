@@ -13,7 +13,14 @@ from qnodeos.config import LinkConfig, NodeConfig
 from qnodeos.hardware.params import generic
 from qnodeos.lang import codec
 from qnodeos.lang import messages as m
-from qnodeos.qdevice.server import STATION_SILENT_S, QDeviceServer, ToKernel, ToPeer
+from qnodeos.qdevice.server import (
+    STATION_SILENT_S,
+    Cancel,
+    Out,
+    QDeviceServer,
+    ToKernel,
+    ToPeer,
+)
 
 
 def node(name: str, seed: int) -> NodeConfig:
@@ -42,11 +49,16 @@ class Wire:
         self.peer_messages = 0
         self.hold = False  # keep messages between the processes in ``held``
         self.held: list[ToPeer] = []
+        for n in self.q:  # each quantum process's classical process says hello first
+            self.send(n, m.Ping(seq=0))
+            self.replies[n].clear()
 
-    def run(self, at: str, outs: list[ToKernel | ToPeer]) -> None:
+    def run(self, at: str, outs: list[Out]) -> None:
         queue = [(at, o) for o in outs]
         while queue:
             here, o = queue.pop(0)
+            if isinstance(o, Cancel):
+                continue
             if isinstance(o, ToKernel):
                 self.replies[here].append(self.dec.decode(o.frames[1]))
             elif self.hold:
@@ -141,7 +153,7 @@ def test_a_bad_state_group_from_a_peer_is_dropped_and_counted() -> None:
     for msg in bad:
         assert bob.peer_message(codec.qdevice_peer().encode(msg), 0.0, 0.0) == []
     assert bob.peer_message(b"\x93garbage", 0.0, 0.0) == []
-    assert bob.bad == 4
+    assert bob.bad.total == 4
     assert bob.away == {0: "alice"} and np.allclose(bob.device.reg.density_matrix([1]), before)
 
 
@@ -220,3 +232,45 @@ def test_two_processes_each_waiting_for_the_others_group_both_finish(
         # CNOT at both ends maps Phi+ x Phi+ to itself: Z outcomes agree pair by pair.
         for q in (0, 1):
             assert w.measure("alice", q) == w.measure("bob", q)
+
+
+def test_a_message_whose_key_belongs_to_another_node_is_dropped() -> None:
+    # With keys, the sender's identity comes from its CURVE key (``user``), never from
+    # the ``frm`` field: mallory (a node of the network) cannot speak for alice.
+    w = Wire()
+    w.entangle("r")
+    bob = w.q["bob"]
+    forged = [
+        m.QRound(frm="alice", key="x", heralded=True, herald=9, attempts=1, at_ns=0.0,
+                 bell_index=0, reason="", epoch_ns=0),
+        m.QGroup(frm="alice", qubits=[("bob", 0)], rho=b"\x00" * 64),
+        m.QPull(frm="alice", for_node="mallory", qubit=("bob", 0)),
+    ]
+    for msg in forged:
+        out = bob.peer_message(codec.qdevice_peer().encode(msg), 0.0, 0.0, user="node:mallory")
+        assert out == []
+    assert bob.bad.total == 3 and bob.away == {0: "alice"}
+    # the same from alice's key is accepted
+    pull = m.QPull(frm="alice", for_node="alice", qubit=("bob", 1))
+    assert bob.peer_message(codec.qdevice_peer().encode(pull), 0.0, 0.0, user="node:alice")
+
+
+def test_only_our_classical_process_may_use_the_device() -> None:
+    cfg = node("alice", 1)
+    q = QDeviceServer(cfg, token="s3cret")
+    enc, dec = codec.to_device(), codec.from_device()
+
+    def ask(peer: bytes, msg: m.ToDevice) -> m.FromDevice:
+        (out,) = q.handle([peer, enc.encode(msg)], 0.0, 0.0)
+        assert isinstance(out, ToKernel)
+        return dec.decode(out.frames[1])
+
+    flip = m.DeviceRequest(seq=1, ops=[m.PhysOp("x", (0,))])
+    stranger = ask(b"eve", flip)  # before the node said hello
+    assert isinstance(stranger, m.ErrorReply) and stranger.code == "not_authorized"
+    assert isinstance(ask(b"eve", m.Ping(seq=1, token="guess")), m.ErrorReply)
+    assert isinstance(ask(b"node", m.Ping(seq=2, token="s3cret")), m.Pong)
+    assert isinstance(ask(b"eve", flip), m.ErrorReply)
+    assert isinstance(ask(b"eve", m.Ping(seq=3)), m.ErrorReply)
+    assert np.allclose(q.device.reg.density_matrix([0]), np.diag([1, 0]))  # untouched
+    assert isinstance(ask(b"node", flip), m.DeviceReply)
