@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from qnodeos.errors import LocalError
-from qnodeos.lang.messages import EgpAccept, EgpMessage, EgpReject, EgpRequest
+from qnodeos.lang.messages import EgpAccept, EgpReject, EgpRequest
 from qnodeos.statemachine import next_state
 
 from .models import LinkModel
@@ -122,7 +122,7 @@ class Accepted:
 
 @dataclass(frozen=True)
 class ToPeer:
-    msg: EgpMessage
+    msg: EgpRequest | EgpAccept | EgpReject
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -318,7 +318,7 @@ class EGP:
         return tell + self._fail(r, code, text, now)
 
     # -- from the peer -------------------------------------------------------------------
-    def peer_message(self, msg: EgpMessage, now: float) -> list[Out]:
+    def peer_message(self, msg: EgpRequest | EgpAccept | EgpReject, now: float) -> list[Out]:
         if isinstance(msg, EgpRequest):
             return self._peer_request(msg, now)
         r = self.requests.get((msg.origin, msg.create_id))

@@ -77,20 +77,18 @@ async def node_main(name: str, network: str | None) -> int:
             )
         )
 
-        async def watch() -> None:
-            lost.append(await proc.wait())
-            print(
-                f"qnodeos: quantum process of node {name} exited ({proc.returncode})",
-                file=sys.stderr,
-                flush=True,
-            )
-            nursery.cancel_scope.cancel()
-
-        nursery.start_soon(watch)
         delays = {n: net.delay(name, n) for n in net.nodes if n != name}
         svc = NodeService(
             cfg, cfg.peers_of(net), links=net.links_of(name), delays=delays, token=token
         )
+
+        async def watch() -> None:
+            lost.append(await proc.wait())
+            svc.stop_reason = f"its quantum process exited ({_exit_text(proc.returncode)})"
+            print(f"qnodeos: node {name} stops: {svc.stop_reason}", file=sys.stderr, flush=True)
+            nursery.cancel_scope.cancel()
+
+        nursery.start_soon(watch)
         with trio.fail_after(30):
             await nursery.start(svc.serve)
         print(
@@ -99,6 +97,15 @@ async def node_main(name: str, network: str | None) -> int:
             flush=True,
         )
     return 1 if lost else 0
+
+
+def _exit_text(code: int | None) -> str:
+    if code is not None and code < 0:
+        try:
+            return f"killed by {signal.Signals(-code).name}"
+        except ValueError:
+            pass
+    return f"code {code}"
 
 
 def qdevice_main(name: str, network: str | None, parent_pipe: bool) -> int:

@@ -14,6 +14,7 @@
     max_wait_s = 10.0                    # longest single wait in a block (device s)
     max_block_s = 60.0                   # most device time one block may take
     starvation_s = 0.5                   # a block passed over this long goes first
+    peer_timeout_s = 1.5                 # a linked node silent this long is gone
     app_endpoint = "tcp://127.0.0.1:5555"      # default: ipc:// in the runtime dir
     qdevice_endpoint = "ipc:///tmp/x.sock"     # default: ipc:// in the runtime dir
     peer_endpoint = "tcp://0.0.0.0:5556"       # where other nodes reach this one
@@ -74,6 +75,7 @@ _NODE_KEYS = {
     "max_wait_s",
     "max_block_s",
     "starvation_s",
+    "peer_timeout_s",
 }
 _LINK_KEYS = {"nodes", "model", "delay_s", "seed"}
 _APP_KEYS = {"node", "module", "args", "name"}
@@ -100,6 +102,7 @@ class NodeConfig:
     lease_s: float = 1.0
     budget: int = 1_000_000
     limits: NodeLimits = field(default_factory=lambda: NodeLimits())
+    peer_timeout_s: float = 1.5  # a linked node silent this long is taken as gone
     app_endpoint: str
     qdevice_endpoint: str
     peer_endpoint: str
@@ -264,6 +267,7 @@ def _node(name: str, table: Any, net: str, src: str, keys: KeyStore | None) -> N
         lease_s=lease,
         budget=budget,
         limits=limits,
+        peer_timeout_s=_seconds(table, "peer_timeout_s", where, 1.5, 0.3, 3600.0),
         app_endpoint=_get(table, "app_endpoint", str, where, f"ipc://{rt}/{net}-{name}-app.sock"),
         qdevice_endpoint=_get(
             table, "qdevice_endpoint", str, where, f"ipc://{rt}/{net}-{name}-qdevice.sock"

@@ -28,17 +28,19 @@ from ..errors import DeviceError, LocalError, ProgramError, QNodeOSError, QuotaE
 from ..hardware.specs import DeviceSpec
 from ..lang import messages as m
 from ..lang.program import MAX_INSTRS, validate
+from ..liveness import Liveness
 from ..security import app_id, node_id
 from .interpreter import Finished, NeedDevice, Paused, Run
 from .lower import Lowering
 from .memory import MemoryManager
 from .messaging import Postbox
 from .netstack import NetStack, Work
-from .outputs import Out, Resume, ToApp, ToDevice
+from .outputs import Out, Resume, ToApp, ToDevice, ToNode
 from .processes import App, Event, ProcessTable, State
 from .scheduler import Entry, Scheduler
 
 APP_NAME_MAX = 64
+ENDED_KEPT = 1024  # sessions whose end reason is remembered for a late heartbeat
 
 
 SLICE = 20_000  # instructions interpreted before the kernel lets other work run
@@ -88,6 +90,7 @@ class Kernel:
         speed: float = 1.0,
         seed: int | None = None,
         limits: NodeLimits | None = None,
+        peer_timeout_s: float = 1.5,
     ) -> None:
         self.node = node
         self.spec = spec
@@ -108,6 +111,8 @@ class Kernel:
             seed=seed,
         )
         self.net_current: tuple[int, Work] | None = None
+        self.live = Liveness(self.net.links, timeout_s=peer_timeout_s)
+        self.ended: dict[bytes, str] = {}  # why recent sessions ended, by connection
         self._net_turn = True
         self.now = 0.0
         self.current: Current | None = None
@@ -135,7 +140,12 @@ class Kernel:
         if app is not None:
             app.last_seen = now
         if isinstance(msg, m.Heartbeat):
-            return [ToApp(addr, m.Alive())] if app is not None else []
+            if app is not None:
+                return [ToApp(addr, m.Alive())]
+            # A session we ended (its lease ran out while the app was paused, say):
+            # tell the app why, so it does not think the node went away.
+            reason = self.ended.get(addr)
+            return [ToApp(addr, m.Stopped(reason=reason))] if reason is not None else []
         if isinstance(msg, m.Register):
             return self._register(addr, app, msg, now, user)
         if app is None:
@@ -155,6 +165,8 @@ class Kernel:
             return self.postbox.send(app, msg, now)
         if isinstance(msg, m.EprRequest):
             return self.net.request(app, msg, now) + self._pump()
+        if isinstance(msg, m.EprAck):
+            return self.net.acked(app, msg)
         return self._submit(app, msg, now)
 
     def peer_message(
@@ -168,11 +180,26 @@ class Kernel:
             return []
         if now is not None:
             self.now = now
+        if msg.from_node not in self.postbox.peers:
+            self.postbox.ignored += 1
+            return []
+        if self.live.heard(msg.from_node, self.now):
+            self.net.peer_up(msg.from_node)
+        if isinstance(msg, m.NodePing):
+            return []
+        if isinstance(msg, m.NodeBye):
+            return self._peer_down(msg.from_node, f"node {msg.from_node!r} stopped: {msg.reason}")
         if isinstance(msg, m.Egp):
             return self.net.peer_message(msg, self.now) + self._pump()
         return self.postbox.peer_message(msg)
 
+    def _peer_down(self, peer: str, reason: str) -> list[Out]:
+        self.live.down.add(peer)
+        return self.net.peer_down(peer, reason, self.now) + self._pump()
+
     def device_message(self, msg: m.FromDevice) -> list[Out]:
+        if isinstance(msg, m.LateHerald):
+            return self.net.late_herald(msg)
         if isinstance(msg, m.Pong):
             self.device_ready = True
             return self._pump()
@@ -220,12 +247,38 @@ class Kernel:
 
     def handle_timer(self, now: float) -> list[Out]:
         self.now = now
-        out: list[Out] = self.net.handle_timer(now)
+        if self.live.paused(now):
+            # This process was paused (SIGSTOP, a sleeping laptop): the apps' silence
+            # meanwhile was ours, not theirs. Give every lease a fresh start.
+            for a in self.procs.by_id.values():
+                a.last_seen = now
+        pings, gone = self.live.tick(now)
+        out: list[Out] = [ToNode(p, m.NodePing(from_node=self.node)) for p in pings]
+        for peer in gone:
+            out += self._peer_down(
+                peer,
+                f"node {peer!r} stopped answering (nothing heard for {self.live.timeout_s:g} s)",
+            )
+        out += self.net.handle_timer(now)
         for app in self.procs.expired(now):
             self.counters.apps_expired += 1
-            out += self._end(app, Event.FAIL, f"lease of {self.procs.lease_s}s expired")
+            out += self._end(
+                app,
+                Event.FAIL,
+                f"lease of {self.procs.lease_s}s expired: the app sent nothing for "
+                f"{now - app.last_seen:.1f} s (killed, paused, or its event loop blocked); "
+                f"its session ended and everything it held was freed. If long silences are "
+                f"expected, raise lease_s of node {self.node!r} in the network file",
+            )
         out += self.postbox.handle_timer(now)
         return out + self._pump() if out or self.net.waiting() else out
+
+    def goodbye(self, reason: str) -> list[Out]:
+        """The node is stopping: tell every app and every linked node at once."""
+        bye = m.NodeBye(from_node=self.node, reason=reason)
+        out: list[Out] = [ToNode(p, bye) for p in self.net.links]
+        stopped = m.Stopped(reason=f"node {self.node!r} is stopping: {reason}")
+        return out + [ToApp(app.addr, stopped) for app in self.procs.by_id.values()]
 
     def resume(self) -> list[Out]:
         """Continue a paused block (if it is still running: its app may have gone)."""
@@ -320,6 +373,9 @@ class Kernel:
         self.memory.close(app.app_id)
         app.fire(event)
         self.procs.remove(app)
+        self.ended[app.addr] = reason
+        while len(self.ended) > ENDED_KEPT:
+            del self.ended[next(iter(self.ended))]
         out.append(ToApp(app.addr, m.Stopped(reason=reason)))
         return out
 

@@ -29,6 +29,7 @@ import math
 from collections import deque
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
+from functools import partial
 
 import numpy as np
 
@@ -38,6 +39,7 @@ from netlink.station import Heralded, NoHerald, Rejected
 from ..config import LinkConfig
 from ..errors import ProgramError, QuotaError
 from ..lang import messages as m
+from .ledger import Ledger
 from .lower import Lowering
 from .memory import MemoryManager
 from .moves import make_room
@@ -113,6 +115,9 @@ class NetStack:
         self.listening: dict[str, Want] = {}  # recv wants not yet matched, by purpose
         self.work: deque[Work] = deque()  # device work, in order
         self._outcomes: dict[str, list[int]] = {}  # round key -> outcomes after its herald
+        self.ignored = 0  # link-layer messages from nodes we have no link with
+        self.ledger = Ledger(node)
+        self.down: set[str] = set()  # peers whose node is not answering
         self.pairs_delivered = 0
         self.rounds = 0
         self.moves = 0
@@ -175,8 +180,16 @@ class NetStack:
         return self._egp(msg.remote_node, outs, now)
 
     def app_gone(self, app: App, now: float) -> list[Out]:
-        """The app ended: drop its requests (its qubits are freed by the kernel)."""
-        out: list[Out] = []
+        """The app ended: every pair it did not acknowledge is void, so the other ends
+        expire it (told before its requests are aborted, so their apps are not handed
+        them); its requests end (its qubits are freed by the kernel)."""
+        void = self.ledger.app_gone(app.app_id)
+        for w in self.wants.values():
+            if w.app is app and w.pairs:
+                void.setdefault(w.peer, []).extend(p.ent_id[2] for p in w.pairs)
+                w.pairs = []
+        reason = f"app {app.name!r} on {self.node!r} ended before it received them"
+        out: list[Out] = [self._expire_at(peer, seqs, reason) for peer, seqs in void.items()]
         for pur, w in list(self.listening.items()):
             if w.app is app:
                 del self.listening[pur]
@@ -189,12 +202,88 @@ class NetStack:
                 )
         return [o for o in out if not (isinstance(o, ToApp) and o.addr == app.addr)]
 
-    def peer_message(self, msg: m.Egp, now: float) -> list[Out]:
-        egp = self.egps.get(msg.from_node)
-        if egp is None:
-            log.warning("link-layer message from %r: no link", msg.from_node)
+    def acked(self, app: App, msg: m.EprAck) -> list[Out]:
+        """The app received pairs: the other end may keep its copies for good."""
+        return self.ledger.acked(app.app_id, msg.req, msg.count)
+
+    def _expire_at(self, peer: str, seqs: list[int], reason: str) -> ToNode:
+        self.ledger.expired_out += len(seqs)
+        return ToNode(peer, m.Egp(from_node=self.node, msg=m.EgpExpire(seqs=seqs, reason=reason)))
+
+    def late_herald(self, msg: m.LateHerald) -> list[Out]:
+        """Our quantum process got a herald after it had stopped waiting: the pair is
+        void here; the other end must not keep it."""
+        if msg.peer not in self.links:
             return []
-        return self._egp(msg.from_node, egp.peer_message(msg.msg, now), now)
+        return [self._expire_at(msg.peer, [msg.herald], "it heralded after this end gave up")]
+
+    def peer_down(self, peer: str, reason: str, now: float) -> list[Out]:
+        """``peer``'s node stopped answering: its requests end here, pairs made with it
+        that its apps did not confirm are void (its apps may never have got them)."""
+        if peer not in self.egps or peer in self.down:
+            return []
+        self.down.add(peer)
+        egp = self.egps[peer]
+        out: list[Out] = []
+        for key, w in list(self.wants.items()):
+            if w.peer == peer:
+                self._void_pairs(w)
+                out += self._egp(peer, egp.abort(key, e.Code.OTHER, reason, now), now)
+        for pur, w in list(self.listening.items()):
+            if w.peer == peer:
+                del self.listening[pur]
+                egp.unlisten(pur)
+                failed = m.EprFailed(req=w.msg.req, code="OTHER", message=reason)
+                out.append(ToApp(w.app.addr, failed))
+        egp.waiting.clear()
+        out += self.ledger.peer_down(peer, f"pairs void: {reason}")
+        return [o for o in out if not isinstance(o, ToNode)]  # nobody there to tell
+
+    def peer_up(self, peer: str) -> None:
+        self.down.discard(peer)
+
+    def _void_pairs(self, w: Want) -> None:
+        """Forget the pairs a request made but did not deliver (kept qubits freed)."""
+        if w.msg.kind == "K":
+            for i in range(len(w.pairs)):
+                self.memory.release(w.app.app_id, w.msg.qubits[i])
+        w.pairs = []
+
+    def peer_message(self, msg: m.Egp, now: float) -> list[Out]:
+        peer = msg.from_node
+        egp = self.egps.get(peer)
+        if egp is None:
+            self.ignored += 1
+            return []
+        body = msg.msg
+        if isinstance(body, m.EgpConfirm):
+            self.ledger.confirmed(peer, body.seqs)
+            return []
+        if isinstance(body, m.EgpExpire):
+            return self._peer_expired(peer, body.seqs, body.reason, now)
+        return self._egp(peer, egp.peer_message(body, now), now)
+
+    def _peer_expired(self, peer: str, seqs: list[int], reason: str, now: float) -> list[Out]:
+        """The other end voided these pairs: apps that have them are told; a request
+        still collecting them ends with EXPIRE (listing only the pairs still good)."""
+        text = f"{peer!r} voided the pair(s): {reason}"
+        out, missing = self.ledger.expired(peer, seqs, text)
+        gone = set(missing)
+        for key, w in list(self.wants.items()):
+            hit = [p for p in w.pairs if w.peer == peer and p.ent_id[2] in gone]
+            if not hit:
+                continue
+            gone -= {p.ent_id[2] for p in hit}
+            keep = [p for p in w.pairs if p not in hit]
+            if w.msg.kind == "K":
+                for i, p in enumerate(w.pairs):
+                    if p in hit:
+                        self.memory.release(w.app.app_id, w.msg.qubits[i])
+            w.pairs = keep
+            out += self._egp(peer, self.egps[peer].abort(key, e.Code.EXPIRE, text, now), now)
+        if gone:  # not heralded here yet: never hand them out
+            self.ledger.remember_expired(peer, sorted(gone), text)
+        return out
 
     def handle_timer(self, now: float) -> list[Out]:
         out: list[Out] = []
@@ -224,7 +313,8 @@ class NetStack:
             if isinstance(o, e.ToPeer):
                 out.append(ToNode(peer, m.Egp(from_node=self.node, msg=o.msg)))
             elif isinstance(o, e.Round):
-                self.work.append(Work(request=None, done=self._round_done, round=o, peer=peer))
+                done = partial(self._round_done, key=o.key, peer=peer)
+                self.work.append(Work(request=None, done=done, round=o, peer=peer))
             elif isinstance(o.event, e.Accepted):
                 spec = o.event.spec
                 w = self.listening.pop(spec.purpose, None)
@@ -249,6 +339,7 @@ class NetStack:
             self.memory.release(w.app.app_id, w.msg.qubits[len(w.pairs)])
         w.phys = None
         msg = m.EprFailed(req=w.msg.req, code=str(err.code), message=err.message, pairs=w.pairs)
+        self.ledger.delivered(w.app.app_id, w.app.addr, w.msg.req, w.peer, w.pairs)
         return [ToApp(w.app.addr, msg)]
 
     def _drop_scratch(self, w: Want) -> None:
@@ -349,20 +440,22 @@ class NetStack:
         self.moves += 1
         return Work(request=m.DeviceRequest(seq=0, ops=ops), done=_log_error)
 
-    def _round_done(self, reply: m.DeviceReply | m.EntangleDone | None, now: float) -> list[Out]:
-        if not isinstance(reply, m.EntangleDone):  # the device could not read the request
-            error = reply.error if reply is not None else None
-            log.warning("entanglement round failed on the device: %s", error)
-            return []
-        peer = self._peer_of(reply.key)
-        if peer is None:
-            return []
+    def _round_done(
+        self, reply: m.DeviceReply | m.EntangleDone | None, now: float, *, key: str, peer: str
+    ) -> list[Out]:
+        """How round ``key`` on the link to ``peer`` ended on the device."""
         egp = self.egps[peer]
-        r = egp.by_round.get(reply.key)
-        if reply.error is not None:
+        r = egp.by_round.get(key)
+        if not isinstance(reply, m.EntangleDone) or reply.error is not None:
+            error = getattr(reply, "error", None) or "the device did not run the round"
+            log.warning("entanglement round %s failed on the device: %s", key, error)
             if r is None:
                 return []
-            return self._egp(peer, egp.abort(r.key, e.Code.OTHER, reply.error, now), now)
+            return self._egp(peer, egp.abort(r.key, e.Code.OTHER, error, now), now)
+        if r is None:
+            if reply.heralded:  # its request ended while the round ran: void at both ends
+                return [self._expire_at(peer, [reply.herald], "its request ended meanwhile")]
+            return []
         msg: Heralded | NoHerald | Rejected
         if reply.heralded:
             self._outcomes[reply.key] = reply.outcomes
@@ -384,9 +477,6 @@ class NetStack:
             )
         return self._egp(peer, egp.station_message(msg, now), now)
 
-    def _peer_of(self, key: str) -> str | None:
-        return next((p for p, g in self.egps.items() if key in g.by_round), None)
-
     def _ok(self, ok: e.Ok, now: float) -> list[Out]:
         """A pair is here (already corrected or measured by the quantum process)."""
         w = self.wants.get((ok.origin, ok.create_id))
@@ -394,8 +484,19 @@ class NetStack:
         outcomes = next(
             (self._outcomes.pop(k) for k in list(self._outcomes) if k.startswith(key + ":")), []
         )
+        seq = ok.ent_id[2]
+        peer = ok.ent_id[1] if ok.ent_id[0] == self.node else ok.ent_id[0]
         if w is None or w.phys is None:
-            return []
+            # Nobody here can have this pair (its request or app ended meanwhile).
+            return [self._expire_at(peer, [seq], "it heralded after its request ended here")]
+        voided = self.ledger.void_early(peer, seq)
+        if voided is not None:
+            if w.msg.kind == "K":
+                self.memory.release(w.app.app_id, w.msg.qubits[len(w.pairs)])
+            w.phys = None
+            self._drop_scratch(w)
+            outs = self.egps[peer].abort((ok.origin, ok.create_id), e.Code.EXPIRE, voided, now)
+            return self._egp(peer, outs, now)
         w.phys = None
         pair = m.EprPair(
             ent_id=ok.ent_id,
@@ -418,6 +519,7 @@ class NetStack:
         if w.key is not None:
             self.wants.pop(w.key, None)
         self.pairs_delivered += len(w.pairs)
+        self.ledger.delivered(w.app.app_id, w.app.addr, w.msg.req, w.peer, w.pairs)
         return [ToApp(w.app.addr, m.EprDone(req=w.msg.req, pairs=w.pairs))]
 
 

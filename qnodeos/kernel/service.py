@@ -68,6 +68,7 @@ class NodeService:
             speed=cfg.speed,
             seed=cfg.seed,
             limits=cfg.limits,
+            peer_timeout_s=cfg.peer_timeout_s,
         )
         self._outboxes: dict[str, trio.MemorySendChannel[tuple[float, bytes]]] = {}
         self._nursery: trio.Nursery | None = None
@@ -80,6 +81,7 @@ class NodeService:
         self._ready = trio.Event()
         self.bad = BadInput(log)
         self.dropped_to_peers = 0
+        self.stop_reason = "it was shut down"  # what apps and other nodes are told
 
     # -- sending -------------------------------------------------------------------------
     async def _send(self, apps: Socket, dev: Socket, outs: list[Out]) -> None:
@@ -263,7 +265,19 @@ class NodeService:
                 nursery.start_soon(self._nodes, peer, apps, dev)
                 task_status.started()
         finally:
+            if len(opened) == 3:
+                await self._farewell(opened[0])
             for sock in (*opened, *self._dealers.values()):
                 sock.close()
             if auth is not None:
                 auth.stop()
+
+    async def _farewell(self, apps: Socket) -> None:
+        """Tell every app and linked node at once that this node stops, and why, so
+        nobody waits for a lease or a timeout to find out (best effort, 0.5 s)."""
+        with trio.CancelScope(shield=True), trio.move_on_after(0.5):
+            for out in self.kernel.goodbye(self.stop_reason):
+                if isinstance(out, ToApp):
+                    await apps.send([out.addr, self.to_app.encode(out.msg)])
+                elif isinstance(out, ToNode):
+                    await self._dealer(out.node).send([self.node_codec.encode(out.msg)])

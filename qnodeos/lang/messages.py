@@ -208,7 +208,26 @@ class EprFailed(msgspec.Struct, frozen=True, kw_only=True, tag="epr_failed"):
     pairs: Annotated[list[EprPair], msgspec.Meta(max_length=MAX_LIST)] = []
 
 
-AppToNode = Union[Register, Submit, Heartbeat, Stop, SendMsg, EprRequest]  # noqa: UP007
+class EprAck(msgspec.Struct, frozen=True, kw_only=True, tag="epr_ack"):
+    """App -> node: the app has received the first ``count`` pairs of request ``req``
+    (sent by the SDK as they arrive). A pair the app never acknowledged is expired at
+    the other end if the app goes away, so no pair is ever held by one side only."""
+
+    req: Count
+    count: Count
+
+
+class EprExpired(msgspec.Struct, frozen=True, kw_only=True, tag="epr_expired"):
+    """Node -> app: pairs of request ``req`` the app received are void: the other end
+    never got them (its app or node went away first) or lost them. The app should drop
+    them (a kept qubit of such a pair stays allocated, in no useful state)."""
+
+    req: Count
+    ent_ids: Annotated[list[tuple[Name, Name, Count]], msgspec.Meta(max_length=MAX_LIST)]
+    reason: Text
+
+
+AppToNode = Union[Register, Submit, Heartbeat, Stop, SendMsg, EprRequest, EprAck]  # noqa: UP007
 NodeToApp = Union[  # noqa: UP007
     Registered,
     BlockDone,
@@ -221,6 +240,7 @@ NodeToApp = Union[  # noqa: UP007
     Delivered,
     EprDone,
     EprFailed,
+    EprExpired,
 ]
 
 # -- classical process <-> classical process (node to node) --------------------------
@@ -279,7 +299,23 @@ class EgpReject(msgspec.Struct, frozen=True, kw_only=True, tag="egp_no"):
     message: Text
 
 
-EgpMessage = Union[EgpRequest, EgpAccept, EgpReject]  # noqa: UP007
+class EgpExpire(msgspec.Struct, frozen=True, kw_only=True, tag="egp_expire"):
+    """Link layer: the pairs with these station numbers are void at the sender (its app
+    went away before receiving them, or the herald came when nobody waited for it):
+    the receiver must not keep them either."""
+
+    seqs: Annotated[list[Count], msgspec.Meta(max_length=MAX_LIST)]
+    reason: Text
+
+
+class EgpConfirm(msgspec.Struct, frozen=True, kw_only=True, tag="egp_confirm"):
+    """Link layer: the sender's apps have received the pairs with these station numbers.
+    Until it hears this, a node expires its own copies if the sender goes away."""
+
+    seqs: Annotated[list[Count], msgspec.Meta(max_length=MAX_LIST)]
+
+
+EgpMessage = Union[EgpRequest, EgpAccept, EgpReject, EgpExpire, EgpConfirm]  # noqa: UP007
 
 
 class Egp(msgspec.Struct, frozen=True, kw_only=True, tag="egp"):
@@ -289,7 +325,20 @@ class Egp(msgspec.Struct, frozen=True, kw_only=True, tag="egp"):
     msg: EgpMessage
 
 
-NodeToNode = Union[Carry, CarryAck, CarryNack, Egp]  # noqa: UP007
+class NodePing(msgspec.Struct, frozen=True, kw_only=True, tag="node_ping"):
+    """Node -> node: still here (sent every quarter second; any message counts)."""
+
+    from_node: Name
+
+
+class NodeBye(msgspec.Struct, frozen=True, kw_only=True, tag="node_bye"):
+    """Node -> node: this node is stopping; treat it as gone at once."""
+
+    from_node: Name
+    reason: Text
+
+
+NodeToNode = Union[Carry, CarryAck, CarryNack, Egp, NodePing, NodeBye]  # noqa: UP007
 
 # -- classical process <-> quantum process -------------------------------------------
 
@@ -380,8 +429,18 @@ class EntangleDone(msgspec.Struct, frozen=True, kw_only=True, tag="ent_done"):
     again: bool = False  # the round never ran (the ends disagreed): retry the same key
 
 
+class LateHerald(msgspec.Struct, frozen=True, kw_only=True, tag="late_herald"):
+    """Quantum -> classical process: round ``key`` heralded (station number ``herald``)
+    after this end had stopped waiting for it; the pair is void here, so the node tells
+    the other end to expire it."""
+
+    key: Key
+    herald: Count
+    peer: Name
+
+
 ToDevice = Union[DeviceRequest, Ping, Entangle, Abort]  # noqa: UP007
-FromDevice = Union[DeviceReply, Pong, ErrorReply, EntangleDone]  # noqa: UP007
+FromDevice = Union[DeviceReply, Pong, ErrorReply, EntangleDone, LateHerald]  # noqa: UP007
 
 # -- quantum process <-> quantum process of another node -----------------------------
 
@@ -443,4 +502,10 @@ class QNotHere(msgspec.Struct, frozen=True, kw_only=True, tag="q_gone"):
     qubit: GlobalQubit
 
 
-QPeer = Union[QAttempt, QRound, QPull, QGroup, QNotHere]  # noqa: UP007
+class QPing(msgspec.Struct, frozen=True, kw_only=True, tag="q_ping"):
+    """Quantum process -> linked quantum process: still here."""
+
+    frm: Name
+
+
+QPeer = Union[QAttempt, QRound, QPull, QGroup, QNotHere, QPing]  # noqa: UP007

@@ -46,6 +46,7 @@ from ..config import LinkConfig, NodeConfig
 from ..errors import DeviceError, ProtocolError
 from ..lang import codec
 from ..lang import messages as m
+from ..liveness import Liveness
 from ..ratelog import BadInput
 from ..security import node_id
 from .device import QuantumDevice
@@ -160,6 +161,8 @@ class QDeviceServer:
         self.peer_qubit: dict[str, int] = {}  # station: key -> the peer's qubit
         self.late_heralds = 0
         self._last_batch = -1  # seq of the last block batch that ran ops
+        self.live = Liveness(self.links)
+        self.lost: dict[int, str] = {}  # own qubits whose state died with another process
 
     # -- entry points --------------------------------------------------------------------
     def handle(self, frames: list[bytes], now_ns: float, now_s: float) -> list[Out]:
@@ -217,6 +220,7 @@ class QDeviceServer:
         if msg.frm not in self.links and not isinstance(msg, m.QPull | m.QGroup | m.QNotHere):
             self.bad.report(msg.frm, f"{type(msg).__name__}, but it has no link here", now=now_s)
             return []
+        self.live.heard(msg.frm, now_s)
         if isinstance(msg, m.QAttempt):
             return self._peer_attempt(msg, now_ns, now_s)
         if isinstance(msg, m.QRound):
@@ -225,33 +229,27 @@ class QDeviceServer:
             return self._pull(msg, now_s) + self._run(now_ns, now_s)
         if isinstance(msg, m.QGroup):
             return self._arrive(msg, now_ns, now_s)
+        if isinstance(msg, m.QPing):
+            return []
         if self.wait is not None and self.wait.qubit == msg.qubit:
             self.wait.retry_s = now_s + PULL_RETRY_S
         return []
 
     def timer(self, now_ns: float, now_s: float) -> list[Out]:
         out: list[Out] = []
+        pings, gone = self.live.tick(now_s)
+        out += [ToPeer(p, self._enc(m.QPing(frm=self.me))) for p in pings]
+        for peer in gone:
+            out += self._peer_gone(peer, now_ns, now_s)
         for peer, st in self.stations.items():
             out += self._station_out(peer, st.handle_timer(now_s), now_ns, now_s)
         for key, rnd in list(self.rounds.items()):
             if rnd.link.nodes[0] != self.me and now_s > rnd.req.expires_s + STATION_SILENT_S:
-                del self.rounds[key]
                 reason = (
                     f"the heralding station in {rnd.link.nodes[0]!r}'s quantum process "
                     f"did not answer"
                 )
-                res = m.QRound(
-                    frm=self.me,
-                    key=key,
-                    heralded=False,
-                    herald=0,
-                    attempts=0,
-                    at_ns=now_ns,
-                    bell_index=0,
-                    reason=reason,
-                    epoch_ns=self.epoch_ns,
-                )
-                out += self._round_done(rnd, res, now_ns, now_ns, now_s)
+                out += self._give_up_round(key, reason, now_ns, now_s)
         w = self.wait
         if w is not None:
             if now_s - w.since_s > PULL_GIVE_UP_S:
@@ -266,9 +264,57 @@ class QDeviceServer:
                 out += self._ask(w.qubit)
         return out
 
+    def _give_up_round(self, key: str, reason: str, now_ns: float, now_s: float) -> list[Out]:
+        """Stop waiting for the station's answer to our round ``key``. Should it still
+        herald, the pair is void here (``_station_result`` reports it to our node)."""
+        rnd = self.rounds.pop(key)
+        res = m.QRound(
+            frm=self.me,
+            key=key,
+            heralded=False,
+            herald=0,
+            attempts=0,
+            at_ns=now_ns,
+            bell_index=0,
+            reason=reason,
+            epoch_ns=self.epoch_ns,
+        )
+        return self._round_done(rnd, res, now_ns, now_ns, now_s)
+
+    def _peer_gone(self, peer: str, now_ns: float, now_s: float) -> list[Out]:
+        """``peer``'s quantum process went silent: stop waiting for its station, and the
+        states it held for us are lost (ops on those qubits fail, saying so)."""
+        why = (
+            f"{peer!r}'s quantum process, which stopped answering "
+            f"(nothing heard for {self.live.timeout_s:g} s)"
+        )
+        out: list[Out] = []
+        for key, rnd in list(self.rounds.items()):
+            if rnd.link.nodes[0] == peer:
+                out += self._give_up_round(key, f"the heralding station in {why}", now_ns, now_s)
+        for q, holder in list(self.away.items()):
+            if holder == peer:
+                del self.away[q]
+                self.lost[q] = why
+        w = self.wait
+        if w is not None and w.qubit[1] in self.lost and w.qubit[0] == self.me:
+            out += self._fail_job(f"the state of qubit {w.qubit[1]} was held by {why}", now_ns)
+            out += self._run(now_ns, now_s)
+        return out
+
+    def _late(self, key: str, herald: int, peer: str, now_ns: float) -> list[Out]:
+        """A herald for a round this end no longer runs: the pair is void here; our node
+        tells the other end to expire it too."""
+        self.late_heralds += 1
+        log.warning("herald %d for round %r after this end stopped waiting", herald, key)
+        if self.kernel is None:
+            return []
+        return [self._reply(self.kernel, m.LateHerald(key=key, herald=herald, peer=peer), now_ns)]
+
     def next_timer_s(self) -> float:
         """Wall time at which ``timer`` has something to do (inf: nothing pending)."""
         t = min((st.next_deadline() for st in self.stations.values()), default=math.inf)
+        t = min(t, self.live.next_deadline())
         for rnd in self.rounds.values():
             if rnd.link.nodes[0] != self.me:
                 t = min(t, rnd.req.expires_s + STATION_SILENT_S)
@@ -349,6 +395,16 @@ class QDeviceServer:
         while job.i < len(job.req.ops):
             op = job.req.ops[job.i]
             touched = self._touches(op)
+            lost = [q for q in touched if q in self.lost]
+            if lost and op.op in ("init", "discard"):
+                for q in lost:  # it starts over: what was lost no longer matters
+                    del self.lost[q]
+            elif lost:
+                self.jobs.popleft()
+                due = job.end or max(now_ns, dev.busy_until)
+                error = f"the state of qubit {lost[0]} is lost: held by {self.lost[lost[0]]}"
+                reply = self._batch_reply(job, due, error)
+                return sent + [self._reply(job.peer, reply, due, self._tag(job))], True
             ask = self._need(touched, now_s)
             if ask is not None:
                 return sent + ask, False
@@ -603,7 +659,8 @@ class QDeviceServer:
                 out.append(ToPeer(o.node, self._enc(res)))
                 continue
             if isinstance(r, Heralded):
-                self._place_pair(peer, r)
+                if not self._place_pair(peer, r):
+                    out += self._late(r.key, r.seq, peer, now_ns)
             else:
                 self.peer_qubit.pop(r.key, None)
             rnd = self.rounds.pop(r.key, None)
@@ -615,14 +672,13 @@ class QDeviceServer:
             out += self._round_done(rnd, res, res.at_ns, now_ns, now_s)
         return out
 
-    def _place_pair(self, peer: str, h: Heralded) -> None:
-        """Owner: put the heralded state on our round's qubit and a slot for the peer's."""
+    def _place_pair(self, peer: str, h: Heralded) -> bool:
+        """Owner: put the heralded state on our round's qubit and a slot for the peer's
+        (False: our round is not running any more, the pair is void here)."""
         rnd = self.rounds.get(h.key)
         pq = self.peer_qubit.pop(h.key, None)
         if rnd is None or pq is None:
-            self.late_heralds += 1
-            log.warning("herald for round %r that is not running here", h.key)
-            return
+            return False
         q = rnd.req.qubit
         gq = (peer, pq)
         if gq in self.ghosts:  # an older state of that qubit is still here: trace it out
@@ -633,14 +689,12 @@ class QDeviceServer:
         self.sent_to.pop(gq, None)
         self.device.fresh(q, h.at_ns)
         self.device.reg.put([q, self.ghosts[gq]], np.array(h.rho, dtype=complex))
+        return True
 
     def _station_result(self, msg: m.QRound, now_ns: float, now_s: float) -> list[Out]:
         rnd = self.rounds.pop(msg.key, None)
         if rnd is None:
-            if msg.heralded:
-                self.late_heralds += 1
-                log.warning("herald for round %r after this end stopped waiting", msg.key)
-            return []
+            return self._late(msg.key, msg.herald, msg.frm, now_ns) if msg.heralded else []
         at = self._to_own_ns(msg.at_ns, msg.epoch_ns)
         if msg.heralded:
             q = rnd.req.qubit

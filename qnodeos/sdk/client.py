@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from ..config import NetworkConfig
 
 Values = dict[str, int | list[int]]
+DEAD_AFTER_LEASES = 1.5  # a node silent this many leases is taken as gone
 
 
 class ClassicalSocket:
@@ -110,6 +111,9 @@ class Node(QubitOwner):
         self._send_seq = 0
         self._eprs: dict[int, tuple[trio.Event, list[m.EprDone | m.EprFailed | m.Stopped]]] = {}
         self._epr_seq = 0
+        # Pairs this app got that turned out void (the other app never got them, or its
+        # node went away): entanglement id -> why. Drop them from your results.
+        self.expired: dict[tuple[str, str, int], str] = {}
         self._inboxes: dict[
             tuple[str, str], tuple[trio.MemorySendChannel[bytes], trio.MemoryReceiveChannel[bytes]]
         ] = {}
@@ -156,7 +160,14 @@ class Node(QubitOwner):
                     waiter[1].append(msg)
                     waiter[0].set()
                 continue
+            if isinstance(msg, m.EprExpired):
+                for ent in msg.ent_ids:
+                    self.expired[ent] = msg.reason
+                continue
             if isinstance(msg, m.EprDone | m.EprFailed):
+                if msg.pairs:  # we have them: the other end may keep its halves for good
+                    ack = m.EprAck(req=msg.req, count=len(msg.pairs))
+                    await self._sock.send([self._enc.encode(ack)])
                 epr = self._eprs.pop(msg.req, None)
                 if epr is not None:
                     epr[1].append(msg)
@@ -177,10 +188,21 @@ class Node(QubitOwner):
             event.set()
 
     async def _heartbeat(self) -> None:
+        """Keep the lease; notice a node that stopped answering (silent for 1.5 leases:
+        it answers every heartbeat). If this app itself was paused (SIGSTOP, a sleeping
+        laptop), the silence was ours: ask again before judging the node."""
+        last = trio.current_time()
         while True:
             await trio.sleep(self.lease_s / 4)
-            if trio.current_time() - self._last_heard > 3 * self.lease_s:
-                stopped = m.Stopped(reason=f"node {self.name!r} stopped answering")
+            now = trio.current_time()
+            if now - last > self.lease_s:  # we were paused
+                self._last_heard = now
+            last = now
+            if now - self._last_heard > DEAD_AFTER_LEASES * self.lease_s:
+                silent = now - self._last_heard
+                stopped = m.Stopped(
+                    reason=f"node {self.name!r} stopped answering (nothing for {silent:.1f} s)"
+                )
                 self._wake_all(stopped)
                 await self._replies_in.send(stopped)
                 return

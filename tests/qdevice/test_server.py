@@ -157,20 +157,42 @@ def test_a_bad_state_group_from_a_peer_is_dropped_and_counted() -> None:
     assert bob.away == {0: "alice"} and np.allclose(bob.device.reg.density_matrix([1]), before)
 
 
-def test_silent_station_ends_the_other_ends_round() -> None:
-    w = Wire()
-    bob = w.q["bob"]
-    enc = codec.to_device()
+def _round_end(bob: QDeviceServer, until: float, alice_pings: bool) -> tuple[float, m.EntangleDone]:
+    """Tick bob's quantum process every 50 ms (alice pinging or silent) until its round
+    ends; when, and how."""
+    ping = codec.qdevice_peer().encode(m.QPing(frm="alice"))
+    for i in range(1, int(until / 0.05) + 1):
+        now = 0.05 * i
+        if alice_pings and i % 5 == 0:
+            bob.peer_message(ping, 0.0, now)
+        for out in bob.timer(0.0, now):
+            if isinstance(out, ToKernel):
+                reply = codec.from_device().decode(out.frames[1])
+                assert isinstance(reply, m.EntangleDone)
+                return now, reply
+    raise AssertionError("the round never ended")
+
+
+def test_a_silent_station_ends_the_other_ends_round() -> None:
+    bob = Wire().q["bob"]
     req = m.Entangle(seq=1, peer="alice", key="r", qubit=0, max_attempts=5, expires_s=10.0)
-    outs = bob.handle([b"k", enc.encode(req)], 0.0, 0.0)
+    outs = bob.handle([b"k", codec.to_device().encode(req)], 0.0, 0.0)
     assert [type(o) for o in outs] == [ToPeer]  # the attempt, to alice's station (lost)
-    assert bob.next_timer_s() == 10.0 + STATION_SILENT_S
-    assert bob.timer(0.0, 11.0) == []
-    (done,) = bob.timer(0.0, 10.0 + STATION_SILENT_S + 0.1)
-    assert isinstance(done, ToKernel)
-    reply = codec.from_device().decode(done.frames[1])
-    assert isinstance(reply, m.EntangleDone) and not reply.heralded
-    assert "station in 'alice'" in reply.reason and bob.rounds == {}
+    bob.peer_message(codec.qdevice_peer().encode(m.QPing(frm="alice")), 0.0, 0.0)
+    # alice's quantum process says nothing more (killed): bob gives up within 1.5 s
+    when, reply = _round_end(bob, 5.0, alice_pings=False)
+    assert 1.5 < when <= 1.6 and not reply.heralded
+    assert "station in 'alice'" in reply.reason and "stopped answering" in reply.reason
+    assert bob.rounds == {}
+
+
+def test_a_station_that_never_answers_a_live_peer_still_ends_the_round() -> None:
+    bob = Wire().q["bob"]
+    req = m.Entangle(seq=1, peer="alice", key="r", qubit=0, max_attempts=5, expires_s=10.0)
+    bob.handle([b"k", codec.to_device().encode(req)], 0.0, 0.0)
+    when, reply = _round_end(bob, 30.0, alice_pings=True)
+    assert 10.0 + STATION_SILENT_S < when <= 10.0 + STATION_SILENT_S + 0.1
+    assert "station in 'alice'" in reply.reason and "did not answer" in reply.reason
 
 
 def test_entangle_with_a_node_without_a_link_is_refused() -> None:

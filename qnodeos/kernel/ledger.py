@@ -1,0 +1,161 @@
+"""Which delivered pairs both apps really have: the node's half of "a pair reaches both
+apps or neither" once pairs have left the link layer (sans-IO).
+
+How it works. A herald reaches both nodes, and each node hands the pair to its app. From
+then on either side can fail before the other's app has it: an app killed before it read
+its pairs, a node that dies. So a node keeps, per link, every pair it handed to an app:
+
+- until its own app *acknowledges* it (``EprAck``, sent by the SDK on receipt): if the
+  app goes away first, the pair is expired at the other end (``EgpExpire``);
+- until the other node *confirms* that its app acknowledged it (``EgpConfirm``): if the
+  other node goes away or expires the pair first, our app is told the pair is void
+  (``EprExpired``).
+
+Every pair either ends acknowledged and confirmed at both ends, or void at both ends.
+Confirmations or expiries about pairs this node has not handed out yet (the two nodes
+process a herald at different moments) are kept until it does.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass, field
+
+from ..lang import messages as m
+from .outputs import Out, ToApp, ToNode
+
+EntId = tuple[str, str, int]
+MAX_OPEN = 200_000  # pairs per link awaiting the other end's confirmation
+MAX_EARLY = 10_000  # confirmations/expiries per link about pairs not handed out yet
+
+
+@dataclass
+class _Held:
+    """A pair our app holds (or was sent), awaiting the other end's confirmation."""
+
+    app_id: int
+    addr: bytes
+    req: int
+    ent_id: EntId
+
+
+@dataclass
+class _Delivery:
+    peer: str
+    seqs: list[int] = field(default_factory=list)  # in the order the app got them
+    acked: int = 0
+
+
+class Ledger:
+    def __init__(self, node: str) -> None:
+        self.node = node
+        self.open: dict[str, OrderedDict[int, _Held]] = {}  # peer -> seq -> pair
+        self.deliveries: dict[tuple[int, int], _Delivery] = {}  # (app, req) -> pairs
+        self.early_confirms: dict[str, OrderedDict[int, None]] = {}
+        self.early_expires: dict[str, OrderedDict[int, str]] = {}
+        self.expired_out = 0  # pairs we told the other end to expire
+        self.expired_in = 0  # pairs the other end (or its absence) voided here
+        self.evicted = 0
+
+    # -- handing pairs to apps -----------------------------------------------------------
+    def delivered(
+        self, app_id: int, addr: bytes, req: int, peer: str, pairs: list[m.EprPair]
+    ) -> None:
+        """Pairs of request ``req`` were sent to the app."""
+        book = self.open.setdefault(peer, OrderedDict())
+        d = self.deliveries.setdefault((app_id, req), _Delivery(peer))
+        early = self.early_confirms.get(peer, OrderedDict())
+        for p in pairs:
+            seq = p.ent_id[2]
+            d.seqs.append(seq)
+            if seq in early:
+                del early[seq]  # the other app has it already
+                continue
+            book[seq] = _Held(app_id, addr, req, p.ent_id)
+        while len(book) > MAX_OPEN:
+            book.popitem(last=False)
+            self.evicted += 1
+
+    def void_early(self, peer: str, seq: int) -> str | None:
+        """Whether the other end already expired pair ``seq`` (its reason), before this
+        node handed it out: then it must not be handed out."""
+        early = self.early_expires.get(peer)
+        return None if early is None else early.pop(seq, None)
+
+    # -- our app's acknowledgements ------------------------------------------------------
+    def acked(self, app_id: int, req: int, count: int) -> list[Out]:
+        """The app has the first ``count`` pairs of ``req``: confirm them to the peer."""
+        d = self.deliveries.get((app_id, req))
+        if d is None:
+            return []
+        fresh = d.seqs[d.acked : count]
+        d.acked = max(d.acked, min(count, len(d.seqs)))
+        if d.acked >= len(d.seqs):
+            del self.deliveries[(app_id, req)]
+        if not fresh:
+            return []
+        return [ToNode(d.peer, m.Egp(from_node=self.node, msg=m.EgpConfirm(seqs=fresh)))]
+
+    def app_gone(self, app_id: int) -> dict[str, list[int]]:
+        """The app ended: the pairs it never acknowledged, per peer, to expire there."""
+        void: dict[str, list[int]] = {}
+        for (a, req), d in list(self.deliveries.items()):
+            if a != app_id:
+                continue
+            del self.deliveries[(a, req)]
+            book = self.open.get(d.peer, OrderedDict())
+            for seq in d.seqs[d.acked :]:
+                book.pop(seq, None)
+                void.setdefault(d.peer, []).append(seq)
+        for book in self.open.values():  # acknowledged ones need no confirmation now
+            for seq in [s for s, h in book.items() if h.app_id == app_id]:
+                del book[seq]
+        return void
+
+    # -- the other node ------------------------------------------------------------------
+    def confirmed(self, peer: str, seqs: list[int]) -> None:
+        """The other end's app has these pairs: ours may keep them whatever happens."""
+        book = self.open.get(peer, OrderedDict())
+        for seq in seqs:
+            if book.pop(seq, None) is None:
+                early = self.early_confirms.setdefault(peer, OrderedDict())
+                early[seq] = None
+                while len(early) > MAX_EARLY:
+                    early.popitem(last=False)
+
+    def expired(self, peer: str, seqs: list[int], reason: str) -> tuple[list[Out], list[int]]:
+        """The other end voided these pairs: tell our apps that have them; returns what
+        to send and the seqs not handed out here (yet)."""
+        book = self.open.get(peer, OrderedDict())
+        void: dict[tuple[int, bytes, int], list[EntId]] = {}
+        missing = []
+        for seq in seqs:
+            held = book.pop(seq, None)
+            if held is None:
+                missing.append(seq)
+                continue
+            void.setdefault((held.app_id, held.addr, held.req), []).append(held.ent_id)
+        return self._tell(void, reason), missing
+
+    def remember_expired(self, peer: str, seqs: list[int], reason: str) -> None:
+        early = self.early_expires.setdefault(peer, OrderedDict())
+        for seq in seqs:
+            early[seq] = reason
+        while len(early) > MAX_EARLY:
+            early.popitem(last=False)
+
+    def peer_down(self, peer: str, reason: str) -> list[Out]:
+        """The other node is gone: every pair it never confirmed is void here."""
+        book = self.open.pop(peer, OrderedDict())
+        void: dict[tuple[int, bytes, int], list[EntId]] = {}
+        for held in book.values():
+            void.setdefault((held.app_id, held.addr, held.req), []).append(held.ent_id)
+        self.early_confirms.pop(peer, None)
+        return self._tell(void, reason)
+
+    def _tell(self, void: dict[tuple[int, bytes, int], list[EntId]], reason: str) -> list[Out]:
+        out: list[Out] = []
+        for (_app, addr, req), ids in void.items():
+            self.expired_in += len(ids)
+            out.append(ToApp(addr, m.EprExpired(req=req, ent_ids=ids, reason=reason)))
+        return out

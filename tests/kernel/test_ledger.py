@@ -1,0 +1,59 @@
+"""The pair ledger, sans-IO: a pair is kept by both apps or voided at both ends."""
+
+from __future__ import annotations
+
+from qnodeos.kernel.ledger import Ledger
+from qnodeos.kernel.outputs import ToApp, ToNode
+from qnodeos.lang import messages as m
+
+
+def pairs(*seqs: int) -> list[m.EprPair]:
+    return [
+        m.EprPair(ent_id=("alice", "bob", s), bell_index=0, goodness=1.0, attempts=1, at_ns=0)
+        for s in seqs
+    ]
+
+
+def test_acknowledged_pairs_are_confirmed_to_the_other_end() -> None:
+    led = Ledger("alice")
+    led.delivered(1, b"A", 7, "bob", pairs(1, 2, 3))
+    (confirm,) = led.acked(1, 7, 2)
+    assert isinstance(confirm, ToNode) and confirm.node == "bob"
+    assert isinstance(confirm.msg, m.Egp) and confirm.msg.msg == m.EgpConfirm(seqs=[1, 2])
+    (confirm,) = led.acked(1, 7, 3)
+    assert isinstance(confirm.msg, m.Egp) and confirm.msg.msg == m.EgpConfirm(seqs=[3])
+    assert led.deliveries == {}
+    assert led.acked(1, 7, 3) == []  # a repeated ack changes nothing
+
+
+def test_pairs_the_app_never_acknowledged_are_expired_when_it_goes() -> None:
+    led = Ledger("alice")
+    led.delivered(1, b"A", 7, "bob", pairs(1, 2, 3))
+    led.acked(1, 7, 1)
+    led.delivered(2, b"B", 9, "bob", pairs(4))
+    assert led.app_gone(1) == {"bob": [2, 3]}
+    # the other app's pair is untouched
+    out, missing = led.expired("bob", [4], "gone")
+    assert missing == [] and len(out) == 1
+
+
+def test_the_other_end_going_away_voids_what_it_never_confirmed() -> None:
+    led = Ledger("alice")
+    led.delivered(1, b"A", 7, "bob", pairs(1, 2, 3))
+    led.confirmed("bob", [1, 3])
+    (told,) = led.peer_down("bob", "bob stopped answering")
+    assert isinstance(told, ToApp) and told.addr == b"A"
+    assert told.msg == m.EprExpired(
+        req=7, ent_ids=[("alice", "bob", 2)], reason="bob stopped answering"
+    )
+
+
+def test_confirmations_and_expiries_that_arrive_first_are_kept() -> None:
+    led = Ledger("alice")
+    led.confirmed("bob", [5])  # bob's app got pair 5 before our node handed it out
+    out, missing = led.expired("bob", [6], "gone")
+    assert out == [] and missing == [6]
+    led.remember_expired("bob", missing, "gone")
+    assert led.void_early("bob", 6) == "gone" and led.void_early("bob", 6) is None
+    led.delivered(1, b"A", 7, "bob", pairs(5))
+    assert led.peer_down("bob", "down") == []  # 5 was confirmed: nothing to void
