@@ -17,11 +17,12 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Sequence
+from collections.abc import AsyncGenerator, Sequence
 from typing import Protocol
 
 import trio
 import zmq
+from zmq.utils.monitor import parse_monitor_message
 
 from .security import Curve, user_of
 from .sockets import Claim, bind, connect
@@ -189,6 +190,23 @@ class MemDealer:
 
     def close(self) -> None:
         self.hub.dealers.pop(self.ident, None)
+
+
+async def disconnects(sock: Socket) -> AsyncGenerator[None, None]:
+    """Yields each time a connection ``sock`` had established closes: the process at the
+    other end died (a paused one keeps its connections). Never yields for in-process
+    mem:// sockets. Fast: the operating system closes a dead process's sockets."""
+    if not isinstance(sock, ZSocket):
+        await trio.sleep_forever()
+        return
+    events = zmq.EVENT_HANDSHAKE_SUCCEEDED | zmq.EVENT_DISCONNECTED
+    mon = ZSocket(sock.sock.get_monitor_socket(events))
+    try:
+        while True:
+            if parse_monitor_message(await mon.recv())["event"] == zmq.EVENT_DISCONNECTED:
+                yield
+    finally:
+        mon.close()
 
 
 def bind_router(endpoint: str, where: str = "endpoint", curve: Curve | None = None) -> Socket:

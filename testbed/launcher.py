@@ -12,10 +12,12 @@ import importlib
 import json
 import os
 import shutil
+import signal
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -82,12 +84,19 @@ async def _start_node(
 
 
 async def _watch_node(
-    name: str, proc: trio.Process, log: Path, errors: list[str], scope: trio.CancelScope
+    name: str, proc: trio.Process, log: Path, errors: list[str], apps: _Apps
 ) -> None:
-    """A node that dies while apps run ends the run."""
-    await proc.wait()
-    errors.append(f"node {name} exited with {proc.returncode} during the run; see {log}")
-    scope.cancel()
+    """A node that dies while apps run fails the run; its apps find out at once (their
+    sessions end), the others soon (their requests fail), and all get ``APP_GRACE_S``
+    to say so before they are stopped."""
+    code = await proc.wait()
+    await trio.sleep(0.05)  # let its last words reach the log
+    text = await trio.Path(log).read_text(errors="replace")
+    said = [ln for ln in text.splitlines() if ln.startswith("qnodeos:")]
+    why = f" ({said[-1].removeprefix('qnodeos: ')})" if said else ""
+    what = f"was killed by {signal.Signals(-code).name}" if code < 0 else f"exited with {code}"
+    errors.append(f"node {name} {what} during the run{why}; see {log}")
+    apps.stop_later(f"node {name} died")
 
 
 def _formatter(module: str) -> Callable[[dict[str, Any]], str] | None:
@@ -128,7 +137,7 @@ async def run_network(
     results: dict[str, Any] = {}
     procs: list[trio.Process] = []
     errors: list[str] = []
-    stop_reason: list[str] = []
+    apps = _Apps()
     interrupted = False
     try:
         async with trio.open_nursery() as nursery:
@@ -136,34 +145,18 @@ async def run_network(
                 for name in cfg.nodes:
                     proc = await _start_node(nursery, name, net_file, run_dir, env, 30.0)
                     procs.append(proc)
-                    nursery.start_soon(
-                        _watch_node,
-                        name,
-                        proc,
-                        run_dir / f"node-{name}.log",
-                        errors,
-                        nursery.cancel_scope,
-                    )
+                    log = run_dir / f"node-{name}.log"
+                    nursery.start_soon(_watch_node, name, proc, log, errors, apps)
                 if not as_json:
                     print(
                         f"qnodeos: network {cfg.name!r}: {len(cfg.nodes)} node(s) up; "
                         f"running {len(cfg.apps)} app(s); run dir {run_dir}",
                         flush=True,
                     )
-                async with trio.open_nursery() as apps:
-                    for app in cfg.apps:
-                        apps.start_soon(
-                            _run_app,
-                            app.name,
-                            app.module,
-                            app.node,
-                            app.args,
-                            run_dir,
-                            env,
-                            results,
-                            apps,
-                            stop_reason,
-                        )
+                run_app = partial(_run_app, run_dir=run_dir, env=env, results=results, apps=apps)
+                await apps.run(
+                    [partial(run_app, a.name, a.module, a.node, a.args) for a in cfg.apps]
+                )
             nursery.cancel_scope.cancel()
     except* KeyboardInterrupt:
         errors.append("interrupted (Ctrl-C)")
@@ -207,10 +200,38 @@ async def _stop_all(procs: list[trio.Process]) -> None:
 APP_GRACE_S = 10.0  # after an app fails, the others get this long before they are stopped
 
 
-async def _stop_apps_later(apps: trio.Nursery, failed: str, stop_reason: list[str]) -> None:
-    await trio.sleep(APP_GRACE_S)
-    stop_reason.append(f"app {failed} failed and this one had not ended {APP_GRACE_S:.0f} s later")
-    apps.cancel_scope.cancel()  # the apps still running: their peer ``failed`` is gone
+class _Apps:
+    """The apps of a run. When one fails or a node dies, the others (often waiting for
+    it) get ``APP_GRACE_S`` to finish before they are stopped; once every app has
+    ended, no grace is waited for."""
+
+    def __init__(self) -> None:
+        self.scope = trio.CancelScope()
+        self.reason: list[str] = []  # why the apps still running were stopped
+        self._graces: trio.Nursery | None = None
+        self._pending: list[str] = []
+
+    def stop_later(self, why: str) -> None:
+        if self._graces is None:
+            self._pending.append(why)
+        else:
+            self._graces.start_soon(self._grace, why)
+
+    async def _grace(self, why: str) -> None:
+        await trio.sleep(APP_GRACE_S)
+        self.reason.append(f"{why} and this one had not ended {APP_GRACE_S:.0f} s later")
+        self.scope.cancel()
+
+    async def run(self, starters: list[Callable[[], Awaitable[None]]]) -> None:
+        async with trio.open_nursery() as graces:
+            self._graces = graces
+            for why in self._pending:
+                graces.start_soon(self._grace, why)
+            with self.scope:
+                async with trio.open_nursery() as apps:
+                    for start in starters:
+                        apps.start_soon(start)
+            graces.cancel_scope.cancel()
 
 
 async def _run_app(
@@ -218,28 +239,23 @@ async def _run_app(
     module: str,
     node: str,
     args: dict[str, Any],
+    *,
     run_dir: Path,
     env: dict[str, str],
     results: dict[str, Any],
-    apps: trio.Nursery,
-    stop_reason: list[str],
+    apps: _Apps,
 ) -> None:
-    """Run one app to its end. If it fails, the other apps (often waiting for it) get
-    ``APP_GRACE_S`` to finish, then they are stopped (``stop_reason`` says why)."""
+    """Run one app to its end; if it fails, the others get a grace period."""
     result_file = run_dir / f"app-{name}.json"
     log = run_dir / f"app-{name}.log"
     try:
         await _app_process(name, module, node, args, result_file, log, env, results)
     finally:
         if name not in results:
-            results[name] = {
-                "node": node,
-                "module": module,
-                "error": f"stopped: {stop_reason[0] if stop_reason else 'the run was stopped'}"
-                f"; see {log}",
-            }
+            why = apps.reason[0] if apps.reason else "the run was stopped"
+            results[name] = {"node": node, "module": module, "error": f"stopped: {why}; see {log}"}
     if "error" in results[name]:
-        apps.start_soon(_stop_apps_later, apps, name, stop_reason)
+        apps.stop_later(f"app {name} failed")
 
 
 async def _app_process(

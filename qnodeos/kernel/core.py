@@ -193,6 +193,13 @@ class Kernel:
             return self.net.peer_message(msg, self.now) + self._pump()
         return self.postbox.peer_message(msg)
 
+    def peer_disconnected(self, peer: str, now: float) -> list[Out]:
+        """Our connection to ``peer`` closed: its process died."""
+        self.now = now
+        if peer not in self.live.last_heard or self.live.is_down(peer):
+            return []
+        return self._peer_down(peer, f"node {peer!r} went away (its process ended)")
+
     def _peer_down(self, peer: str, reason: str) -> list[Out]:
         self.live.down.add(peer)
         return self.net.peer_down(peer, reason, self.now) + self._pump()
@@ -352,6 +359,7 @@ class Kernel:
             native_gates=sorted(self.spec.native_gates()),
             lease_s=self.procs.lease_s,
         )
+        self.net.registered(new)
         return [ToApp(addr, registered), *self.postbox.registered(new)]
 
     def _end(self, app: App, event: Event, reason: str) -> list[Out]:
@@ -369,7 +377,7 @@ class Kernel:
             if cur.on_device:  # free the device now, not when the block would have ended
                 out.append(ToDevice(m.Abort(seq=cur.seq)))
             self.current = None
-        out += self.net.app_gone(app, self.now)
+        out += self.net.app_gone(app, self.now, reason)
         self.memory.close(app.app_id)
         app.fire(event)
         self.procs.remove(app)

@@ -144,14 +144,15 @@ class Ledger:
         while len(early) > MAX_EARLY:
             early.popitem(last=False)
 
-    def peer_down(self, peer: str, reason: str) -> list[Out]:
-        """The other node is gone: every pair it never confirmed is void here."""
+    def peer_down(self, peer: str, reason: str) -> tuple[list[Out], list[int]]:
+        """The other node is gone: every pair it never confirmed is void here. Returns
+        what to tell our apps, and those pairs' seqs (to void at the other end too)."""
         book = self.open.pop(peer, OrderedDict())
         void: dict[tuple[int, bytes, int], list[EntId]] = {}
         for held in book.values():
             void.setdefault((held.app_id, held.addr, held.req), []).append(held.ent_id)
         self.early_confirms.pop(peer, None)
-        return self._tell(void, reason)
+        return self._tell(void, reason), list(book)
 
     def _tell(self, void: dict[tuple[int, bytes, int], list[EntId]], reason: str) -> list[Out]:
         out: list[Out] = []

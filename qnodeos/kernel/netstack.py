@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from functools import partial
@@ -49,6 +49,7 @@ from .processes import App
 log = logging.getLogger("qnodeos.netstack")
 
 SCRATCH = -1  # virtual id of the qubit an M pair is made in (freed after measuring)
+GONE_KEPT = 256  # apps that left, remembered to refuse requests for them at once
 CORRECTION = {0: (), 1: ("z",), 2: ("x",), 3: ("y",)}  # Pauli that maps Bell index -> Phi+
 # Bell index whose correction anticommutes with measuring in each basis (flip outcome)
 FLIPS = {"Z": {2, 3}, "X": {1, 3}, "Y": {1, 2}}
@@ -59,6 +60,15 @@ def purpose(a: tuple[str, str], b: tuple[str, str]) -> str:
     """The EPR socket both ends agree on, from their (node, app) names."""
     x, y = sorted([a, b])
     return f"{x[0]}/{x[1]}|{y[0]}/{y[1]}"
+
+
+def local_app(pur: str, node: str) -> str | None:
+    """The app at ``node`` in purpose ``pur`` (None if none is)."""
+    for end in pur.split("|"):
+        n, _, a = end.partition("/")
+        if n == node:
+            return a
+    return None
 
 
 @dataclass
@@ -116,6 +126,7 @@ class NetStack:
         self.work: deque[Work] = deque()  # device work, in order
         self._outcomes: dict[str, list[int]] = {}  # round key -> outcomes after its herald
         self.ignored = 0  # link-layer messages from nodes we have no link with
+        self.gone_apps: OrderedDict[str, str] = OrderedDict()  # app name -> why it left
         self.ledger = Ledger(node)
         self.down: set[str] = set()  # peers whose node is not answering
         self.pairs_delivered = 0
@@ -179,17 +190,28 @@ class NetStack:
         self.wants[want.key] = want
         return self._egp(msg.remote_node, outs, now)
 
-    def app_gone(self, app: App, now: float) -> list[Out]:
+    def app_gone(self, app: App, now: float, reason: str = "it ended") -> list[Out]:
         """The app ended: every pair it did not acknowledge is void, so the other ends
         expire it (told before its requests are aborted, so their apps are not handed
-        them); its requests end (its qubits are freed by the kernel)."""
+        them); its requests end (its qubits are freed by the kernel), and requests from
+        other nodes waiting for it are refused now, not at their deadline."""
+        why = f"app {app.name!r} on {self.node!r} ended: {reason}"
+        self.gone_apps[app.name] = why
+        while len(self.gone_apps) > GONE_KEPT:
+            self.gone_apps.popitem(last=False)
+        out: list[Out] = []
+        for peer, egp in self.egps.items():
+            for key, req in list(egp.waiting.items()):
+                if local_app(req.purpose, self.node) == app.name:
+                    del egp.waiting[key]
+                    out.append(self._refuse(peer, req, why))
         void = self.ledger.app_gone(app.app_id)
         for w in self.wants.values():
             if w.app is app and w.pairs:
                 void.setdefault(w.peer, []).extend(p.ent_id[2] for p in w.pairs)
                 w.pairs = []
         reason = f"app {app.name!r} on {self.node!r} ended before it received them"
-        out: list[Out] = [self._expire_at(peer, seqs, reason) for peer, seqs in void.items()]
+        out += [self._expire_at(peer, seqs, reason) for peer, seqs in void.items()]
         for pur, w in list(self.listening.items()):
             if w.app is app:
                 del self.listening[pur]
@@ -201,6 +223,13 @@ class NetStack:
                     w.peer, self.egps[w.peer].abort(key, e.Code.OTHER, "app ended", now), now
                 )
         return [o for o in out if not (isinstance(o, ToApp) and o.addr == app.addr)]
+
+    def registered(self, app: App) -> None:
+        self.gone_apps.pop(app.name, None)
+
+    def _refuse(self, peer: str, req: m.EgpRequest, why: str) -> ToNode:
+        no = m.EgpReject(origin=req.origin, create_id=req.create_id, code="REJECTED", message=why)
+        return ToNode(peer, m.Egp(from_node=self.node, msg=no))
 
     def acked(self, app: App, msg: m.EprAck) -> list[Out]:
         """The app received pairs: the other end may keep its copies for good."""
@@ -218,15 +247,18 @@ class NetStack:
         return [self._expire_at(msg.peer, [msg.herald], "it heralded after this end gave up")]
 
     def peer_down(self, peer: str, reason: str, now: float) -> list[Out]:
-        """``peer``'s node stopped answering: its requests end here, pairs made with it
-        that its apps did not confirm are void (its apps may never have got them)."""
+        """``peer``'s node stopped answering: its requests end here, and pairs made with
+        it that its apps did not confirm are void here. It is told too: if it was only
+        paused, it reads this when it resumes and voids them as well."""
         if peer not in self.egps or peer in self.down:
             return []
         self.down.add(peer)
         egp = self.egps[peer]
         out: list[Out] = []
+        void: list[int] = []
         for key, w in list(self.wants.items()):
             if w.peer == peer:
+                void += [p.ent_id[2] for p in w.pairs]
                 self._void_pairs(w)
                 out += self._egp(peer, egp.abort(key, e.Code.OTHER, reason, now), now)
         for pur, w in list(self.listening.items()):
@@ -236,8 +268,11 @@ class NetStack:
                 failed = m.EprFailed(req=w.msg.req, code="OTHER", message=reason)
                 out.append(ToApp(w.app.addr, failed))
         egp.waiting.clear()
-        out += self.ledger.peer_down(peer, f"pairs void: {reason}")
-        return [o for o in out if not isinstance(o, ToNode)]  # nobody there to tell
+        told, voided = self.ledger.peer_down(peer, f"pairs void: {reason}")
+        void += voided
+        if void:
+            out.insert(0, self._expire_at(peer, void, f"{self.node!r} lost contact: {reason}"))
+        return out + told
 
     def peer_up(self, peer: str) -> None:
         self.down.discard(peer)
@@ -261,6 +296,10 @@ class NetStack:
             return []
         if isinstance(body, m.EgpExpire):
             return self._peer_expired(peer, body.seqs, body.reason, now)
+        if isinstance(body, m.EgpRequest):
+            gone = self.gone_apps.get(local_app(body.purpose, self.node) or "")
+            if gone is not None:  # for an app that was here and left: say so at once
+                return [self._refuse(peer, body, gone)]
         return self._egp(peer, egp.peer_message(body, now), now)
 
     def _peer_expired(self, peer: str, seqs: list[int], reason: str, now: float) -> list[Out]:

@@ -26,7 +26,7 @@ from ..errors import ConfigError, ProtocolError, QNodeOSError
 from ..lang import codec
 from ..ratelog import BadInput
 from ..security import APP, PEER, QDEVICE, Authenticator, client_side, node_id, server_side
-from ..transport import Socket, ZSocket, bind_router, connect_dealer
+from ..transport import Socket, ZSocket, bind_router, connect_dealer, disconnects
 from .core import Kernel
 from .outputs import Out, Resume, ToApp, ToDevice, ToNode
 
@@ -82,6 +82,7 @@ class NodeService:
         self.bad = BadInput(log)
         self.dropped_to_peers = 0
         self.stop_reason = "it was shut down"  # what apps and other nodes are told
+        self._apps_dev: tuple[Socket, Socket] | None = None
 
     # -- sending -------------------------------------------------------------------------
     async def _send(self, apps: Socket, dev: Socket, outs: list[Out]) -> None:
@@ -129,7 +130,16 @@ class NodeService:
             me = self.cfg.keys.node(self.cfg.name, secret=True) if self.cfg.keys else None
             curve = client_side(self.cfg.keys, me, node, self.peers[node], PEER)
             sock = self._dealers[node] = connect_dealer(self.peers[node], curve)
+            if self._nursery is not None and self._apps_dev is not None:
+                self._nursery.start_soon(self._watch_peer, node, sock, *self._apps_dev)
         return sock
+
+    async def _watch_peer(self, node: str, sock: Socket, apps: Socket, dev: Socket) -> None:
+        """A linked node whose process died closes our connection: it is gone now, not
+        after ``peer_timeout_s`` of silence (a paused one keeps the connection)."""
+        async for _ in disconnects(sock):
+            outs = self._guarded(self.kernel.peer_disconnected, node, self.clock())
+            await self._send(apps, dev, outs)
 
     # -- receiving -----------------------------------------------------------------------
     async def _apps(self, apps: Socket, dev: Socket) -> None:
@@ -256,6 +266,7 @@ class NodeService:
             opened.append(peer)
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
+                self._apps_dev = (apps, dev)
                 if auth is not None:
                     nursery.start_soon(self._zap, auth)
                 nursery.start_soon(self._device, apps, dev)

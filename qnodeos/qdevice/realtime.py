@@ -26,6 +26,7 @@ from types import FrameType
 from typing import Any
 
 import zmq
+from zmq.utils.monitor import parse_monitor_message
 
 from ..config import LinkConfig, NodeConfig
 from ..security import (
@@ -110,6 +111,7 @@ def serve_forever(
     poller.register(ksock, zmq.POLLIN)
     psock = None
     dealers: dict[str, zmq.Socket[bytes]] = {}
+    monitors: dict[str, zmq.Socket[bytes]] = {}
     if peers:
         psock, claim = bind(
             ctx,
@@ -124,6 +126,10 @@ def serve_forever(
         for node, ep in peers.items():
             curve = client_side(keys, me, node, ep, QPEER)
             dealers[node] = connect(ctx, zmq.DEALER, ep, curve=curve, linger_ms=0)
+            # a peer process that dies closes this connection: we learn it at once
+            monitors[node] = dealers[node].get_monitor_socket(
+                zmq.EVENT_HANDSHAKE_SUCCEEDED | zmq.EVENT_DISCONNECTED
+            )
     peer_auth = psock is not None and bool(psock.getsockopt(zmq.CURVE_SERVER))
     if stop_fd is not None:
         poller.register(stop_fd, zmq.POLLIN)
@@ -164,7 +170,22 @@ def serve_forever(
         assert auth is not None
         run_now(auth.handle_zap_message(auth.zap_socket.recv_multipart(zmq.NOBLOCK)))
 
-    handlers = [(ksock, from_kernel), (psock, from_peer), (auth.zap_socket if auth else None, zap)]
+    def watcher(node: str, mon: zmq.Socket[bytes]) -> Callable[[], None]:
+        def on_event() -> None:
+            event = parse_monitor_message(mon.recv_multipart(zmq.NOBLOCK))["event"]
+            if event == zmq.EVENT_DISCONNECTED:
+                schedule(guard(server.disconnected, node, clock.now_ns(), time.time()))
+
+        return on_event
+
+    handlers: list[tuple[zmq.Socket[bytes] | None, Callable[[], None]]] = [
+        (ksock, from_kernel),
+        (psock, from_peer),
+        (auth.zap_socket if auth else None, zap),
+        *((mon, watcher(node, mon)) for node, mon in monitors.items()),
+    ]
+    for mon in monitors.values():
+        poller.register(mon, zmq.POLLIN)
     previous = signal.signal(signal.SIGTERM, _on_term)
     guard = _Guard()
     try:
@@ -198,7 +219,7 @@ def serve_forever(
         return
     finally:
         signal.signal(signal.SIGTERM, previous)
-        for s in (ksock, psock, *dealers.values()):
+        for s in (*monitors.values(), ksock, psock, *dealers.values()):
             if s is not None:
                 s.close(linger=0)  # the node is going away: nothing left to deliver
         for c in claims:

@@ -240,7 +240,8 @@ class QDeviceServer:
         pings, gone = self.live.tick(now_s)
         out += [ToPeer(p, self._enc(m.QPing(frm=self.me))) for p in pings]
         for peer in gone:
-            out += self._peer_gone(peer, now_ns, now_s)
+            why = f"stopped answering (nothing heard for {self.live.timeout_s:g} s)"
+            out += self._peer_gone(peer, why, now_ns, now_s)
         for peer, st in self.stations.items():
             out += self._station_out(peer, st.handle_timer(now_s), now_ns, now_s)
         for key, rnd in list(self.rounds.items()):
@@ -281,13 +282,18 @@ class QDeviceServer:
         )
         return self._round_done(rnd, res, now_ns, now_ns, now_s)
 
-    def _peer_gone(self, peer: str, now_ns: float, now_s: float) -> list[Out]:
-        """``peer``'s quantum process went silent: stop waiting for its station, and the
-        states it held for us are lost (ops on those qubits fail, saying so)."""
-        why = (
-            f"{peer!r}'s quantum process, which stopped answering "
-            f"(nothing heard for {self.live.timeout_s:g} s)"
-        )
+    def disconnected(self, peer: str, now_ns: float, now_s: float) -> list[Out]:
+        """Our connection to ``peer``'s quantum process closed: its process died."""
+        if peer not in self.live.last_heard or self.live.is_down(peer):
+            return []
+        self.live.down.add(peer)
+        return self._peer_gone(peer, "ended (its connection closed)", now_ns, now_s)
+
+    def _peer_gone(self, peer: str, what: str, now_ns: float, now_s: float) -> list[Out]:
+        """``peer``'s quantum process went silent or died: stop waiting for its
+        station, and the states it held for us are lost (ops on those qubits fail,
+        saying so)."""
+        why = f"{peer!r}'s quantum process, which {what}"
         out: list[Out] = []
         for key, rnd in list(self.rounds.items()):
             if rnd.link.nodes[0] == peer:

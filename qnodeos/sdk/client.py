@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import aclosing, asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -22,7 +22,7 @@ from ..lang import messages as m
 from ..lang.program import Subroutine
 from ..lang.text import parse
 from ..security import APP, Curve, guarded
-from ..transport import Socket, connect_dealer
+from ..transport import Socket, connect_dealer, disconnects
 from .builder import Block, Qubit, QubitIds, QubitOwner
 from .epr import EprError, EprSocket, Pair, to_pairs
 
@@ -30,7 +30,9 @@ if TYPE_CHECKING:
     from ..config import NetworkConfig
 
 Values = dict[str, int | list[int]]
-DEAD_AFTER_LEASES = 1.5  # a node silent this many leases is taken as gone
+# A node whose process died is noticed at once (its connection closes); one that is
+# only silent (paused, or its host unreachable) after this many leases.
+DEAD_AFTER_LEASES = 5.0
 
 
 class ClassicalSocket:
@@ -188,9 +190,9 @@ class Node(QubitOwner):
             event.set()
 
     async def _heartbeat(self) -> None:
-        """Keep the lease; notice a node that stopped answering (silent for 1.5 leases:
-        it answers every heartbeat). If this app itself was paused (SIGSTOP, a sleeping
-        laptop), the silence was ours: ask again before judging the node."""
+        """Keep the lease; notice a node that stopped answering (it answers every
+        heartbeat). If this app itself was paused (SIGSTOP, a sleeping laptop), the
+        silence was ours: ask again before judging the node."""
         last = trio.current_time()
         while True:
             await trio.sleep(self.lease_s / 4)
@@ -207,6 +209,21 @@ class Node(QubitOwner):
                 await self._replies_in.send(stopped)
                 return
             await self._sock.send([self._enc.encode(m.Heartbeat())])
+
+    async def _watch(self) -> None:
+        """A node whose process died closes our connection: say so at once."""
+        async with aclosing(disconnects(self._sock)) as events:
+            async for _ in events:
+                break
+            else:
+                return
+        if self._closed is None:
+            stopped = m.Stopped(
+                reason=f"node {self.name!r} went away (its process ended and closed the "
+                f"connection)"
+            )
+            self._wake_all(stopped)
+            await self._replies_in.send(stopped)
 
     # -- classical messages --------------------------------------------------------------
     def _inbox(
@@ -412,6 +429,7 @@ async def connect(
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(conn._reader)
                 nursery.start_soon(conn._heartbeat)
+                nursery.start_soon(conn._watch)
                 try:
                     yield conn
                 finally:

@@ -112,7 +112,7 @@ def test_node_dying_mid_run_ends_the_run(tmp_path: Path) -> None:
     start = time.monotonic()
     out = qnodeos("run", str(net), "--run-dir", str(tmp_path / "run"), timeout=60)
     assert out.returncode == 1
-    assert "node a exited with -9 during the run" in out.stderr
+    assert "node a was killed by SIGKILL during the run" in out.stderr
     assert time.monotonic() - start < 20
     assert "_error" in json.loads((tmp_path / "run" / "results.json").read_text())
 

@@ -41,7 +41,8 @@ def test_the_other_end_going_away_voids_what_it_never_confirmed() -> None:
     led = Ledger("alice")
     led.delivered(1, b"A", 7, "bob", pairs(1, 2, 3))
     led.confirmed("bob", [1, 3])
-    (told,) = led.peer_down("bob", "bob stopped answering")
+    (told,), seqs = led.peer_down("bob", "bob stopped answering")
+    assert seqs == [2]
     assert isinstance(told, ToApp) and told.addr == b"A"
     assert told.msg == m.EprExpired(
         req=7, ent_ids=[("alice", "bob", 2)], reason="bob stopped answering"
@@ -56,4 +57,4 @@ def test_confirmations_and_expiries_that_arrive_first_are_kept() -> None:
     led.remember_expired("bob", missing, "gone")
     assert led.void_early("bob", 6) == "gone" and led.void_early("bob", 6) is None
     led.delivered(1, b"A", 7, "bob", pairs(5))
-    assert led.peer_down("bob", "down") == []  # 5 was confirmed: nothing to void
+    assert led.peer_down("bob", "down") == ([], [])  # 5 was confirmed: nothing to void

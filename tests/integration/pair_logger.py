@@ -1,0 +1,65 @@
+"""An app for fault-injection tests: asks for measured pairs again and again and logs
+every pair's entanglement id the moment it has them (JSON lines on stdout), then, after
+the others have had time to tell it, which of its pairs turned out void.
+
+    [[apps]]
+    module = "tests.integration.pair_logger"
+    args = { role = "create", me = "a", peer_node = "bob", peer = "b", duration = 6.0 }
+
+It keeps going after an error (a peer that comes back is used again) until ``duration``
+has passed or three requests in a row failed.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import trio
+
+from qnodeos import sdk
+
+
+def say(**kw: Any) -> None:
+    print(json.dumps({"t": time.time(), **kw}), flush=True)
+
+
+async def main(
+    node: str,
+    *,
+    role: str,
+    me: str,
+    peer_node: str,
+    peer: str,
+    duration: float = 6.0,
+    per_request: int = 5,
+    settle: float = 2.5,
+) -> dict[str, Any]:
+    got: list[list[Any]] = []
+    async with sdk.connect(node, app=me, qubits=1) as conn:
+        epr = conn.epr_socket(peer_node, peer)
+        ask = epr.create_measure if role == "create" else epr.recv_measure
+        end = time.time() + duration
+        failures = 0
+        while time.time() < end and failures < 3:
+            try:
+                pairs = await ask(per_request, bases="Z", timeout=3.0)
+            except sdk.EprError as exc:
+                ids = [list(p.ent_id) for p in exc.pairs]
+                got += ids
+                say(event="error", code=exc.code, message=str(exc), ids=ids)
+                failures += 1
+                continue
+            except sdk.ConnectionClosed as exc:
+                say(event="closed", message=str(exc))
+                break
+            ids = [list(p.ent_id) for p in pairs]
+            got += ids
+            say(event="pairs", ids=ids)
+            failures = 0
+        await trio.sleep(settle)  # expiries from the other end may still be on their way
+        void = [list(e) for e in conn.expired]
+        say(event="expired", ids=void, reasons=sorted(set(conn.expired.values())))
+    kept = [i for i in got if i not in void]
+    return {"role": role, "received": len(got), "expired": len(void), "kept": len(kept)}
