@@ -21,6 +21,8 @@ import trio
 
 from qnodeos import sdk
 
+BLOCK_S = 20.0  # device time per block at most
+
 
 async def main(
     node: str, *, shots: int = 200, waits_ms: list[float] | None = None, t2_ms: float | None = None
@@ -30,14 +32,21 @@ async def main(
     points = []
     async with sdk.connect(node, app="ramsey", qubits=1) as conn:
         for wait in [*waits, far]:
-            async with conn.block() as b:
-                with b.loop(shots):
-                    q = b.qubit()
-                    q.h()
-                    b.wait(wait * 1e-3)
-                    q.h()
-                    m = q.measure()
-            p0 = 1 - sum(m.value) / shots
+            ones = 0
+            # Blocks of at most ~20 s of device time: a node gives one block at most
+            # max_block_s (60 s by default), and shorter blocks let other apps in.
+            per_block = max(1, int(BLOCK_S / (wait * 1e-3 + 0.005)))
+            for start in range(0, shots, per_block):
+                n = min(per_block, shots - start)
+                async with conn.block() as b:
+                    with b.loop(n):
+                        q = b.qubit()
+                        q.h()
+                        b.wait(wait * 1e-3)
+                        q.h()
+                        m = q.measure()
+                ones += sum(m.value)
+            p0 = 1 - ones / shots
             points.append(
                 {"wait_ms": wait, "p0": p0, "stderr": math.sqrt(max(p0 * (1 - p0), 1e-12) / shots)}
             )

@@ -1,6 +1,6 @@
 """End-to-end entangled pairs per second delivered to apps, next to raw pyzmq.
 
-    python bench/pairs.py [--pairs N] [--batch B]
+    python bench/pairs.py [--pairs N] [--batch B] [--keys]
 
 Starts two real nodes (`qnodeos node`: classical + quantum process each, generic
 devices at unlimited clock speed, a perfect link: every attempt heralds) and runs two
@@ -9,12 +9,14 @@ per request) and create-and-keep ("K", B pairs per request into B qubits, then o
 block measuring them so the qubits are free again). The floor is the raw pyzmq
 DEALER/ROUTER round-trip rate between two processes (sync pyzmq, no trio, no codec)
 measured in the same run; each pair needs at least a few such hops (kernel ->
-quantum process -> station -> both quantum processes -> kernels).
+quantum process -> station -> both quantum processes -> kernels). ``--keys`` turns on
+CURVE between the nodes' processes (``qnodeos keys``), to see what it costs.
 """
 
 from __future__ import annotations
 
 import argparse
+import subprocess
 import sys
 import tempfile
 import time
@@ -91,10 +93,14 @@ def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--pairs", type=int, default=2000)
     p.add_argument("--batch", type=int, default=10)
+    p.add_argument("--keys", action="store_true", help="CURVE on (see qnodeos keys)")
     a = p.parse_args()
     with tempfile.TemporaryDirectory(prefix="qnp-") as d:
         net = Path(d) / "net.toml"
-        net.write_text(NET.format(d=d, q=max(a.batch, 1)))
+        net.write_text(('keys = "keys"\n' if a.keys else "") + NET.format(d=d, q=max(a.batch, 1)))
+        if a.keys:
+            keys = [sys.executable, "-m", "qnodeos", "keys", str(net)]
+            subprocess.run(keys, check=True, capture_output=True)
         nodes = [
             start([sys.executable, "-m", "qnodeos", "node", n, "--network", str(net)])
             for n in ("alice", "bob")
@@ -111,7 +117,8 @@ def main() -> None:
             for proc in (*nodes, echo):
                 proc.wait()
     rt = len(raw) / sum(raw)
-    print(f"{a.pairs} pairs of each kind, {a.batch} per request, perfect link, speed inf")
+    curve = ", CURVE between the nodes" if a.keys else ""
+    print(f"{a.pairs} pairs of each kind, {a.batch} per request, perfect link, speed inf{curve}")
     print(f"{'raw pyzmq round trips/s (2 processes)':44} {rt:10.0f}")
     for label, rate in (
         ("measure-directly (M) pairs/s to both apps", m_rate),

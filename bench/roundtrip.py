@@ -1,12 +1,14 @@
 """App -> node -> device -> app round trip of a one-gate block, next to raw pyzmq.
 
-    python bench/roundtrip.py [--blocks N] [--transport ipc|tcp]
+    python bench/roundtrip.py [--blocks N] [--transport ipc|tcp] [--keys]
 
 Starts a real node (`qnodeos node`: classical + quantum process, generic device at
 unlimited clock speed) and times blocks "allocate, X, measure" from an SDK app in this
 process: four one-way hops (app->kernel->device->kernel->app). The floor for the same
 hops is two raw pyzmq DEALER/ROUTER ping-pongs between two processes (sync pyzmq, no
-trio, no codec, no interpreter), measured in the same run.
+trio, no codec, no interpreter), measured in the same run. ``--keys`` turns on CURVE
+(``qnodeos keys``): the node's device endpoint always, the app endpoint over tcp (apps
+on ipc need no key); the floor stays plain pyzmq, so the ratio shows what CURVE costs.
 """
 
 from __future__ import annotations
@@ -64,9 +66,9 @@ def raw_floor(ep: str, n: int) -> list[float]:
     return out
 
 
-async def blocks(ep: str, n: int) -> list[float]:
+async def blocks(ep: str, n: int, network: str | None = None) -> list[float]:
     out = []
-    async with sdk.connect("bench", app="bench", qubits=1, endpoint=ep) as node:
+    async with sdk.connect("bench", app="bench", qubits=1, endpoint=ep, network=network) as node:
         for i in range(n + 100):
             t = time.perf_counter()
             async with node.block() as b:
@@ -87,14 +89,19 @@ def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--blocks", type=int, default=3000)
     p.add_argument("--transport", choices=["ipc", "tcp"], default="ipc")
+    p.add_argument("--keys", action="store_true", help="CURVE on (see qnodeos keys)")
     a = p.parse_args()
     with tempfile.TemporaryDirectory(prefix="qnb-") as d:
         app_ep, dev_ep, echo_ep = endpoints(a.transport, d)
         net = Path(d) / "net.toml"
         net.write_text(
-            f'name = "bench"\n[nodes.bench]\ndevice = "generic"\nqubits = 2\n'
+            ('keys = "keys"\n' if a.keys else "")
+            + f'name = "bench"\n[nodes.bench]\ndevice = "generic"\nqubits = 2\n'
             f'speed = inf\napp_endpoint = "{app_ep}"\nqdevice_endpoint = "{dev_ep}"\n'
         )
+        if a.keys:
+            keys = [sys.executable, "-m", "qnodeos", "keys", str(net), "--app", "bench"]
+            subprocess.run(keys, check=True, capture_output=True)
         node = start([sys.executable, "-m", "qnodeos", "node", "bench", "--network", str(net)])
         echo = start([sys.executable, "-c", ECHO, echo_ep])
         try:
@@ -104,7 +111,9 @@ def main() -> None:
             rounds = 10
             for _ in range(rounds):
                 raw += raw_floor(echo_ep, a.blocks // rounds)
-                ours += trio.run(blocks, app_ep, a.blocks // rounds)
+                ours += trio.run(
+                    blocks, app_ep, a.blocks // rounds, str(net) if a.keys else None
+                )
         finally:
             node.terminate()
             echo.terminate()
@@ -113,7 +122,8 @@ def main() -> None:
     rm, rp = stats(raw)
     om, op = stats(ours)
     print(
-        f"transport {a.transport}, {a.blocks} of each, in 10 interleaved rounds (100 warm-up each)"
+        f"transport {a.transport}{', CURVE' if a.keys else ''}, {a.blocks} of each, "
+        f"in 10 interleaved rounds (100 warm-up each)"
     )
     print(f"{'':38} {'median us':>10} {'p99 us':>8}")
     print(f"{'raw pyzmq ping-pong (1 round trip)':38} {rm:10.0f} {rp:8.0f}")

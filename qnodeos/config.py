@@ -15,6 +15,7 @@
     max_block_s = 60.0                   # most device time one block may take
     starvation_s = 0.5                   # a block passed over this long goes first
     peer_timeout_s = 1.5                 # a linked node silent this long is gone
+    exclusive_apps = ["solo"]            # apps that may have the device to themselves
     app_endpoint = "tcp://127.0.0.1:5555"      # default: ipc:// in the runtime dir
     qdevice_endpoint = "ipc:///tmp/x.sock"     # default: ipc:// in the runtime dir
     peer_endpoint = "tcp://0.0.0.0:5556"       # where other nodes reach this one
@@ -76,6 +77,7 @@ _NODE_KEYS = {
     "max_block_s",
     "starvation_s",
     "peer_timeout_s",
+    "exclusive_apps",
 }
 _LINK_KEYS = {"nodes", "model", "delay_s", "seed"}
 _APP_KEYS = {"node", "module", "args", "name"}
@@ -85,11 +87,12 @@ _APP_KEYS = {"node", "module", "args", "name"}
 class NodeLimits:
     """How much of the shared device one app may take (device seconds): a single wait,
     one block in all, and how long a queued block may be passed over by higher-priority
-    ones before it goes first (wall seconds)."""
+    ones before it goes first (wall seconds); which apps may have it to themselves."""
 
     max_wait_s: float = 10.0
     max_block_s: float = 60.0
     starvation_s: float = 0.5
+    exclusive_apps: frozenset[str] = frozenset()  # app names that may hold the device alone
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -247,6 +250,9 @@ def _node(name: str, table: Any, net: str, src: str, keys: KeyStore | None) -> N
     budget = _get(table, "budget", int, where, 1_000_000)
     if budget < 1:
         raise ConfigError(f"{where}.budget: must be >= 1, got {budget}")
+    exclusive = _get(table, "exclusive_apps", list, where, [])
+    if not all(isinstance(a, str) for a in exclusive):
+        raise ConfigError(f"{where}.exclusive_apps: expected a list of app names")
     limits = NodeLimits(
         **{
             k: _seconds(table, k, where, getattr(NodeLimits, k), lo, hi)
@@ -255,7 +261,8 @@ def _node(name: str, table: Any, net: str, src: str, keys: KeyStore | None) -> N
                 ("max_block_s", 1e-6, 86_400.0),
                 ("starvation_s", 0.001, 3600.0),
             )
-        }
+        },
+        exclusive_apps=frozenset(exclusive),
     )
     rt = runtime_dir()
     return NodeConfig(

@@ -334,6 +334,12 @@ class Kernel:
                 f"app {holder.name!r} has the device of node {self.node!r} to itself until it "
                 f"leaves; only apps without qubits (qubits=0) can connect meanwhile",
             )
+        if msg.exclusive and msg.app not in self.limits.exclusive_apps:
+            return err(
+                "exclusive",
+                f"app {msg.app!r} may not have the device of node {self.node!r} to itself: "
+                f"list it in the node's exclusive_apps in the network file",
+            )
         if msg.exclusive:
             others = sorted(a.name for a in self.procs.by_id.values() if a.quota > 0)
             if others:

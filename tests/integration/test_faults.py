@@ -220,3 +220,24 @@ def test_a_node_paused_for_3s_leaves_no_one_sided_pair(tmp_path: Path) -> None:
     after = [e for e in evs["a"] if e["event"] == "pairs" and e["t"] > struck + 3.0]
     assert after, "no pairs after the node came back"
     assert kept_ids(evs["a"]) == kept_ids(evs["b"])
+
+
+def test_an_app_paused_for_3s_gets_a_clear_error_and_leaves_no_one_sided_pair(
+    tmp_path: Path,
+) -> None:
+    def pause(tree: dict[int, str]) -> float:
+        pid = find(tree, "app_runner", "pair_logger", " bob ")
+        os.kill(pid, signal.SIGSTOP)
+        t = time.time()
+        time.sleep(3.0)
+        os.kill(pid, signal.SIGCONT)
+        return t
+
+    run, struck, evs = run_with_fault(tmp_path, pause)
+    detect = first_error_after(evs["a"], struck)
+    report("SIGSTOP of app b for 3 s", detect, evs, run)
+    assert detect < 2.0  # its lease (1 s) ran out: a's request ends
+    closed = [e for e in evs["b"] if e["event"] == "closed"]
+    assert closed and "lease of 1.0s expired" in closed[0]["message"]
+    assert "stopped answering" not in closed[0]["message"]  # not blamed on the node
+    assert kept_ids(evs["a"]) == kept_ids(evs["b"])

@@ -292,7 +292,18 @@ def test_identity_comes_from_the_key_not_from_the_message() -> None:
     # another key on a connection with the same address is ignored
     assert h.kernel.app_message(A, m.Stop(), 0.0, user="app:mallory") == []
     assert A in h.kernel.procs.by_addr
-    # a node's key names it: a message claiming another sender is dropped
-    carry = m.Carry(from_node="bob", id=1, from_app="x", to_app="a", data=b"forged")
-    assert h.kernel.peer_message(carry, 0.0, user="node:mallory") == []
-    assert h.kernel.counters.spoofed == 3
+    # a node's key names it: a message claiming another sender is dropped, whatever it
+    # is (a message for an app, an acknowledgement, a link-layer reject, a goodbye)
+    forged: list[m.NodeToNode] = [
+        m.Carry(from_node="bob", id=1, from_app="x", to_app="a", data=b"forged"),
+        m.CarryAck(from_node="bob", id=1),
+        m.Egp(
+            from_node="bob",
+            msg=m.EgpReject(origin="n", create_id=1, code="OTHER", message="forged"),
+        ),
+        m.Egp(from_node="bob", msg=m.EgpExpire(seqs=[1, 2], reason="forged")),
+        m.NodeBye(from_node="bob", reason="forged"),
+    ]
+    for msg in forged:
+        assert h.kernel.peer_message(msg, 0.0, user="node:mallory") == []
+    assert h.kernel.counters.spoofed == 2 + len(forged)

@@ -127,6 +127,7 @@ device = "trapped_ion"
 qubits = 3
 speed = inf
 seed = 4
+exclusive_apps = ["solo", "b"]
 [nodes.ion.params.kinds.ion]
 gates = { rz = { error = 0.0 } }
 meas = { duration_ns = 100 }
@@ -211,3 +212,7 @@ async def test_exclusive_use_of_the_trap(autojump_clock: object) -> None:
             with pytest.raises(sdk.RemoteError, match="app\\(s\\) a hold qubits"):
                 async with sdk.connect("ion", app="b", qubits=1, endpoint=ep, exclusive=True):
                     pass
+        # an app the network file does not list cannot take the device from the others
+        with pytest.raises(sdk.RemoteError, match="list it in the node's exclusive_apps"):
+            async with sdk.connect("ion", app="hog", qubits=1, endpoint=ep, exclusive=True):
+                pass
