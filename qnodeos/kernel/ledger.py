@@ -42,7 +42,8 @@ class _Held:
 @dataclass
 class _Delivery:
     peer: str
-    seqs: list[int] = field(default_factory=list)  # in the order the app got them
+    addr: bytes
+    ents: list[EntId] = field(default_factory=list)  # in the order the app got them
     acked: int = 0
 
 
@@ -63,11 +64,11 @@ class Ledger:
     ) -> None:
         """Pairs of request ``req`` were sent to the app."""
         book = self.open.setdefault(peer, OrderedDict())
-        d = self.deliveries.setdefault((app_id, req), _Delivery(peer))
+        d = self.deliveries.setdefault((app_id, req), _Delivery(peer, addr))
         early = self.early_confirms.get(peer, OrderedDict())
         for p in pairs:
             seq = p.ent_id[2]
-            d.seqs.append(seq)
+            d.ents.append(p.ent_id)
             if seq in early:
                 del early[seq]  # the other app has it already
                 continue
@@ -88,29 +89,35 @@ class Ledger:
         d = self.deliveries.get((app_id, req))
         if d is None:
             return []
-        fresh = d.seqs[d.acked : count]
-        d.acked = max(d.acked, min(count, len(d.seqs)))
-        if d.acked >= len(d.seqs):
+        fresh = [e[2] for e in d.ents[d.acked : count]]
+        d.acked = max(d.acked, min(count, len(d.ents)))
+        if d.acked >= len(d.ents):
             del self.deliveries[(app_id, req)]
         if not fresh:
             return []
         return [ToNode(d.peer, m.Egp(from_node=self.node, msg=m.EgpConfirm(seqs=fresh)))]
 
-    def app_gone(self, app_id: int) -> dict[str, list[int]]:
-        """The app ended: the pairs it never acknowledged, per peer, to expire there."""
+    def app_gone(self, app_id: int, reason: str) -> tuple[dict[str, list[int]], list[Out]]:
+        """The app ended: the pairs it never acknowledged, per peer, to expire there; and
+        what to tell the app itself, which may still read them from its socket (it was
+        paused, say) before it learns its session ended: they are void."""
         void: dict[str, list[int]] = {}
+        told: list[Out] = []
         for (a, req), d in list(self.deliveries.items()):
             if a != app_id:
                 continue
             del self.deliveries[(a, req)]
             book = self.open.get(d.peer, OrderedDict())
-            for seq in d.seqs[d.acked :]:
-                book.pop(seq, None)
-                void.setdefault(d.peer, []).append(seq)
+            unacked = d.ents[d.acked :]
+            for ent in unacked:
+                book.pop(ent[2], None)
+                void.setdefault(d.peer, []).append(ent[2])
+            if unacked:
+                told.append(ToApp(d.addr, m.EprExpired(req=req, ent_ids=unacked, reason=reason)))
         for book in self.open.values():  # acknowledged ones need no confirmation now
             for seq in [s for s, h in book.items() if h.app_id == app_id]:
                 del book[seq]
-        return void
+        return void, told
 
     # -- the other node ------------------------------------------------------------------
     def confirmed(self, peer: str, seqs: list[int]) -> None:

@@ -205,12 +205,12 @@ class NetStack:
                 if local_app(req.purpose, self.node) == app.name:
                     del egp.waiting[key]
                     out.append(self._refuse(peer, req, why))
-        void = self.ledger.app_gone(app.app_id)
+        reason = f"app {app.name!r} on {self.node!r} ended before it received them"
+        void, told = self.ledger.app_gone(app.app_id, reason)
         for w in self.wants.values():
             if w.app is app and w.pairs:
                 void.setdefault(w.peer, []).extend(p.ent_id[2] for p in w.pairs)
                 w.pairs = []
-        reason = f"app {app.name!r} on {self.node!r} ended before it received them"
         out += [self._expire_at(peer, seqs, reason) for peer, seqs in void.items()]
         for pur, w in list(self.listening.items()):
             if w.app is app:
@@ -222,7 +222,7 @@ class NetStack:
                 out += self._egp(
                     w.peer, self.egps[w.peer].abort(key, e.Code.OTHER, "app ended", now), now
                 )
-        return [o for o in out if not (isinstance(o, ToApp) and o.addr == app.addr)]
+        return [o for o in out if not (isinstance(o, ToApp) and o.addr == app.addr)] + told
 
     def registered(self, app: App) -> None:
         self.gone_apps.pop(app.name, None)

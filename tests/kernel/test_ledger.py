@@ -31,7 +31,12 @@ def test_pairs_the_app_never_acknowledged_are_expired_when_it_goes() -> None:
     led.delivered(1, b"A", 7, "bob", pairs(1, 2, 3))
     led.acked(1, 7, 1)
     led.delivered(2, b"B", 9, "bob", pairs(4))
-    assert led.app_gone(1) == {"bob": [2, 3]}
+    void, (told,) = led.app_gone(1, "gone")
+    assert void == {"bob": [2, 3]}
+    # the app is told too: it may still read those pairs from its socket
+    assert told == ToApp(
+        b"A", m.EprExpired(req=7, ent_ids=[("alice", "bob", 2), ("alice", "bob", 3)], reason="gone")
+    )
     # the other app's pair is untouched
     out, missing = led.expired("bob", [4], "gone")
     assert missing == [] and len(out) == 1
