@@ -22,6 +22,7 @@ from __future__ import annotations
 import math
 import random
 import time
+from contextlib import aclosing
 from typing import Any
 
 from qnodeos import sdk
@@ -43,7 +44,6 @@ async def main(
     peer_node: str,
     peer: str,
     pairs: int = 400,
-    batch: int = 100,
     timeout: float = 60.0,
     seed: int | None = None,
 ) -> dict[str, Any]:
@@ -52,16 +52,16 @@ async def main(
         sock = conn.socket(peer_node, peer)
         start = time.perf_counter()
         if role == "alice":
-            await sock.send([pairs, batch])
+            await sock.send(pairs)
         else:
-            pairs, batch = await sock.recv()
+            pairs = await sock.recv()
         got: list[sdk.Pair] = []
-        while len(got) < pairs:
-            n = min(batch, pairs - len(got))
-            if role == "alice":
-                got += await epr.create_measure(n, bases="XZ", timeout=timeout)
-            else:
-                got += await epr.recv_measure(n, bases="XZ", timeout=timeout)
+        # one request for every pair; they stream in as the link makes them
+        role_ = "create" if role == "alice" else "recv"
+        ask = epr.stream_measure(role_, pairs, bases="XZ", timeout=timeout)
+        async with aclosing(ask) as chunks:
+            async for chunk in chunks:
+                got += chunk
         mine = [(p.basis, p.outcome) for p in got]
         await sock.send([b for b, _ in mine])
         theirs = await sock.recv()

@@ -1,12 +1,13 @@
 """End-to-end entangled pairs per second delivered to apps, next to raw pyzmq.
 
-    python bench/pairs.py [--pairs N] [--batch B] [--keys]
+    python bench/pairs.py [--pairs N] [--batch B] [--keep-batch K] [--keys]
 
 Starts two real nodes (`qnodeos node`: classical + quantum process each, generic
 devices at unlimited clock speed, a perfect link: every attempt heralds) and runs two
 SDK apps in this process that ask for pairs: measure-directly ("M", bases X/Z, B pairs
-per request) and create-and-keep ("K", B pairs per request into B qubits, then one
-block measuring them so the qubits are free again). The floor is the raw pyzmq
+per request, streamed to the apps as they come; by default one request for all) and
+create-and-keep ("K", K pairs per request into K qubits, then one block measuring them
+so the qubits are free again). The floor is the raw pyzmq
 DEALER/ROUTER round-trip rate between two processes (sync pyzmq, no trio, no codec)
 measured in the same run; each pair needs at least a few such hops (kernel ->
 quantum process -> station -> both quantum processes -> kernels). ``--keys`` turns on
@@ -20,6 +21,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from contextlib import aclosing
 from pathlib import Path
 
 import trio
@@ -57,15 +59,18 @@ cycle_ns = 1000
 async def side(d: str, here: str, there: str, kind: str, n: int, batch: int, create: bool) -> float:
     """One app on node ``here`` (app name = node name) asking for pairs with ``there``."""
     ep = f"ipc://{d}/{here[0]}-app"
-    async with sdk.connect(here, app=here, qubits=batch, endpoint=ep) as node:
+    qubits = batch if kind == "K" else 1
+    async with sdk.connect(here, app=here, qubits=qubits, endpoint=ep) as node:
         epr = node.epr_socket(there, there)
         start = time.perf_counter()
         done = 0
         while done < n:
             k = min(batch, n - done)
             if kind == "M":
-                ask = epr.create_measure if create else epr.recv_measure
-                await ask(k, bases="XZ")
+                role = "create" if create else "recv"
+                async with aclosing(epr.stream_measure(role, k, bases="XZ")) as chunks:
+                    async for _ in chunks:
+                        pass
             else:
                 ask = epr.create_keep if create else epr.recv_keep
                 pairs = await ask(k)
@@ -91,13 +96,14 @@ async def run(d: str, kind: str, n: int, batch: int) -> float:
 
 def main() -> None:
     p = argparse.ArgumentParser()
-    p.add_argument("--pairs", type=int, default=2000)
-    p.add_argument("--batch", type=int, default=10)
+    p.add_argument("--pairs", type=int, default=20000, help="pairs of each kind")
+    p.add_argument("--batch", type=int, default=0, help="M pairs per request (0: all in one)")
+    p.add_argument("--keep-batch", type=int, default=16, help="K pairs per request (qubits)")
     p.add_argument("--keys", action="store_true", help="CURVE on (see qnodeos keys)")
     a = p.parse_args()
     with tempfile.TemporaryDirectory(prefix="qnp-") as d:
         net = Path(d) / "net.toml"
-        net.write_text(('keys = "keys"\n' if a.keys else "") + NET.format(d=d, q=max(a.batch, 1)))
+        net.write_text(('keys = "keys"\n' if a.keys else "") + NET.format(d=d, q=a.keep_batch))
         if a.keys:
             keys = [sys.executable, "-m", "qnodeos", "keys", str(net)]
             subprocess.run(keys, check=True, capture_output=True)
@@ -108,8 +114,8 @@ def main() -> None:
         echo = start([sys.executable, "-c", ECHO, f"ipc://{d}/echo"])
         try:
             raw = raw_floor(f"ipc://{d}/echo", 5000)
-            m_rate = trio.run(run, d, "M", a.pairs, a.batch)
-            k_rate = trio.run(run, d, "K", a.pairs, a.batch)
+            m_rate = trio.run(run, d, "M", a.pairs, a.batch or a.pairs)
+            k_rate = trio.run(run, d, "K", a.pairs, a.keep_batch)
             raw += raw_floor(f"ipc://{d}/echo", 5000)
         finally:
             for proc in (*nodes, echo):
@@ -118,7 +124,8 @@ def main() -> None:
                 proc.wait()
     rt = len(raw) / sum(raw)
     curve = ", CURVE between the nodes" if a.keys else ""
-    print(f"{a.pairs} pairs of each kind, {a.batch} per request, perfect link, speed inf{curve}")
+    per = f"M {a.batch or a.pairs}, K {a.keep_batch} per request"
+    print(f"{a.pairs} pairs of each kind ({per}), perfect link, speed inf{curve}")
     print(f"{'raw pyzmq round trips/s (2 processes)':44} {rt:10.0f}")
     for label, rate in (
         ("measure-directly (M) pairs/s to both apps", m_rate),

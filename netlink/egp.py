@@ -11,11 +11,13 @@ the *master* end (the smaller node name) numbers them, as in the paper's distrib
 queue. Only the head of the queue generates entanglement; a request is in the queue
 once accepted, so one the peer holds for an app that has not asked yet blocks nobody.
 
-Each pair is made in rounds: both ends hand their quantum process a ``Round`` with the
-same round key, which sends an attempt to the link's heralding station; the station
-answers both ends with the same ``Heralded`` or ``NoHerald``. A herald yields ``Ok`` at
-both ends with the same entanglement id (node A, node B, station sequence number); no
-herald starts the next round, unless the request's deadline (a wall-clock time both ends
+Pairs are made in rounds: both ends hand their quantum process a ``Round`` with the
+same round key (for up to ``pairs`` pairs, up to all the request still needs), which
+sends an attempt to the link's heralding station; the station answers both ends with
+the same ``RoundEnd``, listing every herald. Each herald yields ``Ok`` at both ends with
+the same entanglement id (node A, node B, station sequence number); a quantum process
+may report heralds before its round ends (``final=False``). A round that ends short of
+its pairs starts the next, unless the request's deadline (a wall-clock time both ends
 share) has passed, which fails it with TIMEOUT. A herald needs both ends' attempts, and
 an end that has given up sends none, so a pair is delivered to both ends or to neither
 even if the two ends' clocks disagree slightly about the deadline.
@@ -42,13 +44,13 @@ from qnodeos.lang.messages import EgpAccept, EgpReject, EgpRequest
 from qnodeos.statemachine import next_state
 
 from .models import LinkModel
-from .station import Heralded, NoHerald, Rejected
+from .station import Herald, Rejected, RoundEnd
 
 ROUND_GRACE_S = 0.5  # how long past its window an attempt waits for the peer's
 WAITING_MAX = 256  # peer requests held for purposes nobody asked for yet
 
 
-MAX_PAIRS = 10_000  # pairs in one request
+MAX_PAIRS = 1_000_000  # pairs in one request (the app gets them streamed as they come)
 
 
 def request_problem(kind: str, number: int, bases: str) -> str | None:
@@ -103,6 +105,7 @@ class Ok:
     attempts: int  # in all rounds for this pair
     at_ns: float
     basis: str  # for "M": the basis this end measures in
+    index: int = 0  # which pair of its round it was (0 = first)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -127,9 +130,10 @@ class ToPeer:
 
 @dataclass(frozen=True, kw_only=True)
 class Round:
-    """Attempt round ``key`` for request ``request``: at most ``max_attempts`` attempts,
-    waiting for the peer's attempt until wall time ``expires_s``. For "M", ``basis`` is
-    where this end measures the pair if the round heralds (drawn once per pair)."""
+    """Attempt round ``key`` for request ``request``, for its pairs ``pair`` onwards (up
+    to ``pairs`` of them): at most ``max_attempts`` attempts, waiting for the peer's
+    attempt until wall time ``expires_s``. For "M", ``bases[i]`` is where this end
+    measures the round's i-th pair (drawn independently at each end, per pair)."""
 
     key: str
     request: tuple[str, int]
@@ -137,7 +141,8 @@ class Round:
     max_attempts: int
     expires_s: float
     kind: str = "K"
-    basis: str = ""
+    pairs: int = 1
+    bases: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -181,7 +186,8 @@ class Request:
     pair: int = 0
     retry: int = 0
     attempts: int = 0  # attempts for the current pair in earlier rounds
-    basis: str = ""  # for "M": the basis this end measures the current pair in
+    bases: tuple[str, ...] = ()  # for "M": where this end measures the pairs to come
+    round_first: int = 0  # the first pair of the round under way
     in_round: bool = False
     delivered: list[Ok] = field(default_factory=list)
 
@@ -210,6 +216,7 @@ class EGP:
         rng: np.random.Generator,
         speed: float = 1.0,
         round_attempts: int = 10_000,
+        round_pairs: int = 1000,
     ) -> None:
         if node == peer:
             raise LocalError(f"an EGP cannot link {node!r} to itself")
@@ -219,6 +226,7 @@ class EGP:
         self.rng = rng
         self.speed = speed
         self.round_attempts = round_attempts
+        self.round_pairs = round_pairs
         self.master = node < peer
         self.listening: dict[str, tuple[str, int]] = {}  # purpose -> (type, number)
         self.waiting: dict[tuple[str, int], EgpRequest] = {}  # peer requests not yet asked for
@@ -302,9 +310,6 @@ class EGP:
         r = self.requests.get(key)
         if r is None:
             return []
-        for k, v in list(self.by_round.items()):
-            if v is r:
-                del self.by_round[k]
         tell: list[Out] = [
             ToPeer(
                 EgpReject(
@@ -321,6 +326,9 @@ class EGP:
     def peer_message(self, msg: EgpRequest | EgpAccept | EgpReject, now: float) -> list[Out]:
         if isinstance(msg, EgpRequest):
             return self._peer_request(msg, now)
+        if isinstance(msg, EgpReject) and (msg.origin, msg.create_id) in self.waiting:
+            del self.waiting[(msg.origin, msg.create_id)]  # withdrawn before an app asked
+            return []
         r = self.requests.get((msg.origin, msg.create_id))
         if r is not None and r.state is State.ACTIVE and isinstance(msg, EgpReject):
             code = Code(msg.code) if msg.code in Code.__members__ else Code.OTHER
@@ -401,10 +409,15 @@ class EGP:
             attempts = max(1, min(attempts, int(left_s / self._cycle_s())))
         window_s = attempts * self._cycle_s() if math.isfinite(self.speed) else 0.0
         r.in_round = True
+        r.round_first = r.pair
         key = r.round_key()
         self.by_round[key] = r
-        if r.spec.kind == "M" and not r.basis:
-            r.basis = r.spec.bases[int(self.rng.integers(len(r.spec.bases)))]
+        pairs = min(r.spec.number - r.pair, self.round_pairs)
+        if r.spec.kind == "M" and len(r.bases) < pairs:
+            # Each pair's basis, drawn at this end alone; drawn once, so a round that
+            # retries (or makes fewer pairs) keeps the bases of the pairs still to make.
+            draws = self.rng.integers(len(r.spec.bases), size=pairs - len(r.bases))
+            r.bases += tuple(r.spec.bases[int(i)] for i in draws)
         return [
             Round(
                 key=key,
@@ -413,53 +426,74 @@ class EGP:
                 max_attempts=attempts,
                 expires_s=min(r.spec.deadline_s, now + window_s + ROUND_GRACE_S),
                 kind=r.spec.kind,
-                basis=r.basis,
+                pairs=pairs,
+                bases=r.bases[:pairs],
             )
         ]
 
     def _timeout_text(self, r: Request) -> str:
         return f"{r.pair} of {r.spec.number} pair(s) made before the maximum time"
 
-    def station_message(self, msg: Heralded | NoHerald | Rejected, now: float) -> list[Out]:
-        r = self.by_round.pop(msg.key, None)
+    def station_message(
+        self, msg: RoundEnd | Rejected, now: float, *, final: bool = True
+    ) -> list[Out]:
+        """The station's answer for a round of ours: its heralds, and (``final``) how
+        it ended. A quantum process may pass heralds on before the round ends."""
+        r = self.by_round.get(msg.key)
         if r is None or r.state is not State.ACTIVE:
             return []
-        r.in_round = False
         if isinstance(msg, Rejected):
+            del self.by_round[msg.key]
+            r.in_round = False
             return self._fail(r, Code.OTHER, f"heralding station refused: {msg.reason}", now)
-        if isinstance(msg, NoHerald):
-            if now >= r.spec.deadline_s:
-                return self._fail(r, Code.TIMEOUT, self._timeout_text(r), now)
-            if not msg.again:  # a round that ran: both ends count it
-                r.retry += 1
-                r.attempts += msg.attempts
-            return self._run_head(now)
+        out: list[Out] = []
+        for h in msg.heralds:
+            out.append(ToLocal(self._ok(r, h)))
+            if r.pair == r.spec.number:
+                r.fire(Ev.LAST_PAIR)
+                del self.requests[r.key]
+                del self.by_round[msg.key]
+                return out + self._run_head(now)
+        if not final:
+            return out
+        del self.by_round[msg.key]
+        r.in_round = False
+        r.bases = r.bases[r.pair - r.round_first :]  # drop those the round's pairs used
+        if not msg.again:  # a round that ran: both ends count it
+            r.retry += 1
+            r.attempts += msg.attempts
+        if now >= r.spec.deadline_s:
+            return out + self._fail(r, Code.TIMEOUT, self._timeout_text(r), now)
+        return out + self._run_head(now)
+
+    def _ok(self, r: Request, h: Herald) -> Ok:
+        """Pair ``r.pair`` of request ``r`` heralded: ``h``."""
+        index = r.pair - r.round_first
         ok = Ok(
             origin=r.spec.origin,
             create_id=r.spec.create_id,
             purpose=r.spec.purpose,
             type=r.spec.kind,
             pair=r.pair,
-            ent_id=(self.ends[0], self.ends[1], msg.seq),
-            bell_index=msg.bell_index,
+            ent_id=(self.ends[0], self.ends[1], h.seq),
+            bell_index=h.bell_index,
             goodness=self.model.expected_fidelity(),
-            attempts=r.attempts + msg.attempts,
-            at_ns=msg.at_ns,
-            basis=r.basis,
+            attempts=r.attempts + h.attempts,
+            at_ns=h.at_ns,
+            basis=r.bases[index] if r.spec.kind == "M" else "",
+            index=index,
         )
         r.delivered.append(ok)
         r.pair += 1
-        r.retry = r.attempts = 0
-        r.basis = ""
-        out: list[Out] = [ToLocal(ok)]
-        if r.pair == r.spec.number:
-            r.fire(Ev.LAST_PAIR)
-            del self.requests[r.key]
-        return out + self._run_head(now)
+        r.attempts = 0
+        return ok
 
     def _fail(self, r: Request, code: Code, text: str, now: float) -> list[Out]:
         r.fire(Ev.FAIL)
         del self.requests[r.key]
+        for k, v in list(self.by_round.items()):
+            if v is r:  # a round still under way ends with its request
+                del self.by_round[k]
         out: list[Out] = [
             ToLocal(Err(origin=r.spec.origin, create_id=r.spec.create_id, code=code, message=text))
         ]

@@ -2,15 +2,18 @@
 
 How it works: for each round of entanglement generation, both ends' link layers agree on
 a round ``key`` and each sends an ``Attempt``: from device time ``start_ns`` it will
-attempt every cycle, at most ``max_attempts`` times. When both attempts of a key are
-in, the station pairs them over their common window (the later start, the smaller
-budget), draws the number of attempts to the first herald from the link model's
-geometric distribution, and answers *both* ends with the same outcome: a ``Heralded``
-(time, Bell state, the delivered two-qubit state) or a ``NoHerald``. A pair therefore
-reaches both ends or neither. An attempt whose peer never comes is answered
-``NoHerald`` once its window has passed (``handle_timer``); if the peer's attempt for
-that round comes later after all, it gets the same ``NoHerald``, so both ends still
-move on together.
+attempt every cycle, at most ``max_attempts`` times, for up to ``pairs`` pairs, needing
+``dead_ns`` after each herald before it can attempt again (its qubit is being measured
+or corrected). When both attempts of a key are in, the station runs the round over their
+common window (the later start, the earlier end): it draws the attempts to each herald
+from the link model's geometric distribution (never attempt by attempt), each herald
+followed by the longer of the two dead times, until it has the pairs or the window is
+used up. It answers *both* ends with the same ``RoundEnd``: every herald (station
+number, attempts, time, Bell state, the delivered two-qubit state) and how the round
+ended. A pair therefore reaches both ends or neither. An attempt whose peer never comes
+is answered, with no herald, once its window has passed (``handle_timer``); if the
+peer's attempt for that round comes later after all, it gets the same answer, so both
+ends still move on together.
 
 Input from outside is checked: an attempt from a node that is not on this link, a
 second attempt for the same key from the same node, or a bad window gets a
@@ -20,11 +23,11 @@ second attempt for the same key from the same node, or a bad window gets a
 >>> from netlink.models import Perfect
 >>> st = HeraldingStation(link="a-b", nodes=("a", "b"), model=Perfect(cycle_ns=10),
 ...                       rng=np.random.default_rng(1))
->>> st.receive(Attempt(node="a", key="r1", start_ns=0, max_attempts=5))
+>>> st.receive(Attempt(node="a", key="r1", start_ns=0, max_attempts=5, pairs=3))
 []
->>> [type(o.msg).__name__ for o in st.receive(Attempt(node="b", key="r1", start_ns=20,
-...                                                   max_attempts=5))]
-['Heralded', 'Heralded']
+>>> out = st.receive(Attempt(node="b", key="r1", start_ns=20, max_attempts=5, pairs=3))
+>>> [o.node for o in out], [int(h.at_ns) for h in out[0].msg.heralds]
+(['a', 'b'], [30, 40, 50])
 """
 
 from __future__ import annotations
@@ -41,21 +44,24 @@ EXPIRED_KEPT = 4096  # how many one-sided round endings are remembered for late 
 @dataclass(frozen=True, kw_only=True)
 class Attempt:
     """Node ``node`` attempts round ``key`` from ``start_ns`` (device time) for up to
-    ``max_attempts``, waiting for its peer's attempt until wall time ``expires_s``."""
+    ``max_attempts``, for up to ``pairs`` pairs, needing ``dead_ns`` after each herald;
+    it waits for its peer's attempt until wall time ``expires_s``."""
 
     node: str
     key: str
     start_ns: float
     max_attempts: int
     expires_s: float = float("inf")
+    pairs: int = 1
+    dead_ns: float = 0.0
 
 
 @dataclass(frozen=True, kw_only=True)
-class Heralded:
-    """Round ``key`` heralded after ``attempts`` attempts, at device time ``at_ns``."""
+class Herald:
+    """One pair of a round: station number ``seq`` (both ends get the same entanglement
+    id), ``attempts`` since the previous herald (or the round's start), when."""
 
-    key: str
-    seq: int  # the station's herald counter: both ends get the same entanglement id
+    seq: int
     attempts: int
     at_ns: float
     bell_index: int
@@ -63,13 +69,16 @@ class Heralded:
 
 
 @dataclass(frozen=True, kw_only=True)
-class NoHerald:
-    """Round ``key`` ended at ``at_ns`` with no herald; ``reason`` says why."""
+class RoundEnd:
+    """How round ``key`` went: its heralds in time order, then ``attempts`` more that
+    heralded nothing, ending at ``at_ns``; ``reason`` says why it stopped short of its
+    pairs ("" if it made them all)."""
 
     key: str
+    heralds: tuple[Herald, ...]
     attempts: int
     at_ns: float
-    reason: str
+    reason: str = ""
     again: bool = False  # the round never ran (the ends disagreed): attempt the same key
 
 
@@ -84,7 +93,10 @@ class Rejected:
 @dataclass(frozen=True)
 class ToNode:
     node: str
-    msg: Heralded | NoHerald | Rejected
+    msg: RoundEnd | Rejected
+
+
+MAX_PAIRS_PER_ROUND = 4096
 
 
 class HeraldingStation:
@@ -98,7 +110,7 @@ class HeraldingStation:
         self.model = model
         self.rng = rng
         self.pending: dict[str, Attempt] = {}
-        self.expired: dict[str, NoHerald] = {}  # rounds ended for one end only (bounded)
+        self.expired: dict[str, RoundEnd] = {}  # rounds ended for one end only (bounded)
         self.heralds = 0
         self.rounds = 0
 
@@ -118,6 +130,8 @@ class HeraldingStation:
             return reject(
                 f"bad window: start {attempt.start_ns} ns, {attempt.max_attempts} attempts"
             )
+        if not 1 <= attempt.pairs <= MAX_PAIRS_PER_ROUND or not attempt.dead_ns >= 0:
+            return reject(f"bad round: {attempt.pairs} pairs, {attempt.dead_ns} ns dead time")
         late = self.expired.get(attempt.key)
         if late is not None:  # its peer's window passed: end the round here the same way
             return [ToNode(attempt.node, late)]
@@ -132,8 +146,13 @@ class HeraldingStation:
                 return [
                     ToNode(
                         a.node,
-                        NoHerald(
-                            key=a.key, attempts=0, at_ns=a.start_ns, reason=reason, again=True
+                        RoundEnd(
+                            key=a.key,
+                            heralds=(),
+                            attempts=0,
+                            at_ns=a.start_ns,
+                            reason=reason,
+                            again=True,
                         ),
                     )
                     for a in sorted((crossed, attempt), key=lambda a: self.nodes.index(a.node))
@@ -148,31 +167,56 @@ class HeraldingStation:
     def _pair(self, a: Attempt, b: Attempt) -> list[ToNode]:
         self.rounds += 1
         cycle = self.model.cycle_ns
-        start = max(a.start_ns, b.start_ns)
-        budget = int((min(self._window_end(a), self._window_end(b)) - start) // cycle)
-        msg: Heralded | NoHerald
-        if budget < 1:
-            msg = NoHerald(key=a.key, attempts=0, at_ns=start, reason="windows do not overlap")
-        else:
+        t = max(a.start_ns, b.start_ns)
+        end = min(self._window_end(a), self._window_end(b))
+        dead = max(a.dead_ns, b.dead_ns)
+        want = min(a.pairs, b.pairs)
+        heralds: list[Herald] = []
+        tail, reason = 0, ""
+        if end - t < cycle:
+            reason = "windows do not overlap"
+        while not reason and len(heralds) < want:
+            left = int((end - t) // cycle)
+            if left < 1:
+                reason = f"window used up after {len(heralds)} of {want} pair(s)"
+                break
             h = self.model.sample(self.rng)
-            if h.attempts <= budget:
-                self.heralds += 1
-                msg = Heralded(
-                    key=a.key,
+            if h.attempts > left:
+                tail, t = left, t + left * cycle
+                reason = f"no herald in {left} attempts"
+                break
+            self.heralds += 1
+            at = t + h.attempts * cycle
+            heralds.append(
+                Herald(
                     seq=self.heralds,
                     attempts=h.attempts,
-                    at_ns=start + h.attempts * cycle,
+                    at_ns=at,
                     bell_index=h.bell_index,
                     rho=h.rho,
                 )
-            else:
-                msg = NoHerald(
-                    key=a.key,
-                    attempts=budget,
-                    at_ns=start + budget * cycle,
-                    reason=f"no herald in {budget} attempts",
-                )
+            )
+            t = at + dead
+        msg = RoundEnd(key=a.key, heralds=tuple(heralds), attempts=tail, at_ns=t, reason=reason)
         return [ToNode(node, msg) for node in self.nodes]  # in link order, not arrival
+
+    def withdraw(self, node: str, key: str, reason: str) -> list[ToNode]:
+        """``node`` no longer attempts round ``key`` (its request ended): if the round
+        has not run, it ends now for ``node``, and for the other end the same way
+        should its attempt still come."""
+        a = self.pending.get(key)
+        if a is None or a.node != node:
+            return []
+        del self.pending[key]
+        return [ToNode(node, self._lone(a, a.start_ns, reason))]
+
+    def _lone(self, a: Attempt, at_ns: float, reason: str) -> RoundEnd:
+        """End ``a``'s round at ``at_ns`` with no herald, and remember it for its peer."""
+        msg = RoundEnd(key=a.key, heralds=(), attempts=0, at_ns=at_ns, reason=reason)
+        self.expired[a.key] = msg
+        while len(self.expired) > EXPIRED_KEPT:
+            del self.expired[next(iter(self.expired))]
+        return msg
 
     def next_deadline(self) -> float:
         """Wall time at which the next lone attempt expires (inf if none)."""
@@ -184,14 +228,7 @@ class HeraldingStation:
         for key, a in list(self.pending.items()):
             if a.expires_s <= now_s:
                 del self.pending[key]
-                msg = NoHerald(
-                    key=key,
-                    attempts=0,
-                    at_ns=self._window_end(a),
-                    reason="the other end did not attempt in this window",
-                )
-                self.expired[key] = msg
-                while len(self.expired) > EXPIRED_KEPT:
-                    del self.expired[next(iter(self.expired))]
+                why = "the other end did not attempt in this window"
+                msg = self._lone(a, self._window_end(a), why)
                 out.append(ToNode(a.node, msg))
         return out

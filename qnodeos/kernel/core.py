@@ -217,6 +217,8 @@ class Kernel:
             if not isinstance(msg, m.ErrorReply) and msg.seq != net[0]:
                 self.counters.stale_replies += 1
                 return []
+            if isinstance(msg, m.EntangleDone) and not msg.final:
+                return net[1].done(msg, self.now)  # pairs so far: the round goes on
             self.net_current = None
             if isinstance(msg, m.ErrorReply):
                 msg = m.DeviceReply(seq=net[0], outcomes=[], error=msg.message, now_ns=0)

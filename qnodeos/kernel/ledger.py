@@ -12,6 +12,8 @@ its pairs, a node that dies. So a node keeps, per link, every pair it handed to 
   (``EprExpired``).
 
 Every pair either ends acknowledged and confirmed at both ends, or void at both ends.
+An expiry from the other end wins even over its own earlier confirmation: it confirmed
+its app's pair, then voided it for want of ours (it lost contact with us meanwhile).
 Confirmations or expiries about pairs this node has not handed out yet (the two nodes
 process a herald at different moments) are kept until it does.
 """
@@ -51,6 +53,9 @@ class Ledger:
     def __init__(self, node: str) -> None:
         self.node = node
         self.open: dict[str, OrderedDict[int, _Held]] = {}  # peer -> seq -> pair
+        # every pair handed out lately, confirmed or not: the other end may still void
+        # one it confirmed itself (it never had our confirmation), and its word wins
+        self.handed: dict[str, OrderedDict[int, _Held]] = {}
         self.deliveries: dict[tuple[int, int], _Delivery] = {}  # (app, req) -> pairs
         self.early_confirms: dict[str, OrderedDict[int, None]] = {}
         self.early_expires: dict[str, OrderedDict[int, str]] = {}
@@ -64,18 +69,22 @@ class Ledger:
     ) -> None:
         """Pairs of request ``req`` were sent to the app."""
         book = self.open.setdefault(peer, OrderedDict())
+        handed = self.handed.setdefault(peer, OrderedDict())
         d = self.deliveries.setdefault((app_id, req), _Delivery(peer, addr))
         early = self.early_confirms.get(peer, OrderedDict())
         for p in pairs:
             seq = p.ent_id[2]
             d.ents.append(p.ent_id)
+            held = handed[seq] = _Held(app_id, addr, req, p.ent_id)
             if seq in early:
                 del early[seq]  # the other app has it already
                 continue
-            book[seq] = _Held(app_id, addr, req, p.ent_id)
+            book[seq] = held
         while len(book) > MAX_OPEN:
             book.popitem(last=False)
             self.evicted += 1
+        while len(handed) > MAX_OPEN:
+            handed.popitem(last=False)
 
     def void_early(self, peer: str, seq: int) -> str | None:
         """Whether the other end already expired pair ``seq`` (its reason), before this
@@ -114,9 +123,10 @@ class Ledger:
                 void.setdefault(d.peer, []).append(ent[2])
             if unacked:
                 told.append(ToApp(d.addr, m.EprExpired(req=req, ent_ids=unacked, reason=reason)))
-        for book in self.open.values():  # acknowledged ones need no confirmation now
-            for seq in [s for s, h in book.items() if h.app_id == app_id]:
-                del book[seq]
+        for books in (self.open, self.handed):  # nothing more to tell the app
+            for book in books.values():
+                for seq in [s for s, h in book.items() if h.app_id == app_id]:
+                    del book[seq]
         return void, told
 
     # -- the other node ------------------------------------------------------------------
@@ -134,10 +144,12 @@ class Ledger:
         """The other end voided these pairs: tell our apps that have them; returns what
         to send and the seqs not handed out here (yet)."""
         book = self.open.get(peer, OrderedDict())
+        handed = self.handed.get(peer, OrderedDict())
         void: dict[tuple[int, bytes, int], list[EntId]] = {}
         missing = []
         for seq in seqs:
-            held = book.pop(seq, None)
+            book.pop(seq, None)
+            held = handed.pop(seq, None)
             if held is None:
                 missing.append(seq)
                 continue
@@ -155,8 +167,10 @@ class Ledger:
         """The other node is gone: every pair it never confirmed is void here. Returns
         what to tell our apps, and those pairs' seqs (to void at the other end too)."""
         book = self.open.pop(peer, OrderedDict())
+        handed = self.handed.get(peer, OrderedDict())
         void: dict[tuple[int, bytes, int], list[EntId]] = {}
-        for held in book.values():
+        for seq, held in book.items():
+            handed.pop(seq, None)  # told now: not again if the other end voids it too
             void.setdefault((held.app_id, held.addr, held.req), []).append(held.ent_id)
         self.early_confirms.pop(peer, None)
         return self._tell(void, reason), list(book)

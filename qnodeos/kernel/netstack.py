@@ -34,7 +34,7 @@ from functools import partial
 import numpy as np
 
 from netlink import egp as e
-from netlink.station import Heralded, NoHerald, Rejected
+from netlink.station import Herald, RoundEnd
 
 from ..config import LinkConfig
 from ..errors import ProgramError, QuotaError
@@ -43,12 +43,14 @@ from .ledger import Ledger
 from .lower import Lowering
 from .memory import MemoryManager
 from .moves import make_room
-from .outputs import Out, ToApp, ToNode
+from .outputs import Out, ToApp, ToDevice, ToNode
 from .processes import App
 
 log = logging.getLogger("qnodeos.netstack")
 
-SCRATCH = -1  # virtual id of the qubit an M pair is made in (freed after measuring)
+SCRATCH = -1  # virtual id of the qubit M pairs are made in (measured and reused)
+K_ROUND = 64  # kept pairs per round at most (one recipe, a correction, per pair's qubit)
+_NO_STATE = np.zeros((4, 4), dtype=complex)
 GONE_KEPT = 256  # apps that left, remembered to refuse requests for them at once
 CORRECTION = {0: (), 1: ("z",), 2: ("x",), 3: ("y",)}  # Pauli that maps Bell index -> Phi+
 # Bell index whose correction anticommutes with measuring in each basis (flip outcome)
@@ -80,8 +82,14 @@ class Want:
     peer: str
     purpose: str
     key: tuple[str, int] | None = None
-    pairs: list[m.EprPair] = field(default_factory=list)
-    phys: int | None = None  # communication qubit of the current pair
+    pairs: list[m.EprPair] = field(default_factory=list)  # made, not handed out yet
+    made: int = 0  # pairs made for it so far (handed out or not)
+    # the round under way: the app's qubit ids allocated for it (K: one per pair; M: the
+    # scratch qubit), their physical qubits, and those that got a pair
+    round_virt: list[int] = field(default_factory=list)
+    round_phys: list[int] = field(default_factory=list)
+    kept: set[int] = field(default_factory=set)
+    round_seq: int = -1  # the device request of the round under way (-1: none sent)
     deadline: float = math.inf
 
 
@@ -124,7 +132,7 @@ class NetStack:
         self.wants: dict[tuple[str, int], Want] = {}  # by EGP request key
         self.listening: dict[str, Want] = {}  # recv wants not yet matched, by purpose
         self.work: deque[Work] = deque()  # device work, in order
-        self._outcomes: dict[str, list[int]] = {}  # round key -> outcomes after its herald
+        self._outcomes: dict[int, list[int]] = {}  # herald seq -> outcomes of its recipe
         self.ignored = 0  # link-layer messages from nodes we have no link with
         self.gone_apps: OrderedDict[str, str] = OrderedDict()  # app name -> why it left
         self.ledger = Ledger(node)
@@ -218,7 +226,6 @@ class NetStack:
                 self.egps[w.peer].unlisten(pur)
         for key, w in list(self.wants.items()):
             if w.app is app:
-                w.phys = None
                 out += self._egp(
                     w.peer, self.egps[w.peer].abort(key, e.Code.OTHER, "app ended", now), now
                 )
@@ -240,11 +247,12 @@ class NetStack:
         return ToNode(peer, m.Egp(from_node=self.node, msg=m.EgpExpire(seqs=seqs, reason=reason)))
 
     def late_herald(self, msg: m.LateHerald) -> list[Out]:
-        """Our quantum process got a herald after it had stopped waiting: the pair is
-        void here; the other end must not keep it."""
-        if msg.peer not in self.links:
+        """Our quantum process got heralds after it had stopped waiting: the pairs are
+        void here; the other end must not keep them."""
+        if msg.peer not in self.links or not msg.heralds:
             return []
-        return [self._expire_at(msg.peer, [msg.herald], "it heralded after this end gave up")]
+        why = "they heralded after this end gave up"
+        return [self._expire_at(msg.peer, list(msg.heralds), why)]
 
     def peer_down(self, peer: str, reason: str, now: float) -> list[Out]:
         """``peer``'s node stopped answering: its requests end here, and pairs made with
@@ -278,11 +286,23 @@ class NetStack:
         self.down.discard(peer)
 
     def _void_pairs(self, w: Want) -> None:
-        """Forget the pairs a request made but did not deliver (kept qubits freed)."""
-        if w.msg.kind == "K":
-            for i in range(len(w.pairs)):
-                self.memory.release(w.app.app_id, w.msg.qubits[i])
+        """Forget the pairs a request made but did not hand out (kept qubits freed)."""
+        for p in w.pairs:
+            if p.qubit >= 0:
+                self._free(w, p.qubit)
         w.pairs = []
+
+    def _free(self, w: Want, virt: int) -> None:
+        if virt in self.memory.held(w.app.app_id):
+            self.memory.release(w.app.app_id, virt)
+
+    def _end_round(self, w: Want) -> None:
+        """The round is over: free what it allocated and got no pair (the scratch qubit
+        of measured pairs, kept-pair qubits left empty)."""
+        for virt in w.round_virt:
+            if virt not in w.kept:
+                self._free(w, virt)
+        w.round_virt, w.round_phys, w.round_seq = [], [], -1
 
     def peer_message(self, msg: m.Egp, now: float) -> list[Out]:
         peer = msg.from_node
@@ -313,12 +333,10 @@ class NetStack:
             if not hit:
                 continue
             gone -= {p.ent_id[2] for p in hit}
-            keep = [p for p in w.pairs if p not in hit]
-            if w.msg.kind == "K":
-                for i, p in enumerate(w.pairs):
-                    if p in hit:
-                        self.memory.release(w.app.app_id, w.msg.qubits[i])
-            w.pairs = keep
+            for p in hit:
+                if p.qubit >= 0:
+                    self._free(w, p.qubit)
+            w.pairs = [p for p in w.pairs if p not in hit]
             out += self._egp(peer, self.egps[peer].abort(key, e.Code.EXPIRE, text, now), now)
         if gone:  # not heralded here yet: never hand them out
             self.ledger.remember_expired(peer, sorted(gone), text)
@@ -367,23 +385,18 @@ class NetStack:
         return out
 
     def _err(self, err: e.Err) -> list[Out]:
-        prefix = f"{err.origin}:{err.create_id}:"
-        for k in [k for k in self._outcomes if k.startswith(prefix)]:
-            del self._outcomes[k]
         w = self.wants.pop((err.origin, err.create_id), None)
         if w is None:
             return []
-        self._drop_scratch(w)
-        if w.msg.kind == "K" and w.phys is not None:  # its pair never came
-            self.memory.release(w.app.app_id, w.msg.qubits[len(w.pairs)])
-        w.phys = None
-        msg = m.EprFailed(req=w.msg.req, code=str(err.code), message=err.message, pairs=w.pairs)
-        self.ledger.delivered(w.app.app_id, w.app.addr, w.msg.req, w.peer, w.pairs)
-        return [ToApp(w.app.addr, msg)]
-
-    def _drop_scratch(self, w: Want) -> None:
-        if w.msg.kind == "M" and SCRATCH in self.memory.held(w.app.app_id):
-            self.memory.release(w.app.app_id, SCRATCH)
+        out: list[Out] = []
+        if w.round_seq >= 0:
+            # Its round is still on the device: stop it there (the device answers with
+            # the round's end, and pairs it made after all are expired at both ends).
+            out.append(ToDevice(m.Abort(seq=w.round_seq)))
+        self._end_round(w)
+        rest = self._hand_out(w)  # the app has the others already
+        msg = m.EprFailed(req=w.msg.req, code=str(err.code), message=err.message, pairs=rest)
+        return [*out, ToApp(w.app.addr, msg)]
 
     # -- device work ---------------------------------------------------------------------
     def next_work(self, seq: int, now: float) -> Work | None:
@@ -415,14 +428,23 @@ class NetStack:
         egp = self.egps[w.peer]
         if want is None or r.key not in egp.by_round:
             return "drop"  # the request ended meanwhile
-        if want.phys is None:
-            virt = want.msg.qubits[r.pair] if want.msg.kind == "K" else SCRATCH
+        if not want.round_phys:
+            # K: a communication qubit per pair (as many as are free, up to the round's
+            # pairs); M: one scratch qubit, measured and reused for every pair.
+            wanted = want.msg.qubits[r.pair : r.pair + min(r.pairs, K_ROUND)]
+            virts = wanted if want.msg.kind == "K" else [SCRATCH]
             try:
-                want.phys = self.memory.alloc_comm(want.app.app_id, virt)
+                for virt in virts:
+                    phys = self.memory.alloc_comm(want.app.app_id, virt)
+                    if phys is None:
+                        break
+                    want.round_virt.append(virt)
+                    want.round_phys.append(phys)
             except (ProgramError, QuotaError) as exc:
+                self._end_round(want)
                 self._abort_later(w, e.Code.NORES, str(exc))
                 return "go"
-            if want.phys is None:
+            if not want.round_phys:
                 move = self._make_room()
                 if move is not None:
                     return move
@@ -431,33 +453,48 @@ class NetStack:
                     return "go"
                 return "wait"
         self.rounds += 1
+        owner = self.links[w.peer].nodes[0] == self.node
+        pairs = len(want.round_phys) if want.msg.kind == "K" else r.pairs
+        recipes, plan = self._recipes(r, want.round_phys, pairs, owner)
+        want.round_seq = seq
         w.request = m.Entangle(
             seq=seq,
             peer=w.peer,
             key=r.key,
-            qubit=want.phys,
+            qubits=want.round_phys,
             max_attempts=r.max_attempts,
             expires_s=r.expires_s,
-            after=self._after(r, want.phys, self.links[w.peer].nodes[0] == self.node),
+            pairs=pairs,
+            recipes=recipes,
+            plan=plan,
         )
         return "go"
 
-    def _after(self, r: e.Round, phys: int, owner: bool) -> list[list[m.PhysOp]]:
-        """What the quantum process does right after a herald, per Bell index: measure
-        (M), or at the link's first node turn the pair into Phi+ (K)."""
+    def _recipes(
+        self, r: e.Round, qubits: list[int], pairs: int, owner: bool
+    ) -> tuple[list[list[list[m.PhysOp]]], list[int]]:
+        """What the quantum process does right after each herald, per Bell index: M,
+        rotate into the pair's basis and measure; K, at the link's first node, turn the
+        pair into Phi+. (recipes, the recipe of each pair)."""
         if r.kind == "M":
-            ops = [
-                op
-                for g, theta in BASIS_ROTATION[r.basis]
-                for op in self.lowering.lower(g, (phys,), theta)
-            ]
-            ops.append(m.PhysOp("meas", (phys,)))
-            return [ops] * 4
+            (q,) = qubits
+            bases = sorted(set(r.bases[:pairs]))
+            recipes = []
+            for basis in bases:
+                ops = [
+                    op
+                    for g, theta in BASIS_ROTATION[basis]
+                    for op in self.lowering.lower(g, (q,), theta)
+                ]
+                recipes.append([[*ops, m.PhysOp("meas", (q,))]] * 4)
+            return recipes, [bases.index(b) for b in r.bases[:pairs]]
         if not owner:
-            return []
-        return [
-            [op for g in CORRECTION[b] for op in self.lowering.lower(g, (phys,))] for b in range(4)
+            return [], []
+        recipes = [
+            [[op for g in CORRECTION[b] for op in self.lowering.lower(g, (q,))] for b in range(4)]
+            for q in qubits
         ]
+        return recipes, list(range(len(qubits)))
 
     def _abort_later(self, w: Work, code: e.Code, text: str) -> None:
         """The round cannot run: end its request at this end (nothing for the device)."""
@@ -482,61 +519,77 @@ class NetStack:
     def _round_done(
         self, reply: m.DeviceReply | m.EntangleDone | None, now: float, *, key: str, peer: str
     ) -> list[Out]:
-        """How round ``key`` on the link to ``peer`` ended on the device."""
+        """Pairs of round ``key`` on the link to ``peer``, and (if final) how it ended."""
         egp = self.egps[peer]
         r = egp.by_round.get(key)
+        want = self.wants.get(r.key) if r is not None else None
         if not isinstance(reply, m.EntangleDone) or reply.error is not None:
             error = getattr(reply, "error", None) or "the device did not run the round"
             log.warning("entanglement round %s failed on the device: %s", key, error)
             if r is None:
                 return []
+            if want is not None:
+                self._end_round(want)
             return self._egp(peer, egp.abort(r.key, e.Code.OTHER, error, now), now)
         if r is None:
-            if reply.heralded:  # its request ended while the round ran: void at both ends
-                return [self._expire_at(peer, [reply.herald], "its request ended meanwhile")]
+            # its request ended while the round ran: its pairs are void at both ends
+            seqs = [p.seq for p in reply.pairs]
+            return [self._expire_at(peer, seqs, "its request ended meanwhile")] if seqs else []
+        for p in reply.pairs:
+            self._outcomes[p.seq] = p.outcomes
+        msg = RoundEnd(
+            key=reply.key,
+            heralds=tuple(
+                Herald(
+                    seq=p.seq,
+                    attempts=p.attempts,
+                    at_ns=p.at_ns,
+                    bell_index=p.bell_index,
+                    rho=_NO_STATE,  # the state is in the quantum process
+                )
+                for p in reply.pairs
+            ),
+            attempts=reply.attempts,
+            at_ns=reply.at_ns,
+            reason=reply.reason,
+            again=reply.again,
+        )
+        if want is not None and reply.final:
+            want.round_seq = -1  # the device is done with it: nothing to abort
+        out = self._egp(peer, egp.station_message(msg, now, final=reply.final), now)
+        if want is not None:
+            if reply.final:
+                self._end_round(want)
+            out += self._stream(want)
+        return out
+
+    def _stream(self, w: Want) -> list[Out]:
+        """Hand the app the pairs made since the last time (its request goes on)."""
+        if w.key not in self.wants or not w.pairs:
             return []
-        msg: Heralded | NoHerald | Rejected
-        if reply.heralded:
-            self._outcomes[reply.key] = reply.outcomes
-            msg = Heralded(
-                key=reply.key,
-                seq=reply.herald,
-                attempts=reply.attempts,
-                at_ns=reply.at_ns,
-                bell_index=reply.bell_index,
-                rho=np.zeros((4, 4), dtype=complex),  # the state is in the quantum process
-            )
-        else:
-            msg = NoHerald(
-                key=reply.key,
-                attempts=reply.attempts,
-                at_ns=reply.at_ns,
-                reason=reply.reason,
-                again=reply.again,
-            )
-        return self._egp(peer, egp.station_message(msg, now), now)
+        return [ToApp(w.app.addr, m.EprPairs(req=w.msg.req, pairs=self._hand_out(w)))]
+
+    def _hand_out(self, w: Want) -> list[m.EprPair]:
+        """The pairs made since the app last got some: the ledger tracks them now."""
+        fresh, w.pairs = w.pairs, []
+        self.ledger.delivered(w.app.app_id, w.app.addr, w.msg.req, w.peer, fresh)
+        self.pairs_delivered += len(fresh)
+        return fresh
 
     def _ok(self, ok: e.Ok, now: float) -> list[Out]:
         """A pair is here (already corrected or measured by the quantum process)."""
         w = self.wants.get((ok.origin, ok.create_id))
-        key = f"{ok.origin}:{ok.create_id}:{ok.pair}"
-        outcomes = next(
-            (self._outcomes.pop(k) for k in list(self._outcomes) if k.startswith(key + ":")), []
-        )
         seq = ok.ent_id[2]
+        outcomes = self._outcomes.pop(seq, [])
         peer = ok.ent_id[1] if ok.ent_id[0] == self.node else ok.ent_id[0]
-        if w is None or w.phys is None:
+        if w is None or not w.round_phys:
             # Nobody here can have this pair (its request or app ended meanwhile).
             return [self._expire_at(peer, [seq], "it heralded after its request ended here")]
         voided = self.ledger.void_early(peer, seq)
         if voided is not None:
-            if w.msg.kind == "K":
-                self.memory.release(w.app.app_id, w.msg.qubits[len(w.pairs)])
-            w.phys = None
-            self._drop_scratch(w)
+            self._end_round(w)
             outs = self.egps[peer].abort((ok.origin, ok.create_id), e.Code.EXPIRE, voided, now)
             return self._egp(peer, outs, now)
-        w.phys = None
         pair = m.EprPair(
             ent_id=ok.ent_id,
             bell_index=ok.bell_index,
@@ -545,21 +598,22 @@ class NetStack:
             at_ns=int(ok.at_ns),
         )
         if w.msg.kind == "K":
-            pair = _with(pair, qubit=w.msg.qubits[len(w.pairs)])
+            virt = w.msg.qubits[ok.pair]
+            w.kept.add(virt)
+            pair = _with(pair, qubit=virt)
         else:
-            self._drop_scratch(w)
             owner = self.links[w.peer].nodes[0] == self.node
             flip = owner and ok.bell_index in FLIPS[ok.basis]
             pair = _with(pair, basis=ok.basis, outcome=outcomes[-1] ^ int(flip) if outcomes else -1)
         w.pairs.append(pair)
-        return self._delivered(w) if len(w.pairs) == w.msg.number else []
+        w.made += 1
+        return self._delivered(w) if w.made == w.msg.number else []
 
     def _delivered(self, w: Want) -> list[Out]:
         if w.key is not None:
             self.wants.pop(w.key, None)
-        self.pairs_delivered += len(w.pairs)
-        self.ledger.delivered(w.app.app_id, w.app.addr, w.msg.req, w.peer, w.pairs)
-        return [ToApp(w.app.addr, m.EprDone(req=w.msg.req, pairs=w.pairs))]
+        self._end_round(w)
+        return [ToApp(w.app.addr, m.EprDone(req=w.msg.req, pairs=self._hand_out(w)))]
 
 
 def _log_error(reply: m.DeviceReply | m.EntangleDone | None, _now: float) -> list[Out]:

@@ -124,13 +124,13 @@ class NodeService:
             await trio.sleep_until(due)
             await sock.send([data])
 
-    def _dealer(self, node: str) -> Socket:
+    def _dealer(self, node: str, *, watch: bool = True) -> Socket:
         sock = self._dealers.get(node)
         if sock is None:
             me = self.cfg.keys.node(self.cfg.name, secret=True) if self.cfg.keys else None
             curve = client_side(self.cfg.keys, me, node, self.peers[node], PEER)
             sock = self._dealers[node] = connect_dealer(self.peers[node], curve)
-            if self._nursery is not None and self._apps_dev is not None:
+            if watch and self._nursery is not None and self._apps_dev is not None:
                 self._nursery.start_soon(self._watch_peer, node, sock, *self._apps_dev)
         return sock
 
@@ -291,4 +291,5 @@ class NodeService:
                 if isinstance(out, ToApp):
                     await apps.send([out.addr, self.to_app.encode(out.msg)])
                 elif isinstance(out, ToNode):
-                    await self._dealer(out.node).send([self.node_codec.encode(out.msg)])
+                    dealer = self._dealer(out.node, watch=False)
+                    await dealer.send([self.node_codec.encode(out.msg)])

@@ -190,8 +190,16 @@ class EprPair(msgspec.Struct, frozen=True, kw_only=True, array_like=True):
     basis: Short = ""
 
 
+class EprPairs(msgspec.Struct, frozen=True, kw_only=True, tag="epr_pairs"):
+    """Node -> app: more pairs of request ``req``, which goes on (pairs stream to the app
+    as they are made; ``EprDone`` or ``EprFailed`` brings the last ones)."""
+
+    req: Count
+    pairs: Annotated[list[EprPair], msgspec.Meta(max_length=MAX_LIST)]
+
+
 class EprDone(msgspec.Struct, frozen=True, kw_only=True, tag="epr_done"):
-    """Node -> app: every pair of request ``req``."""
+    """Node -> app: the last pairs of request ``req`` (the others came in ``EprPairs``)."""
 
     req: Count
     pairs: Annotated[list[EprPair], msgspec.Meta(max_length=MAX_LIST)]
@@ -199,8 +207,9 @@ class EprDone(msgspec.Struct, frozen=True, kw_only=True, tag="epr_done"):
 
 class EprFailed(msgspec.Struct, frozen=True, kw_only=True, tag="epr_failed"):
     """Node -> app: request ``req`` failed with a link-layer code (UNSUPP, NOTIME, NORES,
-    TIMEOUT, REJECTED, OTHER, EXPIRE); pairs delivered before the failure are listed and
-    their qubits stay allocated."""
+    TIMEOUT, REJECTED, OTHER, EXPIRE); pairs made before the failure and not sent yet
+    are listed (with those sent in ``EprPairs``, they are the app's: their qubits stay
+    allocated)."""
 
     req: Count
     code: Short
@@ -238,6 +247,7 @@ NodeToApp = Union[  # noqa: UP007
     SendDone,
     SendFailed,
     Delivered,
+    EprPairs,
     EprDone,
     EprFailed,
     EprExpired,
@@ -393,49 +403,65 @@ class Pong(msgspec.Struct, frozen=True, kw_only=True, tag="pong"):
     num_qubits: QubitCount
 
 
+Recipe = Annotated[list[list[PhysOp]], msgspec.Meta(min_length=4, max_length=4)]
+
+
 class Entangle(msgspec.Struct, frozen=True, kw_only=True, tag="ent"):
     """Classical -> quantum process: one round of entanglement attempts on the link to
-    ``peer`` with communication qubit ``qubit``: from now, every cycle, at most
-    ``max_attempts`` times, waiting for the peer's attempt until wall time
-    ``expires_s``. Both ends use the same round ``key``. ``after`` (empty, or one list
-    per Bell index) is run right after a herald: a correction, or measuring the pair."""
+    ``peer``, for up to ``pairs`` pairs: from now, every cycle, at most ``max_attempts``
+    times in all, waiting for the peer's attempt until wall time ``expires_s``. Both
+    ends use the same round ``key``. ``qubits``: the communication qubit(s), one reused
+    for every pair (each pair's ops free it) or one per pair. ``recipes[r][b]``: ops
+    run at once after a herald of Bell index ``b`` (a correction, a basis rotation and a
+    measurement...); pair ``i`` gets recipe ``plan[i]`` (no plan: recipe 0)."""
 
     seq: Count
     peer: Name
     key: Key
-    qubit: Count
+    qubits: Annotated[list[Count], msgspec.Meta(min_length=1, max_length=4096)]
     max_attempts: Count
     expires_s: WallTime
-    after: Annotated[list[list[PhysOp]], msgspec.Meta(max_length=4)] = []  # per Bell index
+    pairs: Annotated[int, msgspec.Meta(ge=1, le=4096)] = 1
+    recipes: Annotated[list[Recipe], msgspec.Meta(max_length=64)] = []
+    plan: Annotated[list[Count], msgspec.Meta(max_length=4096)] = []
+
+
+class PairHerald(msgspec.Struct, frozen=True, array_like=True):
+    """One pair of a round, as a quantum process reports it: station number, attempts
+    since the previous pair, device time, Bell index, outcomes of its recipe's ops."""
+
+    seq: Count
+    attempts: Count
+    at_ns: DeviceNsInt
+    bell_index: Annotated[int, msgspec.Meta(ge=0, le=3)]
+    outcomes: Annotated[list[int], msgspec.Meta(max_length=256)] = []
 
 
 class EntangleDone(msgspec.Struct, frozen=True, kw_only=True, tag="ent_done"):
-    """Quantum -> classical process: how round ``key`` ended. ``heralded``: the qubit
-    now holds half of Bell state ``bell_index`` with the peer (station number
-    ``herald``); else ``reason`` says why not. ``error`` is set if the round could not
-    start at all."""
+    """Quantum -> classical process: pairs of round ``key`` (its heralds so far, if not
+    ``final``: more may come), then how it ended: ``attempts`` more in vain, at
+    ``at_ns``, ``reason`` why it stopped short. ``error`` is set if the round could not
+    start at all; ``again``: it never ran (the ends disagreed), retry the same key."""
 
     seq: Count
     key: Key
-    heralded: bool
-    herald: Count = 0
+    pairs: Annotated[list[PairHerald], msgspec.Meta(max_length=4096)] = []
+    final: bool = True
     attempts: Count = 0
     at_ns: DeviceNsInt = 0
-    bell_index: Annotated[int, msgspec.Meta(ge=0, le=3)] = 0
     reason: Text = ""
     error: Text | None = None
     start_ns: DeviceNsInt = 0
-    outcomes: Outcomes = []  # of the ``after`` ops that ran
-    again: bool = False  # the round never ran (the ends disagreed): retry the same key
+    again: bool = False
 
 
 class LateHerald(msgspec.Struct, frozen=True, kw_only=True, tag="late_herald"):
-    """Quantum -> classical process: round ``key`` heralded (station number ``herald``)
-    after this end had stopped waiting for it; the pair is void here, so the node tells
-    the other end to expire it."""
+    """Quantum -> classical process: round ``key`` heralded pairs (station numbers
+    ``heralds``) after this end had stopped waiting for it; they are void here, so the
+    node tells the other end to expire them."""
 
     key: Key
-    herald: Count
+    heralds: Annotated[list[Count], msgspec.Meta(max_length=4096)]
     peer: Name
 
 
@@ -449,28 +475,42 @@ GlobalQubit = tuple[Name, Count]  # (node, physical qubit)
 
 class QAttempt(msgspec.Struct, frozen=True, kw_only=True, tag="q_att"):
     """To the link's station (in the owner's quantum process): ``frm`` attempts round
-    ``key`` with its qubit ``qubit`` from ``start_ns`` (sender's device time)."""
+    ``key`` with its qubit(s) ``qubits`` (one reused, or one per pair) from ``start_ns``
+    (sender's device time), for up to ``pairs`` pairs, needing ``dead_ns`` after each."""
 
     frm: Name
     key: Key
-    qubit: Count
+    qubits: Annotated[list[Count], msgspec.Meta(min_length=1, max_length=4096)]
     start_ns: DeviceNs
     max_attempts: Count
     expires_s: WallTime
     epoch_ns: Epoch  # wall ns at the sender's device time 0 (to convert times)
+    pairs: Annotated[int, msgspec.Meta(ge=1, le=4096)] = 1
+    dead_ns: DeviceNs = 0.0
 
 
-class QRound(msgspec.Struct, frozen=True, kw_only=True, tag="q_round"):
-    """From the station to the other end: how round ``key`` ended (times in the
-    station's device time, with its ``epoch_ns``)."""
+class QHerald(msgspec.Struct, frozen=True, array_like=True):
+    """One herald of a round, from the owner to the other end. ``half``: when the owner
+    has already measured its half, the other end's qubit is alone: its 2x2 density
+    matrix (complex128, row-major, little-endian); empty when the pair's state stays
+    with the owner."""
 
-    frm: Name
-    key: Key
-    heralded: bool
-    herald: Count
+    seq: Count
     attempts: Count
     at_ns: DeviceNs
     bell_index: Annotated[int, msgspec.Meta(ge=0, le=3)]
+    half: Annotated[bytes, msgspec.Meta(max_length=64)] = b""
+
+
+class QRound(msgspec.Struct, frozen=True, kw_only=True, tag="q_round"):
+    """From the station's node to the other end: round ``key``'s heralds, then how it
+    ended (times in the station's device time, with its ``epoch_ns``)."""
+
+    frm: Name
+    key: Key
+    heralds: Annotated[list[QHerald], msgspec.Meta(max_length=4096)]
+    attempts: Count
+    at_ns: DeviceNs
     reason: Text
     epoch_ns: Epoch
     again: bool = False

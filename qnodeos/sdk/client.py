@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import aclosing, asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from ..config import NetworkConfig
 
 Values = dict[str, int | list[int]]
+EprNews = m.EprPairs | m.EprDone | m.EprFailed | m.Stopped
 # A node whose process died is noticed at once (its connection closes); one that is
 # only silent (paused, or its host unreachable) after this many leases.
 DEAD_AFTER_LEASES = 5.0
@@ -111,7 +112,7 @@ class Node(QubitOwner):
         self._abandoned: int | None = None  # block sent whose reply we stopped waiting for
         self._sends: dict[int, tuple[trio.Event, list[m.SendDone | m.SendFailed]]] = {}
         self._send_seq = 0
-        self._eprs: dict[int, tuple[trio.Event, list[m.EprDone | m.EprFailed | m.Stopped]]] = {}
+        self._eprs: dict[int, trio.MemorySendChannel[EprNews]] = {}
         self._epr_seq = 0
         # Pairs this app got that turned out void (the other app never got them, or its
         # node went away): entanglement id -> why. Drop them from your results.
@@ -166,14 +167,12 @@ class Node(QubitOwner):
                 for ent in msg.ent_ids:
                     self.expired[ent] = msg.reason
                 continue
-            if isinstance(msg, m.EprDone | m.EprFailed):
-                if msg.pairs:  # we have them: the other end may keep its halves for good
-                    ack = m.EprAck(req=msg.req, count=len(msg.pairs))
-                    await self._sock.send([self._enc.encode(ack)])
-                epr = self._eprs.pop(msg.req, None)
-                if epr is not None:
-                    epr[1].append(msg)
-                    epr[0].set()
+            if isinstance(msg, m.EprPairs | m.EprDone | m.EprFailed):
+                chan = self._eprs.get(msg.req)
+                if chan is not None:
+                    chan.send_nowait(msg)
+                    if not isinstance(msg, m.EprPairs):
+                        del self._eprs[msg.req]
                 continue
             if isinstance(msg, m.Stopped):
                 self._wake_all(msg)
@@ -185,9 +184,9 @@ class Node(QubitOwner):
         for event, result in self._sends.values():
             result.append(m.SendFailed(seq=-1, code="closed", message=stopped.reason))
             event.set()
-        for event, eresult in self._eprs.values():
-            eresult.append(stopped)
-            event.set()
+        for chan in self._eprs.values():
+            chan.send_nowait(stopped)
+        self._eprs.clear()
 
     async def _heartbeat(self) -> None:
         """Keep the lease; notice a node that stopped answering (it answers every
@@ -265,27 +264,71 @@ class Node(QubitOwner):
         return EprSocket(self, node, app)
 
     async def _epr(self, req: m.EprRequest) -> list[Pair]:
-        if self._closed is not None:
-            raise ConnectionClosed(f"session with node {self.name!r} is closed: {self._closed}")
-        done = trio.Event()
-        result: list[m.EprDone | m.EprFailed | m.Stopped] = []
-        self._eprs[req.req] = (done, result)
-        try:
-            await self._sock.send([self._enc.encode(req)])
-            await done.wait()
-        finally:
-            self._eprs.pop(req.req, None)
-        reply = result[0]
-        if isinstance(reply, m.Stopped):
-            raise ConnectionClosed(f"session with node {self.name!r} ended: {reply.reason}")
-        if isinstance(reply, m.EprFailed):
+        """Every pair of the request once it is complete (or EprError with those made).
+        They are acknowledged when handed to the app, and only then: pairs an app never
+        took are voided at both ends if it goes away."""
+        got: list[m.EprPair] = []
+        async with aclosing(self._epr_news(req)) as news:
+            async for msg in news:
+                got += msg.pairs
+                if isinstance(msg, m.EprPairs):
+                    continue
+                if got:
+                    await self._ack(req.req, len(got))
+                self._raise_failed(req, msg, to_pairs(self, got))
+                return to_pairs(self, got)
+        raise AssertionError("unreachable")  # _epr_news ends with EprDone or raises
+
+    async def _epr_chunks(self, req: m.EprRequest) -> AsyncGenerator[list[Pair], None]:
+        """The request's pairs in chunks as they are made, each acknowledged as it is
+        handed to the app."""
+        count = 0
+        async with aclosing(self._epr_news(req)) as news:
+            async for msg in news:
+                if msg.pairs:
+                    count += len(msg.pairs)
+                    await self._ack(req.req, count)
+                pairs = to_pairs(self, msg.pairs)
+                if not isinstance(msg, m.EprPairs):
+                    self._raise_failed(req, msg, pairs)
+                if pairs:
+                    yield pairs
+
+    async def _ack(self, req: int, count: int) -> None:
+        await self._sock.send([self._enc.encode(m.EprAck(req=req, count=count))])
+
+    def _raise_failed(
+        self, req: m.EprRequest, msg: m.EprDone | m.EprFailed, pairs: list[Pair]
+    ) -> None:
+        if isinstance(msg, m.EprFailed):
             raise EprError(
                 f"EPR pairs with {req.remote_app!r} on {req.remote_node!r} failed "
-                f"({reply.code}): {reply.message}",
-                code=reply.code,
-                pairs=to_pairs(self, reply.pairs),
+                f"({msg.code}): {msg.message}",
+                code=msg.code,
+                pairs=pairs,
             )
-        return to_pairs(self, reply.pairs)
+
+    async def _epr_news(
+        self, req: m.EprRequest
+    ) -> AsyncGenerator[m.EprPairs | m.EprDone | m.EprFailed, None]:
+        """Send the request; what the node says about it, until its last message."""
+        if self._closed is not None:
+            raise ConnectionClosed(f"session with node {self.name!r} is closed: {self._closed}")
+        send, news = trio.open_memory_channel[EprNews](math.inf)
+        self._eprs[req.req] = send
+        try:
+            await self._sock.send([self._enc.encode(req)])
+            while True:
+                msg = await news.receive()
+                if isinstance(msg, m.Stopped):
+                    raise ConnectionClosed(
+                        f"session with node {self.name!r} ended: {msg.reason}"
+                    )
+                yield msg
+                if not isinstance(msg, m.EprPairs):
+                    return
+        finally:
+            self._eprs.pop(req.req, None)
 
     # -- requests ------------------------------------------------------------------------
     async def _register(self, msg: m.Register, timeout: float, ep: str) -> m.Registered:

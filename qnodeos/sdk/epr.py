@@ -5,10 +5,14 @@ layer. Both apps open a socket naming each other; one creates, the other receive
 ...     epr = node.epr_socket("bob", "receiver")
 ...     (pair,) = await epr.create_keep()        # pair.qubit is a Qubit, in Phi+
 ...     outcomes = await epr.create_measure(100, bases="XZ")
+...     async with aclosing(epr.stream_measure("create", 100_000)) as chunks:
+...         async for pairs in chunks:            # as the link makes them
+...             print(len(pairs), "more")
 """
 
 from __future__ import annotations
 
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -77,6 +81,24 @@ class EprSocket:
         self, number: int = 1, *, bases: str = "Z", timeout: float = 30.0
     ) -> list[Pair]:
         return await self._measure("recv", number, bases, 0.0, timeout)
+
+    def stream_measure(
+        self,
+        role: str,
+        number: int,
+        *,
+        bases: str = "Z",
+        min_fidelity: float = 0.0,
+        timeout: float = 30.0,
+    ) -> AsyncGenerator[list[Pair], None]:
+        """Like ``create_measure`` (``role="create"``) or ``recv_measure`` (``"recv"``),
+        for many pairs: yields them in chunks as the link makes them (up to 10^6 in
+        one request), each acknowledged as it is yielded. ``timeout`` is for the whole
+        request. Use it as ``async with aclosing(epr.stream_measure(...)) as s``."""
+        if role not in ("create", "recv"):
+            raise LocalError(f"role {role!r}: use 'create' or 'recv'")
+        fid = min_fidelity if role == "create" else 0.0
+        return self._conn._epr_chunks(self._msg(role, "M", number, fid, timeout, [], bases))
 
     async def _keep(self, role: str, number: int, fid: float, timeout: float) -> list[Pair]:
         ids = self._conn._ids

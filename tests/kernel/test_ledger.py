@@ -63,3 +63,20 @@ def test_confirmations_and_expiries_that_arrive_first_are_kept() -> None:
     assert led.void_early("bob", 6) == "gone" and led.void_early("bob", 6) is None
     led.delivered(1, b"A", 7, "bob", pairs(5))
     assert led.peer_down("bob", "down") == ([], [])  # 5 was confirmed: nothing to void
+
+
+def test_an_expiry_wins_over_the_other_ends_earlier_confirmation() -> None:
+    """bob (paused) confirmed pair 1 for its app, then lost contact with us before our
+    app acknowledged it, and voided it: our app is told, although bob confirmed it."""
+    led = Ledger("alice")
+    led.confirmed("bob", [1])  # bob's confirmation arrives before we hand the pair out
+    led.delivered(1, b"A", 7, "bob", pairs(1, 2))
+    (told,), missing = led.expired("bob", [1], "bob lost contact")
+    assert missing == []
+    assert told == ToApp(
+        b"A", m.EprExpired(req=7, ent_ids=[("alice", "bob", 1)], reason="bob lost contact")
+    )
+    # what we voided ourselves is not told twice
+    (told,), seqs = led.peer_down("bob", "bob stopped answering")
+    assert seqs == [2]
+    assert led.expired("bob", [2], "again") == ([], [2])

@@ -256,3 +256,17 @@ def test_ends_that_briefly_disagree_on_the_head_still_deliver_the_same_pairs() -
     order = [(e.origin, e.create_id, e.ent_id) for e in oks(link.events["alice"])]
     assert {o[:2] for o in order} == {("alice", ca), ("bob", cb)}
     assert order == [(e.origin, e.create_id, e.ent_id) for e in oks(link.events["bob"])]
+
+
+def test_a_request_withdrawn_before_anyone_asked_is_never_attempted() -> None:
+    """alice gives up on a request bob holds for an app that has not asked yet (bob was
+    paused, say): when the app asks, bob must not attempt a round alice never will."""
+    link = Link(Perfect(cycle_ns=100))
+    cid, outs = link.egp["alice"].create(Create(remote="bob", purpose="p", max_time_s=5.0), 0.0)
+    (propose,) = [o for o in outs if isinstance(o, ToPeer)]
+    assert link.egp["bob"].peer_message(propose.msg, 0.0) == []  # held: nobody asked
+    out = link.egp["alice"].abort(("alice", cid), Code.OTHER, "bob stopped answering", 0.1)
+    (tell,) = [o for o in out if isinstance(o, ToPeer)]
+    assert link.egp["bob"].peer_message(tell.msg, 0.1) == []
+    assert link.egp["bob"].waiting == {}
+    assert link.egp["bob"].listen("p", "K", 1, 0.2) == []  # no round for the withdrawn one

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from netlink.models import Depolarise, Perfect
-from netlink.station import Attempt, Heralded, HeraldingStation, NoHerald, Rejected, ToNode
+from netlink.station import Attempt, HeraldingStation, Rejected, RoundEnd, ToNode
 
 
 def station(p: float = 1.0, cycle: float = 10.0, seed: int = 1) -> HeraldingStation:
@@ -22,7 +22,7 @@ def station(p: float = 1.0, cycle: float = 10.0, seed: int = 1) -> HeraldingStat
     )
 
 
-def both(out: list[ToNode]) -> Heralded | NoHerald:
+def both(out: list[ToNode]) -> RoundEnd:
     assert [o.node for o in out] == ["a", "b"]
     assert out[0].msg is out[1].msg
     msg = out[0].msg
@@ -34,7 +34,8 @@ def test_pairs_attempts_in_their_common_window() -> None:
     st = station()
     assert st.receive(Attempt(node="b", key="k7", start_ns=100, max_attempts=5)) == []  # to 150
     msg = both(st.receive(Attempt(node="a", key="k7", start_ns=130, max_attempts=10)))
-    assert isinstance(msg, Heralded) and msg.attempts == 1 and msg.at_ns == 140
+    (h,) = msg.heralds
+    assert h.attempts == 1 and h.at_ns == 140 and msg.reason == ""
     assert st.pending == {}
 
 
@@ -42,7 +43,7 @@ def test_no_overlap_means_no_herald_for_both() -> None:
     st = station()
     st.receive(Attempt(node="a", key="k1", start_ns=0, max_attempts=2))  # ends at 20
     msg = both(st.receive(Attempt(node="b", key="k1", start_ns=50, max_attempts=2)))
-    assert isinstance(msg, NoHerald) and "do not overlap" in msg.reason
+    assert msg.heralds == () and "do not overlap" in msg.reason
 
 
 def test_success_rate_and_times_follow_the_model() -> None:
@@ -52,9 +53,10 @@ def test_success_rate_and_times_follow_the_model() -> None:
     for key in range(n):
         st.receive(Attempt(node="a", key=str(key), start_ns=0, max_attempts=20))
         msg = both(st.receive(Attempt(node="b", key=str(key), start_ns=0, max_attempts=20)))
-        if isinstance(msg, Heralded):
+        if msg.heralds:
             heralded += 1
-            assert 1 <= msg.attempts <= 20 and msg.at_ns == msg.attempts * cycle
+            (h,) = msg.heralds
+            assert 1 <= h.attempts <= 20 and h.at_ns == h.attempts * cycle
         else:
             assert msg.attempts == 20 and msg.at_ns == 200
     expected = 1 - (1 - p) ** 20  # P(first success within 20 attempts)
@@ -67,6 +69,8 @@ def test_success_rate_and_times_follow_the_model() -> None:
         (Attempt(node="eve", key="k1", start_ns=0, max_attempts=1), "'eve' is not on link a-b"),
         (Attempt(node="a", key="k1", start_ns=0, max_attempts=0), "bad window"),
         (Attempt(node="a", key="k1", start_ns=-5, max_attempts=3), "bad window"),
+        (Attempt(node="a", key="k1", start_ns=0, max_attempts=3, pairs=0), "bad round"),
+        (Attempt(node="a", key="k1", start_ns=0, max_attempts=3, dead_ns=-1), "bad round"),
     ],
 )
 def test_bad_attempts_are_rejected_without_changing_state(attempt: Attempt, words: str) -> None:
@@ -91,7 +95,8 @@ def test_lone_attempt_expires_at_its_wall_clock_expiry() -> None:
     assert st.next_deadline() == 2.5
     assert st.handle_timer(2.4) == []
     (out,) = st.handle_timer(2.5)
-    assert out.node == "a" and isinstance(out.msg, NoHerald) and out.msg.at_ns == 40
+    assert out.node == "a" and isinstance(out.msg, RoundEnd) and out.msg.at_ns == 40
+    assert out.msg.heralds == ()
     assert "did not attempt" in out.msg.reason and st.pending == {}
 
 
@@ -108,5 +113,32 @@ def test_ends_attempting_different_rounds_are_both_ended_at_once() -> None:
     assert st.receive(Attempt(node="b", key="r2", start_ns=5, max_attempts=9)) == []
     out = st.receive(Attempt(node="a", key="r1", start_ns=0, max_attempts=9))
     assert [(o.node, o.msg.key) for o in out] == [("a", "r1"), ("b", "r2")]
-    assert all(isinstance(o.msg, NoHerald) and "different rounds" in o.msg.reason for o in out)
+    assert all(isinstance(o.msg, RoundEnd) and "different rounds" in o.msg.reason for o in out)
+    assert all(isinstance(o.msg, RoundEnd) and o.msg.again for o in out)
     assert st.pending == {} and st.expired == {}
+
+
+def test_a_round_makes_many_pairs_each_after_the_dead_time() -> None:
+    p, cycle, dead = 0.05, 10.0, 35.0
+    st = station(p=p, cycle=cycle)
+    st.receive(Attempt(node="a", key="r", start_ns=0, max_attempts=10**6, pairs=500, dead_ns=dead))
+    msg = both(st.receive(Attempt(node="b", key="r", start_ns=0, max_attempts=10**6, pairs=500)))
+    assert len(msg.heralds) == 500 and msg.reason == ""
+    assert [h.seq for h in msg.heralds] == list(range(1, 501))
+    t = 0.0
+    for h in msg.heralds:  # each herald: its attempts after the previous one's dead time
+        assert h.at_ns == t + h.attempts * cycle
+        t = h.at_ns + dead
+    # attempts per pair are geometric with mean 1/p, as with one pair per round
+    mean = sum(h.attempts for h in msg.heralds) / 500
+    sd = math.sqrt((1 - p) / p**2 / 500)
+    assert abs(mean - 1 / p) < 4 * sd
+
+
+def test_a_round_stops_when_its_window_is_used_up() -> None:
+    st = station(p=0.5, cycle=10.0)
+    st.receive(Attempt(node="a", key="r", start_ns=0, max_attempts=30, pairs=100))
+    msg = both(st.receive(Attempt(node="b", key="r", start_ns=0, max_attempts=30, pairs=100)))
+    assert 0 < len(msg.heralds) < 100 and msg.at_ns <= 300
+    assert sum(h.attempts for h in msg.heralds) + msg.attempts <= 30
+    assert msg.reason

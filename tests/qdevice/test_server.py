@@ -4,6 +4,7 @@ link's first node, state groups moving between processes, and bad peer input."""
 from __future__ import annotations
 
 import math
+from collections import deque
 
 import numpy as np
 import pytest
@@ -75,7 +76,13 @@ class Wire:
     def send(self, at: str, msg: m.ToDevice) -> None:
         self.run(at, self.q[at].handle([b"k", self.enc.encode(msg)], 0.0, 0.0))
 
-    def entangle(self, key: str, after: list[list[m.PhysOp]] | None = None, qubit: int = 0) -> None:
+    def entangle(
+        self,
+        key: str,
+        recipe: list[list[m.PhysOp]] | None = None,
+        qubit: int = 0,
+        pairs: int = 1,
+    ) -> None:
         for n in ("bob", "alice"):
             self.seq += 1
             peer = "alice" if n == "bob" else "bob"
@@ -85,10 +92,11 @@ class Wire:
                     seq=self.seq,
                     peer=peer,
                     key=key,
-                    qubit=qubit,
-                    max_attempts=10,
+                    qubits=[qubit],
+                    max_attempts=10 * pairs,
                     expires_s=60.0,
-                    after=after or [],
+                    pairs=pairs,
+                    recipes=[recipe] if recipe else [],
                 ),
             )
 
@@ -105,10 +113,10 @@ def test_a_herald_reaches_both_ends_and_the_pair_lives_at_the_first_node() -> No
     w.entangle("r1")
     (a,), (b,) = w.replies["alice"], w.replies["bob"]
     assert isinstance(a, m.EntangleDone) and isinstance(b, m.EntangleDone)
-    assert a.heralded and b.heralded and a.herald == b.herald == 1 and a.at_ns == b.at_ns
+    assert a.pairs == b.pairs and [p.seq for p in a.pairs] == [1] and a.at_ns == b.at_ns
     alice, bob = w.q["alice"], w.q["bob"]
-    assert bob.away == {0: "alice"} and ("bob", 0) in alice.ghosts
-    rho = alice.device.reg.density_matrix([0, alice.ghosts[("bob", 0)]])
+    assert bob.away == {0: "alice"} and ("bob", 0) in alice.groups.ghosts
+    rho = alice.device.reg.density_matrix([0, alice.groups.ghosts[("bob", 0)]])
     assert np.allclose(rho, np.outer([1, 0, 0, 1], [1, 0, 0, 1]) / 2)
 
 
@@ -126,18 +134,34 @@ def test_measuring_either_half_first_gives_correlated_outcomes(first: str) -> No
         assert x == y
         seen.add(x)
         assert w.q["alice"].away == {} and w.q["bob"].away == {}
-        assert w.q["alice"].ghosts == {} and w.q["bob"].ghosts == {}
+        assert w.q["alice"].groups.ghosts == {} and w.q["bob"].groups.ghosts == {}
     assert seen == {0, 1}
 
 
 def test_ops_after_the_herald_run_at_once_at_both_ends() -> None:
     w = Wire()
     meas = [[m.PhysOp("meas", (0,))]] * 4
-    w.entangle("r", after=meas)
+    w.entangle("r", recipe=meas)
     (a,), (b,) = w.replies["alice"], w.replies["bob"]
     assert isinstance(a, m.EntangleDone) and isinstance(b, m.EntangleDone)
-    assert a.outcomes == b.outcomes and len(a.outcomes) == 1
-    assert w.q["bob"].away == {}  # alice measured first and sent bob's half home
+    assert [p.outcomes for p in a.pairs] == [p.outcomes for p in b.pairs]
+    assert len(a.pairs[0].outcomes) == 1
+    assert w.q["bob"].away == {}  # alice measured first: bob's half came with the round
+    assert w.peer_messages == 2  # the attempt and the answer: no state group moved
+
+
+def test_a_round_of_many_measured_pairs_costs_one_message_each_way() -> None:
+    w = Wire()
+    meas = [[m.PhysOp("meas", (0,))]] * 4
+    w.entangle("r", recipe=meas, pairs=200)
+    (a,), (b,) = w.replies["alice"], w.replies["bob"]
+    assert isinstance(a, m.EntangleDone) and isinstance(b, m.EntangleDone)
+    assert len(a.pairs) == len(b.pairs) == 200 and w.peer_messages == 2
+    assert [p.seq for p in a.pairs] == [p.seq for p in b.pairs] == list(range(1, 201))
+    # Phi+ measured in Z at both ends: outcomes agree pair by pair, and vary
+    assert [p.outcomes for p in a.pairs] == [p.outcomes for p in b.pairs]
+    assert {p.outcomes[0] for p in a.pairs} == {0, 1}
+    assert w.q["alice"].groups.ghosts == {} and w.q["bob"].away == {}
 
 
 def test_a_bad_state_group_from_a_peer_is_dropped_and_counted() -> None:
@@ -175,20 +199,20 @@ def _round_end(bob: QDeviceServer, until: float, alice_pings: bool) -> tuple[flo
 
 def test_a_silent_station_ends_the_other_ends_round() -> None:
     bob = Wire().q["bob"]
-    req = m.Entangle(seq=1, peer="alice", key="r", qubit=0, max_attempts=5, expires_s=10.0)
+    req = m.Entangle(seq=1, peer="alice", key="r", qubits=[0], max_attempts=5, expires_s=10.0)
     outs = bob.handle([b"k", codec.to_device().encode(req)], 0.0, 0.0)
     assert [type(o) for o in outs] == [ToPeer]  # the attempt, to alice's station (lost)
     bob.peer_message(codec.qdevice_peer().encode(m.QPing(frm="alice")), 0.0, 0.0)
     # alice's quantum process says nothing more (killed): bob gives up within 1.5 s
     when, reply = _round_end(bob, 5.0, alice_pings=False)
-    assert 1.5 < when <= 1.6 and not reply.heralded
+    assert 1.5 < when <= 1.6 and reply.pairs == []
     assert "station in 'alice'" in reply.reason and "stopped answering" in reply.reason
-    assert bob.rounds == {}
+    assert bob.rounds.active == {}
 
 
 def test_a_station_that_never_answers_a_live_peer_still_ends_the_round() -> None:
     bob = Wire().q["bob"]
-    req = m.Entangle(seq=1, peer="alice", key="r", qubit=0, max_attempts=5, expires_s=10.0)
+    req = m.Entangle(seq=1, peer="alice", key="r", qubits=[0], max_attempts=5, expires_s=10.0)
     bob.handle([b"k", codec.to_device().encode(req)], 0.0, 0.0)
     when, reply = _round_end(bob, 30.0, alice_pings=True)
     assert 10.0 + STATION_SILENT_S < when <= 10.0 + STATION_SILENT_S + 0.1
@@ -197,7 +221,8 @@ def test_a_station_that_never_answers_a_live_peer_still_ends_the_round() -> None
 
 def test_entangle_with_a_node_without_a_link_is_refused() -> None:
     w = Wire()
-    w.send("alice", m.Entangle(seq=9, peer="carol", key="k", qubit=0, max_attempts=1, expires_s=1))
+    req = m.Entangle(seq=9, peer="carol", key="k", qubits=[0], max_attempts=1, expires_s=1)
+    w.send("alice", req)
     (r,) = w.replies["alice"]
     assert isinstance(r, m.EntangleDone) and r.error == "alice has no quantum link to 'carol'"
 
@@ -263,8 +288,8 @@ def test_a_message_whose_key_belongs_to_another_node_is_dropped() -> None:
     w.entangle("r")
     bob = w.q["bob"]
     forged = [
-        m.QRound(frm="alice", key="x", heralded=True, herald=9, attempts=1, at_ns=0.0,
-                 bell_index=0, reason="", epoch_ns=0),
+        m.QRound(frm="alice", key="x", heralds=[m.QHerald(9, 1, 0.0, 0)], attempts=1,
+                 at_ns=0.0, reason="", epoch_ns=0),
         m.QGroup(frm="alice", qubits=[("bob", 0)], rho=b"\x00" * 64),
         m.QPull(frm="alice", for_node="mallory", qubit=("bob", 0)),
     ]
@@ -296,3 +321,19 @@ def test_only_our_classical_process_may_use_the_device() -> None:
     assert isinstance(ask(b"eve", m.Ping(seq=3)), m.ErrorReply)
     assert np.allclose(q.device.reg.density_matrix([0]), np.diag([1, 0]))  # untouched
     assert isinstance(ask(b"node", flip), m.DeviceReply)
+
+
+def test_an_owner_whose_peer_never_attempts_ends_its_round_and_goes_on() -> None:
+    w = Wire()
+    alice = w.q["alice"]
+    req = m.Entangle(seq=1, peer="bob", key="r", qubits=[0], max_attempts=5, expires_s=1.0)
+    w.send("alice", req)  # bob never attempts round r
+    assert w.replies["alice"] == []
+    w.run("alice", alice.timer(0.0, 1.0))  # the station gives up on bob at the expiry
+    (done,) = w.replies["alice"]
+    assert isinstance(done, m.EntangleDone) and done.pairs == [] and done.final
+    assert "did not attempt" in done.reason and alice.jobs == deque()
+    w.replies["alice"].clear()
+    w.entangle("r2")  # and the next round runs
+    (done,) = w.replies["alice"]
+    assert isinstance(done, m.EntangleDone) and len(done.pairs) == 1

@@ -1,0 +1,141 @@
+"""Where state lives: which state groups this quantum process holds for other nodes,
+which of its own qubits' groups are elsewhere, and moving groups in and out (sans-IO).
+
+Qubits that are entangled share one density matrix (a group), and a group lives in
+exactly one quantum process. Here, a slot of the register beyond the device's own
+qubits stands for another node's qubit whose group is here (a *ghost*); an own qubit
+whose group is in another process is *away* (with the node believed to hold it). A group
+that leaves (``give``) is encoded as a ``QGroup``; one that comes (``arrive``) is checked
+and installed; ``homeless`` finds groups left holding only one other node's qubits, which
+go home. A qubit whose group was held by a process that died is *lost*: ops that need
+its state fail, saying so; initialising it starts it over.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+
+from ..lang import messages as m
+from .device import QuantumDevice
+from .physics import Matrix
+
+MAX_GROUP = 8  # qubits in a group that may cross processes (16 * 4**8 bytes: 1 MiB)
+
+
+class Groups:
+    def __init__(self, me: str, device: QuantumDevice) -> None:
+        self.me = me
+        self.device = device
+        self.n = device.spec.num_qubits
+        self.away: dict[int, str] = {}  # own qubit -> node believed to hold its group
+        self.ghosts: dict[m.GlobalQubit, int] = {}  # other nodes' qubits held here -> slot
+        self.slot_of: dict[int, m.GlobalQubit] = {}
+        self.free_slots: list[int] = []
+        self.sent_to: dict[m.GlobalQubit, str] = {}  # where groups we gave away went
+        self.lost: dict[int, str] = {}  # own qubits whose state died with another process
+
+    def global_id(self, slot: int) -> m.GlobalQubit:
+        return (self.me, slot) if slot < self.n else self.slot_of[slot]
+
+    def slot_here(self, gq: m.GlobalQubit) -> int | None:
+        """The slot holding ``gq``'s state here (None: its group is elsewhere)."""
+        node, q = gq
+        if node == self.me:
+            return q if 0 <= q < self.n and q not in self.away else None
+        return self.ghosts.get(gq)
+
+    def partners(self, qubits: Iterable[int]) -> list[int]:
+        """Slots sharing a group with ``qubits`` (whose group may be left without any of
+        our qubits by the op)."""
+        group_of = self.device.reg.group_of
+        return [s for q in qubits for s in group_of[q].qubits if s != q]
+
+    def ghost(self, gq: m.GlobalQubit) -> int:
+        """A slot for another node's qubit ``gq``, alone in |0> (an older state of it
+        still here is traced out)."""
+        slot = self.ghosts.get(gq)
+        if slot is not None:
+            self.device.reg.reset(slot)
+        else:
+            slot = self.free_slots.pop() if self.free_slots else self.device.reg.add_slot()
+            self.ghosts[gq], self.slot_of[slot] = slot, gq
+        self.sent_to.pop(gq, None)
+        return slot
+
+    def drop_ghost(self, slot: int) -> Matrix:
+        """Take a ghost that is alone in its group out of the register: its 2x2 state."""
+        g = self.device.reg.take(slot)
+        assert g.qubits == [slot]
+        gq = self.slot_of.pop(slot)
+        del self.ghosts[gq]
+        self.free_slots.append(slot)
+        return g.rho
+
+    def homeless(self, slots: Iterable[int]) -> list[tuple[int, str]]:
+        """Groups among ``slots`` that hold no qubit of ours and only qubits of one other
+        node: (a slot of the group, the node it goes home to)."""
+        out: list[tuple[int, str]] = []
+        seen: set[int] = set()
+        for s in slots:
+            if s >= self.n and s not in self.slot_of:
+                continue  # a slot freed when an earlier group here went away
+            g = self.device.reg.group_of[s]
+            if id(g) in seen or any(q < self.n for q in g.qubits):
+                continue
+            seen.add(id(g))
+            owners = {self.slot_of[q][0] for q in g.qubits}
+            if len(owners) == 1:
+                out.append((g.qubits[0], owners.pop()))
+        return out
+
+    def give(self, slot: int, to: str) -> m.QGroup:
+        """Take the group holding ``slot`` out, to send to node ``to``."""
+        g = self.device.reg.take(slot)
+        members = [self.global_id(q) for q in g.qubits]
+        for q, gq in zip(g.qubits, members, strict=True):
+            if q < self.n:
+                self.away[q] = to
+            else:
+                del self.ghosts[gq], self.slot_of[q]
+                self.free_slots.append(q)
+            self.sent_to[gq] = to
+        rho = np.ascontiguousarray(g.rho, dtype="<c16").tobytes()
+        return m.QGroup(frm=self.me, qubits=members, rho=rho)
+
+    def arrive(self, msg: m.QGroup) -> str | None:
+        """Install a group that came to us; what is wrong with it (None: installed)."""
+        k = len(msg.qubits)
+        if not 1 <= k <= MAX_GROUP or len(set(msg.qubits)) != k:
+            return f"{k} qubits (or repeats)"
+        if len(msg.rho) != 16 * 4**k:
+            return f"{len(msg.rho)} bytes of state for {k} qubits"
+        for node, q in msg.qubits:
+            if node == self.me and not (0 <= q < self.n and q in self.away):
+                return f"our qubit {q}, which is not away"
+            if node == self.me and len(self.device.reg.group_of[q].qubits) != 1:
+                return f"our qubit {q}, which is entangled here (internal error)"
+            if node != self.me and (node, q) in self.ghosts:
+                return f"{node}'s qubit {q}, already here"
+        rho = np.frombuffer(msg.rho, dtype="<c16").astype(complex).reshape(2**k, 2**k)
+        slots: list[int] = []
+        for gq in msg.qubits:
+            node, q = gq
+            self.sent_to.pop(gq, None)
+            if node == self.me:
+                del self.away[q]
+                slots.append(q)
+            else:
+                s = self.free_slots.pop() if self.free_slots else self.device.reg.add_slot()
+                self.ghosts[gq], self.slot_of[s] = s, gq
+                slots.append(s)
+        self.device.reg.put(slots, rho)
+        return None
+
+    def holder_gone(self, node: str, why: str) -> None:
+        """``node``'s process died: the states it held for us are lost."""
+        for q, holder in list(self.away.items()):
+            if holder == node:
+                del self.away[q]
+                self.lost[q] = why

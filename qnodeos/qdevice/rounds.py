@@ -1,0 +1,410 @@
+"""Entanglement rounds at one quantum process (sans-IO): ours, and the heralding stations
+this process hosts.
+
+How it works. An ``Entangle`` asks for up to ``pairs`` pairs on a link. The station of
+a link lives in the quantum process of the link's first node (its *owner*); the other
+end sends its attempt there (``QAttempt``). When both attempts are in, the station runs
+the round at once, in device time (``netlink.station``): each herald, with its time and
+Bell state. The owner then goes through the heralds in order: it places each pair on
+its qubit and on a slot standing for the peer's (a ghost), and runs its *recipe* (ops
+after a herald: a correction, a basis rotation and a measurement) at the herald's
+device time. If that measured its half, the peer's half is alone: its 2x2 state travels
+with the round's answer (``QRound``), and the peer runs its own recipe on it, with its
+own device's noise, at the same device time. Otherwise (a kept pair) the state stays
+with the owner and the peer's qubit is *away*. So a whole round of measured pairs costs
+one message each way between the quantum processes, and no state group moves.
+
+Each end reports its pairs to its classical process (``EntangleDone``) when the device
+has made them: at unlimited speed all at once; in real time in chunks, each due when its
+last pair's recipe ends (``CHUNK_S`` of wall time per chunk), then the round's end.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from netlink.station import Attempt, HeraldingStation, Rejected, RoundEnd
+from netlink.station import ToNode as StationOut
+
+from ..config import LinkConfig
+from ..errors import DeviceError
+from ..lang import codec
+from ..lang import messages as m
+from .device import QuantumDevice
+from .groups import Groups
+from .outputs import Out, ToPeer
+
+log = logging.getLogger("qnodeos.qdevice")
+
+CHUNK_S = 0.001  # in real time, pairs reported to the classical process per this much
+# Past a round's expiry the non-owner stops waiting for the station (its owner is alive
+# but does not answer). Long, because giving up on a herald that is only late voids it.
+STATION_SILENT_S = 10.0
+
+
+@dataclass
+class Round:
+    """One of our rounds: from request ``req`` of our classical process (``peer``)."""
+
+    peer: bytes
+    req: m.Entangle
+    link: LinkConfig
+    started: bool = False
+    start: float = 0.0
+    done: bool = False
+
+
+@dataclass
+class _Report:
+    """What a round reported so far, and what is still due."""
+
+    pairs: list[m.PairHerald] = field(default_factory=list)
+
+
+def check(req: m.Entangle, dev: QuantumDevice) -> str | None:
+    """What is wrong with a round request (None: nothing)."""
+    spec = dev.spec
+    for q in req.qubits:
+        if not 0 <= q < spec.num_qubits:
+            return f"{spec.name}: physical qubit {q} does not exist"
+        if not spec.kind(q).communication:
+            return f"{spec.name}: qubit {q} ({spec.kind(q).name}) cannot be entangled"
+    if len(req.qubits) not in (1, req.pairs) or len(set(req.qubits)) != len(req.qubits):
+        return f"{len(req.qubits)} qubits for {req.pairs} pairs: give one, or one per pair"
+    if req.max_attempts < 1:
+        return f"max_attempts {req.max_attempts} < 1"
+    if req.plan and (len(req.plan) != req.pairs or max(req.plan) >= len(req.recipes)):
+        return f"plan names recipes {sorted(set(req.plan))} of {len(req.recipes)}"
+    allowed = set(req.qubits)
+    for recipe in req.recipes:
+        for ops in recipe:
+            for op in ops:
+                if not op.qubits or not set(op.qubits) <= allowed or op.op == "wait":
+                    return f"a recipe op {op.op} {list(op.qubits)} outside the round's qubits"
+    return None
+
+
+def dead_ns(req: m.Entangle, dev: QuantumDevice) -> float:
+    """How long the longest recipe keeps the device after a herald."""
+    spec = dev.spec
+    longest = 0.0
+    for recipe in req.recipes:
+        for ops in recipe:
+            try:
+                longest = max(longest, sum(spec.op_spec(op).duration_ns for op in ops))
+            except (KeyError, DeviceError, AssertionError):
+                continue
+    return longest
+
+
+class Rounds:
+    def __init__(
+        self,
+        *,
+        me: str,
+        device: QuantumDevice,
+        groups: Groups,
+        links: dict[str, LinkConfig],
+        epoch_ns: int,
+        speed: float,
+        reply: Callable[[bytes | None, m.FromDevice, float], list[Out]],
+    ) -> None:
+        self.me = me
+        self.device = device
+        self.groups = groups
+        self.links = links
+        self.epoch_ns = epoch_ns
+        self.speed = speed
+        self.realtime = not math.isinf(speed)
+        self._reply = reply
+        self.stations = {
+            peer: HeraldingStation(
+                link=lk.name, nodes=lk.nodes, model=lk.model, rng=np.random.default_rng(lk.seed)
+            )
+            for peer, lk in links.items()
+            if lk.nodes[0] == me
+        }
+        self.active: dict[str, Round] = {}  # key -> our round waiting for the station
+        self.peer_qubits: dict[str, list[int]] = {}  # station: key -> the peer's qubits
+        self.codec = codec.qdevice_peer()
+        self.late = 0
+
+    # -- starting ------------------------------------------------------------------------
+    def start(self, rnd: Round, now_ns: float) -> list[Out]:
+        """Attempt round ``rnd`` (its qubits are home and checked)."""
+        req, dev = rnd.req, self.device
+        rnd.started = True
+        rnd.start = max(now_ns, dev.busy_until)
+        # Attempting re-initialises the qubits: detach them from any group now, so a
+        # pull for that group while the round runs cannot take them along.
+        for q in req.qubits:
+            dev.fresh(q, rnd.start)
+        self.active[req.key] = rnd
+        owner = rnd.link.nodes[0]
+        dead = dead_ns(req, dev)
+        if owner == self.me:
+            att = Attempt(
+                node=self.me,
+                key=req.key,
+                start_ns=rnd.start,
+                max_attempts=req.max_attempts,
+                expires_s=req.expires_s,
+                pairs=req.pairs,
+                dead_ns=dead,
+            )
+            return self.station_out(req.peer, self.stations[req.peer].receive(att), now_ns)
+        msg = m.QAttempt(
+            frm=self.me,
+            key=req.key,
+            qubits=list(req.qubits),
+            start_ns=rnd.start,
+            max_attempts=req.max_attempts,
+            expires_s=req.expires_s,
+            epoch_ns=self.epoch_ns,
+            pairs=req.pairs,
+            dead_ns=dead,
+        )
+        return [ToPeer(owner, self.codec.encode(msg))]
+
+    def to_own_ns(self, t: float, epoch_ns: int) -> float:
+        if not self.realtime:
+            return t
+        return t + (epoch_ns - self.epoch_ns) * self.speed
+
+    # -- the station (at the owner) ------------------------------------------------------
+    def peer_attempt(self, msg: m.QAttempt, now_ns: float) -> tuple[list[Out], str | None]:
+        """The other end's attempt, for our station: (what to send, problem)."""
+        st = self.stations.get(msg.frm)
+        if st is None:
+            return [], f"an attempt, but {self.me} hosts no station"
+        if len(msg.qubits) not in (1, msg.pairs) or max(msg.qubits) >= 1024:
+            return [], f"an attempt with qubits {msg.qubits[:4]} for {msg.pairs} pairs"
+        self.peer_qubits[msg.key] = list(msg.qubits)
+        att = Attempt(
+            node=msg.frm,
+            key=msg.key,
+            start_ns=max(0.0, self.to_own_ns(msg.start_ns, msg.epoch_ns)),
+            max_attempts=msg.max_attempts,
+            expires_s=msg.expires_s,
+            pairs=msg.pairs,
+            dead_ns=msg.dead_ns,
+        )
+        return self.station_out(msg.frm, st.receive(att), now_ns), None
+
+    def station_out(self, peer: str, outs: list[StationOut], now_ns: float) -> list[Out]:
+        """What our station decided: our own round's part runs here, the other end's
+        goes to it (after ours, which fills in the halves it gets)."""
+        out: list[Out] = []
+        for o in outs:
+            r = o.msg
+            if o.node != self.me:
+                if isinstance(r, Rejected):
+                    self.peer_qubits.pop(r.key, None)
+                    reply = m.QRound(
+                        frm=self.me, key=r.key, heralds=[], attempts=0, at_ns=now_ns,
+                        reason=f"the station refused: {r.reason}", epoch_ns=self.epoch_ns,
+                    )  # fmt: skip
+                    out.append(ToPeer(o.node, self.codec.encode(reply)))
+                continue
+            if isinstance(r, Rejected):
+                rnd = self.active.pop(r.key, None)
+                if rnd is not None:
+                    out += self._ended(rnd, [], now_ns, 0, f"station refused: {r.reason}", False)
+                continue
+            out += self._owner_round(peer, r, now_ns)
+        return out
+
+    def _owner_round(self, peer: str, r: RoundEnd, now_ns: float) -> list[Out]:
+        """Our station ended round ``r`` for both ends: place and process each pair here,
+        then tell the other end (with the halves it now holds alone)."""
+        rnd = self.active.pop(r.key, None)
+        theirs = self.peer_qubits.pop(r.key, [])
+        heralds: list[m.QHerald] = []
+        mine: list[m.PairHerald] = []
+        if rnd is not None and not r.heralds and not theirs:
+            # The other end never attempted (the station gave up on it): our round ends;
+            # should its attempt come after all, the station answers it the same way.
+            return self._ended(rnd, [], r.at_ns, r.attempts, r.reason, r.again)
+        if rnd is None or not theirs:
+            # Our round is not running any more: the pairs are void here; the other end
+            # hears of no herald, and our node expires the pairs there too.
+            if r.heralds:
+                out = self._late(r.key, [h.seq for h in r.heralds], peer, now_ns)
+            else:
+                out = []
+            reason = r.reason or "the other end stopped waiting"
+            reply = m.QRound(
+                frm=self.me, key=r.key, heralds=[], attempts=0, at_ns=r.at_ns, reason=reason,
+                epoch_ns=self.epoch_ns, again=r.again,
+            )  # fmt: skip
+            return out + [ToPeer(peer, self.codec.encode(reply))]
+        dev, req = self.device, rnd.req
+        for i, h in enumerate(r.heralds):
+            q = req.qubits[i if len(req.qubits) > 1 else 0]
+            pq = theirs[i if len(theirs) > 1 else 0]
+            ghost = self.groups.ghost((peer, pq))
+            dev.fresh(q, h.at_ns)
+            dev.reg.put([q, ghost], np.array(h.rho, dtype=complex))
+            outcomes, end = self._recipe(req, i, h.bell_index, q, h.at_ns)
+            half = b""
+            if dev.reg.group_of[ghost].qubits == [ghost]:  # we measured: theirs is alone
+                rho = self.groups.drop_ghost(ghost)
+                half = np.ascontiguousarray(rho, dtype="<c16").tobytes()
+            mine.append(m.PairHerald(h.seq, h.attempts, int(end), h.bell_index, outcomes))
+            heralds.append(m.QHerald(h.seq, h.attempts, h.at_ns, h.bell_index, half))
+        reply = m.QRound(
+            frm=self.me, key=r.key, heralds=heralds, attempts=r.attempts, at_ns=r.at_ns,
+            reason=r.reason, epoch_ns=self.epoch_ns, again=r.again,
+        )  # fmt: skip
+        return [ToPeer(peer, self.codec.encode(reply))] + self._ended(
+            rnd, mine, r.at_ns, r.attempts, r.reason, r.again
+        )
+
+    # -- the other end -------------------------------------------------------------------
+    def station_result(self, msg: m.QRound, now_ns: float) -> list[Out]:
+        """The owner's answer to our attempt."""
+        rnd = self.active.pop(msg.key, None)
+        if rnd is None:
+            seqs = [h.seq for h in msg.heralds]
+            return self._late(msg.key, seqs, msg.frm, now_ns) if seqs else []
+        dev, req = self.device, rnd.req
+        mine: list[m.PairHerald] = []
+        for i, h in enumerate(msg.heralds):
+            q = req.qubits[i if len(req.qubits) > 1 else 0]
+            at = self.to_own_ns(h.at_ns, msg.epoch_ns)
+            dev.fresh(q, at)
+            if len(h.half) == 64:  # the owner measured: our half is alone, here
+                half = np.frombuffer(h.half, dtype="<c16").astype(complex).reshape(2, 2)
+                dev.reg.put([q], half)
+                outcomes, end = self._recipe(req, i, h.bell_index, q, at)
+            else:  # the pair's state lives in the owner's process
+                self.groups.away[q] = msg.frm
+                outcomes, end = [], at
+            mine.append(m.PairHerald(h.seq, h.attempts, int(end), h.bell_index, outcomes))
+        at_end = self.to_own_ns(msg.at_ns, msg.epoch_ns)
+        return self._ended(rnd, mine, at_end, msg.attempts, msg.reason, msg.again)
+
+    def _recipe(
+        self, req: m.Entangle, i: int, bell: int, q: int, at: float
+    ) -> tuple[list[int], float]:
+        """Run pair ``i``'s recipe at device time ``at``: (outcomes, when it ended)."""
+        if not req.recipes:
+            return [], at
+        ops = req.recipes[req.plan[i] if req.plan else 0][bell]
+        outcomes, end = [], at
+        for op in ops:
+            try:
+                outcome, end = self.device.execute(op, at)
+            except DeviceError as exc:  # the kernel lowered it: a bug, not bad luck
+                log.error("recipe op %s on qubit %d failed: %s", op.op, q, exc)
+                outcome = -1
+            outcomes.append(outcome)
+        return outcomes, end
+
+    # -- ending --------------------------------------------------------------------------
+    def _ended(
+        self,
+        rnd: Round,
+        pairs: list[m.PairHerald],
+        at_ns: float,
+        tail: int,
+        reason: str,
+        again: bool,
+    ) -> list[Out]:
+        """Round ``rnd`` is over: report its pairs (in chunks, each due when made) and its
+        end to our classical process."""
+        dev, req = self.device, rnd.req
+        end = max(rnd.start, at_ns, *(p.at_ns for p in pairs))
+        attempts = tail + sum(p.attempts for p in pairs)
+        for q in set(req.qubits):
+            dev.attempted(attempts, q)
+        dev.busy_until = max(dev.busy_until, end)
+        rnd.done = True
+        out: list[Out] = []
+        rest = pairs
+        if self.realtime and len(pairs) > 1:
+            chunk_ns = CHUNK_S * 1e9 * self.speed
+            rest, first = [], pairs[0].at_ns if pairs else 0
+            for p in pairs:
+                if p.at_ns - first > chunk_ns and rest:
+                    part = m.EntangleDone(
+                        seq=req.seq, key=req.key, pairs=rest, final=False, start_ns=int(rnd.start)
+                    )
+                    out += self._reply(rnd.peer, part, rest[-1].at_ns)
+                    rest, first = [], p.at_ns
+                rest.append(p)
+        done = m.EntangleDone(
+            seq=req.seq,
+            key=req.key,
+            pairs=rest,
+            attempts=tail,
+            at_ns=int(end),
+            reason=reason,
+            start_ns=int(rnd.start),
+            again=again,
+        )
+        return out + self._reply(rnd.peer, done, end)
+
+    def give_up(self, key: str, reason: str, now_ns: float) -> list[Out]:
+        """Stop waiting for the station's answer to our round ``key``. Should it still
+        herald, the pairs are void here (``station_result`` reports them as late)."""
+        rnd = self.active.pop(key)
+        return self._ended(rnd, [], now_ns, 0, reason, False)
+
+    def abort(self, rnd: Round, now_ns: float) -> list[Out]:
+        """Our node ended the request of ``rnd``: end the round now if its attempts have
+        not been decided yet (a decided round runs to its end; the node expires what it
+        heralds)."""
+        reason = "its request ended at this node"
+        if not rnd.started:
+            rnd.start = now_ns
+            return self._ended(rnd, [], now_ns, 0, reason, False)
+        key = rnd.req.key
+        if key not in self.active:
+            return []
+        if rnd.link.nodes[0] != self.me:
+            return self.give_up(key, reason, now_ns)
+        st = self.stations[rnd.req.peer]
+        return self.station_out(rnd.req.peer, st.withdraw(self.me, key, reason), now_ns)
+
+    def _late(self, key: str, seqs: list[int], peer: str, now_ns: float) -> list[Out]:
+        """Heralds for a round this end no longer runs: void here; our node tells the
+        other end to expire them too."""
+        self.late += len(seqs)
+        log.warning("heralds %s for round %r after this end stopped waiting", seqs[:8], key)
+        return self._reply(None, m.LateHerald(key=key, heralds=seqs, peer=peer), now_ns)
+
+    # -- time ----------------------------------------------------------------------------
+    def timer(self, now_ns: float, now_s: float) -> list[Out]:
+        out: list[Out] = []
+        for peer, st in self.stations.items():
+            out += self.station_out(peer, st.handle_timer(now_s), now_ns)
+        for key, rnd in list(self.active.items()):
+            if rnd.link.nodes[0] != self.me and now_s > rnd.req.expires_s + STATION_SILENT_S:
+                reason = (
+                    f"the heralding station in {rnd.link.nodes[0]!r}'s quantum process "
+                    f"did not answer"
+                )
+                out += self.give_up(key, reason, now_ns)
+        return out
+
+    def peer_gone(self, peer: str, why: str, now_ns: float) -> list[Out]:
+        """``peer``'s quantum process is gone: stop waiting for its station."""
+        out: list[Out] = []
+        for key, rnd in list(self.active.items()):
+            if rnd.link.nodes[0] == peer:
+                out += self.give_up(key, f"the heralding station in {why}", now_ns)
+        return out
+
+    def next_deadline(self) -> float:
+        t = min((st.next_deadline() for st in self.stations.values()), default=math.inf)
+        for rnd in self.active.values():
+            if rnd.link.nodes[0] != self.me:
+                t = min(t, rnd.req.expires_s + STATION_SILENT_S)
+        return t
+
