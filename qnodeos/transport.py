@@ -192,6 +192,9 @@ class MemDealer:
         self.hub.dealers.pop(self.ident, None)
 
 
+_MONITORS = itertools.count()
+
+
 async def disconnects(sock: Socket) -> AsyncGenerator[None, None]:
     """Yields each time a connection ``sock`` had established closes: the process at the
     other end died (a paused one keeps its connections). Never yields for in-process
@@ -200,12 +203,17 @@ async def disconnects(sock: Socket) -> AsyncGenerator[None, None]:
         await trio.sleep_forever()
         return
     events = zmq.EVENT_HANDSHAKE_SUCCEEDED | zmq.EVENT_DISCONNECTED
-    mon = ZSocket(sock.sock.get_monitor_socket(events))
+    # A name of our own: pyzmq's default is made from the socket's file descriptor,
+    # which a later socket reuses while libzmq may still hold the old monitor's name.
+    addr = f"inproc://qnodeos-monitor-{next(_MONITORS)}"
+    mon = ZSocket(sock.sock.get_monitor_socket(events, addr=addr))
     try:
         while True:
             if parse_monitor_message(await mon.recv())["event"] == zmq.EVENT_DISCONNECTED:
                 yield
     finally:
+        if not sock.sock.closed:
+            sock.sock.disable_monitor()
         mon.close()
 
 

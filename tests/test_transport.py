@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from contextlib import aclosing
 from pathlib import Path
 
 import trio
 import zmq
 
 from qnodeos.sockets import bind, connect
-from qnodeos.transport import ZSocket
+from qnodeos.transport import Socket, ZSocket, bind_router, connect_dealer, disconnects
 
 
 def pair(tmp_path: Path) -> tuple[ZSocket, ZSocket]:
@@ -75,3 +76,27 @@ async def test_concurrent_senders_and_receivers_on_one_socket(tmp_path: Path) ->
         assert [x for x in got_at_router if x.startswith(tag)] == [
             tag + b"%d" % i for i in range(n)
         ]
+
+
+async def test_watching_many_short_lived_sockets_for_disconnects(tmp_path: Path) -> None:
+    """Every SDK session watches its socket for disconnects: thousands of sessions one
+    after another must not run out of monitor names (they once did after ~13,000, as
+    the descriptor-based names pyzmq picks were reused while libzmq still held them)."""
+    ep = f"ipc://{tmp_path}/r"
+    router = bind_router(ep)
+    try:
+        for _ in range(3000):
+            dealer = connect_dealer(ep)
+            async with trio.open_nursery() as nursery:
+
+                async def watch(sock: Socket = dealer) -> None:
+                    async with aclosing(disconnects(sock)) as events:
+                        async for _ in events:
+                            pass
+
+                nursery.start_soon(watch)
+                await trio.lowlevel.checkpoint()
+                nursery.cancel_scope.cancel()
+            dealer.close()
+    finally:
+        router.close()
