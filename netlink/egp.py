@@ -55,8 +55,11 @@ MAX_PAIRS = 1_000_000  # pairs in one request (the app gets them streamed as the
 
 def request_problem(kind: str, number: int, bases: str) -> str | None:
     """What is wrong with a request's type, number of pairs or bases (None: nothing)."""
-    if kind not in ("K", "M"):
-        return f"request type {kind!r}; use 'K' (keep) or 'M' (measure)"
+    if kind not in ("K", "M", "R"):
+        return (
+            f"request type {kind!r}; use 'K' (keep), 'M' (measure) or 'R' (remote state "
+            f"preparation: the creator measures, the receiver keeps)"
+        )
     if not 1 <= number <= MAX_PAIRS:
         return f"number of pairs {number} not in 1..{MAX_PAIRS}"
     if not bases or set(bases) - set("XYZ"):
@@ -413,7 +416,7 @@ class EGP:
         key = r.round_key()
         self.by_round[key] = r
         pairs = min(r.spec.number - r.pair, self.round_pairs)
-        if r.spec.kind == "M" and len(r.bases) < pairs:
+        if r.spec.kind in ("M", "R") and len(r.bases) < pairs:
             # Each pair's basis, drawn at this end alone; drawn once, so a round that
             # retries (or makes fewer pairs) keeps the bases of the pairs still to make.
             draws = self.rng.integers(len(r.spec.bases), size=pairs - len(r.bases))
@@ -480,7 +483,7 @@ class EGP:
             goodness=self.model.expected_fidelity(),
             attempts=r.attempts + h.attempts,
             at_ns=h.at_ns,
-            basis=r.bases[index] if r.spec.kind == "M" else "",
+            basis=r.bases[index] if r.spec.kind in ("M", "R") else "",
             index=index,
         )
         r.delivered.append(ok)

@@ -30,13 +30,13 @@ from ..lang import messages as m
 from ..lang.program import MAX_INSTRS, validate
 from ..liveness import Liveness
 from ..security import app_id, node_id
-from .interpreter import Finished, NeedDevice, Paused, Run
+from .interpreter import EprStart, Finished, NeedDevice, Paused, Run, WaitPairs
 from .lower import Lowering
 from .memory import MemoryManager
 from .messaging import Postbox
-from .netstack import NetStack, Work
+from .netstack import NetStack, Want, Work
 from .outputs import Out, Resume, ToApp, ToDevice, ToNode
-from .processes import App, Event, ProcessTable, State
+from .processes import App, Event, ProcessTable
 from .scheduler import Entry, Scheduler
 
 APP_NAME_MAX = 64
@@ -44,6 +44,7 @@ ENDED_KEPT = 1024  # sessions whose end reason is remembered for a late heartbea
 
 
 SLICE = 20_000  # instructions interpreted before the kernel lets other work run
+BLOCK_REQS = 1 << 39  # request numbers of blocks' EPR requests (apps' own are below)
 
 
 @dataclass
@@ -56,6 +57,9 @@ class Current:
     paused: bool = False
     paused_ns: int | None = None  # device time when it paused
     planned_ns: float = 0.0  # device time of the ops sent so far
+    reqs: dict[int, int] = field(default_factory=dict)  # its EPR request index -> req
+    waits: tuple[int, int] | None = None  # waiting for (request index, pairs)
+    failed: m.EprFailed | None = None  # a request of it failed while it waited
 
     @property
     def on_device(self) -> bool:
@@ -110,10 +114,12 @@ class Kernel:
             lowering=self.lowering,
             seed=seed,
         )
+        self.net.to_block = self._to_block
         self.net_current: tuple[int, Work] | None = None
+        self.blocked: dict[int, Current] = {}  # app id -> its block waiting for pairs
+        self._block_req = BLOCK_REQS
         self.live = Liveness(self.net.links, timeout_s=peer_timeout_s)
         self.ended: dict[bytes, str] = {}  # why recent sessions ended, by connection
-        self._net_turn = True
         self.now = 0.0
         self.current: Current | None = None
         self.counters = Counters()
@@ -373,11 +379,9 @@ class Kernel:
     def _end(self, app: App, event: Event, reason: str) -> list[Out]:
         out: list[Out] = []
         for entry in self.scheduler.drop_app(app.app_id):
-            out.append(
-                ToApp(
-                    app.addr, m.BlockFailed(block=entry.payload[0], code="aborted", message=reason)
-                )
-            )
+            p = entry.payload
+            block = p.block if isinstance(p, Current) else p[0]
+            out.append(ToApp(app.addr, m.BlockFailed(block=block, code="aborted", message=reason)))
         cur = self.current
         if cur is not None and cur.app is app:
             failed = m.BlockFailed(block=cur.block, code="aborted", message=reason)
@@ -385,6 +389,10 @@ class Kernel:
             if cur.on_device:  # free the device now, not when the block would have ended
                 out.append(ToDevice(m.Abort(seq=cur.seq)))
             self.current = None
+        waiting = self.blocked.pop(app.app_id, None)
+        if waiting is not None:
+            failed = m.BlockFailed(block=waiting.block, code="aborted", message=reason)
+            out.append(ToApp(app.addr, failed))
         out += self.net.app_gone(app, self.now, reason)
         self.memory.close(app.app_id)
         app.fire(event)
@@ -411,7 +419,7 @@ class Kernel:
                 )
             ]
 
-        if app.state is not State.READY:
+        if not app.idle:
             return fail(
                 "busy",
                 f"app {app.app_id} ({app.name}) already has a block "
@@ -438,10 +446,11 @@ class Kernel:
 
     # -- running blocks ------------------------------------------------------------------
     def _pump(self) -> list[Out]:
+        """Give the free device to the next work: the network process first (it has
+        the higher priority), unless a block has waited ``starvation_s``."""
         out: list[Out] = []
         while self.current is None and self.net_current is None and self.device_ready:
-            if self._net_turn or not len(self.scheduler):
-                self._net_turn = False
+            if not self.scheduler.starving(self.now):
                 work = self.net.next_work(self._seq + 1, self.now)
                 if work is not None:
                     out += self._lend(work)
@@ -449,9 +458,12 @@ class Kernel:
             entry = self.scheduler.pop(self.now)
             if entry is None:
                 break
-            self._net_turn = True
             app = self.procs.by_id[entry.app_id]
             app.fire(Event.SCHEDULE)
+            if isinstance(entry.payload, Current):  # a block whose pairs came: go on
+                self.current = entry.payload
+                out += self._continue(None)
+                continue
             block, sub = entry.payload
             run = Run(
                 sub,
@@ -477,10 +489,85 @@ class Kernel:
     def _continue(self, now_ns: int | None) -> list[Out]:
         cur = self.current
         assert cur is not None
-        try:
-            step = cur.run.advance(SLICE)
-        except (ProgramError, DeviceError, LocalError) as exc:
-            return self._fail_current(str(exc), _code(exc))
+        out: list[Out] = []
+        while True:
+            if cur.failed is not None:
+                f = cur.failed
+                return out + self._fail_current(f"EPR pairs failed ({f.code}): {f.message}", "epr")
+            try:
+                step = cur.run.advance(SLICE)
+            except (ProgramError, DeviceError, LocalError) as exc:
+                return out + self._fail_current(str(exc), _code(exc))
+            if isinstance(step, EprStart):
+                out += self._start_epr(cur, step.index)
+                continue
+            if isinstance(step, WaitPairs):
+                # It waits for the network: the device serves others meanwhile.
+                self.current = None
+                cur.waits = (step.index, step.count)
+                cur.app.fire(Event.WAIT)
+                self.blocked[cur.app.app_id] = cur
+                return out
+            return out + self._step_done(cur, step, now_ns)
+
+    def _start_epr(self, cur: Current, index: int) -> list[Out]:
+        """The block starts its EPR request ``index``: the network stack takes it as the
+        app's own, and hands its pairs to the block."""
+        spec = cur.run.sub.eprs[index]
+        self._block_req += 1
+        cur.reqs[index] = self._block_req
+        msg = m.EprRequest(
+            req=self._block_req,
+            remote_node=spec.node,
+            remote_app=spec.app,
+            role=spec.role,
+            kind=spec.kind,
+            number=spec.number,
+            min_fidelity=spec.min_fidelity,
+            timeout_s=spec.timeout_s,
+            qubits=spec.qubits,
+            bases=spec.bases,
+            chosen=spec.chosen,
+            rotations=spec.rotations,
+            sequential=spec.sequential,
+        )
+        return self.net.request(cur.app, msg, self.now, index=index)
+
+    def _to_block(self, w: Want, msg: m.NodeToApp) -> list[Out]:
+        """News of a block's EPR request: pairs go into the block (waking it when it has
+        what it waits for); a failure fails the block."""
+        app = w.app
+        cur = self.current if self.current is not None and self.current.app is app else None
+        cur = cur or self.blocked.get(app.app_id)
+        if cur is None or cur.reqs.get(w.index) != w.msg.req:
+            return []  # its block ended meanwhile (the network stack voids the pairs)
+        assert isinstance(msg, m.EprPairs | m.EprDone | m.EprFailed)
+        if msg.pairs:
+            cur.run.pairs_in(w.index, list(msg.pairs))
+        if isinstance(msg, m.EprFailed):
+            cur.failed = msg
+        if cur is self.blocked.get(app.app_id):
+            assert cur.waits is not None
+            if cur.failed is not None or not cur.run.waiting_for(*cur.waits):
+                del self.blocked[app.app_id]
+                cur.waits = None
+                app.fire(Event.WAKE)
+                self._block_seq += 1
+                self.scheduler.push(
+                    Entry(
+                        seq=self._block_seq,
+                        app_id=app.app_id,
+                        priority=app.priority,
+                        deadline=math.inf,
+                        payload=cur,
+                        queued_at=self.now,
+                    )
+                )
+        return []
+
+    def _step_done(
+        self, cur: Current, step: NeedDevice | Paused | Finished, now_ns: int | None
+    ) -> list[Out]:
         if isinstance(step, Paused):
             cur.paused, cur.paused_ns = True, now_ns
             return [Resume()]
@@ -504,7 +591,7 @@ class Kernel:
         cur.app.fire(Event.FINISH)
         cur.app.blocks_done += 1
         self.counters.blocks_done += 1
-        return [
+        return self._end_eprs(cur, True, "finished") + [
             ToApp(
                 cur.app.addr,
                 m.BlockDone(
@@ -537,14 +624,24 @@ class Kernel:
         cur = self.current
         assert cur is not None
         self.current = None
+        out = self._end_eprs(cur, False, "failed")
         cur.run.abandon()
         cur.app.fire(Event.FINISH)
         cur.app.blocks_failed += 1
         self._count_fail(code)
         held = sorted(self.memory.held(cur.app.app_id))
-        return [
+        return out + [
             ToApp(cur.app.addr, m.BlockFailed(block=cur.block, code=code, message=text, held=held))
         ]
+
+    def _end_eprs(self, cur: Current, ok: bool, how: str) -> list[Out]:
+        """The block ended: settle the pairs its EPR requests brought (see
+        ``NetStack.end_block``)."""
+        if not cur.reqs:
+            return []
+        took = {req: cur.run.epr_got.get(i, 0) for i, req in cur.reqs.items()}
+        reason = f"{how} (block {cur.block} of app {cur.app.name!r})"
+        return self.net.end_block(cur.app, took, ok, reason, self.now)
 
     def _count_fail(self, code: str) -> None:
         self.counters.blocks_failed += 1

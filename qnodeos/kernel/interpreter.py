@@ -9,6 +9,12 @@ no mid-circuit branching costs one device round trip. ``advance()`` returns
 ``Finished`` with the values named by ``ret`` instructions, or ``Paused`` when its slice
 of instructions is used up, so the node can serve others before it continues.
 
+Entanglement inside a block: ``epr S`` returns ``EprStart`` (the node starts request
+``S`` and the block goes on); ``epr_wait S, N`` returns ``WaitPairs`` until N of its
+pairs are in (``pairs_in`` records them: kept qubits become the block's, outcomes and
+ids go to the arrays the request names). The node lets other blocks use the device
+while this one waits.
+
 Every instruction counts against a budget, so an infinite loop ends with a
 ProgramError naming the budget and where the loop was.
 """
@@ -20,7 +26,7 @@ from dataclasses import dataclass
 
 from ..errors import DeviceError, ProgramError
 from ..lang.gates import CORE_GATES, GATES
-from ..lang.messages import PhysOp
+from ..lang.messages import EprPair, PhysOp
 from ..lang.program import (
     INT_MAX,
     INT_MIN,
@@ -48,6 +54,23 @@ class NeedDevice:
 @dataclass(frozen=True)
 class Paused:
     """The run used up its slice of instructions; call ``advance()`` again later."""
+
+
+@dataclass(frozen=True)
+class EprStart:
+    """The block starts its EPR request ``index`` (``sub.eprs[index]``); call
+    ``advance()`` again at once: the pairs come while the block goes on."""
+
+    index: int
+
+
+@dataclass(frozen=True)
+class WaitPairs:
+    """The block waits until ``count`` pairs of its EPR request ``index`` are in
+    (``pairs_in``); it does not need the device meanwhile."""
+
+    index: int
+    count: int
 
 
 @dataclass(frozen=True)
@@ -103,6 +126,7 @@ class Run:
         self.deferred: list[tuple[list[int], int, int]] = []  # (array, index, batch index)
         self.deferred_arrays: set[str] = set()
         self.allocated: set[int] = set()  # virtual ids this block allocated and still holds
+        self.epr_got: dict[int, int] = {}  # EPR request index -> pairs in so far
 
     # -- operand access ------------------------------------------------------------------
     def _val(self, a: Operand) -> int:
@@ -164,7 +188,27 @@ class Run:
         self.deferred = []
         self.deferred_arrays = set()
 
-    def advance(self, slice_steps: int = 1 << 62) -> NeedDevice | Paused | Finished:
+    def pairs_in(self, index: int, pairs: list[EprPair]) -> None:
+        """Pairs of EPR request ``index`` arrived (in order)."""
+        spec = self.sub.eprs[index]
+        got = self.epr_got.get(index, 0)
+        out = self.arrays.get(spec.out) if spec.out else None
+        ids = self.arrays.get(spec.ids) if spec.ids else None
+        for i, p in enumerate(pairs, start=got):
+            if out is not None:
+                out[i] = p.outcome
+            if ids is not None:
+                ids[i] = p.ent_id[2]
+            if p.qubit >= 0:
+                self.allocated.add(p.qubit)
+        self.epr_got[index] = got + len(pairs)
+
+    def waiting_for(self, index: int, count: int) -> bool:
+        return self.epr_got.get(index, -1) < count
+
+    def advance(
+        self, slice_steps: int = 1 << 62
+    ) -> NeedDevice | Paused | Finished | EprStart | WaitPairs:
         """Run until the device is needed, the block ends, or ``slice_steps`` more
         instructions have run (so one block cannot stall the node)."""
         instrs = self.sub.instrs
@@ -181,10 +225,39 @@ class Run:
                     f"instruction budget of {self.budget} exceeded at instruction {self.pc} "
                     f"({ins.op}); is there an infinite loop?"
                 )
+            if ins.op in ("epr", "epr_wait"):
+                step = self._epr(ins.op, ins.args)
+                if step is not None:
+                    return step
+                continue
             self.pc = self._step(ins.op, ins.args)
         if self.pending:
             return NeedDevice(self.pending)
         return Finished(self.values)
+
+    def _epr(self, op: str, args: tuple[Operand, ...]) -> NeedDevice | EprStart | WaitPairs | None:
+        """``epr``/``epr_wait``: what the node must do (None: go on)."""
+        index = self._val(args[0])
+        spec = self.sub.eprs[index]
+        if op == "epr":
+            if index in self.epr_got:
+                raise ProgramError(f"EPR request {index} was started already in this block")
+            self.epr_got[index] = 0
+            self.pc += 1
+            return EprStart(index)
+        count = self._val(args[1])
+        if index not in self.epr_got:
+            raise ProgramError(f"epr_wait for EPR request {index}, which was not started")
+        if not 0 <= count <= spec.number:
+            raise ProgramError(
+                f"epr_wait for {count} pairs of EPR request {index}, which asks for {spec.number}"
+            )
+        if not self.waiting_for(index, count):
+            self.pc += 1
+            return None
+        if self.pending:  # what the block did so far runs before it waits
+            return NeedDevice(self.pending)
+        return WaitPairs(index, count)
 
     def _step(self, op: str, args: tuple[Operand, ...]) -> int:
         nxt = self.pc + 1

@@ -129,6 +129,19 @@ class Ledger:
                     del book[seq]
         return void, told
 
+    def dropped(self, app_id: int, req: int) -> dict[str, list[int]]:
+        """The app's request ``req`` went nowhere (the block that asked failed): the
+        pairs it never acknowledged, per peer, to expire there."""
+        d = self.deliveries.pop((app_id, req), None)
+        if d is None:
+            return {}
+        unacked = [e[2] for e in d.ents[d.acked :]]
+        for books in (self.open, self.handed):
+            book = books.get(d.peer, OrderedDict())
+            for seq in unacked:
+                book.pop(seq, None)
+        return {d.peer: unacked} if unacked else {}
+
     # -- the other node ------------------------------------------------------------------
     def confirmed(self, peer: str, seqs: list[int]) -> None:
         """The other end's app has these pairs: ours may keep them whatever happens."""

@@ -45,6 +45,7 @@ from .memory import MemoryManager
 from .moves import make_room
 from .outputs import Out, ToApp, ToDevice, ToNode
 from .processes import App
+from .recipes import FLIPS, make_recipes
 
 log = logging.getLogger("qnodeos.netstack")
 
@@ -52,10 +53,6 @@ SCRATCH = -1  # virtual id of the qubit M pairs are made in (measured and reused
 K_ROUND = 64  # kept pairs per round at most (one recipe, a correction, per pair's qubit)
 _NO_STATE = np.zeros((4, 4), dtype=complex)
 GONE_KEPT = 256  # apps that left, remembered to refuse requests for them at once
-CORRECTION = {0: (), 1: ("z",), 2: ("x",), 3: ("y",)}  # Pauli that maps Bell index -> Phi+
-# Bell index whose correction anticommutes with measuring in each basis (flip outcome)
-FLIPS = {"Z": {2, 3}, "X": {1, 3}, "Y": {1, 2}}
-BASIS_ROTATION = {"Z": (), "X": (("h", 0.0),), "Y": (("rx", math.pi / 2),)}
 
 
 def purpose(a: tuple[str, str], b: tuple[str, str]) -> str:
@@ -91,6 +88,11 @@ class Want:
     kept: set[int] = field(default_factory=set)
     round_seq: int = -1  # the device request of the round under way (-1: none sent)
     deadline: float = math.inf
+    index: int = -1  # for a block's request: its index in the block (-1: the app's)
+
+    def keeps(self, pair: int) -> int:
+        """The app's qubit id pair ``pair`` is kept in."""
+        return self.msg.qubits[0 if self.msg.sequential else pair]
 
 
 @dataclass
@@ -136,15 +138,22 @@ class NetStack:
         self.ignored = 0  # link-layer messages from nodes we have no link with
         self.gone_apps: OrderedDict[str, str] = OrderedDict()  # app name -> why it left
         self.ledger = Ledger(node)
+        # where pairs of a block's request go (the kernel hands them to the block)
+        self.to_block: Callable[[Want, m.NodeToApp], list[Out]] = lambda w, msg: []
         self.down: set[str] = set()  # peers whose node is not answering
         self.pairs_delivered = 0
         self.rounds = 0
         self.moves = 0
 
     # -- from apps -----------------------------------------------------------------------
-    def request(self, app: App, msg: m.EprRequest, now: float) -> list[Out]:
+    def request(self, app: App, msg: m.EprRequest, now: float, index: int = -1) -> list[Out]:
+        """App ``app`` asks for pairs (``index`` >= 0: from inside its block, which gets
+        them through ``to_block``)."""
+        pur = purpose((self.node, app.name), (msg.remote_node, msg.remote_app))
+        want = Want(app=app, msg=msg, peer=msg.remote_node, purpose=pur, index=index)
+
         def fail(code: str, text: str) -> list[Out]:
-            return [ToApp(app.addr, m.EprFailed(req=msg.req, code=code, message=text))]
+            return self._tell(want, m.EprFailed(req=msg.req, code=code, message=text))
 
         if msg.remote_node not in self.links:
             have = ", ".join(sorted(self.links)) or "none"
@@ -161,22 +170,27 @@ class NetStack:
             return fail("NOTIME", f"timeout {msg.timeout_s} s must be > 0")
         held = self.memory.held(app.app_id)
         quota = self.memory.quota.get(app.app_id, 0)
-        if msg.kind == "K":
-            if len(msg.qubits) != msg.number or len(set(msg.qubits)) != msg.number:
-                return fail("OTHER", f"K needs {msg.number} distinct qubit ids, got {msg.qubits}")
+        if not msg.measures():
+            n = 1 if msg.sequential else msg.number
+            if len(msg.qubits) != n or len(set(msg.qubits)) != n:
+                got = msg.qubits[:8]
+                return fail("OTHER", f"keeping pairs needs {n} distinct qubit id(s), got {got}")
             taken = [q for q in msg.qubits if q in held or q < 0]
             if taken:
                 return fail("OTHER", f"qubit ids {taken} are in use or invalid")
-            if len(held) + msg.number > quota:
+            if len(held) + n > quota:
                 return fail(
                     "NORES",
-                    f"{msg.number} kept pair(s) need {msg.number} qubit(s); the app's quota "
+                    f"{n} kept pair(s) at a time need {n} qubit(s); the app's quota "
                     f"is {quota} and it holds {len(held)}",
                 )
-        elif len(held) >= quota:
-            return fail("NORES", f"measuring pairs needs one free qubit of the quota ({quota})")
-        pur = purpose((self.node, app.name), (msg.remote_node, msg.remote_app))
-        want = Want(app=app, msg=msg, peer=msg.remote_node, purpose=pur)
+        else:
+            if msg.chosen and (len(msg.chosen) != msg.number or set(msg.chosen) - set("XYZ")):
+                return fail("OTHER", f"chosen bases must be {msg.number} letters from X, Y, Z")
+            if msg.rotations and len(msg.rotations) not in (1, msg.number):
+                return fail("OTHER", f"give 1 or {msg.number} rotations, not {len(msg.rotations)}")
+            if len(held) >= quota:
+                return fail("NORES", f"measuring pairs needs one free qubit of the quota ({quota})")
         want.deadline = now + msg.timeout_s
         egp = self.egps[msg.remote_node]
         if msg.role == "recv":
@@ -396,7 +410,38 @@ class NetStack:
         self._end_round(w)
         rest = self._hand_out(w)  # the app has the others already
         msg = m.EprFailed(req=w.msg.req, code=str(err.code), message=err.message, pairs=rest)
-        return [*out, ToApp(w.app.addr, msg)]
+        return out + self._tell(w, msg)
+
+    def _tell(self, w: Want, msg: m.EprPairs | m.EprDone | m.EprFailed) -> list[Out]:
+        """News of request ``w`` for its app, or for its block."""
+        if w.index >= 0:
+            return self.to_block(w, msg)
+        return [ToApp(w.app.addr, msg)]
+
+    def end_block(
+        self, app: App, reqs: dict[int, int], ok: bool, reason: str, now: float
+    ) -> list[Out]:
+        """The app's block ended; ``reqs``: its requests (req -> pairs it took). Done
+        (``ok``): the pairs it took are the app's, confirmed to the other ends. Failed:
+        they are void at both ends. Either way its requests still under way end, and
+        their pairs it never took are void at both ends."""
+        out: list[Out] = []
+        for req, took in reqs.items():
+            if ok:
+                out += self.ledger.acked(app.app_id, req, took)
+            else:
+                for peer, seqs in self.ledger.dropped(app.app_id, req).items():
+                    out.append(self._expire_at(peer, seqs, f"the block that took them {reason}"))
+        for key, w in list(self.wants.items()):
+            if w.app is app and w.index >= 0:
+                self._void_pairs(w)
+                ends = self.egps[w.peer].abort(key, e.Code.OTHER, reason, now)
+                out += self._egp(w.peer, ends, now)
+        for pur, w in list(self.listening.items()):
+            if w.app is app and w.index >= 0:
+                del self.listening[pur]
+                self.egps[w.peer].unlisten(pur)
+        return out
 
     # -- device work ---------------------------------------------------------------------
     def next_work(self, seq: int, now: float) -> Work | None:
@@ -432,7 +477,15 @@ class NetStack:
             # K: a communication qubit per pair (as many as are free, up to the round's
             # pairs); M: one scratch qubit, measured and reused for every pair.
             wanted = want.msg.qubits[r.pair : r.pair + min(r.pairs, K_ROUND)]
-            virts = wanted if want.msg.kind == "K" else [SCRATCH]
+            if want.msg.sequential:
+                wanted = want.msg.qubits[:1]
+                if wanted[0] in self.memory.held(want.app.app_id):
+                    # the block has not freed the previous pair's qubit yet
+                    if now >= r.expires_s:
+                        self._abort_later(w, e.Code.NORES, f"Q{wanted[0]} was never freed")
+                        return "go"
+                    return "wait"
+            virts = [SCRATCH] if want.msg.measures() else wanted
             try:
                 for virt in virts:
                     phys = self.memory.alloc_comm(want.app.app_id, virt)
@@ -454,8 +507,8 @@ class NetStack:
                 return "wait"
         self.rounds += 1
         owner = self.links[w.peer].nodes[0] == self.node
-        pairs = len(want.round_phys) if want.msg.kind == "K" else r.pairs
-        recipes, plan = self._recipes(r, want.round_phys, pairs, owner)
+        pairs = r.pairs if want.msg.measures() else len(want.round_phys)
+        recipes, plan = make_recipes(self.lowering, want.msg, r, want.round_phys, pairs, owner)
         want.round_seq = seq
         w.request = m.Entangle(
             seq=seq,
@@ -467,34 +520,9 @@ class NetStack:
             pairs=pairs,
             recipes=recipes,
             plan=plan,
+            peer_measures=want.msg.kind == "R" and not want.msg.measures(),
         )
         return "go"
-
-    def _recipes(
-        self, r: e.Round, qubits: list[int], pairs: int, owner: bool
-    ) -> tuple[list[list[list[m.PhysOp]]], list[int]]:
-        """What the quantum process does right after each herald, per Bell index: M,
-        rotate into the pair's basis and measure; K, at the link's first node, turn the
-        pair into Phi+. (recipes, the recipe of each pair)."""
-        if r.kind == "M":
-            (q,) = qubits
-            bases = sorted(set(r.bases[:pairs]))
-            recipes = []
-            for basis in bases:
-                ops = [
-                    op
-                    for g, theta in BASIS_ROTATION[basis]
-                    for op in self.lowering.lower(g, (q,), theta)
-                ]
-                recipes.append([[*ops, m.PhysOp("meas", (q,))]] * 4)
-            return recipes, [bases.index(b) for b in r.bases[:pairs]]
-        if not owner:
-            return [], []
-        recipes = [
-            [[op for g in CORRECTION[b] for op in self.lowering.lower(g, (q,))] for b in range(4)]
-            for q in qubits
-        ]
-        return recipes, list(range(len(qubits)))
 
     def _abort_later(self, w: Work, code: e.Code, text: str) -> None:
         """The round cannot run: end its request at this end (nothing for the device)."""
@@ -567,7 +595,7 @@ class NetStack:
         """Hand the app the pairs made since the last time (its request goes on)."""
         if w.key not in self.wants or not w.pairs:
             return []
-        return [ToApp(w.app.addr, m.EprPairs(req=w.msg.req, pairs=self._hand_out(w)))]
+        return self._tell(w, m.EprPairs(req=w.msg.req, pairs=self._hand_out(w)))
 
     def _hand_out(self, w: Want) -> list[m.EprPair]:
         """The pairs made since the app last got some: the ledger tracks them now."""
@@ -597,14 +625,17 @@ class NetStack:
             attempts=ok.attempts,
             at_ns=int(ok.at_ns),
         )
-        if w.msg.kind == "K":
-            virt = w.msg.qubits[ok.pair]
+        if not w.msg.measures():
+            virt = w.keeps(ok.pair)
             w.kept.add(virt)
             pair = _with(pair, qubit=virt)
+        elif w.msg.rotations:  # corrected to Phi+ before the rotations, at the first node
+            pair = _with(pair, basis="R", outcome=outcomes[-1] if outcomes else -1)
         else:
+            basis = w.msg.chosen[ok.pair] if w.msg.chosen else ok.basis
             owner = self.links[w.peer].nodes[0] == self.node
-            flip = owner and ok.bell_index in FLIPS[ok.basis]
-            pair = _with(pair, basis=ok.basis, outcome=outcomes[-1] ^ int(flip) if outcomes else -1)
+            flip = owner and ok.bell_index in FLIPS[basis]
+            pair = _with(pair, basis=basis, outcome=outcomes[-1] ^ int(flip) if outcomes else -1)
         w.pairs.append(pair)
         w.made += 1
         return self._delivered(w) if w.made == w.msg.number else []
@@ -613,7 +644,7 @@ class NetStack:
         if w.key is not None:
             self.wants.pop(w.key, None)
         self._end_round(w)
-        return [ToApp(w.app.addr, m.EprDone(req=w.msg.req, pairs=self._hand_out(w)))]
+        return self._tell(w, m.EprDone(req=w.msg.req, pairs=self._hand_out(w)))
 
 
 def _log_error(reply: m.DeviceReply | m.EntangleDone | None, _now: float) -> list[Out]:

@@ -1,7 +1,15 @@
-"""Process manager: the lifecycle of each app, as one transition table.
+"""Process manager: the lifecycle of each app, as one transition table (QNodeOS's
+process states).
 
-    READY --submit--> WAITING --schedule--> RUNNING --finish--> READY
+    NEW --submit--> READY --schedule--> RUNNING --finish--> WAITING (for its app)
+    WAITING (for its app) --submit--> READY
+    RUNNING --wait--> WAITING (for pairs) --wake--> READY
     any live state --stop--> DONE        any live state --fail--> FAILED
+
+READY: a block is queued for the device. WAITING: the process needs something before
+it can use the device again: its app's next block (``waiting_on`` "app"), or pairs its
+block asked for (``waiting_on`` "pairs"; the block resumes where it stopped, and the
+device serves others meanwhile).
 
 An app has at most one block outstanding. An illegal event raises LocalError naming the
 app, its state and the event, and leaves the state as it was. Leases: every message from
@@ -18,9 +26,10 @@ from ..statemachine import next_state
 
 
 class State(enum.Enum):
+    NEW = "new"
     READY = "ready"
-    WAITING = "waiting"
     RUNNING = "running"
+    WAITING = "waiting"
     DONE = "done"
     FAILED = "failed"
 
@@ -29,15 +38,20 @@ class Event(enum.Enum):
     SUBMIT = "submit"
     SCHEDULE = "schedule"
     FINISH = "finish"
+    WAIT = "wait"
+    WAKE = "wake"
     STOP = "stop"
     FAIL = "fail"
 
 
-_LIVE = (State.READY, State.WAITING, State.RUNNING)
+_LIVE = (State.NEW, State.READY, State.RUNNING, State.WAITING)
 TRANSITIONS: dict[tuple[State, Event], State] = {
-    (State.READY, Event.SUBMIT): State.WAITING,
-    (State.WAITING, Event.SCHEDULE): State.RUNNING,
-    (State.RUNNING, Event.FINISH): State.READY,
+    (State.NEW, Event.SUBMIT): State.READY,
+    (State.WAITING, Event.SUBMIT): State.READY,
+    (State.READY, Event.SCHEDULE): State.RUNNING,
+    (State.RUNNING, Event.FINISH): State.WAITING,
+    (State.RUNNING, Event.WAIT): State.WAITING,
+    (State.WAITING, Event.WAKE): State.READY,
     **{(s, Event.STOP): State.DONE for s in _LIVE},
     **{(s, Event.FAIL): State.FAILED for s in _LIVE},
 }
@@ -51,7 +65,8 @@ class App:
     priority: int
     quota: int
     last_seen: float
-    state: State = State.READY
+    state: State = State.NEW
+    waiting_on: str = ""  # WAITING: "app" (its next block) or "pairs" (its block's)
     blocks_done: int = 0
     blocks_failed: int = 0
     history: list[State] = field(default_factory=list)
@@ -73,7 +88,13 @@ class App:
         new = next_state(TRANSITIONS, self.state, event, f"app {self.app_id} ({self.name})")
         self.history.append(self.state)
         self.state = new
+        self.waiting_on = {Event.FINISH: "app", Event.WAIT: "pairs"}.get(event, "")
         return new
+
+    @property
+    def idle(self) -> bool:
+        """No block outstanding: the app may submit one."""
+        return self.state is State.NEW or self.waiting_on == "app"
 
 
 class ProcessTable:

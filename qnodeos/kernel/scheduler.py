@@ -74,6 +74,11 @@ class Scheduler:
         self._queue.remove(best)
         return best
 
+    def starving(self, now: float) -> bool:
+        """Whether a block has waited ``starvation_s`` or longer (it goes before any
+        other work, the network's included)."""
+        return any(now - e.queued_at >= self.starvation_s for e in self._queue)
+
     def drop_app(self, app_id: int) -> list[Entry]:
         gone = [e for e in self._queue if e.app_id == app_id]
         self._queue = [e for e in self._queue if e.app_id != app_id]

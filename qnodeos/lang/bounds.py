@@ -40,6 +40,7 @@ Epoch = Annotated[int, msgspec.Meta(ge=0, le=1 << 62)]  # wall ns (year 2116 at 
 Count = Annotated[int, msgspec.Meta(ge=0, le=MAX_COUNT)]
 SignedCount = Annotated[int, msgspec.Meta(ge=-MAX_COUNT, le=MAX_COUNT)]
 Probability = Annotated[float, msgspec.Meta(ge=0.0, le=1.0)]
+Angle = Annotated[float, msgspec.Meta(ge=-1000.0, le=1000.0)]  # radians
 Name = Annotated[str, msgspec.Meta(max_length=MAX_NAME)]
 Text = Annotated[str, msgspec.Meta(max_length=MAX_TEXT)]
 Key = Annotated[str, msgspec.Meta(max_length=MAX_KEY)]

@@ -33,7 +33,7 @@ from .bounds import (
     Text,
     WallTime,
 )
-from .program import Subroutine
+from .program import MAX_BLOCK_PAIRS, Angles, Subroutine
 
 Qubits = Annotated[list[Count], msgspec.Meta(max_length=MAX_LIST)]
 Outcomes = Annotated[list[int], msgspec.Meta(max_length=MAX_LIST)]
@@ -160,7 +160,11 @@ class EprRequest(msgspec.Struct, frozen=True, kw_only=True, tag="epr"):
     apps must ask, with the same ``kind`` and ``number``). ``kind`` "K" keeps each pair
     in the app's qubit ``qubits[i]`` (delivered as Phi+); "M" measures each half at once
     in a basis from ``bases`` (one chosen at random per pair, independently at each
-    end). ``min_fidelity`` and ``timeout_s`` apply to the creator's request."""
+    end), or in ``chosen[i]``, or after ``rotations`` (as in ``EprSpec``). "R" (remote
+    state preparation): the creator measures as in M, the receiver keeps as in K.
+    ``sequential``: K pairs come one at a time into the one qubit ``qubits[0]``, each
+    once the previous one was freed. ``min_fidelity`` and ``timeout_s`` apply to the
+    creator's request."""
 
     req: Count
     remote_node: Name
@@ -172,6 +176,13 @@ class EprRequest(msgspec.Struct, frozen=True, kw_only=True, tag="epr"):
     timeout_s: Seconds = 30.0
     qubits: Qubits = []
     bases: Short = "Z"
+    chosen: Annotated[str, msgspec.Meta(max_length=MAX_BLOCK_PAIRS)] = ""
+    rotations: Annotated[list[Angles], msgspec.Meta(max_length=MAX_BLOCK_PAIRS)] = []
+    sequential: bool = False
+
+    def measures(self) -> bool:
+        """Whether this end measures its halves (else it keeps them)."""
+        return self.kind == "M" or (self.kind == "R" and self.role == "create")
 
 
 class EprPair(msgspec.Struct, frozen=True, kw_only=True, array_like=True):
@@ -413,7 +424,9 @@ class Entangle(msgspec.Struct, frozen=True, kw_only=True, tag="ent"):
     ends use the same round ``key``. ``qubits``: the communication qubit(s), one reused
     for every pair (each pair's ops free it) or one per pair. ``recipes[r][b]``: ops
     run at once after a herald of Bell index ``b`` (a correction, a basis rotation and a
-    measurement...); pair ``i`` gets recipe ``plan[i]`` (no plan: recipe 0)."""
+    measurement...); pair ``i`` gets recipe ``plan[i]`` (no plan: recipe 0).
+    ``peer_measures``: this end keeps, the other measures (remote state preparation):
+    the link's first node hands each pair to the other end, where it is measured."""
 
     seq: Count
     peer: Name
@@ -424,6 +437,7 @@ class Entangle(msgspec.Struct, frozen=True, kw_only=True, tag="ent"):
     pairs: Annotated[int, msgspec.Meta(ge=1, le=4096)] = 1
     recipes: Annotated[list[Recipe], msgspec.Meta(max_length=64)] = []
     plan: Annotated[list[Count], msgspec.Meta(max_length=4096)] = []
+    peer_measures: bool = False  # we keep, the other end measures: it gets the pair
 
 
 class PairHerald(msgspec.Struct, frozen=True, array_like=True):
@@ -493,13 +507,17 @@ class QHerald(msgspec.Struct, frozen=True, array_like=True):
     """One herald of a round, from the owner to the other end. ``half``: when the owner
     has already measured its half, the other end's qubit is alone: its 2x2 density
     matrix (complex128, row-major, little-endian); empty when the pair's state stays
-    with the owner."""
+    with the owner. When the other end measures and the owner keeps (remote state
+    preparation), the whole pair goes to it: ``half`` is the 4x4 state of (the owner's
+    qubit ``home``, the other end's qubit), and the owner's half comes home once measured
+    apart."""
 
     seq: Count
     attempts: Count
     at_ns: DeviceNs
     bell_index: Annotated[int, msgspec.Meta(ge=0, le=3)]
-    half: Annotated[bytes, msgspec.Meta(max_length=64)] = b""
+    half: Annotated[bytes, msgspec.Meta(max_length=256)] = b""
+    home: Annotated[int, msgspec.Meta(ge=-1, le=1023)] = -1
 
 
 class QRound(msgspec.Struct, frozen=True, kw_only=True, tag="q_round"):

@@ -25,12 +25,16 @@ from typing import Annotated, Any, Union
 import msgspec
 
 from ..errors import ProgramError
+from .bounds import Angle, Name, Probability, Seconds
 from .gates import GATES
 
 NUM_REGS = 16
 MAX_INSTRS = 4096
 MAX_ARRAY_TOTAL = 65536
 MAX_QUBIT_ID = 1023
+MAX_EPRS = 16  # EPR requests one block declares
+MAX_BLOCK_PAIRS = 4096  # pairs one of them asks for
+EPR_KINDS = ("K", "M", "R")
 INT_MIN, INT_MAX = -(2**63), 2**63 - 1
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,31}$")
 
@@ -93,16 +97,55 @@ class Instr(msgspec.Struct, frozen=True, array_like=True):
 _Names = Annotated[str, msgspec.Meta(max_length=64)]
 
 
+Angles = tuple[Angle, Angle, Angle]
+
+
+class EprSpec(msgspec.Struct, frozen=True, kw_only=True):
+    """An EPR request made from inside a block (``epr S`` starts it, ``epr_wait S, N``
+    waits until N of its pairs are in), with app ``app`` on node ``node``.
+
+    ``kind``: "K" keeps pair i in qubit ``qubits[i]`` (one qubit id for every pair when
+    ``sequential``: each pair waits until the block freed the previous one); "M"
+    measures each pair at once, in ``chosen[i]`` (X, Y or Z) if given, else after the
+    rotations ``rotations[i]`` (or ``rotations[0]`` for all: Rx, then Ry, then Rx, in
+    radians, then Z, as NetQASM's rotations), else in a basis drawn from ``bases``;
+    "R" (remote state preparation): the creator measures as in M, the receiver keeps
+    as in K. Outcomes go to array ``out`` (M, and R at the creator), the pairs' station
+    sequence numbers (the same at both ends) to array ``ids`` when named."""
+
+    node: Name
+    app: Name
+    role: Annotated[str, msgspec.Meta(max_length=8)]
+    kind: Annotated[str, msgspec.Meta(max_length=1)]
+    number: Annotated[int, msgspec.Meta(ge=1, le=MAX_BLOCK_PAIRS)]
+    qubits: Annotated[list[int], msgspec.Meta(max_length=MAX_BLOCK_PAIRS)] = []
+    sequential: bool = False
+    bases: Annotated[str, msgspec.Meta(max_length=3)] = "Z"
+    chosen: Annotated[str, msgspec.Meta(max_length=MAX_BLOCK_PAIRS)] = ""
+    rotations: Annotated[list[Angles], msgspec.Meta(max_length=MAX_BLOCK_PAIRS)] = []
+    min_fidelity: Probability = 0.0
+    timeout_s: Seconds = 30.0
+    out: Annotated[str, msgspec.Meta(max_length=64)] = ""
+    ids: Annotated[str, msgspec.Meta(max_length=64)] = ""
+
+    def measures(self) -> bool:
+        """Whether this end measures its halves (else it keeps them)."""
+        return self.kind == "M" or (self.kind == "R" and self.role == "create")
+
+
 class Subroutine(msgspec.Struct, frozen=True, kw_only=True):
-    """A whole block: array declarations, instructions, labels (name -> instr index)."""
+    """A whole block: array declarations, instructions, labels (name -> instr index),
+    and the EPR requests its ``epr`` instructions start."""
 
     arrays: Annotated[dict[_Names, int], msgspec.Meta(max_length=4096)]
     instrs: Annotated[list[Instr], msgspec.Meta(max_length=65_536)]
     labels: Annotated[dict[_Names, int], msgspec.Meta(max_length=65_536)]
+    eprs: Annotated[list[EprSpec], msgspec.Meta(max_length=MAX_EPRS)] = []
 
 
 # Operand kinds: R dest register, V int value (register or immediate), F angle
-# (float or int immediate), Q qubit, E array element, L label, T ret target.
+# (float or int immediate), Q qubit, E array element, L label, T ret target, S an EPR
+# request of the block (immediate index into ``eprs``).
 _KINDS: dict[str, tuple[type, ...]] = {
     "R": (Reg,),
     "V": (Reg, Imm),
@@ -111,6 +154,7 @@ _KINDS: dict[str, tuple[type, ...]] = {
     "E": (Elem,),
     "L": (Lbl,),
     "T": (Reg, ArrName),
+    "S": (Imm,),
 }
 
 CLASSICAL_OPS: dict[str, str] = {
@@ -135,6 +179,8 @@ QUANTUM_OPS: dict[str, str] = {
     "init": "Q",
     "meas": "QR",
     "wait": "V",
+    "epr": "S",
+    "epr_wait": "SV",
 }
 for _g in GATES.values():
     QUANTUM_OPS[_g.name] = "Q" * _g.arity + ("F" if _g.angle else "")
@@ -193,7 +239,7 @@ _CHECKS: dict[type, Any] = {
     Lbl: _lbl,
 }
 _KIND_TYPES = {k: frozenset(v) for k, v in _KINDS.items()}
-_DISTINCT_QUBITS = frozenset(QUANTUM_OPS) - {"wait"}
+_DISTINCT_QUBITS = frozenset(QUANTUM_OPS) - {"wait", "epr", "epr_wait"}
 
 
 def _fail(n: int, op: str, msg: str) -> ProgramError:
@@ -221,6 +267,10 @@ def validate(sub: Subroutine, max_instrs: int = MAX_INSTRS) -> None:
             raise ProgramError(f"label name {name!r} is not an identifier")
         if not 0 <= pos <= len(sub.instrs):
             raise ProgramError(f"label {name!r} points at {pos}, outside 0..{len(sub.instrs)}")
+    for i, spec in enumerate(sub.eprs):
+        problem = _epr_problem(spec, sub)
+        if problem is not None:
+            raise ProgramError(f"EPR request {i} (with {spec.app!r} on {spec.node!r}): {problem}")
     for n, ins in enumerate(sub.instrs):
         sig = OPCODES.get(ins.op)
         if sig is None:
@@ -233,9 +283,47 @@ def validate(sub: Subroutine, max_instrs: int = MAX_INSTRS) -> None:
                 names = "/".join(t.__name__ for t in _KINDS[kind])
                 raise _fail(n, ins.op, f"expected {names}, got {type(arg).__name__}")
             err = _CHECKS[type(arg)](arg, sub)
+            if kind == "S" and isinstance(arg, Imm) and not 0 <= arg.v < len(sub.eprs):
+                err = f"EPR request {arg.v} is not declared ({len(sub.eprs)} declared)"
             if err is not None:
                 raise _fail(n, ins.op, err)
         if len(args) > 1 and ins.op in _DISTINCT_QUBITS:
             qs = [a.i for a in args if type(a) is Q]
             if len(set(qs)) != len(qs):
                 raise _fail(n, ins.op, f"the same qubit appears twice: Q{qs[0]}")
+
+
+def _epr_problem(e: EprSpec, sub: Subroutine) -> str | None:
+    """What is wrong with an in-block EPR request (None: nothing)."""
+    if e.role not in ("create", "recv"):
+        return f"role {e.role!r}; use 'create' or 'recv'"
+    if e.kind not in EPR_KINDS:
+        return f"kind {e.kind!r}; use K (keep), M (measure) or R (remote state preparation)"
+    if not e.bases or set(e.bases) - set("XYZ"):
+        return f"bases {e.bases!r}: use letters from X, Y, Z"
+    if e.measures():
+        if e.qubits:
+            return "a measuring end names no qubits"
+        if e.chosen and (len(e.chosen) != e.number or set(e.chosen) - set("XYZ")):
+            return f"chosen bases must be {e.number} letters from X, Y, Z"
+        if e.rotations and len(e.rotations) not in (1, e.number):
+            return f"{len(e.rotations)} rotations for {e.number} pairs (give 1 or {e.number})"
+        if e.chosen and e.rotations:
+            return "give chosen bases or rotations, not both"
+        if any(not math.isfinite(a) for r in e.rotations for a in r):
+            return "a rotation angle is not finite"
+        if e.out and sub.arrays.get(e.out, 0) < e.number:
+            return f"array {e.out!r} must be declared with at least {e.number} elements"
+    else:
+        if e.chosen or e.rotations:
+            return "a keeping end measures nothing: no chosen bases or rotations"
+        want = 1 if e.sequential else e.number
+        if len(e.qubits) != want or len(set(e.qubits)) != want:
+            return f"give {want} distinct qubit id(s) to keep the pairs in, got {e.qubits[:8]}"
+        if any(not 0 <= q <= MAX_QUBIT_ID for q in e.qubits):
+            return f"qubit ids must be in 0..{MAX_QUBIT_ID}"
+        if e.out:
+            return "a keeping end has no outcomes: no out array"
+    if e.ids and sub.arrays.get(e.ids, 0) < e.number:
+        return f"array {e.ids!r} must be declared with at least {e.number} elements"
+    return None

@@ -5,7 +5,11 @@ One line per item: ``array NAME LEN`` declarations first, then instructions
 ``op arg arg ...`` and label definitions ``name:``. Operands: ``R3`` register, ``Q0``
 qubit, ``7`` integer, ``1.5707963267948966`` float (always with ``.``, ``e``),
 ``out[R1]`` / ``out[2]`` array element, ``out`` whole array (for ``ret``), ``@loop``
-label. ``#`` starts a comment.
+label. ``#`` starts a comment. EPR requests the block's ``epr S`` instructions start are
+declared with the arrays, numbered from 0 in order: ``request NODE APP ROLE KIND N``
+then ``key=value`` options (``qubits=1,2``, ``sequential=1``, ``bases=XZ``,
+``chosen=ZZX``, ``rotations=0.1,0,0;...``, ``min_fidelity=0.9``, ``timeout_s=5.0``,
+``out=m``, ``ids=ids``; see ``EprSpec``).
 
 >>> print(dumps(parse("qalloc Q0\\nh Q0\\nmeas Q0 R0\\nret R0")), end="")
 qalloc Q0
@@ -17,12 +21,16 @@ ret R0
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
+
+import msgspec
 
 from ..errors import ParseError, ProgramError
 from .program import (
     OPCODES,
     ArrName,
     Elem,
+    EprSpec,
     Flt,
     Imm,
     Instr,
@@ -67,6 +75,7 @@ def parse(text: str, *, check: bool = True) -> Subroutine:
     arrays: dict[str, int] = {}
     instrs: list[Instr] = []
     labels: dict[str, int] = {}
+    eprs: list[EprSpec] = []
     for lineno, raw in enumerate(text.splitlines(), start=1):
         line = raw.split("#", 1)[0].strip()
         if not line:
@@ -86,16 +95,71 @@ def parse(text: str, *, check: bool = True) -> Subroutine:
                 raise ParseError(f"{where}: array {toks[0]!r} declared twice or after code")
             arrays[toks[0]] = int(toks[1])
             continue
+        if op == "request":
+            if instrs:
+                raise ParseError(f"{where}: EPR requests are declared before the code")
+            eprs.append(_request(toks, where))
+            continue
         if op not in OPCODES:
             raise ParseError(f"{where}: unknown instruction {op!r}")
         instrs.append(Instr(op=op, args=tuple(_operand(t, where) for t in toks)))
-    sub = Subroutine(arrays=arrays, instrs=instrs, labels=labels)
+    sub = Subroutine(arrays=arrays, instrs=instrs, labels=labels, eprs=eprs)
     if check:
         try:
             validate(sub)
         except ProgramError as exc:
             raise ParseError(str(exc)) from None
     return sub
+
+
+_LISTS: dict[str, Callable[[str], object]] = {
+    "qubits": lambda v: [int(x) for x in v.split(",")],
+    "sequential": lambda v: bool(int(v)),
+    "rotations": lambda v: [tuple(float(a) for a in r.split(",")) for r in v.split(";")],
+    "min_fidelity": float,
+    "timeout_s": float,
+}
+
+
+def _request(toks: list[str], where: str) -> EprSpec:
+    """``request NODE APP ROLE KIND N key=value...``"""
+    if len(toks) < 5 or not toks[4].isdigit():
+        raise ParseError(f"{where}: expected 'request NODE APP ROLE KIND N [key=value ...]'")
+    node, app, role, kind, n = toks[:5]
+    opts: dict[str, object] = {}
+    for tok in toks[5:]:
+        key, eq, value = tok.partition("=")
+        if not eq or key not in EprSpec.__struct_fields__[5:]:
+            raise ParseError(f"{where}: bad request option {tok!r}")
+        try:
+            opts[key] = _LISTS.get(key, str)(value)
+        except ValueError:
+            raise ParseError(f"{where}: cannot read {key} from {value!r}") from None
+    try:
+        spec = msgspec.convert(
+            {"node": node, "app": app, "role": role, "kind": kind, "number": int(n), **opts},
+            EprSpec,
+        )
+        return spec
+    except (TypeError, ValueError, msgspec.ValidationError) as exc:
+        raise ParseError(f"{where}: {exc}") from None
+
+
+def _format_request(e: EprSpec) -> str:
+    words = ["request", e.node, e.app, e.role, e.kind, str(e.number)]
+    default = EprSpec(node="", app="", role="", kind="", number=1)
+    for key in EprSpec.__struct_fields__[5:]:
+        v = getattr(e, key)
+        if v == getattr(default, key):
+            continue
+        if key == "qubits":
+            v = ",".join(map(str, v))
+        elif key == "sequential":
+            v = int(v)
+        elif key == "rotations":
+            v = ";".join(",".join(repr(float(a)) for a in r) for r in v)
+        words.append(f"{key}={v}")
+    return " ".join(words)
 
 
 def format_operand(arg: Operand) -> str:
@@ -124,6 +188,7 @@ def dumps(sub: Subroutine) -> str:
     for name, pos in sub.labels.items():
         at.setdefault(pos, []).append(name)
     lines = [f"array {n} {ln}" for n, ln in sub.arrays.items()]
+    lines += [_format_request(e) for e in sub.eprs]
     for pos in range(len(sub.instrs) + 1):
         lines.extend(f"{n}:" for n in sorted(at.get(pos, ())))
         if pos < len(sub.instrs):

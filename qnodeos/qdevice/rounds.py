@@ -251,12 +251,14 @@ class Rounds:
             dev.fresh(q, h.at_ns)
             dev.reg.put([q, ghost], np.array(h.rho, dtype=complex))
             outcomes, end = self._recipe(req, i, h.bell_index, q, h.at_ns)
-            half = b""
+            half, home = b"", -1
             if dev.reg.group_of[ghost].qubits == [ghost]:  # we measured: theirs is alone
                 rho = self.groups.drop_ghost(ghost)
                 half = np.ascontiguousarray(rho, dtype="<c16").tobytes()
+            elif req.peer_measures:  # it measures its half: the pair goes there
+                half, home = self.groups.give(q, peer).rho, q
             mine.append(m.PairHerald(h.seq, h.attempts, int(end), h.bell_index, outcomes))
-            heralds.append(m.QHerald(h.seq, h.attempts, h.at_ns, h.bell_index, half))
+            heralds.append(m.QHerald(h.seq, h.attempts, h.at_ns, h.bell_index, half, home))
         reply = m.QRound(
             frm=self.me, key=r.key, heralds=heralds, attempts=r.attempts, at_ns=r.at_ns,
             reason=r.reason, epoch_ns=self.epoch_ns, again=r.again,
@@ -274,6 +276,7 @@ class Rounds:
             return self._late(msg.key, seqs, msg.frm, now_ns) if seqs else []
         dev, req = self.device, rnd.req
         mine: list[m.PairHerald] = []
+        out: list[Out] = []
         for i, h in enumerate(msg.heralds):
             q = req.qubits[i if len(req.qubits) > 1 else 0]
             at = self.to_own_ns(h.at_ns, msg.epoch_ns)
@@ -282,12 +285,19 @@ class Rounds:
                 half = np.frombuffer(h.half, dtype="<c16").astype(complex).reshape(2, 2)
                 dev.reg.put([q], half)
                 outcomes, end = self._recipe(req, i, h.bell_index, q, at)
+            elif len(h.half) == 256 and h.home >= 0:  # the whole pair, for us to measure
+                ghost = self.groups.ghost((msg.frm, h.home))
+                pair = np.frombuffer(h.half, dtype="<c16").astype(complex).reshape(4, 4)
+                dev.reg.put([ghost, q], pair)
+                outcomes, end = self._recipe(req, i, h.bell_index, q, at)
+                for slot, to in self.groups.homeless([ghost]):  # the owner's half goes home
+                    out.append(ToPeer(to, self.codec.encode(self.groups.give(slot, to))))
             else:  # the pair's state lives in the owner's process
                 self.groups.away[q] = msg.frm
                 outcomes, end = [], at
             mine.append(m.PairHerald(h.seq, h.attempts, int(end), h.bell_index, outcomes))
         at_end = self.to_own_ns(msg.at_ns, msg.epoch_ns)
-        return self._ended(rnd, mine, at_end, msg.attempts, msg.reason, msg.again)
+        return out + self._ended(rnd, mine, at_end, msg.attempts, msg.reason, msg.again)
 
     def _recipe(
         self, req: m.Entangle, i: int, bell: int, q: int, at: float

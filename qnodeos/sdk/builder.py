@@ -17,10 +17,10 @@ Instr(op='h', args=(Q(i=0),))
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import LocalError
 from ..lang.gates import GATES
@@ -28,6 +28,7 @@ from ..lang.program import (
     NUM_REGS,
     ArrName,
     Elem,
+    EprSpec,
     Flt,
     Imm,
     Instr,
@@ -38,7 +39,12 @@ from ..lang.program import (
     Subroutine,
 )
 
+if TYPE_CHECKING:
+    from .epr import EprSocket
+
 _NOT_YET = object()
+# what runs on each pair as it arrives: (the block, the pair's qubit, the pair's index)
+PostRoutine = Callable[["Block", "Qubit", "int | LoopVar"], None]
 
 
 class QubitIds:
@@ -208,6 +214,7 @@ class Block(QubitOwner):
     _free_regs: list[int] = field(default_factory=lambda: list(range(NUM_REGS - 1, -1, -1)))
     _loops: list[_Loop] = field(default_factory=list)
     _nlabels: int = 0
+    eprs: list[EprSpec] = field(default_factory=list)
 
     def current_block(self) -> Block:
         return self
@@ -274,6 +281,191 @@ class Block(QubitOwner):
             raise LocalError(f"{name!r} is not a collective gate")
         self.emit(name, _angle(theta))
 
+    # -- entanglement --------------------------------------------------------------------
+    def create_keep(
+        self,
+        epr: EprSocket,
+        number: int = 1,
+        *,
+        sequential: bool = False,
+        post: PostRoutine | None = None,
+        min_fidelity: float = 0.0,
+        timeout: float = 30.0,
+    ) -> EprPairs:
+        """``number`` pairs kept in this block's qubits (Phi+). The block waits for them
+        on the node, not in the app; the device serves other apps meanwhile. With
+        ``post``, ``post(block, qubit, i)`` runs on each pair as it arrives (it must
+        measure or free the qubit when ``sequential``: then every pair comes into the
+        same qubit, one at a time, so n pairs need one qubit and no app round trip)."""
+        return self._keep(epr, "create", "K", number, sequential, post, min_fidelity, timeout)
+
+    def recv_keep(
+        self,
+        epr: EprSocket,
+        number: int = 1,
+        *,
+        sequential: bool = False,
+        post: PostRoutine | None = None,
+        timeout: float = 30.0,
+    ) -> EprPairs:
+        return self._keep(epr, "recv", "K", number, sequential, post, 0.0, timeout)
+
+    def create_measure(
+        self,
+        epr: EprSocket,
+        number: int = 1,
+        *,
+        bases: str = "Z",
+        chosen: str = "",
+        rotations: list[tuple[float, float, float]] | None = None,
+        min_fidelity: float = 0.0,
+        timeout: float = 30.0,
+    ) -> EprPairs:
+        """``number`` pairs measured at once: in a basis drawn from ``bases`` per pair,
+        or ``chosen[i]`` (X/Y/Z) for pair i, or after ``rotations`` (Rx, Ry, Rx angles in
+        radians, one triple for all pairs or one per pair; NetQASM's convention)."""
+        return self._measure(
+            epr, "create", "M", number, bases, chosen, rotations, min_fidelity, timeout
+        )
+
+    def recv_measure(
+        self,
+        epr: EprSocket,
+        number: int = 1,
+        *,
+        bases: str = "Z",
+        chosen: str = "",
+        rotations: list[tuple[float, float, float]] | None = None,
+        timeout: float = 30.0,
+    ) -> EprPairs:
+        return self._measure(epr, "recv", "M", number, bases, chosen, rotations, 0.0, timeout)
+
+    def create_rsp(
+        self,
+        epr: EprSocket,
+        number: int = 1,
+        *,
+        chosen: str = "",
+        rotations: list[tuple[float, float, float]] | None = None,
+        min_fidelity: float = 0.0,
+        timeout: float = 30.0,
+    ) -> EprPairs:
+        """Remote state preparation: this end measures each pair (as in
+        ``create_measure``), the receiver keeps its half, which is then (up to the
+        outcome) the state this end's measurement basis defines."""
+        return self._measure(
+            epr, "create", "R", number, "Z", chosen, rotations, min_fidelity, timeout
+        )
+
+    def recv_rsp(
+        self,
+        epr: EprSocket,
+        number: int = 1,
+        *,
+        sequential: bool = False,
+        post: PostRoutine | None = None,
+        timeout: float = 30.0,
+    ) -> EprPairs:
+        return self._keep(epr, "recv", "R", number, sequential, post, 0.0, timeout)
+
+    def _keep(
+        self,
+        epr: EprSocket,
+        role: str,
+        kind: str,
+        number: int,
+        sequential: bool,
+        post: PostRoutine | None,
+        fid: float,
+        timeout: float,
+    ) -> EprPairs:
+        if sequential and post is None:
+            raise LocalError("sequential pairs need a post routine that measures or frees them")
+        owner = self.owner or self
+        qubits = [Qubit(owner, self.qubit_ids.take()) for _ in range(1 if sequential else number)]
+        self.allocated.extend(qubits)
+        index, ids = self._request(epr, role, kind, number, fid, timeout, [q.id for q in qubits])
+        res = EprPairs(qubits=qubits, ids=ids)
+        if sequential:
+            assert post is not None
+            count = self._reg()
+            with self.loop(number) as i:
+                self.emit("add", Reg(i=count), Reg(i=i.reg), Imm(v=1))
+                self.emit("epr_wait", Imm(v=index), Reg(i=count))
+                post(self, qubits[0], i)
+                qubits[0].freed = False  # the next pair comes into it
+                self.qubit_ids.used.add(qubits[0].id)
+            self._free_regs.append(count)
+            qubits[0].freed = True
+            self.qubit_ids.give(qubits[0].id)
+        elif post is not None:
+            for j, q in enumerate(qubits):
+                self.emit("epr_wait", Imm(v=index), Imm(v=j + 1))
+                post(self, q, j)
+        else:
+            self.emit("epr_wait", Imm(v=index), Imm(v=number))
+        return res
+
+    def _measure(
+        self,
+        epr: EprSocket,
+        role: str,
+        kind: str,
+        number: int,
+        bases: str,
+        chosen: str,
+        rotations: list[tuple[float, float, float]] | None,
+        fid: float,
+        timeout: float,
+    ) -> EprPairs:
+        out = f"e{len(self.eprs)}"
+        self.arrays[out] = number
+        extra = {"bases": bases, "chosen": chosen, "rotations": list(rotations or []), "out": out}
+        index, ids = self._request(epr, role, kind, number, fid, timeout, [], **extra)
+        self.emit("epr_wait", Imm(v=index), Imm(v=number))
+        outcomes = Future(out, (number,))
+        self.futures.append(outcomes)
+        return EprPairs(outcomes=outcomes, ids=ids)
+
+    def _request(
+        self,
+        epr: EprSocket,
+        role: str,
+        kind: str,
+        number: int,
+        fid: float,
+        timeout: float,
+        qubits: list[int],
+        **extra: Any,
+    ) -> tuple[int, Future]:
+        """Declare and start an EPR request; (its index, the future of its pairs' ids)."""
+        if self._loops:
+            raise LocalError("entanglement inside a loop is not supported; ask for n pairs")
+        if not 1 <= number:
+            raise LocalError(f"number of pairs {number} must be >= 1")
+        index = len(self.eprs)
+        ids = f"e{index}_ids"
+        self.arrays[ids] = number
+        self.eprs.append(
+            EprSpec(
+                node=epr.node,
+                app=epr.app,
+                role=role,
+                kind=kind,
+                number=number,
+                qubits=qubits,
+                sequential=len(qubits) == 1 and number > 1 and kind != "M",
+                min_fidelity=fid,
+                timeout_s=timeout,
+                ids=ids,
+                **extra,
+            )
+        )
+        self.emit("epr", Imm(v=index))
+        fut = Future(ids, (number,))
+        self.futures.append(fut)
+        return index, fut
+
     # -- control flow --------------------------------------------------------------------
     @contextmanager
     def loop(self, count: int) -> Iterator[LoopVar]:
@@ -330,7 +522,9 @@ class Block(QubitOwner):
     def build(self) -> Subroutine:
         instrs = list(self.instrs)
         instrs.extend(Instr(op="ret", args=(ArrName(name=f.array),)) for f in self.futures)
-        return Subroutine(arrays=dict(self.arrays), instrs=instrs, labels=dict(self.labels))
+        return Subroutine(
+            arrays=dict(self.arrays), instrs=instrs, labels=dict(self.labels), eprs=list(self.eprs)
+        )
 
     def fill(self, values: dict[str, int | list[int]]) -> None:
         for f in self.futures:
@@ -338,3 +532,14 @@ class Block(QubitOwner):
             if not isinstance(v, list):
                 raise LocalError(f"node returned no values for {f.array}")
             f._fill(v)
+
+
+@dataclass(frozen=True)
+class EprPairs:
+    """Pairs asked for inside a block: ``qubits`` (kept; one when sequential), the
+    futures of the measured ``outcomes`` (measure, and the RSP creator) and of the
+    pairs' ``ids`` (station sequence numbers, the same at both ends)."""
+
+    ids: Future
+    qubits: list[Qubit] = field(default_factory=list)
+    outcomes: Future | None = None

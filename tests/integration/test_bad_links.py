@@ -92,9 +92,11 @@ args = {{ me = "{me}", {args} }}
     assert (run / "app-unheard.log").exists() and (run / "node-bob.log").exists()
 
 
-def test_a_frozen_peer_node_ends_the_request_with_a_timeout(tmp_path: Path) -> None:
+def test_a_frozen_peer_node_ends_the_request_with_a_clear_error(tmp_path: Path) -> None:
     """bob's node (both processes) stops answering (SIGSTOP) before alice asks for a
-    pair: alice's request times out with a clear error and the run ends, no hang."""
+    pair: alice's request ends with a clear error and the run ends, no hang. Which
+    error depends on which comes first: alice's node noticing bob's silence (1.5 s
+    after it froze) or the request's 2 s maximum time."""
     import os
     import signal
 
@@ -144,5 +146,7 @@ args = { me = "asker", remote_node = "bob", remote_app = "b", timeout = 2.0, del
             proc.kill()
     assert proc.returncode == 1, err
     saved = json.loads((tmp_path / "run" / "results.json").read_text())
-    assert "(TIMEOUT): 'bob' did not accept the request" in saved["asker"]["error"]
-    assert "does not answer" in saved["asker"]["error"]
+    error = saved["asker"]["error"]
+    assert (
+        "(TIMEOUT): 'bob' did not accept the request" in error and "does not answer" in error
+    ) or "(OTHER): node 'bob' stopped answering (nothing heard for 1.5 s)" in error, error

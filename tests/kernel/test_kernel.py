@@ -276,9 +276,9 @@ def test_priority_policy_picks_the_waiting_high_priority_block_first() -> None:
 
 def test_illegal_lifecycle_event_names_state_and_leaves_it() -> None:
     app = App(1, "x", b"x", 0, 1, 0.0)
-    with pytest.raises(LocalError, match="event 'finish' is not allowed in state 'ready'"):
+    with pytest.raises(LocalError, match="event 'finish' is not allowed in state 'new'"):
         app.fire(Event.FINISH)
-    assert app.state is State.READY
+    assert app.state is State.NEW
 
 
 def test_identity_comes_from_the_key_not_from_the_message() -> None:
@@ -307,3 +307,30 @@ def test_identity_comes_from_the_key_not_from_the_message() -> None:
     for msg in forged:
         assert h.kernel.peer_message(msg, 0.0, user="node:mallory") == []
     assert h.kernel.counters.spoofed == 2 + len(forged)
+
+
+def test_entanglement_in_a_block_refuses_bad_requests_clearly() -> None:
+    """Each a clear BlockFailed; the node keeps serving the app's next block."""
+    h = Harness(qubits=2)
+    h.register(A, 1)
+
+    def submit(text: str, block: int) -> m.NodeToApp | None:  # unchecked: the node checks
+        return h.send(A, m.Submit(block=block, sub=parse(text, check=False)))
+
+    # a node this one has no link to
+    r = submit("array i 1\nrequest carol c create K 1 qubits=0 ids=i\nepr 0\nepr_wait 0 1", 1)
+    assert isinstance(r, m.BlockFailed) and r.code == "epr"
+    assert "no quantum link to 'carol'" in r.message
+    # a remote state preparation basis that is not one
+    r = submit("request bob b create R 2 chosen=XQ\nepr 0", 2)
+    assert isinstance(r, m.BlockFailed) and r.code == "invalid"
+    assert "chosen bases must be 2 letters from X, Y, Z" in r.message
+    # waiting for more pairs than asked, or for a request never started
+    r = submit("request bob b create M 2\nepr_wait 0 1", 3)
+    assert isinstance(r, m.BlockFailed) and "which was not started" in r.message
+    r = submit("request bob b create M 2\nepr 1", 4)
+    assert isinstance(r, m.BlockFailed) and "EPR request 1 is not declared" in r.message
+    # more qubits than the quota (a post routine allocating one, say)
+    r = submit("qalloc Q0\nqalloc Q1", 5)
+    assert isinstance(r, m.BlockFailed) and r.code == "quota"
+    assert isinstance(h.submit(A, "qalloc Q0\ninit Q0\nmeas Q0 R0\nret R0", block=6), m.BlockDone)

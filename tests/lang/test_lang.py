@@ -19,14 +19,20 @@ SAMPLE_OPERAND = {
     "E": "arr[R1]",
     "L": "@top",
     "T": "arr",
+    "S": "0",
 }
-SAMPLE_ALT = {"R": "R15", "V": "-7", "F": "3", "Q": "Q0", "E": "arr[2]", "L": "@end", "T": "R0"}
+SAMPLE_ALT = {
+    **{"R": "R15", "V": "-7", "F": "3", "Q": "Q0", "E": "arr[2]", "L": "@end", "T": "R0"},
+    "S": "0",
+}
 
 
 def program_for(op: str, sample: dict[str, str]) -> str:
     qubits = iter(range(5))
     args = " ".join(f"Q{next(qubits)}" if k == "Q" else sample[k] for k in OPCODES[op])
-    return f"array arr 4\ntop:\n{op} {args}\nend:\n".replace(f"{op} \n", f"{op}\n")
+    request = "request bob b create M 4 bases=XZ out=arr\n" if "S" in OPCODES[op] else ""
+    text = f"array arr 4\n{request}top:\n{op} {args}\nend:\n"
+    return text.replace(f"{op} \n", f"{op}\n")
 
 
 @pytest.mark.parametrize("op", sorted(OPCODES))

@@ -1,0 +1,98 @@
+"""Entanglement inside blocks, across real processes: each test is one block per app
+(so one app round trip), asking for pairs inside it."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+
+from .test_entanglement import TWO_NODES, close, pair_apps, run
+
+pytestmark = pytest.mark.slow
+PERFECT = 'model = "perfect"\ncycle_ns = 1000'
+
+
+def both(
+    tmp_path: Path,
+    mode: str,
+    link: str = PERFECT,
+    roles: tuple[str, str] = ("create", "recv"),
+    **args: object,
+) -> tuple[dict, dict]:
+    """Run the app on alice (a) and bob (b); alice hosts the link's station."""
+    text = TWO_NODES.format(name=f"blk{mode}", speed="inf", link=link)
+    text += pair_apps("tests.integration.block_epr_app", roles, ("a", "b"), mode=mode, **args)
+    code, res, err = run(tmp_path, text)
+    assert code == 0, (err, {k: v.get("error") for k, v in res.items() if "error" in v})
+    return res["a"]["result"], res["b"]["result"]
+
+
+def test_kept_pairs_inside_one_block_agree(tmp_path: Path) -> None:
+    a, b = both(tmp_path, "keep", pairs=4)
+    assert a["ids"] == b["ids"] and len(set(a["ids"])) == 4
+    assert a["outcomes"] == b["outcomes"]  # Phi+ measured in Z at both ends
+
+
+def test_a_post_routine_takes_many_pairs_through_one_qubit(tmp_path: Path) -> None:
+    """20 pairs through one qubit each end, each measured by the post routine as it
+    arrives: one block, one app round trip."""
+    a, b = both(tmp_path, "sequential", pairs=20)
+    assert a["ids"] == b["ids"] and len(set(a["ids"])) == 20
+    assert a["outcomes"] == b["outcomes"]
+    assert 0 < sum(a["outcomes"]) < 20  # random outcomes, not a constant
+
+
+@pytest.mark.parametrize("f", [0.9])
+def test_chosen_bases_give_werner_correlations(tmp_path: Path, f: float) -> None:
+    """Both ends choose each pair's basis (X, Y or Z, the same seed: the same bases):
+    outcomes agree with probability (2F+1)/3 in X and Z and disagree so in Y."""
+    n = 900
+    link = f'model = "depolarise"\nfidelity = {f}\np_success = 0.3\ncycle_ns = 1000'
+    a, b = both(tmp_path, "chosen", link=link, pairs=n, seed=7)
+    assert a["bases"] == b["bases"] and a["ids"] == b["ids"]
+    p = (2 * f + 1) / 3
+    for basis in "XYZ":
+        both_ends = zip(a["outcomes"], b["outcomes"], a["bases"], strict=True)
+        rows = [(x, y) for x, y, c in both_ends if c == basis]
+        agree = sum(x == y for x, y in rows) / len(rows)
+        expect = p if basis != "Y" else 1 - p
+        assert close(agree, expect, math.sqrt(expect * (1 - expect) / len(rows))), (basis, agree)
+
+
+@pytest.mark.parametrize("creator", ["alice", "bob"])
+def test_remote_state_preparation(tmp_path: Path, creator: str) -> None:
+    """The creator measures in X; the receiver keeps each half and measures it in X
+    (a post routine): on a perfect link the outcomes agree. With bob creating, the
+    station's node keeps and bob measures: each pair's state moves to bob's quantum
+    process to be measured there, and alice's half comes home."""
+    roles = ("create", "recv") if creator == "alice" else ("recv", "create")
+    a, b = both(tmp_path, "rsp", roles=roles, pairs=12)
+    assert a["ids"] == b["ids"]
+    assert a["outcomes"] == b["outcomes"]
+    assert 0 < sum(a["outcomes"]) < 12
+
+
+def test_a_block_waiting_for_pairs_leaves_the_device_to_others(tmp_path: Path) -> None:
+    """alice's block asks for a pair that bob's app asks for only 1 s later; meanwhile
+    another app on alice runs its local blocks: they finish while the waiting block is
+    still waiting (it holds no device time)."""
+    text = TWO_NODES.format(name="blkwait", speed="inf", link=PERFECT)
+    app = "tests.integration.block_epr_app"
+    text += pair_apps(app, ("create", "recv"), ("a", "b"), mode="keep", pairs=1)
+    text = text.replace('peer = "a", mode', 'peer = "a", delay = 1.0, mode')  # bob's app
+    text += """
+[[apps]]
+node = "alice"
+module = "tests.integration.local_loop"
+name = "local"
+args = { me = "local", seconds = 2.0 }
+"""
+    code, res, err = run(tmp_path, text)
+    assert code == 0, (err, {k: v.get("error") for k, v in res.items() if "error" in v})
+    a = res["a"]["result"]
+    done = res["local"]["result"]["done"]
+    meanwhile = [t for t in done if a["start"] + 0.2 < t < a["end"] - 0.2]
+    assert a["end"] - a["start"] > 0.8  # it did wait for bob's app
+    assert len(meanwhile) >= 10, (len(meanwhile), len(done))
