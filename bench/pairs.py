@@ -17,6 +17,7 @@ CURVE between the nodes' processes (``qnodeos keys``), to see what it costs.
 from __future__ import annotations
 
 import argparse
+import json
 import subprocess
 import sys
 import tempfile
@@ -100,6 +101,7 @@ def main() -> None:
     p.add_argument("--batch", type=int, default=0, help="M pairs per request (0: all in one)")
     p.add_argument("--keep-batch", type=int, default=16, help="K pairs per request (qubits)")
     p.add_argument("--keys", action="store_true", help="CURVE on (see qnodeos keys)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
     a = p.parse_args()
     with tempfile.TemporaryDirectory(prefix="qnp-") as d:
         net = Path(d) / "net.toml"
@@ -123,6 +125,10 @@ def main() -> None:
             for proc in (*nodes, echo):
                 proc.wait()
     rt = len(raw) / sum(raw)
+    if a.json:
+        rates = {"m_pairs_per_s": m_rate, "k_pairs_per_s": k_rate}
+        print(json.dumps({"raw_round_trips_per_s": rt, **rates}))
+        return
     curve = ", CURVE between the nodes" if a.keys else ""
     per = f"M {a.batch or a.pairs}, K {a.keep_batch} per request"
     print(f"{a.pairs} pairs of each kind ({per}), perfect link, speed inf{curve}")

@@ -14,6 +14,7 @@ on ipc need no key); the floor stays plain pyzmq, so the ratio shows what CURVE 
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import subprocess
 import sys
@@ -90,6 +91,7 @@ def main() -> None:
     p.add_argument("--blocks", type=int, default=3000)
     p.add_argument("--transport", choices=["ipc", "tcp"], default="ipc")
     p.add_argument("--keys", action="store_true", help="CURVE on (see qnodeos keys)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
     a = p.parse_args()
     with tempfile.TemporaryDirectory(prefix="qnb-") as d:
         app_ep, dev_ep, echo_ep = endpoints(a.transport, d)
@@ -121,6 +123,11 @@ def main() -> None:
             echo.wait()
     rm, rp = stats(raw)
     om, op = stats(ours)
+    if a.json:
+        floor = {"floor_median_us": 2 * rm, "floor_p99_us": 2 * rp}
+        ratio = {"ratio_median": om / (2 * rm), "ratio_p99": op / (2 * rp)}
+        print(json.dumps({"block_median_us": om, "block_p99_us": op, **floor, **ratio}))
+        return
     print(
         f"transport {a.transport}{', CURVE' if a.keys else ''}, {a.blocks} of each, "
         f"in 10 interleaved rounds (100 warm-up each)"

@@ -1,0 +1,85 @@
+"""Every bench in one go; results (next to the floors each measured) as one JSON file,
+and a comparison with an earlier file.
+
+    python bench/run.py [--out results.json] [--compare OLD.json] [--quick]
+
+Runs roundtrip.py, pairs.py, teleport.py and device_instr.py (each with ``--json``, in
+its own process, one after another) and writes ``{"commit", "host", "benches": {name:
+{figure: value}}}``. ``--compare OLD.json`` prints each figure next to the old one and
+their ratio, so two commits can be compared: run it on each, then compare.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+BENCHES: dict[str, tuple[list[str], list[str]]] = {  # name -> (full args, quick args)
+    "roundtrip": (["--blocks", "3000"], ["--blocks", "500"]),
+    "pairs": (["--pairs", "20000"], ["--pairs", "4000"]),
+    "teleport": (["--states", "3000"], ["--states", "600"]),
+    "device_instr": ([], ["--quick"]),
+}
+
+
+def run_one(name: str, args: list[str]) -> dict[str, float]:
+    cmd = [sys.executable, str(HERE / f"{name}.py"), *args, "--json"]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if out.returncode != 0:
+        raise SystemExit(f"{name} failed ({out.returncode}):\n{out.stderr[-2000:]}")
+    result: dict[str, float] = json.loads(out.stdout.strip().splitlines()[-1])
+    return result
+
+
+def commit() -> str:
+    git = ["git", "-C", str(HERE.parent), "describe", "--always", "--dirty"]
+    return subprocess.run(git, capture_output=True, text=True, check=False).stdout.strip()
+
+
+def compare(new: dict, old: dict) -> None:
+    print(f"{'bench':14} {'figure':28} {'old':>12} {'new':>12} {'new/old':>8}")
+    for bench, figures in new["benches"].items():
+        for key, value in figures.items():
+            before = old.get("benches", {}).get(bench, {}).get(key)
+            ratio = f"{value / before:8.2f}" if isinstance(before, int | float) and before else ""
+            shown = f"{before:12.4g}" if isinstance(before, int | float) else f"{'-':>12}"
+            print(f"{bench:14} {key:28} {shown} {value:12.4g} {ratio}")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("--out", default="bench-results.json")
+    p.add_argument("--compare", help="an earlier results file")
+    p.add_argument("--quick", action="store_true", help="shorter runs (less precise)")
+    p.add_argument("--only", nargs="*", choices=sorted(BENCHES), help="run only these")
+    a = p.parse_args()
+    results: dict = {
+        "commit": commit(),
+        "host": platform.node(),
+        "python": platform.python_version(),
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "benches": {},
+    }
+    for name, (full, quick) in BENCHES.items():
+        if a.only and name not in a.only:
+            continue
+        print(f"running {name} ...", file=sys.stderr, flush=True)
+        results["benches"][name] = run_one(name, quick if a.quick else full)
+    Path(a.out).write_text(json.dumps(results, indent=2))
+    print(f"wrote {a.out}", file=sys.stderr)
+    if a.compare:
+        compare(results, json.loads(Path(a.compare).read_text()))
+    else:
+        for bench, figures in results["benches"].items():
+            for key, value in figures.items():
+                print(f"{bench:14} {key:28} {value:12.4g}")
+
+
+if __name__ == "__main__":
+    main()
