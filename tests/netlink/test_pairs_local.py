@@ -312,3 +312,40 @@ async def test_batched_and_one_pair_rounds_make_the_same_pairs(
     agree = sum(x == y for x, y in same) / len(same)
     expect = (2 * 0.85 + 1) / 3
     assert close(agree, expect, math.sqrt(expect * (1 - expect) / len(same))), agree
+
+
+async def test_the_readme_block_example_runs(
+    autojump_clock: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """README's "Entanglement inside a block" example, with the other end's block."""
+    link = 'model = "perfect"\ncycle_ns = 1000'
+    text = TWO.format(speed="inf", params="", link=link).replace("qubits = 4", "qubits = 6")
+    cfg = network(text)
+
+    async def creator() -> tuple[Any, Any, Any]:
+        async with sdk.connect("alice", app="a", qubits=4) as node:
+            epr = node.epr_socket("bob", "b")
+            async with node.block() as b:
+                kept = b.create_keep(epr, 2)
+                kept.qubits[0].h()
+                m = kept.qubits[0].measure()
+                meas = b.create_measure(epr, 100, chosen="XZ" * 50)
+                rsp = b.create_rsp(epr, 4, rotations=[(0.0, 0.3, 0.0)])
+                seq = b.recv_keep(epr, 20, sequential=True, post=lambda b, q, i: q.measure())
+            assert m.value in (0, 1) and rsp.outcomes is not None
+            return meas, seq, rsp
+
+    async def receiver() -> tuple[Any, Any, Any]:
+        async with sdk.connect("bob", app="b", qubits=5) as node:
+            epr = node.epr_socket("alice", "a")
+            async with node.block() as b:
+                b.recv_keep(epr, 2)
+                meas = b.recv_measure(epr, 100, chosen="XZ" * 50)
+                rsp = b.recv_rsp(epr, 4, sequential=True, post=lambda b, q, i: q.measure())
+                seq = b.create_keep(epr, 20, sequential=True, post=lambda b, q, i: q.measure())
+            return meas, seq, rsp
+
+    async with running(cfg, monkeypatch):
+        (ma, sa, ra), (mb, sb, rb) = await both(creator, receiver)
+    assert ma.ids.value == mb.ids.value and ma.outcomes.value == mb.outcomes.value
+    assert sa.ids.value == sb.ids.value and ra.ids.value == rb.ids.value
