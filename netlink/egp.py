@@ -220,6 +220,7 @@ class EGP:
         speed: float = 1.0,
         round_attempts: int = 10_000,
         round_pairs: int = 1000,
+        schedule: str = "",
     ) -> None:
         if node == peer:
             raise LocalError(f"an EGP cannot link {node!r} to itself")
@@ -230,6 +231,7 @@ class EGP:
         self.speed = speed
         self.round_attempts = round_attempts
         self.round_pairs = round_pairs
+        self.schedule = schedule  # our time bins for this link, as text ("": continuous)
         self.master = node < peer
         self.listening: dict[str, tuple[str, int]] = {}  # purpose -> (type, number)
         self.waiting: dict[tuple[str, int], EgpRequest] = {}  # peer requests not yet asked for
@@ -297,6 +299,7 @@ class EGP:
             deadline_s=now + req.max_time_s,
             bases=req.bases,
             queue=self._take_queue() if self.master else None,
+            schedule=self.schedule,
         )
         r = Request(spec=spec, queue=spec.queue)
         self.requests[r.key] = r
@@ -364,6 +367,13 @@ class EGP:
             return []  # a duplicate
         if self.master == (msg.queue is not None):
             return reject(Code.OTHER, "queue number from the wrong end")
+        if msg.schedule != self.schedule:
+            theirs, ours = msg.schedule or "continuous", self.schedule or "continuous"
+            return reject(
+                Code.UNSUPP,
+                f"the two ends disagree on the link's time bins ({msg.origin!r}: {theirs}; "
+                f"{self.node!r}: {ours}); give both the same links[].schedule",
+            )
         if msg.min_fidelity > self.model.expected_fidelity():
             return reject(Code.UNSUPP, f"minimum fidelity {msg.min_fidelity} unreachable")
         problem = request_problem(msg.kind, msg.number, msg.bases)

@@ -10,10 +10,11 @@ from the link model's geometric distribution (never attempt by attempt), each he
 followed by the longer of the two dead times, until it has the pairs or the window is
 used up. It answers *both* ends with the same ``RoundEnd``: every herald (station
 number, attempts, time, Bell state, the delivered two-qubit state) and how the round
-ended. A pair therefore reaches both ends or neither. An attempt whose peer never comes
-is answered, with no herald, once its window has passed (``handle_timer``); if the
-peer's attempt for that round comes later after all, it gets the same answer, so both
-ends still move on together.
+ended. A pair therefore reaches both ends or neither. With a network schedule
+(``TimeBins``) a round's attempts start at the link's next time bin and stop at its
+end. An attempt whose peer never comes is answered, with no herald, once its window
+has passed (``handle_timer``); if the peer's attempt for that round comes later after
+all, it gets the same answer, so both ends still move on together.
 
 Input from outside is checked: an attempt from a node that is not on this link, a
 second attempt for the same key from the same node, or a bad window gets a
@@ -37,6 +38,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .models import LinkModel, Matrix
+from .schedule import TimeBins
 
 EXPIRED_KEPT = 4096  # how many one-sided round endings are remembered for late peers
 
@@ -101,7 +103,13 @@ MAX_PAIRS_PER_ROUND = 4096
 
 class HeraldingStation:
     def __init__(
-        self, *, link: str, nodes: tuple[str, str], model: LinkModel, rng: np.random.Generator
+        self,
+        *,
+        link: str,
+        nodes: tuple[str, str],
+        model: LinkModel,
+        rng: np.random.Generator,
+        schedule: TimeBins | None = None,
     ) -> None:
         if nodes[0] == nodes[1]:
             raise ValueError(f"link {link}: both ends are {nodes[0]!r}")
@@ -109,6 +117,7 @@ class HeraldingStation:
         self.nodes = nodes
         self.model = model
         self.rng = rng
+        self.schedule = schedule  # None: attempts at any time
         self.pending: dict[str, Attempt] = {}
         self.expired: dict[str, RoundEnd] = {}  # rounds ended for one end only (bounded)
         self.heralds = 0
@@ -169,6 +178,12 @@ class HeraldingStation:
         cycle = self.model.cycle_ns
         t = max(a.start_ns, b.start_ns)
         end = min(self._window_end(a), self._window_end(b))
+        if self.schedule is not None:
+            # attempts only in the link's time bins: from its next bin, to that bin's end
+            t, bin_end = self.schedule.window(t)
+            while bin_end - t < cycle:  # too little of this bin left for an attempt
+                t, bin_end = self.schedule.window(bin_end)
+            end = min(bin_end, t + min(a.max_attempts, b.max_attempts) * cycle)
         dead = max(a.dead_ns, b.dead_ns)
         want = min(a.pairs, b.pairs)
         heralds: list[Herald] = []

@@ -52,6 +52,7 @@ from pathlib import Path
 from typing import Any
 
 from netlink.models import MODELS, LinkModel
+from netlink.schedule import TimeBins
 
 from .errors import ConfigError
 from .hardware.params import build
@@ -79,7 +80,8 @@ _NODE_KEYS = {
     "peer_timeout_s",
     "exclusive_apps",
 }
-_LINK_KEYS = {"nodes", "model", "delay_s", "seed"}
+_LINK_KEYS = {"nodes", "model", "delay_s", "seed", "schedule"}
+MAX_PERIOD = 1024  # bins in a schedule's repeating pattern
 _APP_KEYS = {"node", "module", "args", "name"}
 
 
@@ -126,6 +128,7 @@ class LinkConfig:
     model: LinkModel
     delay_s: float = 0.0
     seed: int | None = None
+    schedule: TimeBins | None = None  # None: continuous (attempts at any time)
 
     @property
     def name(self) -> str:
@@ -339,8 +342,68 @@ def _link(i: int, t: Any, nodes: dict[str, NodeConfig], src: str) -> LinkConfig:
     if not 0.0 <= delay <= 60.0:
         raise ConfigError(f"{where}.delay_s: must be in 0..60, got {delay}")
     return LinkConfig(
-        nodes=(ends[0], ends[1]), model=model, delay_s=delay, seed=_get(t, "seed", int, where, None)
+        nodes=(ends[0], ends[1]),
+        model=model,
+        delay_s=delay,
+        seed=_get(t, "seed", int, where, None),
+        schedule=_schedule(t.get("schedule", "continuous"), model, f"{where}.schedule"),
     )
+
+
+def _schedule(value: Any, model: LinkModel, where: str) -> TimeBins | None:
+    """``schedule = "continuous"`` or ``{ bin_ns = B, period = P, bins = [i, ...] }``."""
+    if value == "continuous":
+        return None
+    if not isinstance(value, dict):
+        raise ConfigError(
+            f'{where}: expected "continuous" or a table {{ bin_ns = ..., period = ..., '
+            f"bins = [...] }}, got {value!r}"
+        )
+    unknown = set(value) - {"bin_ns", "period", "bins"}
+    if unknown:
+        keys = ", ".join(sorted(unknown))
+        raise ConfigError(f"{where}: unknown key(s) {keys}; known: bin_ns, period, bins")
+    bin_ns = _get(value, "bin_ns", (int, float), where, None)
+    period = _get(value, "period", int, where, None)
+    bins = _get(value, "bins", list, where, None)
+    if bin_ns is None or period is None or bins is None:
+        raise ConfigError(f"{where}: needs bin_ns, period and bins")
+    if not (isinstance(bin_ns, int | float) and math.isfinite(bin_ns) and bin_ns >= model.cycle_ns):
+        raise ConfigError(
+            f"{where}.bin_ns: {bin_ns} ns is shorter than one attempt cycle of this link "
+            f"(cycle_ns = {model.cycle_ns:g}): no attempt would fit in a bin"
+        )
+    if not 1 <= period <= MAX_PERIOD:
+        raise ConfigError(f"{where}.period: {period} not in 1..{MAX_PERIOD}")
+    if not bins or any(not isinstance(b, int) or not 0 <= b < period for b in bins):
+        raise ConfigError(f"{where}.bins: expected bin indices in 0..{period - 1}, got {bins!r}")
+    if len(set(bins)) != len(bins):
+        raise ConfigError(f"{where}.bins: {bins!r} names a bin twice")
+    return TimeBins(bin_ns=float(bin_ns), period=period, bins=tuple(sorted(bins)))
+
+
+def _check_schedules(links: list[LinkConfig], source: str) -> None:
+    """A node attempts on one link at a time: the scheduled links of a node must share
+    the bin length and period and own different bins."""
+    for node in {n for lk in links for n in lk.nodes}:
+        mine = [(i, lk) for i, lk in enumerate(links) if node in lk.nodes and lk.schedule]
+        for x, (i, a) in enumerate(mine):
+            for j, b in mine[x + 1 :]:
+                sa, sb = a.schedule, b.schedule
+                assert sa is not None and sb is not None
+                where = f"{source}: links[{j}].schedule"
+                if (sa.bin_ns, sa.period) != (sb.bin_ns, sb.period):
+                    raise ConfigError(
+                        f"{where}: links[{i}] and links[{j}] both reach node {node!r}, so they "
+                        f"must use the same bin_ns and period ({sa.describe()} vs "
+                        f"{sb.describe()})"
+                    )
+                both = sorted(set(sa.bins) & set(sb.bins))
+                if both:
+                    raise ConfigError(
+                        f"{where}.bins: bin(s) {both} are also links[{i}]'s, and both links "
+                        f"reach node {node!r}, which attempts on one link at a time"
+                    )
 
 
 def parse_network(text: str, source: str = "<network>") -> NetworkConfig:
@@ -367,6 +430,7 @@ def parse_network(text: str, source: str = "<network>") -> NetworkConfig:
     links = [
         _link(i, t, nodes, source) for i, t in enumerate(_get(data, "links", list, source, []))
     ]
+    _check_schedules(links, source)
     seen: set[frozenset[str]] = set()
     for lk in links:
         pair = frozenset(lk.nodes)

@@ -58,3 +58,56 @@ meas = { p01 = 0.1 }
 def test_unknown_node_lookup_names_the_known_ones() -> None:
     with pytest.raises(ConfigError, match="no node named 'zed'; nodes: a"):
         parse_network("[nodes.a]").node("zed")
+
+
+THREE = "[nodes.a]\n[nodes.b]\n[nodes.c]\n"
+
+
+def _links(ab: str, bc: str = "") -> str:
+    text = THREE + f"[[links]]\nnodes = ['a', 'b']\ncycle_ns = 1000\nschedule = {ab}\n"
+    if bc:
+        text += f"[[links]]\nnodes = ['b', 'c']\ncycle_ns = 1000\nschedule = {bc}\n"
+    return text
+
+
+@pytest.mark.parametrize(
+    "text, words",
+    [
+        (_links("'weekly'"), 'links[0].schedule: expected "continuous" or a table'),
+        (_links("{ bin_ns = 500, period = 2, bins = [0] }"), "links[0].schedule.bin_ns: 500 ns"),
+        (_links("{ bin_ns = 5000, period = 2, bins = [2] }"), "bins: expected bin indices in 0..1"),
+        (_links("{ bin_ns = 5000, period = 2, bins = [0, 0] }"), "names a bin twice"),
+        (_links("{ bin_ns = 5000, period = 2 }"), "needs bin_ns, period and bins"),
+        (_links("{ bin_ns = 5000, period = 2, bins = [0], x = 1 }"), "unknown key(s) x"),
+        (
+            _links(
+                "{ bin_ns = 5000, period = 2, bins = [0] }",
+                "{ bin_ns = 5000, period = 2, bins = [0, 1] }",
+            ),
+            "links[1].schedule.bins: bin(s) [0] are also links[0]'s, and both links reach node 'b'",
+        ),
+        (
+            _links(
+                "{ bin_ns = 5000, period = 2, bins = [0] }",
+                "{ bin_ns = 4000, period = 2, bins = [1] }",
+            ),
+            "must use the same bin_ns and period",
+        ),
+    ],
+)
+def test_bad_schedules_name_the_key(text: str, words: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        parse_network(text)
+    assert words in str(err.value)
+
+
+def test_a_good_schedule_is_parsed() -> None:
+    cfg = parse_network(
+        _links(
+            "{ bin_ns = 5000, period = 4, bins = [0, 1] }",
+            "{ bin_ns = 5000, period = 4, bins = [3] }",
+        )
+    )
+    ab, bc = cfg.links
+    assert ab.schedule is not None and ab.schedule.fraction == 0.5
+    assert bc.schedule is not None and bc.schedule.bins == (3,)

@@ -126,6 +126,8 @@ class Kernel:
         self._seq = 0
         self._block_seq = 0
         self.device_ready = False
+        self.device_epoch_ns = 0  # wall time of device time 0 (from the quantum process)
+        self.speed = speed
 
     # -- inputs --------------------------------------------------------------------------
     def bad_message(self, addr: bytes, error: QNodeOSError) -> list[Out]:
@@ -215,6 +217,7 @@ class Kernel:
             return self.net.late_herald(msg)
         if isinstance(msg, m.Pong):
             self.device_ready = True
+            self.device_epoch_ns = msg.epoch_ns
             return self._pump()
         net = self.net_current
         if net is not None and (
@@ -451,7 +454,9 @@ class Kernel:
         out: list[Out] = []
         while self.current is None and self.net_current is None and self.device_ready:
             if not self.scheduler.starving(self.now):
-                work = self.net.next_work(self._seq + 1, self.now)
+                # blocks waiting: rounds outside their link's time bins let them go first
+                dev_now = self._device_now() if len(self.scheduler) else None
+                work = self.net.next_work(self._seq + 1, self.now, dev_now)
                 if work is not None:
                     out += self._lend(work)
                     continue
@@ -476,6 +481,13 @@ class Kernel:
             self.current = Current(app=app, block=block, run=run, seq=0)
             out += self._continue(None)
         return out
+
+    def _device_now(self) -> float:
+        """The device's time now: from the wall clock in real time, else the latest
+        device time a reply reported."""
+        if math.isinf(self.speed) or not self.device_epoch_ns:
+            return float(self.counters.device_ns)
+        return max(0.0, (self.now * 1e9 - self.device_epoch_ns) * self.speed)
 
     def _lend(self, work: Work) -> list[Out]:
         """Give the device to the network stack for ``work``."""

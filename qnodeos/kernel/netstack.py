@@ -128,6 +128,7 @@ class NetStack:
                 model=lk.model,
                 rng=np.random.default_rng(rng.integers(2**63)),
                 speed=speed,
+                schedule=lk.schedule.describe() if lk.schedule else "",
             )
             for peer, lk in self.links.items()
         }
@@ -444,13 +445,22 @@ class NetStack:
         return out
 
     # -- device work ---------------------------------------------------------------------
-    def next_work(self, seq: int, now: float) -> Work | None:
+    def next_work(
+        self, seq: int, now: float, device_ns: float | None = None
+    ) -> Work | None:
         """The next thing for the device (``seq`` numbers its request), or None. A Work
-        whose ``request`` is None needs no device: call its ``done`` at once."""
+        whose ``request`` is None needs no device: call its ``done`` at once. With
+        ``device_ns`` (blocks are waiting; the device's time now), a round on a link
+        whose time bin has not begun waits: the blocks use the device until it does."""
         for _ in range(len(self.work)):
             w = self.work.popleft()
             if w.round is None:
                 return w
+            sched = self.links[w.peer].schedule
+            if device_ns is not None and sched and sched.window(device_ns)[0] > device_ns:
+                # (this node's device clock; the station's node keeps the bins exactly)
+                self.work.append(w)
+                continue
             status = self._start_round(w, seq, now)
             if status == "go":
                 return w

@@ -305,6 +305,7 @@ class EgpRequest(msgspec.Struct, frozen=True, kw_only=True, tag="egp_req"):
     deadline_s: WallTime  # wall clock (unix seconds) by which all pairs must be made
     bases: Short
     queue: Count | None
+    schedule: Text = ""  # the origin's time bins for this link ("": continuous)
 
 
 class EgpAccept(msgspec.Struct, frozen=True, kw_only=True, tag="egp_ok"):
@@ -412,6 +413,7 @@ class Pong(msgspec.Struct, frozen=True, kw_only=True, tag="pong"):
     seq: Count
     device: Name
     num_qubits: QubitCount
+    epoch_ns: Epoch = 0  # wall time (ns) of device time 0: the node's view of device time
 
 
 Recipe = Annotated[list[list[PhysOp]], msgspec.Meta(min_length=4, max_length=4)]

@@ -124,7 +124,11 @@ class Rounds:
         self._reply = reply
         self.stations = {
             peer: HeraldingStation(
-                link=lk.name, nodes=lk.nodes, model=lk.model, rng=np.random.default_rng(lk.seed)
+                link=lk.name,
+                nodes=lk.nodes,
+                model=lk.model,
+                rng=np.random.default_rng(lk.seed),
+                schedule=lk.schedule,
             )
             for peer, lk in links.items()
             if lk.nodes[0] == me

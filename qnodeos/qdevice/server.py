@@ -163,7 +163,9 @@ class QDeviceServer:
             return self._abort(msg.seq, now_ns, now_s)
         if isinstance(msg, m.Ping):
             spec = self.cfg.device
-            pong = m.Pong(seq=msg.seq, device=spec.name, num_qubits=spec.num_qubits)
+            pong = m.Pong(
+                seq=msg.seq, device=spec.name, num_qubits=spec.num_qubits, epoch_ns=self.epoch_ns
+            )
             return [self._reply(peer, pong, now_ns)]
         if isinstance(msg, m.Entangle):
             lk = self.links.get(msg.peer)

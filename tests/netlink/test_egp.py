@@ -270,3 +270,16 @@ def test_a_request_withdrawn_before_anyone_asked_is_never_attempted() -> None:
     assert link.egp["bob"].peer_message(tell.msg, 0.1) == []
     assert link.egp["bob"].waiting == {}
     assert link.egp["bob"].listen("p", "K", 1, 0.2) == []  # no round for the withdrawn one
+
+
+def test_ends_with_different_time_bins_refuse_to_pair() -> None:
+    """Each end reads its own network file: if their schedules for the link differ, the
+    request is refused at once with both schedules named, not attempted out of step."""
+    link = Link(Perfect(cycle_ns=100))
+    link.egp["alice"].schedule = "bins [0] of 2 x 1000 ns"
+    link.listen("bob", "p")
+    link.create("alice", Create(remote="bob", purpose="p"))
+    (err,) = link.events["alice"]
+    assert isinstance(err, Err) and err.code is Code.UNSUPP
+    assert "disagree on the link's time bins ('alice': bins [0] of 2 x 1000 ns" in err.message
+    assert "'bob': continuous" in err.message and "links[].schedule" in err.message

@@ -349,3 +349,22 @@ async def test_the_readme_block_example_runs(
         (ma, sa, ra), (mb, sb, rb) = await both(creator, receiver)
     assert ma.ids.value == mb.ids.value and ma.outcomes.value == mb.outcomes.value
     assert sa.ids.value == sb.ids.value and ra.ids.value == rb.ids.value
+
+
+@pytest.mark.parametrize("bins", [[0], [0, 2]])
+async def test_time_bins_scale_the_pair_rate_by_their_fraction(
+    autojump_clock: object, monkeypatch: pytest.MonkeyPatch, bins: list[int]
+) -> None:
+    """The link may attempt in ``bins`` of every 4 bins of 200 us: pairs come at the
+    continuous rate p/cycle times the link's share of time (1/4 or 1/2)."""
+    link = (
+        'model = "depolarise"\nfidelity = 0.9\np_success = 0.02\ncycle_ns = 1000\n'
+        f"schedule = {{ bin_ns = 200000, period = 4, bins = {bins} }}"
+    )
+    cfg = network(TWO.format(speed=1.0, params="", link=link))
+    n = 600
+    r = await linkstats(cfg, monkeypatch, n)
+    rate = cfg.links[0].model.rate_hz() * len(bins) / 4
+    # heralds in a bin come at p/cycle; the gaps between the link's bins add to the
+    # span; the first and last partial bins make up less than 4 sigma here
+    assert close(r["rate_hz"], rate, rate / math.sqrt(n)), (r["rate_hz"], rate)

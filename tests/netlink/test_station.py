@@ -142,3 +142,29 @@ def test_a_round_stops_when_its_window_is_used_up() -> None:
     assert 0 < len(msg.heralds) < 100 and msg.at_ns <= 300
     assert sum(h.attempts for h in msg.heralds) + msg.attempts <= 30
     assert msg.reason
+
+
+def test_with_time_bins_no_herald_falls_outside_the_links_bins() -> None:
+    """Bins of 1,000 ns, the link owns bins 1 and 2 of every 5: each round starts at
+    the link's next bin and ends with it; over many rounds every herald lies in the
+    link's bins, and the pair rate is the continuous rate times the bin fraction (2/5)."""
+    from netlink.schedule import TimeBins
+
+    sched = TimeBins(bin_ns=1000, period=5, bins=(1, 2))
+    model = Depolarise(fidelity=0.9, p_success=0.02, cycle_ns=10)
+    st = HeraldingStation(
+        link="a-b", nodes=("a", "b"), model=model, rng=np.random.default_rng(3), schedule=sched
+    )
+    t, heralds, rounds = 0.0, 0, 3000
+    for i in range(rounds):
+        for node in "ab":
+            att = Attempt(node=node, key=f"r{i}", start_ns=t, max_attempts=10**4, pairs=50)
+            out = st.receive(att)
+        msg = both(out)
+        for h in msg.heralds:  # an attempt ends after it started, within the bin
+            assert int((h.at_ns - 1) // 1000) % 5 in (1, 2), h.at_ns
+        heralds += len(msg.heralds)
+        t = msg.at_ns
+    rate = heralds / t  # per ns of device time
+    expect = model.success_probability() / 10 * sched.fraction
+    assert abs(rate - expect) <= 4 * expect / math.sqrt(heralds), (rate, expect)

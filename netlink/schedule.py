@@ -1,0 +1,44 @@
+"""A link's network schedule (sans-IO): entanglement attempts only in its time bins.
+
+Device time is cut into bins of ``bin_ns``; the pattern repeats every ``period`` bins,
+and the link may attempt in the bins whose index modulo ``period`` is in ``bins``
+(QNodeOS's and Qoala's time-bin network schedule). Outside them its nodes' devices are
+free for other work. The heralding station applies it: a round's attempts start at the
+link's next bin and stop when that bin ends.
+
+>>> s = TimeBins(bin_ns=100, period=4, bins=(1, 3))
+>>> s.window(0), s.window(150), s.window(200)
+((100, 200), (150, 200), (300, 400))
+>>> s.fraction
+0.5
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class TimeBins:
+    bin_ns: float
+    period: int
+    bins: tuple[int, ...]
+
+    @property
+    def fraction(self) -> float:
+        """The share of time that is this link's."""
+        return len(self.bins) / self.period
+
+    def window(self, t: float) -> tuple[float, float]:
+        """The first stretch of this link's time at or after device time ``t``:
+        (start, end); ``start`` is ``t`` when ``t`` is inside one of its bins."""
+        k = int(t // self.bin_ns)
+        for step in range(self.period + 1):
+            if (k + step) % self.period in self.bins:
+                start = max(t, (k + step) * self.bin_ns)
+                return start, (k + step + 1) * self.bin_ns
+        raise AssertionError("a schedule has at least one bin")  # checked when parsed
+
+    def describe(self) -> str:
+        """One line both ends of a link compare: the same text, the same bins."""
+        return f"bins {list(self.bins)} of {self.period} x {self.bin_ns:g} ns"
