@@ -1,9 +1,25 @@
-"""The embedded default network file (packaged with qnodeos)."""
+"""The embedded networks (packaged with qnodeos): the default one, and the paper's
+experiments (``qnodeos run dqc``, ``qnodeos run multitask``)."""
 
 from __future__ import annotations
 
 from importlib.resources import files
+from pathlib import Path
 
 
 def default_network_text() -> str:
     return files("qnodeos").joinpath("data/default.toml").read_text()
+
+
+def shipped_networks() -> list[str]:
+    """Names of the embedded networks."""
+    data = files("qnodeos").joinpath("data")
+    return sorted(p.name.removesuffix(".toml") for p in data.iterdir() if p.name.endswith(".toml"))
+
+
+def shipped_network_text(name: str) -> str | None:
+    """The embedded network ``name`` (None: there is none, or a file of that name
+    exists, which wins)."""
+    if Path(name).exists() or name not in shipped_networks():
+        return None
+    return files("qnodeos").joinpath(f"data/{name}.toml").read_text()

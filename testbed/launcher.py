@@ -25,7 +25,7 @@ import trio
 
 from qnodeos.cli import READY
 from qnodeos.config import NetworkConfig, load_network, parse_network
-from qnodeos.defaults import default_network_text
+from qnodeos.defaults import default_network_text, shipped_network_text
 from qnodeos.errors import QNodeOSError
 
 
@@ -113,8 +113,13 @@ def _prepare(
     """Parse the network, make the run directory (with a copy of the network file), and
     the environment for children: (network, run dir, network file to use, env). Nodes
     read the original file, so paths in it (``keys``) mean what they meant there."""
-    cfg = load_network(path) if path else parse_network(default_network_text(), "<default>")
-    text = Path(path).read_text() if path else default_network_text()
+    shipped = shipped_network_text(path) if path else None
+    if shipped is not None:  # an embedded network, by name
+        text, path = shipped, None
+        cfg = parse_network(text, "<embedded>")
+    else:
+        cfg = load_network(path) if path else parse_network(default_network_text(), "<default>")
+        text = Path(path).read_text() if path else default_network_text()
     stamp = time.strftime("%Y%m%d-%H%M%S")
     run_dir = Path(run_dir_arg or Path("qnodeos-runs") / f"{cfg.name}-{stamp}-{os.getpid()}")
     run_dir.mkdir(parents=True, exist_ok=True)

@@ -96,3 +96,23 @@ args = { me = "local", seconds = 2.0 }
     meanwhile = [t for t in done if a["start"] + 0.2 < t < a["end"] - 0.2]
     assert a["end"] - a["start"] > 0.8  # it did wait for bob's app
     assert len(meanwhile) >= 10, (len(meanwhile), len(done))
+
+
+def test_delegated_computation_matches_the_werner_closed_form(tmp_path: Path) -> None:
+    """apps.dqc (QNodeOS's DQC: remote state preparation, rz(delta), tomography) on a
+    Werner link and noiseless devices: the fidelity of each setting is (2F+1)/3, and
+    the app's own prediction from the configured noise says the same."""
+    f, k = 0.85, 150
+    link = f'model = "depolarise"\nfidelity = {f}\np_success = 0.5\ncycle_ns = 1000'
+    text = TWO_NODES.format(name="dqc", speed="inf", link=link)
+    text += pair_apps("apps.dqc", ("client", "server"), ("client", "server"), k=k)
+    client = 'module = "apps.dqc"\nname = "client"\nargs = {'
+    text = text.replace(client, client + " settings = [[0, 0], [2, 3]],")
+    code, res, err = run(tmp_path, text)
+    assert code == 0, (err, {k: v.get("error") for k, v in res.items() if "error" in v})
+    expect = (2 * f + 1) / 3
+    rows = res["client"]["result"]["settings"]
+    assert len(rows) == 2
+    for row in rows:
+        assert abs(row["predicted"] - expect) < 1e-9, row
+        assert close(row["fidelity"], expect, row["stderr"] or 0.01), row
