@@ -27,6 +27,8 @@ from qnodeos.cli import READY
 from qnodeos.config import NetworkConfig, load_network, parse_network
 from qnodeos.defaults import default_network_text, shipped_network_text
 from qnodeos.errors import QNodeOSError
+from qnodeos.timeline import ENV
+from testbed.trace import merge
 
 
 class RunError(QNodeOSError):
@@ -131,6 +133,7 @@ def _prepare(
         **os.environ,
         "QNODEOS_NETWORK": str(net_file),
         "QNODEOS_RUNTIME_DIR": sock_dir,
+        ENV: str(run_dir.resolve()),  # each node records its device's timeline there
     }
     return cfg, run_dir, net_file, env
 
@@ -175,6 +178,9 @@ async def run_network(
         shutil.rmtree(env["QNODEOS_RUNTIME_DIR"], ignore_errors=True)
         if errors:
             results["_error"] = "; ".join(errors)
+        util = merge(run_dir, list(cfg.nodes))
+        if util:
+            results["_nodes"] = {n: {"utilization": u} for n, u in util.items()}
         (run_dir / "results.json").write_text(json.dumps(results, indent=2))
     status = 1 if errors or any("error" in r for k, r in results.items() if k != "_error") else 0
     if interrupted:

@@ -30,6 +30,7 @@ from ..lang import messages as m
 from ..lang.program import MAX_INSTRS, validate
 from ..liveness import Liveness
 from ..security import app_id, node_id
+from ..timeline import recorder
 from .interpreter import EprStart, Finished, NeedDevice, Paused, Run, WaitPairs
 from .lower import Lowering
 from .memory import MemoryManager
@@ -128,6 +129,9 @@ class Kernel:
         self.device_ready = False
         self.device_epoch_ns = 0  # wall time of device time 0 (from the quantum process)
         self.speed = speed
+        self.timeline = recorder(node, "kernel")  # None: no timeline asked for
+        if self.timeline is not None:
+            self.procs.watch = self._state_changed
 
     # -- inputs --------------------------------------------------------------------------
     def bad_message(self, addr: bytes, error: QNodeOSError) -> list[Out]:
@@ -482,6 +486,13 @@ class Kernel:
             out += self._continue(None)
         return out
 
+    def _state_changed(self, app: App) -> None:
+        assert self.timeline is not None
+        self.timeline.add(
+            kind="state", app=app.name, state=app.state.value, on=app.waiting_on,
+            wall=self.now, device_ns=self._device_now(),
+        )  # fmt: skip
+
     def _device_now(self) -> float:
         """The device's time now: from the wall clock in real time, else the latest
         device time a reply reported."""
@@ -496,6 +507,9 @@ class Kernel:
         self._seq += 1
         req = msgspec.structs.replace(work.request, seq=self._seq)
         self.net_current = (self._seq, work)
+        if self.timeline is not None:
+            what = "round" if isinstance(req, m.Entangle) else "move"
+            self.timeline.add(kind="use", seq=self._seq, what=what, peer=work.peer)
         return [ToDevice(req)]
 
     def _continue(self, now_ns: int | None) -> list[Out]:
@@ -596,6 +610,8 @@ class Kernel:
             self._crosstalk(cur.app, step.ops)
             self._seq += 1
             cur.seq = self._seq
+            if self.timeline is not None:
+                self.timeline.add(kind="use", seq=cur.seq, what="block", app=cur.app.name)
             return [ToDevice(m.DeviceRequest(seq=cur.seq, ops=step.ops))]
         assert isinstance(step, Finished)
         spent = 0 if now_ns is None or cur.started_ns is None else now_ns - cur.started_ns

@@ -20,6 +20,7 @@ event loop) is failed and everything it held is freed.
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ..statemachine import next_state
@@ -76,6 +77,7 @@ class App:
     # and the product of (1 - error) over those hits.
     crosstalk_hits: int = 0
     crosstalk_kept: float = 1.0
+    watch: Callable[[App], None] | None = None  # told of every state change (timeline)
 
     @property
     def crosstalk_fidelity(self) -> float:
@@ -89,6 +91,8 @@ class App:
         self.history.append(self.state)
         self.state = new
         self.waiting_on = {Event.FINISH: "app", Event.WAIT: "pairs"}.get(event, "")
+        if self.watch is not None:
+            self.watch(self)
         return new
 
     @property
@@ -106,9 +110,10 @@ class ProcessTable:
         self.by_addr: dict[bytes, App] = {}
         self.by_name: dict[str, App] = {}  # names are unique on a node: they are addresses
         self._next = 1
+        self.watch: Callable[[App], None] | None = None  # given to every app
 
     def add(self, *, name: str, addr: bytes, priority: int, quota: int, now: float) -> App:
-        app = App(self._next, name, addr, priority, quota, now)
+        app = App(self._next, name, addr, priority, quota, now, watch=self.watch)
         self._next += 1
         self.by_id[app.app_id] = app
         self.by_addr[addr] = app

@@ -276,6 +276,8 @@ class NodeService:
                 nursery.start_soon(self._nodes, peer, apps, dev)
                 task_status.started()
         finally:
+            if self.kernel.timeline is not None:
+                self.kernel.timeline.write()
             if len(opened) == 3:
                 await self._farewell(opened[0])
             for sock in (*opened, *self._dealers.values()):

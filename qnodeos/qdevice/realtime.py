@@ -218,6 +218,8 @@ def serve_forever(
     except _Stop:
         return
     finally:
+        if server.timeline is not None:
+            server.timeline.write()
         signal.signal(signal.SIGTERM, previous)
         for s in (*monitors.values(), ksock, psock, *dealers.values()):
             if s is not None:

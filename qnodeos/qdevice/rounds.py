@@ -35,6 +35,7 @@ from ..config import LinkConfig
 from ..errors import DeviceError
 from ..lang import codec
 from ..lang import messages as m
+from ..timeline import Recorder
 from .device import QuantumDevice
 from .groups import Groups
 from .outputs import Out, ToPeer
@@ -113,6 +114,7 @@ class Rounds:
         epoch_ns: int,
         speed: float,
         reply: Callable[[bytes | None, m.FromDevice, float], list[Out]],
+        timeline: Recorder | None = None,
     ) -> None:
         self.me = me
         self.device = device
@@ -122,6 +124,7 @@ class Rounds:
         self.speed = speed
         self.realtime = not math.isinf(speed)
         self._reply = reply
+        self.timeline = timeline
         self.stations = {
             peer: HeraldingStation(
                 link=lk.name,
@@ -339,6 +342,11 @@ class Rounds:
             dev.attempted(attempts, q)
         dev.busy_until = max(dev.busy_until, end)
         rnd.done = True
+        if self.timeline is not None:
+            self.timeline.add(
+                kind="round", seq=req.seq, peer=req.peer, start=rnd.start, end=end,
+                attempts=attempts, pairs=len(pairs), reason=reason,
+            )  # fmt: skip
         out: list[Out] = []
         rest = pairs
         if self.realtime and len(pairs) > 1:

@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections import OrderedDict, deque
+from collections import Counter, OrderedDict, deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -47,6 +47,7 @@ from ..lang import messages as m
 from ..liveness import Liveness
 from ..ratelog import BadInput
 from ..security import node_id
+from ..timeline import recorder
 from .device import QuantumDevice
 from .groups import MAX_GROUP, Groups
 from .outputs import Cancel, Out, ToKernel, ToPeer
@@ -110,6 +111,7 @@ class QDeviceServer:
         self.peer_codec = codec.qdevice_peer()
         self.bad = BadInput(log)
         self.groups = Groups(self.me, self.device)
+        self.timeline = recorder(cfg.name, "device")  # None: no timeline asked for
         self.rounds = Rounds(
             me=self.me,
             device=self.device,
@@ -118,6 +120,7 @@ class QDeviceServer:
             epoch_ns=epoch_ns,
             speed=cfg.speed,
             reply=self._reply_to,
+            timeline=self.timeline,
         )
         self.jobs: deque[_Batch | Round] = deque()
         self.wait: _Wait | None = None
@@ -394,6 +397,9 @@ class QDeviceServer:
         self.jobs.popleft()
         start = job.start if job.start is not None else max(now_ns, self.device.busy_until)
         end = job.end if job.i else start
+        if self.timeline is not None:
+            kinds = Counter(op.op for op in job.req.ops[: job.i])
+            self.timeline.batch(job.req.seq, start, end, kinds)
         reply = m.DeviceReply(
             seq=job.req.seq,
             outcomes=job.outcomes,

@@ -85,6 +85,8 @@ async def serve_device(
                 if trio.current_time() >= server.next_timer_s():
                     schedule(server.timer(clock.now_ns(), trio.current_time()))
     finally:
+        if server.timeline is not None:
+            server.timeline.write()
         for s in (ksock, psock, *dealers.values()):
             if s is not None:
                 s.close()

@@ -1,0 +1,116 @@
+"""After a run: every node's timeline joined into one Chrome/Perfetto trace
+(``timeline.json`` in the run directory: open it in ui.perfetto.dev or chrome://tracing)
+and each node's device utilization (for results.json).
+
+A node's quantum process recorded each batch of ops and each entanglement round it ran,
+by request number and in device time; its classical process recorded what each request
+number was for and every process-state change (``qnodeos.timeline``). Utilization of a
+node's device: ``elapsed_ns`` is device time from 0 to the end of the last thing it did;
+``busy_ns`` = ``local_blocks_ns`` + ``entanglement_ns`` + ``moves_ns`` (batches and
+rounds do not overlap: one thing at a time on a device); ``idle_ns`` the rest;
+``per_app`` the block time of each app.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+
+def _rows(path: Path) -> list[dict[str, Any]]:
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def node_spans(run_dir: Path, node: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The node's device spans, each labelled with what it was for (``what``: block,
+    round or move; ``app`` for blocks), and its process-state changes."""
+    device = _rows(run_dir / f"timeline-{node}-device.jsonl")
+    kernel = _rows(run_dir / f"timeline-{node}-kernel.jsonl")
+    uses = {r["seq"]: r for r in kernel if r["kind"] == "use"}
+    spans = []
+    for r in device:
+        if r["kind"] not in ("batch", "round"):
+            continue
+        use = uses.get(r["seq"], {})
+        what = "round" if r["kind"] == "round" else use.get("what", "block")
+        spans.append({**r, "what": what, "app": use.get("app", "")})
+    states = [r for r in kernel if r["kind"] == "state"]
+    return spans, states
+
+
+def utilization(spans: list[dict[str, Any]]) -> dict[str, Any]:
+    """Busy time by kind (ns of device time) over the node's elapsed device time."""
+    by_what = {"block": 0.0, "round": 0.0, "move": 0.0}
+    per_app: dict[str, float] = {}
+    for s in spans:
+        d = max(0.0, s["end"] - s["start"])
+        by_what[s["what"]] = by_what.get(s["what"], 0.0) + d
+        if s["what"] == "block":
+            per_app[s["app"]] = per_app.get(s["app"], 0.0) + d
+    elapsed = max((s["end"] for s in spans), default=0.0)
+    busy = sum(by_what.values())
+    return {
+        "elapsed_ns": elapsed,
+        "busy_ns": busy,
+        "busy_fraction": busy / elapsed if elapsed > 0 else 0.0,
+        "local_blocks_ns": by_what["block"],
+        "entanglement_ns": by_what["round"],
+        "moves_ns": by_what["move"],
+        "idle_ns": max(0.0, elapsed - busy),
+        "per_app": per_app,
+    }
+
+
+def merge(run_dir: Path, nodes: list[str]) -> dict[str, Any]:
+    """Write ``timeline.json`` for the run; returns each node's utilization (empty if no
+    node recorded a timeline)."""
+    events: list[dict[str, Any]] = []
+    util: dict[str, Any] = {}
+    for pid, node in enumerate(nodes, start=1):
+        spans, states = node_spans(run_dir, node)
+        if not spans and not states:
+            continue
+        util[node] = utilization(spans)
+        tids: dict[str, int] = {"entanglement": 1, "moves": 2}
+        events.append(_meta(pid, 0, "process_name", f"node {node} (device time)"))
+        for s in spans:
+            track = {"round": "entanglement", "move": "moves"}.get(s["what"], f"app {s['app']}")
+            tid = tids.setdefault(track, len(tids) + 1)
+            args = {k: v for k, v in s.items() if k not in ("start", "end", "kind")}
+            events.append(
+                {
+                    "name": s["what"] if s["what"] != "block" else f"block ({s['app']})",
+                    "cat": s["what"],
+                    "ph": "X",
+                    "ts": s["start"] / 1e3,
+                    "dur": max(0.0, s["end"] - s["start"]) / 1e3,
+                    "pid": pid,
+                    "tid": tid,
+                    "args": args,
+                }
+            )
+        for st in states:
+            track = f"process {st['app']}"
+            tid = tids.setdefault(track, len(tids) + 1)
+            events.append(
+                {
+                    "name": st["state"] + (f" ({st['on']})" if st.get("on") else ""),
+                    "cat": "state",
+                    "ph": "i",
+                    "s": "t",
+                    "ts": st["device_ns"] / 1e3,
+                    "pid": pid,
+                    "tid": tid,
+                }
+            )
+        events += [_meta(pid, tid, "thread_name", name) for name, tid in tids.items()]
+    if events:
+        (run_dir / "timeline.json").write_text(json.dumps({"traceEvents": events}))
+    return util
+
+
+def _meta(pid: int, tid: int, what: str, name: str) -> dict[str, Any]:
+    return {"name": what, "ph": "M", "pid": pid, "tid": tid, "args": {"name": name}}
