@@ -206,11 +206,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _guarded(lambda: qdevice_main(args.name, args.network, stop, token))
     if args.cmd == "keys":
         return _guarded(lambda: keys_main(args.network, args.dir, args.app))
-    from testbed.launcher import run_network
+    from testbed.launcher import run
 
-    return _guarded(
-        lambda: trio.run(run_network, args.network, args.json, args.run_dir, args.timeout)
-    )
+    return _guarded(lambda: run(args.network, args.json, args.run_dir, args.timeout))
 
 
 def _guarded(command: Callable[[], int]) -> int:

@@ -3,8 +3,8 @@
 A fresh interpreter that imports numpy, trio, zmq and qnodeos takes about 0.5 s on a
 2-core machine; a fork of a process that has already imported them takes a few ms and
 shares their pages copy-on-write. So a node forks its quantum process instead of
-starting ``python -m qnodeos qdevice``, and ``qnodeos run`` forks nodes and apps from a
-preloaded fork server (``testbed/forkserver.py``).
+starting ``python -m qnodeos qdevice``, and ``qnodeos run`` imports everything once and forks
+every node and app (``testbed/forks.py``).
 
 Fork only from a process with no other threads, no zmq context and outside
 ``trio.run``: the child inherits memory, not threads, and would share the parent's
@@ -52,6 +52,30 @@ def die_with_parent(sig: int = signal.SIGTERM) -> None:
     ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, int(sig), 0, 0, 0)
 
 
+# Descriptors this process holds for its children (lifelines, output pipes). A child
+# forked later closes them all, so it cannot keep a sibling's lifeline open.
+_HELD: set[int] = set()
+
+
+def hold(fd: int) -> int:
+    """Register ``fd`` as this process's end of a pipe to one child: later children
+    close it. Returns ``fd``."""
+    _HELD.add(fd)
+    return fd
+
+
+def release(fd: int) -> None:
+    """Close a descriptor registered with ``hold``."""
+    unhold(fd)
+    os.close(fd)
+
+
+def unhold(fd: int) -> int:
+    """Stop tracking ``fd`` without closing it (something else owns it now)."""
+    _HELD.discard(fd)
+    return fd
+
+
 class Child:
     """A forked child process: ``pid``, ``returncode`` (None while it runs; -N if a
     signal N ended it, as in ``subprocess``), and its lifeline's write end."""
@@ -70,8 +94,13 @@ class Child:
     def close_lifeline(self) -> None:
         """Tell the child to stop (it sees end-of-file on its lifeline)."""
         if self._lifeline is not None:
-            os.close(self._lifeline)
+            release(self._lifeline)
             self._lifeline = None
+
+    def send(self, data: bytes) -> None:
+        """Write ``data`` to the child's lifeline (e.g. a go signal it waits for)."""
+        if self._lifeline is not None:
+            os.write(self._lifeline, data)
 
     def poll(self) -> int | None:
         """The exit code if the child has ended (and reap it), else None."""
@@ -123,6 +152,9 @@ def fork(main: Callable[[int], int | None], *, title: str | None = None) -> Chil
         code = 1
         try:
             os.close(write_end)
+            for fd in _HELD:  # the parent's ends of pipes to other children
+                os.close(fd)
+            _HELD.clear()
             if title:
                 set_title(title)
             result = main(read_end)
@@ -138,4 +170,4 @@ def fork(main: Callable[[int], int | None], *, title: str | None = None) -> Chil
             finally:
                 os._exit(code)
     os.close(read_end)
-    return Child(pid, write_end)
+    return Child(pid, hold(write_end))
