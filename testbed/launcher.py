@@ -78,7 +78,7 @@ async def _start_node(
         waiting.cancel_scope.cancel()
     if proc.returncode is not None:
         await trio.sleep(0.05)  # let its last words reach the log
-        said = _last_words(log)
+        said = _last_words(log, lines=3)  # e.g. its quantum process's error, then its own
         raise RunError(
             f"node {name} exited with {proc.returncode} before it was ready{said}; see {log}"
         )
@@ -115,14 +115,14 @@ def _leaves(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:
     return found
 
 
-def _last_words(log: Path) -> str:
-    """The node's last ``qnodeos:`` line, as ``" (...)"``, or ``""``."""
+def _last_words(log: Path, lines: int = 1) -> str:
+    """The node's last ``lines`` ``qnodeos:`` lines, as ``" (...; ...)"``, or ``""``."""
     try:
         text = log.read_text(errors="replace")
     except OSError:
         return ""
-    said = [ln for ln in text.splitlines() if ln.startswith("qnodeos:")]
-    return f" ({said[-1].removeprefix('qnodeos: ')})" if said else ""
+    said = [ln.removeprefix("qnodeos: ") for ln in text.splitlines() if ln.startswith("qnodeos:")]
+    return f" ({'; '.join(said[-lines:])})" if said else ""
 
 
 async def _watch_node(
