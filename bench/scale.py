@@ -78,7 +78,7 @@ class Memory:
                 if not d.name.isdigit():
                     continue
                 try:
-                    cmd = (d / "cmdline").read_bytes()
+                    cmd = (d / "cmdline").read_bytes().replace(b"\0", b" ")
                     if self.net.encode() not in cmd or b"qnodeos " not in cmd:
                         continue
                     if b" node " not in cmd and b" qdevice " not in cmd:
