@@ -1,7 +1,8 @@
 """Command line: ``qnodeos node``, ``qnodeos qdevice``, ``qnodeos run``.
 
 - ``qnodeos node NAME [--network FILE]`` runs node NAME: this process is the classical
-  process; it starts the quantum process as a child and stops it on exit.
+  process; it forks the quantum process (before starting trio, so the child starts with
+  everything imported: see ``qnodeos.forking``) and stops it on exit.
 - ``qnodeos qdevice NAME [--network FILE]`` runs only the quantum process (the node
   starts it; run it by hand only to place it elsewhere).
 - ``qnodeos run [FILE] [--json] [--run-dir DIR]`` starts every node of a network, runs
@@ -18,7 +19,7 @@ import os
 import secrets
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import partial
 from pathlib import Path
 
@@ -27,6 +28,7 @@ import trio
 from .config import NetworkConfig, load_network, parse_network
 from .defaults import default_network_text
 from .errors import QNodeOSError
+from .forking import Child, fork
 
 READY = "READY"
 TOKEN_ENV = "QNODEOS_QDEVICE_TOKEN"
@@ -43,59 +45,62 @@ async def _until_signal(scope: trio.CancelScope) -> None:
             return
 
 
-async def _stop_child(proc: trio.Process) -> None:
-    """Closing its stdin ends the quantum process's loop; signals only if that fails."""
-    if proc.stdin is not None:
-        await proc.stdin.aclose()
-    with trio.move_on_after(2):
-        await proc.wait()
-        return
-    proc.terminate()
-    with trio.move_on_after(2):
-        await proc.wait()
-        return
-    proc.kill()
+async def _stop_child(child: Child) -> None:
+    """Closing its lifeline ends the quantum process's loop; signals only if that fails."""
+    child.close_lifeline()
+    for then in (child.terminate, child.kill):
+        with trio.move_on_after(2):
+            await child.wait()
+            return
+        then()
 
 
-async def node_main(name: str, network: str | None) -> int:
+def fork_qdevice(name: str, network: str | None, token: str) -> Child:
+    """Fork node ``name``'s quantum process from this (preloaded) classical process,
+    before ``trio.run``; it stops when its lifeline closes, so it never outlives us."""
+    title = f"{sys.executable} -m qnodeos qdevice {name}"
+    if network:
+        title += f" --network {network}"
+    return fork(partial(_qdevice_child, name, network, token), title=title)
+
+
+def _qdevice_child(name: str, network: str | None, token: str, lifeline: int) -> int:
+    return _guarded(lambda: qdevice_main(name, network, lifeline, token))
+
+
+async def node_main(name: str, network: str | None, qdevice: Child, token: str) -> int:
+    """The classical process of node ``name``; ``qdevice`` is its quantum process,
+    already forked, which serves only whoever presents ``token``."""
     from .kernel.service import NodeService
 
     net = _network(network)
     cfg = net.node(name)
-    cmd = [sys.executable, "-m", "qnodeos", "qdevice", name, "--parent-pipe"]
-    if network:
-        cmd += ["--network", network]
-    # The quantum process serves only the classical process that knows this secret.
-    token = secrets.token_hex(16)
-    env = {**os.environ, TOKEN_ENV: token}
     lost: list[int] = []
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(_until_signal, nursery.cancel_scope)
-        proc = await nursery.start(
-            partial(
-                trio.run_process, cmd, check=False, stdin=-1, env=env, deliver_cancel=_stop_child
+    try:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(_until_signal, nursery.cancel_scope)
+            delays = {n: net.delay(name, n) for n in net.nodes if n != name}
+            svc = NodeService(
+                cfg, cfg.peers_of(net), links=net.links_of(name), delays=delays, token=token
             )
-        )
 
-        delays = {n: net.delay(name, n) for n in net.nodes if n != name}
-        svc = NodeService(
-            cfg, cfg.peers_of(net), links=net.links_of(name), delays=delays, token=token
-        )
+            async def watch() -> None:
+                lost.append(await qdevice.wait())
+                svc.stop_reason = f"its quantum process exited ({_exit_text(qdevice.returncode)})"
+                print(f"qnodeos: node {name} stops: {svc.stop_reason}", file=sys.stderr, flush=True)
+                nursery.cancel_scope.cancel()
 
-        async def watch() -> None:
-            lost.append(await proc.wait())
-            svc.stop_reason = f"its quantum process exited ({_exit_text(proc.returncode)})"
-            print(f"qnodeos: node {name} stops: {svc.stop_reason}", file=sys.stderr, flush=True)
-            nursery.cancel_scope.cancel()
-
-        nursery.start_soon(watch)
-        with trio.fail_after(30):
-            await nursery.start(svc.serve)
-        print(
-            f"{READY} node {name}: {cfg.device.name} device with {cfg.device.num_qubits} "
-            f"qubits; apps connect at {cfg.app_endpoint}",
-            flush=True,
-        )
+            nursery.start_soon(watch)
+            with trio.fail_after(30):
+                await nursery.start(svc.serve)
+            print(
+                f"{READY} node {name}: {cfg.device.name} device with {cfg.device.num_qubits} "
+                f"qubits; apps connect at {cfg.app_endpoint}",
+                flush=True,
+            )
+    finally:
+        with trio.CancelScope(shield=True):
+            await _stop_child(qdevice)
     return 1 if lost else 0
 
 
@@ -108,24 +113,35 @@ def _exit_text(code: int | None) -> str:
     return f"code {code}"
 
 
-def qdevice_main(name: str, network: str | None, parent_pipe: bool) -> int:
+def qdevice_main(name: str, network: str | None, stop_fd: int | None, token: str) -> int:
+    """Serve node ``name``'s device until ``stop_fd`` reaches end-of-file (or SIGTERM)."""
     from .qdevice.realtime import serve_forever
 
-    # With --parent-pipe the node holds the write end of our stdin; it closes when the
-    # node exits, even on SIGKILL, so the quantum process never outlives its node.
     net = _network(network)
     cfg = net.node(name)
     links = net.links_of(name)
     serve_forever(
         cfg,
-        sys.stdin.fileno() if parent_pipe else None,
+        stop_fd,
         links=links,
         # any quantum process may have to send a state group to any other
         peers={n: c.qpeer_endpoint for n, c in net.nodes.items() if n != name and net.links},
         delays={n: net.delay(name, n) for n in net.nodes if n != name},
-        token=os.environ.pop(TOKEN_ENV, ""),
+        token=token,
     )
     return 0
+
+
+def run_node(name: str, network: str | None) -> int:
+    """``qnodeos node NAME``: fork the quantum process, then run the classical one."""
+    _network(network).node(name)  # a bad file or name fails here, before any fork
+    # Import now what both processes use, so the quantum process starts preloaded.
+    import qnodeos.kernel.service  # noqa: F401
+    import qnodeos.qdevice.realtime  # noqa: F401
+
+    token = secrets.token_hex(16)  # the quantum process serves only who knows it
+    qdevice = fork_qdevice(name, network, token)
+    return trio.run(node_main, name, network, qdevice, token)
 
 
 def keys_main(network: str | None, folder: str | None, apps: list[str]) -> int:
@@ -180,16 +196,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--timeout", type=float, default=600.0, help="give up after this many s")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(name)s: %(message)s")
-    try:
-        if args.cmd == "node":
-            return trio.run(node_main, args.name, args.network)
-        if args.cmd == "qdevice":
-            return qdevice_main(args.name, args.network, args.parent_pipe)
-        if args.cmd == "keys":
-            return keys_main(args.network, args.dir, args.app)
-        from testbed.launcher import run_network
+    if args.cmd == "node":
+        return _guarded(lambda: run_node(args.name, args.network))
+    if args.cmd == "qdevice":
+        # With --parent-pipe whoever started us holds the write end of our stdin; it
+        # closes when that process exits, even on SIGKILL.
+        stop = sys.stdin.fileno() if args.parent_pipe else None
+        token = os.environ.pop(TOKEN_ENV, "")
+        return _guarded(lambda: qdevice_main(args.name, args.network, stop, token))
+    if args.cmd == "keys":
+        return _guarded(lambda: keys_main(args.network, args.dir, args.app))
+    from testbed.launcher import run
 
-        return trio.run(run_network, args.network, args.json, args.run_dir, args.timeout)
+    return _guarded(lambda: run(args.network, args.json, args.run_dir, args.timeout))
+
+
+def _guarded(command: Callable[[], int]) -> int:
+    """Run a command; our own errors print one line and exit 2, Ctrl-C exits 130."""
+    try:
+        return command()
     except QNodeOSError as exc:
         print(f"qnodeos: error: {exc}", file=sys.stderr)
         return 2

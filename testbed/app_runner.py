@@ -1,4 +1,5 @@
-"""Runs one app in its own OS process: ``python -m testbed.app_runner MODULE NODE``.
+"""Runs one app in its own OS process: ``python -m testbed.app_runner MODULE NODE``
+(``qnodeos run`` forks it from its fork server and calls ``main`` with those arguments).
 
 The app module defines ``async def main(node: str, **args) -> dict``. The result is
 written as JSON to ``--result``; an exception is written as ``{"error": ...}`` and the
@@ -12,19 +13,20 @@ import importlib
 import json
 import sys
 import traceback
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import trio
 
 
-def main() -> int:
-    p = argparse.ArgumentParser()
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="testbed.app_runner")
     p.add_argument("module")
     p.add_argument("node")
     p.add_argument("--args", default="{}", help="JSON object of keyword arguments")
     p.add_argument("--result", required=True)
-    a = p.parse_args()
+    a = p.parse_args(argv)
     out: dict[str, Any]
     code = 0
     try:

@@ -1,8 +1,11 @@
 """``qnodeos run``: start every node of a network, run its apps, collect, tear down.
 
-Each node is ``qnodeos node NAME`` (which starts its own quantum process); each app is
-``python -m testbed.app_runner``. Everything runs in one trio nursery: on success, on an
-error, on Ctrl-C or when a node dies, leaving the nursery stops every child process.
+Each node is ``qnodeos node NAME`` (which forks its own quantum process); each app is
+``python -m testbed.app_runner``. The launcher imports what they need once and forks
+them all before it starts trio (``testbed/forks.py``): the nodes start at once, the
+apps wait until every node is up. Everything then runs in one trio nursery: on
+success, on an error, on Ctrl-C or when a node dies, leaving the nursery stops every
+child process.
 The run directory keeps the network file used, every process's log, and results.json.
 """
 
@@ -30,6 +33,9 @@ from qnodeos.errors import QNodeOSError
 from qnodeos.timeline import ENV
 from testbed.trace import merge
 
+from . import forks
+from .forks import Proc
+
 
 class RunError(QNodeOSError):
     """A node or app failed during ``qnodeos run``; the run directory has the logs."""
@@ -52,22 +58,16 @@ async def _pump_log(stream: trio.abc.ReceiveStream, log: Path, ready: trio.Event
 async def _start_node(
     nursery: trio.Nursery,
     name: str,
-    net_file: Path,
     run_dir: Path,
-    env: dict[str, str],
+    proc: Proc,
     timeout: float,
-) -> trio.Process:
+) -> None:
+    """Wait until node ``name`` (forked already) is READY."""
     ready = trio.Event()
-    proc = await trio.lowlevel.open_process(
-        [sys.executable, "-m", "qnodeos", "node", name, "--network", str(net_file)],
-        stdout=-1,
-        stderr=-1,
-        env=env,
-    )
-    assert proc.stdout is not None and proc.stderr is not None
     log = run_dir / f"node-{name}.log"
-    nursery.start_soon(_pump_log, proc.stdout, log, ready)
-    nursery.start_soon(_pump_log, proc.stderr, log, None)
+    output = proc.open_output()
+    assert output is not None
+    nursery.start_soon(_pump_log, output, log, ready)
     async with trio.open_nursery() as waiting:  # until READY, the node's exit, or timeout
 
         async def exited() -> None:
@@ -79,23 +79,63 @@ async def _start_node(
             await ready.wait()
         waiting.cancel_scope.cancel()
     if proc.returncode is not None:
-        raise RunError(f"node {name} exited with {proc.returncode} before it was ready; see {log}")
+        await trio.sleep(0.05)  # let its last words reach the log
+        said = _last_words(log, lines=3)  # e.g. its quantum process's error, then its own
+        raise RunError(
+            f"node {name} exited with {proc.returncode} before it was ready{said}; see {log}"
+        )
     if not ready.is_set():
         raise RunError(f"node {name} was not ready within {timeout} s; see {log}")
-    return proc
+
+
+async def _start_nodes(
+    nursery: trio.Nursery,
+    nodes: dict[str, Proc],
+    run_dir: Path,
+    errors: list[str],
+    apps: _Apps,
+) -> None:
+    """Wait for every node at once (they were forked together and find each other
+    whenever they come up); the first that fails ends the wait, naming itself and its
+    log."""
+
+    async def one(name: str, proc: Proc) -> None:
+        await _start_node(nursery, name, run_dir, proc, 30.0)
+        log = run_dir / f"node-{name}.log"
+        nursery.start_soon(_watch_node, name, proc, log, errors, apps)
+
+    async with trio.open_nursery() as starting:
+        for name, proc in nodes.items():
+            starting.start_soon(one, name, proc)
+
+
+def _leaves(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:
+    """The exceptions in ``group`` and the groups nested in it (one per nursery)."""
+    found: list[BaseException] = []
+    for exc in group.exceptions:
+        found += _leaves(exc) if isinstance(exc, BaseExceptionGroup) else [exc]
+    return found
+
+
+def _last_words(log: Path, lines: int = 1) -> str:
+    """The node's last ``lines`` ``qnodeos:`` lines, as ``" (...; ...)"``, or ``""``."""
+    try:
+        text = log.read_text(errors="replace")
+    except OSError:
+        return ""
+    said = [ln.removeprefix("qnodeos: ") for ln in text.splitlines() if ln.startswith("qnodeos:")]
+    return f" ({'; '.join(said[-lines:])})" if said else ""
 
 
 async def _watch_node(
-    name: str, proc: trio.Process, log: Path, errors: list[str], apps: _Apps
+    name: str, proc: Proc, log: Path, errors: list[str], apps: _Apps
 ) -> None:
     """A node that dies while apps run fails the run; its apps find out at once (their
     sessions end), the others soon (their requests fail), and all get ``APP_GRACE_S``
     to say so before they are stopped."""
     code = await proc.wait()
     await trio.sleep(0.05)  # let its last words reach the log
-    text = await trio.Path(log).read_text(errors="replace")
-    said = [ln for ln in text.splitlines() if ln.startswith("qnodeos:")]
-    why = f" ({said[-1].removeprefix('qnodeos: ')})" if said else ""
+    why = _last_words(log)
     what = f"was killed by {signal.Signals(-code).name}" if code < 0 else f"exited with {code}"
     errors.append(f"node {name} {what} during the run{why}; see {log}")
     apps.stop_later(f"node {name} died")
@@ -138,32 +178,58 @@ def _prepare(
     return cfg, run_dir, net_file, env
 
 
-async def run_network(
-    path: str | None, as_json: bool, run_dir_arg: str | None, timeout: float
-) -> int:
+def run(path: str | None, as_json: bool, run_dir_arg: str | None, timeout: float) -> int:
+    """``qnodeos run``: prepare the run, fork every node and app, run them under trio."""
     cfg, run_dir, net_file, env = _prepare(path, run_dir_arg)
+    forks.preload()
+    nodes: dict[str, Proc] = {}
+    app_procs: dict[str, Proc] = {}
+    try:
+        for name in cfg.nodes:
+            nodes[name] = forks.fork_node(name, net_file, env)
+        for a in cfg.apps:
+            argv = [a.module, a.node, "--args", json.dumps(a.args), "--result"]
+            argv.append(str(run_dir / f"app-{a.name}.json"))
+            app_procs[a.name] = forks.fork_app(argv, env, run_dir / f"app-{a.name}.log")
+    except BaseException:
+        for proc in (*nodes.values(), *app_procs.values()):
+            proc.kill()
+        shutil.rmtree(env["QNODEOS_RUNTIME_DIR"], ignore_errors=True)
+        raise
+    return trio.run(run_network, cfg, run_dir, env, nodes, app_procs, as_json, timeout)
+
+
+async def run_network(
+    cfg: NetworkConfig,
+    run_dir: Path,
+    env: dict[str, str],
+    nodes: dict[str, Proc],
+    app_procs: dict[str, Proc],
+    as_json: bool,
+    timeout: float,
+) -> int:
+    """Run forked ``nodes`` and (waiting) ``app_procs`` to the end; the exit status."""
     results: dict[str, Any] = {}
-    procs: list[trio.Process] = []
+    procs = list(nodes.values())
     errors: list[str] = []
     apps = _Apps()
     interrupted = False
     try:
         async with trio.open_nursery() as nursery:
             with trio.fail_after(timeout):
-                for name in cfg.nodes:
-                    proc = await _start_node(nursery, name, net_file, run_dir, env, 30.0)
-                    procs.append(proc)
-                    log = run_dir / f"node-{name}.log"
-                    nursery.start_soon(_watch_node, name, proc, log, errors, apps)
+                await _start_nodes(nursery, nodes, run_dir, errors, apps)
                 if not as_json:
                     print(
                         f"qnodeos: network {cfg.name!r}: {len(cfg.nodes)} node(s) up; "
                         f"running {len(cfg.apps)} app(s); run dir {run_dir}",
                         flush=True,
                     )
-                run_app = partial(_run_app, run_dir=run_dir, env=env, results=results, apps=apps)
+                run_app = partial(_run_app, run_dir=run_dir, results=results, apps=apps)
                 await apps.run(
-                    [partial(run_app, a.name, a.module, a.node, a.args) for a in cfg.apps]
+                    [
+                        partial(run_app, a.name, a.module, a.node, app_procs[a.name])
+                        for a in cfg.apps
+                    ]
                 )
             nursery.cancel_scope.cancel()
     except* KeyboardInterrupt:
@@ -172,9 +238,9 @@ async def run_network(
     except* trio.TooSlowError:
         errors.append(f"run did not finish within {timeout} s")
     except* RunError as group:
-        errors.extend(str(e) for e in group.exceptions)
+        errors.extend(str(e) for e in _leaves(group))
     finally:
-        await _stop_all(procs)
+        await _stop_all([*app_procs.values(), *procs])
         shutil.rmtree(env["QNODEOS_RUNTIME_DIR"], ignore_errors=True)
         if errors:
             results["_error"] = "; ".join(errors)
@@ -194,8 +260,9 @@ async def run_network(
     return status
 
 
-async def _stop_all(procs: list[trio.Process]) -> None:
-    """SIGTERM every node (each stops its own quantum process), SIGKILL after 5 s."""
+async def _stop_all(procs: list[Proc]) -> None:
+    """SIGTERM every process left (a node stops its own quantum process), SIGKILL
+    after 5 s."""
     for proc in procs:
         if proc.returncode is None:
             proc.terminate()
@@ -249,18 +316,18 @@ async def _run_app(
     name: str,
     module: str,
     node: str,
-    args: dict[str, Any],
+    proc: Proc,
     *,
     run_dir: Path,
-    env: dict[str, str],
     results: dict[str, Any],
     apps: _Apps,
 ) -> None:
-    """Run one app to its end; if it fails, the others get a grace period."""
+    """Run one app (forked, waiting) to its end; if it fails, the others get a grace
+    period."""
     result_file = run_dir / f"app-{name}.json"
     log = run_dir / f"app-{name}.log"
     try:
-        await _app_process(name, module, node, args, result_file, log, env, results)
+        await _app_process(name, module, node, proc, result_file, log, results)
     finally:
         if name not in results:
             why = apps.reason[0] if apps.reason else "the run was stopped"
@@ -273,30 +340,20 @@ async def _app_process(
     name: str,
     module: str,
     node: str,
-    args: dict[str, Any],
+    proc: Proc,
     result_file: Path,
     log: Path,
-    env: dict[str, str],
     results: dict[str, Any],
 ) -> None:
-    with log.open("wb") as f:
-        proc = await trio.run_process(
-            [
-                sys.executable,
-                "-m",
-                "testbed.app_runner",
-                module,
-                node,
-                "--args",
-                json.dumps(args),
-                "--result",
-                str(result_file),
-            ],
-            stdout=f,
-            stderr=f,
-            env=env,
-            check=False,
-        )
+    proc.go()
+    try:
+        await proc.wait()
+    finally:
+        if proc.returncode is None:  # the run is being stopped: so is the app
+            proc.terminate()
+            with trio.CancelScope(shield=True), trio.move_on_after(5):
+                await proc.wait()
+            proc.kill()
     try:
         text = await trio.Path(result_file).read_text()
         results[name] = {"node": node, "module": module, **json.loads(text)}

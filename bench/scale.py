@@ -1,0 +1,183 @@
+"""Start-up and scale of whole networks run by ``qnodeos run``, as printed tables.
+
+    python bench/scale.py [--quick] [--nodes 2,8,32,64] [--pairs 100] [--blocks 300]
+
+1. Chains of N nodes (generic devices, perfect links, speed inf), an app at each end of
+   every link taking ``--pairs`` measure-directly pairs (10 per request). For each N:
+   the time from ``qnodeos run`` to every node up, to the first pair on every link, and
+   to exit; the CPU time of all processes of the run; the aggregate pairs/s over all
+   links (pairs / (last pair - first app connected)); and memory per node (classical +
+   quantum process, at their largest during the run): RSS, which counts pages shared
+   with the forking parent in full, and PSS, which splits them among the sharers.
+2. One node, 1, 4 and 16 apps each running ``--blocks`` one-gate blocks (allocate, X,
+   measure): aggregate blocks/s.
+
+It prints numbers; it is not a test. ``--quick`` runs 2 and 8 nodes and fewer pairs
+and blocks (about half a minute). The machine is shared: compare runs made together.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+
+def chain(n: int, pairs: int) -> str:
+    out = [f'name = "chain{n}"']
+    for i in range(n):
+        out += [f"[nodes.n{i}]", 'device = "generic"', "qubits = 2", "speed = inf"]
+    for i in range(n - 1):
+        out += ["[[links]]", f'nodes = ["n{i}", "n{i + 1}"]', 'model = "perfect"']
+        out += ["cycle_ns = 1000"]
+        for a, b, role in ((i, i + 1, "create"), (i + 1, i, "recv")):
+            args = f'role = "{role}", me = "n{a}-n{b}", peer_node = "n{b}", peer = "n{b}-n{a}"'
+            out += ["[[apps]]", f'node = "n{a}"', 'module = "scale_app"']
+            out += [f"args = {{ {args}, pairs = {pairs} }}"]
+    return "\n".join(out) + "\n"
+
+
+def one_node(apps: int, blocks: int) -> str:
+    out = ['name = "blocks"', "[nodes.n0]", 'device = "generic"', "qubits = 16", "speed = inf"]
+    for i in range(apps):
+        out += ["[[apps]]", 'node = "n0"', 'module = "scale_app"']
+        out += [f'args = {{ role = "blocks", me = "b{i}", blocks = {blocks} }}']
+    return "\n".join(out) + "\n"
+
+
+class Memory:
+    """Samples the memory of the run's node processes (their command lines name the
+    network file) every 0.2 s; keeps each process's largest RSS and PSS (kB)."""
+
+    def __init__(self, net: Path) -> None:
+        self.net = str(net)
+        self.peak: dict[int, tuple[int, int]] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> Memory:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.2):
+            for d in Path("/proc").iterdir():
+                if not d.name.isdigit():
+                    continue
+                try:
+                    cmd = (d / "cmdline").read_bytes().replace(b"\0", b" ")
+                    if self.net.encode() not in cmd or b"qnodeos " not in cmd:
+                        continue
+                    if b" node " not in cmd and b" qdevice " not in cmd:
+                        continue
+                    rss = pss = 0
+                    for line in (d / "smaps_rollup").read_text().splitlines():
+                        if line.startswith("Rss:"):
+                            rss = int(line.split()[1])
+                        elif line.startswith("Pss:"):
+                            pss = int(line.split()[1])
+                except (OSError, ValueError):
+                    continue
+                old = self.peak.get(int(d.name), (0, 0))
+                self.peak[int(d.name)] = (max(old[0], rss), max(old[1], pss))
+
+    def per_node_mib(self, nodes: int) -> tuple[float, float]:
+        rss = sum(r for r, _ in self.peak.values()) / 1024 / nodes
+        pss = sum(p for _, p in self.peak.values()) / 1024 / nodes
+        return rss, pss
+
+
+def run(text: str, d: Path, name: str) -> dict[str, float]:
+    """``qnodeos run`` one network file; times (s from start), CPU s, the apps' results."""
+    net = d / f"{name}.toml"
+    net.write_text(text)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(HERE), str(HERE.parent)])}
+    cpu0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.time()
+    up = float("nan")
+    with Memory(net) as mem:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "qnodeos", "run", str(net), "--run-dir", str(d / name)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+            cwd=HERE.parent,
+        )
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            if "node(s) up" in line:
+                up = time.time() - t0
+        proc.wait()
+    end = time.time() - t0
+    cpu1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    assert proc.stderr is not None
+    if proc.returncode != 0:
+        raise SystemExit(f"{name}: qnodeos run failed: {proc.stderr.read()[-2000:]}")
+    results = json.loads((d / name / "results.json").read_text())
+    res = [r["result"] for r in results.values()]
+    nodes = text.count("[nodes.")
+    rss, pss = mem.per_node_mib(nodes)
+    return {
+        "up": up,
+        "first": max(r["first"] for r in res) - t0,
+        "connected": min(r["connected"] for r in res) - t0,
+        "last": max(r["last"] for r in res) - t0,
+        "exit": end,
+        "cpu": (cpu1.ru_utime + cpu1.ru_stime) - (cpu0.ru_utime + cpu0.ru_stime),
+        "done": sum(r["done"] for r in res),
+        "rss": rss,
+        "pss": pss,
+    }
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("--quick", action="store_true", help="2 and 8 nodes, fewer pairs/blocks")
+    p.add_argument("--nodes", help="comma-separated chain sizes (default 2,8,32,64)")
+    p.add_argument("--pairs", type=int, help="pairs per link (default 100; quick 20)")
+    p.add_argument("--blocks", type=int, help="blocks per app (default 300; quick 100)")
+    a = p.parse_args()
+    sizes = [int(x) for x in (a.nodes or ("2,8" if a.quick else "2,8,32,64")).split(",")]
+    pairs = a.pairs or (20 if a.quick else 100)
+    blocks = a.blocks or (100 if a.quick else 300)
+    print(f"{os.cpu_count()} cores; load average {os.getloadavg()[0]:.1f} at start")
+    with tempfile.TemporaryDirectory(prefix="qnscale-") as tmp:
+        d = Path(tmp)
+        print(f"\nChains: perfect links, speed inf, {pairs} M pairs per link (10 per request)")
+        head = (
+            f"{'nodes':>5} {'up s':>6} {'1st pair s':>10} {'exit s':>7} {'CPU s':>6} "
+            f"{'pairs/s':>8} {'RSS MiB/node':>12} {'PSS MiB/node':>12}"
+        )
+        print(head)
+        for n in sizes:
+            r = run(chain(n, pairs), d, f"chain{n}")
+            rate = r["done"] / 2 / (r["last"] - r["connected"])  # each pair seen at both ends
+            print(
+                f"{n:>5} {r['up']:>6.2f} {r['first']:>10.2f} {r['exit']:>7.2f} {r['cpu']:>6.1f} "
+                f"{rate:>8.0f} {r['rss']:>12.1f} {r['pss']:>12.1f}",
+                flush=True,
+            )
+        print(f"\nOne node, one-gate blocks (allocate, X, measure), {blocks} per app")
+        print(f"{'apps':>5} {'blocks/s':>9} {'exit s':>7}")
+        for k in (1, 4, 16):
+            r = run(one_node(k, blocks), d, f"blocks{k}")
+            rate = r["done"] / (r["last"] - r["connected"])
+            print(f"{k:>5} {rate:>9.0f} {r['exit']:>7.2f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,50 @@
+"""qnodeos.forking: forked children, their lifelines and exit codes, awaited from trio."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+import trio
+
+from qnodeos.forking import fork
+
+
+async def test_a_child_ends_when_its_lifeline_closes_and_many_tasks_can_wait() -> None:
+    child = fork(lambda lifeline: 7 if os.read(lifeline, 1) == b"" else 0)
+    codes: list[int] = []
+
+    async def waiter() -> None:
+        codes.append(await child.wait())
+
+    async with trio.open_nursery() as nursery:
+        for _ in range(3):
+            nursery.start_soon(waiter)
+        await trio.sleep(0.05)
+        assert codes == [] and child.poll() is None
+        child.close_lifeline()
+    assert codes == [7, 7, 7]
+
+
+async def test_a_signal_gives_a_negative_code_and_an_exception_code_1() -> None:
+    sleeper = fork(lambda lifeline: time.sleep(30))
+    sleeper.terminate()
+    assert await sleeper.wait() == -signal.SIGTERM
+    sleeper.kill()  # reaped: nothing is signalled any more
+
+    def fail(lifeline: int) -> int:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), 2)  # keep the traceback out of the test log
+        raise RuntimeError("boom")
+
+    assert await fork(fail).wait() == 1
+
+
+async def test_a_later_child_does_not_hold_an_earlier_childs_lifeline() -> None:
+    first = fork(lambda lifeline: len(os.read(lifeline, 1)))
+    second = fork(lambda lifeline: len(os.read(lifeline, 1)))
+    first.close_lifeline()  # if `second` held a copy of it, `first` would never see EOF
+    with trio.fail_after(5):
+        assert await first.wait() == 0
+    second.close_lifeline()
+    assert await second.wait() == 0
