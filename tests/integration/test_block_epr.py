@@ -3,10 +3,13 @@
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
 import pytest
+
+from testbed.trace import node_spans
 
 from .test_entanglement import TWO_NODES, close, pair_apps, run
 
@@ -96,6 +99,28 @@ args = { me = "local", seconds = 2.0 }
     meanwhile = [t for t in done if a["start"] + 0.2 < t < a["end"] - 0.2]
     assert a["end"] - a["start"] > 0.8  # it did wait for bob's app
     assert len(meanwhile) >= 10, (len(meanwhile), len(done))
+    # The same from alice's timeline, in device time: between app a's process going
+    # WAITING (on pairs) and READY again, the local app's blocks ran on the device.
+    run_dir = tmp_path / "run"
+    spans, states = node_spans(run_dir, "alice")
+    mine = [s for s in states if s["app"] == "a"]
+    went = next(i for i, s in enumerate(mine) if s["on"] == "pairs")
+    back = next(s for s in mine[went:] if s["state"] == "ready")
+    t0, t1 = mine[went]["device_ns"], back["device_ns"]
+    local = [s for s in spans if s["app"] == "local" and t0 <= s["start"] < s["end"] <= t1]
+    assert len(local) >= 10, len(local)
+    # utilization in results.json is the sum of the timeline's spans, per kind
+    util = res["_nodes"]["alice"]["utilization"]
+    assert util["local_blocks_ns"] == sum(
+        s["end"] - s["start"] for s in spans if s["what"] == "block"
+    )
+    assert util["entanglement_ns"] == sum(
+        s["end"] - s["start"] for s in spans if s["what"] == "round"
+    )
+    assert abs(util["busy_ns"] + util["idle_ns"] - util["elapsed_ns"]) < 1e-6 * util["elapsed_ns"]
+    trace = json.loads((run_dir / "timeline.json").read_text())["traceEvents"]
+    blocks_us = sum(e["dur"] for e in trace if e.get("cat") == "block" and e["pid"] == 1)
+    assert abs(blocks_us * 1e3 - util["local_blocks_ns"]) < 1.0
 
 
 def test_delegated_computation_matches_the_werner_closed_form(tmp_path: Path) -> None:
