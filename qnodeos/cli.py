@@ -194,6 +194,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--json", action="store_true", help="print results as JSON")
     p.add_argument("--run-dir", help="where results and logs go (default: ./qnodeos-runs/...)")
     p.add_argument("--timeout", type=float, default=600.0, help="give up after this many s")
+    p = sub.add_parser("plot", help="draw a run's device timeline and utilization")
+    p.add_argument("run_dir", help="a run directory of qnodeos run")
+    p.add_argument("--out", help="file to write (.png, .svg, .pdf; default RUN_DIR/timeline.png)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(name)s: %(message)s")
     if args.cmd == "node":
@@ -206,6 +209,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _guarded(lambda: qdevice_main(args.name, args.network, stop, token))
     if args.cmd == "keys":
         return _guarded(lambda: keys_main(args.network, args.dir, args.app))
+    if args.cmd == "plot":
+        from testbed.plot import plot_run
+
+        def plot() -> int:
+            out = plot_run(Path(args.run_dir), Path(args.out) if args.out else None)
+            print(f"wrote {out}")
+            return 0
+
+        return _guarded(plot)
     from testbed.launcher import run
 
     return _guarded(lambda: run(args.network, args.json, args.run_dir, args.timeout))

@@ -1,0 +1,76 @@
+"""``qnodeos plot RUN_DIR``: a run's device timeline and utilization as a figure.
+
+One row per node: what its device did over device time, coloured by kind (each app's
+blocks, entanglement rounds, moves; white is idle), and beside it the node's
+utilization split the same way. Needs matplotlib (``pip install 'qnodeos[plot]'``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from qnodeos.errors import ConfigError
+
+from .trace import node_spans, utilization
+
+KIND_COLOURS = {"round": "#d62728", "move": "#7f7f7f"}
+APP_COLOURS = ["#1f77b4", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf"]
+
+
+def plot_run(run_dir: Path, out: Path | None = None) -> Path:
+    """Draw ``run_dir``'s timeline; returns the file written (default: timeline.png
+    in the run directory; .svg and .pdf work too)."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+        from matplotlib.patches import Patch
+    except ImportError:
+        raise ConfigError("qnodeos plot needs matplotlib: pip install 'qnodeos[plot]'") from None
+    results = run_dir / "results.json"
+    if not results.exists():
+        raise ConfigError(f"{run_dir} is not a run directory (no results.json)")
+    nodes = [p.name.removeprefix("timeline-").removesuffix("-device.jsonl")
+             for p in sorted(run_dir.glob("timeline-*-device.jsonl"))]  # fmt: skip
+    if not nodes:
+        raise ConfigError(
+            f"{run_dir} has no timeline (qnodeos run records one in every run directory)"
+        )
+    fig, (ax, bars) = plt.subplots(
+        1, 2, figsize=(12, 1.2 + 0.8 * len(nodes)), width_ratios=[4, 1], squeeze=True
+    )
+    apps: dict[str, str] = {}
+    shares: list[dict[str, Any]] = []
+    for row, node in enumerate(nodes):
+        spans, _ = node_spans(run_dir, node)
+        for s in spans:
+            colour = KIND_COLOURS.get(s["what"])
+            if colour is None:
+                colour = apps.setdefault(s["app"], APP_COLOURS[len(apps) % len(APP_COLOURS)])
+            width = max(s["end"] - s["start"], 0.0) / 1e6
+            ax.broken_barh([(s["start"] / 1e6, width)], (row - 0.4, 0.8), color=colour)
+        shares.append(utilization(spans))
+    ax.set_yticks(range(len(nodes)), nodes)
+    ax.set_xlabel("device time (ms)")
+    ax.set_title(f"device timeline: {run_dir.name}")
+    left = [0.0] * len(nodes)
+    parts = [("local_blocks_ns", "blocks", APP_COLOURS[0]), ("entanglement_ns", "entanglement",
+             KIND_COLOURS["round"]), ("moves_ns", "moves", KIND_COLOURS["move"])]  # fmt: skip
+    for key, label, colour in parts:
+        vals = [100 * u[key] / u["elapsed_ns"] if u["elapsed_ns"] else 0.0 for u in shares]
+        bars.barh(range(len(nodes)), vals, left=left, color=colour, label=label)
+        left = [a + b for a, b in zip(left, vals, strict=True)]
+    bars.set_yticks(range(len(nodes)), nodes)
+    bars.set_xlim(0, 100)
+    bars.set_xlabel("device busy (%)")
+    bars.legend(loc="lower right", fontsize="small")
+    handles = [Patch(color=c) for c in [*apps.values(), *KIND_COLOURS.values()]]
+    ax.legend(handles, [f"app {a}" for a in apps] + ["entanglement", "moves"],
+              loc="upper right", fontsize="small")  # fmt: skip
+    fig.tight_layout()
+    target = out or run_dir / "timeline.png"
+    fig.savefig(target)
+    plt.close(fig)
+    return target

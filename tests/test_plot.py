@@ -1,0 +1,44 @@
+"""qnodeos plot draws a run's timeline (skipped where matplotlib is not installed)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from qnodeos.cli import main
+from testbed.trace import merge
+
+
+def fake_run(tmp_path: Path) -> Path:
+    run = tmp_path / "run"
+    run.mkdir()
+    device = [
+        {"kind": "batch", "seq": 1, "start": 0, "end": 400, "ops": {"h": 1}},
+        {"kind": "round", "seq": 2, "peer": "b", "start": 400, "end": 900, "attempts": 5,
+         "pairs": 1, "reason": ""},
+    ]  # fmt: skip
+    kernel = [{"kind": "use", "seq": 1, "what": "block", "app": "x"}]
+    (run / "timeline-a-device.jsonl").write_text("".join(json.dumps(r) + "\n" for r in device))
+    (run / "timeline-a-kernel.jsonl").write_text("".join(json.dumps(r) + "\n" for r in kernel))
+    util = merge(run, ["a"])
+    assert util["a"]["busy_ns"] == 900 and util["a"]["per_app"] == {"x": 400}
+    (run / "results.json").write_text(json.dumps({"_nodes": {"a": {"utilization": util["a"]}}}))
+    return run
+
+
+def test_plot_writes_the_figure(tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    run = fake_run(tmp_path)
+    out = tmp_path / "t.svg"
+    assert main(["plot", str(run), "--out", str(out)]) == 0
+    assert out.read_text().startswith("<?xml")
+
+
+def test_plot_of_a_directory_without_a_run_names_the_problem(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pytest.importorskip("matplotlib")
+    assert main(["plot", str(tmp_path)]) == 2
+    assert "is not a run directory (no results.json)" in capsys.readouterr().err
