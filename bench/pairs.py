@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -28,6 +29,7 @@ from pathlib import Path
 import trio
 
 from qnodeos import sdk
+from qnodeos.timeline import ENV
 
 sys.path.insert(0, str(Path(__file__).parent))
 from roundtrip import ECHO, raw_floor, start  # noqa: E402
@@ -102,8 +104,11 @@ def main() -> None:
     p.add_argument("--keep-batch", type=int, default=16, help="K pairs per request (qubits)")
     p.add_argument("--keys", action="store_true", help="CURVE on (see qnodeos keys)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--trace", action="store_true", help="nodes record a timeline (its cost)")
     a = p.parse_args()
     with tempfile.TemporaryDirectory(prefix="qnp-") as d:
+        if a.trace:
+            os.environ[ENV] = d  # the nodes record timelines (their cost)
         net = Path(d) / "net.toml"
         net.write_text(('keys = "keys"\n' if a.keys else "") + NET.format(d=d, q=a.keep_batch))
         if a.keys:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -26,6 +27,7 @@ import trio
 import zmq
 
 from qnodeos import sdk
+from qnodeos.timeline import ENV
 
 ECHO = """
 import sys, zmq
@@ -92,8 +94,11 @@ def main() -> None:
     p.add_argument("--transport", choices=["ipc", "tcp"], default="ipc")
     p.add_argument("--keys", action="store_true", help="CURVE on (see qnodeos keys)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--trace", action="store_true", help="nodes record a timeline (its cost)")
     a = p.parse_args()
     with tempfile.TemporaryDirectory(prefix="qnb-") as d:
+        if a.trace:
+            os.environ[ENV] = d  # the node and its quantum process record a timeline
         app_ep, dev_ep, echo_ep = endpoints(a.transport, d)
         net = Path(d) / "net.toml"
         net.write_text(

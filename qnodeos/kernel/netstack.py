@@ -52,7 +52,8 @@ log = logging.getLogger("qnodeos.netstack")
 SCRATCH = -1  # virtual id of the qubit M pairs are made in (measured and reused)
 K_ROUND = 64  # kept pairs per round at most (one recipe, a correction, per pair's qubit)
 _NO_STATE = np.zeros((4, 4), dtype=complex)
-GONE_KEPT = 256  # apps that left, remembered to refuse requests for them at once
+GONE_KEPT = 256  # apps that left, remembered to refuse requests for them soon
+GONE_GRACE_S = 1.0  # a request for an app that left waits this long for one of its name
 
 
 def purpose(a: tuple[str, str], b: tuple[str, str]) -> str:
@@ -138,6 +139,8 @@ class NetStack:
         self._outcomes: dict[int, list[int]] = {}  # herald seq -> outcomes of its recipe
         self.ignored = 0  # link-layer messages from nodes we have no link with
         self.gone_apps: OrderedDict[str, str] = OrderedDict()  # app name -> why it left
+        # requests held for an app that left, refused unless one of its name comes back
+        self.refuse_at: dict[tuple[str, tuple[str, int]], float] = {}
         self.ledger = Ledger(node)
         # where pairs of a block's request go (the kernel hands them to the block)
         self.to_block: Callable[[Want, m.NodeToApp], list[Out]] = lambda w, msg: []
@@ -332,9 +335,10 @@ class NetStack:
         if isinstance(body, m.EgpExpire):
             return self._peer_expired(peer, body.seqs, body.reason, now)
         if isinstance(body, m.EgpRequest):
-            gone = self.gone_apps.get(local_app(body.purpose, self.node) or "")
-            if gone is not None:  # for an app that was here and left: say so at once
-                return [self._refuse(peer, body, gone)]
+            if local_app(body.purpose, self.node) in self.gone_apps:
+                # For an app that was here and left: refused soon (not at its deadline),
+                # unless an app of that name comes back first (a restart).
+                self.refuse_at[(peer, (body.origin, body.create_id))] = now + GONE_GRACE_S
         return self._egp(peer, egp.peer_message(body, now), now)
 
     def _peer_expired(self, peer: str, seqs: list[int], reason: str, now: float) -> list[Out]:
@@ -359,6 +363,17 @@ class NetStack:
 
     def handle_timer(self, now: float) -> list[Out]:
         out: list[Out] = []
+        for (peer, key), when in list(self.refuse_at.items()):
+            req = self.egps[peer].waiting.get(key)
+            if req is None or now < when:
+                if req is None:
+                    del self.refuse_at[(peer, key)]  # it went ahead, or ended
+                continue
+            del self.refuse_at[(peer, key)]
+            why = self.gone_apps.get(local_app(req.purpose, self.node) or "")
+            if why is not None:
+                del self.egps[peer].waiting[key]
+                out.append(self._refuse(peer, req, why))
         for peer, egp in self.egps.items():
             out += self._egp(peer, egp.handle_timer(now), now)
         for pur, w in list(self.listening.items()):

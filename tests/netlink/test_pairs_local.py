@@ -368,3 +368,40 @@ async def test_time_bins_scale_the_pair_rate_by_their_fraction(
     # heralds in a bin come at p/cycle; the gaps between the link's bins add to the
     # span; the first and last partial bins make up less than 4 sigma here
     assert close(r["rate_hz"], rate, rate / math.sqrt(n)), (r["rate_hz"], rate)
+
+
+async def test_a_request_for_an_app_that_left_waits_briefly_for_its_restart(
+    autojump_clock: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """bob's app "b" leaves; alice asks for pairs with "b" before the next "b" is up
+    (a restart, or the next phase of a script): the request waits for it. Had no app of
+    that name come back, it would be refused after about a second, not at its deadline."""
+    link = 'model = "perfect"\ncycle_ns = 1000'
+    cfg = network(TWO.format(speed="inf", params="", link=link))
+
+    async def first_b() -> None:
+        async with sdk.connect("bob", app="b", qubits=1):
+            pass
+
+    async def alice(peer_app: str) -> tuple[list[sdk.Pair] | str, float]:
+        t0 = trio.current_time()
+        async with sdk.connect("alice", app=f"a-{peer_app}", qubits=1) as node:
+            try:
+                got = await node.epr_socket("bob", peer_app).create_measure(3, timeout=20)
+            except sdk.EprError as exc:
+                return exc.code, trio.current_time() - t0
+        return got, trio.current_time() - t0
+
+    async def second_b() -> list[sdk.Pair]:
+        await trio.sleep(0.5)
+        async with sdk.connect("bob", app="b", qubits=1) as node:
+            return await node.epr_socket("alice", "a-b").recv_measure(3)
+
+    async with running(cfg, monkeypatch):
+        await first_b()
+        async with sdk.connect("bob", app="gone", qubits=1):
+            pass
+        (got, _), mine = await both(lambda: alice("b"), second_b)
+        refused, after = await alice("gone")
+    assert isinstance(got, list) and [p.ent_id for p in got] == [p.ent_id for p in mine]
+    assert refused == "REJECTED" and 0.9 < after < 2.0, (refused, after)
