@@ -10,13 +10,23 @@ are composed into one superoperator. Readout flips the reported outcome with p(0
 p(1->0); the state collapses to the true outcome. Qubits nobody touches are decohered
 lazily the next time they are used, which is exact because the idle channels act on each
 qubit alone.
+
+How this works (speed): each (gate, angle, error) is turned once into its noisy
+superoperator in the register's paired index order (see physics), and into the same
+composed after each term of a basis of idle-decay channels. Per op, the decay of the
+touched qubits (it depends on elapsed time) then costs one small product (weights @
+rows) instead of building and multiplying decay matrices; the result is applied to the
+state once. A measurement needs only the decay's damping, which the register folds into
+its outcome probability and post-measurement state; init writes a cached state.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
+from numpy.typing import NDArray
 
 from ..hardware.specs import DeviceSpec, OpSpec
 from ..lang.gates import GATES
@@ -24,12 +34,44 @@ from ..lang.messages import PhysOp
 from .physics import (
     Matrix,
     Register,
-    decay_superop,
+    Vector,
+    after_decay,
+    decay_matrix,
+    decay_params,
+    decay_weights,
     depolarise_superop,
+    exchanged,
+    paired,
     unitary_superop,
 )
 
 NO_OUTCOME = -1
+_ZERO: Vector = np.array([1, 0, 0, 0], dtype=complex)  # |0><0|, flattened
+_CACHE = 4096  # entries per cache; angles are floats, so bound what we keep
+
+
+@dataclass(frozen=True)
+class _Noisy:
+    """A gate on m qubits with its depolarising error (paired order), and ``after``:
+    the same composed after each m-tuple of decay basis channels (see after_decay), as
+    real numbers (complex entries viewed as pairs): the weights are real, and a real
+    matrix-vector product costs a quarter of a complex one. A two-qubit gate also keeps
+    itself with its qubits exchanged, for groups that hold them in the other order."""
+
+    s: Matrix
+    after: NDArray[np.float64]
+    swapped: _Noisy | None = None
+
+    @classmethod
+    def of(cls, s: Matrix, m: int, swap: bool = True) -> _Noisy:
+        swapped = cls.of(exchanged(s), m, False) if m == 2 and swap else None
+        return cls(s, after_decay(s, m).view(np.float64), swapped)
+
+    def with_decay(self, weights: Sequence[float]) -> Matrix:
+        d = self.s.shape[0]
+        w = np.array(weights, dtype=np.float64)
+        out: Matrix = w.dot(self.after).view(complex).reshape(d, d)
+        return out
 
 
 class QuantumDevice:
@@ -45,9 +87,9 @@ class QuantumDevice:
         self.executed = 0
         self._unitaries: dict[tuple[str, float], Matrix] = {}
         self._depol: dict[tuple[float, int], Matrix] = {}
-        self._noisy_gates: dict[tuple[str, float, float], Matrix] = {}
+        self._noisy_gates: dict[tuple[str, float, float], _Noisy] = {}
+        self._init_states: dict[float, Vector] = {}
         self._checked: dict[PhysOp, OpSpec] = {}  # ops already validated, with their spec
-        self._decay_buf = np.zeros((4, 4), dtype=complex)
 
     # -- helpers -----------------------------------------------------------------------
     def _gate_superop(self, name: str, theta: float) -> Matrix:
@@ -55,22 +97,24 @@ class QuantumDevice:
         s = self._unitaries.get(key)
         if s is None:
             s = unitary_superop(GATES[name].make(theta))
-            if len(self._unitaries) < 4096:
+            if len(self._unitaries) < _CACHE:
                 self._unitaries[key] = s
         return s
 
-    def _noisy_gate(self, name: str, theta: float, error: float, m: int) -> Matrix:
+    def _noisy_gate(self, name: str, theta: float, error: float, m: int) -> _Noisy:
         """depolarise(error) after the gate, as one cached superoperator."""
         key = (name, theta, error)
-        s = self._noisy_gates.get(key)
-        if s is None:
+        g = self._noisy_gates.get(key)
+        if g is None:
             s = self._gate_superop(name, theta)
             dep = self._depolarise(error, m)
             if dep is not None:
                 s = dep @ s
-            if len(self._noisy_gates) < 4096:
-                self._noisy_gates[key] = s
-        return s
+            s = paired(s, m)
+            g = _Noisy.of(s, m)
+            if len(self._noisy_gates) < _CACHE:
+                self._noisy_gates[key] = g
+        return g
 
     def _depolarise(self, p: float, m: int) -> Matrix | None:
         if p <= 0.0:
@@ -80,7 +124,18 @@ class QuantumDevice:
             s = self._depol[(p, m)] = depolarise_superop(p, m)
         return s
 
-    def _decay(self, q: int, t: float) -> Matrix | None:
+    def _init_state(self, error: float) -> Vector:
+        """|0><0| after init's depolarising error, flattened (cached per error)."""
+        s = self._init_states.get(error)
+        if s is None:
+            dep = self._depolarise(error, 1)
+            s = _ZERO if dep is None else dep @ _ZERO
+            self._init_states[error] = s
+        return s
+
+    def _decay(self, q: int, t: float) -> tuple[float, float] | None:
+        """(gamma, coherence) of q's idle decay up to device time t, or None if nothing
+        decays; q counts as decohered up to t from now on."""
         dt = t - self.touched[q]
         self.touched[q] = max(t, self.touched[q])
         kind = self.spec.kind(q)
@@ -89,11 +144,8 @@ class QuantumDevice:
             self.coherence[q] = 1.0
         elif dt <= 0.0 or (kind.t1_ns == np.inf and kind.t2_ns == np.inf):
             return None
-        s = decay_superop(max(dt, 0.0), kind.t1_ns, kind.t2_ns, self._decay_buf)
-        if extra != 1.0:
-            s[1, 1] *= extra
-            s[2, 2] *= extra
-        return s
+        gamma, coh = decay_params(max(dt, 0.0), kind.t1_ns, kind.t2_ns)
+        return gamma, coh * extra
 
     def fresh(self, q: int, t: float) -> None:
         """Qubit q starts over at device time t (its old state traced out): the
@@ -116,9 +168,9 @@ class QuantumDevice:
     def decohere(self, qubits: Iterable[int], t: float) -> None:
         """Bring the given qubits' idle decay up to device time t."""
         for q in qubits:
-            s = self._decay(q, t)
-            if s is not None:
-                self.reg.apply(s, [q])
+            d = self._decay(q, t)
+            if d is not None:
+                self.reg.apply_paired(decay_matrix(*d), [q])
 
     # -- execution ---------------------------------------------------------------------
     def execute(self, op: PhysOp, now_ns: float) -> tuple[int, float]:
@@ -138,19 +190,16 @@ class QuantumDevice:
         qs = list(op.qubits)
         name = op.op
         if name == "init":
-            self.reg.reset(qs[0])
+            self.reg.prepare(qs[0], self._init_state(spec.error))
             self.touched[qs[0]] = start
             self.coherence[qs[0]] = 1.0
-            dep = self._depolarise(spec.error, 1)
-            if dep is not None:
-                self.reg.apply(dep, qs)
         elif name == "discard":
             self.reg.reset(qs[0], mixed=True)
             self.touched[qs[0]] = start
             self.coherence[qs[0]] = 1.0
         elif name == "meas":
-            self.decohere(qs, start)
-            true = self.reg.measure(qs[0], float(self.rng.random()))
+            d = self._decay(qs[0], start)  # its dephasing cannot change a Z measurement
+            true = self.reg.measure(qs[0], self.rng.random(), 0.0 if d is None else d[0])
             m = self.spec.kind(qs[0]).meas
             assert m is not None
             flip = m.p01 if true == 0 else m.p10
@@ -160,8 +209,7 @@ class QuantumDevice:
         elif len(qs) == 1:
             self._one(qs[0], self._noisy_gate(name, op.param, spec.error, 1), start)
         elif len(qs) == 2:
-            self.decohere(qs, start)
-            self.reg.apply(self._noisy_gate(name, op.param, spec.error, 2), qs)
+            self._two(qs, self._noisy_gate(name, op.param, spec.error, 2), start)
         else:
             self._collective(name, op.param, spec.error, start)
         for q in qs:
@@ -170,20 +218,33 @@ class QuantumDevice:
         self.executed += 1
         return outcome, end
 
-    def _one(self, q: int, noisy_gate: Matrix, start: float) -> None:
-        decay = self._decay(q, start)
-        self.reg.apply(noisy_gate if decay is None else noisy_gate @ decay, [q])
+    def _one(self, q: int, gate: _Noisy, start: float) -> None:
+        d = self._decay(q, start)
+        self.reg.apply_paired(gate.s if d is None else gate.with_decay(decay_weights(*d)), [q])
+
+    def _two(self, qs: list[int], gate: _Noisy, start: float) -> None:
+        a, b = qs
+        if gate.swapped is not None and not self.reg.precedes(a, b):
+            gate, a, b = gate.swapped, b, a  # the same channel, in the group's order
+        da = self._decay(a, start)
+        db = self._decay(b, start)
+        if da is None and db is None:
+            self.reg.apply_paired(gate.s, (a, b))
+            return
+        wa = decay_weights(*(da or (0.0, 1.0)))
+        wb = decay_weights(*(db or (0.0, 1.0)))
+        self.reg.apply_paired(gate.with_decay([x * y for x in wa for y in wb]), (a, b))
 
     def _collective(self, name: str, theta: float, error: float, start: float) -> None:
         n = self.spec.num_qubits
         base = GATES[name].collective_of
         if base == "ms":
             # exp(-i theta/2 sum_{i<j} X_i X_j): the pair terms commute, apply each.
-            pair = self._noisy_gate("ms", theta, error, 2)
+            pair = self._noisy_gate("ms", theta, error, 2).s
             self.decohere(range(n), start)
             for i in range(n):
                 for j in range(i + 1, n):
-                    self.reg.apply(pair, [i, j])
+                    self.reg.apply_paired(pair, [i, j])
         else:
             assert base is not None
             gate = self._noisy_gate(base, theta, error, 1)

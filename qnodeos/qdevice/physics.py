@@ -1,13 +1,27 @@
 """Density-matrix state of a register, kept as independent *state groups*.
 
 Qubits that have interacted share one density matrix (a group); qubits that have not
-each have their own 2x2 matrix, so cost grows with entanglement, not register size.
-Every operation is a superoperator on the vectorised (row-major) density matrix of the
-qubits it touches, so a gate, its depolarising error and the idle decay before it are
-composed into one matrix and applied once.
+each have their own, so cost grows with entanglement, not register size.
 
-Vectorisation: for an m-qubit subsystem, vec(rho)[r * 2**m + c] = rho[r, c], hence
-vec(U rho U^dagger) = (U kron conj(U)) vec(rho).
+How this works. A group of n qubits is one flat vector of 4**n numbers in *paired*
+order: qubit k of the group (first listed = most significant) contributes the base-4
+digit 2*r + c, where r and c are its row and column bit of rho. Each qubit thus owns one
+axis of length 4 of the (4,)*n tensor, and
+  - a superoperator on qubits at adjacent positions p..p+k-1 is one matrix product on
+    the view (4**p, 4**k, rest) of the vector: no copy of the state;
+  - qubits elsewhere in the group are brought together by one transposing copy and put
+    back by another;
+  - joining two groups is an outer product; tracing a qubit out adds two slices; its
+    measurement keeps one slice.
+Every operation is a superoperator on the vectorised density matrix of the qubits it
+touches, so a gate, its depolarising error and the idle decay before it are composed
+into one small matrix (by the device) and applied to the state once.
+
+Superoperators come in two index orders. *Standard*: vec(rho)[r * 2**m + c] = rho[r, c]
+for an m-qubit rho, hence vec(U rho U^dagger) = (U kron conj(U)) vec(rho); this is what
+``unitary_superop`` builds and ``Register.apply`` takes. *Paired*: the order above,
+taken by ``Register.apply_paired``; ``paired`` converts. For one qubit they coincide,
+and the paired superoperator of independent channels on qubits a, b is kron(S_a, S_b).
 
 >>> reg = Register(1)
 >>> reg.apply(unitary_superop(np.array([[0, 1], [1, 0]], dtype=complex)), [0])
@@ -19,7 +33,7 @@ array([[0., 0.],
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from collections.abc import Sequence
 from functools import lru_cache
 from typing import Any
 
@@ -27,32 +41,38 @@ import numpy as np
 from numpy.typing import NDArray
 
 Matrix = NDArray[np.complexfloating[Any, Any]]
+Vector = Matrix  # a group's state in paired order (1-d)
 
-_ZERO: Matrix = np.array([[1, 0], [0, 0]], dtype=complex)
-_ONE: Matrix = np.array([[0, 0], [0, 1]], dtype=complex)
-_MIXED: Matrix = np.array([[0.5, 0], [0, 0.5]], dtype=complex)
+_ZERO: Vector = np.array([1, 0, 0, 0], dtype=complex)  # |0><0|, paired (= flattened)
+_ONE: Vector = np.array([0, 0, 0, 1], dtype=complex)
+_MIXED: Vector = np.array([0.5, 0, 0, 0.5], dtype=complex)
 
 
 def unitary_superop(u: Matrix) -> Matrix:
-    """Superoperator of rho -> U rho U^dagger."""
+    """Superoperator of rho -> U rho U^dagger (standard order)."""
     return np.kron(u, u.conj())
 
 
 def depolarise_superop(p: float, m: int = 1) -> Matrix:
-    """rho -> (1-p) rho + p * I/2**m * tr(rho) on m qubits."""
+    """rho -> (1-p) rho + p * I/2**m * tr(rho) on m qubits (standard order)."""
     d = 2**m
     vid = np.eye(d, dtype=complex).reshape(d * d)
     out: Matrix = (1 - p) * np.eye(d * d, dtype=complex) + (p / d) * np.outer(vid, vid)
     return out
 
 
-def decay_superop(dt: float, t1: float, t2: float, out: Matrix | None = None) -> Matrix:
-    """Amplitude damping (T1) and dephasing (T2) for time dt: populations relax with
-    e^(-dt/T1), coherences decay with e^(-dt/T2). Needs T2 <= 2*T1. Written into ``out``
-    (a zeroed-pattern 4x4 buffer, reused by the device's hot path) if given."""
+def decay_params(dt: float, t1: float, t2: float) -> tuple[float, float]:
+    """(gamma, coherence) of amplitude damping (T1) and dephasing (T2) for time dt:
+    populations relax with e^(-dt/T1), coherences decay with e^(-dt/T2). Needs
+    T2 <= 2*T1."""
     gamma = 1.0 - math.exp(-dt / t1) if math.isfinite(t1) else 0.0
     coh = math.exp(-dt / t2) if math.isfinite(t2) else math.sqrt(1.0 - gamma)
-    s = np.zeros((4, 4), dtype=complex) if out is None else out
+    return gamma, coh
+
+
+def decay_matrix(gamma: float, coh: float) -> Matrix:
+    """The one-qubit superoperator of damping ``gamma`` and coherence factor ``coh``."""
+    s = np.zeros((4, 4), dtype=complex)
     s[0, 0] = 1.0
     s[0, 3] = gamma
     s[3, 3] = 1.0 - gamma
@@ -60,22 +80,160 @@ def decay_superop(dt: float, t1: float, t2: float, out: Matrix | None = None) ->
     return s
 
 
+def decay_superop(dt: float, t1: float, t2: float) -> Matrix:
+    """Amplitude damping (T1) and dephasing (T2) for time dt (see ``decay_params``)."""
+    return decay_matrix(*decay_params(dt, t1, t2))
+
+
+# decay_matrix(g, c) = E00 + g*E03 + (1-g)*E33 + c*(E11 + E22): weights (1, g, 1-g, c)
+_DECAY_BASIS = [np.zeros((4, 4), dtype=complex) for _ in range(4)]
+_DECAY_BASIS[0][0, 0] = _DECAY_BASIS[1][0, 3] = _DECAY_BASIS[2][3, 3] = 1.0
+_DECAY_BASIS[3][1, 1] = _DECAY_BASIS[3][2, 2] = 1.0
+
+
+def decay_weights(gamma: float, coh: float) -> tuple[float, float, float, float]:
+    """Coordinates of decay_matrix(gamma, coh) in the basis used by ``after_decay``."""
+    return (1.0, gamma, 1.0 - gamma, coh)
+
+
+def after_decay(s: Matrix, m: int) -> Matrix:
+    """Rows ``s @ kron(B_i, B_j, ...)`` (flattened) for each m-tuple of the decay basis,
+    so that ``weights @ rows`` composes s after independent decays of its m qubits
+    (paired order; weights = products of each qubit's ``decay_weights``)."""
+    basis = _DECAY_BASIS
+    for _ in range(m - 1):
+        basis = [np.kron(a, b) for a in basis for b in _DECAY_BASIS]
+    return np.stack([(s @ b).reshape(-1) for b in basis])
+
+
+# -- index orders --------------------------------------------------------------------------
+@lru_cache(maxsize=64)
+def _pairing(m: int) -> tuple[int, ...]:
+    """Axis order taking a (2,)*2m tensor (row bits, then column bits) to paired order."""
+    return tuple(a for k in range(m) for a in (k, m + k))
+
+
+@lru_cache(maxsize=64)
+def _unpairing(m: int) -> tuple[int, ...]:
+    return tuple(int(a) for a in np.argsort(_pairing(m)))
+
+
+def paired(s: Matrix, k: int) -> Matrix:
+    """The k-qubit superoperator ``s`` (standard order) in paired order."""
+    if k == 1:
+        return s
+    ax = _pairing(k)
+    t = s.reshape((2,) * (4 * k)).transpose(*ax, *(2 * k + a for a in ax))
+    return t.reshape(4**k, 4**k)
+
+
+def to_paired(rho: Matrix) -> Vector:
+    """A fresh paired vector holding the density matrix ``rho``."""
+    n = rho.shape[0].bit_length() - 1
+    t = np.asarray(rho, dtype=complex).reshape((2,) * (2 * n))
+    return t.transpose(_pairing(n)).flatten()
+
+
+def to_standard(vec: Vector, n: int) -> Matrix:
+    """A fresh 2**n x 2**n density matrix from the paired vector ``vec``."""
+    t = vec.reshape((2,) * (2 * n)).transpose(_unpairing(n))
+    return t.flatten().reshape(2**n, 2**n)
+
+
+@lru_cache(maxsize=64)
+def _diagonal(n: int) -> NDArray[np.intp]:
+    """Positions of rho's diagonal in a paired vector, in basis-state order."""
+    idx = np.zeros(1, dtype=np.intp)
+    for _ in range(n):
+        idx = (4 * idx[:, None] + np.array([0, 3])).reshape(-1)
+    return idx
+
+
 @lru_cache(maxsize=1024)
-def _permutation(n: int, pos: tuple[int, ...]) -> tuple[NDArray[np.intp], NDArray[np.intp]]:
-    """Index maps that bring the (row, column) bits of qubits ``pos`` of an n-qubit vec(rho)
-    to the front, and back. One fancy-index then replaces reshape/transpose chains."""
-    front = [*pos, *(n + p for p in pos)]
-    order = front + [a for a in range(2 * n) if a not in front]
-    fwd = np.arange(1 << (2 * n)).reshape((2,) * (2 * n)).transpose(order).ravel()
-    return fwd, np.argsort(fwd)
+def _real_of_ones(n: int, k: int) -> NDArray[np.intp]:
+    """Positions, in the float64 view of an n-qubit paired vector, of the real parts of
+    rho's diagonal entries where qubit k is 1."""
+    return 2 * _diagonal(n).reshape(2**k, 2, -1)[:, 1, :].reshape(-1)
 
 
-@dataclass
+def _conditional(t: Vector, outcome: int, gamma: float, p: float) -> Vector:
+    """The rest of a group given ``outcome`` (probability p) of the qubit whose axis is
+    t's middle one, after damping it with probability gamma: slice 3 (|1><1|) keeps
+    1 - gamma of itself, slice 0 (|0><0|) gains gamma of slice 3."""
+    if outcome:
+        out: Vector = t[:, 3] * ((1.0 - gamma) / p)
+    elif gamma == 0.0:
+        out = t[:, 0] / p
+    elif t.size <= 1024:  # one call beats three on small groups, loses on large ones
+        out = np.array((1.0 / p, gamma / p)).dot(t[:, ::3])
+    else:
+        out = t[:, 0] / p
+        out += t[:, 3] * (gamma / p)
+    return out
+
+
+def exchanged(s: Matrix) -> Matrix:
+    """A two-qubit paired superoperator with its qubits exchanged."""
+    return s.reshape(4, 4, 4, 4).transpose(1, 0, 3, 2).reshape(16, 16)
+
+
+# -- applying a superoperator to part of a group -------------------------------------------
+@lru_cache(maxsize=1024)
+def _axes(n: int, pos: tuple[int, ...]) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """Axis order bringing positions ``pos`` of an n-axis tensor to the front, and back."""
+    order = (*pos, *(a for a in range(n) if a not in pos))
+    return order, tuple(int(a) for a in np.argsort(order))
+
+
+def _apply_moved(vec: Vector, n: int, s: Matrix, pos: tuple[int, ...]) -> Vector:
+    """Copy the axes of ``pos`` to the front, apply, copy them back."""
+    order, back = _axes(n, pos)
+    moved = vec.reshape((4,) * n).transpose(order).reshape(s.shape[1], -1)
+    out: Vector = (s @ moved).reshape((4,) * n).transpose(back).reshape(-1)
+    return out
+
+
+def apply_at(vec: Vector, n: int, s: Matrix, pos: tuple[int, ...]) -> Vector:
+    """The paired superoperator ``s`` applied to positions ``pos`` of an n-qubit paired
+    vector (a new vector; ``vec`` is left alone)."""
+    k = len(pos)
+    first = pos[0]
+    if k == 2 and pos[1] != first + 1:
+        if first != pos[1] + 1:
+            return _apply_moved(vec, n, s, pos)
+        s, first = exchanged(s), pos[1]  # adjacent but reversed: exchange s's qubits
+    elif k > 2 and pos != tuple(range(first, first + k)):
+        return _apply_moved(vec, n, s, pos)
+    left, right = 4**first, 4 ** (n - first - k)
+    # ndarray.dot: the cheapest call into BLAS for the small groups that dominate
+    if right == 1:
+        out: Vector = vec.reshape(left, -1).dot(s.T).reshape(-1)
+    elif left == 1:
+        out = s.dot(vec.reshape(-1, right)).reshape(-1)
+    elif right >= 16:  # one GEMM per left index, each of a useful size
+        out = np.matmul(s, vec.reshape(left, -1, right)).reshape(-1)
+    else:
+        out = _apply_moved(vec, n, s, tuple(range(first, first + k)))
+    return out
+
+
 class Group:
-    """One density matrix over ``qubits`` (first listed = most significant bit)."""
+    """One density matrix over ``qubits`` (first listed = most significant bit), held
+    as the paired vector ``vec``; ``rho`` reads and writes it as a matrix."""
 
-    qubits: list[int]
-    rho: Matrix
+    __slots__ = ("qubits", "vec")
+
+    def __init__(self, qubits: list[int], vec: Vector) -> None:
+        self.qubits = qubits
+        self.vec = vec
+
+    @property
+    def rho(self) -> Matrix:
+        return to_standard(self.vec, len(self.qubits))
+
+    @rho.setter
+    def rho(self, rho: Matrix) -> None:
+        self.vec = to_paired(rho)
 
 
 class Register:
@@ -105,7 +263,7 @@ class Register:
         for q in qubits:
             if len(self.group_of[q].qubits) != 1:
                 raise ValueError(f"slot {q} is entangled; cannot place a group on it")
-        g = Group(list(qubits), rho)
+        g = Group(list(qubits), to_paired(rho))
         for q in qubits:
             self.group_of[q] = g
 
@@ -115,81 +273,86 @@ class Register:
             seen.setdefault(id(g), g)
         return list(seen.values())
 
-    def _merge(self, qubits: list[int]) -> Group:
+    def _merge(self, qubits: Sequence[int]) -> Group:
         first = self.group_of[qubits[0]]
         for q in qubits[1:]:
             other = self.group_of[q]
             if other is not first:
-                first.rho = np.kron(first.rho, other.rho)
+                first.vec = np.multiply.outer(first.vec, other.vec).reshape(-1)
                 first.qubits.extend(other.qubits)
                 for oq in other.qubits:
                     self.group_of[oq] = first
         return first
 
     def apply(self, superop: Matrix, qubits: list[int]) -> None:
-        """Apply a superoperator on ``qubits`` (merging their groups if needed)."""
+        """Apply a superoperator (standard order) on ``qubits``, merging their groups if
+        needed."""
+        self.apply_paired(paired(superop, len(qubits)), qubits)
+
+    def apply_paired(self, superop: Matrix, qubits: Sequence[int]) -> None:
+        """``apply`` for a superoperator already in paired order (the fast path)."""
         g = self._merge(qubits)
-        n = len(g.qubits)
-        d = 1 << n
-        if g.qubits == qubits:
-            g.rho = (superop @ g.rho.reshape(d * d)).reshape(d, d)
-            return
-        fwd, inv = _permutation(n, tuple(g.qubits.index(q) for q in qubits))
-        moved = g.rho.reshape(d * d)[fwd].reshape(1 << (2 * len(qubits)), -1)
-        g.rho = (superop @ moved).reshape(d * d)[inv].reshape(d, d)
+        members = g.qubits
+        if len(qubits) == 1:
+            pos: tuple[int, ...] = (members.index(qubits[0]),)
+        else:
+            pos = tuple([members.index(q) for q in qubits])
+        g.vec = apply_at(g.vec, len(members), superop, pos)
+
+    def precedes(self, a: int, b: int) -> bool:
+        """Whether an op on (a, b) finds a first in the group it acts on: b is elsewhere,
+        or after a, in a's group (merging puts a's group first)."""
+        g = self.group_of[a]
+        return g is not self.group_of[b] or g.qubits.index(a) < g.qubits.index(b)
 
     def _detach(self, q: int) -> None:
         """Trace qubit q out of its group (its partners keep their reduced state)."""
         g = self.group_of[q]
         if len(g.qubits) == 1:
             return
-        n = len(g.qubits)
-        k = g.qubits.index(q)
-        t = g.rho.reshape((2,) * (2 * n))
-        g.rho = np.trace(t, axis1=k, axis2=n + k).reshape(2 ** (n - 1), 2 ** (n - 1))
+        t = g.vec.reshape(4 ** g.qubits.index(q), 4, -1)
+        g.vec = (t[:, 0] + t[:, 3]).reshape(-1)
         g.qubits.remove(q)
 
     def reset(self, q: int, mixed: bool = False) -> None:
         """Put q alone in |0> (or the maximally mixed state), tracing out its old state."""
+        self.prepare(q, _MIXED if mixed else _ZERO)
+
+    def prepare(self, q: int, state: Vector) -> None:
+        """Put q alone in the one-qubit ``state`` (a flattened 2x2 density matrix),
+        tracing out its old state."""
         g = self.group_of[q]
         if len(g.qubits) == 1:
-            g.rho = (_MIXED if mixed else _ZERO).copy()
+            g.vec = state.copy()
             return
         self._detach(q)
-        start: Matrix = _MIXED if mixed else _ZERO
-        self.group_of[q] = Group([q], start.copy())
+        self.group_of[q] = Group([q], state.copy())
 
     def prob_one(self, q: int) -> float:
+        return min(max(self._sum_one(q), 0.0), 1.0)
+
+    def _sum_one(self, q: int) -> float:
+        """Sum of rho's diagonal where q is 1 (prob_one before clipping)."""
         g = self.group_of[q]
         n = len(g.qubits)
         if n == 1:
-            return min(max(float(g.rho[1, 1].real), 0.0), 1.0)
-        k = g.qubits.index(q)
-        diag = np.real(np.diagonal(g.rho)).reshape(2**k, 2, 2 ** (n - k - 1))
-        return float(np.clip(diag[:, 1, :].sum(), 0.0, 1.0))
+            return float(g.vec[3].real)
+        # fsum of a list: exactly rounded, and cheaper than numpy's sum at this size
+        return math.fsum(g.vec.view(np.float64)[_real_of_ones(n, g.qubits.index(q))].tolist())
 
-    def measure(self, q: int, u: float) -> int:
-        """Projective Z measurement of q using uniform sample ``u``; q ends alone in the
+    def measure(self, q: int, u: float, gamma: float = 0.0) -> int:
+        """Projective Z measurement of q using uniform sample ``u``, after amplitude
+        damping of q with probability ``gamma`` (dephasing, the rest of idle decay,
+        changes neither the outcome nor the state left behind); q ends alone in the
         post-measurement state, its former partners in their conditional state."""
-        p1 = self.prob_one(q)
+        p1 = min(max((1.0 - gamma) * self._sum_one(q), 0.0), 1.0)
         outcome = 1 if u < p1 else 0
         g = self.group_of[q]
-        n = len(g.qubits)
-        if n == 1:
-            g.rho = (_ONE if outcome else _ZERO).copy()
-            return outcome
-        if n > 1:
-            k = g.qubits.index(q)
-            t = g.rho.reshape((2,) * (2 * n))
-            idx: list[int | slice] = [slice(None)] * (2 * n)
-            idx[k] = idx[n + k] = outcome
-            rest = t[tuple(idx)].reshape(2 ** (n - 1), 2 ** (n - 1))
-            p = p1 if outcome else 1.0 - p1
-            g.rho = rest / p
+        if len(g.qubits) > 1:
+            t = g.vec.reshape(4 ** g.qubits.index(q), 4, -1)
+            g.vec = _conditional(t, outcome, gamma, p1 if outcome else 1.0 - p1).reshape(-1)
             g.qubits.remove(q)
-        post = np.zeros((2, 2), dtype=complex)
-        post[outcome, outcome] = 1.0
-        self.group_of[q] = Group([q], post)
+        self.group_of[q] = Group([q], (_ONE if outcome else _ZERO).copy())
         return outcome
 
     def density_matrix(self, qubits: list[int]) -> Matrix:
@@ -199,18 +362,15 @@ class Register:
             g = self.group_of[q]
             if all(g is not h for h in groups):
                 groups.append(g)
-        rho = np.ones((1, 1), dtype=complex)
+        vec = np.ones(1, dtype=complex)
         order: list[int] = []
         for g in groups:
-            rho = np.kron(rho, g.rho)
+            vec = np.multiply.outer(vec, g.vec).reshape(-1)
             order.extend(g.qubits)
-        n = len(order)
-        t = rho.reshape((2,) * (2 * n))
+        t = vec.reshape((4,) * len(order))
         for q in [q for q in order if q not in qubits]:
             k = order.index(q)
-            t = np.trace(t, axis1=k, axis2=len(order) + k)
+            t = t.take(0, axis=k) + t.take(3, axis=k)
             order.remove(q)
-        n = len(order)
         perm = [order.index(q) for q in qubits]
-        t = np.transpose(t, perm + [n + p for p in perm])
-        return t.reshape(2**n, 2**n)
+        return to_standard(t.transpose(perm).reshape(-1), len(qubits))
