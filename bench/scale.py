@@ -128,7 +128,7 @@ def run(text: str, d: Path, name: str) -> dict[str, float]:
     if proc.returncode != 0:
         raise SystemExit(f"{name}: qnodeos run failed: {proc.stderr.read()[-2000:]}")
     results = json.loads((d / name / "results.json").read_text())
-    res = [r["result"] for r in results.values()]
+    res = [r["result"] for k, r in results.items() if not k.startswith("_")]  # _nodes, _error
     nodes = text.count("[nodes.")
     rss, pss = mem.per_node_mib(nodes)
     return {
