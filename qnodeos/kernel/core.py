@@ -27,7 +27,7 @@ from ..config import LinkConfig, NodeLimits
 from ..errors import DeviceError, LocalError, ProgramError, QNodeOSError, QuotaError
 from ..hardware.specs import DeviceSpec
 from ..lang import messages as m
-from ..lang.program import MAX_INSTRS, validate
+from ..lang.program import MAX_INSTRS, Subroutine, validate
 from ..liveness import Liveness
 from ..security import app_id, node_id
 from ..timeline import recorder
@@ -438,18 +438,21 @@ class Kernel:
             return fail("invalid", str(exc))
         deadline = now + msg.deadline_s if msg.deadline_s is not None else float("inf")
         app.fire(Event.SUBMIT)
-        self._block_seq += 1
-        self.scheduler.push(
-            Entry(
-                seq=self._block_seq,
-                app_id=app.app_id,
-                priority=app.priority,
-                deadline=deadline,
-                payload=(msg.block, msg.sub),
-                queued_at=now,
-            )
-        )
+        self._queue(app, (msg.block, msg.sub), deadline)
         return self._pump()
+
+    def _queue(self, app: App, payload: tuple[int, Subroutine] | Current, deadline: float) -> None:
+        """Put a block (new, or resuming) in the scheduler's queue."""
+        self._block_seq += 1
+        entry = Entry(
+            seq=self._block_seq,
+            app_id=app.app_id,
+            priority=app.priority,
+            deadline=deadline,
+            payload=payload,
+            queued_at=self.now,
+        )
+        self.scheduler.push(entry)
 
     # -- running blocks ------------------------------------------------------------------
     def _pump(self) -> list[Out]:
@@ -578,17 +581,7 @@ class Kernel:
                 del self.blocked[app.app_id]
                 cur.waits = None
                 app.fire(Event.WAKE)
-                self._block_seq += 1
-                self.scheduler.push(
-                    Entry(
-                        seq=self._block_seq,
-                        app_id=app.app_id,
-                        priority=app.priority,
-                        deadline=math.inf,
-                        payload=cur,
-                        queued_at=self.now,
-                    )
-                )
+                self._queue(app, cur, math.inf)
         return []
 
     def _step_done(
