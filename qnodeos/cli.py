@@ -25,6 +25,7 @@ from pathlib import Path
 
 import trio
 
+from . import __version__
 from .config import NetworkConfig, load_network, parse_network
 from .defaults import default_network_text
 from .errors import QNodeOSError
@@ -171,11 +172,26 @@ def keys_main(network: str | None, folder: str | None, apps: list[str]) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="qnodeos", description=__doc__.split("\n")[0])
-    sub = parser.add_subparsers(dest="cmd", required=True)
+    parser = argparse.ArgumentParser(
+        prog="qnodeos",
+        description="Run quantum network nodes, whole networks and their apps.",
+        epilog="Each command has its own help: qnodeos COMMAND --help.",
+    )
+    parser.add_argument("--version", action="version", version=f"qnodeos {__version__}")
+    parser.add_argument(
+        "-v", "--verbose", action="count", default=0, help="more log output (-v info, -vv debug)"
+    )
+    parser.add_argument(
+        "--log-level", choices=["debug", "info", "warning", "error"], help="log level"
+    )
+    sub = parser.add_subparsers(dest="cmd")
+    helps = {
+        "node": "run one node: its classical process, which starts its quantum process",
+        "qdevice": "run a node's quantum process alone (qnodeos node starts it for you)",
+    }
     for cmd in ("node", "qdevice"):
-        p = sub.add_parser(cmd)
-        p.add_argument("name")
+        p = sub.add_parser(cmd, help=helps[cmd], description=helps[cmd])
+        p.add_argument("name", help="the node's name in the network file")
         p.add_argument("--network", help="network file (default: the embedded default)")
         if cmd == "qdevice":
             p.add_argument(
@@ -198,7 +214,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("run_dir", help="a run directory of qnodeos run")
     p.add_argument("--out", help="file to write (.png, .svg, .pdf; default RUN_DIR/timeline.png)")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(name)s: %(message)s")
+    if args.cmd is None:
+        parser.print_help()
+        return 0
+    level = args.log_level or ["warning", "info", "debug"][min(args.verbose, 2)]
+    logging.basicConfig(
+        level=level.upper(), format="%(asctime)s %(name)s %(levelname)s: %(message)s"
+    )
     if args.cmd == "node":
         return _guarded(lambda: run_node(args.name, args.network))
     if args.cmd == "qdevice":

@@ -41,12 +41,14 @@ Every key is checked; an unknown or ill-typed one is a ConfigError naming it.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import math
 import os
 import re
 import stat
 import tempfile
 import tomllib
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -171,6 +173,21 @@ class NetworkConfig:
             ) from None
 
 
+def _unknown(where: str, found: Iterable[str], known: Iterable[str], extra: str = "") -> None:
+    """Raise for keys not in ``known``, suggesting the nearest known key for each."""
+    known = sorted(known)
+    unknown = sorted(set(found) - set(known))
+    if not unknown:
+        return
+    hints = []
+    for key in unknown:
+        near = difflib.get_close_matches(key, known, n=1)
+        hints.append(f"{key} (did you mean {near[0]!r}?)" if near else key)
+    raise ConfigError(
+        f"{where}: unknown key(s) {', '.join(hints)}{extra}; known: {', '.join(known)}"
+    )
+
+
 def runtime_dir() -> Path:
     """Where default ipc endpoints live: $QNODEOS_RUNTIME_DIR or a per-user temp dir.
 
@@ -227,12 +244,7 @@ def _node(name: str, table: Any, net: str, src: str, keys: KeyStore | None) -> N
         raise ConfigError(f"{where}: node name must match {_NAME.pattern}")
     if not isinstance(table, dict):
         raise ConfigError(f"{where}: expected a table")
-    unknown = set(table) - _NODE_KEYS
-    if unknown:
-        raise ConfigError(
-            f"{where}: unknown key(s) {', '.join(sorted(unknown))}; "
-            f"known: {', '.join(sorted(_NODE_KEYS))}"
-        )
+    _unknown(where, table, _NODE_KEYS)
     kind = _get(table, "device", str, where, "generic")
     qubits = _get(table, "qubits", int, where, None)
     try:
@@ -316,12 +328,7 @@ def _link(i: int, t: Any, nodes: dict[str, NodeConfig], src: str) -> LinkConfig:
         raise ConfigError(f"{where}.model: unknown {kind!r}; known: {', '.join(MODELS)}")
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
     params = {k: v for k, v in t.items() if k not in _LINK_KEYS}
-    unknown = set(params) - set(fields)
-    if unknown:
-        raise ConfigError(
-            f"{where}: unknown key(s) {', '.join(sorted(unknown))} for model {kind!r}; "
-            f"known: {', '.join(sorted(set(fields) | _LINK_KEYS))}"
-        )
+    _unknown(where, params, set(fields) | _LINK_KEYS, f" for model {kind!r}")
     for k, v in params.items():
         if isinstance(v, bool) or not isinstance(v, int | float):
             raise ConfigError(f"{where}.{k}: expected a number, got {v!r}")
@@ -359,10 +366,7 @@ def _schedule(value: Any, model: LinkModel, where: str) -> TimeBins | None:
             f'{where}: expected "continuous" or a table {{ bin_ns = ..., period = ..., '
             f"bins = [...] }}, got {value!r}"
         )
-    unknown = set(value) - {"bin_ns", "period", "bins"}
-    if unknown:
-        keys = ", ".join(sorted(unknown))
-        raise ConfigError(f"{where}: unknown key(s) {keys}; known: bin_ns, period, bins")
+    _unknown(where, value, {"bin_ns", "period", "bins"})
     bin_ns = _get(value, "bin_ns", (int, float), where, None)
     period = _get(value, "period", int, where, None)
     bins = _get(value, "bins", list, where, None)
@@ -412,9 +416,7 @@ def parse_network(text: str, source: str = "<network>") -> NetworkConfig:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{source}: not valid TOML: {exc}") from None
-    unknown = set(data) - {"name", "nodes", "apps", "links", "keys"}
-    if unknown:
-        raise ConfigError(f"{source}: unknown top-level key(s) {', '.join(sorted(unknown))}")
+    _unknown(f"{source}: top level", data, {"name", "nodes", "apps", "links", "keys"})
     name = _get(data, "name", str, source, "qnodeos")
     if not _NAME.match(name):
         raise ConfigError(f"{source}: name {name!r} must match {_NAME.pattern}")
@@ -442,9 +444,7 @@ def parse_network(text: str, source: str = "<network>") -> NetworkConfig:
         where = f"{source}: apps[{i}]"
         if not isinstance(t, dict):
             raise ConfigError(f"{where}: expected a table")
-        unknown = set(t) - _APP_KEYS
-        if unknown:
-            raise ConfigError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}")
+        _unknown(where, t, _APP_KEYS)
         node = _get(t, "node", str, where, None)
         module = _get(t, "module", str, where, None)
         if node is None or module is None:

@@ -111,3 +111,17 @@ def test_a_good_schedule_is_parsed() -> None:
     ab, bc = cfg.links
     assert ab.schedule is not None and ab.schedule.fraction == 0.5
     assert bc.schedule is not None and bc.schedule.bins == (3,)
+
+
+@pytest.mark.parametrize(
+    "text, words",
+    [
+        ("[nodes.a]\nqbits = 2", "unknown key(s) qbits (did you mean 'qubits'?)"),
+        ("linkz = []\n[nodes.a]", "top level: unknown key(s) linkz (did you mean 'links'?)"),
+        ("[nodes.a]\n[[apps]]\nnode = 'a'\nmodul = 'm'", "modul (did you mean 'module'?)"),
+    ],
+)
+def test_a_mistyped_key_gets_the_nearest_valid_one(text: str, words: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        parse_network(text)
+    assert words in str(err.value)

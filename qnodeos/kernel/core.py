@@ -17,6 +17,7 @@ app blocks, so neither can starve the other.
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Collection
 from dataclasses import dataclass, field
@@ -39,6 +40,8 @@ from .netstack import NetStack, Want, Work
 from .outputs import Out, Resume, ToApp, ToDevice, ToNode
 from .processes import App, Event, ProcessTable
 from .scheduler import Entry, Scheduler
+
+log = logging.getLogger("qnodeos.kernel")
 
 APP_NAME_MAX = 64
 ENDED_KEPT = 1024  # sessions whose end reason is remembered for a late heartbeat
@@ -381,9 +384,11 @@ class Kernel:
             lease_s=self.procs.lease_s,
         )
         self.net.registered(new)
+        log.info("app %r connected (id %d, %d qubit(s))", new.name, new.app_id, msg.qubits)
         return [ToApp(addr, registered), *self.postbox.registered(new)]
 
     def _end(self, app: App, event: Event, reason: str) -> list[Out]:
+        log.info("app %r left: %s (%d blocks done)", app.name, reason, app.blocks_done)
         out: list[Out] = []
         for entry in self.scheduler.drop_app(app.app_id):
             p = entry.payload
@@ -413,7 +418,7 @@ class Kernel:
     def _submit(self, app: App, msg: m.Submit, now: float) -> list[Out]:
 
         def fail(code: str, text: str) -> list[Out]:
-            self._count_fail(code)
+            self._count_fail(code, f"app {app.name!r}: {text}")
             return [
                 ToApp(
                     app.addr,
@@ -649,7 +654,7 @@ class Kernel:
         cur.run.abandon()
         cur.app.fire(Event.FINISH)
         cur.app.blocks_failed += 1
-        self._count_fail(code)
+        self._count_fail(code, f"app {cur.app.name!r}: {text}")
         held = sorted(self.memory.held(cur.app.app_id))
         return out + [
             ToApp(cur.app.addr, m.BlockFailed(block=cur.block, code=code, message=text, held=held))
@@ -664,7 +669,8 @@ class Kernel:
         reason = f"{how} (block {cur.block} of app {cur.app.name!r})"
         return self.net.end_block(cur.app, took, ok, reason, self.now)
 
-    def _count_fail(self, code: str) -> None:
+    def _count_fail(self, code: str, text: str) -> None:
+        log.info("block failed (%s): %s", code, text)
         self.counters.blocks_failed += 1
         self.counters.by_code[code] = self.counters.by_code.get(code, 0) + 1
 

@@ -425,6 +425,7 @@ class NetStack:
             out.append(ToDevice(m.Abort(seq=w.round_seq)))
         self._end_round(w)
         rest = self._hand_out(w)  # the app has the others already
+        log.info("EPR request of %r failed (%s): %s", w.app.name, err.code, err.message)
         msg = m.EprFailed(req=w.msg.req, code=str(err.code), message=err.message, pairs=rest)
         return out + self._tell(w, msg)
 
@@ -666,6 +667,7 @@ class NetStack:
         return self._delivered(w) if w.made == w.msg.number else []
 
     def _delivered(self, w: Want) -> list[Out]:
+        log.info("%d pair(s) for %r with %r delivered", w.made, w.app.name, w.peer)
         if w.key is not None:
             self.wants.pop(w.key, None)
         self._end_round(w)

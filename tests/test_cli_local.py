@@ -1,4 +1,5 @@
-"""qnodeos plot draws a run's timeline (skipped where matplotlib is not installed)."""
+"""The command line: qnodeos plot (skipped where matplotlib is not installed), help,
+--version."""
 
 from __future__ import annotations
 
@@ -42,3 +43,15 @@ def test_plot_of_a_directory_without_a_run_names_the_problem(
     pytest.importorskip("matplotlib")
     assert main(["plot", str(tmp_path)]) == 2
     assert "is not a run directory (no results.json)" in capsys.readouterr().err
+
+
+def test_cli_conventions(capsys: pytest.CaptureFixture[str]) -> None:
+    """No arguments: help, exit 0; --version; every command has help text."""
+    assert main([]) == 0
+    out = capsys.readouterr().out
+    assert "usage: qnodeos" in out and "``" not in out
+    for cmd in ("node", "qdevice", "keys", "run", "plot"):
+        assert cmd in out
+    with pytest.raises(SystemExit) as done:
+        main(["--version"])
+    assert done.value.code == 0 and capsys.readouterr().out.startswith("qnodeos ")
