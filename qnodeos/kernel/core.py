@@ -32,7 +32,7 @@ from ..lang.program import MAX_INSTRS, Subroutine, validate
 from ..liveness import Liveness
 from ..security import app_id, node_id
 from ..timeline import recorder
-from .interpreter import EprStart, Finished, NeedDevice, Paused, Run, WaitPairs
+from .interpreter import EprStart, Finished, NeedDevice, Paused, Run, WaitPairs, WaitQubit
 from .lower import Lowering
 from .memory import MemoryManager
 from .messaging import Postbox
@@ -63,6 +63,7 @@ class Current:
     planned_ns: float = 0.0  # device time of the ops sent so far
     reqs: dict[int, int] = field(default_factory=dict)  # its EPR request index -> req
     waits: tuple[int, int] | None = None  # waiting for (request index, pairs)
+    qubit_since: float | None = None  # waiting (since this wall time) for a readout qubit
     failed: m.EprFailed | None = None  # a request of it failed while it waited
 
     @property
@@ -296,7 +297,7 @@ class Kernel:
                 f"expected, raise lease_s of node {self.node!r} in the network file",
             )
         out += self.postbox.handle_timer(now)
-        return out + self._pump() if out or self.net.waiting() else out
+        return out + self._pump() if out or self.net.waiting() or self.blocked else out
 
     def goodbye(self, reason: str) -> list[Out]:
         """The node is stopping: tell every app and every linked node at once."""
@@ -464,6 +465,7 @@ class Kernel:
         """Give the free device to the next work: the network process first (it has
         the higher priority), unless a block has waited ``starvation_s``."""
         out: list[Out] = []
+        self._wake_readers()
         while self.current is None and self.net_current is None and self.device_ready:
             if not self.scheduler.starving(self.now):
                 # blocks waiting: rounds outside their link's time bins let them go first
@@ -501,6 +503,22 @@ class Kernel:
             wall=self.now, device_ns=self._device_now(),
         )  # fmt: skip
 
+    def _wake_readers(self) -> None:
+        """Blocks waiting for a readout qubit go on when one is free, or, after waiting
+        ``starvation_s``, by moving another app's state out of one (as without waiting)."""
+        spec = self.spec
+        free = any(spec.kind(p).meas is not None for p in self.memory.free)
+        for aid, cur in list(self.blocked.items()):
+            if cur.qubit_since is None:
+                continue
+            if not free and self.now - cur.qubit_since < self.limits.starvation_s:
+                continue
+            cur.run.may_move = not free
+            cur.qubit_since = None
+            del self.blocked[aid]
+            cur.app.fire(Event.WAKE)
+            self._queue(cur.app, cur, math.inf)
+
     def _device_now(self) -> float:
         """The device's time now: from the wall clock in real time, else the latest
         device time a reply reported."""
@@ -535,11 +553,16 @@ class Kernel:
             if isinstance(step, EprStart):
                 out += self._start_epr(cur, step.index)
                 continue
-            if isinstance(step, WaitPairs):
-                # It waits for the network: the device serves others meanwhile.
+            if isinstance(step, WaitPairs | WaitQubit):
+                # It waits (for the network, or for another app to free the qubit it
+                # must read out through): the device serves others meanwhile.
                 self.current = None
-                cur.waits = (step.index, step.count)
-                cur.app.fire(Event.WAIT)
+                if isinstance(step, WaitPairs):
+                    cur.app.fire(Event.WAIT)
+                    cur.waits = (step.index, step.count)
+                else:
+                    cur.app.fire(Event.WAIT_QUBIT)
+                    cur.qubit_since = self.now
                 self.blocked[cur.app.app_id] = cur
                 return out
             return out + self._step_done(cur, step, now_ns)
@@ -580,8 +603,7 @@ class Kernel:
             cur.run.pairs_in(w.index, list(msg.pairs))
         if isinstance(msg, m.EprFailed):
             cur.failed = msg
-        if cur is self.blocked.get(app.app_id):
-            assert cur.waits is not None
+        if cur is self.blocked.get(app.app_id) and cur.waits is not None:
             if cur.failed is not None or not cur.run.waiting_for(*cur.waits):
                 del self.blocked[app.app_id]
                 cur.waits = None

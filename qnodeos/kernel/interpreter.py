@@ -74,6 +74,17 @@ class WaitPairs:
 
 
 @dataclass(frozen=True)
+class WaitQubit:
+    """The block must read a qubit out through a measurable qubit (NV: a carbon through
+    the electron), and every one is held by another app: it waits for one to be freed
+    rather than move that app's state (``may_move`` lets it move after all)."""
+
+
+class _QubitBusy(Exception):
+    pass
+
+
+@dataclass(frozen=True)
 class Finished:
     values: dict[str, int | list[int]]
 
@@ -127,6 +138,7 @@ class Run:
         self.deferred_arrays: set[str] = set()
         self.allocated: set[int] = set()  # virtual ids this block allocated and still holds
         self.epr_got: dict[int, int] = {}  # EPR request index -> pairs in so far
+        self.may_move = False  # may move another app's state to read a qubit out
 
     # -- operand access ------------------------------------------------------------------
     def _val(self, a: Operand) -> int:
@@ -208,7 +220,7 @@ class Run:
 
     def advance(
         self, slice_steps: int = 1 << 62
-    ) -> NeedDevice | Paused | Finished | EprStart | WaitPairs:
+    ) -> NeedDevice | Paused | Finished | EprStart | WaitPairs | WaitQubit:
         """Run until the device is needed, the block ends, or ``slice_steps`` more
         instructions have run (so one block cannot stall the node)."""
         instrs = self.sub.instrs
@@ -230,7 +242,10 @@ class Run:
                 if step is not None:
                     return step
                 continue
-            self.pc = self._step(ins.op, ins.args)
+            try:
+                self.pc = self._step(ins.op, ins.args)
+            except _QubitBusy:  # the instruction did nothing: run it again later
+                return NeedDevice(self.pending) if self.pending else WaitQubit()
         if self.pending:
             return NeedDevice(self.pending)
         return Finished(self.values)
@@ -309,6 +324,10 @@ class Run:
         if spec.kind(q).meas is not None:
             return q
         helpers = [p for p in sorted(self.mm.free) if spec.kind(p).meas is not None]
+        if not helpers and not self.may_move:
+            mine = self.mm.maps.get(self.app, {}).values()
+            if not any(spec.kind(p).meas is not None for p in mine):
+                raise _QubitBusy  # other apps hold them: wait, do not disturb their states
         if not helpers:
             # Move a measurable qubit's state (whoever holds it) into a free one.
             moved = make_room(self.mm, self.lowering, lambda k: k.meas is not None)

@@ -3,13 +3,13 @@ process states).
 
     NEW --submit--> READY --schedule--> RUNNING --finish--> WAITING (for its app)
     WAITING (for its app) --submit--> READY
-    RUNNING --wait--> WAITING (for pairs) --wake--> READY
+    RUNNING --wait--> WAITING (for pairs, or a qubit to read out through) --wake--> READY
     any live state --stop--> DONE        any live state --fail--> FAILED
 
 READY: a block is queued for the device. WAITING: the process needs something before
-it can use the device again: its app's next block (``waiting_on`` "app"), or pairs its
-block asked for (``waiting_on`` "pairs"; the block resumes where it stopped, and the
-device serves others meanwhile).
+it can use the device again: its app's next block (``waiting_on`` "app"), pairs its
+block asked for ("pairs"), or a readout qubit another app holds ("qubit"); the block
+resumes where it stopped, and the device serves others meanwhile.
 
 An app has at most one block outstanding. An illegal event raises LocalError naming the
 app, its state and the event, and leaves the state as it was. Leases: every message from
@@ -40,6 +40,7 @@ class Event(enum.Enum):
     SCHEDULE = "schedule"
     FINISH = "finish"
     WAIT = "wait"
+    WAIT_QUBIT = "wait for a qubit"
     WAKE = "wake"
     STOP = "stop"
     FAIL = "fail"
@@ -52,6 +53,7 @@ TRANSITIONS: dict[tuple[State, Event], State] = {
     (State.READY, Event.SCHEDULE): State.RUNNING,
     (State.RUNNING, Event.FINISH): State.WAITING,
     (State.RUNNING, Event.WAIT): State.WAITING,
+    (State.RUNNING, Event.WAIT_QUBIT): State.WAITING,
     (State.WAITING, Event.WAKE): State.READY,
     **{(s, Event.STOP): State.DONE for s in _LIVE},
     **{(s, Event.FAIL): State.FAILED for s in _LIVE},
@@ -90,7 +92,8 @@ class App:
         new = next_state(TRANSITIONS, self.state, event, f"app {self.app_id} ({self.name})")
         self.history.append(self.state)
         self.state = new
-        self.waiting_on = {Event.FINISH: "app", Event.WAIT: "pairs"}.get(event, "")
+        on = {Event.FINISH: "app", Event.WAIT: "pairs", Event.WAIT_QUBIT: "qubit"}
+        self.waiting_on = on.get(event, "")
         if self.watch is not None:
             self.watch(self)
         return new

@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from qnodeos.config import NodeConfig
+from qnodeos.config import NodeConfig, NodeLimits
 from qnodeos.errors import LocalError
 from qnodeos.hardware.params import build
 from qnodeos.kernel.core import SLICE, Kernel
@@ -334,3 +334,48 @@ def test_entanglement_in_a_block_refuses_bad_requests_clearly() -> None:
     r = submit("qalloc Q0\nqalloc Q1", 5)
     assert isinstance(r, m.BlockFailed) and r.code == "quota"
     assert isinstance(h.submit(A, "qalloc Q0\ninit Q0\nmeas Q0 R0\nret R0", block=6), m.BlockDone)
+
+
+def test_a_readout_waits_for_the_electron_instead_of_moving_another_apps_state() -> None:
+    """NV: app A holds the electron; app B reads its carbon out, which needs the
+    electron. B's block waits (its process is WAITING on "qubit") while A's state stays
+    where it is; when A frees the electron, B's block goes on, and nothing was moved."""
+    h = Harness(kind="nv", qubits=3)
+    h.register(A, 1)
+    h.register(B, 1)
+    assert isinstance(h.submit(A, "qalloc Q0\ninit Q0\nx Q0"), m.BlockDone)
+    assert h.kernel.memory.phys(1, 0) == 0  # A holds the electron
+    sent: list[m.PhysOp] = []
+    real = h.server.handle
+
+    def spy(frames: list[bytes], now_ns: float, now_s: float) -> Any:
+        msg = h.to_dev.decode(frames[1])
+        if isinstance(msg, m.DeviceRequest):
+            sent.extend(msg.ops)
+        return real(frames, now_ns, now_s)
+
+    h.server.handle = spy  # type: ignore[method-assign]
+    assert h.submit(B, "qalloc Q0\ninit Q0\nh Q0\nmeas Q0 R0\nret R0", block=2) is None
+    app_b = h.kernel.procs.by_addr[B]
+    assert app_b.state is State.WAITING and app_b.waiting_on == "qubit"
+    done = h.submit(A, "meas Q0 R0\nqfree Q0\nret R0", block=3)
+    assert isinstance(done, m.BlockDone) and done.values == {"R0": 1}
+    h.deliver(h.kernel.handle_timer(h.now))
+    (reply,) = h.inbox[B]
+    assert isinstance(reply, m.BlockDone) and reply.values["R0"] in (0, 1)
+    moves = [op for op in sent if op.op in ("crx", "cry")]
+    # B's readout of its carbon: one controlled rotation to copy it onto the free
+    # electron, none to move A's state out of the electron and back
+    assert len(moves) <= 2, moves
+
+
+def test_a_readout_moves_another_apps_state_after_waiting_starvation_s() -> None:
+    h = Harness(kind="nv", qubits=3, limits=NodeLimits(starvation_s=0.5))
+    h.register(A, 1)
+    h.register(B, 1)
+    h.submit(A, "qalloc Q0\ninit Q0\nx Q0")
+    assert h.submit(B, "qalloc Q0\ninit Q0\nmeas Q0 R0\nret R0", block=2) is None
+    h.now = 0.6  # A never frees the electron
+    h.deliver(h.kernel.handle_timer(h.now))
+    (reply,) = h.inbox[B]
+    assert isinstance(reply, m.BlockDone)  # after the wait, A's state was moved after all
