@@ -20,7 +20,6 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Collection
-from dataclasses import dataclass, field
 
 import msgspec
 
@@ -39,6 +38,7 @@ from .messaging import Postbox
 from .netstack import NetStack, Want, Work
 from .outputs import Out, Resume, ToApp, ToDevice, ToNode
 from .processes import App, Event, ProcessTable
+from .running import Counters, Current
 from .scheduler import Entry, Scheduler
 
 log = logging.getLogger("qnodeos.kernel")
@@ -49,39 +49,6 @@ ENDED_KEPT = 1024  # sessions whose end reason is remembered for a late heartbea
 
 SLICE = 20_000  # instructions interpreted before the kernel lets other work run
 BLOCK_REQS = 1 << 39  # request numbers of blocks' EPR requests (apps' own are below)
-
-
-@dataclass
-class Current:
-    app: App
-    block: int
-    run: Run
-    seq: int
-    started_ns: int | None = None
-    paused: bool = False
-    paused_ns: int | None = None  # device time when it paused
-    planned_ns: float = 0.0  # device time of the ops sent so far
-    reqs: dict[int, int] = field(default_factory=dict)  # its EPR request index -> req
-    waits: tuple[int, int] | None = None  # waiting for (request index, pairs)
-    qubit_since: float | None = None  # waiting (since this wall time) for a readout qubit
-    failed: m.EprFailed | None = None  # a request of it failed while it waited
-
-    @property
-    def on_device(self) -> bool:
-        """Whether a request of this block is on the device (its reply not yet in)."""
-        return self.seq != 0 and not self.paused
-
-
-@dataclass
-class Counters:
-    bad_messages: int = 0
-    blocks_done: int = 0
-    blocks_failed: int = 0
-    stale_replies: int = 0
-    apps_expired: int = 0
-    spoofed: int = 0  # messages whose claimed sender is not the one their key proves
-    device_ns: int = 0
-    by_code: dict[str, int] = field(default_factory=dict)
 
 
 class Kernel:
