@@ -144,7 +144,7 @@ class NetStack:
         self.ledger = Ledger(node)
         # where pairs of a block's request go (the kernel hands them to the block)
         self.to_block: Callable[[Want, m.NodeToApp], list[Out]] = lambda w, msg: []
-        self.down: set[str] = set()  # peers whose node is not answering
+        self.down: dict[str, str] = {}  # peers whose node is not answering -> why
         self.pairs_delivered = 0
         self.rounds = 0
         self.moves = 0
@@ -167,6 +167,8 @@ class NetStack:
             )
         if msg.role not in ("create", "recv"):
             return fail("OTHER", f"role {msg.role!r}; use 'create' or 'recv'")
+        if msg.remote_node in self.down:  # not its maximum time later: now
+            return fail("OTHER", f"{self.down[msg.remote_node]}; ask again once it is back")
         problem = e.request_problem(msg.kind, msg.number, msg.bases)
         if problem is not None:
             return fail("UNSUPP", problem)
@@ -278,7 +280,7 @@ class NetStack:
         paused, it reads this when it resumes and voids them as well."""
         if peer not in self.egps or peer in self.down:
             return []
-        self.down.add(peer)
+        self.down[peer] = reason
         egp = self.egps[peer]
         out: list[Out] = []
         void: list[int] = []
@@ -301,7 +303,7 @@ class NetStack:
         return out + told
 
     def peer_up(self, peer: str) -> None:
-        self.down.discard(peer)
+        self.down.pop(peer, None)
 
     def _void_pairs(self, w: Want) -> None:
         """Forget the pairs a request made but did not hand out (kept qubits freed)."""

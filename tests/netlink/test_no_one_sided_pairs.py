@@ -146,3 +146,23 @@ async def test_a_node_that_stops_tells_the_other_at_once(autojump_clock: object)
             nursery.cancel_scope.cancel()
         assert ended == "OTHER" and {p.ent_id for p in got} <= set(node.expired)
         assert when - t0 < 0.3 + 0.01  # at once, not after a timeout
+
+
+async def test_a_request_to_a_node_known_to_be_down_fails_at_once(autojump_clock: object) -> None:
+    """After alice learned that bob stopped, a new request for pairs with bob fails at
+    once, naming why, not at its maximum time (bob is not there to accept it)."""
+    async with local_network(network(TWO.format(p=0.5))) as eps:
+        to_alice = MemDealer(service(eps["alice"]).cfg.peer_endpoint)
+        bye = m.NodeBye(from_node="bob", reason="maintenance")
+        await to_alice.send([codec.node_to_node().encode(bye)])
+        await trio.sleep(0.01)
+        async with sdk.connect("alice", app="late", qubits=1, endpoint=eps["alice"]) as n:
+            t0 = trio.current_time()
+            try:
+                await n.epr_socket("bob", "b").create_measure(1, timeout=30)
+            except sdk.EprError as exc:
+                assert exc.code == "OTHER" and "maintenance" in str(exc), exc
+                assert "ask again once it is back" in str(exc)
+            else:
+                raise AssertionError("pairs with a node that stopped")
+            assert trio.current_time() - t0 < 0.1
