@@ -11,9 +11,12 @@ The run directory keeps the network file used, every process's log, and results.
 
 from __future__ import annotations
 
+import difflib
 import importlib
+import importlib.util
 import json
 import os
+import pkgutil
 import shutil
 import signal
 import sys
@@ -29,7 +32,7 @@ import trio
 from qnodeos.cli import READY
 from qnodeos.config import NetworkConfig, load_network, parse_network
 from qnodeos.defaults import default_network_text, shipped_network_text
-from qnodeos.errors import QNodeOSError
+from qnodeos.errors import ConfigError, QNodeOSError
 from qnodeos.timeline import ENV
 from testbed.trace import merge
 
@@ -127,9 +130,7 @@ def _last_words(log: Path, lines: int = 1) -> str:
     return f" ({'; '.join(said[-lines:])})" if said else ""
 
 
-async def _watch_node(
-    name: str, proc: Proc, log: Path, errors: list[str], apps: _Apps
-) -> None:
+async def _watch_node(name: str, proc: Proc, log: Path, errors: list[str], apps: _Apps) -> None:
     """A node that dies while apps run fails the run; its apps find out at once (their
     sessions end), the others soon (their requests fail), and all get ``APP_GRACE_S``
     to say so before they are stopped."""
@@ -149,6 +150,29 @@ def _formatter(module: str) -> Callable[[dict[str, Any]], str] | None:
     return fmt if callable(fmt) else None
 
 
+def check_modules(cfg: NetworkConfig) -> None:
+    """Every app's module can be found (before any node starts): else a ConfigError
+    naming the app and, when there is one, the nearest module name."""
+    for i, app in enumerate(cfg.apps):
+        try:
+            found = importlib.util.find_spec(app.module) is not None
+        except (ImportError, ValueError):
+            found = False
+        if found:
+            continue
+        parent, _, _ = app.module.rpartition(".")
+        try:
+            where = importlib.import_module(parent).__path__ if parent else None
+            names = [
+                f"{parent}.{m.name}" if parent else m.name for m in pkgutil.iter_modules(where)
+            ]
+        except (ImportError, AttributeError):
+            names = []
+        near = difflib.get_close_matches(app.module, names, n=1)
+        hint = f" (did you mean {near[0]!r}?)" if near else ""
+        raise ConfigError(f"{cfg.source}: apps[{i}].module: no module named {app.module!r}{hint}")
+
+
 def _prepare(
     path: str | None, run_dir_arg: str | None
 ) -> tuple[NetworkConfig, Path, Path, dict[str, str]]:
@@ -162,6 +186,7 @@ def _prepare(
     else:
         cfg = load_network(path) if path else parse_network(default_network_text(), "<default>")
         text = Path(path).read_text() if path else default_network_text()
+    check_modules(cfg)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     run_dir = Path(run_dir_arg or Path("qnodeos-runs") / f"{cfg.name}-{stamp}-{os.getpid()}")
     run_dir.mkdir(parents=True, exist_ok=True)

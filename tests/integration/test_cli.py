@@ -66,14 +66,26 @@ module = "apps.ramsey"
 args = { shots = 20, waits_ms = [0, 1] }
 [[apps]]
 node = "a"
-module = "apps.no_such_app"
+module = "apps.ramsey"
+args = { shotz = 20 }
 """)
     out = qnodeos("run", str(net), "--run-dir", str(tmp_path / "run"))
     assert out.returncode == 1
     assert "Ramsey on the generic device" in out.stdout
-    assert "FAILED: ModuleNotFoundError: No module named 'apps.no_such_app'" in out.stdout
+    assert "FAILED: TypeError:" in out.stdout and "'shotz'" in out.stdout
     saved = json.loads((tmp_path / "run" / "results.json").read_text())
-    assert "result" in saved["ramsey-0"] and "error" in saved["no_such_app-1"]
+    assert "result" in saved["ramsey-0"] and "error" in saved["ramsey-1"]
+
+
+def test_a_mistyped_app_module_is_refused_before_any_node_starts(tmp_path: Path) -> None:
+    net = tmp_path / "net.toml"
+    net.write_text('name = "t"\n[nodes.a]\n[[apps]]\nnode = "a"\nmodule = "apps.telport"\n')
+    out = qnodeos("run", str(net), "--run-dir", str(tmp_path / "run"), timeout=30)
+    assert out.returncode == 2
+    assert "apps[0].module: no module named 'apps.telport' (did you mean 'apps.teleport'?)" in (
+        out.stderr
+    )
+    assert "up;" not in out.stdout  # no node was started
 
 
 @pytest.mark.parametrize(
