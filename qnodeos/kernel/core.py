@@ -606,19 +606,16 @@ class Kernel:
         cur.app.fire(Event.FINISH)
         cur.app.blocks_done += 1
         self.counters.blocks_done += 1
-        return self._end_eprs(cur, True, "finished") + [
-            ToApp(
-                cur.app.addr,
-                m.BlockDone(
-                    block=cur.block,
-                    values=step.values,
-                    instructions=cur.run.steps,
-                    device_ns=spent,
-                    crosstalk_hits=cur.app.crosstalk_hits,
-                    crosstalk_fidelity=cur.app.crosstalk_fidelity,
-                ),
-            )
-        ]
+        done = m.BlockDone(
+            block=cur.block,
+            values=step.values,
+            instructions=cur.run.steps,
+            device_ns=spent,
+            crosstalk_hits=cur.app.crosstalk_hits,
+            crosstalk_fidelity=cur.app.crosstalk_fidelity,
+        )
+        # the block's results first: the news of its settled pairs is about them
+        return [ToApp(cur.app.addr, done), *self._end_eprs(cur, True, "finished")]
 
     def _crosstalk(self, app: App, ops: list[m.PhysOp]) -> None:
         """Collective pulses (trapped ions: all_rx, all_ry; lowered single-ion rotations

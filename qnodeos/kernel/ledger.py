@@ -39,6 +39,8 @@ class _Held:
     addr: bytes
     req: int
     ent_id: EntId
+    acked: bool = False  # our app has it
+    confirmed: bool = False  # the other end's app has it
 
 
 @dataclass
@@ -78,6 +80,7 @@ class Ledger:
             held = handed[seq] = _Held(app_id, addr, req, p.ent_id)
             if seq in early:
                 del early[seq]  # the other app has it already
+                held.confirmed = True
                 continue
             book[seq] = held
         while len(book) > MAX_OPEN:
@@ -94,17 +97,28 @@ class Ledger:
 
     # -- our app's acknowledgements ------------------------------------------------------
     def acked(self, app_id: int, req: int, count: int) -> list[Out]:
-        """The app has the first ``count`` pairs of ``req``: confirm them to the peer."""
+        """The app has the first ``count`` pairs of ``req``: confirm them to the peer,
+        and tell the app which of them are settled (the other end confirmed them)."""
         d = self.deliveries.get((app_id, req))
         if d is None:
             return []
-        fresh = [e[2] for e in d.ents[d.acked : count]]
+        fresh = d.ents[d.acked : count]
         d.acked = max(d.acked, min(count, len(d.ents)))
         if d.acked >= len(d.ents):
             del self.deliveries[(app_id, req)]
         if not fresh:
             return []
-        return [ToNode(d.peer, m.Egp(from_node=self.node, msg=m.EgpConfirm(seqs=fresh)))]
+        handed = self.handed.get(d.peer, OrderedDict())
+        settled: list[EntId] = []
+        for ent in fresh:
+            held = handed.get(ent[2])
+            if held is not None:
+                held.acked = True
+                if held.confirmed:
+                    settled.append(ent)
+        seqs = [e[2] for e in fresh]
+        out: list[Out] = [ToNode(d.peer, m.Egp(from_node=self.node, msg=m.EgpConfirm(seqs=seqs)))]
+        return out + _settled({(d.addr, req): settled} if settled else {})
 
     def app_gone(self, app_id: int, reason: str) -> tuple[dict[str, list[int]], list[Out]]:
         """The app ended: the pairs it never acknowledged, per peer, to expire there; and
@@ -143,15 +157,24 @@ class Ledger:
         return {d.peer: unacked} if unacked else {}
 
     # -- the other node ------------------------------------------------------------------
-    def confirmed(self, peer: str, seqs: list[int]) -> None:
-        """The other end's app has these pairs: ours may keep them whatever happens."""
+    def confirmed(self, peer: str, seqs: list[int]) -> list[Out]:
+        """The other end's app has these pairs: ours may keep them whatever happens.
+        Those our app acknowledged already are settled: tell it (only after its own
+        acknowledgement, so that its settled pairs were confirmed to the other end)."""
         book = self.open.get(peer, OrderedDict())
+        settled: dict[tuple[bytes, int], list[EntId]] = {}
         for seq in seqs:
-            if book.pop(seq, None) is None:
+            held = book.pop(seq, None)
+            if held is None:
                 early = self.early_confirms.setdefault(peer, OrderedDict())
                 early[seq] = None
                 while len(early) > MAX_EARLY:
                     early.popitem(last=False)
+                continue
+            held.confirmed = True
+            if held.acked:
+                settled.setdefault((held.addr, held.req), []).append(held.ent_id)
+        return _settled(settled)
 
     def expired(self, peer: str, seqs: list[int], reason: str) -> tuple[list[Out], list[int]]:
         """The other end voided these pairs: tell our apps that have them; returns what
@@ -194,3 +217,9 @@ class Ledger:
             self.expired_in += len(ids)
             out.append(ToApp(addr, m.EprExpired(req=req, ent_ids=ids, reason=reason)))
         return out
+
+
+def _settled(settled: dict[tuple[bytes, int], list[EntId]]) -> list[Out]:
+    return [
+        ToApp(addr, m.EprConfirmed(req=req, ent_ids=ids)) for (addr, req), ids in settled.items()
+    ]

@@ -332,8 +332,7 @@ class NetStack:
             return []
         body = msg.msg
         if isinstance(body, m.EgpConfirm):
-            self.ledger.confirmed(peer, body.seqs)
-            return []
+            return self.ledger.confirmed(peer, body.seqs)
         if isinstance(body, m.EgpExpire):
             return self._peer_expired(peer, body.seqs, body.reason, now)
         if isinstance(body, m.EgpRequest):

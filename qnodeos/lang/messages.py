@@ -247,6 +247,16 @@ class EprExpired(msgspec.Struct, frozen=True, kw_only=True, tag="epr_expired"):
     reason: Text
 
 
+class EprConfirmed(msgspec.Struct, frozen=True, kw_only=True, tag="epr_confirmed"):
+    """Node -> app: the other end's app has these pairs of request ``req`` too (its
+    node confirmed it), and this node has the app's acknowledgement: they are settled.
+    Pairs still unsettled when the session with the node ends are in doubt (the other
+    end may have voided them); the SDK reports them in ``node.expired``."""
+
+    req: Count
+    ent_ids: Annotated[list[tuple[Name, Name, Count]], msgspec.Meta(max_length=MAX_LIST)]
+
+
 AppToNode = Union[Register, Submit, Heartbeat, Stop, SendMsg, EprRequest, EprAck]  # noqa: UP007
 NodeToApp = Union[  # noqa: UP007
     Registered,
@@ -262,6 +272,7 @@ NodeToApp = Union[  # noqa: UP007
     EprDone,
     EprFailed,
     EprExpired,
+    EprConfirmed,
 ]
 
 # -- classical process <-> classical process (node to node) --------------------------

@@ -34,6 +34,7 @@ EprNews = m.EprPairs | m.EprDone | m.EprFailed | m.Stopped
 # A node whose process died is noticed at once (its connection closes); one that is
 # only silent (paused, or its host unreachable) after this many leases.
 DEAD_AFTER_LEASES = 5.0
+MAX_UNSETTLED = 200_000  # as the node's ledger keeps per link (kernel/ledger.py MAX_OPEN)
 
 
 class ClassicalSocket:
@@ -117,6 +118,9 @@ class Node(QubitOwner):
         # Pairs this app got that turned out void (the other app never got them, or its
         # node went away): entanglement id -> why. Drop them from your results.
         self.expired: dict[tuple[str, str, int], str] = {}
+        # Pairs from EPR requests the other end has not yet confirmed (see EprConfirmed):
+        # in doubt, and added to ``expired``, if the session ends before it does.
+        self._unsettled: dict[tuple[str, str, int], None] = {}
         self._inboxes: dict[
             tuple[str, str], tuple[trio.MemorySendChannel[bytes], trio.MemoryReceiveChannel[bytes]]
         ] = {}
@@ -166,8 +170,17 @@ class Node(QubitOwner):
             if isinstance(msg, m.EprExpired):
                 for ent in msg.ent_ids:
                     self.expired[ent] = msg.reason
+                    self._unsettled.pop(ent, None)
+                continue
+            if isinstance(msg, m.EprConfirmed):
+                for ent in msg.ent_ids:
+                    self._unsettled.pop(ent, None)
                 continue
             if isinstance(msg, m.EprPairs | m.EprDone | m.EprFailed):
+                for p in msg.pairs:
+                    self._unsettled[p.ent_id] = None
+                while len(self._unsettled) > MAX_UNSETTLED:
+                    del self._unsettled[next(iter(self._unsettled))]
                 chan = self._eprs.get(msg.req)
                 if chan is not None:
                     chan.send_nowait(msg)
@@ -179,8 +192,14 @@ class Node(QubitOwner):
             await self._replies_in.send(msg)
 
     def _wake_all(self, stopped: m.Stopped) -> None:
-        """The session ended: fail every send and EPR request still waiting."""
+        """The session ended: fail every send and EPR request still waiting. Pairs
+        the other end had not confirmed yet are in doubt: it may have voided them (it
+        voids what its app got unless our node confirmed it), so they count as void."""
         self._closed = stopped.reason
+        doubt = f"in doubt: the session ended before the other end confirmed it ({stopped.reason})"
+        for ent in self._unsettled:
+            self.expired.setdefault(ent, doubt)
+        self._unsettled.clear()
         for event, result in self._sends.values():
             result.append(m.SendFailed(seq=-1, code="closed", message=stopped.reason))
             event.set()

@@ -61,6 +61,7 @@ async def main(
             failing_since = None
         await trio.sleep(settle)  # expiries from the other end may still be on their way
         void = [list(e) for e in conn.expired]
-        say(event="expired", ids=void, reasons=sorted(set(conn.expired.values())))
+        doubt = [list(e) for e, why in conn.expired.items() if why.startswith("in doubt")]
+        say(event="expired", ids=void, doubt=doubt, reasons=sorted(set(conn.expired.values())))
     kept = [i for i in got if i not in void]
     return {"role": role, "received": len(got), "expired": len(void), "kept": len(kept)}

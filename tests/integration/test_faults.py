@@ -104,6 +104,22 @@ def kept_ids(evs: list[dict[str, Any]]) -> list[tuple[str, str, int]]:
     return [i for i in got if i not in void]
 
 
+def doubt_ids(evs: list[dict[str, Any]]) -> set[tuple[str, str, int]]:
+    return {tuple(i) for e in evs if e["event"] == "expired" for i in e["doubt"]}
+
+
+def assert_agree(evs: dict[str, list[dict[str, Any]]]) -> None:
+    """The two apps kept the same pairs, but for pairs one of them counts as in doubt
+    (its session ended before the other end's confirmation came: at most the pairs
+    then under way, one request of 5, or two): 0 one-sided pairs otherwise."""
+    kept = {k: set(kept_ids(v)) for k, v in evs.items()}
+    doubt = {k: doubt_ids(v) for k, v in evs.items()}
+    assert kept["a"] - kept["b"] <= doubt["b"]
+    assert kept["b"] - kept["a"] <= doubt["a"]
+    assert len(doubt["a"] | doubt["b"]) <= 10
+    assert all(len(kept_ids(v)) == len(kept[k]) for k, v in evs.items())  # no pair twice
+
+
 def run_with_fault(
     tmp_path: Path, fault: Callable[[dict[int, str]], float], duration: float = 5.0
 ) -> tuple[subprocess.CompletedProcess[str], float, dict[str, list[dict[str, Any]]]]:
@@ -157,7 +173,8 @@ def first_error_after(evs: list[dict[str, Any]], t: float) -> float:
 def report(name: str, detect_s: float, evs: dict[str, list[dict[str, Any]]], run: Any) -> None:
     print(
         f"\nFAULT {name}: detected in {detect_s:.2f} s; kept a={len(kept_ids(evs['a']))} "
-        f"b={len(kept_ids(evs['b']))}; run exit {run.returncode}: "
+        f"b={len(kept_ids(evs['b']))}, in doubt {len(doubt_ids(evs['a']) | doubt_ids(evs['b']))}"
+        f"; run exit {run.returncode}: "
         f"{run.stderr.strip().splitlines()[-1] if run.stderr.strip() else ''}"
     )
 
@@ -201,7 +218,7 @@ def test_a_killed_process_is_reported_within_2s_and_leaves_no_one_sided_pair(
     report(name, detect, evs, run)
     assert detect < 2.0
     assert run.returncode == 1 and words in run.stderr + run.stdout
-    assert kept_ids(evs["a"]) == kept_ids(evs["b"])  # 0 one-sided pairs
+    assert_agree(evs)  # 0 one-sided pairs but those one side knows are in doubt
     assert len(kept_ids(evs["a"])) > 0
 
 
@@ -224,7 +241,7 @@ def test_a_node_paused_for_3s_leaves_no_one_sided_pair(tmp_path: Path) -> None:
     assert run.returncode == 0, run.stderr
     after = [e for e in evs["a"] if e["event"] == "pairs" and e["t"] > struck + 3.0]
     assert after, "no pairs after the node came back"
-    assert kept_ids(evs["a"]) == kept_ids(evs["b"])
+    assert_agree(evs)
 
 
 def test_an_app_paused_for_3s_gets_a_clear_error_and_leaves_no_one_sided_pair(
@@ -245,4 +262,4 @@ def test_an_app_paused_for_3s_gets_a_clear_error_and_leaves_no_one_sided_pair(
     closed = [e for e in evs["b"] if e["event"] == "closed"]
     assert closed and "lease of 1.0s expired" in closed[0]["message"]
     assert "stopped answering" not in closed[0]["message"]  # not blamed on the node
-    assert kept_ids(evs["a"]) == kept_ids(evs["b"])
+    assert_agree(evs)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from qnodeos.kernel.ledger import Ledger
-from qnodeos.kernel.outputs import ToApp, ToNode
+from qnodeos.kernel.outputs import Out, ToApp, ToNode
 from qnodeos.lang import messages as m
 
 
@@ -24,6 +24,21 @@ def test_acknowledged_pairs_are_confirmed_to_the_other_end() -> None:
     assert isinstance(confirm.msg, m.Egp) and confirm.msg.msg == m.EgpConfirm(seqs=[3])
     assert led.deliveries == {}
     assert led.acked(1, 7, 3) == []  # a repeated ack changes nothing
+
+
+def test_the_app_hears_a_pair_is_settled_once_it_acked_and_the_other_end_confirmed() -> None:
+    def settled(out: list[Out]) -> list[list[tuple[str, str, int]]]:
+        return [
+            o.msg.ent_ids for o in out if isinstance(o, ToApp) and isinstance(o.msg, m.EprConfirmed)
+        ]
+
+    led = Ledger("alice")
+    led.confirmed("bob", [3])  # early: before our node handed pair 3 out
+    led.delivered(1, b"A", 7, "bob", pairs(1, 2, 3))
+    assert settled(led.confirmed("bob", [1])) == []  # our app has not acked it yet
+    assert settled(led.acked(1, 7, 3)) == [[("alice", "bob", 1), ("alice", "bob", 3)]]
+    (told,) = led.confirmed("bob", [2])  # acked already: settled at once
+    assert told == ToApp(b"A", m.EprConfirmed(req=7, ent_ids=[("alice", "bob", 2)]))
 
 
 def test_pairs_the_app_never_acknowledged_are_expired_when_it_goes() -> None:
