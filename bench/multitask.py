@@ -7,8 +7,9 @@ Runs the embedded networks ``dqc`` (DQC alone) and ``multitask`` (the same DQC p
 two local gate-tomography apps on the server), each continuous and with time bins on
 the link (bins of 1 ms, the link owning 1 of every 2), all at speed 1 (real time).
 Prints, per run, the server device's utilization (busy / elapsed device time, from
-the run's timeline), the mean DQC fidelity over the six settings with its error, and
-the local apps' fidelities.
+the run's timeline) over the DQC's run (device time 0 to the end of the DQC server's
+last block: the local apps may run on after it) and over the whole run, the mean DQC
+fidelity over the six settings with its error, and the local apps' fidelities.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ import tempfile
 from importlib.resources import files
 from pathlib import Path
 from typing import Any
+
+from testbed.trace import node_spans, utilization
 
 BINS = "schedule = { bin_ns = 1000000, period = 2, bins = [0] }\n"
 
@@ -39,6 +42,9 @@ def run(name: str, k: int, seconds: float, bins: bool, d: Path) -> dict[str, Any
     if out.returncode != 0:
         raise SystemExit(f"{net.stem} failed:\n{out.stderr[-2000:]}")
     result: dict[str, Any] = json.loads(out.stdout)
+    spans, _ = node_spans(run_dir, "server")
+    dqc_end = max(s["end"] for s in spans if s["what"] == "block" and s["app"] == "server")
+    result["_dqc_window"] = utilization(spans, dqc_end)
     return result
 
 
@@ -47,12 +53,16 @@ def main() -> None:
     p.add_argument("--k", type=int, default=60, help="DQC repetitions per basis and setting")
     p.add_argument("--seconds", type=float, default=20.0, help="how long the local apps run")
     a = p.parse_args()
-    print(f"{'run':16} {'server busy':>12} {'elapsed s':>10} {'DQC fidelity':>16} local apps")
+    print(
+        f"{'run':16} {'busy (DQC run)':>14} {'DQC s':>6} {'busy (all)':>10} {'all s':>6} "
+        f"{'DQC fidelity':>16} local apps"
+    )
     with tempfile.TemporaryDirectory(prefix="qnm-") as tmp:
         for name in ("dqc", "multitask"):
             for bins in (False, True):
                 r = run(name, a.k, a.seconds, bins, Path(tmp))
                 u = r["_nodes"]["server"]["utilization"]
+                w = r["_dqc_window"]
                 rows = r["client"]["result"]["settings"]
                 fid = sum(s["fidelity"] for s in rows) / len(rows)
                 err = math.sqrt(sum(s["stderr"] ** 2 for s in rows)) / len(rows)
@@ -63,7 +73,8 @@ def main() -> None:
                 )
                 label = name + (" +bins" if bins else "")
                 print(
-                    f"{label:16} {100 * u['busy_fraction']:11.1f}% {u['elapsed_ns'] / 1e9:10.1f} "
+                    f"{label:16} {100 * w['busy_fraction']:13.1f}% {w['elapsed_ns'] / 1e9:6.1f} "
+                    f"{100 * u['busy_fraction']:9.1f}% {u['elapsed_ns'] / 1e9:6.1f} "
                     f"{fid:9.3f} ± {err:.3f} {local}"
                 )
 

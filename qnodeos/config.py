@@ -9,6 +9,7 @@
     speed = 1.0                          # device ns per wall ns; inf = as fast as possible
     seed = 7                             # RNG seed of the device (omit: random)
     policy = "fcfs"                      # fcfs | priority | edf
+    placement = "lowest"                 # new qubits: lowest | memory_first (see memory.py)
     lease_s = 1.0                        # an app silent this long is failed and freed
     budget = 1000000                     # instructions per block before it is stopped
     max_wait_s = 10.0                    # longest single wait in a block (device s)
@@ -59,6 +60,7 @@ from netlink.schedule import TimeBins
 from .errors import ConfigError
 from .hardware.params import build
 from .hardware.specs import DeviceSpec, with_overrides
+from .kernel.memory import PLACEMENTS
 from .kernel.scheduler import POLICIES
 from .security import KeyStore
 
@@ -69,6 +71,7 @@ _NODE_KEYS = {
     "speed",
     "seed",
     "policy",
+    "placement",
     "lease_s",
     "budget",
     "app_endpoint",
@@ -106,6 +109,7 @@ class NodeConfig:
     speed: float = 1.0
     seed: int | None = None
     policy: str = "fcfs"
+    placement: str = "lowest"  # where new qubits go (kernel/memory.py)
     lease_s: float = 1.0
     budget: int = 1_000_000
     limits: NodeLimits = field(default_factory=lambda: NodeLimits())
@@ -259,6 +263,11 @@ def _node(name: str, table: Any, net: str, src: str, keys: KeyStore | None) -> N
     policy = _get(table, "policy", str, where, "fcfs")
     if policy not in POLICIES:
         raise ConfigError(f"{where}.policy: unknown {policy!r}; known: {', '.join(POLICIES)}")
+    placement = _get(table, "placement", str, where, "lowest")
+    if placement not in PLACEMENTS:
+        raise ConfigError(
+            f"{where}.placement: unknown {placement!r}; known: {', '.join(PLACEMENTS)}"
+        )
     lease = float(_get(table, "lease_s", (int, float), where, 1.0))
     if not 0.05 <= lease <= 3600 or math.isnan(lease):
         raise ConfigError(f"{where}.lease_s: must be in 0.05..3600, got {lease}")
@@ -286,6 +295,7 @@ def _node(name: str, table: Any, net: str, src: str, keys: KeyStore | None) -> N
         speed=speed,
         seed=_get(table, "seed", int, where, None),
         policy=policy,
+        placement=placement,
         lease_s=lease,
         budget=budget,
         limits=limits,

@@ -41,8 +41,11 @@ def node_spans(run_dir: Path, node: str) -> tuple[list[dict[str, Any]], list[dic
     return spans, states
 
 
-def utilization(spans: list[dict[str, Any]]) -> dict[str, Any]:
-    """Busy time by kind (ns of device time) over the node's elapsed device time."""
+def utilization(spans: list[dict[str, Any]], until_ns: float | None = None) -> dict[str, Any]:
+    """Busy time by kind (ns of device time) over the node's elapsed device time, or
+    over device time 0 to ``until_ns`` (spans cut there)."""
+    if until_ns is not None:
+        spans = [{**s, "end": min(s["end"], until_ns)} for s in spans if s["start"] < until_ns]
     by_what = {"block": 0.0, "round": 0.0, "move": 0.0}
     per_app: dict[str, float] = {}
     for s in spans:

@@ -21,6 +21,7 @@ from qnodeos.errors import ConfigError
         ("[nodes.a]\nqubits = 99", "qubits = 99 not in 1..16"),
         ("[nodes.a]\nspeed = 0", "speed: must be > 0"),
         ("[nodes.a]\npolicy = 'random'", "unknown 'random'"),
+        ("[nodes.a]\nplacement = 'anywhere'", "nodes.a.placement: unknown 'anywhere'"),
         ("[nodes.a.params.kinds.qubit]\nt3_ns = 1", "kinds.qubit.t3_ns: unknown parameter"),
         ("[nodes.a.params.kinds.wire]\nt1_ns = 1", "kinds.wire: unknown (known: qubit)"),
         ("[nodes.a.params.kinds.qubit]\nt1_ns = 10\nt2_ns = 30", "T2 30.0 ns exceeds 2*T1"),

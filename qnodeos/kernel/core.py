@@ -67,11 +67,12 @@ class Kernel:
         seed: int | None = None,
         limits: NodeLimits | None = None,
         peer_timeout_s: float = 1.5,
+        placement: str = "lowest",
     ) -> None:
         self.node = node
         self.spec = spec
         self.limits = limits = limits or NodeLimits()
-        self.memory = MemoryManager(spec)
+        self.memory = MemoryManager(spec, placement)
         self.lowering = Lowering(spec)
         self.scheduler = Scheduler(policy, limits.starvation_s)
         self.procs = ProcessTable(lease_s)

@@ -1,11 +1,16 @@
 """Memory manager: per-app virtual qubit ids -> physical qubits, with reserved quotas.
 
 An app registers with a quota; the quota is reserved, so the sum of quotas never exceeds
-the device's qubits and an app always gets what it asked for. Allocation picks the
-lowest free physical index (on NV that is the electron first, the only qubit that can be
-measured or entangled). Freed qubits are *dirty*: the next allocation first discards
-them (maximally mixed, detached), so one app can never read what another left behind.
-An app names qubits only through its own map, so it can never reach another's qubits.
+the device's qubits and an app always gets what it asked for. Where a new qubit goes is
+the node's ``placement``: ``lowest``, the lowest free physical index (on NV the
+electron first, the only qubit that can be measured or entangled: fastest for local
+work), or ``memory_first``, qubits that cannot be entangled first and communication
+qubits last (on NV the carbons, so local work leaves the electron to the network; a
+carbon is read out through the electron, so such a readout waits while the network or
+another app holds it). Pairs always go to a communication qubit (``alloc_comm``).
+Freed qubits are *dirty*: the next allocation first discards them (maximally mixed,
+detached), so one app can never read what another left behind. An app names qubits
+only through its own map, so it can never reach another's qubits.
 
 >>> from qnodeos.hardware.params import generic
 >>> mm = MemoryManager(generic(2))
@@ -23,10 +28,19 @@ from __future__ import annotations
 from ..errors import ProgramError, QuotaError
 from ..hardware.specs import DeviceSpec
 
+PLACEMENTS = ("lowest", "memory_first")
+
 
 class MemoryManager:
-    def __init__(self, spec: DeviceSpec) -> None:
+    def __init__(self, spec: DeviceSpec, placement: str = "lowest") -> None:
+        if placement not in PLACEMENTS:
+            raise ValueError(f"placement {placement!r}: use one of {', '.join(PLACEMENTS)}")
         self.spec = spec
+        # memory_first: the order in which free qubits are taken (communication last)
+        self.order = sorted(
+            range(spec.num_qubits),
+            key=lambda q: (placement == "memory_first" and spec.kind(q).communication, q),
+        )
         self.free = set(range(spec.num_qubits))
         self.dirty: set[int] = set()
         self.quota: dict[int, int] = {}
@@ -59,7 +73,9 @@ class MemoryManager:
             raise QuotaError(
                 f"app {app}: quota of {self.quota[app]} qubit(s) reached; cannot allocate Q{virt}"
             )
-        phys = min(self.free) if choose is None else choose  # reservation: one is free
+        if choose is None:  # reservation: one is free
+            choose = next(q for q in self.order if q in self.free)
+        phys = choose
         self.free.remove(phys)
         m[virt] = phys
         was_dirty = phys in self.dirty

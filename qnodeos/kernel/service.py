@@ -69,6 +69,7 @@ class NodeService:
             seed=cfg.seed,
             limits=cfg.limits,
             peer_timeout_s=cfg.peer_timeout_s,
+            placement=cfg.placement,
         )
         self._outboxes: dict[str, trio.MemorySendChannel[tuple[float, bytes]]] = {}
         self._nursery: trio.Nursery | None = None

@@ -216,3 +216,46 @@ async def test_exclusive_use_of_the_trap(autojump_clock: object) -> None:
         with pytest.raises(sdk.RemoteError, match="list it in the node's exclusive_apps"):
             async with sdk.connect("ion", app="hog", qubits=1, endpoint=ep, exclusive=True):
                 pass
+
+
+NV_MEMORY_FIRST = """
+[nodes.nv]
+device = "nv"
+qubits = 3
+speed = 1.0
+seed = 2
+placement = "memory_first"
+[nodes.nv.params.kinds.electron]
+init = { duration_ns = 2000, error = 0.0 }
+meas = { p01 = 0.0, p10 = 0.0 }
+"""
+
+
+async def test_memory_first_puts_local_qubits_on_carbons_and_reads_them_via_the_electron(
+    autojump_clock: object,
+) -> None:
+    """``placement = "memory_first"``: a local qubit goes to a carbon, leaving the
+    electron (the only communication qubit) to the network, and is still measured
+    (through the electron); with two apps the electron is left for last."""
+    async with local_network(network(NV_MEMORY_FIRST)) as net:
+        ep = net["nv"]
+        kernel = service(ep).kernel
+        async with (
+            sdk.connect("nv", app="a", qubits=1, endpoint=ep) as a,
+            sdk.connect("nv", app="b", qubits=1, endpoint=ep) as b,
+        ):
+            async with a.block() as blk:
+                qa = blk.qubit()
+            async with b.block() as blk:
+                qb = blk.qubit()
+            assert kernel.memory.held(a.app_id) == {qa.id: 1}
+            assert kernel.memory.held(b.app_id) == {qb.id: 2}
+            ones = 0
+            for _ in range(20):
+                async with a.block() as blk:
+                    qa.x()
+                    out = qa.measure()
+                    qa = blk.qubit()  # the carbon again, for the next round
+                ones += out.value
+            assert kernel.memory.held(a.app_id) == {qa.id: 1}
+            assert ones >= 17  # |1> read through the electron (carbon gate errors allowed)
