@@ -29,15 +29,18 @@ class TimeBins:
         """The share of time that is this link's."""
         return len(self.bins) / self.period
 
-    def window(self, t: float) -> tuple[float, float]:
-        """The first stretch of this link's time at or after device time ``t``:
-        (start, end); ``start`` is ``t`` when ``t`` is inside one of its bins."""
+    def window(self, t: float, room: float = 0.0) -> tuple[float, float]:
+        """The first stretch of this link's time at or after device time ``t`` with at
+        least ``room`` ns of it left (one attempt cycle, say): (start, end); ``start``
+        is ``t`` when ``t`` is inside one of its bins with that much left."""
         k = int(t // self.bin_ns)
-        for step in range(self.period + 1):
+        for step in range(2 * self.period + 1):
             if (k + step) % self.period in self.bins:
                 start = max(t, (k + step) * self.bin_ns)
-                return start, (k + step + 1) * self.bin_ns
-        raise AssertionError("a schedule has at least one bin")  # checked when parsed
+                end = (k + step + 1) * self.bin_ns
+                if end - start >= room:
+                    return start, end
+        raise AssertionError("a schedule has a bin longer than one cycle")  # checked when parsed
 
     def describe(self) -> str:
         """One line both ends of a link compare: the same text, the same bins."""

@@ -180,9 +180,7 @@ class HeraldingStation:
         end = min(self._window_end(a), self._window_end(b))
         if self.schedule is not None:
             # attempts only in the link's time bins: from its next bin, to that bin's end
-            t, bin_end = self.schedule.window(t)
-            while bin_end - t < cycle:  # too little of this bin left for an attempt
-                t, bin_end = self.schedule.window(bin_end)
+            t, bin_end = self.schedule.window(t, cycle)  # with room for an attempt
             end = min(bin_end, t + min(a.max_attempts, b.max_attempts) * cycle)
         dead = max(a.dead_ns, b.dead_ns)
         want = min(a.pairs, b.pairs)

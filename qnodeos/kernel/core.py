@@ -99,7 +99,9 @@ class Kernel:
         self._seq = 0
         self._block_seq = 0
         self.device_ready = False
-        self.device_epoch_ns = 0  # wall time of device time 0 (from the quantum process)
+        # wall time of device time 0 (from the quantum process; None until it says)
+        self.device_epoch_ns: int | None = None
+        self.wake_at: float | None = None  # see _pump
         self.speed = speed
         self.timeline = recorder(node, "kernel")  # None: no timeline asked for
         if self.timeline is not None:
@@ -188,7 +190,9 @@ class Kernel:
         self.live.down.add(peer)
         return self.net.peer_down(peer, reason, self.now) + self._pump()
 
-    def device_message(self, msg: m.FromDevice) -> list[Out]:
+    def device_message(self, msg: m.FromDevice, now: float | None = None) -> list[Out]:
+        if now is not None:
+            self.now = now
         if isinstance(msg, m.LateHerald):
             return self.net.late_herald(msg)
         if isinstance(msg, m.Pong):
@@ -436,8 +440,10 @@ class Kernel:
         self._wake_readers()
         while self.current is None and self.net_current is None and self.device_ready:
             if not self.scheduler.starving(self.now):
-                # blocks waiting: rounds outside their link's time bins let them go first
-                dev_now = self._device_now() if len(self.scheduler) else None
+                # rounds outside their link's time bins wait: the device is free for
+                # blocks meanwhile (in real time, always: a timer wakes the node when
+                # the bin begins; as fast as possible, only while blocks are waiting)
+                dev_now = self._device_now() if self._realtime or len(self.scheduler) else None
                 work = self.net.next_work(self._seq + 1, self.now, dev_now)
                 if work is not None:
                     out += self._lend(work)
@@ -462,6 +468,10 @@ class Kernel:
             )
             self.current = Current(app=app, block=block, run=run, seq=0)
             out += self._continue(None)
+        held = self.net.held_until_ns
+        self.wake_at = None  # wall time to call handle_timer at (a held round's bin)
+        if math.isfinite(held) and self.device_epoch_ns is not None and self._realtime:
+            self.wake_at = (self.device_epoch_ns + held / self.speed) / 1e9
         return out
 
     def _state_changed(self, app: App) -> None:
@@ -490,9 +500,14 @@ class Kernel:
     def _device_now(self) -> float:
         """The device's time now: from the wall clock in real time, else the latest
         device time a reply reported."""
-        if math.isinf(self.speed) or not self.device_epoch_ns:
+        if self.device_epoch_ns is None or not self._realtime:
             return float(self.counters.device_ns)
         return max(0.0, (self.now * 1e9 - self.device_epoch_ns) * self.speed)
+
+    @property
+    def _realtime(self) -> bool:
+        """Device time runs with the wall clock (finite speed, epoch known)."""
+        return self.device_epoch_ns is not None and not math.isinf(self.speed)
 
     def _lend(self, work: Work) -> list[Out]:
         """Give the device to the network stack for ``work``."""

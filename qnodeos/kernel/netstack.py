@@ -136,6 +136,7 @@ class NetStack:
         self.wants: dict[tuple[str, int], Want] = {}  # by EGP request key
         self.listening: dict[str, Want] = {}  # recv wants not yet matched, by purpose
         self.work: deque[Work] = deque()  # device work, in order
+        self.held_until_ns = math.inf  # rounds held for their time bin: the first may go then
         self._outcomes: dict[int, list[int]] = {}  # herald seq -> outcomes of its recipe
         self.ignored = 0  # link-layer messages from nodes we have no link with
         self.gone_apps: OrderedDict[str, str] = OrderedDict()  # app name -> why it left
@@ -468,16 +469,23 @@ class NetStack:
         """The next thing for the device (``seq`` numbers its request), or None. A Work
         whose ``request`` is None needs no device: call its ``done`` at once. With
         ``device_ns`` (blocks are waiting; the device's time now), a round on a link
-        whose time bin has not begun waits: the blocks use the device until it does."""
+        whose time bin has not begun waits (the device is free meanwhile, for blocks);
+        ``held_until_ns`` is then the earliest device time one of them may go."""
+        self.held_until_ns = math.inf
         for _ in range(len(self.work)):
             w = self.work.popleft()
             if w.round is None:
                 return w
-            sched = self.links[w.peer].schedule
-            if device_ns is not None and sched and sched.window(device_ns)[0] > device_ns:
+            link = self.links[w.peer]
+            sched = link.schedule
+            room = link.model.cycle_ns  # a bin with less than one attempt left is over
+            if device_ns is not None and sched:
                 # (this node's device clock; the station's node keeps the bins exactly)
-                self.work.append(w)
-                continue
+                start = sched.window(device_ns, room)[0]
+                if start > device_ns:
+                    self.held_until_ns = min(self.held_until_ns, start)
+                    self.work.append(w)
+                    continue
             status = self._start_round(w, seq, now)
             if status == "go":
                 return w

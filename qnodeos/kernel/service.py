@@ -73,6 +73,7 @@ class NodeService:
         )
         self._outboxes: dict[str, trio.MemorySendChannel[tuple[float, bytes]]] = {}
         self._nursery: trio.Nursery | None = None
+        self._tick: trio.CancelScope | None = None  # the timer's wait, while it waits
         self.node_codec = codec.node_to_node()
         self._dealers: dict[str, Socket] = {}
         self.from_app = codec.app_to_node()
@@ -100,6 +101,15 @@ class NodeService:
                 await dev.send([self.to_dev.encode(out.msg)])
         if self.kernel.device_ready:
             self._ready.set()
+        self._rearm_timer()
+
+    def _rearm_timer(self) -> None:
+        """Wake the timer early when the kernel holds work until then (a round waiting
+        for its link's time bin)."""
+        wake, scope = self.kernel.wake_at, self._tick
+        if wake is not None and scope is not None:
+            due = trio.current_time() + max(0.0, wake - self.clock())
+            scope.deadline = min(scope.deadline, due)
 
     def _to_node(self, node: str, data: bytes) -> None:
         """Queue ``data`` for ``node``; a sender task per node keeps order and applies
@@ -179,7 +189,8 @@ class NodeService:
             except ProtocolError as exc:
                 self.bad.report("the quantum process", str(exc), now=self.clock())
                 continue
-            await self._send(apps, dev, self._guarded(self.kernel.device_message, msg))
+            outs = self._guarded(self.kernel.device_message, msg, self.clock())
+            await self._send(apps, dev, outs)
 
     async def _nodes(self, peer: Socket, apps: Socket, dev: Socket) -> None:
         """Other nodes' classical processes (a ROUTER: identity, then one frame)."""
@@ -205,7 +216,10 @@ class NodeService:
 
     async def _timer(self, apps: Socket, dev: Socket) -> None:
         while True:
-            await trio.sleep(TICK_S)
+            with trio.move_on_after(TICK_S) as self._tick:
+                self._rearm_timer()
+                await trio.sleep_forever()
+            self._tick = None
             now = self.clock()
             self.bad.tick(now)
             await self._send(apps, dev, self._guarded(self.kernel.handle_timer, now))

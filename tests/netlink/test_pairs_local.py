@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,7 +21,9 @@ import qnodeos.sdk.client as client
 from netlink.models import SingleClick
 from qnodeos import sdk
 from qnodeos.config import NetworkConfig
+from qnodeos.timeline import ENV
 from testbed.local import local_network, service
+from testbed.trace import node_spans
 from tests.conftest import network
 
 TWO = """
@@ -353,10 +356,12 @@ async def test_the_readme_block_example_runs(
 
 @pytest.mark.parametrize("bins", [[0], [0, 2]])
 async def test_time_bins_scale_the_pair_rate_by_their_fraction(
-    autojump_clock: object, monkeypatch: pytest.MonkeyPatch, bins: list[int]
+    autojump_clock: object, monkeypatch: pytest.MonkeyPatch, bins: list[int], tmp_path: Path
 ) -> None:
     """The link may attempt in ``bins`` of every 4 bins of 200 us: pairs come at the
-    continuous rate p/cycle times the link's share of time (1/4 or 1/2)."""
+    continuous rate p/cycle times the link's share of time (1/4 or 1/2). From both
+    devices' timelines: every attempt round lies inside one of the link's bins."""
+    monkeypatch.setenv(ENV, str(tmp_path))
     link = (
         'model = "depolarise"\nfidelity = 0.9\np_success = 0.02\ncycle_ns = 1000\n'
         f"schedule = {{ bin_ns = 200000, period = 4, bins = {bins} }}"
@@ -368,6 +373,13 @@ async def test_time_bins_scale_the_pair_rate_by_their_fraction(
     # heralds in a bin come at p/cycle; the gaps between the link's bins add to the
     # span; the first and last partial bins make up less than 4 sigma here
     assert close(r["rate_hz"], rate, rate / math.sqrt(n)), (r["rate_hz"], rate)
+    for node in ("alice", "bob"):
+        rounds = [s for s in node_spans(tmp_path, node)[0] if s["what"] == "round"]
+        assert len(rounds) >= 10
+        for s in rounds:
+            start_bin = int(s["start"] // 200_000)
+            assert start_bin % 4 in bins, (node, s)
+            assert s["end"] <= (start_bin + 1) * 200_000 + 1e-6, (node, s)  # ends in its bin
 
 
 async def test_a_request_for_an_app_that_left_waits_briefly_for_its_restart(
