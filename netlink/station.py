@@ -110,6 +110,7 @@ class HeraldingStation:
         model: LinkModel,
         rng: np.random.Generator,
         schedule: TimeBins | None = None,
+        hold_for_bin: bool = True,
     ) -> None:
         if nodes[0] == nodes[1]:
             raise ValueError(f"link {link}: both ends are {nodes[0]!r}")
@@ -118,6 +119,10 @@ class HeraldingStation:
         self.model = model
         self.rng = rng
         self.schedule = schedule  # None: attempts at any time
+        # a round that comes outside the link's bins waits in the device for the next
+        # one (as fast as possible: device time jumps there), or, in real time, ends at
+        # once with the device free (the node sends it again when its bin begins)
+        self.hold_for_bin = hold_for_bin
         self.pending: dict[str, Attempt] = {}
         self.expired: dict[str, RoundEnd] = {}  # rounds ended for one end only (bounded)
         self.heralds = 0
@@ -180,7 +185,17 @@ class HeraldingStation:
         end = min(self._window_end(a), self._window_end(b))
         if self.schedule is not None:
             # attempts only in the link's time bins: from its next bin, to that bin's end
+            came = t
             t, bin_end = self.schedule.window(t, cycle)  # with room for an attempt
+            if t > came and not self.hold_for_bin:
+                msg = RoundEnd(
+                    key=a.key,
+                    heralds=(),
+                    attempts=0,
+                    at_ns=came,
+                    reason="outside the link's time bins",
+                )
+                return [ToNode(node, msg) for node in self.nodes]
             end = min(bin_end, t + min(a.max_attempts, b.max_attempts) * cycle)
         dead = max(a.dead_ns, b.dead_ns)
         want = min(a.pairs, b.pairs)

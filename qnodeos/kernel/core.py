@@ -198,6 +198,7 @@ class Kernel:
         if isinstance(msg, m.Pong):
             self.device_ready = True
             self.device_epoch_ns = msg.epoch_ns
+            self.net.align_bins(msg.epoch_ns, self.speed)
             return self._pump()
         net = self.net_current
         if net is not None and (

@@ -137,6 +137,8 @@ class NetStack:
         self.listening: dict[str, Want] = {}  # recv wants not yet matched, by purpose
         self.work: deque[Work] = deque()  # device work, in order
         self.held_until_ns = math.inf  # rounds held for their time bin: the first may go then
+        # each link's time bins in our device's time (see align_bins)
+        self.bins = {p: lk.schedule for p, lk in self.links.items() if lk.schedule}
         self._outcomes: dict[int, list[int]] = {}  # herald seq -> outcomes of its recipe
         self.ignored = 0  # link-layer messages from nodes we have no link with
         self.gone_apps: OrderedDict[str, str] = OrderedDict()  # app name -> why it left
@@ -476,11 +478,9 @@ class NetStack:
             w = self.work.popleft()
             if w.round is None:
                 return w
-            link = self.links[w.peer]
-            sched = link.schedule
-            room = link.model.cycle_ns  # a bin with less than one attempt left is over
+            sched = self.bins.get(w.peer)
+            room = self.links[w.peer].model.cycle_ns  # less than one attempt left: over
             if device_ns is not None and sched:
-                # (this node's device clock; the station's node keeps the bins exactly)
                 start = sched.window(device_ns, room)[0]
                 if start > device_ns:
                     self.held_until_ns = min(self.held_until_ns, start)
@@ -495,6 +495,15 @@ class NetStack:
                 self.work.appendleft(w)  # after the move that makes room for it
                 return status
         return None
+
+    def align_bins(self, epoch_ns: int, speed: float) -> None:
+        """Our device's time 0 was wall time ``epoch_ns``: count the links' time bins
+        in its time as the stations do in theirs (``TimeBins.aligned``)."""
+        self.bins = {
+            p: lk.schedule.aligned(epoch_ns, speed)
+            for p, lk in self.links.items()
+            if lk.schedule
+        }
 
     def waiting(self) -> bool:
         return bool(self.work)

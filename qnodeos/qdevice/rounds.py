@@ -131,7 +131,8 @@ class Rounds:
                 nodes=lk.nodes,
                 model=lk.model,
                 rng=np.random.default_rng(lk.seed),
-                schedule=lk.schedule,
+                schedule=lk.schedule.aligned(epoch_ns, speed) if lk.schedule else None,
+                hold_for_bin=not self.realtime,
             )
             for peer, lk in links.items()
             if lk.nodes[0] == me

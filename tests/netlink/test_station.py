@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from netlink.models import Depolarise, Perfect
+from netlink.schedule import TimeBins
 from netlink.station import Attempt, HeraldingStation, Rejected, RoundEnd, ToNode
 
 
@@ -168,3 +169,17 @@ def test_with_time_bins_no_herald_falls_outside_the_links_bins() -> None:
     rate = heralds / t  # per ns of device time
     expect = model.success_probability() / 10 * sched.fraction
     assert abs(rate - expect) <= 4 * expect / math.sqrt(heralds), (rate, expect)
+
+
+def test_time_bins_are_counted_from_the_wall_clock_both_ends_share() -> None:
+    """Two devices that started 0.3 ms apart (real time, speed 1) count the same bins:
+    at any wall instant, each device's next window begins at the same wall time."""
+    s = TimeBins(bin_ns=1e6, period=2, bins=(0,))
+    t0a, t0b = 1_700_000_000_000_100_000, 1_700_000_000_000_400_000  # wall ns of time 0
+    a, b = s.aligned(t0a, 1.0), s.aligned(t0b, 1.0)
+    for since_b in range(0, 5_000_000, 70_000):  # wall ns since b's time 0
+        start_a = a.window(since_b + (t0b - t0a))[0] - (t0b - t0a)  # in b's time
+        start_b = b.window(since_b)[0]
+        assert abs(start_a - start_b) < 1e-3
+        assert (start_b + t0b % 2_000_000) % 2_000_000 < 1_000_000  # an even ms of wall time
+    assert s.aligned(t0a, math.inf) == s  # as fast as possible: the station's time
