@@ -58,8 +58,11 @@ async def main(
     k: int = 30,
     settings: list[list[int]] | None = None,
     seed: int | None = None,
+    priority: int = 0,
 ) -> dict[str, Any]:
-    async with sdk.connect(node, app=me, qubits=1) as conn:
+    # priority (with the node's policy = "priority"): the server's S2 goes before other
+    # apps' queued blocks, so its qubit waits less in the electron for the client's delta
+    async with sdk.connect(node, app=me, qubits=1, priority=priority) as conn:
         epr = conn.epr_socket(peer_node, peer)
         sock = conn.socket(peer_node, peer)
         if role == "server":

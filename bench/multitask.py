@@ -5,7 +5,7 @@ server node, and the same with a time-bin network schedule.
 
 Runs the embedded networks ``dqc`` (DQC alone) and ``multitask`` (the same DQC pair plus
 two local gate-tomography apps on the server), each continuous and with time bins on
-the link (bins of 1 ms, the link owning 1 of every 2), all at speed 1 (real time).
+the link (bins of 10 ms, the link owning 1 of every 2), all at speed 1 (real time).
 Prints, per run, the server device's utilization (busy / elapsed device time, from
 the run's timeline) over the DQC's run (device time 0 to the end of the DQC server's
 last block: the local apps may run on after it) and over the whole run, the mean DQC
@@ -26,7 +26,7 @@ from typing import Any
 
 from testbed.trace import node_spans, utilization
 
-BINS = "schedule = { bin_ns = 1000000, period = 2, bins = [0] }\n"
+BINS = "schedule = { bin_ns = 10000000, period = 2, bins = [0] }\n"
 
 
 def run(name: str, k: int, seconds: float, bins: bool, d: Path) -> dict[str, Any]:
