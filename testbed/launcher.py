@@ -189,6 +189,11 @@ def _prepare(
     check_modules(cfg)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     run_dir = Path(run_dir_arg or Path("qnodeos-runs") / f"{cfg.name}-{stamp}-{os.getpid()}")
+    if run_dir.is_dir() and any(run_dir.iterdir()):
+        # its logs and timeline would mix with this run's
+        raise ConfigError(
+            f"--run-dir {run_dir}: holds an earlier run; name a new directory (or remove it)"
+        )
     run_dir.mkdir(parents=True, exist_ok=True)
     copy = run_dir / "network.toml"
     copy.write_text(text)

@@ -55,3 +55,16 @@ def test_cli_conventions(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as done:
         main(["--version"])
     assert done.value.code == 0 and capsys.readouterr().out.startswith("qnodeos ")
+
+
+def test_a_run_dir_holding_an_earlier_run_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Its logs and timeline would mix with the new run's: refused before any node
+    starts, naming the option; an empty directory is fine."""
+    old = tmp_path / "old"
+    old.mkdir()
+    (old / "node-alice.log").write_text("an earlier run\n")
+    assert main(["run", "--run-dir", str(old)]) == 2
+    assert f"--run-dir {old}: holds an earlier run" in capsys.readouterr().err
+    assert (old / "node-alice.log").read_text() == "an earlier run\n"  # left alone
