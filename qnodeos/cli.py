@@ -210,6 +210,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--json", action="store_true", help="print results as JSON")
     p.add_argument("--run-dir", help="where results and logs go (default: ./qnodeos-runs/...)")
     p.add_argument("--timeout", type=float, default=600.0, help="give up after this many s")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="change one value of the network for this run, e.g. apps.client.args.k=1200 "
+        "or links.0.fidelity=0.9 (repeatable; see qnodeos/overrides.py)",
+    )
     p = sub.add_parser("plot", help="draw a run's device timeline and utilization")
     p.add_argument("run_dir", help="a run directory of qnodeos run")
     p.add_argument("--out", help="file to write (.png, .svg, .pdf; default RUN_DIR/timeline.png)")
@@ -242,7 +250,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _guarded(plot)
     from testbed.launcher import run
 
-    return _guarded(lambda: run(args.network, args.json, args.run_dir, args.timeout))
+    return _guarded(lambda: run(args.network, args.json, args.run_dir, args.timeout, args.set))
 
 
 def _guarded(command: Callable[[], int]) -> int:

@@ -420,12 +420,16 @@ def _check_schedules(links: list[LinkConfig], source: str) -> None:
                     )
 
 
-def parse_network(text: str, source: str = "<network>") -> NetworkConfig:
-    """Parse a network file's text. Raises ConfigError naming the offending key."""
+def parse_toml(text: str, source: str) -> dict[str, Any]:
     try:
-        data = tomllib.loads(text)
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{source}: not valid TOML: {exc}") from None
+
+
+def parse_network(text: str, source: str = "<network>") -> NetworkConfig:
+    """Parse a network file's text. Raises ConfigError naming the offending key."""
+    data = parse_toml(text, source)
     _unknown(f"{source}: top level", data, {"name", "nodes", "apps", "links", "keys"})
     name = _get(data, "name", str, source, "qnodeos")
     if not _NAME.match(name):
@@ -474,10 +478,14 @@ def parse_network(text: str, source: str = "<network>") -> NetworkConfig:
     )
 
 
-def load_network(path: str | os.PathLike[str]) -> NetworkConfig:
-    """Read and parse a network file."""
+def read_network(path: str | os.PathLike[str]) -> str:
+    """A network file's text (ConfigError if it cannot be read)."""
     try:
-        text = Path(path).read_text()
+        return Path(path).read_text()
     except OSError as exc:
         raise ConfigError(f"cannot read network file {str(path)!r}: {exc.strerror}") from None
-    return parse_network(text, str(path))
+
+
+def load_network(path: str | os.PathLike[str]) -> NetworkConfig:
+    """Read and parse a network file."""
+    return parse_network(read_network(path), str(path))

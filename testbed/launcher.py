@@ -27,10 +27,12 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+import tomli_w
 import trio
 
+from qnodeos import overrides
 from qnodeos.cli import READY
-from qnodeos.config import NetworkConfig, load_network, parse_network
+from qnodeos.config import NetworkConfig, parse_network, parse_toml, read_network
 from qnodeos.defaults import default_network_text, shipped_network_text
 from qnodeos.errors import ConfigError, QNodeOSError
 from qnodeos.timeline import ENV
@@ -174,18 +176,27 @@ def check_modules(cfg: NetworkConfig) -> None:
 
 
 def _prepare(
-    path: str | None, run_dir_arg: str | None
+    path: str | None, run_dir_arg: str | None, settings: list[str] | None = None
 ) -> tuple[NetworkConfig, Path, Path, dict[str, str]]:
-    """Parse the network, make the run directory (with a copy of the network file), and
-    the environment for children: (network, run dir, network file to use, env). Nodes
-    read the original file, so paths in it (``keys``) mean what they meant there."""
+    """Parse the network (with ``settings``, ``--set KEY=VALUE``, applied), make the
+    run directory (with a copy of the network file), and the environment for children:
+    (network, run dir, network file to use, env). Nodes read the original file, so
+    paths in it (``keys``) mean what they meant there; with settings they read the
+    copy, whose ``keys`` is made absolute."""
     shipped = shipped_network_text(path) if path else None
     if shipped is not None:  # an embedded network, by name
-        text, path = shipped, None
-        cfg = parse_network(text, "<embedded>")
+        text, path, source = shipped, None, "<embedded>"
+    elif path:
+        text, source = read_network(path), path
     else:
-        cfg = load_network(path) if path else parse_network(default_network_text(), "<default>")
-        text = Path(path).read_text() if path else default_network_text()
+        text, source = default_network_text(), "<default>"
+    if settings:
+        data = parse_toml(text, source)
+        if path and isinstance(data.get("keys"), str):
+            data["keys"] = str((Path(path).parent / data["keys"]).resolve())
+        overrides.apply(data, settings)
+        text, path, source = tomli_w.dumps(data), None, f"{source} with --set"
+    cfg = parse_network(text, source)
     check_modules(cfg)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     run_dir = Path(run_dir_arg or Path("qnodeos-runs") / f"{cfg.name}-{stamp}-{os.getpid()}")
@@ -208,9 +219,15 @@ def _prepare(
     return cfg, run_dir, net_file, env
 
 
-def run(path: str | None, as_json: bool, run_dir_arg: str | None, timeout: float) -> int:
+def run(
+    path: str | None,
+    as_json: bool,
+    run_dir_arg: str | None,
+    timeout: float,
+    settings: list[str] | None = None,
+) -> int:
     """``qnodeos run``: prepare the run, fork every node and app, run them under trio."""
-    cfg, run_dir, net_file, env = _prepare(path, run_dir_arg)
+    cfg, run_dir, net_file, env = _prepare(path, run_dir_arg, settings)
     forks.preload()
     nodes: dict[str, Proc] = {}
     app_procs: dict[str, Proc] = {}

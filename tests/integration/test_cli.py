@@ -93,6 +93,9 @@ def test_a_mistyped_app_module_is_refused_before_any_node_starts(tmp_path: Path)
     [
         (["run", "/nonexistent/net.toml"], "cannot read network file"),
         (["node", "ghost"], "no node named 'ghost'; nodes: alice"),
+        (["run", "dqc", "--set", "apps.clent.args.k=2"], "no element named 'clent'"),
+        (["run", "dqc", "--set", "nodes.server.sped=2"], "unknown key(s) sped (did you mean"),
+        (["run", "dqc", "--set", "k"], "--set 'k': expected KEY=VALUE"),
     ],
 )
 def test_bad_input_exits_nonzero_with_a_clear_error(args: list[str], words: str) -> None:
@@ -100,6 +103,17 @@ def test_bad_input_exits_nonzero_with_a_clear_error(args: list[str], words: str)
     assert out.returncode == 2
     assert words in out.stderr
     assert "Traceback" not in out.stderr
+
+
+def test_set_changes_one_value_for_one_run(tmp_path: Path) -> None:
+    """``--set``: the shipped DQC with k = 2 instead of 20 (and the run dir's copy of
+    the network says so), the file itself unchanged."""
+    run = tmp_path / "run"
+    out = qnodeos("run", "dqc", "--json", "--run-dir", str(run), "--set", "apps.client.args.k=2")
+    assert out.returncode == 0, out.stderr
+    client = json.loads(out.stdout)["client"]["result"]
+    assert client["k"] == 2 and json.loads(out.stdout)["server"]["result"]["runs"] == 36
+    assert "k = 2" in (run / "network.toml").read_text()
 
 
 def test_malformed_network_file(tmp_path: Path) -> None:
