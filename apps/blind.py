@@ -50,7 +50,8 @@ async def main(
         sock = conn.socket(peer_node, peer)
         if role == "server":
             rounds = await sock.recv()
-            for _ in range(rounds):
+            for r in range(rounds):
+                conn.progress(r, rounds, "rounds")
                 (pair,) = await epr.recv_keep(timeout=timeout)
                 q = pair.qubit
                 assert q is not None
@@ -60,10 +61,12 @@ async def main(
                     q.h()
                     s = q.measure()
                 await sock.send(s.value)
+            conn.progress(rounds, rounds, "rounds")
             return {"role": "server", "rounds": rounds}
         await sock.send(rounds)
         zeros = 0
-        for _ in range(rounds):
+        for r in range(rounds):
+            conn.progress(r, rounds, "rounds")
             (pair,) = await epr.create_keep(timeout=timeout)
             q = pair.qubit
             assert q is not None
@@ -77,6 +80,7 @@ async def main(
             await sock.send(phi + theta_server + r * math.pi)
             s = await sock.recv()
             zeros += (s ^ r) == 0
+        conn.progress(rounds, rounds, "rounds")
         p0, err = rate(zeros, rounds)
         return {
             "role": "client",

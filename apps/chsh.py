@@ -52,6 +52,7 @@ async def main(
             rounds = await sock.recv()
         results: list[tuple[int, int]] = []  # (choice, outcome)
         while len(results) < rounds:
+            conn.progress(len(results), rounds, "rounds")
             n = min(batch, rounds - len(results))
             if role == "alice":
                 pairs = await epr.create_keep(n, timeout=timeout)
@@ -65,6 +66,7 @@ async def main(
                     p.qubit.ry(-ANGLES[role][c])
                     futures.append(p.qubit.measure())
             results += [(c, f.value) for c, f in zip(choices, futures, strict=True)]
+        conn.progress(rounds, rounds, "rounds")
         if role == "bob":
             await sock.send(results)
             return {"role": "bob", "rounds": rounds}

@@ -82,8 +82,9 @@ async def _client(
 ) -> dict[str, Any]:
     start = time.perf_counter()
     predict = _predictor(*nodes)
-    await sock.send(len(settings) * k * len(BASES))
-    rows = []
+    total = len(settings) * k * len(BASES)
+    await sock.send(total)
+    rows: list[dict[str, Any]] = []
     for a4, t4 in settings:
         alpha, theta = a4 * PI / 4, t4 * PI / 4
         ones = {b: 0 for b in BASES}
@@ -96,6 +97,7 @@ async def _client(
             theta_server = -theta - c * PI
             await sock.send([alpha - theta_server, basis])
             ones[basis] += await sock.recv()
+            conn.progress(len(rows) * k * len(BASES) + i + 1, total, "runs")
         ex = {b: 1 - 2 * ones[b] / k for b in BASES}  # <X>, <Y>, <Z>
         fid = (1 + ex["X"] * math.cos(alpha) + ex["Y"] * math.sin(alpha)) / 2
         err = math.sqrt(
@@ -166,7 +168,8 @@ def _predictor(client: str, server: str) -> Any:
 
 async def _server(conn: sdk.Node, epr: sdk.EprSocket, sock: sdk.ClassicalSocket) -> dict[str, Any]:
     runs = await sock.recv()
-    for _ in range(runs):
+    for done in range(runs):
+        conn.progress(done, runs, "runs")
         async with conn.block() as b:  # S1: entangle + keep
             kept = b.recv_rsp(epr, 1)
         (q,) = kept.qubits
@@ -179,6 +182,7 @@ async def _server(conn: sdk.Node, epr: sdk.EprSocket, sock: sdk.ClassicalSocket)
                 q.rx(PI / 2)
             out = q.measure()
         await sock.send(out.value)
+    conn.progress(runs, runs, "runs")
     return {"role": "server", "runs": runs}
 
 

@@ -35,6 +35,7 @@ async def main(
         end = time.time() + seconds
         i = 0
         while time.time() < end:
+            conn.progress(round(seconds - (end - time.time()), 1), seconds, "s")
             basis = "XYZ"[i % 3]
             i += 1
             async with conn.block() as b:
@@ -54,6 +55,7 @@ async def main(
                     futs.append(q.measure())
             ones[basis] += sum(f.value for f in futs)
             shots[basis] += per_block
+        conn.progress(seconds, seconds, "s")
     bloch = [1 - 2 * ones[b] / shots[b] if shots[b] else 0.0 for b in "XYZ"]
     n = IDEAL[gate]
     fid = (1 + sum(r * x for r, x in zip(bloch, n, strict=True))) / 2

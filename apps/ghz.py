@@ -44,6 +44,7 @@ async def main(
     async with sdk.connect(node, app=me, qubits=quota) as conn:
         outcomes: list[int] = []
         for r in range(rounds):
+            conn.progress(r, rounds, "rounds")
             basis = "Z" if r % 2 == 0 else "X"
             if role == "b":
                 left = conn.epr_socket(nodes[0], names[0])
@@ -77,6 +78,7 @@ async def main(
                     to_z(q, basis)
                     out = q.measure()
             outcomes.append(out.value)
+        conn.progress(rounds, rounds, "rounds")
         if role != "a":
             await conn.socket(nodes[0], names[0]).send(outcomes)
             return {"role": role, "rounds": rounds}

@@ -45,11 +45,13 @@ async def main(
         got: list[sdk.Pair] = []
         start = trio.current_time()
         while len(got) < pairs:
+            conn.progress(len(got), pairs, "pairs")
             n = min(batch, pairs - len(got))
             if role == "create":
                 got += await epr.create_measure(n, bases="XYZ", timeout=timeout)
             else:
                 got += await epr.recv_measure(n, bases="XYZ", timeout=timeout)
+        conn.progress(pairs, pairs, "pairs")
         wall = trio.current_time() - start
         if role == "recv":
             await sock.send([[p.basis, p.outcome] for p in got])

@@ -35,11 +35,13 @@ async def main(
             return {"role": "pong", "served": served}
         times = []
         for i in range(rounds):
+            conn.progress(i, rounds, "round trips")
             start = time.perf_counter()
             await sock.send(i)
             if await sock.recv() != i:
                 raise RuntimeError(f"round {i}: reply out of order")
             times.append(time.perf_counter() - start)
+        conn.progress(rounds, rounds, "round trips")
         await sock.send("stop")
         times.sort()
         return {

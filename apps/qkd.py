@@ -62,6 +62,7 @@ async def main(
         async with aclosing(ask) as chunks:
             async for chunk in chunks:
                 got += chunk
+                conn.progress(len(got), pairs, "pairs")
         mine = [(p.basis, p.outcome) for p in got]
         await sock.send([b for b, _ in mine])
         theirs = await sock.recv()

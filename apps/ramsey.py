@@ -29,7 +29,7 @@ async def main(
 ) -> dict[str, Any]:
     waits = list(waits_ms or [0, 100, 250, 500, 1000])
     far = 6 * (t2_ms or max(waits) or 1.0)
-    points = []
+    points: list[dict[str, float]] = []
     async with sdk.connect(node, app="ramsey", qubits=1) as conn:
         for wait in [*waits, far]:
             ones = 0
@@ -46,6 +46,7 @@ async def main(
                         q.h()
                         m = q.measure()
                 ones += sum(m.value)
+                conn.progress(len(points) * shots + start + n, (len(waits) + 1) * shots, "shots")
             p0 = 1 - ones / shots
             points.append(
                 {"wait_ms": wait, "p0": p0, "stderr": math.sqrt(max(p0 * (1 - p0), 1e-12) / shots)}

@@ -58,6 +58,7 @@ async def _send(
     start = time.perf_counter()
     await sock.send(rounds)
     for i in range(rounds):
+        conn.progress(i, rounds, "teleports")
         k = i % len(STATES)
         (pair,) = await epr.create_keep(min_fidelity=min_fidelity, timeout=timeout)
         e = pair.qubit
@@ -70,6 +71,7 @@ async def _send(
             m_e = e.measure()
             m_d = d.measure()  # NV: d is a carbon, read out through the electron
         await sock.send([k, m_d.value, m_e.value])
+    conn.progress(rounds, rounds, "teleports")
     return {"role": "sender", "rounds": rounds, "seconds": time.perf_counter() - start}
 
 
@@ -78,7 +80,8 @@ async def _receive(
 ) -> dict[str, Any]:
     rounds = await sock.recv()
     good = 0
-    for _ in range(rounds):
+    for r in range(rounds):
+        conn.progress(r, rounds, "teleports")
         (pair,) = await epr.recv_keep(timeout=timeout)
         q = pair.qubit
         assert q is not None
@@ -92,6 +95,7 @@ async def _receive(
             to_z(q, basis)
             out = q.measure()
         good += out.value == expected
+    conn.progress(rounds, rounds, "teleports")
     f, err = rate(good, rounds)
     return {"role": "receiver", "rounds": rounds, "fidelity": f, "stderr": err}
 

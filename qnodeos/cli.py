@@ -210,6 +210,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--json", action="store_true", help="print results as JSON")
     p.add_argument("--run-dir", help="where results and logs go (default: ./qnodeos-runs/...)")
     p.add_argument("--timeout", type=float, default=600.0, help="give up after this many s")
+    p.add_argument("--quiet", action="store_true", help="do not show the apps' progress")
     p.add_argument(
         "--set",
         action="append",
@@ -250,7 +251,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _guarded(plot)
     from testbed.launcher import run
 
-    return _guarded(lambda: run(args.network, args.json, args.run_dir, args.timeout, args.set))
+    return _guarded(
+        lambda: run(args.network, args.json, args.run_dir, args.timeout, args.set, args.quiet)
+    )
 
 
 def _guarded(command: Callable[[], int]) -> int:

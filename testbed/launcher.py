@@ -35,11 +35,13 @@ from qnodeos.cli import READY
 from qnodeos.config import NetworkConfig, parse_network, parse_toml, read_network
 from qnodeos.defaults import default_network_text, shipped_network_text
 from qnodeos.errors import ConfigError, QNodeOSError
+from qnodeos.sdk.progress import ENV as PROGRESS_ENV
 from qnodeos.timeline import ENV
 from testbed.trace import merge
 
 from . import forks
 from .forks import Proc
+from .progress import AppLine, ProgressView
 
 
 class RunError(QNodeOSError):
@@ -225,6 +227,7 @@ def run(
     run_dir_arg: str | None,
     timeout: float,
     settings: list[str] | None = None,
+    quiet: bool = False,
 ) -> int:
     """``qnodeos run``: prepare the run, fork every node and app, run them under trio."""
     cfg, run_dir, net_file, env = _prepare(path, run_dir_arg, settings)
@@ -237,13 +240,14 @@ def run(
         for a in cfg.apps:
             argv = [a.module, a.node, "--args", json.dumps(a.args), "--result"]
             argv.append(str(run_dir / f"app-{a.name}.json"))
-            app_procs[a.name] = forks.fork_app(argv, env, run_dir / f"app-{a.name}.log")
+            app_env = {**env, PROGRESS_ENV: str(run_dir / f"progress-{a.name}.jsonl")}
+            app_procs[a.name] = forks.fork_app(argv, app_env, run_dir / f"app-{a.name}.log")
     except BaseException:
         for proc in (*nodes.values(), *app_procs.values()):
             proc.kill()
         shutil.rmtree(env["QNODEOS_RUNTIME_DIR"], ignore_errors=True)
         raise
-    return trio.run(run_network, cfg, run_dir, env, nodes, app_procs, as_json, timeout)
+    return trio.run(run_network, cfg, run_dir, env, nodes, app_procs, as_json, timeout, quiet)
 
 
 async def run_network(
@@ -254,8 +258,10 @@ async def run_network(
     app_procs: dict[str, Proc],
     as_json: bool,
     timeout: float,
+    quiet: bool = False,
 ) -> int:
-    """Run forked ``nodes`` and (waiting) ``app_procs`` to the end; the exit status."""
+    """Run forked ``nodes`` and (waiting) ``app_procs`` to the end; the exit status.
+    Unless ``quiet``, each app's progress is shown on stderr meanwhile."""
     results: dict[str, Any] = {}
     procs = list(nodes.values())
     errors: list[str] = []
@@ -271,7 +277,14 @@ async def run_network(
                         f"running {len(cfg.apps)} app(s); run dir {run_dir}",
                         flush=True,
                     )
-                run_app = partial(_run_app, run_dir=run_dir, results=results, apps=apps)
+                lines = [
+                    AppLine(a.name, f"{a.module} on {a.node}", run_dir / f"progress-{a.name}.jsonl")
+                    for a in cfg.apps
+                ]
+                view = ProgressView(lines)
+                if not quiet:
+                    nursery.start_soon(view.run)
+                run_app = partial(_run_app, run_dir=run_dir, results=results, apps=apps, view=view)
                 await apps.run(
                     [
                         partial(run_app, a.name, a.module, a.node, app_procs[a.name])
@@ -368,6 +381,7 @@ async def _run_app(
     run_dir: Path,
     results: dict[str, Any],
     apps: _Apps,
+    view: ProgressView,
 ) -> None:
     """Run one app (forked, waiting) to its end; if it fails, the others get a grace
     period."""
@@ -379,7 +393,12 @@ async def _run_app(
         if name not in results:
             why = apps.reason[0] if apps.reason else "the run was stopped"
             results[name] = {"node": node, "module": module, "error": f"stopped: {why}; see {log}"}
-    if "error" in results[name]:
+    err = results[name].get("error")
+    view.ended(
+        name,
+        "done" if err is None else f"failed: {err}" + ("" if "see " in err else f"; see {log}"),
+    )
+    if err is not None:
         apps.stop_later(f"app {name} failed")
 
 

@@ -23,6 +23,7 @@ from ..lang.program import Subroutine
 from ..lang.text import parse
 from ..security import APP, Curve, guarded
 from ..transport import Socket, connect_dealer, disconnects
+from . import progress as _progress
 from .builder import Block, Qubit, QubitIds, QubitOwner
 from .epr import EprError, EprSocket, Pair, to_pairs
 
@@ -278,6 +279,13 @@ class Node(QubitOwner):
             )
 
     # -- entanglement --------------------------------------------------------------------
+    def progress(self, done: float, total: float | None = None, unit: str = "") -> None:
+        """Say how far the app is: ``done`` of ``total`` (None if unknown) ``unit``
+        (e.g. "pairs", "rounds"). ``qnodeos run`` shows it, with a rate and an ETA,
+        while the run works; elsewhere it does nothing. Call it as often as you like
+        (it writes at most 5 times a second)."""
+        _progress.report(done, total, unit)
+
     def epr_socket(self, node: str, app: str) -> EprSocket:
         """An EPR socket to app ``app`` on node ``node`` (which opens one back to us)."""
         return EprSocket(self, node, app)

@@ -192,3 +192,44 @@ def test_ctrl_c_stops_everything_and_says_so(tmp_path: Path) -> None:
     assert "stopped: the run was stopped" in out
     left = subprocess.run(["pgrep", "-f", str(tmp_path)], capture_output=True, text=True)
     assert left.stdout.strip() == ""  # no node, quantum process or app left behind
+
+
+def test_progress_is_shown_while_the_run_works_and_json_is_unchanged(tmp_path: Path) -> None:
+    """Plain mode (stderr not a terminal): each app's progress lines come while it
+    runs (partway counts, a rate, an ETA), then its end; stdout is only the JSON."""
+    out = qnodeos(
+        "run", "dqc", "--json", "--run-dir", str(tmp_path / "run"), "--set", "apps.client.args.k=8"
+    )
+    assert out.returncode == 0, out.stderr
+    results = json.loads(out.stdout)  # nothing else on stdout
+    assert set(results) == {"client", "server", "_nodes"}
+    lines = [x for x in out.stderr.splitlines() if x.startswith("qnodeos: [")]
+    partway = [x for x in lines if "client: " in x and "/144 runs" in x and "ETA" in x]
+    assert partway, out.stderr
+    assert any("client: done (144/144 runs" in x for x in lines), out.stderr
+
+
+def test_progress_on_a_terminal_is_a_live_table(tmp_path: Path) -> None:
+    """In a pty: rich's table with each app and its progress."""
+    import os
+    import pty
+
+    parent, child = pty.openpty()
+    args = [sys.executable, "-m", "qnodeos", "run", "dqc", "--run-dir", str(tmp_path / "run")]
+    proc = subprocess.Popen(
+        [*args, "--set", "apps.client.args.k=8"], cwd=ROOT, stdout=child, stderr=child
+    )
+    os.close(child)
+    seen = b""
+    while True:
+        try:
+            chunk = os.read(parent, 65536)
+        except OSError:  # the child side closed
+            break
+        if not chunk:
+            break
+        seen += chunk
+    assert proc.wait(timeout=60) == 0
+    text = seen.decode(errors="replace")
+    assert "qnodeos run," in text and "apps.dqc on client" in text and "runs" in text
+    assert "DQC client: k = 8" in text  # the results follow

@@ -1,0 +1,163 @@
+"""What ``qnodeos run`` shows while a run works: each app's progress (what it reported
+with ``node.progress(done, total)``, with its rate and an ETA), how long it has run,
+and how it ended (a failed app's line names its log file).
+
+On a terminal it is a live table (rich), redrawn four times a second; otherwise (a
+pipe, a CI log) plain lines on stderr: an app's line when its progress changed, at
+most every ``PLAIN_EVERY_S``, a line for apps that report nothing every
+``QUIET_EVERY_S``, and a line when an app ends. stdout is left alone (``--json``).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+import trio
+
+PLAIN_EVERY_S = 2.0
+QUIET_EVERY_S = 10.0
+
+
+@dataclass
+class AppLine:
+    name: str
+    where: str  # "module on node"
+    file: Path  # where the app's reports go ($QNODEOS_PROGRESS)
+    done: float | None = None
+    total: float | None = None
+    unit: str = ""
+    first: tuple[float, float] | None = None  # (time, done) of its first report
+    last_t: float = 0.0
+    ended: str = ""  # "done", or why it failed
+    shown: float = -1.0  # plain mode: the done it last printed
+    shown_at: float = 0.0
+    pos: int = field(default=0, repr=False)  # how far the file was read
+
+    def read(self) -> None:
+        """Take in the app's latest report, if any."""
+        try:
+            with self.file.open("rb") as f:
+                f.seek(self.pos)
+                data = f.read()
+        except OSError:
+            return
+        lines = data.split(b"\n")
+        self.pos += len(data) - len(lines[-1])  # a partial last line waits for its end
+        for raw in lines[:-1]:
+            try:
+                row: dict[str, Any] = json.loads(raw)
+                t, done = float(row["t"]), float(row["done"])
+                total = None if row.get("total") is None else float(row["total"])
+            except (ValueError, KeyError, TypeError):
+                continue  # an app may write anything: show only what makes sense
+            self.done, self.total, self.last_t = done, total, t
+            self.unit = str(row.get("unit", ""))[:20]
+            if self.first is None:
+                self.first = (t, done)
+
+    def text(self) -> str:
+        """e.g. '240/360 runs, 19.5/s, ETA 6 s'."""
+        if self.done is None:
+            return "running"
+        unit = f" {self.unit}" if self.unit else ""
+        amount = f"{self.done:g}" + (f"/{self.total:g}" if self.total else "") + unit
+        rate = self.rate()
+        if rate is None:
+            return amount
+        out = f"{amount}, {rate:.3g}/s"
+        if self.total and rate > 0 and self.done < self.total and not self.ended:
+            out += f", ETA {(self.total - self.done) / rate:.0f} s"
+        return out
+
+    def state(self) -> str:
+        """What the app is doing, or how it ended (with what it last reported)."""
+        if not self.ended:
+            return self.text()
+        return self.ended + (f" ({self.text()})" if self.done is not None else "")
+
+    def rate(self) -> float | None:
+        if self.first is None or self.done is None or self.last_t <= self.first[0]:
+            return None
+        return (self.done - self.first[1]) / (self.last_t - self.first[0])
+
+
+class ProgressView:
+    def __init__(self, lines: list[AppLine], out: TextIO = sys.stderr, tty: bool | None = None):
+        self.lines = {a.name: a for a in lines}
+        self.out = out
+        self.tty = out.isatty() if tty is None else tty
+        self.start = time.monotonic()
+        self.quiet_at = self.start
+
+    def ended(self, name: str, how: str) -> None:
+        """App ``name`` ended: "done", or a failure (naming its log)."""
+        line = self.lines.get(name)
+        if line is None:
+            return
+        line.read()
+        line.ended = how
+        if not self.tty:
+            self._say(f"{name}: {line.state()}")
+
+    async def run(self) -> None:
+        """Show progress until cancelled."""
+        if self.tty:
+            try:
+                from rich.live import Live
+            except ImportError:  # rich is a dependency, but keep working without it
+                self.tty = False
+            else:
+                with Live(self._table(), console=self._console(), refresh_per_second=4) as live:
+                    try:
+                        while True:
+                            await trio.sleep(0.25)
+                            for line in self.lines.values():
+                                line.read()
+                            live.update(self._table())
+                    finally:  # the run ended: show how each app ended
+                        live.update(self._table(), refresh=True)
+        while True:
+            await trio.sleep(0.5)
+            self._plain()
+
+    def _plain(self) -> None:
+        now = time.monotonic()
+        quiet = []
+        for line in self.lines.values():
+            if line.ended:
+                continue
+            line.read()
+            if line.done is None:
+                quiet.append(line.name)
+            elif line.done != line.shown and now - line.shown_at >= PLAIN_EVERY_S:
+                line.shown, line.shown_at = line.done, now
+                self._say(f"{line.name}: {line.text()}")
+        if quiet and now - self.quiet_at >= QUIET_EVERY_S:
+            self.quiet_at = now
+            self._say(f"still running: {', '.join(quiet)} (no progress reported)")
+
+    def _say(self, text: str) -> None:
+        print(
+            f"qnodeos: [{time.monotonic() - self.start:6.1f} s] {text}", file=self.out, flush=True
+        )
+
+    def _console(self) -> Any:
+        from rich.console import Console
+
+        return Console(file=self.out)
+
+    def _table(self) -> Any:
+        from rich.table import Table
+
+        t = Table(title=f"qnodeos run, {time.monotonic() - self.start:.0f} s", title_justify="left")
+        for col in ("app", "where", "progress"):
+            t.add_column(col)
+        for line in self.lines.values():
+            style = "red" if line.ended not in ("", "done") else None
+            t.add_row(line.name, line.where, line.state(), style=style)
+        return t
