@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
@@ -20,6 +21,7 @@ from typing import Any, TextIO
 import trio
 
 PLAIN_EVERY_S = 2.0
+RATE_WINDOW_S = 5.0
 QUIET_EVERY_S = 10.0
 
 
@@ -31,8 +33,8 @@ class AppLine:
     done: float | None = None
     total: float | None = None
     unit: str = ""
-    first: tuple[float, float] | None = None  # (time, done) of its first report
-    last_t: float = 0.0
+    # (time, done) of recent reports: the rate is over the last RATE_WINDOW_S of them
+    recent: deque[tuple[float, float]] = field(default_factory=lambda: deque(maxlen=256))
     ended: str = ""  # "done", or why it failed
     shown: float = -1.0  # plain mode: the done it last printed
     shown_at: float = 0.0
@@ -55,10 +57,9 @@ class AppLine:
                 total = None if row.get("total") is None else float(row["total"])
             except (ValueError, KeyError, TypeError):
                 continue  # an app may write anything: show only what makes sense
-            self.done, self.total, self.last_t = done, total, t
+            self.done, self.total = done, total
             self.unit = str(row.get("unit", ""))[:20]
-            if self.first is None:
-                self.first = (t, done)
+            self.recent.append((t, done))
 
     def text(self) -> str:
         """e.g. '240/360 runs, 19.5/s, ETA 6 s'."""
@@ -81,9 +82,14 @@ class AppLine:
         return self.ended + (f" ({self.text()})" if self.done is not None else "")
 
     def rate(self) -> float | None:
-        if self.first is None or self.done is None or self.last_t <= self.first[0]:
+        """Per second, over the reports of the last ``RATE_WINDOW_S`` (at least two)."""
+        if len(self.recent) < 2:
             return None
-        return (self.done - self.first[1]) / (self.last_t - self.first[0])
+        t1, d1 = self.recent[-1]
+        t0, d0 = next(
+            (s for s in self.recent if s[0] >= t1 - RATE_WINDOW_S and s[0] < t1), self.recent[-2]
+        )
+        return (d1 - d0) / (t1 - t0) if t1 > t0 else None
 
 
 class ProgressView:
