@@ -16,8 +16,9 @@ Ideal outputs: h: |+>, Bloch (1, 0, 0); x: |1>, (0, 0, -1); rx90: (0, -1, 0); i:
 from __future__ import annotations
 
 import math
-import time
 from typing import Any
+
+import trio
 
 from qnodeos import sdk
 
@@ -32,10 +33,10 @@ async def main(
     ones = {b: 0 for b in "XYZ"}
     shots = {b: 0 for b in "XYZ"}
     async with sdk.connect(node, app=me, qubits=1) as conn:
-        end = time.time() + seconds
+        end = trio.current_time() + seconds
         i = 0
-        while time.time() < end:
-            conn.progress(round(seconds - (end - time.time()), 1), seconds, "s")
+        while trio.current_time() < end:
+            conn.progress(round(seconds - (end - trio.current_time()), 1), seconds, "s")
             basis = "XYZ"[i % 3]
             i += 1
             async with conn.block() as b:

@@ -16,8 +16,9 @@ Run by ``qnodeos run`` with two entries, e.g.::
 from __future__ import annotations
 
 import statistics
-import time
 from typing import Any
+
+import trio
 
 from qnodeos import sdk
 
@@ -36,11 +37,11 @@ async def main(
         times = []
         for i in range(rounds):
             conn.progress(i, rounds, "round trips")
-            start = time.perf_counter()
+            start = trio.current_time()
             await sock.send(i)
             if await sock.recv() != i:
                 raise RuntimeError(f"round {i}: reply out of order")
-            times.append(time.perf_counter() - start)
+            times.append(trio.current_time() - start)
         conn.progress(rounds, rounds, "round trips")
         await sock.send("stop")
         times.sort()

@@ -21,9 +21,10 @@ from __future__ import annotations
 
 import math
 import random
-import time
 from contextlib import aclosing
 from typing import Any
+
+import trio
 
 from qnodeos import sdk
 
@@ -50,7 +51,7 @@ async def main(
     async with sdk.connect(node, app=me, qubits=1) as conn:
         epr = conn.epr_socket(peer_node, peer)
         sock = conn.socket(peer_node, peer)
-        start = time.perf_counter()
+        start = trio.current_time()
         if role == "alice":
             await sock.send(pairs)
         else:
@@ -78,7 +79,7 @@ async def main(
             errors = sum(mine[i][1] != bit for i, bit in revealed)
             errors_and_n = [errors, len(revealed)]
             await sock.send(errors_and_n)
-        seconds = time.perf_counter() - start
+        seconds = trio.current_time() - start
         errors, n_est = errors_and_n
         qber, qber_err = rate(errors, n_est)
         key_bits = len(sifted) - n_est

@@ -20,8 +20,9 @@ electron once that is free).
 
 from __future__ import annotations
 
-import time
 from typing import Any
+
+import trio
 
 from qnodeos import sdk
 
@@ -55,7 +56,7 @@ async def _send(
     min_fidelity: float,
     timeout: float,
 ) -> dict[str, Any]:
-    start = time.perf_counter()
+    start = trio.current_time()
     await sock.send(rounds)
     for i in range(rounds):
         conn.progress(i, rounds, "teleports")
@@ -72,7 +73,7 @@ async def _send(
             m_d = d.measure()  # NV: d is a carbon, read out through the electron
         await sock.send([k, m_d.value, m_e.value])
     conn.progress(rounds, rounds, "teleports")
-    return {"role": "sender", "rounds": rounds, "seconds": time.perf_counter() - start}
+    return {"role": "sender", "rounds": rounds, "seconds": trio.current_time() - start}
 
 
 async def _receive(

@@ -212,6 +212,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--timeout", type=float, default=600.0, help="give up after this many s")
     p.add_argument("--quiet", action="store_true", help="do not show the apps' progress")
     p.add_argument(
+        "--deterministic",
+        action="store_true",
+        help="run every node and app in this process on a simulated clock: with the seeds "
+        "in the network file, the same results every time (see qnodeos.Network)",
+    )
+    p.add_argument(
         "--set",
         action="append",
         default=[],
@@ -249,8 +255,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
 
         return _guarded(plot)
-    from testbed.launcher import run
+    from testbed.launcher import run, run_deterministic
 
+    if args.deterministic:
+        return _guarded(
+            lambda: run_deterministic(args.network, args.json, args.timeout, args.set)
+        )
     return _guarded(
         lambda: run(args.network, args.json, args.run_dir, args.timeout, args.set, args.quiet)
     )

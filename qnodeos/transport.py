@@ -149,6 +149,14 @@ def _hub(endpoint: str) -> _Hub:
     return _HUBS.setdefault(endpoint, _Hub())
 
 
+def forget_mem(prefix: str) -> None:
+    """Drop the mem:// endpoints under ``prefix`` (an in-process network ended): a
+    network started again under the same name starts afresh, as it would in new
+    processes (same peer ids, no stale messages)."""
+    for endpoint in [e for e in _HUBS if e.startswith(prefix)]:
+        del _HUBS[endpoint]
+
+
 class MemRouter:
     def __init__(self, endpoint: str) -> None:
         self.hub = _hub(endpoint)

@@ -228,6 +228,7 @@ def run(
     timeout: float,
     settings: list[str] | None = None,
     quiet: bool = False,
+    show: bool = True,
 ) -> int:
     """``qnodeos run``: prepare the run, fork every node and app, run them under trio."""
     cfg, run_dir, net_file, env = _prepare(path, run_dir_arg, settings)
@@ -247,7 +248,9 @@ def run(
             proc.kill()
         shutil.rmtree(env["QNODEOS_RUNTIME_DIR"], ignore_errors=True)
         raise
-    return trio.run(run_network, cfg, run_dir, env, nodes, app_procs, as_json, timeout, quiet)
+    return trio.run(
+        run_network, cfg, run_dir, env, nodes, app_procs, as_json, timeout, quiet, show
+    )
 
 
 async def run_network(
@@ -259,9 +262,11 @@ async def run_network(
     as_json: bool,
     timeout: float,
     quiet: bool = False,
+    show: bool = True,
 ) -> int:
     """Run forked ``nodes`` and (waiting) ``app_procs`` to the end; the exit status.
-    Unless ``quiet``, each app's progress is shown on stderr meanwhile."""
+    Unless ``quiet``, each app's progress is shown on stderr meanwhile; unless not
+    ``show``, the results are printed (they are in the run dir's results.json)."""
     results: dict[str, Any] = {}
     procs = list(nodes.values())
     errors: list[str] = []
@@ -271,7 +276,7 @@ async def run_network(
         async with trio.open_nursery() as nursery:
             with trio.fail_after(timeout):
                 await _start_nodes(nursery, nodes, run_dir, errors, apps)
-                if not as_json:
+                if not as_json and show:
                     print(
                         f"qnodeos: network {cfg.name!r}: {len(cfg.nodes)} node(s) up; "
                         f"running {len(cfg.apps)} app(s); run dir {run_dir}",
@@ -281,7 +286,7 @@ async def run_network(
                     AppLine(a.name, f"{a.module} on {a.node}", run_dir / f"progress-{a.name}.jsonl")
                     for a in cfg.apps
                 ]
-                view = ProgressView(lines)
+                view = ProgressView(lines, None if quiet else sys.stderr)
                 if not quiet:
                     nursery.start_soon(view.run)
                 run_app = partial(_run_app, run_dir=run_dir, results=results, apps=apps, view=view)
@@ -311,6 +316,8 @@ async def run_network(
     status = 1 if errors or any("error" in r for k, r in results.items() if k != "_error") else 0
     if interrupted:
         status = 130
+    if not show:
+        return status
     if as_json:
         print(json.dumps(results, indent=2))
     else:
@@ -429,6 +436,32 @@ async def _app_process(
             "module": module,
             "error": f"app exited with {proc.returncode} and no result; see {log}",
         }
+
+
+def run_deterministic(
+    path: str | None, as_json: bool, timeout: float, settings: list[str] | None = None
+) -> int:
+    """``qnodeos run --deterministic``: the network in this process on a simulated
+    clock (``qnodeos.Network.run(deterministic=True)``), results printed as by ``run``."""
+    from qnodeos.api import Network
+
+    if path and shipped_network_text(path) is not None:
+        net = Network.shipped(path)
+    elif path:
+        net = Network.from_file(path)
+    else:
+        net = Network.shipped("default")
+    if settings:
+        net = net.set(*settings)
+    check_modules(net.config)
+    res = net.run(deterministic=True, timeout=timeout)
+    if as_json:
+        print(json.dumps(res.to_dict(), indent=2))
+    else:
+        _print_results(net.config, res.to_dict())
+    for name, why in res.errors.items():
+        print(f"qnodeos: error: {name}: {why}", file=sys.stderr)
+    return 0 if res.ok else 1
 
 
 def _print_results(cfg: NetworkConfig, results: dict[str, Any]) -> None:

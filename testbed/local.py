@@ -20,6 +20,7 @@ import trio
 from qnodeos.config import NetworkConfig, NodeConfig
 from qnodeos.kernel.service import NodeService
 from qnodeos.qdevice.service import serve_device
+from qnodeos.transport import forget_mem
 
 
 def in_memory(cfg: NodeConfig, net: str) -> NodeConfig:
@@ -65,6 +66,7 @@ async def local_network(cfg: NetworkConfig) -> AsyncIterator[dict[str, str]]:
             nursery.cancel_scope.cancel()
             for ep in endpoints.values():
                 _SERVICES.pop(ep, None)
+            forget_mem(f"mem://{cfg.name}/")
 
 
 _SERVICES: dict[str, NodeService] = {}

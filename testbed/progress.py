@@ -93,10 +93,16 @@ class AppLine:
 
 
 class ProgressView:
-    def __init__(self, lines: list[AppLine], out: TextIO = sys.stderr, tty: bool | None = None):
+    def __init__(
+        self,
+        lines: list[AppLine],
+        out: TextIO | None = sys.stderr,
+        tty: bool | None = None,
+    ) -> None:
+        """``out`` None: show nothing (``--quiet``)."""
         self.lines = {a.name: a for a in lines}
         self.out = out
-        self.tty = out.isatty() if tty is None else tty
+        self.tty = (out is not None and out.isatty()) if tty is None else tty
         self.start = time.monotonic()
         self.quiet_at = self.start
 
@@ -148,6 +154,8 @@ class ProgressView:
             self._say(f"still running: {', '.join(quiet)} (no progress reported)")
 
     def _say(self, text: str) -> None:
+        if self.out is None:
+            return
         print(
             f"qnodeos: [{time.monotonic() - self.start:6.1f} s] {text}", file=self.out, flush=True
         )

@@ -13,7 +13,7 @@
 
 from ..errors import ConnectionClosed, RemoteError
 from .builder import Block, Future, LoopVar, Qubit
-from .client import BlockError, ClassicalSocket, Node, connect, resolve_endpoint
+from .client import BlockError, ClassicalSocket, Node, connect, network_config, resolve_endpoint
 from .epr import EprError, EprSocket, Pair
 
 __all__ = [
@@ -30,5 +30,6 @@ __all__ = [
     "Node",
     "Qubit",
     "connect",
+    "network_config",
     "resolve_endpoint",
 ]

@@ -11,6 +11,7 @@ import math
 import os
 from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import aclosing, asynccontextmanager
+from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -68,6 +69,13 @@ class BlockError(RemoteError):
         self.held = held
 
 
+# The network an in-process run (qnodeos.Network.run, deterministic) is running in this
+# task tree: its config and each node's app endpoint.
+IN_PROCESS: ContextVar[tuple[NetworkConfig, dict[str, str]] | None] = ContextVar(
+    "qnodeos_in_process", default=None
+)
+
+
 def _network_config(network: str | None) -> NetworkConfig:
     from ..config import load_network, parse_network
     from ..defaults import default_network_text
@@ -76,11 +84,24 @@ def _network_config(network: str | None) -> NetworkConfig:
     return load_network(path) if path else parse_network(default_network_text(), "<default>")
 
 
+def network_config() -> NetworkConfig | None:
+    """The network this app runs in, if known: the one of ``qnodeos run`` (its file,
+    $QNODEOS_NETWORK) or of ``qnodeos.Network.run``; else None."""
+    here = IN_PROCESS.get()
+    if here is not None:
+        return here[0]
+    return _network_config(None) if os.environ.get("QNODEOS_NETWORK") else None
+
+
 def resolve_endpoint(node: str, network: str | None, endpoint: str | None) -> str:
-    """Where node ``node`` takes apps: ``endpoint`` if given, else from the network file
-    (``network`` or $QNODEOS_NETWORK), else from the embedded default network."""
+    """Where node ``node`` takes apps: ``endpoint`` if given, else that of the
+    in-process run this app is part of, else from the network file (``network`` or
+    $QNODEOS_NETWORK), else from the embedded default network."""
     if endpoint:
         return endpoint
+    here = IN_PROCESS.get()
+    if here is not None and network is None and node in here[1]:
+        return here[1][node]
     return _network_config(network).node(node).app_endpoint
 
 

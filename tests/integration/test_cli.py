@@ -233,3 +233,27 @@ def test_progress_on_a_terminal_is_a_live_table(tmp_path: Path) -> None:
     text = seen.decode(errors="replace")
     assert "qnodeos run," in text and "apps.dqc on client" in text and "runs" in text
     assert "DQC client: k = 8" in text  # the results follow
+
+
+def test_run_deterministic_from_the_cli_is_the_same_every_time() -> None:
+    a = qnodeos("run", "--deterministic", "--json", timeout=60)
+    b = qnodeos("run", "--deterministic", "--json", timeout=60)
+    assert a.returncode == 0, a.stderr
+    assert a.stdout == b.stdout and json.loads(a.stdout)["qkd-2"]["result"]["pairs"] == 2000
+
+
+def test_network_run_from_python_in_real_processes(tmp_path: Path) -> None:
+    """qnodeos.Network(...).run(): the same processes as qnodeos run, results back as
+    data, nothing printed."""
+    code = (
+        "import qnodeos, json, sys\n"
+        "res = qnodeos.Network.shipped('dqc').set('apps.client.args.k=2').run("
+        f"run_dir={str(tmp_path / 'run')!r})\n"
+        "print(json.dumps({'ok': res.ok, 'runs': res['server']['runs']}))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout) == {"ok": True, "runs": 36}
+    assert (tmp_path / "run" / "results.json").exists() and "client:" not in out.stderr

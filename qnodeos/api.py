@@ -1,0 +1,252 @@
+"""Run networks from Python: a script, a notebook, a test.
+
+    import qnodeos
+    net = qnodeos.Network.from_file("lab.toml")          # or .shipped("dqc"), .from_dict
+    res = net.set("apps.client.args.k=5").run()           # real processes, as `qnodeos run`
+    res = net.run(deterministic=True)                     # in this process, simulated time
+    res["client"]                                          # an app's result dict
+    res.to_dict()                                          # everything, as results.json
+
+``run()`` is a plain synchronous call; inside a running asyncio loop (Jupyter) it runs
+in a worker thread, so it works there too. Trio users ``await net.run_async()``.
+
+Deterministic mode runs every node and app inside one trio run over in-memory sockets,
+on a simulated clock: device time, leases and timeouts do not depend on the machine,
+and with the seeds set in the network file (nodes', links', apps') two runs give the
+same results, bit for bit. Apps connect as usual (``sdk.connect(node, ...)``): the SDK
+finds the in-process nodes by name.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import random
+import tempfile
+import threading
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import tomli_w
+import trio
+import trio.testing
+
+from . import overrides
+from .config import NetworkConfig, parse_network, parse_toml, read_network
+from .defaults import shipped_network_text
+from .errors import ConfigError
+
+T = TypeVar("T")
+
+
+class Results:
+    """What a run gave: per app its node, module and ``result`` (or ``error``), and per
+    node the device utilization (``nodes``), as ``results.json`` holds them."""
+
+    def __init__(self, data: dict[str, Any], run_dir: Path | None = None) -> None:
+        self.data = data
+        self.run_dir = run_dir
+
+    def __getitem__(self, app: str) -> Any:
+        """The result dict of app ``app`` (ConfigError naming the apps if unknown;
+        RuntimeError with the app's error if it failed)."""
+        entry = self.apps.get(app)
+        if entry is None:
+            raise KeyError(f"no app {app!r} in this run; apps: {', '.join(self.apps)}")
+        if "error" in entry:
+            raise RuntimeError(f"app {app!r} failed: {entry['error']}")
+        return entry["result"]
+
+    @property
+    def apps(self) -> dict[str, dict[str, Any]]:
+        return {k: v for k, v in self.data.items() if not k.startswith("_")}
+
+    @property
+    def nodes(self) -> dict[str, Any]:
+        nodes: dict[str, Any] = self.data.get("_nodes", {})
+        return nodes
+
+    @property
+    def errors(self) -> dict[str, str]:
+        """Each failed app's error, and the run's own under ``_run``."""
+        out = {k: v["error"] for k, v in self.apps.items() if "error" in v}
+        if "_error" in self.data:
+            out["_run"] = self.data["_error"]
+        return out
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.data
+
+    def to_pandas(self) -> Any:
+        """One row per app: node, module, error, and its result's scalar fields
+        (needs pandas)."""
+        pd = importlib.import_module("pandas")  # optional: pip install 'qnodeos[pandas]'
+
+        rows = []
+        for name, entry in self.apps.items():
+            row = {"app": name, "node": entry.get("node"), "module": entry.get("module")}
+            row["error"] = entry.get("error")
+            for k, v in (entry.get("result") or {}).items():
+                if isinstance(v, str | int | float | bool) or v is None:
+                    row[k] = v
+            rows.append(row)
+        return pd.DataFrame(rows)
+
+    def __repr__(self) -> str:
+        state = "ok" if self.ok else f"errors: {self.errors}"
+        return f"Results(apps={list(self.apps)}, {state})"
+
+
+class Network:
+    """A network file, parsed and checked (ConfigError naming the key otherwise)."""
+
+    def __init__(self, text: str, source: str = "<network>", path: Path | None = None) -> None:
+        self.text = text
+        self.source = source
+        self.path = path  # the file it came from (its `keys` are relative to it)
+        self.config: NetworkConfig = parse_network(text, source)
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> Network:
+        return cls(read_network(path), str(path), Path(path))
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], source: str = "<dict>") -> Network:
+        return cls(tomli_w.dumps(data), source)
+
+    @classmethod
+    def shipped(cls, name: str = "default") -> Network:
+        """An embedded network: default, dqc, multitask."""
+        text = shipped_network_text(name)
+        if text is None:
+            raise ConfigError(f"no embedded network {name!r}")
+        return cls(text, f"<{name}>")
+
+    def set(self, *settings: str) -> Network:
+        """A copy with ``KEY=VALUE`` settings applied (as ``qnodeos run --set``)."""
+        data = parse_toml(self.text, self.source)
+        if self.path is not None and isinstance(data.get("keys"), str):
+            data["keys"] = str((self.path.parent / data["keys"]).resolve())
+        overrides.apply(data, list(settings))
+        return Network(tomli_w.dumps(data), f"{self.source} with set")
+
+    # -- running -------------------------------------------------------------------------
+    def run(
+        self,
+        *,
+        deterministic: bool = False,
+        timeout: float = 600.0,
+        run_dir: str | Path | None = None,
+        quiet: bool = True,
+    ) -> Results:
+        """Run the network's apps to their end. Real mode (the default) runs every
+        node and app as its own process, exactly as ``qnodeos run`` (``run_dir``:
+        where logs and results go); deterministic mode runs them in this process on a
+        simulated clock. Works from plain Python and inside a running asyncio loop."""
+        if deterministic:
+            return _sync(
+                lambda: _deterministic(lambda: trio.run(self._run_here, timeout, clock=_clock()))
+            )
+        return _sync(lambda: self._run_processes(timeout, run_dir, quiet))
+
+    async def run_async(self, *, timeout: float = 600.0) -> Results:
+        """Deterministic mode from inside your own trio run (on its clock)."""
+        return await self._run_here(timeout)
+
+    async def _run_here(self, timeout: float) -> Results:
+        from testbed.local import local_network
+
+        from .sdk.client import IN_PROCESS
+
+        cfg = self.config
+        mains = [(a, importlib.import_module(a.module).main) for a in cfg.apps]
+        results: dict[str, Any] = {}
+        with trio.move_on_after(timeout) as scope:
+            async with local_network(cfg) as endpoints:
+                token = IN_PROCESS.set((cfg, endpoints))
+                try:
+                    async with trio.open_nursery() as nursery:
+                        for app, main in mains:
+                            nursery.start_soon(_one, app, main, results)
+                finally:
+                    IN_PROCESS.reset(token)
+        if scope.cancelled_caught:
+            results["_error"] = f"run did not finish within {timeout} s (simulated time)"
+        return Results(results)
+
+    def _run_processes(self, timeout: float, run_dir: str | Path | None, quiet: bool) -> Results:
+        import json
+        import os
+
+        from testbed.launcher import run
+
+        with tempfile.TemporaryDirectory(prefix="qn-api-") as tmp:
+            path = str(self.path) if self.path is not None else os.path.join(tmp, "net.toml")
+            if self.path is None:
+                Path(path).write_text(self.text)
+            where = Path(run_dir) if run_dir else Path(tmp) / "run"
+            run(path, True, str(where), timeout, None, quiet, show=False)
+            data = json.loads((where / "results.json").read_text())
+        return Results(data, Path(run_dir) if run_dir else None)
+
+
+async def _one(app: Any, main: Callable[..., Awaitable[Any]], results: dict[str, Any]) -> None:
+    entry: dict[str, Any] = {"node": app.node, "module": app.module}
+    try:
+        entry["result"] = await main(app.node, **app.args)
+    except Exception as exc:  # an app's failure is data, as in qnodeos run
+        entry["error"] = f"{type(exc).__name__}: {exc}"
+    results[app.name] = entry
+
+
+def _clock() -> trio.testing.MockClock:
+    """A clock that jumps over idle time at once (seeded: trio draws its offset)."""
+    trio._core._run._r.seed(0)
+    random.seed(0)
+    return trio.testing.MockClock(autojump_threshold=0)
+
+
+_LOCK = threading.Lock()
+
+
+def _deterministic(call: Callable[[], T]) -> T:
+    """``call()`` with trio's scheduler in its deterministic mode: runnable tasks in
+    creation order, shuffled by its seeded generator (what pytest-trio does under
+    Hypothesis), not in an order that depends on memory addresses."""
+    run = trio._core._run
+    with _LOCK:
+        before = run._ALLOW_DETERMINISTIC_SCHEDULING
+        run._ALLOW_DETERMINISTIC_SCHEDULING = True  # type: ignore[misc]
+        try:
+            return call()
+        finally:
+            run._ALLOW_DETERMINISTIC_SCHEDULING = before  # type: ignore[misc]
+
+
+def _sync(call: Callable[[], T]) -> T:
+    """``call()``, in a worker thread if this thread runs an asyncio loop (Jupyter)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return call()
+    box: list[Any] = []
+
+    def work() -> None:
+        try:
+            box.append((True, call()))
+        except BaseException as exc:  # handed to the caller
+            box.append((False, exc))
+
+    t = threading.Thread(target=work, name="qnodeos-run")
+    t.start()
+    t.join()
+    ok, value = box[0]
+    if not ok:
+        raise value
+    result: T = value
+    return result

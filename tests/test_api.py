@@ -1,0 +1,75 @@
+"""qnodeos.Network and Results: running networks from Python (deterministic mode here;
+real processes in tests/integration/test_cli.py)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+import qnodeos
+from qnodeos.errors import ConfigError
+
+SMALL_DQC = ("apps.client.args.k=3",)
+
+
+def test_deterministic_runs_give_identical_results() -> None:
+    net = qnodeos.Network.shipped("default")
+    a, b = net.run(deterministic=True), net.run(deterministic=True)
+    assert a.ok and a.to_dict() == b.to_dict()
+    assert set(a.apps) == {"teleport-0", "teleport-1", "qkd-2", "qkd-3"}
+    assert a["qkd-2"]["qber"] == a["qkd-3"]["qber"] < 0.25
+
+
+def test_it_runs_inside_a_running_asyncio_loop_as_in_jupyter() -> None:
+    net = qnodeos.Network.shipped("dqc").set(*SMALL_DQC)
+
+    async def cell() -> qnodeos.Results:
+        return net.run(deterministic=True)  # a plain call, inside the loop
+
+    res = asyncio.run(cell())
+    assert res.to_dict() == net.run(deterministic=True).to_dict()
+    assert res["client"]["k"] == 3 and len(res["client"]["settings"]) == 6
+
+
+async def test_trio_users_await_run_async(autojump_clock: object) -> None:
+    res = await qnodeos.Network.shipped("dqc").set(*SMALL_DQC).run_async()
+    assert res["server"]["runs"] == 54
+
+
+def test_networks_from_a_dict_and_settings_are_checked() -> None:
+    data = {
+        "name": "tiny",
+        "nodes": {"a": {"device": "generic", "qubits": 1, "seed": 1}},
+        "apps": [],
+    }
+    assert qnodeos.Network.from_dict(data).config.nodes["a"].device.num_qubits == 1
+    with pytest.raises(ConfigError, match="unknown key"):
+        qnodeos.Network.from_dict({**data, "colour": 1})
+    with pytest.raises(ConfigError, match="no element named 'clent'"):
+        qnodeos.Network.shipped("dqc").set("apps.clent.args.k=2")
+    with pytest.raises(ConfigError, match="no embedded network 'nope'"):
+        qnodeos.Network.shipped("nope")
+
+
+def test_results_name_a_failed_app_and_an_unknown_one() -> None:
+    res = qnodeos.Results(
+        {
+            "a": {"node": "n", "module": "m", "result": {"x": 1}},
+            "b": {"node": "n", "module": "m", "error": "ValueError: no"},
+            "_error": "app b failed",
+        }
+    )
+    assert res["a"] == {"x": 1} and not res.ok
+    assert res.errors == {"b": "ValueError: no", "_run": "app b failed"}
+    with pytest.raises(RuntimeError, match="app 'b' failed: ValueError: no"):
+        res["b"]
+    with pytest.raises(KeyError, match="no app 'c' in this run; apps: a, b"):
+        res["c"]
+
+
+def test_results_to_pandas_one_row_per_app() -> None:
+    pytest.importorskip("pandas")
+    res = qnodeos.Network.shipped("dqc").set(*SMALL_DQC).run(deterministic=True)
+    df = res.to_pandas()
+    assert sorted(df["app"]) == ["client", "server"] and "k" in df.columns
