@@ -135,6 +135,36 @@ class Network:
         overrides.apply(data, list(settings))
         return Network(tomli_w.dumps(data), f"{self.source} with set")
 
+    def sweep(
+        self,
+        *settings: str,
+        repeat: int = 1,
+        jobs: int = 1,
+        deterministic: bool = False,
+        out: str | Path = "sweep",
+        timeout: float = 600.0,
+    ) -> list[dict[str, Any]]:
+        """``qnodeos sweep`` on this network: one row per run (see ``qnodeos.sweep``);
+        resumes from ``out`` when run again with the same settings."""
+        from .sweep import run_sweep
+
+        if self.path is not None:
+            path = str(self.path)
+        else:
+            Path(out).mkdir(parents=True, exist_ok=True)
+            path = str(Path(out) / "network.toml")
+            Path(path).write_text(self.text)
+        return run_sweep(
+            path,
+            list(settings),
+            repeat=repeat,
+            jobs=jobs,
+            deterministic=deterministic,
+            out_dir=out,
+            timeout=timeout,
+            say=lambda s: None,
+        )
+
     # -- running -------------------------------------------------------------------------
     def run(
         self,

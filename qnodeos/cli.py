@@ -202,9 +202,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p = sub.add_parser("keys", help="make CURVE key pairs for a network's nodes and apps")
     p.add_argument("network", nargs="?", help="network file (default: the embedded default)")
     p.add_argument("--dir", help="where to put them (default: the file's `keys`, or ./keys)")
-    p.add_argument(
-        "--app", action="append", default=[], help="also make a key for this app name"
-    )
+    p.add_argument("--app", action="append", default=[], help="also make a key for this app name")
     p = sub.add_parser("run", help="run a whole network and its apps")
     p.add_argument("network", nargs="?", help="network file (default: the embedded default)")
     p.add_argument("--json", action="store_true", help="print results as JSON")
@@ -225,6 +223,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="change one value of the network for this run, e.g. apps.client.args.k=1200 "
         "or links.0.fidelity=0.9 (repeatable; see qnodeos/overrides.py)",
     )
+    p = sub.add_parser("sweep", help="run a network over a grid of settings; one table out")
+    p.add_argument("network", nargs="?", help="network file or embedded name (default: default)")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=LO:HI:N|KEY=a,b|KEY=VALUE",
+        help="sweep KEY over N values from LO to HI, or over a list; or fix it (repeatable)",
+    )
+    p.add_argument("--repeat", type=int, default=1, help="runs per point (seeds shifted)")
+    p.add_argument("--jobs", type=int, default=1, help="runs at once, each its own process")
+    p.add_argument("--deterministic", action="store_true", help="each run in one process")
+    p.add_argument("--out", default="sweep", help="results dir; rerun to resume (default ./sweep)")
+    p.add_argument("--timeout", type=float, default=600.0, help="per run, s")
     p = sub.add_parser("plot", help="draw a run's device timeline and utilization")
     p.add_argument("run_dir", help="a run directory of qnodeos run")
     p.add_argument("--out", help="file to write (.png, .svg, .pdf; default RUN_DIR/timeline.png)")
@@ -255,12 +267,33 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
 
         return _guarded(plot)
+    if args.cmd == "sweep":
+        from .sweep import run_sweep, table
+
+        def sweep() -> int:
+            rows = run_sweep(
+                args.network,
+                args.set,
+                repeat=args.repeat,
+                jobs=args.jobs,
+                deterministic=args.deterministic,
+                out_dir=args.out,
+                timeout=args.timeout,
+            )
+            swept = [k for s in args.set if (ax := axis(s)) for k in [ax[0]]]
+            print(table(rows, swept))
+            print(f"\n{len(rows)} run(s); table in {Path(args.out) / 'sweep.csv'}")
+            return (
+                1 if any("error" in r or any(k.endswith(".error") for k in r) for r in rows) else 0
+            )
+
+        from .sweep import axis
+
+        return _guarded(sweep)
     from testbed.launcher import run, run_deterministic
 
     if args.deterministic:
-        return _guarded(
-            lambda: run_deterministic(args.network, args.json, args.timeout, args.set)
-        )
+        return _guarded(lambda: run_deterministic(args.network, args.json, args.timeout, args.set))
     return _guarded(
         lambda: run(args.network, args.json, args.run_dir, args.timeout, args.set, args.quiet)
     )
