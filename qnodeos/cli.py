@@ -223,6 +223,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="change one value of the network for this run, e.g. apps.client.args.k=1200 "
         "or links.0.fidelity=0.9 (repeatable; see qnodeos/overrides.py)",
     )
+    p = sub.add_parser("up", help="start a network's nodes and keep them up for apps")
+    p.add_argument("network", nargs="?", help="network file or embedded name (default: default)")
+    p.add_argument("--run-dir", help="where the nodes' logs go (default: ./qnodeos-runs/...)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="as for run")
+    p = sub.add_parser("down", help="stop a network that `qnodeos up` keeps up")
+    p.add_argument("name", help="the network's name (its `name` key)")
     p = sub.add_parser("sweep", help="run a network over a grid of settings; one table out")
     p.add_argument("network", nargs="?", help="network file or embedded name (default: default)")
     p.add_argument(
@@ -267,6 +273,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
 
         return _guarded(plot)
+    if args.cmd == "up":
+        from testbed.up import up
+
+        return _guarded(lambda: up(args.network, args.run_dir, args.set))
+    if args.cmd == "down":
+        from testbed.up import down
+
+        return _guarded(lambda: down(args.name))
     if args.cmd == "sweep":
         from .sweep import run_sweep, table
 
