@@ -207,6 +207,13 @@ class Network:
                     IN_PROCESS.reset(token)
         if scope.cancelled_caught:
             results["_error"] = f"run did not finish within {timeout} s (simulated time)"
+        from testbed.launcher import run_meta
+
+        # what the results depend on, and nothing else (no clock, host or command line):
+        # two deterministic runs give equal Results
+        meta = run_meta(cfg, self.text.encode())
+        keep = ("version", "network", "network_sha256", "seeds")
+        results["_meta"] = {**{k: meta[k] for k in keep}, "deterministic": True}
         return Results(results)
 
     def _run_processes(self, timeout: float, run_dir: str | Path | None, quiet: bool) -> Results:

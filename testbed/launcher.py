@@ -37,7 +37,7 @@ from qnodeos.defaults import default_network_text, shipped_network_text
 from qnodeos.errors import ConfigError, QNodeOSError
 from qnodeos.sdk.progress import ENV as PROGRESS_ENV
 from qnodeos.timeline import ENV
-from testbed.trace import merge
+from testbed.trace import merge, records
 
 from . import forks
 from .forks import Proc
@@ -268,6 +268,7 @@ async def run_network(
     Unless ``quiet``, each app's progress is shown on stderr meanwhile; unless not
     ``show``, the results are printed (they are in the run dir's results.json)."""
     results: dict[str, Any] = {}
+    meta = run_meta(cfg, (run_dir / "network.toml").read_bytes())
     procs = list(nodes.values())
     errors: list[str] = []
     apps = _Apps()
@@ -312,6 +313,7 @@ async def run_network(
         util = merge(run_dir, list(cfg.nodes))
         if util:
             results["_nodes"] = {n: {"utilization": u} for n, u in util.items()}
+        results["_meta"] = {**meta, "ended": _now(), "records": records(run_dir, list(cfg.nodes))}
         (run_dir / "results.json").write_text(json.dumps(results, indent=2))
     status = 1 if errors or any("error" in r for k, r in results.items() if k != "_error") else 0
     if interrupted:
@@ -462,6 +464,34 @@ def run_deterministic(
     for name, why in res.errors.items():
         print(f"qnodeos: error: {name}: {why}", file=sys.stderr)
     return 0 if res.ok else 1
+
+
+def run_meta(cfg: NetworkConfig, text: bytes) -> dict[str, Any]:
+    """What a run was: qnodeos version, the network file's hash, every seed, when,
+    where, and the command line."""
+    import hashlib
+    import platform
+
+    from qnodeos import __version__
+
+    return {
+        "version": __version__,
+        "network": cfg.name,
+        "network_sha256": hashlib.sha256(text).hexdigest(),
+        "seeds": {
+            "nodes": {n: c.seed for n, c in cfg.nodes.items()},
+            "links": {"-".join(lk.nodes): lk.seed for lk in cfg.links},
+            "apps": {a.name: a.args.get("seed") for a in cfg.apps},
+        },
+        "started": _now(),
+        "host": platform.node(),
+        "python": platform.python_version(),
+        "argv": sys.argv,
+    }
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S%z")
 
 
 def _print_results(cfg: NetworkConfig, results: dict[str, Any]) -> None:

@@ -13,6 +13,7 @@ rounds do not overlap: one thing at a time on a device); ``idle_ns`` the rest;
 
 from __future__ import annotations
 
+import csv
 import json
 from pathlib import Path
 from typing import Any
@@ -65,6 +66,32 @@ def utilization(spans: list[dict[str, Any]], until_ns: float | None = None) -> d
         "idle_ns": max(0.0, elapsed - busy),
         "per_app": per_app,
     }
+
+
+def records(run_dir: Path, nodes: list[str]) -> dict[str, int]:
+    """Write ``blocks.csv`` (each block: node, app, block id, device time, latency from
+    submission to its end, wall time of its end) and ``pairs.csv`` (each pair handed
+    to an app: node, app, peer, entanglement sequence number, Bell index, fidelity
+    estimate, attempts, herald time, kept or measured, basis and outcome) from the
+    nodes' timelines; returns how many rows each got."""
+    tables: dict[str, list[dict[str, Any]]] = {"block": [], "pair": []}
+    for node in nodes:
+        for r in _rows(run_dir / f"timeline-{node}-kernel.jsonl"):
+            if r.get("kind") in tables:
+                tables[r["kind"]].append(
+                    {"node": node, **{k: v for k, v in r.items() if k != "kind"}}
+                )
+    counts = {}
+    for kind, rows in tables.items():
+        counts[f"{kind}s"] = len(rows)
+        if not rows:
+            continue
+        cols = list(dict.fromkeys(k for r in rows for k in r))
+        with (run_dir / f"{kind}s.csv").open("w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=cols)
+            w.writeheader()
+            w.writerows(rows)
+    return counts
 
 
 def merge(run_dir: Path, nodes: list[str]) -> dict[str, Any]:

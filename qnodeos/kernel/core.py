@@ -106,6 +106,7 @@ class Kernel:
         self.timeline = recorder(node, "kernel")  # None: no timeline asked for
         if self.timeline is not None:
             self.procs.watch = self._state_changed
+            self.net.timeline = self.timeline
 
     # -- inputs --------------------------------------------------------------------------
     def bad_message(self, addr: bytes, error: QNodeOSError) -> list[Out]:
@@ -467,7 +468,7 @@ class Kernel:
                 budget=self.budget,
                 max_wait_s=self.limits.max_wait_s,
             )
-            self.current = Current(app=app, block=block, run=run, seq=0)
+            self.current = Current(app=app, block=block, run=run, seq=0, queued_at=entry.queued_at)
             out += self._continue(None)
         held = self.net.held_until_ns
         self.wake_at = None  # wall time to call handle_timer at (a held round's bin)
@@ -631,6 +632,11 @@ class Kernel:
             crosstalk_hits=cur.app.crosstalk_hits,
             crosstalk_fidelity=cur.app.crosstalk_fidelity,
         )
+        if self.timeline is not None:
+            self.timeline.add(
+                kind="block", app=cur.app.name, block=cur.block, device_ns=spent,
+                latency_s=self.now - cur.queued_at, wall=self.now,
+            )  # fmt: skip
         # the block's results first: the news of its settled pairs is about them
         return [ToApp(cur.app.addr, done), *self._end_eprs(cur, True, "finished")]
 

@@ -39,6 +39,7 @@ from netlink.station import Herald, RoundEnd
 from ..config import LinkConfig
 from ..errors import ProgramError, QuotaError
 from ..lang import messages as m
+from ..timeline import Recorder
 from .ledger import Ledger
 from .lower import Lowering
 from .memory import MemoryManager
@@ -137,6 +138,7 @@ class NetStack:
         self.listening: dict[str, Want] = {}  # recv wants not yet matched, by purpose
         self.work: deque[Work] = deque()  # device work, in order
         self.held_until_ns = math.inf  # rounds held for their time bin: the first may go then
+        self.timeline: Recorder | None = None  # the kernel's, when a timeline is recorded
         # each link's time bins in our device's time (see align_bins)
         self.bins = {p: lk.schedule for p, lk in self.links.items() if lk.schedule}
         self._outcomes: dict[int, list[int]] = {}  # herald seq -> outcomes of its recipe
@@ -645,6 +647,13 @@ class NetStack:
         """The pairs made since the app last got some: the ledger tracks them now."""
         fresh, w.pairs = w.pairs, []
         self.ledger.delivered(w.app.app_id, w.app.addr, w.msg.req, w.peer, fresh)
+        if self.timeline is not None:
+            for p in fresh:
+                self.timeline.add(
+                    kind="pair", app=w.app.name, peer=w.peer, id=p.ent_id[2], bell=p.bell_index,
+                    goodness=p.goodness, attempts=p.attempts, herald_ns=p.at_ns,
+                    kept=p.qubit >= 0, basis=p.basis, outcome=p.outcome,
+                )  # fmt: skip
         self.pairs_delivered += len(fresh)
         return fresh
 

@@ -24,6 +24,7 @@ class Current:
     waits: tuple[int, int] | None = None  # waiting for (request index, pairs)
     qubit_since: float | None = None  # waiting (since this wall time) for a readout qubit
     failed: m.EprFailed | None = None  # a request of it failed while it waited
+    queued_at: float = 0.0  # wall time the app submitted it
 
     @property
     def on_device(self) -> bool:

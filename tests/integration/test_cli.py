@@ -202,7 +202,14 @@ def test_progress_is_shown_while_the_run_works_and_json_is_unchanged(tmp_path: P
     )
     assert out.returncode == 0, out.stderr
     results = json.loads(out.stdout)  # nothing else on stdout
-    assert set(results) == {"client", "server", "_nodes"}
+    assert set(results) == {"client", "server", "_nodes", "_meta"}
+    # the run's metadata, and its per-pair and per-block records
+    meta = results["_meta"]
+    assert meta["seeds"]["nodes"] == {"client": 41, "server": 42}
+    assert len(meta["network_sha256"]) == 64 and meta["started"] <= meta["ended"]
+    assert meta["records"] == {"blocks": 3 * 144, "pairs": 2 * 144}
+    pairs = (tmp_path / "run" / "pairs.csv").read_text().splitlines()
+    assert len(pairs) == 289 and pairs[0].startswith("node,app,peer,id,bell,goodness")
     lines = [x for x in out.stderr.splitlines() if x.startswith("qnodeos: [")]
     partway = [x for x in lines if "client: " in x and "/144 runs" in x and "ETA" in x]
     assert partway, out.stderr
