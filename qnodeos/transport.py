@@ -1,6 +1,6 @@
 """A thin trio adapter over non-blocking pyzmq sockets.
 
-Rules it follows (see shared/reference/zmq-trio.md): the zmq FD is edge-triggered, so
+Rules it follows (pitfalls of driving pyzmq from trio): the zmq FD is edge-triggered, so
 always *try* the non-blocking operation first and wait on the FD only after
 ``zmq.Again``; only one task may wait on the FD, others park on an event; a successful
 operation may have consumed the edge, so it checks ZMQ_EVENTS and wakes the FD waiter

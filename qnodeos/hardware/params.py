@@ -1,6 +1,6 @@
 """Parameter sets for the built-in devices, each value with its source.
 
-Sources (see shared/reference/hardware.md):
+Sources:
   [B]  SquidASM colour-centre config, values from arXiv 2207.10579 App. A.5 (NV);
   [I]  arXiv 2207.10579 App. A.6, SquidASM trapped-ion example config (40Ca+);
   [K]  Kalb et al., PRA 97, 062330 (2018), carbon dephasing per entanglement attempt.
