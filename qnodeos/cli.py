@@ -171,7 +171,9 @@ def keys_main(network: str | None, folder: str | None, apps: list[str]) -> int:
     return 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
+    """The command line: every command and option (README's commands are checked
+    against it)."""
     parser = argparse.ArgumentParser(
         prog="qnodeos",
         description="Run quantum network nodes, whole networks and their apps.",
@@ -246,6 +248,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     p = sub.add_parser("plot", help="draw a run's device timeline and utilization")
     p.add_argument("run_dir", help="a run directory of qnodeos run")
     p.add_argument("--out", help="file to write (.png, .svg, .pdf; default RUN_DIR/timeline.png)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
     args = parser.parse_args(argv)
     if args.cmd is None:
         parser.print_help()

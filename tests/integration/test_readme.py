@@ -1,0 +1,145 @@
+"""README.md's code blocks, taken from the file itself, do what it says.
+
+- the two set-up commands are what ``.ci/run`` runs (install, then the test command);
+  ``qnodeos run`` on the default is ``test_cli.py::test_run_default_network``;
+- every other ``qnodeos`` command line in a shell block is a valid command line;
+- every TOML block is a valid network file, and the full example network runs to its
+  end (deterministic mode: its Ramsey app takes ~35 s in real time);
+- the instruction-set text block runs on a node and returns what it says;
+- ``teleport_local.py`` runs against ``qnodeos node bob`` started as the README says;
+- the "From Python" block runs as written;
+- the SDK fragments (which need a peer app: their behaviour is checked in
+  ``tests/netlink/test_pairs_local.py``) compile.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import trio
+
+import qnodeos
+from qnodeos import sdk
+from qnodeos.cli import build_parser
+from qnodeos.config import parse_network
+from testbed.local import local_network
+
+from .helpers import ROOT
+
+pytestmark = pytest.mark.slow
+README = (ROOT / "README.md").read_text()
+BLOCKS = re.findall(r"```(\w*)\n(.*?)```", README, re.S)
+
+
+def blocks(lang: str) -> list[str]:
+    return [body for kind, body in BLOCKS if kind == lang]
+
+
+def test_the_setup_commands_are_what_ci_runs() -> None:
+    setup = [b.strip() for b in blocks("sh") if b.strip().startswith("python3 -m venv")]
+    assert len(setup) == 2
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert ".venv/bin/pip install --quiet '.[test]'" in ci
+    for step in setup[1].split("&&")[1:]:  # the test command, step by step
+        assert step.strip().replace("pip install", "pip install --quiet") in ci
+
+
+def test_every_qnodeos_command_line_is_valid() -> None:
+    parser = build_parser()
+    seen = 0
+    for body in blocks("sh"):
+        for line in body.splitlines():
+            for part in line.split("#")[0].split("&&"):
+                words = shlex.split(re.sub(r"\[[^]]*\]", "", part))  # [--json] etc.: optional
+                if not words or not words[0].endswith("qnodeos"):
+                    continue
+                words = words[1:]
+                if words == ["--version"]:
+                    continue
+                parser.parse_args(words)  # exits (fails the test) on a bad one
+                seen += 1
+    assert seen >= 15
+
+
+def test_every_network_file_is_valid_and_the_example_finishes() -> None:
+    tomls = blocks("toml")
+    assert len(tomls) >= 2
+    for text in tomls:
+        parse_network(text, "README")
+    example = next(t for t in tomls if "[[apps]]" in t)
+    res = qnodeos.Network(example, "README example").run(deterministic=True, timeout=3600)
+    assert res.ok, res.errors
+    (ramsey,) = res.apps  # named after its module and index (no `name` key)
+    assert len(res[ramsey]["points"]) == 4  # the four waits of its args
+
+
+def test_the_instruction_set_block_runs() -> None:
+    text = next(b for kind, b in BLOCKS if kind == "" and b.startswith("array out"))
+    cfg = parse_network('[nodes.n]\ndevice = "generic"\nqubits = 2\nspeed = inf\nseed = 1\n')
+
+    async def main() -> dict[str, object]:
+        async with local_network(cfg) as eps:
+            async with sdk.connect("n", app="readme", qubits=1, endpoint=eps["n"]) as node:
+                return await node.run(text)
+
+    values = trio.run(main)
+    out = values["out"]
+    assert isinstance(out, list) and len(out) == 10 and set(out) <= {0, 1}
+
+
+def test_teleport_local_runs_against_a_node_started_as_written(tmp_path: Path) -> None:
+    lab = next(b for b in blocks("toml") if b.startswith('name = "lab"') and "[[links]]" not in b)
+    (tmp_path / "lab.toml").write_text(lab)
+    script = next(b for b in blocks("python") if b.startswith("# teleport_local.py"))
+    (tmp_path / "teleport_local.py").write_text(script)
+    env = {**os.environ, "QNODEOS_RUNTIME_DIR": str(tmp_path / "rt")}
+    node = subprocess.Popen(
+        [sys.executable, "-m", "qnodeos", "node", "bob", "--network", "lab.toml"],
+        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    try:
+        assert node.stdout is not None
+        while "READY" not in (line := node.stdout.readline()):
+            assert line, "the node exited before it was ready"
+        out = subprocess.run(
+            [sys.executable, "teleport_local.py"],
+            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+    finally:
+        node.terminate()
+        node.wait(timeout=10)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "teleported: 1"
+
+
+def test_the_from_python_block_runs_as_written(tmp_path: Path) -> None:
+    code = next(b for b in blocks("python") if b.startswith("import qnodeos"))
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120
+    )
+    assert out.returncode == 0, out.stderr
+    fid, ok = out.stdout.splitlines()[0].split()
+    assert 0.0 <= float(fid) <= 1.0 and ok == "True"
+
+
+def test_the_sdk_fragments_compile() -> None:
+    fragments = [
+        b for b in blocks("python") if not b.startswith(("# teleport_local.py", "import qnodeos"))
+    ]
+    assert len(fragments) >= 3
+    for body in fragments:
+        imports = [ln for ln in body.splitlines() if ln.startswith(("from ", "import "))]
+        rest = [ln for ln in body.splitlines() if ln not in imports]
+        src = (
+            "\n".join(imports)
+            + "\nasync def _fragment():\n"
+            + textwrap.indent("\n".join(rest), "    ")
+        )
+        compile(src, "README fragment", "exec")
