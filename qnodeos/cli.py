@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import secrets
@@ -171,6 +172,22 @@ def keys_main(network: str | None, folder: str | None, apps: list[str]) -> int:
     return 0
 
 
+class JsonLines(logging.Formatter):
+    """One JSON object per log record: t (ISO time), level, logger, message (and the
+    exception's traceback, if any)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        row = {
+            "t": self.formatTime(record, "%Y-%m-%dT%H:%M:%S") + f".{int(record.msecs):03d}",
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if record.exc_info:
+            row["error"] = self.formatException(record.exc_info)
+        return json.dumps(row)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The command line: every command and option (README's commands are checked
     against it)."""
@@ -182,6 +199,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"qnodeos {__version__}")
     parser.add_argument(
         "-v", "--verbose", action="count", default=0, help="more log output (-v info, -vv debug)"
+    )
+    parser.add_argument(
+        "--log-json",
+        action="store_true",
+        help="log as JSON lines (time, level, logger, message), for machines to read",
     )
     parser.add_argument(
         "--log-level", choices=["debug", "info", "warning", "error"], help="log level"
@@ -258,9 +280,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 0
     level = args.log_level or ["warning", "info", "debug"][min(args.verbose, 2)]
-    logging.basicConfig(
-        level=level.upper(), format="%(asctime)s %(name)s %(levelname)s: %(message)s"
+    handler = logging.StreamHandler()
+    handler.setFormatter(
+        JsonLines()
+        if args.log_json
+        else logging.Formatter("%(asctime)s %(name)s %(levelname)s: %(message)s")
     )
+    logging.basicConfig(level=level.upper(), handlers=[handler])
     if args.cmd == "node":
         return _guarded(lambda: run_node(args.name, args.network))
     if args.cmd == "qdevice":

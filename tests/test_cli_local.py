@@ -68,3 +68,16 @@ def test_a_run_dir_holding_an_earlier_run_is_refused(
     assert main(["run", "--run-dir", str(old)]) == 2
     assert f"--run-dir {old}: holds an earlier run" in capsys.readouterr().err
     assert (old / "node-alice.log").read_text() == "an earlier run\n"  # left alone
+
+
+def test_json_log_lines() -> None:
+    import logging
+
+    from qnodeos.cli import JsonLines
+
+    rec = logging.LogRecord(
+        "qnodeos.kernel", logging.INFO, "x", 1, "app %r connected", ("a",), None
+    )
+    row = json.loads(JsonLines().format(rec))
+    assert row["level"] == "info" and row["logger"] == "qnodeos.kernel"
+    assert row["message"] == "app 'a' connected" and row["t"][:2] == "20"
