@@ -267,9 +267,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--deterministic", action="store_true", help="each run in one process")
     p.add_argument("--out", default="sweep", help="results dir; rerun to resume (default ./sweep)")
     p.add_argument("--timeout", type=float, default=600.0, help="per run, s")
-    p = sub.add_parser("plot", help="draw a run's device timeline and utilization")
-    p.add_argument("run_dir", help="a run directory of qnodeos run")
-    p.add_argument("--out", help="file to write (.png, .svg, .pdf; default RUN_DIR/timeline.png)")
+    p = sub.add_parser(
+        "plot", help="draw a run's device timeline and utilization, or a sweep's results"
+    )
+    p.add_argument("run_dir", help="a run directory of qnodeos run, or a sweep's --out")
+    p.add_argument("--out", help="file to write (.png, .svg, .pdf; default in the directory)")
+    p.add_argument("--x", help="sweep: the swept key on the x axis (default: the first)")
+    p.add_argument(
+        "--y", action="append", default=[], help="sweep: a result column (APP.FIELD; repeatable)"
+    )
     return parser
 
 
@@ -298,10 +304,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.cmd == "keys":
         return _guarded(lambda: keys_main(args.network, args.dir, args.app))
     if args.cmd == "plot":
-        from testbed.plot import plot_run
+        from testbed.plot import plot_run, plot_sweep
 
         def plot() -> int:
-            out = plot_run(Path(args.run_dir), Path(args.out) if args.out else None)
+            where, to = Path(args.run_dir), Path(args.out) if args.out else None
+            if (where / "sweep.csv").exists():
+                out = plot_sweep(where, args.x, args.y, to)
+            else:
+                out = plot_run(where, to)
             print(f"wrote {out}")
             return 0
 

@@ -74,3 +74,72 @@ def plot_run(run_dir: Path, out: Path | None = None) -> Path:
     fig.savefig(target)
     plt.close(fig)
     return target
+
+
+def plot_sweep(sweep_dir: Path, x: str | None, y: list[str], out: Path | None = None) -> Path:
+    """Draw result columns ``y`` of a sweep (``sweep.csv``) against swept key ``x``,
+    with error bars from ``Y_stderr`` columns; one line per value of the other swept
+    keys (averaged over repeats). Returns the file written (default sweep.png)."""
+    import csv
+    import statistics
+
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise ConfigError("qnodeos plot needs matplotlib: pip install 'qnodeos[plot]'") from None
+    with (sweep_dir / "sweep.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    if not rows:
+        raise ConfigError(f"{sweep_dir}/sweep.csv has no rows")
+    cols = list(rows[0])
+    swept = cols[: cols.index("repeat")]
+    x = x or swept[0]
+    numeric = [
+        c for c in cols[cols.index("repeat") + 1 :] if _numbers(rows, c) and "stderr" not in c
+    ]
+    for key, known, what in ((x, swept, "swept key"), *((c, numeric, "result") for c in y)):
+        if key not in known:
+            raise ConfigError(
+                f"{key!r} is not a {what} of this sweep; use one of {', '.join(known)}"
+            )
+    y = y or numeric[:1]
+    others = [k for k in swept if k != x]
+    fig, axes = plt.subplots(len(y), 1, figsize=(7, 3.2 * len(y)), squeeze=False)
+    for ax, col in zip(axes[:, 0], y, strict=True):
+        groups: dict[tuple[str, ...], dict[float, list[tuple[float, float]]]] = {}
+        for r in rows:
+            if r.get(col, "") == "":
+                continue
+            g = groups.setdefault(tuple(r[k] for k in others), {})
+            err = float(r[f"{col}_stderr"]) if r.get(f"{col}_stderr") else 0.0
+            g.setdefault(float(r[x]), []).append((float(r[col]), err))
+        for label, pts in groups.items():
+            xs = sorted(pts)
+            means = [statistics.fmean(v for v, _ in pts[k]) for k in xs]
+            errs = [
+                (sum(e * e for _, e in pts[k]) ** 0.5) / len(pts[k]) if len(pts[k]) else 0.0
+                for k in xs
+            ]
+            name = ", ".join(f"{k}={v}" for k, v in zip(others, label, strict=True)) or None
+            ax.errorbar(xs, means, yerr=errs, marker="o", capsize=3, label=name)
+        ax.set_xlabel(x)
+        ax.set_ylabel(col)
+        if others:
+            ax.legend(fontsize="small")
+    fig.tight_layout()
+    target = out or sweep_dir / "sweep.png"
+    fig.savefig(target)
+    plt.close(fig)
+    return target
+
+
+def _numbers(rows: list[dict[str, str]], col: str) -> bool:
+    try:
+        return any(r[col] != "" for r in rows) and all(
+            r[col] == "" or float(r[col]) == float(r[col]) for r in rows
+        )
+    except ValueError:
+        return False

@@ -81,3 +81,15 @@ def test_json_log_lines() -> None:
     row = json.loads(JsonLines().format(rec))
     assert row["level"] == "info" and row["logger"] == "qnodeos.kernel"
     assert row["message"] == "app 'a' connected" and row["t"][:2] == "20"
+
+
+def test_plot_of_a_sweep(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("matplotlib")
+    (tmp_path / "sweep.csv").write_text(
+        "links.0.fidelity,repeat,a.S,a.stderr,a.S_stderr\n"
+        "0.8,0,2.0,0.1,0.1\n0.9,0,2.4,0.1,0.1\n"
+    )
+    assert main(["plot", str(tmp_path), "--y", "a.S", "--out", str(tmp_path / "s.svg")]) == 0
+    assert (tmp_path / "s.svg").read_text().startswith("<?xml")
+    assert main(["plot", str(tmp_path), "--y", "a.T"]) == 2
+    assert "'a.T' is not a result of this sweep; use one of a.S" in capsys.readouterr().err
