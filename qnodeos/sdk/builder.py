@@ -81,6 +81,8 @@ class Future:
 
     @property
     def value(self) -> Any:
+        """The measured value(s): an int, or nested lists inside loops (LocalError
+        before the block has run)."""
         if self._value is _NOT_YET:
             raise LocalError("this value exists only after its block has run")
         return self._value
@@ -116,36 +118,47 @@ class Qubit:
         self._owner.current_block().emit(op, Q(i=self.id), *extra)
 
     def x(self) -> None:
+        """Pauli X."""
         self._emit("x")
 
     def y(self) -> None:
+        """Pauli Y."""
         self._emit("y")
 
     def z(self) -> None:
+        """Pauli Z."""
         self._emit("z")
 
     def h(self) -> None:
+        """Hadamard."""
         self._emit("h")
 
     def s(self) -> None:
+        """Phase gate S = diag(1, i)."""
         self._emit("s")
 
     def t(self) -> None:
+        """T = diag(1, e^(i pi/4))."""
         self._emit("t")
 
     def rx(self, theta: float) -> None:
+        """Rotation about X by ``theta`` radians."""
         self._emit("rx", _angle(theta))
 
     def ry(self, theta: float) -> None:
+        """Rotation about Y by ``theta`` radians."""
         self._emit("ry", _angle(theta))
 
     def rz(self, theta: float) -> None:
+        """Rotation about Z by ``theta`` radians."""
         self._emit("rz", _angle(theta))
 
     def cnot(self, target: Qubit) -> None:
+        """CNOT with this qubit as control and ``target`` as target."""
         self._two("cnot", target)
 
     def cz(self, target: Qubit) -> None:
+        """Controlled Z between this qubit and ``target``."""
         self._two("cz", target)
 
     def gate(self, name: str, *others: Qubit, theta: float | None = None) -> None:
@@ -190,6 +203,7 @@ class QubitOwner:
     """What a Qubit records into: the connection's currently open block."""
 
     def current_block(self) -> Block:
+        """The block being recorded (LocalError outside ``async with node.block()``)."""
         raise NotImplementedError
 
 
@@ -217,9 +231,11 @@ class Block(QubitOwner):
     eprs: list[EprSpec] = field(default_factory=list)
 
     def current_block(self) -> Block:
+        """This block (a Block records into itself)."""
         return self
 
     def emit(self, op: str, *args: Operand) -> None:
+        """Append one raw instruction (see the text form in README)."""
         self.instrs.append(Instr(op=op, args=tuple(args)))
 
     def _reg(self) -> int:
@@ -244,6 +260,7 @@ class Block(QubitOwner):
         return q
 
     def measure(self, q: Qubit) -> Future:
+        """Measure ``q`` in Z into a new future (``Qubit.measure`` calls this)."""
         size = math.prod(lp.count for lp in self._loops)
         name = f"m{len(self.futures)}"
         self.arrays[name] = size
@@ -308,6 +325,7 @@ class Block(QubitOwner):
         post: PostRoutine | None = None,
         timeout: float = 30.0,
     ) -> EprPairs:
+        """The other end of ``create_keep``: ``number`` pairs kept in this block."""
         return self._keep(epr, "recv", "K", number, sequential, post, 0.0, timeout)
 
     def create_measure(
@@ -338,6 +356,7 @@ class Block(QubitOwner):
         rotations: list[tuple[float, float, float]] | None = None,
         timeout: float = 30.0,
     ) -> EprPairs:
+        """The other end of ``create_measure``; this end's bases are its own."""
         return self._measure(epr, "recv", "M", number, bases, chosen, rotations, 0.0, timeout)
 
     def create_rsp(
@@ -366,6 +385,8 @@ class Block(QubitOwner):
         post: PostRoutine | None = None,
         timeout: float = 30.0,
     ) -> EprPairs:
+        """The receiving end of ``create_rsp``: each half kept (optionally with a
+        ``post`` routine, as in ``create_keep``)."""
         return self._keep(epr, "recv", "R", number, sequential, post, 0.0, timeout)
 
     def _keep(
@@ -495,6 +516,7 @@ class Block(QubitOwner):
 
     @contextmanager
     def if_ne(self, fut: Future | LoopVar, value: int) -> Iterator[None]:
+        """Run the body only if ``fut`` differs from ``value``."""
         with self._branch("beq", fut, value):
             yield
 
@@ -520,6 +542,7 @@ class Block(QubitOwner):
 
     # -- result --------------------------------------------------------------------------
     def build(self) -> Subroutine:
+        """The recorded block as a subroutine (what is sent to the node)."""
         instrs = list(self.instrs)
         instrs.extend(Instr(op="ret", args=(ArrName(name=f.array),)) for f in self.futures)
         return Subroutine(
@@ -527,6 +550,7 @@ class Block(QubitOwner):
         )
 
     def fill(self, values: dict[str, int | list[int]]) -> None:
+        """Give each future of the block its value from the node's reply."""
         for f in self.futures:
             v = values.get(f.array)
             if not isinstance(v, list):

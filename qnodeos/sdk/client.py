@@ -52,6 +52,8 @@ class ClassicalSocket:
         self._box = conn._inbox(node, app)[1]
 
     async def send(self, value: Any) -> None:
+        """Send ``value``; returns once the other node accepted it (RemoteError if it
+        could not be delivered)."""
         await self._conn._send_message(self.node, self.app, msgspec.msgpack.encode(value))
 
     async def recv(self) -> Any:
@@ -162,9 +164,12 @@ class Node(QubitOwner):
 
     @property
     def crosstalk_hits(self) -> int:
+        """Collective pulses of other apps that hit this app's qubits (see
+        ``crosstalk_fidelity``), as of its last block."""
         return self.last_block.crosstalk_hits if self.last_block else 0
 
     def current_block(self) -> Block:
+        """The block being recorded (LocalError outside ``async with node.block()``)."""
         if self._current is None:
             raise LocalError("qubit operations must be inside `async with node.block()`")
         return self._current

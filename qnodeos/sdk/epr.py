@@ -61,9 +61,13 @@ class EprSocket:
     async def create_keep(
         self, number: int = 1, *, min_fidelity: float = 0.0, timeout: float = 30.0
     ) -> list[Pair]:
+        """``number`` pairs kept: each ``Pair.qubit`` is this end's half, in Phi+ (up
+        to noise); with ``min_fidelity`` the link must promise at least that. Raises
+        EprError (with the pairs made) if they do not all come within ``timeout``."""
         return await self._keep("create", number, min_fidelity, timeout)
 
     async def recv_keep(self, number: int = 1, *, timeout: float = 30.0) -> list[Pair]:
+        """The other end of ``create_keep``: ``number`` pairs, each half kept."""
         return await self._keep("recv", number, 0.0, timeout)
 
     async def create_measure(
@@ -80,6 +84,7 @@ class EprSocket:
     async def recv_measure(
         self, number: int = 1, *, bases: str = "Z", timeout: float = 30.0
     ) -> list[Pair]:
+        """The other end of ``create_measure``; this end draws its own bases."""
         return await self._measure("recv", number, bases, 0.0, timeout)
 
     def stream_measure(
