@@ -160,6 +160,10 @@ class NetStack:
         them through ``to_block``)."""
         pur = purpose((self.node, app.name), (msg.remote_node, msg.remote_app))
         want = Want(app=app, msg=msg, peer=msg.remote_node, purpose=pur, index=index)
+        log.info(
+            "app %r asks for %d %s pair(s) (%s) with %r on %r%s", app.name, msg.number, msg.kind,
+            msg.role, msg.remote_app, msg.remote_node, " in a block" if index >= 0 else "",
+        )  # fmt: skip
 
         def fail(code: str, text: str) -> list[Out]:
             return self._tell(want, m.EprFailed(req=msg.req, code=code, message=text))
