@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from . import overrides
-from .config import parse_toml
+from .config import parse_network, parse_toml, read_network
 from .errors import ConfigError
 
 MAX_POINTS = 10_000
@@ -150,10 +150,11 @@ def run_sweep(
         raise ConfigError(f"--jobs {jobs}: not in 1..64")
     fixed, points = grid(settings, repeat)
     text = (
-        (shipped_network_text(network) or Path(network).read_text())
+        (shipped_network_text(network) or read_network(network))
         if network
         else default_network_text()
     )
+    parse_network(text, network or "<default>")  # a bad file: one clear error, not N runs
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     log = out / "sweep.jsonl"
