@@ -247,6 +247,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="change one value of the network for this run, e.g. apps.client.args.k=1200 "
         "or links.0.fidelity=0.9 (repeatable; see qnodeos/overrides.py)",
     )
+    sub.add_parser("schema", help="print the network file's JSON Schema (for editors)")
     p = sub.add_parser("up", help="start a network's nodes and keep them up for apps")
     p.add_argument("network", nargs="?", help="network file or embedded name (default: default)")
     p.add_argument("--run-dir", help="where the nodes' logs go (default: ./qnodeos-runs/...)")
@@ -316,6 +317,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
 
         return _guarded(plot)
+    if args.cmd == "schema":
+        from .schema import main as schema_main
+
+        schema_main()
+        return 0
     if args.cmd == "up":
         from testbed.up import up
 
