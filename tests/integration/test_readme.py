@@ -57,6 +57,7 @@ def test_every_qnodeos_command_line_is_valid() -> None:
     for body in blocks("sh"):
         for line in body.splitlines():
             for part in line.split("#")[0].split("&&"):
+                part = re.split(r"\s[>|]", part)[0]  # the shell's redirections
                 words = shlex.split(re.sub(r"\[[^]]*\]", "", part))  # [--json] etc.: optional
                 if not words or not words[0].endswith("qnodeos"):
                     continue
