@@ -21,10 +21,12 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import os
 import random
 import tempfile
 import threading
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -44,9 +46,18 @@ class Results:
     """What a run gave: per app its node, module and ``result`` (or ``error``), and per
     node the device utilization (``nodes``), as ``results.json`` holds them."""
 
-    def __init__(self, data: dict[str, Any], run_dir: Path | None = None) -> None:
+    def __init__(
+        self,
+        data: dict[str, Any],
+        run_dir: Path | None = None,
+        pairs: list[dict[str, Any]] | None = None,
+        blocks: list[dict[str, Any]] | None = None,
+    ) -> None:
         self.data = data
         self.run_dir = run_dir
+        # every pair handed to an app and every block that ran (pairs.csv, blocks.csv)
+        self.pairs = pairs or []
+        self.blocks = blocks or []
 
     def __getitem__(self, app: str) -> Any:
         """The result dict of app ``app`` (ConfigError naming the apps if unknown;
@@ -190,21 +201,29 @@ class Network:
 
     async def _run_here(self, timeout: float) -> Results:
         from testbed.local import local_network
+        from testbed.trace import merge, records
 
         from .sdk.client import IN_PROCESS
+        from .timeline import ENV
 
         cfg = self.config
         mains = [(a, importlib.import_module(a.module).main) for a in cfg.apps]
         results: dict[str, Any] = {}
-        with trio.move_on_after(timeout) as scope:
-            async with local_network(cfg) as endpoints:
-                token = IN_PROCESS.set((cfg, endpoints))
-                try:
-                    async with trio.open_nursery() as nursery:
-                        for app, main in mains:
-                            nursery.start_soon(_one, app, main, results)
-                finally:
-                    IN_PROCESS.reset(token)
+        with tempfile.TemporaryDirectory(prefix="qn-det-") as tmp, _env(ENV, tmp):
+            with trio.move_on_after(timeout) as scope:
+                async with local_network(cfg) as endpoints:  # they record a timeline
+                    token = IN_PROCESS.set((cfg, endpoints))
+                    try:
+                        async with trio.open_nursery() as nursery:
+                            for app, main in mains:
+                                nursery.start_soon(_one, app, main, results)
+                    finally:
+                        IN_PROCESS.reset(token)
+            util = merge(Path(tmp), list(cfg.nodes))
+            records(Path(tmp), list(cfg.nodes))
+            pairs, blocks = _read_csv(Path(tmp) / "pairs.csv"), _read_csv(Path(tmp) / "blocks.csv")
+        if util:
+            results["_nodes"] = {n: {"utilization": u} for n, u in util.items()}
         if scope.cancelled_caught:
             results["_error"] = f"run did not finish within {timeout} s (simulated time)"
         from testbed.launcher import run_meta
@@ -214,11 +233,10 @@ class Network:
         meta = run_meta(cfg, self.text.encode())
         keep = ("version", "network", "network_sha256", "seeds")
         results["_meta"] = {**{k: meta[k] for k in keep}, "deterministic": True}
-        return Results(results)
+        return Results(results, None, pairs, blocks)
 
     def _run_processes(self, timeout: float, run_dir: str | Path | None, quiet: bool) -> Results:
         import json
-        import os
 
         from testbed.launcher import run
 
@@ -229,7 +247,8 @@ class Network:
             where = Path(run_dir) if run_dir else Path(tmp) / "run"
             run(path, True, str(where), timeout, None, quiet, show=False)
             data = json.loads((where / "results.json").read_text())
-        return Results(data, Path(run_dir) if run_dir else None)
+            pairs, blocks = _read_csv(where / "pairs.csv"), _read_csv(where / "blocks.csv")
+        return Results(data, Path(run_dir) if run_dir else None, pairs, blocks)
 
 
 async def _one(app: Any, main: Callable[..., Awaitable[Any]], results: dict[str, Any]) -> None:
@@ -239,6 +258,41 @@ async def _one(app: Any, main: Callable[..., Awaitable[Any]], results: dict[str,
     except Exception as exc:  # an app's failure is data, as in qnodeos run
         entry["error"] = f"{type(exc).__name__}: {exc}"
     results[app.name] = entry
+
+
+def _read_csv(path: Path) -> list[dict[str, Any]]:
+    """A records file as rows of numbers, booleans and strings ([] if there is none)."""
+    import csv
+
+    if not path.exists():
+        return []
+
+    def typed(v: str) -> Any:
+        if v in ("True", "False"):
+            return v == "True"
+        for kind in (int, float):
+            try:
+                return kind(v)
+            except ValueError:
+                pass
+        return v
+
+    with path.open(newline="") as f:
+        return [{k: typed(v) for k, v in row.items()} for row in csv.DictReader(f)]
+
+
+@contextmanager
+def _env(key: str, value: str) -> Iterator[None]:
+    """``$key`` set to ``value`` meanwhile (the nodes of an in-process run read it)."""
+    before = os.environ.get(key)
+    os.environ[key] = value
+    try:
+        yield
+    finally:
+        if before is None:
+            del os.environ[key]
+        else:
+            os.environ[key] = before
 
 
 def _clock() -> trio.testing.MockClock:

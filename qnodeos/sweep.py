@@ -22,10 +22,12 @@ import csv
 import itertools
 import json
 import shutil
+import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -178,7 +180,7 @@ def run_sweep(
     running: list[tuple[Point, subprocess.Popen[str], float]] = []
     queue = list(todo)
     start = time.monotonic()
-    with log.open("a") as sink:
+    with log.open("a") as sink, _stopping(running):
         while queue or running:
             while queue and len(running) < jobs:
                 p = queue.pop(0)
@@ -216,6 +218,22 @@ def run_sweep(
     rows = [done[p.key] for p in points]
     _write_csv(out / "sweep.csv", rows)
     return rows
+
+
+@contextmanager
+def _stopping(running: list[tuple[Point, subprocess.Popen[str], float]]) -> Iterator[None]:
+    """Stopped (Ctrl-C) or failed: stop the runs under way too (they are lost; the next
+    start runs them again)."""
+    try:
+        yield
+    finally:
+        for _, proc, _ in running:
+            proc.send_signal(signal.SIGINT)  # as Ctrl-C: each run cleans up after itself
+        for _, proc, _ in running:
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
 
 
 def _write_csv(path: Path, rows: list[dict[str, Any]]) -> None:

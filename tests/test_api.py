@@ -28,8 +28,13 @@ def test_it_runs_inside_a_running_asyncio_loop_as_in_jupyter() -> None:
         return net.run(deterministic=True)  # a plain call, inside the loop
 
     res = asyncio.run(cell())
-    assert res.to_dict() == net.run(deterministic=True).to_dict()
+    again = net.run(deterministic=True)
+    assert res.to_dict() == again.to_dict() and res.pairs == again.pairs
     assert res["client"]["k"] == 3 and len(res["client"]["settings"]) == 6
+    # every pair at both ends (54 DQC runs) and every block (C1; S1 and S2), as data
+    assert len(res.pairs) == 2 * 54 and {p["app"] for p in res.pairs} == {"client", "server"}
+    assert len(res.blocks) == 3 * 54 and all(b["latency_s"] >= 0 for b in res.blocks)
+    assert 0 < res.nodes["server"]["utilization"]["busy_fraction"] < 1
 
 
 async def test_trio_users_await_run_async(autojump_clock: object) -> None:

@@ -624,7 +624,7 @@ class Kernel:
         cur.app.fire(Event.FINISH)
         cur.app.blocks_done += 1
         self.counters.blocks_done += 1
-        log.debug("block %d of app %r done (%d ns of device time)", cur.block, cur.app.name, spent)
+        log.info("block %d of app %r done (%d ns of device time)", cur.block, cur.app.name, spent)
         done = m.BlockDone(
             block=cur.block,
             values=step.values,

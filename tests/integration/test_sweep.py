@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import json
 import math
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -84,14 +86,36 @@ def test_a_fidelity_sweep_follows_the_chsh_closed_form_and_resumes(tmp_path: Pat
     assert "links.0.fidelity" in out.stdout and "a.S" in out.stdout  # the table
     csv = (tmp_path / "sw" / "sweep.csv").read_text().splitlines()
     assert len(csv) == 5 and "a.S" in csv[0]
-    # stopped part-way (the last run's line lost): a second start runs only that one
+    # a log whose last line was torn (a sweep stopped while writing): a second start
+    # runs only the runs it lacks
     log = tmp_path / "sw" / "sweep.jsonl"
     lines = log.read_text().splitlines()
-    log.write_text("\n".join(lines[:3]) + "\n" + lines[3][:20])  # and a torn line
+    log.write_text("\n".join(lines[:3]) + "\n" + lines[3][:20])
     again = sweep(tmp_path, "--deterministic", "--jobs", "2")
     assert again.returncode == 0, again.stderr
     assert "3 already in" in again.stderr and "1 to go" in again.stderr
     assert again.stdout == out.stdout  # the same table
+
+
+def test_a_sweep_stopped_with_ctrl_c_resumes(tmp_path: Path) -> None:
+    net = tmp_path / "chsh.toml"
+    net.write_text(NET)
+    args = [sys.executable, "-m", "qnodeos", "sweep", str(net), "--out", str(tmp_path / "sw")]
+    args += ["--set", "links.0.fidelity=0.7:0.97:4", "--deterministic"]
+    proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    log = tmp_path / "sw" / "sweep.jsonl"
+    deadline = time.monotonic() + 60
+    while not (log.exists() and log.read_text().count("\n") >= 1):
+        assert time.monotonic() < deadline and proc.poll() is None
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(timeout=30) != 0
+    done = log.read_text().count("\n")
+    assert 1 <= done < 4
+    again = sweep(tmp_path, "--deterministic")
+    assert again.returncode == 0, again.stderr
+    assert f"{done} already in" in again.stderr and f"{4 - done} to go" in again.stderr
+    assert log.read_text().count("\n") == 4
 
 
 def test_a_sweep_from_python_in_real_processes(tmp_path: Path) -> None:
