@@ -8,8 +8,7 @@
 - the instruction-set text block runs on a node and returns what it says;
 - ``teleport_local.py`` runs against ``qnodeos node bob`` started as the README says;
 - the "From Python" block runs as written;
-- the SDK fragments (which need a peer app: their behaviour is checked in
-  ``tests/netlink/test_pairs_local.py``) compile.
+- the SDK's entanglement fragments run as written against a peer app.
 """
 
 from __future__ import annotations
@@ -20,15 +19,19 @@ import shlex
 import subprocess
 import sys
 import textwrap
+from contextlib import aclosing
 from pathlib import Path
+from typing import Any
 
 import pytest
 import trio
+import trio.testing
 
 import qnodeos
 from qnodeos import sdk
 from qnodeos.cli import build_parser
 from qnodeos.config import parse_network
+from qnodeos.sdk.client import IN_PROCESS
 from testbed.local import local_network
 
 from .helpers import ROOT
@@ -130,17 +133,81 @@ def test_the_from_python_block_runs_as_written(tmp_path: Path) -> None:
     assert 0.0 <= float(fid) <= 1.0 and ok == "True"
 
 
-def test_the_sdk_fragments_compile() -> None:
+FRAG_NET = """
+name = "readme-frag"
+[nodes.alice]
+device = "generic"
+qubits = 8
+speed = inf
+seed = 1
+[nodes.bob]
+device = "generic"
+qubits = 8
+speed = inf
+seed = 2
+[[links]]
+nodes = ["alice", "bob"]
+model = "depolarise"
+fidelity = 0.95
+p_success = 0.5
+cycle_ns = 1000
+seed = 3
+"""
+
+
+def as_program(fragment: str, name: str) -> str:
+    """A fragment as ``async def name()``: one that opens its own session as it is;
+    one that uses ``node`` and ``epr`` inside a session as the first opens it."""
+    imports = [ln for ln in fragment.splitlines() if ln.startswith(("from ", "import "))]
+    body = "\n".join(ln for ln in fragment.splitlines() if ln not in imports)
+    if not body.lstrip().startswith("async with sdk.connect"):
+        session = 'async with sdk.connect("alice", app="sender", qubits=8) as node:\n'
+        session += '    epr = node.epr_socket("bob", "receiver")\n'
+        body = session + textwrap.indent(body, "    ")
+    return "\n".join(imports) + f"\nasync def {name}():\n" + textwrap.indent(body, "    ")
+
+
+async def receiver(i: int) -> None:
+    """The other end of fragment ``i``: the same pairs, asked for from bob."""
+    async with sdk.connect("bob", app="receiver", qubits=8) as node:
+        epr = node.epr_socket("alice", "sender")
+        if i == 0:
+            await epr.recv_keep(timeout=10)
+            await epr.recv_measure(100, bases="XZ")
+        elif i == 1:
+            async with aclosing(epr.stream_measure("recv", 100_000, bases="XZ")) as chunks:
+                async for _ in chunks:
+                    pass
+        else:
+            async with node.block() as b:
+                b.recv_keep(epr, 2)
+                b.recv_measure(epr, 100, chosen="XZ" * 50)
+                b.recv_rsp(epr, 4, sequential=True, post=lambda b, q, i: q.measure())
+                b.create_keep(epr, 20, sequential=True, post=lambda b, q, i: q.measure())
+
+
+def test_the_sdk_fragments_run_against_a_peer(capsys: pytest.CaptureFixture[str]) -> None:
+    """The entanglement fragments, each as written (the ones using ``node`` and ``epr``
+    inside a session to bob's app "receiver"), against a peer app asking for the same
+    pairs; two nodes in deterministic mode."""
     fragments = [
         b for b in blocks("python") if not b.startswith(("# teleport_local.py", "import qnodeos"))
     ]
-    assert len(fragments) >= 3
-    for body in fragments:
-        imports = [ln for ln in body.splitlines() if ln.startswith(("from ", "import "))]
-        rest = [ln for ln in body.splitlines() if ln not in imports]
-        src = (
-            "\n".join(imports)
-            + "\nasync def _fragment():\n"
-            + textwrap.indent("\n".join(rest), "    ")
-        )
-        compile(src, "README fragment", "exec")
+    assert len(fragments) == 3
+    ns: dict[str, Any] = {"sdk": sdk}
+    programs = "\n".join(as_program(f, f"f{i}") for i, f in enumerate(fragments))
+    exec(compile(programs, "README", "exec"), ns)
+    cfg = parse_network(FRAG_NET)
+
+    async def main() -> None:
+        async with local_network(cfg) as endpoints:
+            IN_PROCESS.set((cfg, endpoints))
+            for i in range(len(fragments)):
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(ns[f"f{i}"])
+                    nursery.start_soon(receiver, i)
+
+    trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
+    printed = capsys.readouterr().out  # fragment 3 prints the outcomes and the ids
+    outcomes, ids = printed.strip().split("] [")
+    assert outcomes.count(",") == 99 and ids.count(",") == 99
