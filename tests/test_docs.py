@@ -38,3 +38,28 @@ def test_the_api_reference_builds_without_warnings(tmp_path: Path) -> None:
     page = (tmp_path / "qnodeos" / "sdk.html").read_text()
     for name in ("Node", "Block", "EprSocket", "create_keep", "progress"):
         assert name in page
+
+
+def test_references_in_the_sdk_docstrings_resolve() -> None:
+    """A docstring naming ``Node.progress`` or ``sdk.connect`` (in double backticks)
+    names something that exists: a renamed method breaks this test, not the reader."""
+    import re
+
+    docs: list[str] = []
+    for name in sdk.__all__:
+        obj = getattr(sdk, name)
+        docs.append(inspect.getdoc(obj) or "")
+        if inspect.isclass(obj):
+            docs += [inspect.getdoc(m) or "" for a, m in vars(obj).items() if not a.startswith("_")]
+    broken = []
+    for ref in {r for d in docs for r in re.findall(r"``([A-Za-z_][\w.]*)``", d)}:
+        head, _, rest = ref.removeprefix("sdk.").partition(".")
+        if head not in sdk.__all__:
+            continue  # a parameter, a value, another package: not a reference into the SDK
+        target: object = getattr(sdk, head)
+        for part in rest.split(".") if rest else []:
+            if not hasattr(target, part):
+                broken.append(ref)
+                break
+            target = getattr(target, part)
+    assert broken == []
