@@ -21,6 +21,7 @@ from typing import Any, TextIO
 import trio
 
 PLAIN_EVERY_S = 2.0
+READ_MAX = 64 * 1024  # bytes of an app's reports read per look (it may write anything)
 RATE_WINDOW_S = 5.0
 QUIET_EVERY_S = 10.0
 
@@ -44,8 +45,11 @@ class AppLine:
         """Take in the app's latest report, if any."""
         try:
             with self.file.open("rb") as f:
+                size = f.seek(0, 2)
+                if size - self.pos > READ_MAX:  # an app that writes too much: its latest
+                    self.pos = size - READ_MAX  # reports only (the first line is cut)
                 f.seek(self.pos)
-                data = f.read()
+                data = f.read(READ_MAX)
         except OSError:
             return
         lines = data.split(b"\n")

@@ -61,3 +61,12 @@ def test_the_sdk_writes_reports_only_when_asked(
     r.report(1000, 1000, "pairs")  # ...and always the last one
     rows = [json.loads(x) for x in path.read_text().splitlines()]
     assert rows[0]["done"] == 0 and rows[-1]["done"] == 1000 and len(rows) < 10
+
+
+def test_an_app_writing_megabytes_of_reports_costs_a_bounded_read(tmp_path: Path) -> None:
+    f = tmp_path / "p.jsonl"
+    row = json.dumps({"t": 1.0, "done": 1, "total": 9, "unit": "x" * 1000}) + "\n"
+    f.write_text(row * 5000 + json.dumps({"t": 2.0, "done": 7, "total": 9}) + "\n")
+    line = AppLine("a", "m on n", f)
+    line.read()
+    assert line.done == 7 and line.unit == "" and len(line.recent) < 100
