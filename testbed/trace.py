@@ -37,7 +37,10 @@ def node_spans(run_dir: Path, node: str) -> tuple[list[dict[str, Any]], list[dic
             continue
         use = uses.get(r["seq"], {})
         what = "round" if r["kind"] == "round" else use.get("what", "block")
-        spans.append({**r, "what": what, "app": use.get("app", "")})
+        span = {**r, "what": what, "app": use.get("app", "")}
+        if "block" in use:
+            span["block"] = use["block"]  # the app's block id
+        spans.append(span)
     states = [r for r in kernel if r["kind"] == "state"]
     return spans, states
 

@@ -616,7 +616,9 @@ class Kernel:
             self._seq += 1
             cur.seq = self._seq
             if self.timeline is not None:
-                self.timeline.add(kind="use", seq=cur.seq, what="block", app=cur.app.name)
+                self.timeline.add(
+                    kind="use", seq=cur.seq, what="block", app=cur.app.name, block=cur.block
+                )
             return [ToDevice(m.DeviceRequest(seq=cur.seq, ops=step.ops))]
         assert isinstance(step, Finished)
         spent = 0 if now_ns is None or cur.started_ns is None else now_ns - cur.started_ns
