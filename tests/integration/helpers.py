@@ -14,6 +14,31 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[2]
 
 
+def werner_pair(name: str, fidelity: float) -> str:
+    """Network text: alice and bob, generic 8-qubit devices at speed inf, a Werner link
+    of ``fidelity`` (p = 0.5 per 1 us attempt); all seeds set."""
+    return f"""
+name = "{name}"
+[nodes.alice]
+device = "generic"
+qubits = 8
+speed = inf
+seed = 1
+[nodes.bob]
+device = "generic"
+qubits = 8
+speed = inf
+seed = 2
+[[links]]
+nodes = ["alice", "bob"]
+model = "depolarise"
+fidelity = {fidelity}
+p_success = 0.5
+cycle_ns = 1000
+seed = 3
+"""
+
+
 class Proc:
     """A child process whose stdout lines we can wait for."""
 

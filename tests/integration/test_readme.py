@@ -34,7 +34,7 @@ from qnodeos.config import parse_network
 from qnodeos.sdk.client import IN_PROCESS
 from testbed.local import local_network
 
-from .helpers import ROOT
+from .helpers import ROOT, werner_pair
 
 pytestmark = pytest.mark.slow
 README = (ROOT / "README.md").read_text()
@@ -133,26 +133,7 @@ def test_the_from_python_block_runs_as_written(tmp_path: Path) -> None:
     assert 0.0 <= float(fid) <= 1.0 and ok == "True"
 
 
-FRAG_NET = """
-name = "readme-frag"
-[nodes.alice]
-device = "generic"
-qubits = 8
-speed = inf
-seed = 1
-[nodes.bob]
-device = "generic"
-qubits = 8
-speed = inf
-seed = 2
-[[links]]
-nodes = ["alice", "bob"]
-model = "depolarise"
-fidelity = 0.95
-p_success = 0.5
-cycle_ns = 1000
-seed = 3
-"""
+FRAG_NET = werner_pair("readme-frag", 0.95)
 
 
 def as_program(fragment: str, name: str) -> str:

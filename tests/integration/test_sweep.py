@@ -15,29 +15,11 @@ import pytest
 
 import qnodeos
 
-from .helpers import ROOT
+from .helpers import ROOT, werner_pair
 
 pytestmark = pytest.mark.slow
 
-NET = """
-name = "chshsweep"
-[nodes.alice]
-device = "generic"
-qubits = 8
-speed = inf
-seed = 1
-[nodes.bob]
-device = "generic"
-qubits = 8
-speed = inf
-seed = 2
-[[links]]
-nodes = ["alice", "bob"]
-model = "depolarise"
-fidelity = 0.9
-p_success = 0.5
-cycle_ns = 1000
-seed = 3
+NET = werner_pair("chshsweep", 0.9) + """
 [[apps]]
 node = "alice"
 name = "a"
