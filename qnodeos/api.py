@@ -252,9 +252,11 @@ class Network:
 
 
 async def _one(app: Any, main: Callable[..., Awaitable[Any]], results: dict[str, Any]) -> None:
+    from .sdk.apps import call_main
+
     entry: dict[str, Any] = {"node": app.node, "module": app.module}
     try:
-        entry["result"] = await main(app.node, **app.args)
+        entry["result"] = await call_main(main, app.node, app.name, app.args)
     except Exception as exc:  # an app's failure is data, as in qnodeos run
         entry["error"] = f"{type(exc).__name__}: {exc}"
     results[app.name] = entry

@@ -239,7 +239,7 @@ def run(
         for name in cfg.nodes:
             nodes[name] = forks.fork_node(name, net_file, env)
         for a in cfg.apps:
-            argv = [a.module, a.node, "--args", json.dumps(a.args), "--result"]
+            argv = [a.module, a.node, "--name", a.name, "--args", json.dumps(a.args), "--result"]
             argv.append(str(run_dir / f"app-{a.name}.json"))
             app_env = {**env, PROGRESS_ENV: str(run_dir / f"progress-{a.name}.jsonl")}
             app_procs[a.name] = forks.fork_app(argv, app_env, run_dir / f"app-{a.name}.log")

@@ -78,3 +78,18 @@ def test_results_to_pandas_one_row_per_app() -> None:
     res = qnodeos.Network.shipped("dqc").set(*SMALL_DQC).run(deterministic=True)
     df = res.to_pandas()
     assert sorted(df["app"]) == ["client", "server"] and "k" in df.columns
+
+
+def test_an_app_main_may_take_its_session_ready_made() -> None:
+    """``main(node: sdk.Node, ...)``: the runner connects it, as the app named in the
+    file, with ``qubits`` from its args (the rest go to main)."""
+    data = {
+        "name": "session",
+        "nodes": {"n": {"device": "generic", "qubits": 2, "seed": 1}},
+        "apps": [
+            {"node": "n", "name": "flip", "module": "tests.integration.session_app",
+             "args": {"shots": 4, "qubits": 2}},
+        ],
+    }  # fmt: skip
+    res = qnodeos.Network.from_dict(data).run(deterministic=True)
+    assert res["flip"] == {"ones": 4, "node": "n", "app_id": 1}

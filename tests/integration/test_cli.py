@@ -264,3 +264,15 @@ def test_network_run_from_python_in_real_processes(tmp_path: Path) -> None:
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout) == {"ok": True, "runs": 36}
     assert (tmp_path / "run" / "results.json").exists() and "client:" not in out.stderr
+
+
+def test_an_app_main_taking_a_session_runs_in_qnodeos_run(tmp_path: Path) -> None:
+    net = tmp_path / "s.toml"
+    net.write_text(
+        'name = "sess"\n[nodes.n]\ndevice = "generic"\nqubits = 1\nspeed = inf\n'
+        '[[apps]]\nnode = "n"\nname = "flip"\nmodule = "tests.integration.session_app"\n'
+        "args = { shots = 5 }\n"
+    )
+    out = qnodeos("run", str(net), "--json", "--quiet", "--run-dir", str(tmp_path / "run"))
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["flip"]["result"]["ones"] == 5
