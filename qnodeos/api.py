@@ -36,7 +36,7 @@ import trio.testing
 
 from . import overrides
 from .config import NetworkConfig, parse_network, parse_toml, read_network
-from .defaults import shipped_network_text
+from .defaults import network_text, shipped_network_text
 from .errors import ConfigError
 
 T = TypeVar("T")
@@ -129,6 +129,13 @@ class Network:
     @classmethod
     def from_dict(cls, data: dict[str, Any], source: str = "<dict>") -> Network:
         return cls(tomli_w.dumps(data), source)
+
+    @classmethod
+    def named(cls, arg: str | None) -> Network:
+        """What ``qnodeos run ARG`` would run: an embedded network by name, a file, or
+        (None) the default network."""
+        text, source, path = network_text(arg)
+        return cls(text, source, Path(path) if path else None)
 
     @classmethod
     def shipped(cls, name: str = "default") -> Network:

@@ -23,3 +23,17 @@ def shipped_network_text(name: str) -> str | None:
     if Path(name).exists() or name not in shipped_networks():
         return None
     return files("qnodeos").joinpath(f"data/{name}.toml").read_text()
+
+
+def network_text(arg: str | None) -> tuple[str, str, str | None]:
+    """What a command's NETWORK argument names: (text, source for messages, the file's
+    path or None): an embedded network by name, a file (ConfigError if unreadable),
+    or, for None, the default network."""
+    from .config import read_network
+
+    if not arg:
+        return default_network_text(), "<default>", None
+    shipped = shipped_network_text(arg)
+    if shipped is not None:
+        return shipped, f"<{arg}>", None
+    return read_network(arg), arg, arg

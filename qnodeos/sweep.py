@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from . import overrides
-from .config import parse_network, parse_toml, read_network
+from .config import parse_network, parse_toml
 from .errors import ConfigError
 
 MAX_POINTS = 10_000
@@ -146,17 +146,13 @@ def run_sweep(
     say: Callable[[str], None] = lambda s: print(s, file=sys.stderr, flush=True),
 ) -> list[dict[str, Any]]:
     """Run the sweep (resuming from ``out_dir``); the table's rows, in grid order."""
-    from .defaults import default_network_text, shipped_network_text
+    from .defaults import network_text
 
     if not 1 <= jobs <= 64:
         raise ConfigError(f"--jobs {jobs}: not in 1..64")
     fixed, points = grid(settings, repeat)
-    text = (
-        (shipped_network_text(network) or read_network(network))
-        if network
-        else default_network_text()
-    )
-    parse_network(text, network or "<default>")  # a bad file: one clear error, not N runs
+    text, source, _ = network_text(network)
+    parse_network(text, source)  # a bad file: one clear error, not N runs
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     log = out / "sweep.jsonl"

@@ -32,8 +32,8 @@ import trio
 
 from qnodeos import overrides
 from qnodeos.cli import READY
-from qnodeos.config import NetworkConfig, parse_network, parse_toml, read_network
-from qnodeos.defaults import default_network_text, shipped_network_text
+from qnodeos.config import NetworkConfig, parse_network, parse_toml
+from qnodeos.defaults import network_text
 from qnodeos.errors import ConfigError, QNodeOSError
 from qnodeos.sdk.progress import ENV as PROGRESS_ENV
 from qnodeos.timeline import ENV
@@ -185,13 +185,7 @@ def _prepare(
     (network, run dir, network file to use, env). Nodes read the original file, so
     paths in it (``keys``) mean what they meant there; with settings they read the
     copy, whose ``keys`` is made absolute."""
-    shipped = shipped_network_text(path) if path else None
-    if shipped is not None:  # an embedded network, by name
-        text, path, source = shipped, None, "<embedded>"
-    elif path:
-        text, source = read_network(path), path
-    else:
-        text, source = default_network_text(), "<default>"
+    text, source, path = network_text(path)
     if settings:
         data = parse_toml(text, source)
         if path and isinstance(data.get("keys"), str):
@@ -447,12 +441,7 @@ def run_deterministic(
     clock (``qnodeos.Network.run(deterministic=True)``), results printed as by ``run``."""
     from qnodeos.api import Network
 
-    if path and shipped_network_text(path) is not None:
-        net = Network.shipped(path)
-    elif path:
-        net = Network.from_file(path)
-    else:
-        net = Network.shipped("default")
+    net = Network.named(path)
     if settings:
         net = net.set(*settings)
     check_modules(net.config)
