@@ -35,7 +35,7 @@ import trio
 import trio.testing
 
 from . import overrides
-from .config import NetworkConfig, parse_network, parse_toml, read_network
+from .config import NetworkConfig, parse_network, read_network
 from .defaults import network_text, shipped_network_text
 from .errors import ConfigError
 
@@ -147,11 +147,8 @@ class Network:
 
     def set(self, *settings: str) -> Network:
         """A copy with ``KEY=VALUE`` settings applied (as ``qnodeos run --set``)."""
-        data = parse_toml(self.text, self.source)
-        if self.path is not None and isinstance(data.get("keys"), str):
-            data["keys"] = str((self.path.parent / data["keys"]).resolve())
-        overrides.apply(data, list(settings))
-        return Network(tomli_w.dumps(data), f"{self.source} with set")
+        text = overrides.applied(self.text, self.source, self.path, list(settings))
+        return Network(text, f"{self.source} with set")
 
     def sweep(
         self,

@@ -18,6 +18,7 @@ naming the nearest known one); every key before it must exist.
 from __future__ import annotations
 
 import tomllib
+from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError
@@ -60,6 +61,21 @@ def _index(items: list[Any], part: str, where: str) -> int:
     ]
     known = f"; named: {', '.join(names)}" if names else ""
     raise ConfigError(f"--set {where}: no element named {part!r} (or use an index from 0{known})")
+
+
+def applied(text: str, source: str, path: str | Path | None, settings: list[str]) -> str:
+    """A network file's ``text`` with ``settings`` applied, as TOML again; ``keys``, a
+    directory relative to the file at ``path``, is made absolute (the new text lives
+    elsewhere)."""
+    import tomli_w
+
+    from .config import parse_toml
+
+    data = parse_toml(text, source)
+    if path is not None and isinstance(data.get("keys"), str):
+        data["keys"] = str((Path(path).parent / data["keys"]).resolve())
+    apply(data, settings)
+    return tomli_w.dumps(data)
 
 
 def apply(data: dict[str, Any], settings: list[str]) -> None:

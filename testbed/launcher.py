@@ -27,12 +27,11 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-import tomli_w
 import trio
 
 from qnodeos import overrides
 from qnodeos.cli import READY
-from qnodeos.config import NetworkConfig, parse_network, parse_toml
+from qnodeos.config import NetworkConfig, parse_network
 from qnodeos.defaults import network_text
 from qnodeos.errors import ConfigError, QNodeOSError
 from qnodeos.sdk.progress import ENV as PROGRESS_ENV
@@ -187,11 +186,8 @@ def _prepare(
     copy, whose ``keys`` is made absolute."""
     text, source, path = network_text(path)
     if settings:
-        data = parse_toml(text, source)
-        if path and isinstance(data.get("keys"), str):
-            data["keys"] = str((Path(path).parent / data["keys"]).resolve())
-        overrides.apply(data, settings)
-        text, path, source = tomli_w.dumps(data), None, f"{source} with --set"
+        text = overrides.applied(text, source, path, settings)
+        path, source = None, f"{source} with --set"
     cfg = parse_network(text, source)
     check_modules(cfg)
     stamp = time.strftime("%Y%m%d-%H%M%S")
