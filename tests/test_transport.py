@@ -51,6 +51,11 @@ async def test_concurrent_senders_and_receivers_on_one_socket(tmp_path: Path) ->
 
         async def router_sends() -> None:
             for i in range(n):
+                # A ROUTER drops what goes beyond its peer's high-water mark (1000),
+                # by zmq's design: keep fewer in flight, so that a slow machine tests
+                # the edges, not the drops.
+                while i - len(got_at_dealer) >= 500:
+                    await trio.sleep(0)
                 await router.send([ident, b"r%d" % i])
 
         async def router_receives() -> None:
