@@ -205,7 +205,7 @@ class Network:
 
     async def _run_here(self, timeout: float) -> Results:
         from testbed.local import local_network
-        from testbed.trace import merge, records
+        from testbed.trace import summarize
 
         from .sdk.client import IN_PROCESS
         from .timeline import ENV
@@ -223,11 +223,10 @@ class Network:
                                 nursery.start_soon(_one, app, main, results)
                     finally:
                         IN_PROCESS.reset(token)
-            util = merge(Path(tmp), list(cfg.nodes))
-            records(Path(tmp), list(cfg.nodes))
+            nodes_util, _ = summarize(Path(tmp), list(cfg.nodes))
             pairs, blocks = _read_csv(Path(tmp) / "pairs.csv"), _read_csv(Path(tmp) / "blocks.csv")
-        if util:
-            results["_nodes"] = {n: {"utilization": u} for n, u in util.items()}
+        if nodes_util:
+            results["_nodes"] = nodes_util
         if scope.cancelled_caught:
             results["_error"] = f"run did not finish within {timeout} s (simulated time)"
         from testbed.launcher import run_meta

@@ -36,7 +36,7 @@ from qnodeos.defaults import network_text
 from qnodeos.errors import ConfigError, QNodeOSError
 from qnodeos.sdk.progress import ENV as PROGRESS_ENV
 from qnodeos.timeline import ENV
-from testbed.trace import merge, records
+from testbed.trace import summarize
 
 from . import forks
 from .forks import Proc
@@ -231,7 +231,7 @@ def run(
         for a in cfg.apps:
             argv = [a.module, a.node, "--name", a.name, "--args", json.dumps(a.args), "--result"]
             argv.append(str(run_dir / f"app-{a.name}.json"))
-            app_env = {**env, PROGRESS_ENV: str(run_dir / f"progress-{a.name}.jsonl")}
+            app_env = {**env, PROGRESS_ENV: str(_progress_file(run_dir, a.name))}
             app_procs[a.name] = forks.fork_app(argv, app_env, run_dir / f"app-{a.name}.log")
     except BaseException:
         for proc in (*nodes.values(), *app_procs.values()):
@@ -241,6 +241,11 @@ def run(
     return trio.run(
         run_network, cfg, run_dir, env, nodes, app_procs, as_json, timeout, quiet, show
     )
+
+
+def _progress_file(run_dir: Path, app: str) -> Path:
+    """Where app ``app`` reports its progress ($QNODEOS_PROGRESS) and the launcher reads it."""
+    return run_dir / f"progress-{app}.jsonl"
 
 
 async def run_network(
@@ -274,7 +279,7 @@ async def run_network(
                         flush=True,
                     )
                 lines = [
-                    AppLine(a.name, f"{a.module} on {a.node}", run_dir / f"progress-{a.name}.jsonl")
+                    AppLine(a.name, f"{a.module} on {a.node}", _progress_file(run_dir, a.name))
                     for a in cfg.apps
                 ]
                 view = ProgressView(lines, None if quiet else sys.stderr)
@@ -300,10 +305,10 @@ async def run_network(
         shutil.rmtree(env["QNODEOS_RUNTIME_DIR"], ignore_errors=True)
         if errors:
             results["_error"] = "; ".join(errors)
-        util = merge(run_dir, list(cfg.nodes))
-        if util:
-            results["_nodes"] = {n: {"utilization": u} for n, u in util.items()}
-        results["_meta"] = {**meta, "ended": _now(), "records": records(run_dir, list(cfg.nodes))}
+        nodes_util, counts = summarize(run_dir, list(cfg.nodes))
+        if nodes_util:
+            results["_nodes"] = nodes_util
+        results["_meta"] = {**meta, "ended": _now(), "records": counts}
         (run_dir / "results.json").write_text(json.dumps(results, indent=2))
     status = 1 if errors or any("error" in r for k, r in results.items() if k != "_error") else 0
     if interrupted:

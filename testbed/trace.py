@@ -147,3 +147,11 @@ def merge(run_dir: Path, nodes: list[str]) -> dict[str, Any]:
 
 def _meta(pid: int, tid: int, what: str, name: str) -> dict[str, Any]:
     return {"name": what, "ph": "M", "pid": pid, "tid": tid, "args": {"name": name}}
+
+
+def summarize(run_dir: Path, nodes: list[str]) -> tuple[dict[str, Any], dict[str, int]]:
+    """After a run: write its timeline, blocks.csv and pairs.csv; returns results.json's
+    ``_nodes`` (each node's utilization; empty without a timeline) and the record counts."""
+    util = merge(run_dir, nodes)
+    counts = records(run_dir, nodes)
+    return {n: {"utilization": u} for n, u in util.items()}, counts
