@@ -60,7 +60,7 @@ class Results:
         self.blocks = blocks or []
 
     def __getitem__(self, app: str) -> Any:
-        """The result dict of app ``app`` (ConfigError naming the apps if unknown;
+        """The result dict of app ``app`` (KeyError naming the apps if unknown;
         RuntimeError with the app's error if it failed)."""
         entry = self.apps.get(app)
         if entry is None:
@@ -96,7 +96,7 @@ class Results:
     def to_pandas(self) -> Any:
         """One row per app: node, module, error, and its result's scalar fields
         (needs pandas)."""
-        pd = importlib.import_module("pandas")  # optional: pip install 'qnodeos[pandas]'
+        pd = importlib.import_module("pandas")  # not a dependency: pip install pandas
 
         rows = []
         for name, entry in self.apps.items():
