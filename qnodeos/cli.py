@@ -247,6 +247,32 @@ def build_parser() -> argparse.ArgumentParser:
         help="change one value of the network for this run, e.g. apps.client.args.k=1200 "
         "or links.0.fidelity=0.9 (repeatable; see qnodeos/overrides.py)",
     )
+    p = sub.add_parser(
+        "netqasm",
+        help="run a NetQASM app folder (app_<party>.py, roles.yaml, <party>.yaml) unchanged",
+        description="Run a NetQASM SDK app folder as `netqasm simulate --app-dir` would: each "
+        "party in its own process on its node; prints each party's returned dict.",
+    )
+    p.add_argument("app_dir", help="folder with app_<party>.py files")
+    p.add_argument(
+        "--network",
+        help="qnodeos network file for nodes and links (default: the folder's network.yaml, "
+        "else one generic node per party and a link between every two)",
+    )
+    p.add_argument(
+        "--fidelity", type=float, help="default network: Werner links of this fidelity"
+    )
+    p.add_argument("--num", type=int, default=1, help="run the app this many times")
+    p.add_argument(
+        "--states",
+        action="store_true",
+        help="add the state of each qubit a party still holds when its connection closes",
+    )
+    p.add_argument("--json", action="store_true", help="print results as JSON")
+    p.add_argument("--run-dir", help="where results and logs go (default: ./qnodeos-runs/...)")
+    p.add_argument("--timeout", type=float, default=600.0, help="give up after this many s")
+    p.add_argument("--quiet", action="store_true", help="do not show the apps' progress")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="as for run")
     sub.add_parser("schema", help="print the network file's JSON Schema (for editors)")
     p = sub.add_parser("up", help="start a network's nodes and keep them up for apps")
     p.add_argument("network", nargs="?", help="network file or embedded name (default: default)")
@@ -317,6 +343,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
 
         return _guarded(plot)
+    if args.cmd == "netqasm":
+        return _guarded(lambda: _netqasm(args))
     if args.cmd == "schema":
         from .schema import main as schema_main
 
@@ -360,6 +388,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     return _guarded(
         lambda: run(args.network, args.json, args.run_dir, args.timeout, args.set, args.quiet)
     )
+
+
+def _netqasm(args: argparse.Namespace) -> int:
+    """``qnodeos netqasm APP_DIR``: the folder's network, run as ``qnodeos run`` runs."""
+    import tempfile
+
+    import tomli_w
+
+    from testbed.launcher import run
+
+    from .netqasm.folder import network_for
+
+    net = network_for(
+        args.app_dir, args.network, fidelity=args.fidelity, num=args.num, states=args.states
+    )
+    with tempfile.TemporaryDirectory(prefix="qnodeos-netqasm-") as tmp:
+        path = Path(tmp) / "network.toml"
+        path.write_text(tomli_w.dumps(net))
+        return run(str(path), args.json, args.run_dir, args.timeout, args.set, args.quiet)
 
 
 def _guarded(command: Callable[[], int]) -> int:

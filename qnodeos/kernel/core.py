@@ -36,6 +36,7 @@ from .lower import Lowering
 from .memory import MemoryManager
 from .messaging import Postbox
 from .netstack import NetStack, Want, Work
+from .nqrun import NqBlock, NqMemory, NqRun
 from .outputs import Out, Resume, ToApp, ToDevice, ToNode
 from .processes import App, Event, ProcessTable
 from .running import Counters, Current
@@ -239,7 +240,7 @@ class Kernel:
         if msg.error is not None:
             return self._fail_current(msg.error, "device") + self._pump()
         try:
-            cur.run.deliver(msg.outcomes)
+            cur.run.deliver(msg.outcomes, msg.states)
         except ProgramError as exc:
             return self._fail_current(str(exc), "program") + self._pump()
         self.counters.device_ns = msg.now_ns
@@ -390,7 +391,7 @@ class Kernel:
         out.append(ToApp(app.addr, m.Stopped(reason=reason)))
         return out
 
-    def _submit(self, app: App, msg: m.Submit, now: float) -> list[Out]:
+    def _submit(self, app: App, msg: m.Submit | m.SubmitNetQASM, now: float) -> list[Out]:
 
         def fail(code: str, text: str) -> list[Out]:
             self._count_fail(code, f"app {app.name!r}: {text}")
@@ -413,15 +414,37 @@ class Kernel:
                 f"{app.state.value}; wait for its result",
             )
         try:
-            validate(msg.sub, self.max_instrs)
+            if isinstance(msg, m.Submit):
+                validate(msg.sub, self.max_instrs)
+                payload: Subroutine | NqBlock = msg.sub
+            else:
+                payload = self._netqasm(app, msg)
         except ProgramError as exc:
             return fail("invalid", str(exc))
         deadline = now + msg.deadline_s if msg.deadline_s is not None else float("inf")
         app.fire(Event.SUBMIT)
-        self._queue(app, (msg.block, msg.sub), deadline)
+        self._queue(app, (msg.block, payload), deadline)
         return self._pump()
 
-    def _queue(self, app: App, payload: tuple[int, Subroutine] | Current, deadline: float) -> None:
+    def _netqasm(self, app: App, msg: m.SubmitNetQASM) -> NqBlock:
+        """Read a NetQASM subroutine (ProgramError if it cannot be run here). The app's
+        NetQASM registers and arrays start afresh with ``fresh`` (a new connection)."""
+        from ..netqasm.decode import decode  # imports netqasm: only nodes that need it
+
+        instrs = decode(msg.code, msg.form, msg.flavour, self.max_instrs) if msg.code else []
+        keys = [(s.node_id, s.id) for s in msg.sockets]
+        if len(set(keys)) != len(keys):
+            raise ProgramError(f"EPR sockets repeat (remote node id, socket id): {sorted(keys)}")
+        if msg.stop:  # the NetQASM connection ended: its qubits and memory go
+            for v in sorted(self.memory.held(app.app_id)):
+                self.memory.release(app.app_id, v)
+        if msg.fresh or msg.stop or app.nq is None:
+            app.nq = NqMemory()
+        return NqBlock(instrs=instrs, sockets={(s.node_id, s.id): s for s in msg.sockets})
+
+    def _queue(
+        self, app: App, payload: tuple[int, Subroutine | NqBlock] | Current, deadline: float
+    ) -> None:
         """Put a block (new, or resuming) in the scheduler's queue."""
         self._block_seq += 1
         entry = Entry(
@@ -460,14 +483,28 @@ class Kernel:
                 out += self._continue(None)
                 continue
             block, sub = entry.payload
-            run = Run(
-                sub,
-                app=app.app_id,
-                memory=self.memory,
-                lowering=self.lowering,
-                budget=self.budget,
-                max_wait_s=self.limits.max_wait_s,
-            )
+            run: Run
+            if isinstance(sub, NqBlock):
+                assert app.nq is not None
+                run = NqRun(
+                    sub.instrs,
+                    nq=app.nq,
+                    sockets=sub.sockets,
+                    app=app.app_id,
+                    memory=self.memory,
+                    lowering=self.lowering,
+                    budget=self.budget,
+                    max_wait_s=self.limits.max_wait_s,
+                )
+            else:
+                run = Run(
+                    sub,
+                    app=app.app_id,
+                    memory=self.memory,
+                    lowering=self.lowering,
+                    budget=self.budget,
+                    max_wait_s=self.limits.max_wait_s,
+                )
             self.current = Current(app=app, block=block, run=run, seq=0, queued_at=entry.queued_at)
             out += self._continue(None)
         held = self.net.held_until_ns
@@ -634,6 +671,7 @@ class Kernel:
             device_ns=spent,
             crosstalk_hits=cur.app.crosstalk_hits,
             crosstalk_fidelity=cur.app.crosstalk_fidelity,
+            states=cur.run.states,
         )
         if self.timeline is not None:
             self.timeline.add(

@@ -22,6 +22,7 @@ ProgramError naming the budget and where the loop was.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ..errors import DeviceError, ProgramError
@@ -139,6 +140,8 @@ class Run:
         self.allocated: set[int] = set()  # virtual ids this block allocated and still holds
         self.epr_got: dict[int, int] = {}  # EPR request index -> pairs in so far
         self.may_move = False  # may move another app's state to read a qubit out
+        self.peeks: list[str] = []  # qubits the pending batch peeks at, in order
+        self.states: dict[str, list[float]] = {}  # what peeks read, by qubit ("Q0")
 
     # -- operand access ------------------------------------------------------------------
     def _val(self, a: Operand) -> int:
@@ -185,12 +188,17 @@ class Run:
             self.mm.release(self.app, v)
         self.allocated.clear()
 
-    def deliver(self, outcomes: list[int]) -> None:
-        """Hand back one outcome per op of the last NeedDevice batch."""
+    def deliver(self, outcomes: list[int], states: Sequence[list[float]] = ()) -> None:
+        """Hand back one outcome per op of the last NeedDevice batch (and the states its
+        peeks read, in order)."""
         if len(outcomes) != len(self.pending):
             raise ProgramError(
                 f"device answered {len(outcomes)} outcomes for {len(self.pending)} ops"
             )
+        if len(states) != len(self.peeks):
+            raise ProgramError(f"device answered {len(states)} states for {len(self.peeks)} peeks")
+        self.states.update(zip(self.peeks, states, strict=True))
+        self.peeks = []
         for reg, idx in self.pending_src.items():
             self.regs[reg] = outcomes[idx]
         for arr, i, idx in self.deferred:
@@ -380,6 +388,9 @@ class Run:
             self.lowering.spec.validate(PhysOp("meas", (target,)))
             self.pending_src[args[1].i] = len(self.pending)
             self.pending.append(PhysOp("meas", (target,)))
+        elif op == "peek":
+            self.peeks.append(f"Q{args[0].i}")  # type: ignore[union-attr]
+            self.pending.append(PhysOp("peek", qs))
         elif op == "wait":
             ns = self._val(args[0])
             if ns < 0:

@@ -22,8 +22,12 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from ..statemachine import next_state
+
+if TYPE_CHECKING:
+    from .nqrun import NqMemory
 
 
 class State(enum.Enum):
@@ -80,6 +84,7 @@ class App:
     crosstalk_hits: int = 0
     crosstalk_kept: float = 1.0
     watch: Callable[[App], None] | None = None  # told of every state change (timeline)
+    nq: NqMemory | None = None  # its NetQASM registers and arrays (NetQASM apps only)
 
     @property
     def crosstalk_fidelity(self) -> float:

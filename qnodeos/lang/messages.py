@@ -73,6 +73,40 @@ class Submit(msgspec.Struct, frozen=True, kw_only=True, tag="submit"):
     deadline_s: Seconds | None = None
 
 
+NQ_MAX_BYTES = 4 + 7 * 4096  # a NetQASM binary subroutine: metadata + 7-byte commands
+NQ_MAX_SOCKETS = 64
+
+
+class NqSocket(msgspec.Struct, frozen=True, kw_only=True, array_like=True):
+    """A NetQASM EPR socket of the submitting app: its id, the node id NetQASM uses for
+    the remote node, and who that is (node and app names); ``min_fidelity`` in 0..1
+    (0: no constraint)."""
+
+    id: Annotated[int, msgspec.Meta(ge=0, le=255)]
+    node_id: Annotated[int, msgspec.Meta(ge=0, le=1 << 20)]
+    node: Name
+    app: Name
+    min_fidelity: Probability = 0.0
+
+
+class SubmitNetQASM(msgspec.Struct, frozen=True, kw_only=True, tag="submit_nq"):
+    """App -> node: run a NetQASM subroutine as one block. ``code`` is its binary
+    encoding (``form`` "binary", as netqasm's ``bytes(subroutine)``) or its text
+    (``form`` "text"); ``flavour`` says how to read instruction ids (vanilla, nv,
+    trapped_ion). The app's NetQASM registers and arrays persist from block to block
+    until it sends ``fresh`` (a new NetQASM connection); ``stop`` (the connection's end)
+    releases every qubit the app holds and forgets them. ``sockets``: its EPR sockets."""
+
+    block: Count
+    code: Annotated[bytes, msgspec.Meta(max_length=NQ_MAX_BYTES * 8)]
+    form: Short = "binary"
+    flavour: Short = "vanilla"
+    sockets: Annotated[list[NqSocket], msgspec.Meta(max_length=NQ_MAX_SOCKETS)] = []
+    fresh: bool = False
+    stop: bool = False
+    deadline_s: Seconds | None = None
+
+
 class BlockDone(msgspec.Struct, frozen=True, kw_only=True, tag="done"):
     """Node -> app: the block ran; ``values`` holds what its ``ret`` instructions named.
     ``crosstalk_hits``: other apps' collective pulses that have hit this app's qubits
@@ -85,6 +119,7 @@ class BlockDone(msgspec.Struct, frozen=True, kw_only=True, tag="done"):
     device_ns: DeviceNsInt
     crosstalk_hits: Count = 0
     crosstalk_fidelity: Probability = 1.0
+    states: Annotated[dict[Short, State], msgspec.Meta(max_length=1024)] = {}
 
 
 class BlockFailed(msgspec.Struct, frozen=True, kw_only=True, tag="failed"):
@@ -257,7 +292,9 @@ class EprConfirmed(msgspec.Struct, frozen=True, kw_only=True, tag="epr_confirmed
     ent_ids: Annotated[list[tuple[Name, Name, Count]], msgspec.Meta(max_length=MAX_LIST)]
 
 
-AppToNode = Union[Register, Submit, Heartbeat, Stop, SendMsg, EprRequest, EprAck]  # noqa: UP007
+AppToNode = Union[  # noqa: UP007
+    Register, Submit, SubmitNetQASM, Heartbeat, Stop, SendMsg, EprRequest, EprAck
+]
 NodeToApp = Union[  # noqa: UP007
     Registered,
     BlockDone,
@@ -392,6 +429,10 @@ class DeviceRequest(msgspec.Struct, frozen=True, kw_only=True, tag="dreq"):
     ops: Annotated[list[PhysOp], msgspec.Meta(max_length=MAX_LIST)]
 
 
+# A one-qubit density matrix, row-major, as (re, im) pairs: what a ``peek`` read.
+State = Annotated[list[Annotated[float, msgspec.Meta(ge=-2.0, le=2.0)]], msgspec.Meta(max_length=8)]
+
+
 class DeviceReply(msgspec.Struct, frozen=True, kw_only=True, tag="drep"):
     """Quantum -> classical process: one outcome per executed op (-1 = no outcome);
     ``error`` is set if op number ``len(outcomes)`` was refused (later ops not run)."""
@@ -401,6 +442,7 @@ class DeviceReply(msgspec.Struct, frozen=True, kw_only=True, tag="drep"):
     error: Text | None
     now_ns: DeviceNsInt  # device time when the last executed op ended
     start_ns: DeviceNsInt = 0  # device time when the first op started
+    states: Annotated[list[State], msgspec.Meta(max_length=MAX_LIST)] = []  # peeks, in order
 
 
 class Abort(msgspec.Struct, frozen=True, kw_only=True, tag="abort"):

@@ -179,6 +179,7 @@ QUANTUM_OPS: dict[str, str] = {
     "init": "Q",
     "meas": "QR",
     "wait": "V",
+    "peek": "Q",
     "epr": "S",
     "epr_wait": "SV",
 }

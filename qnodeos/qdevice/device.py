@@ -85,6 +85,7 @@ class QuantumDevice:
         self.coherence = [1.0] * spec.num_qubits  # dephasing from attempts, not yet applied
         self.busy_until = 0.0
         self.executed = 0
+        self.peeked: Matrix | None = None  # the state the last peek read (simulation only)
         self._unitaries: dict[tuple[str, float], Matrix] = {}
         self._depol: dict[tuple[float, int], Matrix] = {}
         self._noisy_gates: dict[tuple[str, float, float], _Noisy] = {}
@@ -206,6 +207,9 @@ class QuantumDevice:
             outcome = true ^ 1 if flip > 0 and self.rng.random() < flip else true
         elif name == "wait":
             pass
+        elif name == "peek":  # simulation only: read the state, change nothing
+            self.decohere(qs, start)
+            self.peeked = self.reg.density_matrix(qs)
         elif len(qs) == 1:
             self._one(qs[0], self._noisy_gate(name, op.param, spec.error, 1), start)
         elif len(qs) == 2:

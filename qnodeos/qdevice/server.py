@@ -77,6 +77,7 @@ class _Batch:
     req: m.DeviceRequest
     i: int = 0
     outcomes: list[int] = field(default_factory=list)
+    states: list[list[float]] = field(default_factory=list)  # what its peeks read
     start: float | None = None
     end: float = 0.0
 
@@ -388,6 +389,9 @@ class QDeviceServer:
                 job.start = end - dev.spec.op_spec(op).duration_ns
             job.end = end
             job.outcomes.append(outcome)
+            if op.op == "peek" and dev.peeked is not None:
+                rho = dev.peeked.reshape(-1)
+                job.states.append([float(x) for z in rho for x in (z.real, z.imag)])
             job.i += 1
             for slot, home in self.groups.homeless(partners):
                 sent.append(ToPeer(home, self._enc(self.groups.give(slot, home))))
@@ -403,6 +407,7 @@ class QDeviceServer:
         reply = m.DeviceReply(
             seq=job.req.seq,
             outcomes=job.outcomes,
+            states=job.states,
             error=error,
             now_ns=int(end),
             start_ns=int(start),

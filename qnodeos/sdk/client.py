@@ -60,6 +60,10 @@ class ClassicalSocket:
         """The next message from that app, in the order it was sent."""
         return msgspec.msgpack.decode(await self._box.receive())
 
+    def recv_nowait(self) -> Any:
+        """The next message if one is here now (else trio.WouldBlock)."""
+        return msgspec.msgpack.decode(self._box.receive_nowait())
+
 
 class BlockError(RemoteError):
     """The node refused or aborted a block; ``code`` says why (invalid, device, program,
@@ -425,7 +429,7 @@ class Node(QubitOwner):
                     raise ConnectionClosed(f"session with node {self.name!r} ended: {late.reason}")
                 if isinstance(late, m.BlockDone | m.BlockFailed) and late.block == self._abandoned:
                     self._abandoned = None
-            block = msg.block if isinstance(msg, m.Submit) else None
+            block = msg.block if isinstance(msg, m.Submit | m.SubmitNetQASM) else None
             await self._sock.send([self._enc.encode(msg)])
             self._abandoned = block
             reply = await self._replies.receive()
@@ -441,7 +445,57 @@ class Node(QubitOwner):
         if isinstance(sub, str):
             sub = parse(sub)
         self._blocks += 1
-        reply = await self._request(m.Submit(block=self._blocks, sub=sub, deadline_s=deadline_s))
+        return await self._block_reply(
+            m.Submit(block=self._blocks, sub=sub, deadline_s=deadline_s)
+        )
+
+    async def run_netqasm(
+        self,
+        code: bytes | str,
+        *,
+        flavour: str = "vanilla",
+        sockets: list[m.NqSocket] | None = None,
+        fresh: bool = False,
+        stop: bool = False,
+        deadline_s: float | None = None,
+    ) -> Values:
+        """Run a NetQASM subroutine (its binary encoding, or its text as str) as one
+        block; return what its ``ret_reg`` (by register name, "M0") and ``ret_arr``
+        (as "@<address>", undefined entries as ``-2**63``) gave back. The app's NetQASM
+        registers and arrays persist between these calls until ``fresh``; ``stop``
+        releases every qubit the app holds and forgets them (a NetQASM connection's
+        end). ``sockets``: the app's EPR sockets. Needs the netqasm package on the node
+        (``pip install 'qnodeos[netqasm]'``)."""
+        text = isinstance(code, str)
+        self._blocks += 1
+        msg = m.SubmitNetQASM(
+            block=self._blocks,
+            code=code.encode() if isinstance(code, str) else code,
+            form="text" if text else "binary",
+            flavour=flavour,
+            sockets=sockets or [],
+            fresh=fresh,
+            stop=stop,
+            deadline_s=deadline_s,
+        )
+        if stop:
+            self._qubits.clear()
+            self._ids.used = set()
+        return await self._block_reply(msg)
+
+    async def state(self, qubit: int) -> Any:
+        """The density matrix (2x2 numpy array) of this app's qubit ``qubit`` now,
+        traced over every other qubit: simulation only (a ``peek`` block; the state is
+        not disturbed)."""
+        import numpy as np
+
+        await self.run(f"peek Q{qubit}")
+        assert self.last_block is not None
+        flat = self.last_block.states[f"Q{qubit}"]
+        return np.array([complex(flat[i], flat[i + 1]) for i in range(0, 8, 2)]).reshape(2, 2)
+
+    async def _block_reply(self, msg: m.Submit | m.SubmitNetQASM) -> Values:
+        reply = await self._request(msg)
         if isinstance(reply, m.BlockFailed):
             self._ids.used = set(reply.held)
             raise BlockError(
