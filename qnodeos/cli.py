@@ -264,6 +264,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--num", type=int, default=1, help="run the app this many times")
     p.add_argument(
+        "--input",
+        action="append",
+        default=[],
+        metavar="PARTY.NAME=VALUE",
+        help="an input of one party (over its <party>.yaml), e.g. sender.phi=0.5",
+    )
+    p.add_argument(
         "--states",
         action="store_true",
         help="add the state of each qubit a party still holds when its connection closes",
@@ -401,7 +408,12 @@ def _netqasm(args: argparse.Namespace) -> int:
     from .netqasm.folder import network_for
 
     net = network_for(
-        args.app_dir, args.network, fidelity=args.fidelity, num=args.num, states=args.states
+        args.app_dir,
+        args.network,
+        fidelity=args.fidelity,
+        num=args.num,
+        states=args.states,
+        given=args.input,
     )
     with tempfile.TemporaryDirectory(prefix="qnodeos-netqasm-") as tmp:
         path = Path(tmp) / "network.toml"

@@ -348,7 +348,13 @@ class NqRun(Run):
                 self._quantum(_GATES[op], (q, _F(self._angle(_i(a[1]), _i(a[2])))))
             elif op in ("crot_x", "crot_y"):
                 p, q = self._qubit(_r(a[0])), self._qubit(_r(a[1]))
-                self._two(op, p, q, (_F(self._angle(_i(a[2]), _i(a[3]))),))
+                theta = _F(self._angle(_i(a[2]), _i(a[3])))
+                if _GATES[op] in self.lowering.native:
+                    self._two(op, p, q, (theta,))
+                else:  # Z R(t) Z = R(-t) for t about X or Y: CZ . R(t) on the target . CZ
+                    self._two("cphase", p, q, ())
+                    self._quantum(_GATES[op][1:], (q, theta))
+                    self._two("cphase", p, q, ())
             elif op in ("cnot", "cphase"):
                 self._two(op, self._qubit(_r(a[0])), self._qubit(_r(a[1])), ())
             elif op in _GATES:

@@ -66,6 +66,26 @@ def inputs(app_dir: Path, party: str) -> dict[str, Any]:
     return {str(k): v for k, v in got.items()}
 
 
+def given_inputs(given: list[str], names: list[str]) -> dict[str, dict[str, Any]]:
+    """``PARTY.NAME=VALUE`` settings as {party: {name: value}}."""
+    import yaml
+
+    out: dict[str, dict[str, Any]] = {}
+    for item in given:
+        key, eq, text = item.partition("=")
+        party, dot, name = key.partition(".")
+        if not eq or not dot or not name:
+            raise ConfigError(f"--input {item!r}: write PARTY.NAME=VALUE, e.g. sender.phi=0.5")
+        if party not in names:
+            raise ConfigError(f"--input {item!r}: no party {party!r} (parties: {', '.join(names)})")
+        try:
+            value = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"--input {item!r}: {exc}") from None
+        out.setdefault(party, {})[name] = value
+    return out
+
+
 def default_network(nodes: list[str], fidelity: float | None) -> dict[str, Any]:
     """One noiseless generic node per name and a link between every two."""
     out: dict[str, Any] = {"nodes": {}, "links": []}
@@ -155,9 +175,11 @@ def network_for(
     num: int = 1,
     states: bool = False,
     log_dir: str | None = None,
+    given: list[str] | None = None,
 ) -> dict[str, Any]:
     """The qnodeos network (as a dict, for ``qnodeos.Network.from_dict``) that runs the
-    NetQASM app folder ``app_dir``."""
+    NetQASM app folder ``app_dir``. ``given``: inputs as ``PARTY.NAME=VALUE`` (VALUE
+    read as YAML), over those of the folder's ``<party>.yaml``."""
     folder = Path(app_dir).resolve()
     if not folder.is_dir():
         raise ConfigError(f"{app_dir} is not a directory")
@@ -181,6 +203,7 @@ def network_for(
             f"(its nodes: {', '.join(sorted(base.get('nodes', {})))}); map parties to nodes "
             f"in {folder / 'roles.yaml'}"
         )
+    extra = given_inputs(given or [], names)
     base.setdefault("name", f"netqasm-{folder.name}")
     base["apps"] = []
     for p in names:
@@ -188,8 +211,10 @@ def network_for(
             "app_dir": str(folder),
             "party": p,
             "roles": role,
-            "inputs": inputs(folder, p),
-            "qubits": int(base["nodes"][role[p]].get("qubits", DEFAULT_QUBITS)),
+            "inputs": inputs(folder, p) | extra.get(p, {}),
+            # the node's qubits, shared by the parties on it
+            "qubits": int(base["nodes"][role[p]].get("qubits", DEFAULT_QUBITS))
+            // sum(1 for q in names if role[q] == role[p]),
             "num": num,
             "states": states,
         }
