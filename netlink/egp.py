@@ -36,6 +36,7 @@ from __future__ import annotations
 import enum
 import math
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -67,6 +68,21 @@ def request_problem(kind: str, number: int, bases: str) -> str | None:
     return None
 
 
+def remote_problem(kind: str, number: int, chosen: str, rotations: list[Any]) -> str | None:
+    """What is wrong with the bases a creator chooses for the receiver (None: nothing)."""
+    if not chosen and not rotations:
+        return None
+    if kind != "M":
+        return f"the receiver's bases are chosen for measured pairs (M), not {kind}"
+    if chosen and (len(chosen) != number or set(chosen) - set("XYZ")):
+        return f"the receiver's chosen bases must be {number} letters from X, Y, Z"
+    if rotations and len(rotations) not in (1, number):
+        return f"give the receiver 1 or {number} rotations, not {len(rotations)}"
+    if chosen and rotations:
+        return "give the receiver chosen bases or rotations, not both"
+    return None
+
+
 class Code(enum.StrEnum):
     """Error codes of the link-layer paper."""
 
@@ -91,6 +107,8 @@ class Create:
     min_fidelity: float = 0.0
     max_time_s: float = math.inf
     bases: str = "Z"
+    remote_chosen: str = ""  # M: the receiver's bases, if it lets the creator choose
+    remote_rotations: list[tuple[float, float, float]] = field(default_factory=list)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -300,6 +318,8 @@ class EGP:
             bases=req.bases,
             queue=self._take_queue() if self.master else None,
             schedule=self.schedule,
+            remote_chosen=req.remote_chosen,
+            remote_rotations=req.remote_rotations,
         )
         r = Request(spec=spec, queue=spec.queue)
         self.requests[r.key] = r
@@ -376,7 +396,9 @@ class EGP:
             )
         if msg.min_fidelity > self.model.expected_fidelity():
             return reject(Code.UNSUPP, f"minimum fidelity {msg.min_fidelity} unreachable")
-        problem = request_problem(msg.kind, msg.number, msg.bases)
+        problem = request_problem(msg.kind, msg.number, msg.bases) or remote_problem(
+            msg.kind, msg.number, msg.remote_chosen, msg.remote_rotations
+        )
         if problem is not None:
             return reject(Code.UNSUPP, f"bad request: {problem}")
         want = self.listening.get(msg.purpose)

@@ -609,6 +609,9 @@ class Kernel:
             chosen=spec.chosen,
             rotations=spec.rotations,
             sequential=spec.sequential,
+            remote_chosen=spec.remote_chosen,
+            remote_rotations=spec.remote_rotations,
+            peer_bases=spec.peer_bases,
         )
         return self.net.request(cur.app, msg, self.now, index=index)
 

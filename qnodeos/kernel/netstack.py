@@ -31,6 +31,7 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from functools import partial
 
+import msgspec
 import numpy as np
 
 from netlink import egp as e
@@ -179,6 +180,14 @@ class NetStack:
         if msg.remote_node in self.down:  # not its maximum time later: now
             return fail("OTHER", f"{self.down[msg.remote_node]}; ask again once it is back")
         problem = e.request_problem(msg.kind, msg.number, msg.bases)
+        if msg.role == "create":
+            problem = problem or e.remote_problem(
+                msg.kind, msg.number, msg.remote_chosen, msg.remote_rotations
+            )
+        elif msg.remote_chosen or msg.remote_rotations:
+            problem = "only the creator chooses the receiver's bases"
+        if msg.peer_bases and (msg.kind != "M" or msg.role != "recv" or msg.chosen):
+            problem = problem or "peer_bases: only a receiver of M pairs with no bases of its own"
         if problem is not None:
             return fail("UNSUPP", problem)
         if not msg.timeout_s > 0 or math.isnan(msg.timeout_s):
@@ -221,6 +230,8 @@ class NetStack:
             min_fidelity=msg.min_fidelity,
             max_time_s=msg.timeout_s,
             bases=msg.bases,
+            remote_chosen=msg.remote_chosen,
+            remote_rotations=list(msg.remote_rotations),
         )
         cid, outs = egp.create(create, now)
         want.key = (self.node, cid)
@@ -416,6 +427,10 @@ class NetStack:
                 spec = o.event.spec
                 w = self.listening.pop(spec.purpose, None)
                 if w is not None:
+                    if w.msg.peer_bases:  # measure where the creator asks (else in Z)
+                        w.msg = msgspec.structs.replace(
+                            w.msg, chosen=spec.remote_chosen, rotations=spec.remote_rotations
+                        )
                     w.key = (spec.origin, spec.create_id)
                     self.wants[w.key] = w
             elif isinstance(o.event, e.Ok):

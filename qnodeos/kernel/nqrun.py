@@ -434,13 +434,13 @@ class NqRun(Run):
         number = arg(A_NUMBER, 1)
         if not 1 <= number <= MAX_BLOCK_PAIRS:
             raise self._fail(f"{number} pairs; allowed 1..{MAX_BLOCK_PAIRS}")
-        remote = [arg(A_RAND_REMOTE)] + [arg(A_ROT_REMOTE + i) for i in range(3)]
-        if any(remote) or arg(A_AXES_REMOTE):
+        if arg(A_RAND_REMOTE) or arg(A_AXES_REMOTE):
             raise self._fail(
-                "the creator chooses the receiver's bases (basis_remote, rotations_remote or "
-                "random_basis_remote); qnodeos does not support that: each end measures in "
-                "its own bases, the receiver in Z"
+                "random_basis_remote and rotation axes other than XYX for the receiver are "
+                "not supported; give basis_remote or rotations_remote"
             )
+        r1, r2, r3 = (arg(A_ROT_REMOTE + i) * math.pi / 16 for i in range(3))
+        remote_rot = (r1, r2, r3)
         self._results(resaddr, number)
         timeout = 30.0
         if arg(A_MAX_TIME):
@@ -479,6 +479,7 @@ class NqRun(Run):
             rotations=rotations,  # type: ignore[arg-type]
             min_fidelity=sock.min_fidelity,
             timeout_s=timeout,
+            remote_rotations=[remote_rot] if kind == "M" and any(remote_rot) else [],
         )
         return self._start(spec, resaddr, sock)
 
@@ -507,6 +508,7 @@ class NqRun(Run):
             number=number,
             qubits=qubits,
             sequential=sequential,
+            peer_bases=kind == "M",  # NetQASM: the creator says where the receiver measures
         )
         return self._start(spec, resaddr, sock)
 

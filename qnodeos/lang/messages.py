@@ -199,7 +199,9 @@ class EprRequest(msgspec.Struct, frozen=True, kw_only=True, tag="epr"):
     state preparation): the creator measures as in M, the receiver keeps as in K.
     ``sequential``: K pairs come one at a time into the one qubit ``qubits[0]``, each
     once the previous one was freed. ``min_fidelity`` and ``timeout_s`` apply to the
-    creator's request."""
+    creator's request. ``remote_chosen``/``remote_rotations`` (creator, M): the bases
+    the receiver measures in, if its request says ``peer_bases`` (NetQASM's
+    ``basis_remote``/``rotations_remote``)."""
 
     req: Count
     remote_node: Name
@@ -214,6 +216,9 @@ class EprRequest(msgspec.Struct, frozen=True, kw_only=True, tag="epr"):
     chosen: Annotated[str, msgspec.Meta(max_length=MAX_BLOCK_PAIRS)] = ""
     rotations: Annotated[list[Angles], msgspec.Meta(max_length=MAX_BLOCK_PAIRS)] = []
     sequential: bool = False
+    remote_chosen: Annotated[str, msgspec.Meta(max_length=MAX_BLOCK_PAIRS)] = ""
+    remote_rotations: Annotated[list[Angles], msgspec.Meta(max_length=MAX_BLOCK_PAIRS)] = []
+    peer_bases: bool = False
 
     def measures(self) -> bool:
         """Whether this end measures its halves (else it keeps them)."""
@@ -354,6 +359,9 @@ class EgpRequest(msgspec.Struct, frozen=True, kw_only=True, tag="egp_req"):
     bases: Short
     queue: Count | None
     schedule: Text = ""  # the origin's time bins for this link ("": continuous)
+    # M: the bases the receiving end measures in, when its app lets the creator choose
+    remote_chosen: Annotated[str, msgspec.Meta(max_length=MAX_BLOCK_PAIRS)] = ""
+    remote_rotations: Annotated[list[Angles], msgspec.Meta(max_length=MAX_BLOCK_PAIRS)] = []
 
 
 class EgpAccept(msgspec.Struct, frozen=True, kw_only=True, tag="egp_ok"):

@@ -111,7 +111,9 @@ class EprSpec(msgspec.Struct, frozen=True, kw_only=True):
     radians, then Z, as NetQASM's rotations), else in a basis drawn from ``bases``;
     "R" (remote state preparation): the creator measures as in M, the receiver keeps
     as in K. Outcomes go to array ``out`` (M, and R at the creator), the pairs' station
-    sequence numbers (the same at both ends) to array ``ids`` when named."""
+    sequence numbers (the same at both ends) to array ``ids`` when named.
+    ``remote_chosen``/``remote_rotations`` (creator of M pairs): the bases the receiver
+    measures in, when the receiver's request says ``peer_bases``."""
 
     node: Name
     app: Name
@@ -127,6 +129,9 @@ class EprSpec(msgspec.Struct, frozen=True, kw_only=True):
     timeout_s: Seconds = 30.0
     out: Annotated[str, msgspec.Meta(max_length=64)] = ""
     ids: Annotated[str, msgspec.Meta(max_length=64)] = ""
+    remote_chosen: Annotated[str, msgspec.Meta(max_length=MAX_BLOCK_PAIRS)] = ""
+    remote_rotations: Annotated[list[Angles], msgspec.Meta(max_length=MAX_BLOCK_PAIRS)] = []
+    peer_bases: bool = False
 
     def measures(self) -> bool:
         """Whether this end measures its halves (else it keeps them)."""
