@@ -350,3 +350,37 @@ async def test_hostile_netqasm_app_beside_native_app() -> None:
             async with native.block() as b:
                 m = q.measure()
             assert m.value == 1  # its |1> untouched
+
+
+NV_TEXT = sub(PREP + "set Q1 1\nqalloc Q1\ninit Q1\nrot_x Q0 1 0\ncrot_y Q0 Q1 1 1\n")
+
+
+@pytest.mark.parametrize("flavour", ["vanilla", "nv"])
+async def test_binary_as_netqasm_encodes_it(flavour: str) -> None:
+    """The same subroutine as text and as netqasm's binary encoding of it (NV ids 27-31
+    mean rot_* and crot_*, vanilla 20-31 the Pauli/Clifford gates) runs the same."""
+    from netqasm.lang.instr import NVFlavour, VanillaFlavour
+    from netqasm.lang.parsing import parse_text_subroutine
+
+    text = NV_TEXT if flavour == "nv" else sub(PREP + "h Q0\nk Q0\nset Q1 1\nqalloc Q1\n"
+                                                      "init Q1\ncnot Q0 Q1\n")  # fmt: skip
+    fl = NVFlavour() if flavour == "nv" else VanillaFlavour()
+    binary = bytes(parse_text_subroutine(text, flavour=fl))
+    states = []
+    for code in (text, binary):
+        async with session() as s:
+            await s.run_netqasm(code, flavour=flavour)
+            states.append(await s.state(1))
+    assert close(states[0], states[1]) and not close(states[0], np.diag([1, 0]))
+
+
+async def test_wrong_flavour_is_refused() -> None:
+    """Vanilla's h (id 23) does not exist in the NV flavour."""
+    from netqasm.lang.instr import VanillaFlavour
+    from netqasm.lang.parsing import parse_text_subroutine
+
+    binary = bytes(parse_text_subroutine(sub(PREP + "h Q0\n"), flavour=VanillaFlavour()))
+    async with session() as s:
+        with pytest.raises(sdk.BlockError, match=r"bad NetQASM binary \(nv flavour\)"):
+            await s.run_netqasm(binary, flavour="nv")
+        await s.run_netqasm(binary)  # read as vanilla, it runs

@@ -1,0 +1,162 @@
+"""NetQASM app folders as qnodeos networks: roles.yaml, <party>.yaml inputs,
+network.yaml mapped onto qnodeos nodes and links, --network and --input, and errors
+that name the file and what is wrong; one folder of our own run end to end."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from qnodeos.errors import ConfigError
+
+pytest.importorskip("netqasm")
+from qnodeos.netqasm.folder import network_for  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[2]
+
+SENDER = """
+from netqasm.sdk import EPRSocket, Qubit
+from netqasm.sdk.external import NetQASMConnection, Socket
+
+
+def main(app_config=None, flip=0):
+    socket = Socket("sender", "receiver")
+    epr = EPRSocket("receiver")
+    with NetQASMConnection(app_config.app_name, epr_sockets=[epr]) as conn:
+        q = epr.create_keep()[0]
+        if flip:
+            q.X()
+        m = q.measure()
+    socket.send(str(int(m)))
+    return {"m": int(m), "node": app_config.node_name}
+"""
+RECEIVER = """
+from netqasm.sdk import EPRSocket
+from netqasm.sdk.external import NetQASMConnection, Socket
+
+
+def main(app_config=None):
+    socket = Socket("receiver", "sender")
+    epr = EPRSocket("sender")
+    with NetQASMConnection(app_config.app_name, epr_sockets=[epr]) as conn:
+        m = epr.recv_keep()[0].measure()
+    theirs = int(socket.recv())
+    return {"m": int(m), "theirs": theirs, "node": app_config.node_name}
+"""
+NETWORK_YAML = """
+nodes:
+  - name: delft
+    hardware: Generic
+    gate_fidelity: 0.99
+    qubits:
+      - id: 0
+        t1: 1000000
+        t2: 500000
+      - id: 1
+        t1: 1000000
+        t2: 500000
+  - name: hague
+    hardware: NV
+    qubits:
+      - id: 0
+        t1: 0
+        t2: 0
+      - id: 1
+        t1: 0
+        t2: 0
+links:
+  - name: ch
+    node_name1: delft
+    node_name2: hague
+    noise_type: Depolarise
+    fidelity: 0.9
+"""
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> Path:
+    d = tmp_path / "flipper"
+    d.mkdir()
+    (d / "app_sender.py").write_text(SENDER)
+    (d / "app_receiver.py").write_text(RECEIVER)
+    (d / "roles.yaml").write_text("sender: delft\nreceiver: hague\n")
+    (d / "sender.yaml").write_text("flip: 1\n")
+    return d
+
+
+def test_network_yaml_roles_and_inputs(folder: Path) -> None:
+    (folder / "network.yaml").write_text(NETWORK_YAML)
+    net = network_for(str(folder))
+    nodes = net["nodes"]
+    assert nodes["delft"]["device"] == "generic" and nodes["delft"]["qubits"] == 2
+    assert nodes["delft"]["params"]["kinds"]["qubit"]["t2_ns"] == 500000
+    assert nodes["delft"]["params"]["kinds"]["qubit"]["gates"]["h"]["error"] == pytest.approx(0.01)
+    assert nodes["hague"] == {"device": "nv", "qubits": 2, "speed": float("inf"), "seed": 2}
+    (link,) = net["links"]
+    assert link["model"] == "depolarise" and link["fidelity"] == 0.9
+    apps = {a["name"]: a for a in net["apps"]}
+    assert apps["sender"]["node"] == "delft" and apps["receiver"]["node"] == "hague"
+    assert apps["sender"]["args"]["inputs"] == {"flip": 1}
+    assert apps["sender"]["args"]["roles"] == {"sender": "delft", "receiver": "hague"}
+    from qnodeos import Network
+
+    Network.from_dict(net)  # the loader takes it (devices, overrides, links)
+
+
+def test_default_network_and_given_inputs(folder: Path) -> None:
+    net = network_for(str(folder), fidelity=0.8, given=["sender.flip=0", "receiver.x=[1, 2]"])
+    assert sorted(net["nodes"]) == ["delft", "hague"]
+    assert net["links"][0]["fidelity"] == 0.8
+    apps = {a["name"]: a for a in net["apps"]}
+    assert apps["sender"]["args"]["inputs"] == {"flip": 0}
+    assert apps["receiver"]["args"]["inputs"] == {"x": [1, 2]}
+
+
+@pytest.mark.parametrize(
+    "change,error",
+    [
+        (lambda d: (d / "roles.yaml").write_text("sender: delft\n"), "no node for part"),
+        (lambda d: (d / "roles.yaml").write_text("[1, 2"), "cannot read"),
+        (lambda d: (d / "sender.yaml").write_text("- 1\n"), "expected name: value"),
+        (
+            lambda d: (d / "network.yaml").write_text(
+                NETWORK_YAML.replace("Depolarise", "Bitflip")
+            ),
+            "noise_type 'Bitflip' is not supported",
+        ),
+        (
+            lambda d: (d / "network.yaml").write_text(NETWORK_YAML.replace("hague", "leiden")),
+            "does not have",
+        ),
+        (lambda d: [p.unlink() for p in d.glob("app_*.py")], "not a NetQASM app folder"),
+    ],
+)
+def test_folder_errors_name_the_problem(folder: Path, change: object, error: str) -> None:
+    change(folder)  # type: ignore[operator]
+    with pytest.raises(ConfigError, match=error):
+        network_for(str(folder))
+
+
+def test_bad_input_settings(folder: Path) -> None:
+    for bad, error in (("flip=1", "PARTY.NAME=VALUE"), ("nobody.flip=1", "no party 'nobody'")):
+        with pytest.raises(ConfigError, match=error):
+            network_for(str(folder), given=[bad])
+
+
+@pytest.mark.slow
+def test_folder_runs_on_its_network_yaml(folder: Path, tmp_path: Path) -> None:
+    (folder / "network.yaml").write_text(NETWORK_YAML.replace("fidelity: 0.9", "fidelity: 1.0"))
+    out = subprocess.run(
+        [sys.executable, "-m", "qnodeos", "netqasm", str(folder), "--json", "--quiet",
+         "--run-dir", str(tmp_path / "run")],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
+    got = json.loads(out.stdout)
+    sender, receiver = got["sender"]["result"], got["receiver"]["result"]
+    assert sender["node"] == "delft" and receiver["node"] == "hague"
+    assert receiver["theirs"] == sender["m"] == 1 - receiver["m"]  # flipped on a Phi+ pair
