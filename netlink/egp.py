@@ -407,7 +407,8 @@ class EGP:
                 return reject(Code.REJECTED, f"{self.node!r} holds too many unasked requests")
             self.waiting[(msg.origin, msg.create_id)] = msg
             return []
-        if want != (msg.kind, msg.number):
+        # a receiver that keeps (K) takes a creator's R too: it keeps either way
+        if want[1] != msg.number or want[0] not in (msg.kind, "K" if msg.kind == "R" else ""):
             return reject(
                 Code.REJECTED,
                 f"the app on {self.node!r} asked for {want[1]} pair(s) of type {want[0]}, "

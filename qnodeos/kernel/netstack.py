@@ -431,6 +431,8 @@ class NetStack:
                         w.msg = msgspec.structs.replace(
                             w.msg, chosen=spec.remote_chosen, rotations=spec.remote_rotations
                         )
+                    if spec.kind == "R" and w.msg.kind == "K":  # a keeping receiver of R
+                        w.msg = msgspec.structs.replace(w.msg, kind="R")
                     w.key = (spec.origin, spec.create_id)
                     self.wants[w.key] = w
             elif isinstance(o.event, e.Ok):

@@ -192,7 +192,8 @@ class EprRequest(msgspec.Struct, frozen=True, kw_only=True, tag="epr"):
     """App -> node: entangled pairs with app ``remote_app`` on node ``remote_node``.
 
     ``role`` "create" asks the link for them; "recv" accepts the peer's create (both
-    apps must ask, with the same ``kind`` and ``number``). ``kind`` "K" keeps each pair
+    apps must ask, with the same ``kind`` and ``number``; a receiver asking "K" also
+    takes a creator's "R"). ``kind`` "K" keeps each pair
     in the app's qubit ``qubits[i]`` (delivered as Phi+); "M" measures each half at once
     in a basis from ``bases`` (one chosen at random per pair, independently at each
     end), or in ``chosen[i]``, or after ``rotations`` (as in ``EprSpec``). "R" (remote

@@ -31,18 +31,18 @@ seed = 3
 N = 40
 
 
-def create(kind: int, local: int, remote: int) -> str:
-    """Create N pairs with bob (node id 1, socket 0); rotations in pi/16 about X."""
+def create(kind: int, local: int, remote: int, n: int = N) -> str:
+    """Create n pairs with bob (node id 1, socket 0); rotations in pi/16 about X."""
     return f"""# NETQASM 1.0
 # APPID 0
-set R0 {10 * N}
+set R0 {10 * n}
 array R0 @0
 set R0 22
 array R0 @1
 set R0 {kind}
 set R1 0
 store R0 @1[R1]
-set R0 {N}
+set R0 {n}
 set R1 1
 store R0 @1[R1]
 set R0 {local}
@@ -57,7 +57,7 @@ set R3 1
 set R4 0
 create_epr R0 R1 R2 R3 R4
 set R5 0
-set R6 {10 * N}
+set R6 {10 * n}
 wait_all @0[R5:R6]
 ret_arr @0
 """
@@ -116,3 +116,59 @@ async def test_creator_chooses_receiver_basis() -> None:
     assert all(x != y for x, y in zip(a, b, strict=True))
     a, b, _ = await pairs(8, 0)
     assert 5 < sum(x == y for x, y in zip(a, b, strict=True)) < N - 5
+
+
+RECV_KEEP_MEASURE = """# NETQASM 1.0
+# APPID 0
+set R0 10
+array R0 @0
+set R0 1
+array R0 @1
+set R0 1
+array R0 @2
+set R0 0
+set R1 0
+store R0 @1[R1]
+set R0 0
+set R1 0
+set R2 1
+set R3 0
+recv_epr R0 R1 R2 R3
+set R5 0
+set R6 10
+wait_all @0[R5:R6]
+set R7 0
+load Q0 @1[R7]
+meas Q0 M0
+qfree Q0
+store M0 @2[R7]
+ret_arr @0
+ret_arr @2
+"""
+
+
+async def go(
+    s: sdk.Node, code: str, sock: m.NqSocket, got: dict[str, dict[str, object]], who: str
+) -> None:
+    got[who] = dict(await s.run_netqasm(code, sockets=[sock]))
+
+
+async def test_remote_state_preparation_with_a_keeping_receiver() -> None:
+    """create_rsp / recv_rsp: the creator measures (R), the receiver keeps (it cannot
+    tell R from K, so it asks K): outcomes in Z agree, 20 times."""
+    for _ in range(20):
+        async with local_network(network(NET)) as eps:
+            async with (
+                sdk.connect("alice", app="c", qubits=1, endpoint=eps["alice"]) as a,
+                sdk.connect("bob", app="r", qubits=1, endpoint=eps["bob"]) as b,
+            ):
+                got: dict[str, dict[str, object]] = {}
+                to_bob = m.NqSocket(id=0, node_id=1, node="bob", app="r")
+                to_alice = m.NqSocket(id=0, node_id=0, node="alice", app="c")
+                async with trio.open_nursery() as n:
+                    n.start_soon(go, a, create(2, 0, 0, n=1), to_bob, got, "a")
+                    n.start_soon(go, b, RECV_KEEP_MEASURE, to_alice, got, "b")
+        ra, rb = got["a"]["@0"], got["b"]["@0"]
+        assert isinstance(ra, list) and isinstance(rb, list)
+        assert rb[0] == 0 and rb[2] == 0  # K layout at the receiver: its qubit id 0
+        assert got["b"]["@2"] == [ra[2]]  # its Z outcome equals the creator's
