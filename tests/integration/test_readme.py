@@ -8,7 +8,8 @@
 - the instruction-set text block runs on a node and returns what it says;
 - ``teleport_local.py`` runs against ``qnodeos node bob`` started as the README says;
 - the "From Python" block runs as written;
-- the SDK's entanglement fragments run as written against a peer app.
+- the SDK's entanglement fragments run as written against a peer app;
+- the NetQASM block (netqasm's own teleport example) runs as written.
 """
 
 from __future__ import annotations
@@ -192,3 +193,17 @@ def test_the_sdk_fragments_run_against_a_peer(capsys: pytest.CaptureFixture[str]
     printed = capsys.readouterr().out  # fragment 3 prints the outcomes and the ids
     outcomes, ids = printed.strip().split("] [")
     assert outcomes.count(",") == 99 and ids.count(",") == 99
+
+
+def test_the_netqasm_block_runs_as_written(tmp_path: Path) -> None:
+    pytest.importorskip("netqasm")  # the test extra installs it, as the block's first line
+    body = next(b for b in blocks("sh") if "qnodeos netqasm" in b)
+    lines = body.strip().splitlines()
+    assert lines[0] == ".venv/bin/pip install '.[netqasm]'"
+    script = "\n".join(lines[1:]).replace(".venv/bin/", f"{Path(sys.executable).parent}/")
+    out = subprocess.run(
+        ["bash", "-euc", script + " --quiet --run-dir " + shlex.quote(str(tmp_path / "run"))],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
+    assert '"correction1"' in out.stdout and '"qubit_states"' in out.stdout
