@@ -85,7 +85,7 @@ def test_bb84(fidelity: float, bits: int, tmp_path: Path) -> None:
         assert within(alice["qber"], 2 * (1 - fidelity) / 3, compared)
 
 
-@pytest.mark.parametrize("fidelity,runs", [(1.0, 60), (0.9, 200)])
+@pytest.mark.parametrize("fidelity,runs", [(1.0, 30), (0.9, 200)])
 def test_chsh(fidelity: float, runs: int, tmp_path: Path) -> None:
     w = (4 * fidelity - 1) / 3
     p_win = (1 + w * w / math.sqrt(2)) / 2  # two links: alice-repeater, repeater-bob
