@@ -23,8 +23,9 @@ from __future__ import annotations
 import os
 import sys
 from collections import deque
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import trio
 from netqasm.backend.messages import (
@@ -47,6 +48,8 @@ from ..lang import messages as m
 from ..lang.program import INT_MIN as UNDEFINED
 from ..sdk.client import ClassicalSocket, Node
 
+T = TypeVar("T")
+
 
 @dataclass
 class Context:
@@ -57,6 +60,7 @@ class Context:
     session: Node
     party: str
     roles: dict[str, str]
+    token: trio.lowlevel.TrioToken  # of the trio run the session lives in
     states: dict[str, Any] | None = None  # record qubit states at the connection's end
     inboxes: dict[str, dict[int, deque[Any]]] = field(default_factory=dict)
     channels: dict[str, ClassicalSocket] = field(default_factory=dict)
@@ -64,6 +68,10 @@ class Context:
     @property
     def node_ids(self) -> dict[str, int]:
         return {n: i for i, n in enumerate(sorted(set(self.roles.values())))}
+
+    def call(self, fn: Callable[..., Awaitable[T]], *args: Any) -> T:
+        """Run ``fn(*args)`` in the session's trio loop, from any thread of the app."""
+        return trio.from_thread.run(fn, *args, trio_token=self.token)
 
     def node_of(self, party: str) -> str:
         try:
@@ -165,7 +173,7 @@ class QNodeOSConnection(BaseNetQASMConnection):  # type: ignore[misc]
         elif isinstance(msg, StopAppMessage):
             if self._ctx.states is not None:  # what the app leaves in its qubits
                 for q in self.active_qubits:
-                    rho = trio.from_thread.run(self._ctx.session.state, int(q.qubit_id))
+                    rho = self._ctx.call(self._ctx.session.state, int(q.qubit_id))
                     self._ctx.states[f"Q{q.qubit_id}"] = [
                         [[z.real, z.imag] for z in row] for row in rho.tolist()
                     ]
@@ -195,7 +203,7 @@ class QNodeOSConnection(BaseNetQASMConnection):  # type: ignore[misc]
 
     def _run(self, code: bytes, *, stop: bool) -> None:
         session = self._ctx.session
-        values = trio.from_thread.run(
+        values = self._ctx.call(
             lambda: session.run_netqasm(
                 code,
                 sockets=list(self._sockets.values()),
@@ -239,7 +247,7 @@ class QNodeOSSocket(_Socket):  # type: ignore[misc]
 
     def _send(self, item: list[Any]) -> None:
         ch = self._ctx.channel(self.remote_app_name)
-        trio.from_thread.run(ch.send, [self.id, *item])
+        self._ctx.call(ch.send, [self.id, *item])
 
     def _recv(self, block: bool, timeout: float | None) -> list[Any]:
         if self._box:
@@ -267,7 +275,7 @@ class QNodeOSSocket(_Socket):  # type: ignore[misc]
                 f"no message from {self.remote_app_name!r} on socket {self.id} in {limit} s"
             )
 
-        item = trio.from_thread.run(pull)
+        item = self._ctx.call(pull)
         if item is None:
             raise RuntimeError("no message received")
         return item
@@ -315,8 +323,8 @@ def get_qubit_state(qubit: Any, reduced_dm: bool = True) -> Any:
     """The density matrix of ``qubit`` (a netqasm ``Qubit`` of this app) now, as a 2x2
     numpy array: simulation only, as on NetQASM's simulators. qnodeos gives the
     one-qubit state also for ``reduced_dm=False``."""
-    session = context().session
-    return trio.from_thread.run(session.state, int(qubit.qubit_id))
+    ctx = context()
+    return ctx.call(ctx.session.state, int(qubit.qubit_id))
 
 
 def _no_simulate(*args: Any, **kwargs: Any) -> None:

@@ -117,7 +117,10 @@ async def _once(
             inputs=dict(inputs),
         )
     recorded: dict[str, Any] | None = {} if states else None
-    ctx = backend.Context(session=node, party=party, roles=dict(roles), states=recorded)
+    token = trio.lowlevel.current_trio_token()
+    ctx = backend.Context(
+        session=node, party=party, roles=dict(roles), token=token, states=recorded
+    )
     backend.set_context(ctx)
     try:
         result = await trio.to_thread.run_sync(lambda: app_main(**kwargs))
