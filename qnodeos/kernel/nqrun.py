@@ -28,8 +28,7 @@ from ..lang.program import INT_MIN as UNDEFINED
 from ..lang.program import (
     MAX_ARRAY_TOTAL,
     MAX_BLOCK_PAIRS,
-    MAX_EPRS,
-    MAX_QUBIT_ID,
+        MAX_QUBIT_ID,
     EprSpec,
     Flt,
     Q,
@@ -52,6 +51,7 @@ from .lower import Lowering
 from .memory import MemoryManager
 
 OK_FIELDS = 10  # results entries per pair
+MAX_NQ_EPRS = 4096  # EPR requests one NetQASM subroutine may start (one per loop turn)
 ARG_FIELDS = 22  # create_epr argument array
 KINDS = {0: "K", 1: "M", 2: "R"}
 RANDOM_BASES = {0: "Z", 1: "XZ", 2: "XYZ"}
@@ -386,8 +386,12 @@ class NqRun(Run):
         return sock
 
     def _start(self, spec: EprSpec, results: int, sock: NqSocket) -> EprStart:
-        if len(self.sub.eprs) >= MAX_EPRS:
-            raise self._fail(f"more than {MAX_EPRS} EPR requests in one subroutine")
+        if len(self.sub.eprs) >= MAX_NQ_EPRS:
+            raise self._fail(f"more than {MAX_NQ_EPRS} EPR requests in one subroutine")
+        # The entries this request fills are undefined until its pairs come (an EPR
+        # instruction in a loop reuses its results array: wait_* must wait again).
+        arr = self._array(results)
+        arr[: OK_FIELDS * spec.number] = [None] * (OK_FIELDS * spec.number)
         self.sub.eprs.append(spec)
         self.reqs.append(_Epr(results=results, socket=sock, create=spec.role == "create"))
         self.epr_got[len(self.sub.eprs) - 1] = 0

@@ -172,3 +172,71 @@ async def test_remote_state_preparation_with_a_keeping_receiver() -> None:
         assert isinstance(ra, list) and isinstance(rb, list)
         assert rb[0] == 0 and rb[2] == 0  # K layout at the receiver: its qubit id 0
         assert got["b"]["@2"] == [ra[2]]  # its Z outcome equals the creator's
+
+
+def loop(role: str, turns: int) -> str:
+    """What netqasm's builder emits for ``with conn.loop(turns): q = create_keep()[0];
+    q.H(); q.measure(future=outs[i])`` (recv_keep at the receiver): one EPR
+    instruction run once per turn, one results array for all turns."""
+    node = 1 if role == "create" else 0
+    epr = "create_epr R1 R2 R3 R4 R5" if role == "create" else "recv_epr R1 R2 R3 R5"
+    return f"""# NETQASM 1.0
+# APPID 0
+set R1 {turns}
+array R1 @0
+set R1 10
+array R1 @1
+set R1 1
+array R1 @2
+set R1 0
+set R2 0
+store R1 @2[R2]
+set R1 22
+array R1 @3
+set R1 0
+set R2 0
+store R1 @3[R2]
+set R1 1
+set R2 1
+store R1 @3[R2]
+set R0 0
+set R1 {turns}
+beq R0 R1 38
+set R1 {node}
+set R2 0
+set R3 2
+set R4 3
+set R5 1
+{epr}
+set R1 0
+set R2 10
+wait_all @1[R1:R2]
+set Q0 0
+h Q0
+set Q0 0
+meas Q0 M0
+qfree Q0
+store M0 @0[R0]
+set R1 1
+add R0 R0 R1
+jmp 18
+ret_arr @0
+"""
+
+
+async def test_epr_instruction_in_a_loop_waits_each_turn() -> None:
+    turns = 12
+    async with local_network(network(NET)) as eps:
+        async with (
+            sdk.connect("alice", app="c", qubits=1, endpoint=eps["alice"]) as a,
+            sdk.connect("bob", app="r", qubits=1, endpoint=eps["bob"]) as b,
+        ):
+            got: dict[str, dict[str, object]] = {}
+            to_bob = m.NqSocket(id=0, node_id=1, node="bob", app="r")
+            to_alice = m.NqSocket(id=0, node_id=0, node="alice", app="c")
+            async with trio.open_nursery() as n:
+                n.start_soon(go, a, loop("create", turns), to_bob, got, "a")
+                n.start_soon(go, b, loop("recv", turns), to_alice, got, "b")
+    xa, xb = got["a"]["@0"], got["b"]["@0"]
+    assert isinstance(xa, list) and xa == xb  # X on Phi+: equal, turn by turn
+    assert 0 < sum(xa) < turns
