@@ -4,6 +4,7 @@ on the results, the creator choosing the receiver's bases (``basis_remote``)."""
 
 from __future__ import annotations
 
+import pytest
 import trio
 
 from qnodeos import sdk
@@ -240,3 +241,24 @@ async def test_epr_instruction_in_a_loop_waits_each_turn() -> None:
     xa, xb = got["a"]["@0"], got["b"]["@0"]
     assert isinstance(xa, list) and xa == xb  # X on Phi+: equal, turn by turn
     assert 0 < sum(xa) < turns
+
+
+@pytest.mark.parametrize("wait", ["wait_any @0[R5:R6]", "wait_single @0[R7]"])
+async def test_wait_any_and_wait_single(wait: str) -> None:
+    """wait_any returns once some pair is in, wait_single once that entry is; then
+    wait_all for the rest: every result arrives either way."""
+    recv = RECV.replace("wait_all @0[R5:R6]", f"set R7 {10 * N - 1}\n{wait}\nwait_all @0[R5:R6]")
+    async with local_network(network(NET)) as eps:
+        async with (
+            sdk.connect("alice", app="c", qubits=1, endpoint=eps["alice"]) as a,
+            sdk.connect("bob", app="r", qubits=1, endpoint=eps["bob"]) as b,
+        ):
+            got: dict[str, dict[str, object]] = {}
+            to_bob = m.NqSocket(id=0, node_id=1, node="bob", app="r")
+            to_alice = m.NqSocket(id=0, node_id=0, node="alice", app="c")
+            async with trio.open_nursery() as n:
+                n.start_soon(go, a, create(1, 0, 0), to_bob, got, "a")
+                n.start_soon(go, b, recv, to_alice, got, "b")
+    ra, rb = got["a"]["@0"], got["b"]["@0"]
+    assert isinstance(ra, list) and isinstance(rb, list)
+    assert [ra[10 * i + 2] for i in range(N)] == [rb[10 * i + 2] for i in range(N)]

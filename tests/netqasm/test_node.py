@@ -47,6 +47,10 @@ error = 0.0
 error = 0.0
 [nodes.ion.params.collective.ms]
 error = 0.0
+[nodes.ion.params.kinds.ion]
+t2_ns = inf
+[nodes.ion.params.kinds.ion.gates.rz]
+error = 0.0
 """
 
 
@@ -384,3 +388,41 @@ async def test_wrong_flavour_is_refused() -> None:
         with pytest.raises(sdk.BlockError, match=r"bad NetQASM binary \(nv flavour\)"):
             await s.run_netqasm(binary, flavour="nv")
         await s.run_netqasm(binary)  # read as vanilla, it runs
+
+
+async def test_trapped_ion_rotations_and_bichromatic() -> None:
+    """rot_y_all(pi/2) puts both ions in |+>, rot_z(pi/2) turns one (compared with
+    netqasm's matrix); bichromatic(pi) = exp(-i pi/2 XX) takes |00> to |11>."""
+    text = sub("""
+set Q0 0
+set Q1 1
+qalloc Q0
+qalloc Q1
+init Q0
+init Q1
+rot_y_all 1 1
+rot_z Q0 1 1
+""")
+    async with session("ion", qubits=2) as s:
+        await s.run_netqasm(text, flavour="trapped_ion")
+        rho = await s.state(0)
+        u = gate_to_matrix(GenericInstr.ROT_Z, (1, 1))
+        assert close(rho, rho_of(u @ PLUS))
+        flip = sub(
+            "array 2 @0\ninit Q0\ninit Q1\nbichromatic 1 0\nmeas Q0 M0\nset R0 0\n"
+            "store M0 @0[R0]\nmeas Q1 M1\nset R0 1\nstore M1 @0[R0]\nret_arr @0\n"
+        )
+        values = await s.run_netqasm(flip, flavour="trapped_ion")
+    assert values["@0"] == [1, 1]
+
+
+async def test_nv_flavour_single_qubit_rotations_mov_swp() -> None:
+    text = sub(PREP + "set Q1 1\nqalloc Q1\ninit Q1\nrot_y Q0 1 1\nrot_z Q0 1 2\n"
+               "swp Q0 Q1\nmov Q1 Q0\n")  # fmt: skip
+    async with session() as s:
+        await s.run_netqasm(text, flavour="nv")
+        rho0, rho1 = await s.state(0), await s.state(1)
+    ry = gate_to_matrix(GenericInstr.ROT_Y, (1, 1))
+    rz = gate_to_matrix(GenericInstr.ROT_Z, (1, 2))
+    assert close(rho0, rho_of(rz @ ry @ np.array([1, 0])))  # swapped out and moved back
+    assert close(rho1, np.diag([1.0, 0.0]))
