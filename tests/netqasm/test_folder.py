@@ -160,3 +160,19 @@ def test_folder_runs_on_its_network_yaml(folder: Path, tmp_path: Path) -> None:
     sender, receiver = got["sender"]["result"], got["receiver"]["result"]
     assert sender["node"] == "delft" and receiver["node"] == "hague"
     assert receiver["theirs"] == sender["m"] == 1 - receiver["m"]  # flipped on a Phi+ pair
+
+
+def test_network_file_gives_nodes_and_links(folder: Path, tmp_path: Path) -> None:
+    toml = tmp_path / "lab.toml"
+    toml.write_text(
+        'name = "lab"\n[nodes.delft]\ndevice = "nv"\nqubits = 3\n'
+        '[nodes.hague]\ndevice = "nv"\nqubits = 2\n'
+        '[[links]]\nnodes = ["delft", "hague"]\nmodel = "perfect"\n'
+        '[[apps]]\nnode = "delft"\nmodule = "apps.ramsey"\n'
+    )
+    net = network_for(str(folder), str(toml))
+    assert net["name"] == "lab" and net["nodes"]["delft"]["qubits"] == 3
+    assert [a["name"] for a in net["apps"]] == ["receiver", "sender"]  # its own apps not run
+    assert {a["name"]: a["args"]["qubits"] for a in net["apps"]} == {"receiver": 2, "sender": 3}
+    with pytest.raises(ConfigError, match="cannot read network file"):
+        network_for(str(folder), str(tmp_path / "missing.toml"))
