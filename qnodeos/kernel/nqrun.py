@@ -219,9 +219,12 @@ class NqRun(Run):
                 raise self._fail(
                     f"instruction budget of {self.budget} exceeded; is there an infinite loop?"
                 )
+            mark = len(self.pending)
             try:
                 step = self._exec(ins)
-            except _Busy:
+            except _Busy:  # it runs again later: undo what it queued (meas_basis rotations)
+                del self.pending[mark:]
+                self.steps -= 1
                 return NeedDevice(self.pending) if self.pending else WaitQubit()
             except ProgramError as exc:
                 if str(exc).startswith("NetQASM instruction"):

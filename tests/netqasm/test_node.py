@@ -426,3 +426,64 @@ async def test_nv_flavour_single_qubit_rotations_mov_swp() -> None:
     rz = gate_to_matrix(GenericInstr.ROT_Z, (1, 2))
     assert close(rho0, rho_of(rz @ ry @ np.array([1, 0])))  # swapped out and moved back
     assert close(rho1, np.diag([1.0, 0.0]))
+
+
+NV_CLEAN = """
+[nodes.nv]
+device = "nv"
+qubits = 2
+speed = inf
+seed = 4
+starvation_s = 1000.0
+[nodes.nv.params.kinds.electron]
+t2_ns = inf
+t1_ns = inf
+init = { error = 0.0 }
+meas = { p01 = 0.0, p10 = 0.0 }
+[nodes.nv.params.kinds.electron.gates]
+rx = { error = 0.0 }
+ry = { error = 0.0 }
+rz = { error = 0.0 }
+[nodes.nv.params.kinds.carbon]
+t2_ns = inf
+t1_ns = inf
+init = { error = 0.0 }
+[nodes.nv.params.kinds.carbon.gates]
+rx = { error = 0.0 }
+ry = { error = 0.0 }
+rz = { error = 0.0 }
+[nodes.nv.params.two_qubit.crx.spec]
+error = 0.0
+[nodes.nv.params.two_qubit.cry.spec]
+error = 0.0
+"""
+
+
+async def test_meas_basis_waiting_for_the_readout_qubit_rotates_once() -> None:
+    """On NV a carbon is read out through the electron. While another app holds the
+    electron, a meas_basis of a carbon waits (without spinning on the device); when it
+    goes on, its rotation (Ry(pi): |0> -> |1>) is applied once, and its 7 instructions
+    (the assembler adds a set) count once each."""
+    async with local_network(network(NV_CLEAN)) as eps:
+        async with (
+            sdk.connect("nv", app="holder", qubits=1, endpoint=eps["nv"]) as holder,
+            sdk.connect("nv", app="nq", qubits=1, endpoint=eps["nv"]) as nq,
+        ):
+            async with holder.block() as b:
+                e = b.qubit()  # the electron (lowest free)
+            await nq.run_netqasm(sub(PREP))  # Q0: a carbon, in |0>
+            got: dict[str, object] = {}
+
+            async def measure() -> None:
+                code = sub("array 1 @0\nset Q0 0\nmeas_basis Q0 M0 0 1 0 0\nset R0 0\n"
+                           "store M0 @0[R0]\nret_arr @0\n")  # fmt: skip
+                got.update(await nq.run_netqasm(code))
+
+            async with trio.open_nursery() as n:
+                n.start_soon(measure)
+                await trio.sleep(1.0)
+                assert not got  # waiting for the electron
+                async with holder.block():
+                    e.free()
+            assert nq.last_block is not None and nq.last_block.instructions == 7
+    assert got["@0"] == [1]
