@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Collection
+from typing import Any
 
 import msgspec
 
@@ -483,28 +484,19 @@ class Kernel:
                 out += self._continue(None)
                 continue
             block, sub = entry.payload
+            kw: dict[str, Any] = dict(  # what a native and a NetQASM run both take
+                app=app.app_id,
+                memory=self.memory,
+                lowering=self.lowering,
+                budget=self.budget,
+                max_wait_s=self.limits.max_wait_s,
+            )
             run: Run
             if isinstance(sub, NqBlock):
                 assert app.nq is not None
-                run = NqRun(
-                    sub.instrs,
-                    nq=app.nq,
-                    sockets=sub.sockets,
-                    app=app.app_id,
-                    memory=self.memory,
-                    lowering=self.lowering,
-                    budget=self.budget,
-                    max_wait_s=self.limits.max_wait_s,
-                )
+                run = NqRun(sub.instrs, nq=app.nq, sockets=sub.sockets, **kw)
             else:
-                run = Run(
-                    sub,
-                    app=app.app_id,
-                    memory=self.memory,
-                    lowering=self.lowering,
-                    budget=self.budget,
-                    max_wait_s=self.limits.max_wait_s,
-                )
+                run = Run(sub, **kw)
             self.current = Current(app=app, block=block, run=run, seq=0, queued_at=entry.queued_at)
             out += self._continue(None)
         held = self.net.held_until_ns
