@@ -124,8 +124,8 @@ def _become(parent: int, env: dict[str, str], out: int) -> None:
     os.close(out)
     # The parent's sys.stdout may not write to fd 1 (pytest's capture, a notebook's
     # stream): the child's must, or the launcher never sees the node's READY line.
-    sys.stdout = open(1, "w", buffering=1, closefd=False)  # noqa: SIM115
-    sys.stderr = open(2, "w", buffering=1, closefd=False)  # noqa: SIM115
+    sys.stdout = open(1, "w", buffering=1, closefd=False)
+    sys.stderr = open(2, "w", buffering=1, closefd=False)
     os.environ.clear()
     os.environ.update(env)
 

@@ -466,12 +466,11 @@ class Node(QubitOwner):
         releases every qubit the app holds and forgets them (a NetQASM connection's
         end). ``sockets``: the app's EPR sockets. Needs the netqasm package on the node
         (``pip install 'qnodeos[netqasm]'``)."""
-        text = isinstance(code, str)
         self._blocks += 1
         msg = m.SubmitNetQASM(
             block=self._blocks,
             code=code.encode() if isinstance(code, str) else code,
-            form="text" if text else "binary",
+            form="text" if isinstance(code, str) else "binary",
             flavour=flavour,
             sockets=sockets or [],
             fresh=fresh,
