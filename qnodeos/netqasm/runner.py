@@ -19,7 +19,7 @@ from typing import Any
 
 import trio
 
-from ..sdk.client import Node
+from ..sdk.client import IN_PROCESS, Node
 from . import backend
 
 
@@ -82,6 +82,11 @@ async def main(
     pairs; the result is then ``{"runs": [...]}``."""
     if not 1 <= num <= 100_000:
         raise ValueError(f"num = {num}; give 1..100000 runs")
+    if IN_PROCESS.get() is not None:
+        raise RuntimeError(
+            "NetQASM apps run in a worker thread and need real time: run this network "
+            "without --deterministic (qnodeos run, or qnodeos netqasm APP_DIR)"
+        )
     backend.install()
     logs = log_dir or tempfile.mkdtemp(prefix=f"qnodeos-netqasm-{party}-")
     await trio.Path(logs).mkdir(parents=True, exist_ok=True)

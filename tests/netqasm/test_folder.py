@@ -176,3 +176,11 @@ def test_network_file_gives_nodes_and_links(folder: Path, tmp_path: Path) -> Non
     assert {a["name"]: a["args"]["qubits"] for a in net["apps"]} == {"receiver": 2, "sender": 3}
     with pytest.raises(ConfigError, match="cannot read network file"):
         network_for(str(folder), str(tmp_path / "missing.toml"))
+
+
+def test_deterministic_mode_is_refused_by_name(folder: Path) -> None:
+    from qnodeos import Network
+
+    res = Network.from_dict(network_for(str(folder))).run(deterministic=True)
+    assert set(res.errors) == {"sender", "receiver"}
+    assert all("without --deterministic" in e for e in res.errors.values())
