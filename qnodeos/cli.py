@@ -271,6 +271,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="an input of one party (over its <party>.yaml), e.g. sender.phi=0.5",
     )
     p.add_argument(
+        "--role",
+        action="append",
+        default=[],
+        metavar="PARTY=NODE",
+        help="run a party on this node (over roles.yaml), e.g. sender=alice",
+    )
+    p.add_argument(
         "--states",
         action="store_true",
         help="add the state of each qubit a party still holds when its connection closes",
@@ -414,6 +421,7 @@ def _netqasm(args: argparse.Namespace) -> int:
         num=args.num,
         states=args.states,
         given=args.input,
+        placed=args.role,
     )
     with tempfile.TemporaryDirectory(prefix="qnodeos-netqasm-") as tmp:
         path = Path(tmp) / "network.toml"

@@ -66,6 +66,19 @@ def inputs(app_dir: Path, party: str) -> dict[str, Any]:
     return {str(k): v for k, v in got.items()}
 
 
+def given_roles(placed: list[str], names: list[str]) -> dict[str, str]:
+    """``PARTY=NODE`` settings as {party: node}."""
+    out: dict[str, str] = {}
+    for item in placed:
+        party, eq, node = item.partition("=")
+        if not eq or not party or not node:
+            raise ConfigError(f"--role {item!r}: write PARTY=NODE, e.g. sender=alice")
+        if party not in names:
+            raise ConfigError(f"--role {item!r}: no party {party!r} (parties: {', '.join(names)})")
+        out[party] = node
+    return out
+
+
 def given_inputs(given: list[str], names: list[str]) -> dict[str, dict[str, Any]]:
     """``PARTY.NAME=VALUE`` settings as {party: {name: value}}."""
     import yaml
@@ -176,15 +189,17 @@ def network_for(
     states: bool = False,
     log_dir: str | None = None,
     given: list[str] | None = None,
+    placed: list[str] | None = None,
 ) -> dict[str, Any]:
     """The qnodeos network (as a dict, for ``qnodeos.Network.from_dict``) that runs the
     NetQASM app folder ``app_dir``. ``given``: inputs as ``PARTY.NAME=VALUE`` (VALUE
-    read as YAML), over those of the folder's ``<party>.yaml``."""
+    read as YAML), over those of the folder's ``<party>.yaml``; ``placed``: roles as
+    ``PARTY=NODE``, over the folder's ``roles.yaml``."""
     folder = Path(app_dir).resolve()
     if not folder.is_dir():
         raise ConfigError(f"{app_dir} is not a directory")
     names = parties(folder)
-    role = roles(folder, names)
+    role = roles(folder, names) | given_roles(placed or [], names)
     nodes = sorted(set(role.values()))
     if network is not None:
         try:

@@ -184,3 +184,13 @@ def test_deterministic_mode_is_refused_by_name(folder: Path) -> None:
     res = Network.from_dict(network_for(str(folder))).run(deterministic=True)
     assert set(res.errors) == {"sender", "receiver"}
     assert all("without --deterministic" in e for e in res.errors.values())
+
+
+def test_roles_given_on_the_command_line(folder: Path) -> None:
+    net = network_for(str(folder), placed=["sender=alice", "receiver=alice"])
+    assert sorted(net["nodes"]) == ["alice"]
+    assert {a["node"] for a in net["apps"]} == {"alice"}
+    assert {a["args"]["qubits"] for a in net["apps"]} == {2}  # 5 qubits, 2 parties
+    for bad, error in (("sender", "PARTY=NODE"), ("nobody=alice", "no party 'nobody'")):
+        with pytest.raises(ConfigError, match=error):
+            network_for(str(folder), placed=[bad])
