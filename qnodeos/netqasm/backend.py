@@ -163,8 +163,14 @@ class QNodeOSConnection(BaseNetQASMConnection):  # type: ignore[misc]
     def block(self) -> None:
         """Every flush already waited for its results."""
 
+    def commit_subroutine(self, subroutine: Any, block: bool = True, callback: Any = None) -> None:
+        """Run a compiled subroutine on the node, encoded in the flavour it needs."""
+        self._run(bytes(subroutine), stop=False, flavour=flavour_of(subroutine))
+        if callback is not None:
+            callback()
+
     def _commit_message(self, msg: Any, block: bool = True, callback: Any = None) -> None:
-        if isinstance(msg, SubroutineMessage):
+        if isinstance(msg, SubroutineMessage):  # already encoded: vanilla
             self._run(bytes(msg.subroutine), stop=False)
             if callback is not None:
                 callback()
@@ -201,11 +207,12 @@ class QNodeOSConnection(BaseNetQASMConnection):  # type: ignore[misc]
             min_fidelity=0.0 if fid >= 100 else max(fid, 0) / 100,
         )
 
-    def _run(self, code: bytes, *, stop: bool) -> None:
+    def _run(self, code: bytes, *, stop: bool, flavour: str = "vanilla") -> None:
         session = self._ctx.session
         values = self._ctx.call(
             lambda: session.run_netqasm(
                 code,
+                flavour=flavour,
                 sockets=list(self._sockets.values()),
                 fresh=self._fresh,
                 stop=stop,
@@ -220,6 +227,17 @@ class QNodeOSConnection(BaseNetQASMConnection):  # type: ignore[misc]
             else:
                 assert isinstance(value, int)
                 self._memory.set_register(key, value)
+
+
+def flavour_of(subroutine: Any) -> str:
+    """The flavour a subroutine's binary encoding needs (a transpiler, such as
+    netqasm's NVSubroutineTranspiler, puts NV instructions in it; their ids mean other
+    instructions in the vanilla flavour)."""
+    modules = {type(i).__module__.rsplit(".", 1)[-1] for i in subroutine.instructions}
+    for name in ("nv", "trapped_ion"):
+        if name in modules:
+            return name
+    return "vanilla"
 
 
 class QNodeOSSocket(_Socket):  # type: ignore[misc]

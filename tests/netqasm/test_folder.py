@@ -194,3 +194,35 @@ def test_roles_given_on_the_command_line(folder: Path) -> None:
     for bad, error in (("sender", "PARTY=NODE"), ("nobody=alice", "no party 'nobody'")):
         with pytest.raises(ConfigError, match=error):
             network_for(str(folder), placed=[bad])
+
+
+NV_COMPILED = """
+from netqasm.sdk import Qubit
+from netqasm.sdk.external import NetQASMConnection
+from netqasm.sdk.transpile import NVSubroutineTranspiler
+
+
+def main(app_config=None):
+    with NetQASMConnection("solo", compiler=NVSubroutineTranspiler) as conn:
+        q, r = Qubit(conn), Qubit(conn)
+        q.X()
+        q.cnot(r)
+        m, m2 = q.measure(), r.measure()
+    return {"m": int(m), "m2": int(m2)}
+"""
+
+
+@pytest.mark.slow
+def test_nv_transpiled_subroutines_go_as_nv(tmp_path: Path) -> None:
+    """netqasm's NV transpiler turns cnot into crot_x and rotations; ids 30/31 mean
+    cnot/cphase in the vanilla flavour, so the connection must send them as NV."""
+    d = tmp_path / "solo"
+    d.mkdir()
+    (d / "app_solo.py").write_text(NV_COMPILED)
+    out = subprocess.run(
+        [sys.executable, "-m", "qnodeos", "netqasm", str(d), "--json", "--quiet",
+         "--run-dir", str(tmp_path / "run")],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
+    assert json.loads(out.stdout)["solo"]["result"] == {"m": 1, "m2": 1}
