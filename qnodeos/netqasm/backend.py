@@ -49,6 +49,8 @@ from ..lang.program import INT_MIN as UNDEFINED
 from ..sdk.client import ClassicalSocket, Node
 
 T = TypeVar("T")
+IDS = range(256)  # NetQASM socket ids
+MAX_BUFFERED = 65_536  # messages kept for sockets of this app that are not reading
 
 
 @dataclass
@@ -240,6 +242,22 @@ def flavour_of(subroutine: Any) -> str:
     return "vanilla"
 
 
+def socket_message(got: Any) -> tuple[int, list[Any]]:
+    """A message of a NetQASM socket as it crossed qnodeos: (socket id, ["s", text]
+    or ["m", header, payload]); ValueError naming anything else."""
+    kinds = {"s": 3, "m": 4}
+    if not (
+        isinstance(got, list)
+        and len(got) > 1
+        and isinstance(got[0], int)
+        and got[0] in IDS
+        and isinstance(got[1], str)
+        and kinds.get(got[1]) == len(got)
+    ):
+        raise ValueError(f"not a NetQASM socket message: {repr(got)[:200]}")
+    return got[0], got[1:]
+
+
 class QNodeOSSocket(_Socket):  # type: ignore[misc]
     """A NetQASM classical socket over qnodeos's node-to-node messages."""
 
@@ -284,11 +302,15 @@ class QNodeOSSocket(_Socket):  # type: ignore[misc]
                             return None
                     else:
                         got = await ch.recv()
-                    if not isinstance(got, list) or not got or not isinstance(got[0], int):
-                        raise ValueError(f"not a NetQASM socket message: {got!r}")
-                    if got[0] == self.id:
-                        return list(got[1:])
-                    boxes.setdefault(got[0], deque()).append(got[1:])
+                    sid, item = socket_message(got)
+                    if sid == self.id:
+                        return item
+                    if sum(len(b) for b in boxes.values()) >= MAX_BUFFERED:
+                        raise RuntimeError(
+                            f"{self.remote_app_name!r} sent more than {MAX_BUFFERED} messages "
+                            f"on sockets this app does not read"
+                        )
+                    boxes.setdefault(sid, deque()).append(item)
             raise TimeoutError(
                 f"no message from {self.remote_app_name!r} on socket {self.id} in {limit} s"
             )

@@ -226,3 +226,18 @@ def test_nv_transpiled_subroutines_go_as_nv(tmp_path: Path) -> None:
     )  # fmt: skip
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
     assert json.loads(out.stdout)["solo"]["result"] == {"m": 1, "m2": 1}
+
+
+@pytest.mark.parametrize(
+    "got",
+    [None, [], [0], [0, "s"], [0, "s", "a", "b"], [0, "m", "h"], [300, "s", "x"],
+     [-1, "s", "x"], ["0", "s", "x"], [0, ["s"], "x"], [0, "q", "x"], [True, 1, 2], "s"],
+)  # fmt: skip
+def test_peer_socket_messages_are_checked(got: object) -> None:
+    """What a peer party sends on NetQASM sockets is checked before it is used."""
+    from qnodeos.netqasm.backend import socket_message
+
+    with pytest.raises(ValueError, match="not a NetQASM socket message"):
+        socket_message(got)
+    assert socket_message([3, "s", "hi"]) == (3, ["s", "hi"])
+    assert socket_message([0, "m", "H", [1, 2]]) == (0, ["m", "H", [1, 2]])
