@@ -79,24 +79,37 @@ ret_arr @0
 """
 
 
-async def pairs(local: int, remote: int) -> tuple[list[int], list[int], list[int]]:
-    """Outcomes at alice and bob, and bob's sequence numbers minus alice's."""
+Values = dict[str, object]
+
+
+async def exchange(alice_code: str, bob_code: str) -> tuple[Values, Values]:
+    """Run alice's and bob's subroutines at once on a fresh network (app "c" on alice,
+    app "r" on bob, each with EPR socket 0 to the other); what each returned."""
+    got: dict[str, Values] = {}
+
+    async def go(s: sdk.Node, code: str, sock: m.NqSocket, who: str) -> None:
+        got[who] = dict(await s.run_netqasm(code, sockets=[sock]))
+
     async with local_network(network(NET)) as eps:
         async with (
             sdk.connect("alice", app="c", qubits=1, endpoint=eps["alice"]) as a,
             sdk.connect("bob", app="r", qubits=1, endpoint=eps["bob"]) as b,
+            trio.open_nursery() as n,
         ):
-            to_bob = [m.NqSocket(id=0, node_id=1, node="bob", app="r")]
-            to_alice = [m.NqSocket(id=0, node_id=0, node="alice", app="c")]
-            got: dict[str, list[int]] = {}
+            n.start_soon(go, a, alice_code, m.NqSocket(id=0, node_id=1, node="bob", app="r"), "a")
+            n.start_soon(go, b, bob_code, m.NqSocket(id=0, node_id=0, node="alice", app="c"), "b")
+    return got["a"], got["b"]
 
-            async def run(s: sdk.Node, code: str, socks: list[m.NqSocket], who: str) -> None:
-                got[who] = list((await s.run_netqasm(code, sockets=socks))["@0"])
 
-            async with trio.open_nursery() as n:
-                n.start_soon(run, a, create(1, local, remote), to_bob, "a")
-                n.start_soon(run, b, RECV, to_alice, "b")
-    ra, rb = got["a"], got["b"]
+def ints(v: object) -> list[int]:
+    assert isinstance(v, list)
+    return v
+
+
+async def pairs(local: int, remote: int) -> tuple[list[int], list[int], list[int]]:
+    """Outcomes at alice and bob, and bob's sequence numbers minus alice's."""
+    va, vb = await exchange(create(1, local, remote), RECV)
+    ra, rb = ints(va["@0"]), ints(vb["@0"])
     for r, way in ((ra, 0), (rb, 1)):  # type M, direction, socket, remote node, Bell Phi+
         for i in range(N):
             f = r[10 * i : 10 * i + 10]
@@ -148,31 +161,14 @@ ret_arr @2
 """
 
 
-async def go(
-    s: sdk.Node, code: str, sock: m.NqSocket, got: dict[str, dict[str, object]], who: str
-) -> None:
-    got[who] = dict(await s.run_netqasm(code, sockets=[sock]))
-
-
 async def test_remote_state_preparation_with_a_keeping_receiver() -> None:
     """create_rsp / recv_rsp: the creator measures (R), the receiver keeps (it cannot
     tell R from K, so it asks K): outcomes in Z agree, 20 times."""
     for _ in range(20):
-        async with local_network(network(NET)) as eps:
-            async with (
-                sdk.connect("alice", app="c", qubits=1, endpoint=eps["alice"]) as a,
-                sdk.connect("bob", app="r", qubits=1, endpoint=eps["bob"]) as b,
-            ):
-                got: dict[str, dict[str, object]] = {}
-                to_bob = m.NqSocket(id=0, node_id=1, node="bob", app="r")
-                to_alice = m.NqSocket(id=0, node_id=0, node="alice", app="c")
-                async with trio.open_nursery() as n:
-                    n.start_soon(go, a, create(2, 0, 0, n=1), to_bob, got, "a")
-                    n.start_soon(go, b, RECV_KEEP_MEASURE, to_alice, got, "b")
-        ra, rb = got["a"]["@0"], got["b"]["@0"]
-        assert isinstance(ra, list) and isinstance(rb, list)
+        va, vb = await exchange(create(2, 0, 0, n=1), RECV_KEEP_MEASURE)
+        ra, rb = ints(va["@0"]), ints(vb["@0"])
         assert rb[0] == 0 and rb[2] == 0  # K layout at the receiver: its qubit id 0
-        assert got["b"]["@2"] == [ra[2]]  # its Z outcome equals the creator's
+        assert vb["@2"] == [ra[2]]  # its Z outcome equals the creator's
 
 
 def loop(role: str, turns: int) -> str:
@@ -227,19 +223,9 @@ ret_arr @0
 
 async def test_epr_instruction_in_a_loop_waits_each_turn() -> None:
     turns = 12
-    async with local_network(network(NET)) as eps:
-        async with (
-            sdk.connect("alice", app="c", qubits=1, endpoint=eps["alice"]) as a,
-            sdk.connect("bob", app="r", qubits=1, endpoint=eps["bob"]) as b,
-        ):
-            got: dict[str, dict[str, object]] = {}
-            to_bob = m.NqSocket(id=0, node_id=1, node="bob", app="r")
-            to_alice = m.NqSocket(id=0, node_id=0, node="alice", app="c")
-            async with trio.open_nursery() as n:
-                n.start_soon(go, a, loop("create", turns), to_bob, got, "a")
-                n.start_soon(go, b, loop("recv", turns), to_alice, got, "b")
-    xa, xb = got["a"]["@0"], got["b"]["@0"]
-    assert isinstance(xa, list) and xa == xb  # X on Phi+: equal, turn by turn
+    va, vb = await exchange(loop("create", turns), loop("recv", turns))
+    xa, xb = ints(va["@0"]), ints(vb["@0"])
+    assert xa == xb  # X on Phi+: equal, turn by turn
     assert 0 < sum(xa) < turns
 
 
@@ -248,17 +234,6 @@ async def test_wait_any_and_wait_single(wait: str) -> None:
     """wait_any returns once some pair is in, wait_single once that entry is; then
     wait_all for the rest: every result arrives either way."""
     recv = RECV.replace("wait_all @0[R5:R6]", f"set R7 {10 * N - 1}\n{wait}\nwait_all @0[R5:R6]")
-    async with local_network(network(NET)) as eps:
-        async with (
-            sdk.connect("alice", app="c", qubits=1, endpoint=eps["alice"]) as a,
-            sdk.connect("bob", app="r", qubits=1, endpoint=eps["bob"]) as b,
-        ):
-            got: dict[str, dict[str, object]] = {}
-            to_bob = m.NqSocket(id=0, node_id=1, node="bob", app="r")
-            to_alice = m.NqSocket(id=0, node_id=0, node="alice", app="c")
-            async with trio.open_nursery() as n:
-                n.start_soon(go, a, create(1, 0, 0), to_bob, got, "a")
-                n.start_soon(go, b, recv, to_alice, got, "b")
-    ra, rb = got["a"]["@0"], got["b"]["@0"]
-    assert isinstance(ra, list) and isinstance(rb, list)
+    va, vb = await exchange(create(1, 0, 0), recv)
+    ra, rb = ints(va["@0"]), ints(vb["@0"])
     assert [ra[10 * i + 2] for i in range(N)] == [rb[10 * i + 2] for i in range(N)]
