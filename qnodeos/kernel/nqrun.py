@@ -28,7 +28,7 @@ from ..lang.program import INT_MIN as UNDEFINED
 from ..lang.program import (
     MAX_ARRAY_TOTAL,
     MAX_BLOCK_PAIRS,
-        MAX_QUBIT_ID,
+    MAX_QUBIT_ID,
     EprSpec,
     Flt,
     Q,
@@ -183,23 +183,20 @@ class NqRun(Run):
     def _must_flush(self, ins: NqInstr) -> bool:
         """Whether ``ins`` touches a register or array a pending measurement writes."""
         src = self.pending_src
+        deferred = {int(a) for a in self.deferred_arrays}  # addresses, kept as str by Run
         args = ins.args[:1] if ins.op == "store" else ()  # a store's value is deferred
         for a in ins.args:
             if a in args:
                 continue
             if isinstance(a, NReg) and a.i in src:
                 return True
-            if isinstance(a, Entry | Slice | Addr) and a.a in self.deferred_arrays_nq:
+            if isinstance(a, Entry | Slice | Addr) and a.a in deferred:
                 return True
             if isinstance(a, Entry) and a.index.i in src:
                 return True
             if isinstance(a, Slice) and (a.start.i in src or a.stop.i in src):
                 return True
         return ins.op in ("create_epr", "recv_epr", "wait_all", "wait_any", "wait_single")
-
-    @property
-    def deferred_arrays_nq(self) -> set[int]:
-        return {int(a) for a in self.deferred_arrays}
 
     # -- the machine ---------------------------------------------------------------------
     def advance(
@@ -222,7 +219,7 @@ class NqRun(Run):
             mark = len(self.pending)
             try:
                 step = self._exec(ins)
-            except _Busy:  # it runs again later: undo what it queued (meas_basis rotations)
+            except _QubitBusy:  # it runs again later: undo what it queued (meas_basis rotations)
                 del self.pending[mark:]
                 self.steps -= 1
                 return NeedDevice(self.pending) if self.pending else WaitQubit()
@@ -321,51 +318,48 @@ class NqRun(Run):
         self.nq.arrays[addr] = [None] * size
 
     def _quantum_nq(self, op: str, a: tuple[object, ...]) -> None:
-        try:
-            if op in ("qalloc", "init", "qfree"):
-                self._quantum(op, (self._qubit(_r(a[0])),))
-            elif op == "meas":
-                self._meas(_r(a[0]), _r(a[1]))
-            elif op in _MEAS_AXES:
-                q = self._qubit(_r(a[0]))
-                den = _i(a[5])
-                axes = _MEAS_AXES[op]
-                for axis, num in zip(axes, (_i(a[2]), _i(a[3]), _i(a[4])), strict=True):
-                    if num:
-                        self._quantum(f"r{axis}", (q, _F(self._angle(num, den))))
-                self._meas(_r(a[0]), _r(a[1]))
-            elif op == "k":  # (Y + Z)/sqrt(2) = Rx(-pi/2) Z up to a global phase
-                q = self._qubit(_r(a[0]))
-                self._quantum("z", (q,))
-                self._quantum("rx", (q, _F(-math.pi / 2)))
-            elif op in ("mov", "swp"):  # SWAP (mov: the target starts in |0>)
-                p, q = self._qubit(_r(a[0])), self._qubit(_r(a[1]))
-                if p == q:
-                    raise self._fail(f"{op} of qubit {p.i} with itself")
-                for c, t in ((p, q), (q, p), (p, q)):
-                    self._quantum("cnot", (c, t))
-            elif op in ("rot_x_all", "rot_y_all", "bichromatic"):
-                self._quantum(_GATES[op], (_F(self._angle(_i(a[0]), _i(a[1]))),))
-            elif op in ("rot_x", "rot_y", "rot_z"):
-                q = self._qubit(_r(a[0]))
-                self._quantum(_GATES[op], (q, _F(self._angle(_i(a[1]), _i(a[2])))))
-            elif op in ("crot_x", "crot_y"):
-                p, q = self._qubit(_r(a[0])), self._qubit(_r(a[1]))
-                theta = _F(self._angle(_i(a[2]), _i(a[3])))
-                if _GATES[op] in self.lowering.native:
-                    self._two(op, p, q, (theta,))
-                else:  # Z R(t) Z = R(-t) for t about X or Y: CZ . R(t) on the target . CZ
-                    self._two("cphase", p, q, ())
-                    self._quantum(_GATES[op][1:], (q, theta))
-                    self._two("cphase", p, q, ())
-            elif op in ("cnot", "cphase"):
-                self._two(op, self._qubit(_r(a[0])), self._qubit(_r(a[1])), ())
-            elif op in _GATES:
-                self._quantum(_GATES[op], (self._qubit(_r(a[0])),))
-            else:
-                raise self._fail(f"{op} is not run here")
-        except _QubitBusy:
-            raise _Busy from None
+        if op in ("qalloc", "init", "qfree"):
+            self._quantum(op, (self._qubit(_r(a[0])),))
+        elif op == "meas":
+            self._meas(_r(a[0]), _r(a[1]))
+        elif op in _MEAS_AXES:
+            q = self._qubit(_r(a[0]))
+            den = _i(a[5])
+            axes = _MEAS_AXES[op]
+            for axis, num in zip(axes, (_i(a[2]), _i(a[3]), _i(a[4])), strict=True):
+                if num:
+                    self._quantum(f"r{axis}", (q, _F(self._angle(num, den))))
+            self._meas(_r(a[0]), _r(a[1]))
+        elif op == "k":  # (Y + Z)/sqrt(2) = Rx(-pi/2) Z up to a global phase
+            q = self._qubit(_r(a[0]))
+            self._quantum("z", (q,))
+            self._quantum("rx", (q, _F(-math.pi / 2)))
+        elif op in ("mov", "swp"):  # SWAP (mov: the target starts in |0>)
+            p, q = self._qubit(_r(a[0])), self._qubit(_r(a[1]))
+            if p == q:
+                raise self._fail(f"{op} of qubit {p.i} with itself")
+            for c, t in ((p, q), (q, p), (p, q)):
+                self._quantum("cnot", (c, t))
+        elif op in ("rot_x_all", "rot_y_all", "bichromatic"):
+            self._quantum(_GATES[op], (_F(self._angle(_i(a[0]), _i(a[1]))),))
+        elif op in ("rot_x", "rot_y", "rot_z"):
+            q = self._qubit(_r(a[0]))
+            self._quantum(_GATES[op], (q, _F(self._angle(_i(a[1]), _i(a[2])))))
+        elif op in ("crot_x", "crot_y"):
+            p, q = self._qubit(_r(a[0])), self._qubit(_r(a[1]))
+            theta = _F(self._angle(_i(a[2]), _i(a[3])))
+            if _GATES[op] in self.lowering.native:
+                self._two(op, p, q, (theta,))
+            else:  # Z R(t) Z = R(-t) for t about X or Y: CZ . R(t) on the target . CZ
+                self._two("cphase", p, q, ())
+                self._quantum(_GATES[op][1:], (q, theta))
+                self._two("cphase", p, q, ())
+        elif op in ("cnot", "cphase"):
+            self._two(op, self._qubit(_r(a[0])), self._qubit(_r(a[1])), ())
+        elif op in _GATES:
+            self._quantum(_GATES[op], (self._qubit(_r(a[0])),))
+        else:
+            raise self._fail(f"{op} is not run here")
 
     def _two(self, op: str, p: Q, q: Q, extra: tuple[Flt, ...]) -> None:
         if p == q:
@@ -563,10 +557,6 @@ class NqRun(Run):
             f"{op} on @{addr}[{lo}:{hi}]: entries are undefined and no EPR request of this "
             f"subroutine fills them"
         )
-
-
-class _Busy(Exception):
-    """The quantum op must wait for a readout qubit (see ``Run._readable``)."""
 
 
 def _F(v: float) -> Flt:

@@ -33,7 +33,6 @@ from netqasm.backend.messages import (
     OpenEPRSocketMessage,
     SignalMessage,
     StopAppMessage,
-    SubroutineMessage,
 )
 from netqasm.sdk.classical_communication.broadcast_channel import (
     BroadcastChannelBySockets,
@@ -172,11 +171,7 @@ class QNodeOSConnection(BaseNetQASMConnection):  # type: ignore[misc]
             callback()
 
     def _commit_message(self, msg: Any, block: bool = True, callback: Any = None) -> None:
-        if isinstance(msg, SubroutineMessage):  # already encoded: vanilla
-            self._run(bytes(msg.subroutine), stop=False)
-            if callback is not None:
-                callback()
-        elif isinstance(msg, OpenEPRSocketMessage):
+        if isinstance(msg, OpenEPRSocketMessage):
             self._open(msg)
         elif isinstance(msg, StopAppMessage):
             if self._ctx.states is not None:  # what the app leaves in its qubits
