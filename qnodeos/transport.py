@@ -8,6 +8,13 @@ if what it waits for is ready (and always wakes parked tasks); yield to the sche
 every 16 operations rather than after each. A receive that is cancelled while
 waiting has not taken a message off the socket, so nothing is lost.
 
+Waking the FD waiter uses ``trio.lowlevel.notify_closing``: the waiter gets
+``ClosedResourceError`` and, the socket not being closed, simply tries again. That wake
+is rare (another task's operation must have met the waiter's event already), whereas a
+cancel scope around every wait costs ~15 µs of CPU and ~20 µs of latency per message
+(measured with a trio client against a raw pyzmq echo: 158 µs per round trip with a
+scope, 113–124 µs without; plain synchronous pyzmq 96–104 µs).
+
 ``mem://NAME`` endpoints give the same ROUTER/DEALER behaviour inside one process over
 trio memory channels, so a whole node (kernel, device, apps) runs deterministically
 under trio's MockClock with exactly the code that runs over ZeroMQ.
@@ -40,7 +47,7 @@ class ZSocket:
         # A CURVE server learns each client's authenticated name (ZAP User-Id).
         self.authenticated = bool(sock.getsockopt(zmq.CURVE_SERVER))
         self._fd = int(sock.getsockopt(zmq.FD))
-        self._fd_scope: trio.CancelScope | None = None
+        self._fd_waiting = False  # a task waits on the FD (others park)
         self._parked: trio.Event | None = None
         self._fd_wants: int = zmq.POLLIN
         self._ops = 0
@@ -58,8 +65,8 @@ class ZSocket:
         # Our operation may have consumed the FD's edge. Reading EVENTS processes
         # pending commands: if the waiter's event is ready now, wake it; if not, any
         # later change signals the FD again, so its wait stays valid.
-        if self._fd_scope is not None and self._events() & self._fd_wants:
-            self._fd_scope.cancel()
+        if self._fd_waiting and self._events() & self._fd_wants:
+            trio.lowlevel.notify_closing(self._fd)  # wakes the waiter: it tries again
         if self._parked is not None:
             self._parked.set()
             self._parked = None
@@ -71,18 +78,19 @@ class ZSocket:
             await trio.lowlevel.checkpoint()
 
     async def _wait(self, wants: int) -> None:
-        if self._fd_scope is not None:
+        if self._fd_waiting:
             if self._parked is None:
                 self._parked = trio.Event()
             await self._parked.wait()
             return
-        with trio.CancelScope() as scope:
-            self._fd_scope = scope
-            self._fd_wants = wants
-            try:
-                await trio.lowlevel.wait_readable(self._fd)
-            finally:
-                self._fd_scope = None
+        self._fd_waiting = True
+        self._fd_wants = wants
+        try:
+            await trio.lowlevel.wait_readable(self._fd)
+        except trio.ClosedResourceError:
+            pass  # _wake found our event ready (see the module's docstring): try again
+        finally:
+            self._fd_waiting = False
         if self._parked is not None:
             self._parked.set()
             self._parked = None
