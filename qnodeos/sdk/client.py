@@ -220,7 +220,10 @@ class Node(QubitOwner):
                 continue
             if isinstance(msg, m.Stopped):
                 self._wake_all(msg)
-            await self._replies_in.send(msg)
+            try:
+                self._replies_in.send_nowait(msg)  # the requester runs next, we read on
+            except trio.WouldBlock:
+                await self._replies_in.send(msg)  # replies nobody asked for: bounded
 
     def _wake_all(self, stopped: m.Stopped) -> None:
         """The session ended: fail every send and EPR request still waiting. Pairs
@@ -420,7 +423,13 @@ class Node(QubitOwner):
     async def _request(self, msg: m.AppToNode) -> m.NodeToApp:
         if self._closed is not None:
             raise ConnectionClosed(f"session with node {self.name!r} is closed: {self._closed}")
-        async with self._lock:
+        # Usually no other request is in flight: take the lock without the scheduler
+        # pass ``async with`` costs (the wait for the reply below is the checkpoint).
+        try:
+            self._lock.acquire_nowait()
+        except trio.WouldBlock:
+            await self._lock.acquire()
+        try:
             # A block whose wait was cancelled still runs on the node (one at a time):
             # wait for its reply and drop it before sending anything else.
             while self._abandoned is not None:
@@ -434,6 +443,8 @@ class Node(QubitOwner):
             self._abandoned = block
             reply = await self._replies.receive()
             self._abandoned = None
+        finally:
+            self._lock.release()
         if isinstance(reply, m.Stopped):
             raise ConnectionClosed(f"session with node {self.name!r} ended: {reply.reason}")
         if isinstance(reply, m.ErrorReply):
