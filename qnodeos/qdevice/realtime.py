@@ -178,6 +178,10 @@ def serve_forever(
 
         return on_event
 
+    def flush() -> None:
+        for sock, frames in outbox.pop_due(time.time()):
+            sock.send_multipart(frames)
+
     handlers: list[tuple[zmq.Socket[bytes] | None, Callable[[], None]]] = [
         (ksock, from_kernel),
         (psock, from_peer),
@@ -211,10 +215,10 @@ def serve_forever(
                         handler()
                     except zmq.Again:
                         break
+                    flush()  # a reply due now leaves before we look for more input
             if time.time() >= server.next_timer_s():
                 schedule(guard(server.timer, clock.now_ns(), time.time()))
-            for sock, frames in outbox.pop_due(time.time()):
-                sock.send_multipart(frames)
+            flush()
     except _Stop:
         return
     finally:
