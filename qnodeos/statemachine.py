@@ -14,8 +14,9 @@ S = TypeVar("S", bound=enum.Enum)
 E = TypeVar("E", bound=enum.Enum)
 
 
-def next_state(table: Mapping[tuple[S, E], S], state: S, event: E, who: str) -> S:
+def next_state(table: Mapping[tuple[S, E], S], state: S, event: E, who: object) -> S:
     """The state after ``event`` in ``state``, or LocalError if the table has none.
+    ``who`` names the machine in that error (as ``str(who)``, made only then).
 
     >>> class St(enum.Enum):
     ...     A = "a"

@@ -515,6 +515,8 @@ class Kernel:
     def _wake_readers(self) -> None:
         """Blocks waiting for a readout qubit go on when one is free, or, after waiting
         ``starvation_s``, by moving another app's state out of one (as without waiting)."""
+        if not self.blocked:
+            return
         spec = self.spec
         free = any(spec.kind(p).meas is not None for p in self.memory.free)
         for aid, cur in list(self.blocked.items()):

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ..statemachine import next_state
@@ -63,6 +63,8 @@ TRANSITIONS: dict[tuple[State, Event], State] = {
     **{(s, Event.FAIL): State.FAILED for s in _LIVE},
 }
 
+_WAITING_ON = {Event.FINISH: "app", Event.WAIT: "pairs", Event.WAIT_QUBIT: "qubit"}
+
 
 @dataclass
 class App:
@@ -76,7 +78,6 @@ class App:
     waiting_on: str = ""  # WAITING: "app" (its next block) or "pairs" (its block's)
     blocks_done: int = 0
     blocks_failed: int = 0
-    history: list[State] = field(default_factory=list)
     exclusive: bool = False  # holds the whole device while connected
     user: str | None = None  # identity its CURVE key proved (None: unauthenticated)
     # Crosstalk: other apps' collective pulses that hit this app's qubits (qubit-pulses),
@@ -93,12 +94,13 @@ class App:
         (exact for an app holding one qubit, a lower bound per qubit otherwise)."""
         return (1.0 + self.crosstalk_kept) / 2.0
 
+    def __str__(self) -> str:
+        return f"app {self.app_id} ({self.name})"
+
     def fire(self, event: Event) -> State:
-        new = next_state(TRANSITIONS, self.state, event, f"app {self.app_id} ({self.name})")
-        self.history.append(self.state)
+        new = next_state(TRANSITIONS, self.state, event, self)
         self.state = new
-        on = {Event.FINISH: "app", Event.WAIT: "pairs", Event.WAIT_QUBIT: "qubit"}
-        self.waiting_on = on.get(event, "")
+        self.waiting_on = _WAITING_ON.get(event, "")
         if self.watch is not None:
             self.watch(self)
         return new
