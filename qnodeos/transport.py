@@ -98,7 +98,10 @@ class ZSocket:
     async def send(self, parts: Sequence[bytes]) -> None:
         while True:
             try:
-                self.sock.send_multipart(parts, zmq.NOBLOCK)
+                if len(parts) == 1:
+                    self.sock.send(parts[0], zmq.NOBLOCK)  # skips send_multipart's loop
+                else:
+                    self.sock.send_multipart(parts, zmq.NOBLOCK)
             except zmq.Again:
                 await self._wait(zmq.POLLOUT)
                 continue

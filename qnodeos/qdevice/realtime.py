@@ -193,9 +193,9 @@ def serve_forever(
     previous = signal.signal(signal.SIGTERM, _on_term)
     guard = _Guard()
     try:
+        timer_at = server.next_timer_s()
         while True:
-            wake = min(outbox.next_due(), server.next_timer_s())
-            wait = wake - time.time()
+            wait = min(outbox.next_due(), timer_at) - time.time()
             if wait < 0.002:
                 # zmq polls in whole ms: sleep short waits precisely, then only peek
                 if wait > 0:
@@ -216,8 +216,12 @@ def serve_forever(
                     except zmq.Again:
                         break
                     flush()  # a reply due now leaves before we look for more input
-            if time.time() >= server.next_timer_s():
+                    if not int(sock.getsockopt(zmq.EVENTS)) & zmq.POLLIN:
+                        break  # cheaper than the next receive raising Again
+            timer_at = server.next_timer_s()
+            if time.time() >= timer_at:
                 schedule(guard(server.timer, clock.now_ns(), time.time()))
+                timer_at = server.next_timer_s()
             flush()
     except _Stop:
         return

@@ -364,22 +364,27 @@ class QDeviceServer:
 
     def _step_batch(self, job: _Batch, now_ns: float, now_s: float) -> tuple[list[Out], bool]:
         """Run the batch's ops from where it stopped: (what to send, finished?)."""
-        dev, lost_states = self.device, self.groups.lost
+        dev, groups, lost_states = self.device, self.groups, self.groups.lost
+        # Every state here is our own and whole (nothing away, lost or held for another
+        # node): no op of the batch can need, lose or send a group, so skip the checks.
+        local = not (groups.away or lost_states or groups.ghosts)
         sent: list[Out] = []
+        partners: list[int] = []
         while job.i < len(job.req.ops):
             op = job.req.ops[job.i]
-            touched = self._touches(op)
-            lost = [q for q in touched if q in lost_states]
-            if lost and op.op in ("init", "discard"):
-                for q in lost:  # it starts over: what was lost no longer matters
-                    del lost_states[q]
-            elif lost:
-                error = f"the state of qubit {lost[0]} is lost: held by {lost_states[lost[0]]}"
-                return sent + self._end_batch(job, now_ns, error), True
-            ask = self._need(touched, now_s)
-            if ask is not None:
-                return sent + ask, False
-            partners = self.groups.partners(touched)
+            if not local:
+                touched = self._touches(op)
+                lost = [q for q in touched if q in lost_states]
+                if lost and op.op in ("init", "discard"):
+                    for q in lost:  # it starts over: what was lost no longer matters
+                        del lost_states[q]
+                elif lost:
+                    error = f"the state of qubit {lost[0]} is lost: held by {lost_states[lost[0]]}"
+                    return sent + self._end_batch(job, now_ns, error), True
+                ask = self._need(touched, now_s)
+                if ask is not None:
+                    return sent + ask, False
+                partners = groups.partners(touched)
             try:
                 outcome, end = dev.execute(op, now_ns)
             except DeviceError as exc:
@@ -393,8 +398,8 @@ class QDeviceServer:
                 rho = dev.peeked.reshape(-1)
                 job.states.append([float(x) for z in rho for x in (z.real, z.imag)])
             job.i += 1
-            for slot, home in self.groups.homeless(partners):
-                sent.append(ToPeer(home, self._enc(self.groups.give(slot, home))))
+            for slot, home in groups.homeless(partners):
+                sent.append(ToPeer(home, self._enc(groups.give(slot, home))))
         return sent + self._end_batch(job, now_ns, None), True
 
     def _end_batch(self, job: _Batch, now_ns: float, error: str | None) -> list[Out]:
