@@ -511,8 +511,8 @@ class Node(QubitOwner):
             raise BlockError(
                 f"block failed ({reply.code}): {reply.message}", code=reply.code, held=reply.held
             )
-        if not isinstance(reply, m.BlockDone) or reply.block != self._blocks:
-            raise RemoteError(f"unexpected reply to block {self._blocks}: {reply!r}")
+        if not isinstance(reply, m.BlockDone) or reply.block != msg.block:
+            raise RemoteError(f"unexpected reply to block {msg.block}: {reply!r}")
         self.last_block = reply
         return reply.values
 

@@ -214,6 +214,27 @@ async def test_silent_app_loses_its_lease_and_its_qubits(autojump_clock: object)
             assert fut.value == 0
 
 
+async def test_requests_of_one_session_from_several_tasks_each_get_their_own_reply(
+    autojump_clock: object,
+) -> None:
+    """Tasks sharing a session queue on its request lock (taken without a checkpoint
+    when free): every block's values go to the task that ran it."""
+    async with local_network(network("[nodes.a]\nqubits=1\n")) as eps:
+        async with sdk.connect("a", app="x", qubits=1, endpoint=eps["a"]) as node:
+            got: dict[int, list[object]] = {1: [], 2: [], 3: []}
+
+            async def runs(k: int) -> None:
+                for i in range(40):
+                    got[k].append((await node.run(f"set R0 {k * 1000 + i}\nret R0"))["R0"])
+
+            async with trio.open_nursery() as nursery:
+                for k in got:
+                    nursery.start_soon(runs, k)
+            assert got == {k: [k * 1000 + i for i in range(40)] for k in got}
+            async with node.block() as b:  # the lock is free again
+                b.qubit()
+
+
 async def test_bad_messages_get_error_replies(autojump_clock: object) -> None:
     async with local_network(network("[nodes.a]\nqubits=1\n")) as eps:
         raw = MemDealer(eps["a"])
