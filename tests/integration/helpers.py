@@ -4,6 +4,7 @@ tcp ports, nodes started with ``qnodeos node``."""
 from __future__ import annotations
 
 import json
+import signal
 import socket
 import subprocess
 import sys
@@ -85,6 +86,13 @@ class Proc:
             except subprocess.TimeoutExpired:
                 self.p.kill()
                 self.p.wait()
+
+
+def ctrl_c_works() -> None:
+    """A ``preexec_fn`` for a child the test will Ctrl-C: SIGINT as in a terminal. A
+    shell that starts pytest in the background (``pytest &``) hands it SIGINT ignored,
+    and every child inherits that, so the SIGINT the test sends would do nothing."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def free_port() -> int:

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from .helpers import ctrl_c_works
+
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
 
@@ -181,6 +183,7 @@ def test_ctrl_c_stops_everything_and_says_so(tmp_path: Path) -> None:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=ctrl_c_works,
     )
     assert proc.stdout is not None
     assert "running 2 app(s)" in proc.stdout.readline()

@@ -15,7 +15,7 @@ import pytest
 
 import qnodeos
 
-from .helpers import ROOT, werner_pair
+from .helpers import ROOT, ctrl_c_works, werner_pair
 
 pytestmark = pytest.mark.slow
 
@@ -84,7 +84,9 @@ def test_a_sweep_stopped_with_ctrl_c_resumes(tmp_path: Path) -> None:
     net.write_text(NET)
     args = [sys.executable, "-m", "qnodeos", "sweep", str(net), "--out", str(tmp_path / "sw")]
     args += ["--set", "links.0.fidelity=0.7:0.97:4", "--deterministic"]
-    proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, preexec_fn=ctrl_c_works
+    )
     log = tmp_path / "sw" / "sweep.jsonl"
     deadline = time.monotonic() + 60
     while not (log.exists() and log.read_text().count("\n") >= 1):
