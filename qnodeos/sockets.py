@@ -25,6 +25,10 @@ from .security import Curve, connect_curve, serve_curve
 # No frame we accept is larger than the codec's limit; zmq drops a peer that sends one
 # (before it fills our memory) instead of handing it to us.
 MAX_MSG_BYTES = MAX_FRAME + 4096
+# A connecting socket retries a refused or missing endpoint after RECONNECT_FIRST_MS,
+# doubling up to RECONNECT_MAX_MS (zmq's default: every 100 ms).
+RECONNECT_FIRST_MS = 10
+RECONNECT_MAX_MS = 100
 
 
 def configure(sock: zmq.Socket[bytes], *, linger_ms: int = 1000) -> None:
@@ -108,6 +112,10 @@ def connect(
 ) -> zmq.Socket[bytes]:
     sock = ctx.socket(kind)
     configure(sock, linger_ms=linger_ms)
+    # The other side is often a process started at the same moment that has not bound
+    # yet: retry after 10 ms, not zmq's default 100 ms, then back off to that 100 ms.
+    sock.setsockopt(zmq.RECONNECT_IVL, RECONNECT_FIRST_MS)
+    sock.setsockopt(zmq.RECONNECT_IVL_MAX, RECONNECT_MAX_MS)
     if curve is not None:
         assert curve.server is not None
         connect_curve(sock, curve.me, curve.server)

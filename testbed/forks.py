@@ -43,13 +43,11 @@ from qnodeos.forking import Child, die_with_parent, fork, hold, unhold
 
 def preload() -> None:
     """Import what every node and app needs, once, before forking them."""
-    import numpy  # noqa: F401
-    import zmq  # noqa: F401
-
-    import qnodeos.kernel.service  # noqa: F401
-    import qnodeos.qdevice.realtime  # noqa: F401
     import qnodeos.sdk  # noqa: F401
     import testbed.app_runner  # noqa: F401
+    from qnodeos.cli import preload_node
+
+    preload_node()
 
 
 class Proc:
