@@ -174,7 +174,10 @@ class HeraldingStation:
             self.pending[attempt.key] = attempt
             return []
         if other.node == attempt.node:
-            return reject(f"node {attempt.node!r} already attempts round {attempt.key}")
+            # It attempts this round again (it stopped waiting for our answer, e.g. we
+            # were paused): the newer attempt stands, and the round runs once.
+            self.pending[attempt.key] = attempt
+            return []
         del self.pending[attempt.key]
         return self._pair(other, attempt)
 

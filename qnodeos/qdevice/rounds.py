@@ -208,6 +208,7 @@ class Rounds:
         """What our station decided: our own round's part runs here, the other end's
         goes to it (after ours, which fills in the halves it gets)."""
         out: list[Out] = []
+        ours = {o.msg.key for o in outs if o.node == self.me}
         for o in outs:
             r = o.msg
             if o.node != self.me:
@@ -216,6 +217,18 @@ class Rounds:
                     reply = m.QRound(
                         frm=self.me, key=r.key, heralds=[], attempts=0, at_ns=now_ns,
                         reason=f"the station refused: {r.reason}", epoch_ns=self.epoch_ns,
+                    )  # fmt: skip
+                    out.append(ToPeer(o.node, self.codec.encode(reply)))
+                elif r.key not in ours:
+                    # The other end's round alone ended (it came after its window had
+                    # passed here, it crossed ours, or we never came): tell it now. Left
+                    # to find out by its own timeout, it would count rounds apart from
+                    # ours and the two ends would never attempt the same round again.
+                    assert not r.heralds  # a round that heralded ended for both ends
+                    self.peer_qubits.pop(r.key, None)
+                    reply = m.QRound(
+                        frm=self.me, key=r.key, heralds=[], attempts=r.attempts,
+                        at_ns=r.at_ns, reason=r.reason, epoch_ns=self.epoch_ns, again=r.again,
                     )  # fmt: skip
                     out.append(ToPeer(o.node, self.codec.encode(reply)))
                 continue
@@ -373,11 +386,12 @@ class Rounds:
         )
         return out + self._reply(rnd.peer, done, end)
 
-    def give_up(self, key: str, reason: str, now_ns: float) -> list[Out]:
+    def give_up(self, key: str, reason: str, now_ns: float, again: bool = False) -> list[Out]:
         """Stop waiting for the station's answer to our round ``key``. Should it still
-        herald, the pairs are void here (``station_result`` reports them as late)."""
+        herald, the pairs are void here (``station_result`` reports them as late).
+        ``again``: our node attempts the same round again (it does not count it)."""
         rnd = self.active.pop(key)
-        return self._ended(rnd, [], now_ns, 0, reason, False)
+        return self._ended(rnd, [], now_ns, 0, reason, again)
 
     def abort(self, rnd: Round, now_ns: float) -> list[Out]:
         """Our node ended the request of ``rnd``: end the round now if its attempts have
@@ -413,15 +427,20 @@ class Rounds:
                     f"the heralding station in {rnd.link.nodes[0]!r}'s quantum process "
                     f"did not answer"
                 )
-                out += self.give_up(key, reason, now_ns)
+                # attempted again, not counted: see ``peer_gone``
+                out += self.give_up(key, reason, now_ns, again=True)
         return out
 
     def peer_gone(self, peer: str, why: str, now_ns: float) -> list[Out]:
-        """``peer``'s quantum process is gone: stop waiting for its station."""
+        """``peer``'s quantum process is gone: stop waiting for its station. Our node
+        attempts the same round again rather than counting it: a station that was only
+        paused answers that round when it runs again, and then both ends count it alike
+        (counting it here alone, the ends would attempt different rounds from then on).
+        If the process is really gone, our node learns it and ends the request."""
         out: list[Out] = []
         for key, rnd in list(self.active.items()):
             if rnd.link.nodes[0] == peer:
-                out += self.give_up(key, f"the heralding station in {why}", now_ns)
+                out += self.give_up(key, f"the heralding station in {why}", now_ns, again=True)
         return out
 
     def next_deadline(self) -> float:

@@ -81,13 +81,16 @@ def test_bad_attempts_are_rejected_without_changing_state(attempt: Attempt, word
     assert st.pending == {}
 
 
-def test_duplicate_attempt_is_rejected_and_the_first_kept() -> None:
+def test_an_end_attempting_a_round_again_replaces_its_attempt_and_it_runs_once() -> None:
+    """A node that stopped waiting for the station (it was silent) attempts the same
+    round again: the newer attempt stands; the round runs once, for both."""
     st = station()
-    first = Attempt(node="a", key="k3", start_ns=0, max_attempts=5)
-    st.receive(first)
-    out = st.receive(Attempt(node="a", key="k3", start_ns=10, max_attempts=5))
-    assert isinstance(out[0].msg, Rejected) and "already attempts round k3" in out[0].msg.reason
-    assert st.pending == {"k3": first}
+    st.receive(Attempt(node="a", key="k3", start_ns=0, max_attempts=5))
+    again = Attempt(node="a", key="k3", start_ns=10, max_attempts=5)
+    assert st.receive(again) == [] and st.pending == {"k3": again}
+    out = st.receive(Attempt(node="b", key="k3", start_ns=10, max_attempts=5))
+    assert [o.node for o in out] == ["a", "b"] and st.pending == {}
+    assert all(isinstance(o.msg, RoundEnd) and len(o.msg.heralds) == 1 for o in out)
 
 
 def test_lone_attempt_expires_at_its_wall_clock_expiry() -> None:

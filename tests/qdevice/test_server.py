@@ -337,3 +337,74 @@ def test_an_owner_whose_peer_never_attempts_ends_its_round_and_goes_on() -> None
     w.entangle("r2")  # and the next round runs
     (done,) = w.replies["alice"]
     assert isinstance(done, m.EntangleDone) and len(done.pairs) == 1
+
+
+def _ask(w: Wire, at: str, key: str, seq: int) -> None:
+    peer = "bob" if at == "alice" else "alice"
+    req = m.Entangle(seq=seq, peer=peer, key=key, qubits=[0], max_attempts=5, expires_s=1.0)
+    w.send(at, req)
+
+
+def _done(w: Wire, at: str) -> m.EntangleDone:
+    (done,) = w.replies[at]
+    w.replies[at].clear()
+    assert isinstance(done, m.EntangleDone)
+    return done
+
+
+def test_the_other_end_coming_after_its_round_expired_hears_at_once_and_alike() -> None:
+    """bob's attempt comes after alice's station gave up waiting for it (bob was
+    paused): bob hears at once how the round ended (as alice did: it counts), instead
+    of waiting STATION_SILENT_S; both then attempt the same next round."""
+    w = Wire()
+    _ask(w, "alice", "r1", 1)
+    w.run("alice", w.q["alice"].timer(0.0, 1.0))  # the station gives up on bob
+    assert "did not attempt" in _done(w, "alice").reason
+    _ask(w, "bob", "r1", 2)  # bob, late
+    late = _done(w, "bob")
+    assert late.pairs == [] and not late.again and "did not attempt" in late.reason
+    assert w.q["alice"].rounds.peer_qubits == {} and w.q["bob"].rounds.active == {}
+    w.entangle("r2")
+    assert len(_done(w, "alice").pairs) == len(_done(w, "bob").pairs) == 1
+
+
+def test_crossed_rounds_end_at_both_ends_at_once_to_be_attempted_again() -> None:
+    w = Wire()
+    _ask(w, "alice", "a-round", 1)
+    _ask(w, "bob", "b-round", 2)  # the two ends disagree on the round
+    for at in ("alice", "bob"):
+        done = _done(w, at)
+        assert done.again and done.pairs == [] and "different rounds" in done.reason
+    assert w.q["alice"].rounds.peer_qubits == {} and w.q["bob"].rounds.active == {}
+
+
+def test_the_other_ends_lone_attempt_ends_when_the_station_stops_waiting() -> None:
+    w = Wire()
+    _ask(w, "bob", "r1", 1)  # alice never attempts r1
+    assert w.replies["bob"] == []
+    w.run("alice", w.q["alice"].timer(0.0, 1.0))  # alice's station gives up on it
+    done = _done(w, "bob")
+    assert done.pairs == [] and not done.again and "did not attempt" in done.reason
+    assert w.q["alice"].rounds.peer_qubits == {} and w.q["bob"].rounds.active == {}
+
+
+def test_a_paused_station_answers_the_round_the_other_end_attempts_again() -> None:
+    """alice's quantum process (the station) stops for a while: bob's round ends when
+    alice goes silent, but to be attempted again (not counted); when alice runs again
+    she pairs bob's attempt with hers and both ends count the same round, with the
+    same pair."""
+    w = Wire()
+    bob = w.q["bob"]
+    bob.peer_message(codec.qdevice_peer().encode(m.QPing(frm="alice")), 0.0, 0.0)
+    w.hold = True  # alice is stopped: what bob sends her waits
+    _ask(w, "bob", "r1", 1)
+    w.run("bob", bob.timer(0.0, 1.6))  # nothing heard from alice for 1.5 s
+    first = _done(w, "bob")
+    assert first.again and first.pairs == [] and "stopped answering" in first.reason
+    _ask(w, "bob", "r1", 2)  # bob's node attempts the same round again
+    w.release()  # alice runs again: both of bob's attempts reach her
+    req = m.Entangle(seq=3, peer="bob", key="r1", qubits=[0], max_attempts=5, expires_s=60.0)
+    w.send("alice", req)
+    a, b = _done(w, "alice"), _done(w, "bob")
+    assert len(a.pairs) == len(b.pairs) == 1 and a.pairs[0].seq == b.pairs[0].seq
+    assert not a.again and not b.again
