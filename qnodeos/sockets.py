@@ -15,6 +15,7 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
+import struct
 
 import zmq
 
@@ -121,3 +122,14 @@ def connect(
         connect_curve(sock, curve.me, curve.server)
     sock.connect(url)
     return sock
+
+
+def monitor_event(frames: list[bytes]) -> int:
+    """The event number (``zmq.EVENT_*``) of a message from a socket monitor: libzmq
+    sends a 16-bit event number and a 32-bit value, then the endpoint. (pyzmq's
+    ``parse_monitor_message`` does the same, but importing its module imports asyncio:
+    ~10 ms of every start-up.)"""
+    if len(frames) != 2 or len(frames[0]) != 6:
+        raise ValueError(f"not a zmq monitor message: {[len(f) for f in frames]} bytes")
+    event: int = struct.unpack("=HI", frames[0])[0]
+    return event

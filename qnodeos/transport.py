@@ -29,10 +29,9 @@ from typing import Protocol
 
 import trio
 import zmq
-from zmq.utils.monitor import parse_monitor_message
 
 from .security import Curve, user_of
-from .sockets import Claim, bind, connect
+from .sockets import Claim, bind, connect, monitor_event
 
 _YIELD_EVERY = 16
 
@@ -228,7 +227,7 @@ async def disconnects(sock: Socket) -> AsyncGenerator[None, None]:
     mon = ZSocket(sock.sock.get_monitor_socket(events, addr=addr))
     try:
         while True:
-            if parse_monitor_message(await mon.recv())["event"] == zmq.EVENT_DISCONNECTED:
+            if monitor_event(await mon.recv()) == zmq.EVENT_DISCONNECTED:
                 yield
     finally:
         if not sock.sock.closed:

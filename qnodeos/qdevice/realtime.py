@@ -26,7 +26,6 @@ from types import FrameType
 from typing import Any
 
 import zmq
-from zmq.utils.monitor import parse_monitor_message
 
 from ..config import LinkConfig, NodeConfig
 from ..security import (
@@ -39,7 +38,7 @@ from ..security import (
     server_side,
     user_of,
 )
-from ..sockets import Claim, bind, connect
+from ..sockets import Claim, bind, connect, monitor_event
 from .clock import DeviceClock
 from .outbox import Outbox
 from .server import Cancel, Out, QDeviceServer, ToKernel
@@ -172,7 +171,7 @@ def serve_forever(
 
     def watcher(node: str, mon: zmq.Socket[bytes]) -> Callable[[], None]:
         def on_event() -> None:
-            event = parse_monitor_message(mon.recv_multipart(zmq.NOBLOCK))["event"]
+            event = monitor_event(mon.recv_multipart(zmq.NOBLOCK))
             if event == zmq.EVENT_DISCONNECTED:
                 schedule(guard(server.disconnected, node, clock.now_ns(), time.time()))
 
