@@ -122,13 +122,6 @@ def serve_forever(
         )
         claims += [claim] if claim else []
         poller.register(psock, zmq.POLLIN)
-        for node, ep in peers.items():
-            curve = client_side(keys, me, node, ep, QPEER)
-            dealers[node] = connect(ctx, zmq.DEALER, ep, curve=curve, linger_ms=0)
-            # a peer process that dies closes this connection: we learn it at once
-            monitors[node] = dealers[node].get_monitor_socket(
-                zmq.EVENT_HANDSHAKE_SUCCEEDED | zmq.EVENT_DISCONNECTED
-            )
     peer_auth = psock is not None and bool(psock.getsockopt(zmq.CURVE_SERVER))
     if stop_fd is not None:
         poller.register(stop_fd, zmq.POLLIN)
@@ -143,8 +136,8 @@ def serve_forever(
                 outbox.push(due, ksock, o.frames, o.tag)
             elif isinstance(o, Cancel):
                 outbox.cancel(o.tag)
-            elif o.node in dealers:
-                outbox.push(now + delays.get(o.node, 0.0), dealers[o.node], [o.data])
+            elif peers and o.node in peers:
+                outbox.push(now + delays.get(o.node, 0.0), dealer(o.node), [o.data])
             else:
                 log.warning("no quantum process of node %r to send to", o.node)
 
@@ -185,10 +178,29 @@ def serve_forever(
         (ksock, from_kernel),
         (psock, from_peer),
         (auth.zap_socket if auth else None, zap),
-        *((mon, watcher(node, mon)) for node, mon in monitors.items()),
     ]
-    for mon in monitors.values():
-        poller.register(mon, zmq.POLLIN)
+
+    def dealer(node: str) -> zmq.Socket[bytes]:
+        """Our connection to ``node``'s quantum process, made when first needed: to our
+        link neighbours at start (rounds, pings), to any other node when a state group
+        first goes there. (Every process connecting to every other at start took ~2 s
+        of a 64-node network's start-up.)"""
+        sock = dealers.get(node)
+        if sock is None:
+            assert peers is not None
+            curve = client_side(keys, me, node, peers[node], QPEER)
+            sock = dealers[node] = connect(ctx, zmq.DEALER, peers[node], curve=curve, linger_ms=0)
+            # a peer process that dies closes this connection: we learn it at once
+            mon = monitors[node] = sock.get_monitor_socket(
+                zmq.EVENT_HANDSHAKE_SUCCEEDED | zmq.EVENT_DISCONNECTED
+            )
+            poller.register(mon, zmq.POLLIN)
+            handlers.append((mon, watcher(node, mon)))
+        return sock
+
+    for node in server.links:  # our link neighbours
+        if peers and node in peers:
+            dealer(node)
     previous = signal.signal(signal.SIGTERM, _on_term)
     guard = _Guard()
     try:

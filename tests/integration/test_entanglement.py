@@ -205,3 +205,21 @@ def test_ten_thousand_measured_pairs_stream_in_one_request(tmp_path: Path) -> No
     matched = sum(x == y for x, y in zip(a["bases"], b["bases"], strict=True)) / n
     assert close(matched, 1 / 3, math.sqrt(2 / 9 / n)), matched
     print(f"streamed {n} pairs in {a['chunks']} chunks at {a['pairs_per_s']:.0f} pairs/s")
+
+
+def test_ghz_over_a_chain_moves_state_to_a_process_it_had_no_link_to(tmp_path: Path) -> None:
+    """GHZ over alice - bob - charlie with real processes: the fused state moves between
+    quantum processes, alice's and charlie's among them, which have no link and connect
+    to each other only then. On perfect links every Z round agrees and <XXX> = 1."""
+    text = 'name = "ghz3"\n'
+    for n in ("alice", "bob", "charlie"):
+        text += f'[nodes.{n}]\ndevice = "generic"\nqubits = 3\n'
+    for a, b in (("alice", "bob"), ("bob", "charlie")):
+        text += f'[[links]]\nnodes = ["{a}", "{b}"]\nmodel = "perfect"\ncycle_ns = 1000\n'
+    for role, n in zip("abc", ("alice", "bob", "charlie"), strict=True):
+        text += f'[[apps]]\nnode = "{n}"\nmodule = "apps.ghz"\n'
+        text += f'args = {{ role = "{role}", nodes = ["alice", "bob", "charlie"], rounds = 100 }}\n'
+    code, res, err = run(tmp_path, text)
+    assert code == 0, (err, {k: v.get("error") for k, v in res.items() if "error" in v})
+    (a,) = [r["result"] for r in res.values() if r.get("result", {}).get("role") == "a"]
+    assert a["z_agree"] == 1.0 and a["xxx"] == 1.0
