@@ -8,6 +8,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -147,16 +148,22 @@ def test_bad_input_settings(folder: Path) -> None:
             network_for(str(folder), given=[bad])
 
 
-@pytest.mark.slow
-def test_folder_runs_on_its_network_yaml(folder: Path, tmp_path: Path) -> None:
-    (folder / "network.yaml").write_text(NETWORK_YAML.replace("fidelity: 0.9", "fidelity: 1.0"))
+def run_folder(folder: Path, tmp_path: Path) -> dict[str, Any]:
+    """``qnodeos netqasm FOLDER --json``, which must succeed: its results."""
     out = subprocess.run(
         [sys.executable, "-m", "qnodeos", "netqasm", str(folder), "--json", "--quiet",
          "--run-dir", str(tmp_path / "run")],
         cwd=ROOT, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
-    got = json.loads(out.stdout)
+    results: dict[str, Any] = json.loads(out.stdout)
+    return results
+
+
+@pytest.mark.slow
+def test_folder_runs_on_its_network_yaml(folder: Path, tmp_path: Path) -> None:
+    (folder / "network.yaml").write_text(NETWORK_YAML.replace("fidelity: 0.9", "fidelity: 1.0"))
+    got = run_folder(folder, tmp_path)
     sender, receiver = got["sender"]["result"], got["receiver"]["result"]
     assert sender["node"] == "delft" and receiver["node"] == "hague"
     assert receiver["theirs"] == sender["m"] == 1 - receiver["m"]  # flipped on a Phi+ pair
@@ -219,13 +226,7 @@ def test_nv_transpiled_subroutines_go_as_nv(tmp_path: Path) -> None:
     d = tmp_path / "solo"
     d.mkdir()
     (d / "app_solo.py").write_text(NV_COMPILED)
-    out = subprocess.run(
-        [sys.executable, "-m", "qnodeos", "netqasm", str(d), "--json", "--quiet",
-         "--run-dir", str(tmp_path / "run")],
-        cwd=ROOT, capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
-    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
-    assert json.loads(out.stdout)["solo"]["result"] == {"m": 1, "m2": 1}
+    assert run_folder(d, tmp_path)["solo"]["result"] == {"m": 1, "m2": 1}
 
 
 @pytest.mark.parametrize(
