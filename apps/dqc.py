@@ -38,6 +38,7 @@ import numpy as np
 import trio
 
 from qnodeos import sdk
+from qnodeos.config import NetworkConfig
 
 PI = math.pi
 # (alpha, theta) settings, in units of pi/4
@@ -116,19 +117,21 @@ async def _client(
 
 
 def _predictor(client: str, server: str) -> Any:
-    """The fidelity the configured noise predicts for a setting: the link model's
-    delivered state and both electrons' readout errors (gate errors and decoherence
-    left out), or None when the network file is not known."""
+    """The predicted fidelity per setting for the network this app runs in (see
+    ``predictor``), or None when the network file is not known."""
     cfg = sdk.network_config()
-    if cfg is None:
-        return None
+    return None if cfg is None else predictor(cfg, client, server)
+
+
+def predictor(cfg: NetworkConfig, client: str, server: str) -> Any:
+    """The fidelity the configured noise predicts for a setting: the link model's mean
+    delivered state (``LinkModel.delivered``: every kind of herald, for single click
+    the |11> and dark-count parts too) and both electrons' readout errors (gate errors
+    and decoherence left out), or None when no link joins the two nodes."""
     link = next((lk for lk in cfg.links if set(lk.nodes) == {client, server}), None)
     if link is None:
         return None
-    herald = link.model.sample(np.random.default_rng(0))
-    fix = [np.eye(2), np.diag([1, -1]), np.array([[0, 1], [1, 0]]), np.array([[0, -1j], [1j, 0]])]
-    corr = np.kron(fix[herald.bell_index], np.eye(2))  # the first node turns it into Phi+
-    rho = corr @ herald.rho @ corr.conj().T
+    rho = link.model.delivered()
     if link.nodes[0] != client:  # qubit order: client first
         swap = np.eye(4)[[0, 2, 1, 3]]
         rho = swap @ rho @ swap.T

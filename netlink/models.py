@@ -51,6 +51,25 @@ BELL_VECTORS = {
 }
 
 
+# The Pauli the link's first node applies to its half to turn Bell state ``index`` into
+# Phi+ (the kernel's correction of a kept pair), as a core gate name and a matrix.
+CORRECTION = {PHI_PLUS: (), PHI_MINUS: ("z",), PSI_PLUS: ("x",), PSI_MINUS: ("y",)}
+_PAULI = {
+    PHI_PLUS: np.eye(2, dtype=complex),
+    PHI_MINUS: np.diag([1, -1]).astype(complex),
+    PSI_PLUS: np.array([[0, 1], [1, 0]], dtype=complex),
+    PSI_MINUS: np.array([[0, -1j], [1j, 0]], dtype=complex),
+}
+
+
+def corrected(index: int, rho: Matrix) -> Matrix:
+    """A pair heralded as Bell state ``index`` after the first node's correction to
+    Phi+ (``CORRECTION``; qubit order: the link's nodes)."""
+    c = np.kron(_PAULI[index], np.eye(2))
+    out: Matrix = c @ rho @ c.conj().T
+    return out
+
+
 def bell(index: int) -> Matrix:
     """Density matrix of Bell state ``index``."""
     v = BELL_VECTORS[index]
@@ -119,6 +138,20 @@ class LinkModel(ABC):
     def _outcome(self, rng: np.random.Generator) -> tuple[int, Matrix]:
         """Draw (Bell index, delivered state) for one herald."""
 
+    @abstractmethod
+    def outcomes(self) -> list[tuple[float, int, Matrix]]:
+        """Every (probability, Bell index, state) a herald can deliver: the distribution
+        ``sample`` draws from."""
+
+    def delivered(self) -> Matrix:
+        """The mean state of a pair after the first node's correction to Phi+ (as the
+        node delivers kept pairs): every outcome of ``outcomes``, weighted. Its fidelity
+        to Phi+ is ``expected_fidelity()``."""
+        out: Matrix = np.zeros((4, 4), dtype=complex)
+        for p, index, rho in self.outcomes():
+            out += p * corrected(index, rho)
+        return out
+
     def sample(self, rng: np.random.Generator) -> Herald:
         """Attempts until the first herald (geometric), its Bell index and state."""
         attempts = int(rng.geometric(self.success_probability()))
@@ -145,6 +178,9 @@ class Perfect(LinkModel):
     def _outcome(self, rng: np.random.Generator) -> tuple[int, Matrix]:
         return PHI_PLUS, bell(PHI_PLUS)
 
+    def outcomes(self) -> list[tuple[float, int, Matrix]]:
+        return [(1.0, PHI_PLUS, bell(PHI_PLUS))]
+
 
 @dataclass(frozen=True, kw_only=True)
 class Depolarise(LinkModel):
@@ -167,6 +203,9 @@ class Depolarise(LinkModel):
 
     def _outcome(self, rng: np.random.Generator) -> tuple[int, Matrix]:
         return PHI_PLUS, werner(self.fidelity)
+
+    def outcomes(self) -> list[tuple[float, int, Matrix]]:
+        return [(1.0, PHI_PLUS, werner(self.fidelity))]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -217,6 +256,18 @@ class SingleClick(LinkModel):
             return index, _diag(0, 0, 0, 1)
         return index, self._dark_state()
 
+    def outcomes(self) -> list[tuple[float, int, Matrix]]:
+        w_psi, w_11, w_dark = self._weights()
+        total = w_psi + w_11 + w_dark
+        out = []
+        for index, sign in ((PSI_PLUS, 1), (PSI_MINUS, -1)):
+            out += [
+                (0.5 * w_psi / total, index, _psi_with_visibility(sign, self.visibility)),
+                (0.5 * w_11 / total, index, _diag(0, 0, 0, 1)),
+                (0.5 * w_dark / total, index, self._dark_state()),
+            ]
+        return out
+
 
 @dataclass(frozen=True, kw_only=True)
 class DoubleClick(LinkModel):
@@ -240,6 +291,12 @@ class DoubleClick(LinkModel):
     def _outcome(self, rng: np.random.Generator) -> tuple[int, Matrix]:
         index = PSI_PLUS if rng.random() < 0.5 else PSI_MINUS
         return index, _psi_with_visibility(1 if index == PSI_PLUS else -1, self.visibility)
+
+    def outcomes(self) -> list[tuple[float, int, Matrix]]:
+        return [
+            (0.5, PSI_PLUS, _psi_with_visibility(1, self.visibility)),
+            (0.5, PSI_MINUS, _psi_with_visibility(-1, self.visibility)),
+        ]
 
 
 MODELS: dict[str, type[LinkModel]] = {

@@ -13,11 +13,11 @@ from __future__ import annotations
 import math
 
 from netlink import egp as e
+from netlink.models import CORRECTION  # the Pauli that maps a Bell index to Phi+
 
 from ..lang import messages as m
 from .lower import Lowering
 
-CORRECTION = {0: (), 1: ("z",), 2: ("x",), 3: ("y",)}  # Pauli that maps Bell index -> Phi+
 # Bell index whose correction anticommutes with measuring in each basis (flip outcome)
 FLIPS = {"Z": {2, 3}, "X": {1, 3}, "Y": {1, 2}}
 BASIS_ROTATION = {"Z": (), "X": (("h", 0.0),), "Y": (("rx", math.pi / 2),)}
