@@ -26,7 +26,7 @@ from pathlib import Path
 
 import trio
 
-from . import __version__
+from . import __version__, procinfo
 from .config import NetworkConfig, load_network, parse_network
 from .defaults import default_network_text
 from .errors import QNodeOSError
@@ -83,7 +83,12 @@ async def node_main(name: str, network: str | None, qdevice: Child, token: str) 
             nursery.start_soon(_until_signal, nursery.cancel_scope)
             delays = {n: net.delay(name, n) for n in net.nodes if n != name}
             svc = NodeService(
-                cfg, cfg.peers_of(net), links=net.links_of(name), delays=delays, token=token
+                cfg,
+                cfg.peers_of(net),
+                links=net.links_of(name),
+                delays=delays,
+                token=token,
+                look=procinfo.look,
             )
 
             async def watch() -> None:

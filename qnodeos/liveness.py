@@ -1,52 +1,157 @@
-"""Is the other side still there? Heartbeats and silence, sans-IO.
+"""Is the other side still there? Heartbeats, silence and the OS's word, sans-IO.
 
-Both the classical process (about other nodes' classical processes) and the quantum
-process (about linked nodes' quantum processes) keep one ``Liveness``: every message
-from a peer counts as a sign of life; ``tick`` says which peers are due a ping (every
-``interval_s``) and which have just gone silent for ``timeout_s`` (down). A peer never
-heard from is not declared down (it may not have started yet). A peer that speaks again
-is up again.
+Every judge of another process keeps one ``Liveness``: the classical process (of other
+nodes' classical processes, and of its apps: their leases), the quantum process (of
+linked nodes' quantum processes) and the SDK (of its node). Every message from a peer
+counts as a sign of life (``heard``); ``tick`` says which peers are due a ping (every
+``interval_s``, if ``pings``) and which are down now. A peer never heard from is not
+declared down (it may not have started yet). A peer that speaks again is up again.
 
-If ``tick`` itself comes much later than it should (this process was paused: SIGSTOP, a
-laptop sleep, a long GC), silence during the pause says nothing about the peers: every
-peer's clock restarts instead of all being declared down at once.
+Slow is not dead. On a busy machine a process can go seconds without a core, and its
+silence then says nothing about whether it is there. So:
+
+- When a peer has missed two pings, and again every ``interval_s`` while it stays
+  silent, the OS is asked about the process it said it is (``claim``; the adapter
+  injects ``look``, see ``qnodeos.procinfo``). Gone: it is down at once. Stopped
+  (SIGSTOP): it is down once its silence passes the threshold, as a silent remote peer.
+  Alive (running or waiting for a core): it is slow, not down, until it has been
+  silent for ``hung_s`` (a process that runs but never speaks is hung).
+- The threshold adapts to the gaps seen between the peer's messages (phi accrual, as
+  in Cassandra and Akka: Hayashibara et al., 2004): a peer is suspected when a gap
+  that long had odds below 10^-8 under a normal fit of its recent gaps (standard
+  deviation at least ``interval_s / 2``), and never before ``timeout_s``. On a quiet
+  machine that is ``timeout_s``; when load stretches the gaps, it grows with them.
+  Peers the OS cannot see (on another host) are judged this way alone.
+- If ``tick`` itself comes much later than it should (this process was paused:
+  SIGSTOP, a laptop sleep), silence during the pause says nothing about the peers:
+  every peer's clock restarts.
 
 >>> live = Liveness(["b"], interval_s=0.25, timeout_s=1.5)
 >>> live.heard("b", 0.0)
 False
 >>> live.tick(0.05)
 (['b'], [])
->>> [t for t in (0.1 * i for i in range(1, 20)) if live.tick(t)[1]]  # b says nothing
+>>> [round(t, 2) for t in (0.1 * i for i in range(1, 20)) if live.tick(t)[1]]  # b: nothing
 [1.6]
+>>> live.reason["b"], live.verdict("b")
+('nothing heard for 1.6 s', 'stopped answering (nothing heard for 1.6 s)')
 >>> live.is_down("b"), live.heard("b", 2.0), live.is_down("b")
 (True, True, False)
+
+A peer whose process the OS says is alive is slow, not dead, until ``hung_s``:
+
+>>> live = Liveness(["b"], timeout_s=1.5, hung_s=10.0, look=lambda proc: "alive")
+>>> live.heard("b", 0.0), live.claim("b", "pid 42")
+(False, None)
+>>> [t / 2 for t in range(1, 24) if live.tick(t / 2)[1]], live.slow, live.longest_spared_s
+([10.0], 1, 9.5)
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections import deque
+from collections.abc import Callable, Iterable
+from typing import Any
+
+HUNG_S = 30.0  # a process the OS says is alive, silent this long, is hung
+GAPS_KEPT = 64  # recent gaps between a peer's messages, for the adaptive threshold
+PHI = 8.0  # suspect a peer when a gap as long as its silence had odds below 10^-PHI
+
+
+def _z_for(phi: float) -> float:
+    """The z-score whose upper tail of the normal distribution is 10**-phi."""
+    lo, hi = 0.0, 40.0
+    for _ in range(100):
+        mid = (lo + hi) / 2
+        if 0.5 * math.erfc(mid / math.sqrt(2)) > 10**-phi:
+            lo = mid
+        else:
+            hi = mid
+    return hi
+
+
+_Z = _z_for(PHI)
+
+Look = Callable[[Any], "str | None"]
 
 
 class Liveness:
     def __init__(
-        self, peers: Iterable[str], *, interval_s: float = 0.25, timeout_s: float = 1.5
+        self,
+        peers: Iterable[str],
+        *,
+        interval_s: float = 0.25,
+        timeout_s: float = 1.5,
+        hung_s: float = HUNG_S,
+        look: Look | None = None,
+        pings: bool = True,
     ) -> None:
         self.interval_s = interval_s
         self.timeout_s = timeout_s
-        self.last_heard: dict[str, float] = {p: -math.inf for p in peers}
-        self.last_ping: dict[str, float] = dict.fromkeys(self.last_heard, -math.inf)
+        self.hung_s = max(hung_s, timeout_s)
+        self.look = look
+        self.pings = pings
+        self.last_heard: dict[str, float] = {}
+        self.last_ping: dict[str, float] = {}
+        self.claims: dict[str, Any] = {}  # peer -> the process it says it is
+        self.gaps: dict[str, deque[float]] = {}
+        self._sums: dict[str, float] = {}  # of each peer's gaps, and of their squares
+        self._squares: dict[str, float] = {}
+        self.looked: dict[str, float] = {}  # when the OS was last asked, while silent
         self.down: set[str] = set()
+        self.reason: dict[str, str] = {}  # why each peer in ``down`` is (see ``verdict``)
         self._last_tick = -math.inf
         self.pauses = 0  # times this process found it had been paused
+        self.slow = 0  # silences during which a peer was spared: the OS said it was alive
+        self.spared: set[str] = set()  # peers spared in their current silence
+        self.longest_spared_s = 0.0  # the longest silence so spared
+        for p in peers:
+            self.add(p)
+
+    def add(self, peer: str) -> None:
+        """Judge ``peer`` too (not heard from yet)."""
+        self.last_heard.setdefault(peer, -math.inf)
+        self.last_ping.setdefault(peer, -math.inf)
+        self.gaps.setdefault(peer, deque(maxlen=GAPS_KEPT))
+        self._sums.setdefault(peer, 0.0)
+        self._squares.setdefault(peer, 0.0)
+
+    def remove(self, peer: str) -> None:
+        """Stop judging ``peer``."""
+        tables = (self.last_heard, self.last_ping, self.claims, self.gaps, self.looked)
+        for table in (*tables, self._sums, self._squares):
+            table.pop(peer, None)
+        self.spared.discard(peer)
+        self.down.discard(peer)
+        self.reason.pop(peer, None)
+
+    def claim(self, peer: str, proc: Any) -> None:
+        """``peer`` says it is process ``proc`` (what ``look`` takes)."""
+        if peer in self.last_heard and proc is not None:
+            self.claims[peer] = proc
 
     def heard(self, peer: str, now: float) -> bool:
         """A message from ``peer`` arrived; True if it was down and is back."""
-        if peer not in self.last_heard:
+        last = self.last_heard.get(peer)
+        if last is None:
             return False
+        if last > -math.inf and now > last:
+            gaps, gap = self.gaps[peer], now - last
+            if len(gaps) == GAPS_KEPT:
+                old = gaps[0]
+                self._sums[peer] -= old
+                self._squares[peer] -= old * old
+            gaps.append(gap)
+            self._sums[peer] += gap
+            self._squares[peer] += gap * gap
         self.last_heard[peer] = now
+        if self.looked:
+            self.looked.pop(peer, None)
+            self.spared.discard(peer)
         if peer in self.down:
             self.down.discard(peer)
+            self.reason.pop(peer, None)
             return True
         return False
 
@@ -59,33 +164,102 @@ class Liveness:
             return False
         return now - self._last_tick > max(self.timeout_s / 2, 4 * self.interval_s)
 
-    def tick(self, now: float) -> tuple[list[str], list[str]]:
-        """(peers due a ping now, peers that just went down)."""
+    def threshold(self, peer: str) -> float:
+        """How long ``peer`` may be silent before it is suspected: ``timeout_s``, or
+        longer when its recent gaps were long or irregular (phi accrual)."""
+        gaps = self.gaps.get(peer)
+        if not gaps:
+            return self.timeout_s
+        n = len(gaps)
+        mean = self._sums[peer] / n  # running sums: O(1), on every turn of a loop
+        var = max(0.0, self._squares[peer] / n - mean * mean)
+        sd = max(math.sqrt(var), self.interval_s / 2)
+        return max(self.timeout_s, mean + _Z * sd)
+
+    def tick(self, now: float, judge: bool = True) -> tuple[list[str], list[str]]:
+        """(peers due a ping now, peers that just went down: ``reason`` says why).
+        ``judge=False``: pings only (the adapter has unread messages, which may be the
+        very signs of life a judgement would miss)."""
         if self.paused(now):
             self.pauses += 1
             for p, t in self.last_heard.items():
                 if t > -math.inf:
                     self.last_heard[p] = now
+            self.looked.clear()
+            self.spared.clear()
         self._last_tick = now
-        ping = [p for p, t in self.last_ping.items() if now - t >= self.interval_s]
-        for p in ping:
-            self.last_ping[p] = now
-        gone = [
-            p
-            for p, t in self.last_heard.items()
-            if p not in self.down and t > -math.inf and now - t > self.timeout_s
-        ]
+        ping: list[str] = []
+        if self.pings:  # the same sums as ``next_deadline``'s, so a tick at it acts
+            ping = [p for p, t in self.last_ping.items() if now >= t + self.interval_s]
+            for p in ping:
+                self.last_ping[p] = now
+        if not judge:
+            return ping, []
+        gone = []
+        for p, t in self.last_heard.items():
+            if p in self.down or t == -math.inf:
+                continue
+            why = self._judge(p, t, now)
+            if why is not None:
+                gone.append(p)
+                self.reason[p] = why
         self.down.update(gone)
         return ping, gone
 
+    def _judge(self, peer: str, last: float, now: float) -> str | None:
+        """Why ``peer``, last heard at ``last``, is down now (None: it is not). Times
+        are compared as ``next_deadline`` computes them, so a tick at a deadline acts
+        on it (a difference can round below the sum it came from)."""
+        if now < last + min(2 * self.interval_s, self.timeout_s):
+            return None
+        silent = now - last
+        state = None
+        proc = self.claims.get(peer)
+        if proc is not None and self.look is not None:
+            recent = now < self.looked.get(peer, -math.inf) + self.interval_s
+            if recent and now < last + self.timeout_s:
+                return None  # asked the OS a moment ago
+            self.looked[peer] = now
+            state = self.look(proc)
+        heard = f"nothing heard for {silent:.1f} s"
+        if state == "gone":
+            return f"{heard}; its process is gone"
+        if now <= last + self.threshold(peer):  # suspected once silence exceeds it
+            return None
+        if state == "alive":
+            if silent < self.hung_s:
+                if peer not in self.spared:
+                    self.spared.add(peer)
+                    self.slow += 1
+                self.longest_spared_s = max(self.longest_spared_s, silent)
+                return None
+            return f"{heard}, though its process runs: hung"
+        if state == "stopped":
+            return f"{heard}; its process is stopped"
+        return heard
+
+    def alive(self, peer: str) -> bool:
+        """Whether the OS says ``peer``'s process (as it claimed) is alive: then a
+        wait for it is a wait for a slow process, not a dead one."""
+        proc = self.claims.get(peer)
+        return proc is not None and self.look is not None and self.look(proc) == "alive"
+
+    def verdict(self, peer: str) -> str:
+        """Why ``peer`` is down, as a phrase: "stopped answering (...)", or "ended
+        (...)" when the OS said its process is gone."""
+        why = self.reason.get(peer, "")
+        return f"ended ({why})" if why.endswith("is gone") else f"stopped answering ({why})"
+
     def next_deadline(self) -> float:
         """When ``tick`` next has something to do."""
-        return min(
-            [t + self.interval_s for t in self.last_ping.values()]
-            + [
-                t + self.timeout_s
-                for p, t in self.last_heard.items()
-                if p not in self.down and t > -math.inf
-            ],
-            default=math.inf,
-        )
+        times = [t + self.interval_s for t in self.last_ping.values()] if self.pings else []
+        first = min(2 * self.interval_s, self.timeout_s)
+        for p, t in self.last_heard.items():
+            if p in self.down or t == -math.inf:
+                continue
+            if p in self.claims and self.look is not None:  # the OS is asked meanwhile
+                looked = self.looked.get(p)
+                times.append(t + first if looked is None else looked + self.interval_s)
+            else:  # the first time at which the silence exceeds the threshold
+                times.append(math.nextafter(t + self.threshold(p), math.inf))
+        return min(times, default=math.inf)

@@ -60,6 +60,15 @@ class ZSocket:
     def _events(self) -> int:
         return int(self.sock.getsockopt(zmq.EVENTS))
 
+    def pending(self) -> bool:
+        """Whether a message waits to be received. Reading EVENTS may consume the
+        FD's edge (see ``_wake``): a task waiting on the FD is woken if its event is
+        ready, or it would wait for a signal that already came."""
+        events = self._events()
+        if self._fd_waiting and events & self._fd_wants:
+            trio.lowlevel.notify_closing(self._fd)
+        return bool(events & zmq.POLLIN)
+
     def _wake(self) -> None:
         # Our operation may have consumed the FD's edge. Reading EVENTS processes
         # pending commands: if the waiter's event is ready now, wake it; if not, any
@@ -140,6 +149,8 @@ class Socket(Protocol):
 
     async def recv_from(self) -> tuple[list[bytes], str | None]: ...
 
+    def pending(self) -> bool: ...
+
     def close(self) -> None: ...
 
 
@@ -185,6 +196,9 @@ class MemRouter:
     async def recv_from(self) -> tuple[list[bytes], str | None]:
         return await self.recv(), None
 
+    def pending(self) -> bool:
+        return self.hub.router_out.statistics().current_buffer_used > 0
+
     def close(self) -> None:
         _HUBS.pop(self.endpoint, None)
 
@@ -205,6 +219,9 @@ class MemDealer:
 
     async def recv_from(self) -> tuple[list[bytes], str | None]:
         return await self.recv(), None
+
+    def pending(self) -> bool:
+        return self._inbox.statistics().current_buffer_used > 0
 
     def close(self) -> None:
         self.hub.dealers.pop(self.ident, None)

@@ -29,7 +29,7 @@ from ..errors import DeviceError, LocalError, ProgramError, QNodeOSError, QuotaE
 from ..hardware.specs import DeviceSpec
 from ..lang import messages as m
 from ..lang.program import MAX_INSTRS, Subroutine, validate
-from ..liveness import Liveness
+from ..liveness import Liveness, Look
 from ..security import app_id, node_id
 from ..timeline import recorder
 from .interpreter import EprStart, Finished, NeedDevice, Paused, Run, WaitPairs, WaitQubit
@@ -70,14 +70,20 @@ class Kernel:
         limits: NodeLimits | None = None,
         peer_timeout_s: float = 1.5,
         placement: str = "lowest",
+        look: Look | None = None,
+        proc: m.ProcId | None = None,
     ) -> None:
+        """``look`` asks the OS about a process (``procinfo.look``; None in
+        deterministic mode: silence alone decides); ``proc`` is this process, as it
+        names itself to apps and other nodes."""
         self.node = node
         self.spec = spec
         self.limits = limits = limits or NodeLimits()
         self.memory = MemoryManager(spec, placement)
         self.lowering = Lowering(spec)
         self.scheduler = Scheduler(policy, limits.starvation_s)
-        self.procs = ProcessTable(lease_s)
+        self.procs = ProcessTable(lease_s, look)
+        self.proc = proc
         self.postbox = Postbox(node=node, peers=peers, procs=self.procs)
         self.budget = budget
         self.max_instrs = max_instrs
@@ -92,8 +98,10 @@ class Kernel:
         self.net.to_block = self._to_block
         self.net_current: tuple[int, Work] | None = None
         self.blocked: dict[int, Current] = {}  # app id -> its block waiting for pairs
+        # app id -> its block, from its start to its end: running, waiting or queued again
+        self.inflight: dict[int, Current] = {}
         self._block_req = BLOCK_REQS
-        self.live = Liveness(self.net.links, timeout_s=peer_timeout_s)
+        self.live = Liveness(self.net.links, timeout_s=peer_timeout_s, look=look)
         self.ended: dict[bytes, str] = {}  # why recent sessions ended, by connection
         self.now = 0.0
         self.current: Current | None = None
@@ -127,7 +135,7 @@ class Kernel:
             self.counters.spoofed += 1  # another key on a connection with this address
             return []
         if app is not None:
-            app.last_seen = now
+            self.procs.seen(app, now)
         if isinstance(msg, m.Heartbeat):
             if app is not None:
                 return [ToApp(addr, m.Alive())]
@@ -175,6 +183,7 @@ class Kernel:
         if self.live.heard(msg.from_node, self.now):
             self.net.peer_up(msg.from_node)
         if isinstance(msg, m.NodePing):
+            self.live.claim(msg.from_node, msg.proc)
             return []
         if isinstance(msg, m.NodeBye):
             return self._peer_down(msg.from_node, f"node {msg.from_node!r} stopped: {msg.reason}")
@@ -247,29 +256,24 @@ class Kernel:
         self.counters.device_ns = msg.now_ns
         return self._continue(msg.now_ns) + self._pump()
 
-    def handle_timer(self, now: float) -> list[Out]:
+    def handle_timer(self, now: float, judge: bool = True) -> list[Out]:
+        """Timers: pings, silent peers and apps, the network stack's deadlines.
+        ``judge=False``: messages wait unread, so no silence is judged this time (a
+        process that was paused, or paused itself, finds its own lateness there)."""
         self.now = now
-        if self.live.paused(now):
-            # This process was paused (SIGSTOP, a sleeping laptop): the apps' silence
-            # meanwhile was ours, not theirs. Give every lease a fresh start.
-            for a in self.procs.by_id.values():
-                a.last_seen = now
-        pings, gone = self.live.tick(now)
-        out: list[Out] = [ToNode(p, m.NodePing(from_node=self.node)) for p in pings]
+        pings, gone = self.live.tick(now, judge)
+        ping = m.NodePing(from_node=self.node, proc=self.proc)
+        out: list[Out] = [ToNode(p, ping) for p in pings]
         for peer in gone:
-            out += self._peer_down(
-                peer,
-                f"node {peer!r} stopped answering (nothing heard for {self.live.timeout_s:g} s)",
-            )
+            out += self._peer_down(peer, f"node {peer!r} {self.live.verdict(peer)}")
         out += self.net.handle_timer(now)
-        for app in self.procs.expired(now):
+        for app, why in self.procs.expired(now, judge):
             self.counters.apps_expired += 1
             out += self._end(
                 app,
                 Event.FAIL,
-                f"lease of {self.procs.lease_s}s expired: the app sent nothing for "
-                f"{now - app.last_seen:.1f} s (killed, paused, or its event loop blocked); "
-                f"its session ended and everything it held was freed. If long silences are "
+                f"lease of {self.procs.lease_s}s expired: the app sent nothing ({why}); its "
+                f"session ended and everything it held was freed. If long silences are "
                 f"expected, raise lease_s of node {self.node!r} in the network file",
             )
         out += self.postbox.handle_timer(now)
@@ -346,6 +350,7 @@ class Kernel:
         new = self.procs.add(
             name=msg.app, addr=addr, priority=msg.priority, quota=msg.qubits, now=now
         )
+        self.procs.leases.claim(str(new.app_id), msg.proc)
         new.exclusive = msg.exclusive
         new.user = user
         try:
@@ -359,6 +364,7 @@ class Kernel:
             device=self.spec.name,
             native_gates=sorted(self.spec.native_gates()),
             lease_s=self.procs.lease_s,
+            proc=self.proc,
         )
         self.net.registered(new)
         log.info("app %r connected (id %d, %d qubit(s))", new.name, new.app_id, msg.qubits)

@@ -13,8 +13,9 @@ resumes where it stopped, and the device serves others meanwhile.
 
 An app has at most one block outstanding. An illegal event raises LocalError naming the
 app, its state and the event, and leaves the state as it was. Leases: every message from
-an app renews its lease; an app silent for longer than the lease (killed, crashed, hung
-event loop) is failed and everything it held is freed.
+an app renews its lease; an app silent for longer than the lease is failed and
+everything it held is freed, unless the OS says its process is alive (a busy machine:
+it is slow, not gone), up to ``liveness.HUNG_S`` (see ``qnodeos.liveness``).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from ..liveness import Liveness, Look
 from ..statemachine import next_state
 
 if TYPE_CHECKING:
@@ -73,7 +75,6 @@ class App:
     addr: bytes
     priority: int
     quota: int
-    last_seen: float
     state: State = State.NEW
     waiting_on: str = ""  # WAITING: "app" (its next block) or "pairs" (its block's)
     blocks_done: int = 0
@@ -112,10 +113,13 @@ class App:
 
 
 class ProcessTable:
-    """All apps of a node, by id and by connection address."""
+    """All apps of a node, by id and by connection address, and their leases."""
 
-    def __init__(self, lease_s: float) -> None:
+    def __init__(self, lease_s: float, look: Look | None = None) -> None:
         self.lease_s = lease_s
+        self.leases = Liveness(
+            (), interval_s=lease_s / 4, timeout_s=lease_s, look=look, pings=False
+        )
         self.by_id: dict[int, App] = {}
         self.by_addr: dict[bytes, App] = {}
         self.by_name: dict[str, App] = {}  # names are unique on a node: they are addresses
@@ -123,18 +127,27 @@ class ProcessTable:
         self.watch: Callable[[App], None] | None = None  # given to every app
 
     def add(self, *, name: str, addr: bytes, priority: int, quota: int, now: float) -> App:
-        app = App(self._next, name, addr, priority, quota, now, watch=self.watch)
+        app = App(self._next, name, addr, priority, quota, watch=self.watch)
         self._next += 1
+        self.leases.add(str(app.app_id))
+        self.leases.heard(str(app.app_id), now)
         self.by_id[app.app_id] = app
         self.by_addr[addr] = app
         self.by_name[name] = app
         return app
 
     def remove(self, app: App) -> None:
+        self.leases.remove(str(app.app_id))
         self.by_id.pop(app.app_id, None)
         self.by_addr.pop(app.addr, None)
         if self.by_name.get(app.name) is app:
             del self.by_name[app.name]
 
-    def expired(self, now: float) -> list[App]:
-        return [a for a in self.by_id.values() if now - a.last_seen > self.lease_s]
+    def seen(self, app: App, now: float) -> None:
+        """A message from ``app``: its lease starts again."""
+        self.leases.heard(str(app.app_id), now)
+
+    def expired(self, now: float, judge: bool = True) -> list[tuple[App, str]]:
+        """Apps whose lease ran out now, each with why (see ``Liveness``)."""
+        _, gone = self.leases.tick(now, judge)
+        return [(self.by_id[int(k)], self.leases.reason[k]) for k in gone]

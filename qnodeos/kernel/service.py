@@ -21,9 +21,11 @@ import trio
 import trio.lowlevel
 import zmq
 
+from .. import procinfo
 from ..config import LinkConfig, NodeConfig
 from ..errors import ConfigError, ProtocolError, QNodeOSError
 from ..lang import codec
+from ..liveness import Look
 from ..ratelog import BadInput
 from ..security import APP, PEER, QDEVICE, Authenticator, client_side, node_id, server_side
 from ..transport import Socket, ZSocket, bind_router, connect_dealer, disconnects
@@ -40,7 +42,9 @@ class NodeService:
     ``links`` are the node's quantum links, ``delays`` the classical delay (s) to each
     peer. ``clock`` is the wall clock shared with the other nodes (link-layer deadlines
     are compared across nodes): ``time.time``, or trio's clock in deterministic mode.
-    ``token``: the secret this node's quantum process expects in the first Ping."""
+    ``token``: the secret this node's quantum process expects in the first Ping.
+    ``look``: how to ask the OS about a peer's process (``procinfo.look``, in real
+    processes; None when every node runs in this one process, as in deterministic mode)."""
 
     def __init__(
         self,
@@ -51,6 +55,7 @@ class NodeService:
         delays: Mapping[str, float] | None = None,
         clock: Callable[[], float] = time.time,
         token: str = "",
+        look: Look | None = None,
     ) -> None:
         self.cfg = cfg
         self.peers = dict(peers or {})
@@ -70,6 +75,8 @@ class NodeService:
             limits=cfg.limits,
             peer_timeout_s=cfg.peer_timeout_s,
             placement=cfg.placement,
+            look=look,
+            proc=procinfo.me() if look is not None else None,
         )
         self._outboxes: dict[str, trio.MemorySendChannel[tuple[float, bytes]]] = {}
         self._nursery: trio.Nursery | None = None
@@ -85,6 +92,9 @@ class NodeService:
         self.dropped_to_peers = 0
         self.stop_reason = "it was shut down"  # what apps and other nodes are told
         self._apps_dev: tuple[Socket, Socket] | None = None
+        self._resume = trio.Event()  # a paused block waits to go on
+        self._inputs: tuple[Socket, ...] = ()  # sockets whose unread messages defer judging
+        self._unjudged_since: float | None = None
 
     # -- sending -------------------------------------------------------------------------
     async def _send(self, apps: Socket, dev: Socket, outs: list[Out]) -> None:
@@ -95,8 +105,10 @@ class NodeService:
             elif isinstance(out, ToNode):
                 self._to_node(out.node, self.node_codec.encode(out.msg))
             elif isinstance(out, Resume):
-                await trio.lowlevel.checkpoint()  # let other apps, the device and the timer run
-                outs += self.kernel.resume()
+                # A long block goes on in its own task (``_runner``), one slice at a
+                # time: this task goes back to its socket, so heartbeats, leases and
+                # other apps are served between slices.
+                self._resume.set()
             else:
                 await dev.send([self.to_dev.encode(out.msg)])
         if self.kernel.device_ready:
@@ -214,6 +226,24 @@ class NodeService:
             log.exception("kernel failed in %s", fn.__name__)
             return []
 
+    async def _runner(self, apps: Socket, dev: Socket) -> None:
+        """Runs a paused block's next slice when ``_send`` asks (see ``Resume``)."""
+        while True:
+            await self._resume.wait()
+            self._resume = trio.Event()
+            await self._send(apps, dev, self._guarded(self.kernel.resume))
+
+    def _judge(self, now: float) -> bool:
+        """Whether silence may be judged now: not while messages wait unread (they may
+        be the very heartbeats a judgement would miss, on a machine too busy to read
+        them yet), unless they have waited for a whole lease (a flood)."""
+        if not any(sock.pending() for sock in self._inputs):
+            self._unjudged_since = None
+            return True
+        if self._unjudged_since is None:
+            self._unjudged_since = now
+        return now - self._unjudged_since > self.cfg.lease_s
+
     async def _timer(self, apps: Socket, dev: Socket) -> None:
         while True:
             with trio.move_on_after(TICK_S) as self._tick:
@@ -222,7 +252,8 @@ class NodeService:
             self._tick = None
             now = self.clock()
             self.bad.tick(now)
-            await self._send(apps, dev, self._guarded(self.kernel.handle_timer, now))
+            outs = self._guarded(self.kernel.handle_timer, now, self._judge(now))
+            await self._send(apps, dev, outs)
 
     async def _hello(self, dev: Socket) -> None:
         # Ping until the quantum process answers (it may still be starting).
@@ -286,7 +317,9 @@ class NodeService:
                     nursery.start_soon(self._zap, auth)
                 nursery.start_soon(self._device, apps, dev)
                 await self._hello(dev)
+                self._inputs = (apps, peer)
                 nursery.start_soon(self._apps, apps, dev)
+                nursery.start_soon(self._runner, apps, dev)
                 nursery.start_soon(self._timer, apps, dev)
                 nursery.start_soon(self._nodes, peer, apps, dev)
                 task_status.started()

@@ -40,6 +40,17 @@ Outcomes = Annotated[list[int], msgspec.Meta(max_length=MAX_LIST)]
 Priority = Annotated[int, msgspec.Meta(ge=-1000, le=1000)]
 QubitCount = Annotated[int, msgspec.Meta(ge=0, le=1024)]
 
+
+class ProcId(msgspec.Struct, frozen=True, kw_only=True):
+    """An OS process, as it names itself (``qnodeos.procinfo``): pid, start time (clock
+    ticks after boot: with the pid, it names one process, never a later one that reuses
+    the pid) and ``host``, the machine's boot id and pid namespace. Sent so that whoever
+    judges this process's silence can ask the OS whether it is alive, stopped or gone."""
+
+    pid: Annotated[int, msgspec.Meta(ge=1, le=1 << 31)]
+    start: Annotated[int, msgspec.Meta(ge=0, le=1 << 62)]
+    host: Annotated[str, msgspec.Meta(max_length=128)]
+
 # -- app API ---------------------------------------------------------------------------
 
 
@@ -52,6 +63,7 @@ class Register(msgspec.Struct, frozen=True, kw_only=True, tag="register"):
     qubits: QubitCount
     priority: Priority = 0
     exclusive: bool = False
+    proc: ProcId | None = None  # the app's process (see ProcId)
 
 
 class Registered(msgspec.Struct, frozen=True, kw_only=True, tag="registered"):
@@ -62,6 +74,7 @@ class Registered(msgspec.Struct, frozen=True, kw_only=True, tag="registered"):
     device: Name
     native_gates: Annotated[list[Short], msgspec.Meta(max_length=64)]
     lease_s: Seconds
+    proc: ProcId | None = None  # the node's classical process (see ProcId)
 
 
 class Submit(msgspec.Struct, frozen=True, kw_only=True, tag="submit"):
@@ -405,9 +418,11 @@ class Egp(msgspec.Struct, frozen=True, kw_only=True, tag="egp"):
 
 
 class NodePing(msgspec.Struct, frozen=True, kw_only=True, tag="node_ping"):
-    """Node -> node: still here (sent every quarter second; any message counts)."""
+    """Node -> node: still here (sent every quarter second; any message counts), and
+    which process this node is (``proc``, see ProcId)."""
 
     from_node: Name
+    proc: ProcId | None = None
 
 
 class NodeBye(msgspec.Struct, frozen=True, kw_only=True, tag="node_bye"):
@@ -625,9 +640,11 @@ class QNotHere(msgspec.Struct, frozen=True, kw_only=True, tag="q_gone"):
 
 
 class QPing(msgspec.Struct, frozen=True, kw_only=True, tag="q_ping"):
-    """Quantum process -> linked quantum process: still here."""
+    """Quantum process -> linked quantum process: still here, and which process it is
+    (``proc``, see ProcId)."""
 
     frm: Name
+    proc: ProcId | None = None
 
 
 QPeer = Union[QAttempt, QRound, QPull, QGroup, QNotHere, QPing]  # noqa: UP007

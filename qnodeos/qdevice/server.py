@@ -44,7 +44,7 @@ from ..config import LinkConfig, NodeConfig
 from ..errors import DeviceError, ProtocolError
 from ..lang import codec
 from ..lang import messages as m
-from ..liveness import Liveness
+from ..liveness import Liveness, Look
 from ..ratelog import BadInput
 from ..security import node_id
 from ..timeline import recorder
@@ -67,6 +67,7 @@ log = logging.getLogger("qnodeos.qdevice")
 
 PULL_RETRY_S = 0.002  # after a QNotHere, ask again this much later
 PULL_GIVE_UP_S = 5.0  # a group that does not come in this long is lost: fail the request
+PULL_ASK_AGAIN_S = 1.0  # past that, while its holder is known alive, ask this often
 ROUND_SEQS_KEPT = 1024  # rounds whose Abort is recognised as a round's
 MAX_DEFERRED = 1024  # pulls waiting while we wait ourselves (more are dropped; they retry)
 
@@ -87,6 +88,8 @@ class _Wait:
     qubit: m.GlobalQubit
     since_s: float
     retry_s: float = math.inf
+    # give up after this long; longer while the OS says the holder's process is alive
+    limit_s: float = PULL_GIVE_UP_S
 
 
 class QDeviceServer:
@@ -99,8 +102,13 @@ class QDeviceServer:
         *,
         epoch_ns: int = 0,
         token: str = "",
+        look: Look | None = None,
+        proc: m.ProcId | None = None,
     ) -> None:
+        """``look`` asks the OS about a peer's process and ``proc`` is this process
+        (see ``Liveness``; both None when every node runs in one process)."""
         self.cfg = cfg
+        self.proc = proc
         self.token = token  # the secret of our classical process (empty: the first Ping)
         self.kernel: bytes | None = None  # its connection, once it has pinged
         self.me = cfg.name
@@ -128,7 +136,7 @@ class QDeviceServer:
         self.deferred: list[m.QPull] = []
         self._last_batch = -1  # seq of the last block batch that ran ops
         self._round_seqs: OrderedDict[int, None] = OrderedDict()  # recent rounds' seqs
-        self.live = Liveness(self.links)
+        self.live = Liveness(self.links, look=look)
 
     # kept as attributes for callers that inspect where state lives
     @property
@@ -219,31 +227,38 @@ class QDeviceServer:
         if isinstance(msg, m.QGroup):
             return self._arrive(msg, now_ns, now_s)
         if isinstance(msg, m.QPing):
+            self.live.claim(msg.frm, msg.proc)
             return []
         if self.wait is not None and self.wait.qubit == msg.qubit:
             self.wait.retry_s = now_s + PULL_RETRY_S
         return []
 
-    def timer(self, now_ns: float, now_s: float) -> list[Out]:
+    def timer(self, now_ns: float, now_s: float, judge: bool = True) -> list[Out]:
+        """Timers; ``judge=False``: messages wait unread, so judge no silence now."""
         out: list[Out] = []
-        pings, gone = self.live.tick(now_s)
-        out += [ToPeer(p, self._enc(m.QPing(frm=self.me))) for p in pings]
+        pings, gone = self.live.tick(now_s, judge)
+        if pings:
+            ping = self._enc(m.QPing(frm=self.me, proc=self.proc))
+            out += [ToPeer(p, ping) for p in pings]
         for peer in gone:
-            why = f"stopped answering (nothing heard for {self.live.timeout_s:g} s)"
-            out += self._peer_gone(peer, why, now_ns, now_s)
+            out += self._peer_gone(peer, self.live.verdict(peer), now_ns, now_s)
         out += self.rounds.timer(now_ns, now_s) + self._after_rounds(now_ns, now_s)
         w = self.wait
         if w is not None:
-            if now_s - w.since_s > PULL_GIVE_UP_S:
-                holder = self.groups.away.get(w.qubit[1])
+            holder = self.groups.away.get(w.qubit[1])
+            if now_s - w.since_s > w.limit_s == PULL_GIVE_UP_S and holder is not None:
+                if self.live.alive(holder):  # slow, not gone: wait on, asking now and then
+                    w.limit_s = self.live.hung_s
+                    w.retry_s = min(w.retry_s, now_s)
+            if now_s - w.since_s > w.limit_s:
                 out += self._fail_job(
                     f"the state of qubit {w.qubit[1]} (held by {holder!r}) "
-                    f"did not come back within {PULL_GIVE_UP_S} s",
+                    f"did not come back within {w.limit_s:g} s",
                     now_ns,
                 )
                 out += self._run(now_ns, now_s)
             elif now_s >= w.retry_s:
-                w.retry_s = math.inf
+                w.retry_s = math.inf if w.limit_s == PULL_GIVE_UP_S else now_s + PULL_ASK_AGAIN_S
                 out += self._ask(w.qubit)
         return out
 
@@ -270,7 +285,7 @@ class QDeviceServer:
         """Wall time at which ``timer`` has something to do (inf: nothing pending)."""
         t = min(self.rounds.next_deadline(), self.live.next_deadline())
         if self.wait is not None:
-            t = min(t, self.wait.retry_s, self.wait.since_s + PULL_GIVE_UP_S)
+            t = min(t, self.wait.retry_s, self.wait.since_s + self.wait.limit_s)
         return t
 
     # -- running jobs --------------------------------------------------------------------

@@ -17,11 +17,13 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 import trio
 
+from .. import procinfo
 from ..errors import ConnectionClosed, LocalError, ProtocolError, RemoteError
 from ..lang import codec
 from ..lang import messages as m
 from ..lang.program import Subroutine
 from ..lang.text import parse
+from ..liveness import Liveness
 from ..security import APP, Curve, guarded
 from ..transport import Socket, connect_dealer, disconnects
 from . import progress as _progress
@@ -34,7 +36,8 @@ if TYPE_CHECKING:
 Values = dict[str, int | list[int]]
 EprNews = m.EprPairs | m.EprDone | m.EprFailed | m.Stopped
 # A node whose process died is noticed at once (its connection closes); one that is
-# only silent (paused, or its host unreachable) after this many leases.
+# only silent (paused, or its host unreachable) after this many leases, or later while
+# the OS says its process is alive (see qnodeos.liveness).
 DEAD_AFTER_LEASES = 5.0
 MAX_UNSETTLED = 200_000  # as the node's ledger keeps per link (kernel/ledger.py MAX_OPEN)
 
@@ -135,7 +138,6 @@ class Node(QubitOwner):
         self._qubits: dict[int, Qubit] = {}
         self._current: Block | None = None
         self._closed: str | None = None
-        self._last_heard = trio.current_time()
         self._blocks = 0
         self.last_block: m.BlockDone | None = None  # stats of the last block that ran
         self._abandoned: int | None = None  # block sent whose reply we stopped waiting for
@@ -157,6 +159,7 @@ class Node(QubitOwner):
         self.device = ""
         self.native_gates: list[str] = []
         self.lease_s = 1.0
+        self._live = Liveness([node], pings=False)  # set up for the node's lease on connect
 
     @property
     def crosstalk_fidelity(self) -> float:
@@ -186,7 +189,7 @@ class Node(QubitOwner):
                 msg = self._dec.decode(frames[-1])
             except ProtocolError as exc:
                 msg = m.ErrorReply(code="bad_reply", message=f"node sent a bad reply: {exc}")
-            self._last_heard = trio.current_time()
+            self._live.heard(self.name, trio.current_time())
             if isinstance(msg, m.Alive):
                 continue
             if isinstance(msg, m.Delivered):
@@ -243,20 +246,18 @@ class Node(QubitOwner):
 
     async def _heartbeat(self) -> None:
         """Keep the lease; notice a node that stopped answering (it answers every
-        heartbeat). If this app itself was paused (SIGSTOP, a sleeping laptop), the
-        silence was ours: ask again before judging the node."""
-        last = trio.current_time()
+        heartbeat), after ``DEAD_AFTER_LEASES`` leases of silence, or longer while the
+        OS says its process is alive (a busy machine, see ``qnodeos.liveness``). If
+        this app itself was paused (SIGSTOP, a sleeping laptop), the silence was ours:
+        ask again before judging the node."""
+        live = self._live
         while True:
             await trio.sleep(self.lease_s / 4)
             now = trio.current_time()
-            if now - last > self.lease_s:  # we were paused
-                self._last_heard = now
-            last = now
-            if now - self._last_heard > DEAD_AFTER_LEASES * self.lease_s:
-                silent = now - self._last_heard
-                stopped = m.Stopped(
-                    reason=f"node {self.name!r} stopped answering (nothing for {silent:.1f} s)"
-                )
+            _, gone = live.tick(now, judge=not self._sock.pending())
+            if gone:
+                reason = f"node {self.name!r} {live.verdict(self.name)}"
+                stopped = m.Stopped(reason=reason)
                 self._wake_all(stopped)
                 await self._replies_in.send(stopped)
                 return
@@ -404,7 +405,6 @@ class Node(QubitOwner):
                 raise RemoteError(reply.message, code=reply.code)
             if not isinstance(reply, m.Registered):
                 raise RemoteError(f"unexpected answer to register: {reply!r}")
-            self._last_heard = trio.current_time()
             return reply
         raise ConnectionClosed(
             f"node {self.name!r} at {ep} did not answer within {timeout} s; is it running?"
@@ -579,12 +579,27 @@ async def connect(
     conn = Node(sock, qubits, node)
     try:
         reply = await conn._register(
-            m.Register(app=app, qubits=qubits, priority=priority, exclusive=exclusive),
+            m.Register(
+                app=app,
+                qubits=qubits,
+                priority=priority,
+                exclusive=exclusive,
+                proc=procinfo.me(),
+            ),
             timeout,
             ep,
         )
         conn.app_id, conn.device = reply.app_id, reply.device
         conn.native_gates, conn.lease_s = reply.native_gates, reply.lease_s
+        conn._live = Liveness(
+            [node],
+            interval_s=reply.lease_s / 4,
+            timeout_s=DEAD_AFTER_LEASES * reply.lease_s,
+            look=procinfo.look,
+            pings=False,
+        )
+        conn._live.heard(node, trio.current_time())
+        conn._live.claim(node, reply.proc)
         try:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(conn._reader)

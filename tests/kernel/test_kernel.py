@@ -275,7 +275,7 @@ def test_priority_policy_picks_the_waiting_high_priority_block_first() -> None:
 
 
 def test_illegal_lifecycle_event_names_state_and_leaves_it() -> None:
-    app = App(1, "x", b"x", 0, 1, 0.0)
+    app = App(1, "x", b"x", 0, 1)
     with pytest.raises(LocalError, match="event 'finish' is not allowed in state 'new'"):
         app.fire(Event.FINISH)
     assert app.state is State.NEW

@@ -1,0 +1,134 @@
+"""Slow is not dead (``qnodeos.liveness``): the OS's word on a peer's process, the
+threshold that adapts to the gaps seen, and timers that always make progress."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from qnodeos import procinfo
+from qnodeos.liveness import HUNG_S, Liveness
+
+
+def silent_until_down(live: Liveness, peer: str, start: float, step: float = 0.05) -> float:
+    """Tick every ``step`` s from ``start`` (``peer`` silent) until it is down."""
+    t = start
+    while t < start + 100:
+        t += step
+        if peer in live.tick(t)[1]:
+            return t - start
+    raise AssertionError("never declared down")
+
+
+@pytest.mark.parametrize(
+    "state, expect",
+    [("gone", 0.5), ("stopped", 1.5), ("alive", HUNG_S), (None, 1.5)],
+)
+def test_what_the_os_says_decides_how_long_silence_is_tolerated(
+    state: str | None, expect: float
+) -> None:
+    looks: list[object] = []
+
+    def look(proc: object) -> str | None:
+        looks.append(proc)
+        return state
+
+    live = Liveness(["b"], interval_s=0.25, timeout_s=1.5, look=look)
+    live.heard("b", 0.0)
+    live.claim("b", "proc of b")
+    took = silent_until_down(live, "b", 0.0)
+    assert expect < took <= expect + 0.06, took
+    assert set(looks) == {"proc of b"}
+    if state == "alive":
+        assert live.slow == 1 and live.longest_spared_s > HUNG_S - 0.1
+        assert "hung" in live.verdict("b")
+    if state == "gone":
+        assert live.verdict("b").startswith("ended (")
+
+
+def test_a_claim_is_only_looked_at_once_a_peer_has_missed_pings() -> None:
+    asked = []
+    live = Liveness(["b"], interval_s=0.25, look=lambda p: asked.append(p) or "alive")
+    live.heard("b", 0.0)
+    live.claim("b", 1)
+    for i in range(1, 10):  # b speaks every 0.1 s
+        live.heard("b", i * 0.1)
+        live.tick(i * 0.1)
+    assert asked == []
+
+
+def test_the_threshold_grows_with_long_irregular_gaps() -> None:
+    live = Liveness(["b"], interval_s=0.25, timeout_s=1.5)
+    t = 0.0
+    live.heard("b", t)
+    for i in range(64):  # a loaded peer: gaps of 0.5 and 1.5 s
+        t += 0.5 if i % 2 else 1.5
+        live.heard("b", t)
+        assert not live.tick(t)[1]
+    # mean 1 s, sd 0.5 s: suspected past 1 + 5.6 * 0.5 = 3.8 s, not at 1.5 s
+    assert live.threshold("b") == pytest.approx(1.0 + 5.612 * 0.5, rel=1e-3)
+    assert 3.8 < silent_until_down(live, "b", t) <= 3.85
+    quiet = Liveness(["c"], interval_s=0.25, timeout_s=1.5)
+    for i in range(64):
+        quiet.heard("c", i * 0.25)
+    assert quiet.threshold("c") == 1.5  # regular pings: the configured timeout
+
+
+def test_unread_messages_defer_judgement() -> None:
+    live = Liveness(["b"], timeout_s=1.5)
+    live.heard("b", 0.0)
+    assert live.tick(2.0, judge=False) == (["b"], [])  # pings still go out
+    assert live.tick(2.05)[1] == ["b"]
+
+
+@pytest.mark.parametrize("interval", [0.25, 0.3e-3, 1 / 3, 0.1])
+def test_a_tick_at_the_next_deadline_always_makes_progress(interval: float) -> None:
+    """A loop that sleeps until ``next_deadline`` and ticks (the quantum process's; on
+    a MockClock time does not move otherwise) never spins: the deadline moves on.
+    Sums like ``t + interval`` can round so that ``now - t < interval``."""
+    for look in (None, lambda p: "alive"):
+        live = Liveness(["b", "c"], interval_s=interval, timeout_s=50 * interval, look=look)
+        live.heard("b", 0.1)
+        live.claim("b", 7)
+        now = 0.1
+        for _ in range(2000):
+            nxt = live.next_deadline()
+            assert nxt > now or math.isinf(nxt)
+            now = nxt
+            live.tick(now)
+            if live.is_down("b"):
+                break
+
+
+def test_procinfo_tells_alive_stopped_and_gone_apart() -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        st = None
+        for _ in range(100):  # its /proc entry, once it exists
+            st = procinfo.stat(child.pid)
+            if st is not None:
+                break
+            time.sleep(0.01)
+        assert st is not None
+        proc = procinfo.ProcId(pid=child.pid, start=st[1], host=procinfo.host())
+        assert procinfo.look(proc) == "alive"
+        os.kill(child.pid, signal.SIGSTOP)
+        for _ in range(100):
+            if procinfo.look(proc) == "stopped":
+                break
+            time.sleep(0.01)
+        assert procinfo.look(proc) == "stopped"
+        os.kill(child.pid, signal.SIGKILL)
+        child.wait()
+        assert procinfo.look(proc) == "gone"
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
