@@ -384,6 +384,7 @@ class Kernel:
             if cur.on_device:  # free the device now, not when the block would have ended
                 out.append(ToDevice(m.Abort(seq=cur.seq)))
             self.current = None
+        self.inflight.pop(app.app_id, None)
         waiting = self.blocked.pop(app.app_id, None)
         if waiting is not None:
             failed = m.BlockFailed(block=waiting.block, code="aborted", message=reason)
@@ -504,6 +505,12 @@ class Kernel:
             else:
                 run = Run(sub, **kw)
             self.current = Current(app=app, block=block, run=run, seq=0, queued_at=entry.queued_at)
+            self.inflight[app.app_id] = self.current
+            xt = self.memory.crosstalk  # the block starts with the qubits it finds
+            app.crosstalk_kept = min(
+                (xt.get((app.app_id, v), 1.0) for v in self.memory.maps.get(app.app_id, ())),
+                default=1.0,
+            )
             out += self._continue(None)
         held = self.net.held_until_ns
         self.wake_at = None  # wall time to call handle_timer at (a held round's bin)
@@ -619,8 +626,7 @@ class Kernel:
         """News of a block's EPR request: pairs go into the block (waking it when it has
         what it waits for); a failure fails the block."""
         app = w.app
-        cur = self.current if self.current is not None and self.current.app is app else None
-        cur = cur or self.blocked.get(app.app_id)
+        cur = self.inflight.get(app.app_id)  # running, waiting, or queued to go on
         if cur is None or cur.reqs.get(w.index) != w.msg.req:
             return []  # its block ended meanwhile (the network stack voids the pairs)
         assert isinstance(msg, m.EprPairs | m.EprDone | m.EprFailed)
@@ -663,6 +669,7 @@ class Kernel:
         assert isinstance(step, Finished)
         spent = 0 if now_ns is None or cur.started_ns is None else now_ns - cur.started_ns
         self.current = None
+        self.inflight.pop(cur.app.app_id, None)
         cur.app.fire(Event.FINISH)
         cur.app.blocks_done += 1
         self.counters.blocks_done += 1
@@ -693,16 +700,21 @@ class Kernel:
         if not errors:
             return
         kept = math.prod(1.0 - e for e in errors)
+        xt = self.memory.crosstalk
         for other in self.procs.by_id.values():
-            held = len(self.memory.maps.get(other.app_id, ())) if other is not app else 0
-            if held:
-                other.crosstalk_hits += held * len(errors)
-                other.crosstalk_kept *= kept**held
+            if other is app:
+                continue
+            for virt in self.memory.maps.get(other.app_id, ()):
+                key = (other.app_id, virt)
+                xt[key] = xt.get(key, 1.0) * kept
+                other.crosstalk_hits += len(errors)
+                other.crosstalk_kept = min(other.crosstalk_kept, xt[key])
 
     def _fail_current(self, text: str, code: str) -> list[Out]:
         cur = self.current
         assert cur is not None
         self.current = None
+        self.inflight.pop(cur.app.app_id, None)
         out = self._end_eprs(cur, False, "failed")
         cur.run.abandon()
         cur.app.fire(Event.FINISH)

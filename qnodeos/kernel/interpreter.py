@@ -4,8 +4,9 @@ physical instructions batched to the quantum process.
 ``advance()`` executes instructions until it needs the device, then returns the batch
 of physical ops collected so far (``NeedDevice``); ``deliver(outcomes)`` hands back one
 outcome per op and ``advance()`` continues. A batch is flushed only when an instruction
-reads a register that a pending measurement will write, or at the end, so a block with
-no mid-circuit branching costs one device round trip. ``advance()`` returns
+reads a register that a pending measurement will write, when it holds ``MAX_BATCH`` ops,
+or at the end, so a block with no mid-circuit branching costs one device round trip
+per ``MAX_BATCH`` ops. ``advance()`` returns
 ``Finished`` with the values named by ``ret`` instructions, or ``Paused`` when its slice
 of instructions is used up, so the node can serve others before it continues.
 
@@ -45,6 +46,11 @@ from ..lang.program import (
 from .lower import Lowering
 from .memory import MemoryManager
 from .moves import make_room, route
+
+# Physical ops sent to the quantum process in one request at most: a loop of 100,000
+# gates runs as several requests (one message may carry 65,536 ops; a smaller batch also
+# keeps the quantum process answering its peers between batches).
+MAX_BATCH = 4096
 
 
 @dataclass(frozen=True)
@@ -237,6 +243,8 @@ class Run:
             if self.steps >= stop_at:
                 return Paused()
             ins = instrs[self.pc]
+            if len(self.pending) >= MAX_BATCH:
+                return NeedDevice(self.pending)
             if self.pending_src and ins.op != "meas" and self._needs_flush(ins.op, ins.args):
                 return NeedDevice(self.pending)
             self.steps += 1

@@ -45,6 +45,9 @@ class MemoryManager:
         self.dirty: set[int] = set()
         self.quota: dict[int, int] = {}
         self.maps: dict[int, dict[int, int]] = {}
+        # (app, virtual id) -> the share of a pure state that other apps' collective
+        # pulses left the qubit's state since it was allocated (absent: untouched)
+        self.crosstalk: dict[tuple[int, int], float] = {}
 
     @property
     def reserved(self) -> int:
@@ -78,6 +81,7 @@ class MemoryManager:
         phys = choose
         self.free.remove(phys)
         m[virt] = phys
+        self.crosstalk.pop((app, virt), None)  # a fresh state: untouched
         was_dirty = phys in self.dirty
         self.dirty.discard(phys)
         return phys, was_dirty
@@ -122,13 +126,17 @@ class MemoryManager:
     def release(self, app: int, virt: int) -> int:
         phys = self.phys(app, virt)
         del self.maps[app][virt]
+        self.crosstalk.pop((app, virt), None)
         self.free.add(phys)
         self.dirty.add(phys)
         return phys
 
     def close(self, app: int) -> list[int]:
         """Free everything ``app`` holds and drop its reservation; returns the qubits."""
-        held = list(self.maps.pop(app, {}).values())
+        virts = self.maps.pop(app, {})
+        held = list(virts.values())
+        for virt in virts:
+            self.crosstalk.pop((app, virt), None)
         self.quota.pop(app, None)
         self.free.update(held)
         self.dirty.update(held)

@@ -85,7 +85,7 @@ class Want:
     pairs: list[m.EprPair] = field(default_factory=list)  # made, not handed out yet
     made: int = 0  # pairs made for it so far (handed out or not)
     # the round under way: the app's qubit ids allocated for it (K: one per pair; M: the
-    # scratch qubit), their physical qubits, and those that got a pair
+    # scratch qubit), their physical qubits, and those that got a pair in it
     round_virt: list[int] = field(default_factory=list)
     round_phys: list[int] = field(default_factory=list)
     kept: set[int] = field(default_factory=set)
@@ -342,7 +342,9 @@ class NetStack:
         for virt in w.round_virt:
             if virt not in w.kept:
                 self._free(w, virt)
-        w.round_virt, w.round_phys, w.round_seq = [], [], -1
+        # ``kept`` is per round: a sequential request keeps every pair in one qubit, so
+        # a qubit that got a pair in an earlier round may be this round's, left empty
+        w.round_virt, w.round_phys, w.round_seq, w.kept = [], [], -1, set()
 
     def peer_message(self, msg: m.Egp, now: float) -> list[Out]:
         peer = msg.from_node

@@ -38,6 +38,7 @@ from ..lang.program import (
 from ..netqasm.decode import I32_MAX, I32_MIN, NUM_NQ_REGS, Addr, Entry, NqInstr, Slice
 from ..netqasm.decode import Reg as NReg
 from .interpreter import (
+    MAX_BATCH,
     EprStart,
     Finished,
     NeedDevice,
@@ -209,7 +210,7 @@ class NqRun(Run):
                 return Paused()
             ins = code[self.pc]
             if self.pending and ins.op not in _MEAS_AXES and ins.op != "meas":
-                if self._must_flush(ins):
+                if len(self.pending) >= MAX_BATCH or self._must_flush(ins):
                     return NeedDevice(self.pending)
             self.steps += 1
             if self.steps > self.budget:

@@ -81,8 +81,10 @@ class App:
     blocks_failed: int = 0
     exclusive: bool = False  # holds the whole device while connected
     user: str | None = None  # identity its CURVE key proved (None: unauthenticated)
-    # Crosstalk: other apps' collective pulses that hit this app's qubits (qubit-pulses),
-    # and the product of (1 - error) over those hits.
+    # Crosstalk: other apps' collective pulses that hit this app's qubits since it
+    # connected (qubit-pulses), and the smallest product of (1 - error) over the hits
+    # on one of its qubits' states (since that qubit was allocated) during its current
+    # or last block.
     crosstalk_hits: int = 0
     crosstalk_kept: float = 1.0
     watch: Callable[[App], None] | None = None  # told of every state change (timeline)
@@ -91,8 +93,10 @@ class App:
     @property
     def crosstalk_fidelity(self) -> float:
         """Fidelity a pure single-qubit state of this app keeps under the depolarising
-        errors of the other apps' pulses that hit its qubits so far: (1 + prod(1-p))/2
-        (exact for an app holding one qubit, a lower bound per qubit otherwise)."""
+        errors of the other apps' pulses that hit it since the qubit was allocated:
+        (1 + prod(1-p))/2, for the most disturbed of the qubits the app held in its
+        current or last block (exact for an app holding one qubit; a fresh qubit starts
+        untouched)."""
         return (1.0 + self.crosstalk_kept) / 2.0
 
     def __str__(self) -> str:

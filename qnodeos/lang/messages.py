@@ -124,7 +124,8 @@ class BlockDone(msgspec.Struct, frozen=True, kw_only=True, tag="done"):
     """Node -> app: the block ran; ``values`` holds what its ``ret`` instructions named.
     ``crosstalk_hits``: other apps' collective pulses that have hit this app's qubits
     since it connected (qubit-pulses); ``crosstalk_fidelity``: the fidelity a pure state
-    keeps under their errors (1.0: untouched)."""
+    keeps under their errors since its qubit was allocated, for the most disturbed
+    qubit the block held (1.0: untouched)."""
 
     block: Count
     values: dict[str, Union[int, list[int]]]  # noqa: UP007

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import LocalError
 from ..lang.gates import GATES
 from ..lang.program import (
+    MAX_ARRAY_TOTAL,
     NUM_REGS,
     ArrName,
     Elem,
@@ -262,6 +263,13 @@ class Block(QubitOwner):
     def measure(self, q: Qubit) -> Future:
         """Measure ``q`` in Z into a new future (``Qubit.measure`` calls this)."""
         size = math.prod(lp.count for lp in self._loops)
+        total = sum(self.arrays.values()) + size
+        if total > MAX_ARRAY_TOTAL:
+            raise LocalError(
+                f"this measurement inside loops of {size} iterations would make the block "
+                f"keep {total} values, more than the {MAX_ARRAY_TOTAL} one block may return; "
+                f"split the loop over several blocks"
+            )
         name = f"m{len(self.futures)}"
         self.arrays[name] = size
         tmp = self._reg()

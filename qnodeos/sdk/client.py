@@ -164,9 +164,11 @@ class Node(QubitOwner):
     @property
     def crosstalk_fidelity(self) -> float:
         """How much other apps' collective pulses (trapped ions) have disturbed this
-        app's qubits so far, as of its last block: the fidelity a pure single-qubit
-        state keeps under their errors (1.0 = untouched). ``crosstalk_hits`` counts the
-        pulses (per qubit). Connect with ``exclusive=True`` to keep the device alone."""
+        app's qubits, as of its last block: the fidelity a pure single-qubit state keeps
+        under their errors since its qubit was allocated, for the most disturbed qubit
+        the block held (1.0 = untouched; a fresh qubit starts untouched).
+        ``crosstalk_hits`` counts the pulses (per qubit) since the app connected.
+        Connect with ``exclusive=True`` to keep the device alone."""
         return self.last_block.crosstalk_fidelity if self.last_block else 1.0
 
     @property

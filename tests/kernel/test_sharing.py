@@ -189,6 +189,47 @@ async def test_crosstalk_from_other_apps_pulses_is_modelled_and_reported(
         assert victim.crosstalk_hits == 50 * shots
 
 
+async def test_crosstalk_fidelity_is_per_qubit_not_per_session(autojump_clock: object) -> None:
+    # Each shot the victim takes a fresh qubit, which 50 of the attacker's pulses hit:
+    # every shot reports the same (1 + 0.98^50)/2, not a product over the session
+    # (before: 0.682 falling to 0.500 across fresh qubits). Hits still add up.
+    async with local_network(network(ION)) as net:
+        ep = net["ion"]
+        async with (
+            sdk.connect("ion", app="victim", qubits=2, endpoint=ep) as victim,
+            sdk.connect("ion", app="attacker", qubits=1, endpoint=ep) as attacker,
+        ):
+            async with attacker.block() as b:
+                a = b.qubit()
+            seen = []
+            for _ in range(5):
+                async with victim.block() as b:
+                    q = b.qubit()
+                async with attacker.block():
+                    for _ in range(25):
+                        a.rx(0.3)  # fifty pulses
+                async with victim.block():
+                    q.measure()
+                seen.append(victim.crosstalk_fidelity)
+            assert seen == pytest.approx([(1 + 0.98**50) / 2] * 5)
+            assert victim.crosstalk_hits == 250
+            # a qubit held through two rounds of pulses keeps both
+            async with victim.block() as b:
+                q = b.qubit()
+            for _ in range(2):
+                async with attacker.block():
+                    for _ in range(25):
+                        a.rx(0.3)
+            async with victim.block() as b:
+                fresh = b.qubit()  # allocated after the pulses: untouched
+                q.measure()
+                fresh.measure()
+            assert victim.crosstalk_fidelity == pytest.approx((1 + 0.98**100) / 2)
+            async with victim.block() as b:
+                b.qubit().measure()  # only a fresh qubit: untouched
+            assert victim.crosstalk_fidelity == 1.0
+
+
 async def test_exclusive_use_of_the_trap(autojump_clock: object) -> None:
     async with local_network(network(ION)) as net:
         ep = net["ion"]
