@@ -12,7 +12,11 @@ used up. It answers *both* ends with the same ``RoundEnd``: every herald (statio
 number, attempts, time, Bell state, the delivered two-qubit state) and how the round
 ended. A pair therefore reaches both ends or neither. With a network schedule
 (``TimeBins``) a round's attempts start at the link's next time bin and stop at its
-end. An attempt whose peer never comes is answered, with no herald, once its window
+end, or go on in the next bins if they begin within ``bridge_ns`` and the round has
+attempts left for all of them (the attempts to a herald add up over the gap: they are
+memoryless); a round whose bin is more than ``hold_ns`` away ends at once with no
+attempt (in real time its nodes' devices are free for other work until they send it
+again). An attempt whose peer never comes is answered, with no herald, once its window
 has passed (``handle_timer``); if the peer's attempt for that round comes later after
 all, it gets the same answer, so both ends still move on together.
 
@@ -33,6 +37,7 @@ second attempt for the same key from the same node, or a bad window gets a
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -82,6 +87,7 @@ class RoundEnd:
     at_ns: float
     reason: str = ""
     again: bool = False  # the round never ran (the ends disagreed): attempt the same key
+    start_ns: float = -1.0  # when its attempts began (-1: it made none)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -110,7 +116,8 @@ class HeraldingStation:
         model: LinkModel,
         rng: np.random.Generator,
         schedule: TimeBins | None = None,
-        hold_for_bin: bool = True,
+        hold_ns: float = math.inf,
+        bridge_ns: float = 0.0,
     ) -> None:
         if nodes[0] == nodes[1]:
             raise ValueError(f"link {link}: both ends are {nodes[0]!r}")
@@ -119,10 +126,15 @@ class HeraldingStation:
         self.model = model
         self.rng = rng
         self.schedule = schedule  # None: attempts at any time
-        # a round that comes outside the link's bins waits in the device for the next
-        # one (as fast as possible: device time jumps there), or, in real time, ends at
-        # once with the device free (the node sends it again when its bin begins)
-        self.hold_for_bin = hold_for_bin
+        # a round that comes before the link's next bin waits in the device for it if it
+        # begins within ``hold_ns`` (as fast as possible, always: device time jumps
+        # there; in real time a node sends its round shortly before the bin), else it
+        # ends at once with the device free (the node sends it again before that bin)
+        self.hold_ns = hold_ns
+        # a round goes on over a gap of at most ``bridge_ns`` between the link's bins
+        # (the device waits through it): too short for its node to use the device for
+        # something else and be back in time, so asking again would only lose bin time
+        self.bridge_ns = bridge_ns
         self.pending: dict[str, Attempt] = {}
         self.expired: dict[str, RoundEnd] = {}  # rounds ended for one end only (bounded)
         self.heralds = 0
@@ -186,11 +198,12 @@ class HeraldingStation:
         cycle = self.model.cycle_ns
         t = max(a.start_ns, b.start_ns)
         end = min(self._window_end(a), self._window_end(b))
+        budget = math.inf  # attempts left (with time bins; else the window limits them)
         if self.schedule is not None:
             # attempts only in the link's time bins: from its next bin, to that bin's end
             came = t
-            t, bin_end = self.schedule.window(t, cycle)  # with room for an attempt
-            if t > came and not self.hold_for_bin:
+            t, end = self.schedule.window(t, cycle)  # with room for an attempt
+            if t - came > self.hold_ns:
                 msg = RoundEnd(
                     key=a.key,
                     heralds=(),
@@ -199,37 +212,67 @@ class HeraldingStation:
                     reason="outside the link's time bins",
                 )
                 return [ToNode(node, msg) for node in self.nodes]
-            end = min(bin_end, t + min(a.max_attempts, b.max_attempts) * cycle)
+            budget = min(a.max_attempts, b.max_attempts)
         dead = max(a.dead_ns, b.dead_ns)
         want = min(a.pairs, b.pairs)
         heralds: list[Herald] = []
-        tail, reason = 0, ""
+        tail, reason = 0, ""  # tail: attempts since the last herald (or the start)
+        first = t
         if end - t < cycle:
             reason = "windows do not overlap"
         while not reason and len(heralds) < want:
-            left = int((end - t) // cycle)
+            left = int(min((end - t) // cycle, budget))
             if left < 1:
-                reason = f"window used up after {len(heralds)} of {want} pair(s)"
+                nxt = self._bridge(t, end, budget)
+                if nxt is not None:
+                    t, end = nxt
+                    continue
+                if tail:
+                    reason = f"no herald in {tail} attempts"
+                else:
+                    reason = f"window used up after {len(heralds)} of {want} pair(s)"
                 break
             h = self.model.sample(self.rng)
-            if h.attempts > left:
-                tail, t = left, t + left * cycle
-                reason = f"no herald in {left} attempts"
-                break
+            if h.attempts > left:  # none in what is left here (memoryless: draw again there)
+                tail, t, budget = tail + left, t + left * cycle, budget - left
+                if self._bridge(t, end, budget) is None:
+                    reason = f"no herald in {tail} attempts"
+                continue
             self.heralds += 1
             at = t + h.attempts * cycle
             heralds.append(
                 Herald(
                     seq=self.heralds,
-                    attempts=h.attempts,
+                    attempts=tail + h.attempts,
                     at_ns=at,
                     bell_index=h.bell_index,
                     rho=h.rho,
                 )
             )
-            t = at + dead
-        msg = RoundEnd(key=a.key, heralds=tuple(heralds), attempts=tail, at_ns=t, reason=reason)
+            tail, t, budget = 0, at + dead, budget - h.attempts
+        msg = RoundEnd(
+            key=a.key,
+            heralds=tuple(heralds),
+            attempts=tail,
+            at_ns=t,
+            reason=reason,
+            start_ns=first if heralds or tail else -1.0,
+        )
         return [ToNode(node, msg) for node in self.nodes]  # in link order, not arrival
+
+    def _bridge(self, t: float, end: float, budget: float) -> tuple[float, float] | None:
+        """A round whose stretch of bins ends at ``end`` (at ``t`` it has less than an
+        attempt of it left) goes on in the link's next stretch if it begins within
+        ``bridge_ns`` of ``end`` and the round has attempts left for all of it: (from,
+        to) there, else None. So a round ends with a stretch, and its node's next round
+        comes in the gap before the next one."""
+        if self.schedule is None or budget < 1:
+            return None
+        cycle = self.model.cycle_ns
+        start, stop = self.schedule.window(max(t, end), cycle)
+        if start - end > self.bridge_ns + 1.0 or budget < (stop - start) // cycle:
+            return None
+        return start, stop
 
     def withdraw(self, node: str, key: str, reason: str) -> list[ToNode]:
         """``node`` no longer attempts round ``key`` (its request ended): if the round

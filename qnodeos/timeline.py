@@ -38,8 +38,15 @@ class Recorder:
         else:
             self.dropped += 1
 
-    def batch(self, seq: int, start: float, end: float, ops: Counter[str]) -> None:
-        self.add(kind="batch", seq=seq, start=start, end=end, ops=dict(ops))
+    def batch(
+        self, seq: int, start: float, end: float, ops: Counter[str], transfer_ns: float = 0.0
+    ) -> None:
+        """A batch of ops from ``start`` to ``end`` (back to back: its work), and how
+        long it waited for states held by other processes (``waits.transfer``)."""
+        self.add(
+            kind="batch", seq=seq, start=start, end=end, ops=dict(ops),
+            waits={"transfer": transfer_ns},
+        )  # fmt: skip
 
     def write(self) -> None:
         """Write what was recorded (once, at exit)."""

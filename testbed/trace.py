@@ -4,11 +4,23 @@ and each node's device utilization (for results.json).
 
 A node's quantum process recorded each batch of ops and each entanglement round it ran,
 by request number and in device time; its classical process recorded what each request
-number was for and every process-state change (``qnodeos.timeline``). Utilization of a
-node's device: ``elapsed_ns`` is device time from 0 to the end of the last thing it did;
-``busy_ns`` = ``local_blocks_ns`` + ``entanglement_ns`` + ``moves_ns`` (batches and
-rounds do not overlap: one thing at a time on a device); ``idle_ns`` the rest;
-``per_app`` the block time of each app.
+number was for and every process-state change (``qnodeos.timeline``).
+
+Utilization of a node's device counts only modelled device work: ops (gates, inits,
+readouts, waits an app asked for) and entanglement attempts (``attempts`` x the link's
+``cycle_ns``) with the ops run after each herald. ``elapsed_ns`` is device time from 0 to
+the end of the last thing it did; ``busy_ns`` = ``local_blocks_ns`` (apps' batches) +
+``entanglement_ns`` (rounds' work) + ``moves_ns`` (the node's moves of a qubit's state).
+The device was also held, doing nothing, by ``overhead_ns`` of waits, by cause in
+``waits_ns``: ``peer`` (a round waiting for the other end's attempt or the station's
+answer), ``bin`` (a round waiting for its link's time bin, or through a short gap
+between bins), ``dead`` (time in the link's bins a round kept without attempting: after
+a herald, for the longer of the two ends' recipes where this end's own ops did not need
+it; the end of a bin too short for one more attempt) and ``transfer`` (a batch waiting
+for a qubit's state from another node's process: a simulator's wait, so its ops run as
+if the state had been there; see ``qnodeos.qdevice.server``). ``idle_ns`` is the rest:
+``busy_ns + overhead_ns + idle_ns = elapsed_ns`` (one thing at a time on a device).
+``per_app`` is the block time of each app.
 """
 
 from __future__ import annotations
@@ -45,20 +57,40 @@ def node_spans(run_dir: Path, node: str) -> tuple[list[dict[str, Any]], list[dic
     return spans, states
 
 
+WAITS = ("peer", "bin", "dead", "transfer")
+
+
+def work_ns(span: dict[str, Any]) -> float:
+    """The modelled device work of a span: a round's ``work_ns``; a batch's ops ran back
+    to back, from its start to its end."""
+    work = span.get("work_ns")
+    return float(work) if work is not None else max(0.0, span["end"] - span["start"])
+
+
 def utilization(spans: list[dict[str, Any]], until_ns: float | None = None) -> dict[str, Any]:
-    """Busy time by kind (ns of device time) over the node's elapsed device time, or
-    over device time 0 to ``until_ns`` (spans cut there)."""
-    if until_ns is not None:
-        spans = [{**s, "end": min(s["end"], until_ns)} for s in spans if s["start"] < until_ns]
+    """Device work by kind and waits by cause (ns of device time; see the module's
+    docstring) over the node's elapsed device time, or over device time 0 to
+    ``until_ns`` (a span running past it counts in proportion to its part before it)."""
     by_what = {"block": 0.0, "round": 0.0, "move": 0.0}
+    waits = dict.fromkeys(WAITS, 0.0)
     per_app: dict[str, float] = {}
+    elapsed = 0.0
     for s in spans:
-        d = max(0.0, s["end"] - s["start"])
+        since, end, share = s.get("since", s["start"]), s["end"], 1.0
+        if until_ns is not None:
+            if since >= until_ns:
+                continue
+            if end > until_ns:
+                share, end = (until_ns - since) / (end - since), until_ns
+        elapsed = max(elapsed, end)
+        d = work_ns(s) * share
         by_what[s["what"]] = by_what.get(s["what"], 0.0) + d
         if s["what"] == "block":
             per_app[s["app"]] = per_app.get(s["app"], 0.0) + d
-    elapsed = max((s["end"] for s in spans), default=0.0)
+        for why, t in s.get("waits", {}).items():
+            waits[why] = waits.get(why, 0.0) + t * share
     busy = sum(by_what.values())
+    overhead = sum(waits.values())
     return {
         "elapsed_ns": elapsed,
         "busy_ns": busy,
@@ -66,7 +98,9 @@ def utilization(spans: list[dict[str, Any]], until_ns: float | None = None) -> d
         "local_blocks_ns": by_what["block"],
         "entanglement_ns": by_what["round"],
         "moves_ns": by_what["move"],
-        "idle_ns": max(0.0, elapsed - busy),
+        "overhead_ns": overhead,
+        "waits_ns": waits,
+        "idle_ns": max(0.0, elapsed - busy - overhead),
         "per_app": per_app,
     }
 
@@ -113,6 +147,21 @@ def merge(run_dir: Path, nodes: list[str]) -> dict[str, Any]:
             track = {"round": "entanglement", "move": "moves"}.get(s["what"], f"app {s['app']}")
             tid = tids.setdefault(track, len(tids) + 1)
             args = {k: v for k, v in s.items() if k not in ("start", "end", "kind")}
+            since = s.get("since", s["start"])
+            if since < s["start"]:  # the device held for the round, before its attempts
+                why = ", ".join(w for w in ("bin", "peer") if s["waits"][w])
+                events.append(
+                    {
+                        "name": f"waiting: {why}",
+                        "cat": "wait",
+                        "ph": "X",
+                        "ts": since / 1e3,
+                        "dur": (s["start"] - since) / 1e3,
+                        "pid": pid,
+                        "tid": tid,
+                        "args": s["waits"],
+                    }
+                )
             events.append(
                 {
                     "name": s["what"] if s["what"] != "block" else f"block ({s['app']})",

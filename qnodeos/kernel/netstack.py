@@ -35,6 +35,7 @@ import msgspec
 import numpy as np
 
 from netlink import egp as e
+from netlink.schedule import lead_ns
 from netlink.station import Herald, RoundEnd
 
 from ..config import LinkConfig
@@ -496,7 +497,8 @@ class NetStack:
         """The next thing for the device (``seq`` numbers its request), or None. A Work
         whose ``request`` is None needs no device: call its ``done`` at once. With
         ``device_ns`` (blocks are waiting; the device's time now), a round on a link
-        whose time bin has not begun waits (the device is free meanwhile, for blocks);
+        whose time bin has not begun waits (the device is free meanwhile, for blocks)
+        until ``lead_ns`` before the bin (the station holds it from there to the bin);
         ``held_until_ns`` is then the earliest device time one of them may go."""
         self.held_until_ns = math.inf
         for _ in range(len(self.work)):
@@ -506,9 +508,9 @@ class NetStack:
             sched = self.bins.get(w.peer)
             room = self.links[w.peer].model.cycle_ns  # less than one attempt left: over
             if device_ns is not None and sched:
-                start = sched.window(device_ns, room)[0]
-                if start > device_ns:
-                    self.held_until_ns = min(self.held_until_ns, start)
+                go = sched.window(device_ns, room)[0] - lead_ns(self.egps[w.peer].speed)
+                if go > device_ns + 1000:  # 1 us: wall seconds as floats are that coarse
+                    self.held_until_ns = min(self.held_until_ns, go)
                     self.work.append(w)
                     continue
             status = self._start_round(w, seq, now)

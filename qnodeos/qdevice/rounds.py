@@ -17,6 +17,22 @@ one message each way between the quantum processes, and no state group moves.
 Each end reports its pairs to its classical process (``EntangleDone``) when the device
 has made them: at unlimited speed all at once; in real time in chunks, each due when its
 last pair's recipe ends (``CHUNK_S`` of wall time per chunk), then the round's end.
+
+On a link with time bins a round's attempts begin at the link's next bin: the station
+holds a round that came early (in real time, one that came up to ``2 * LEAD_S`` early:
+its node sends it ``LEAD_S`` before the bin), and ends at once one whose bin is further
+off. In real time a round also goes on over gaps of up to ``LEAD_S`` between the link's
+bins (too short for the node to use the device meanwhile and be back in time).
+
+The timeline's ``round`` row (``_record``) separates what the device did from what it
+waited for: from ``since`` (the device was given to the round) to ``start`` (the first
+attempt) it waited for the link's bin (``waits.bin``) and for the other end
+(``waits.peer``: its attempt, or the station's answer); from ``start`` to ``end`` it
+made ``attempts`` attempts of ``cycle_ns`` and ran the recipes' ops (together
+``work_ns``), waited through gaps between bins (``waits.bin``), and otherwise kept the
+device in the link's bins without attempting (``waits.dead``: after each herald, for
+the longer of the two ends' recipes, where its own did not need it; the end of a bin
+too short for another attempt).
 """
 
 from __future__ import annotations
@@ -28,6 +44,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from netlink.schedule import lead_ns
 from netlink.station import Attempt, HeraldingStation, Rejected, RoundEnd
 from netlink.station import ToNode as StationOut
 
@@ -58,6 +75,7 @@ class Round:
     started: bool = False
     start: float = 0.0
     done: bool = False
+    work_ns: float = 0.0  # device time its recipes' ops took here
 
 
 @dataclass
@@ -125,14 +143,21 @@ class Rounds:
         self.realtime = not math.isinf(speed)
         self._reply = reply
         self.timeline = timeline
+        if timeline is not None:  # how to read device times as wall times (and bins)
+            timeline.add(kind="clock", epoch_ns=epoch_ns, speed=speed if self.realtime else None)
+        # each link's time bins in our device's time (as its station counts them)
+        self.bins = {
+            p: lk.schedule.aligned(epoch_ns, speed) for p, lk in links.items() if lk.schedule
+        }
         self.stations = {
             peer: HeraldingStation(
                 link=lk.name,
                 nodes=lk.nodes,
                 model=lk.model,
                 rng=np.random.default_rng(lk.seed),
-                schedule=lk.schedule.aligned(epoch_ns, speed) if lk.schedule else None,
-                hold_for_bin=not self.realtime,
+                schedule=self.bins.get(peer),
+                hold_ns=2 * lead_ns(speed) if self.realtime else math.inf,
+                bridge_ns=lead_ns(speed),
             )
             for peer, lk in links.items()
             if lk.nodes[0] == me
@@ -271,7 +296,7 @@ class Rounds:
             ghost = self.groups.ghost((peer, pq))
             dev.fresh(q, h.at_ns)
             dev.reg.put([q, ghost], np.array(h.rho, dtype=complex))
-            outcomes, end = self._recipe(req, i, h.bell_index, q, h.at_ns)
+            outcomes, end = self._recipe(rnd, i, h.bell_index, q, h.at_ns)
             half, home = b"", -1
             if dev.reg.group_of[ghost].qubits == [ghost]:  # we measured: theirs is alone
                 rho = self.groups.drop_ghost(ghost)
@@ -285,7 +310,13 @@ class Rounds:
             reason=r.reason, epoch_ns=self.epoch_ns, again=r.again,
         )  # fmt: skip
         return [ToPeer(peer, self.codec.encode(reply))] + self._ended(
-            rnd, mine, r.at_ns, r.attempts, r.reason, r.again
+            rnd,
+            mine,
+            r.at_ns,
+            r.attempts,
+            r.reason,
+            r.again,
+            r.start_ns if r.start_ns >= 0 else None,
         )
 
     # -- the other end -------------------------------------------------------------------
@@ -305,12 +336,12 @@ class Rounds:
             if len(h.half) == 64:  # the owner measured: our half is alone, here
                 half = np.frombuffer(h.half, dtype="<c16").astype(complex).reshape(2, 2)
                 dev.reg.put([q], half)
-                outcomes, end = self._recipe(req, i, h.bell_index, q, at)
+                outcomes, end = self._recipe(rnd, i, h.bell_index, q, at)
             elif len(h.half) == 256 and h.home >= 0:  # the whole pair, for us to measure
                 ghost = self.groups.ghost((msg.frm, h.home))
                 pair = np.frombuffer(h.half, dtype="<c16").astype(complex).reshape(4, 4)
                 dev.reg.put([ghost, q], pair)
-                outcomes, end = self._recipe(req, i, h.bell_index, q, at)
+                outcomes, end = self._recipe(rnd, i, h.bell_index, q, at)
                 for slot, to in self.groups.homeless([ghost]):  # the owner's half goes home
                     out.append(ToPeer(to, self.codec.encode(self.groups.give(slot, to))))
             else:  # the pair's state lives in the owner's process
@@ -318,16 +349,36 @@ class Rounds:
                 outcomes, end = [], at
             mine.append(m.PairHerald(h.seq, h.attempts, int(end), h.bell_index, outcomes))
         at_end = self.to_own_ns(msg.at_ns, msg.epoch_ns)
-        return out + self._ended(rnd, mine, at_end, msg.attempts, msg.reason, msg.again)
+        first = self._first(rnd, msg)
+        return out + self._ended(rnd, mine, at_end, msg.attempts, msg.reason, msg.again, first)
 
-    def _recipe(
-        self, req: m.Entangle, i: int, bell: int, q: int, at: float
-    ) -> tuple[list[int], float]:
+    def _first(self, rnd: Round, msg: m.QRound) -> float | None:
+        """When the attempts of our round ``rnd`` began (our device time; None: it
+        made none), from the station's answer: the first herald came ``attempts``
+        cycles after that (or the round's last ``attempts`` ended at its end), unless
+        a gap between the link's bins lay between; then the latest of that, our own
+        start and the start of its bin (exact unless the other end came late too)."""
+        cycle = rnd.link.model.cycle_ns
+        if msg.heralds:
+            first = self.to_own_ns(msg.heralds[0].at_ns, msg.epoch_ns)
+            first -= msg.heralds[0].attempts * cycle
+        elif msg.attempts:
+            first = self.to_own_ns(msg.at_ns, msg.epoch_ns) - msg.attempts * cycle
+        else:
+            return None
+        sched = self.bins.get(rnd.req.peer)
+        if sched is not None:
+            first = sched.window(max(first, sched.window(rnd.start, cycle)[0]), cycle)[0]
+        return first
+
+    def _recipe(self, rnd: Round, i: int, bell: int, q: int, at: float) -> tuple[list[int], float]:
         """Run pair ``i``'s recipe at device time ``at``: (outcomes, when it ended)."""
+        req = rnd.req
         if not req.recipes:
             return [], at
         ops = req.recipes[req.plan[i] if req.plan else 0][bell]
         outcomes, end = [], at
+        begin = max(at, self.device.busy_until)  # the ops run back to back from here
         for op in ops:
             try:
                 outcome, end = self.device.execute(op, at)
@@ -335,6 +386,7 @@ class Rounds:
                 log.error("recipe op %s on qubit %d failed: %s", op.op, q, exc)
                 outcome = -1
             outcomes.append(outcome)
+        rnd.work_ns += max(0.0, end - begin)
         return outcomes, end
 
     # -- ending --------------------------------------------------------------------------
@@ -346,9 +398,11 @@ class Rounds:
         tail: int,
         reason: str,
         again: bool,
+        first_ns: float | None = None,
     ) -> list[Out]:
         """Round ``rnd`` is over: report its pairs (in chunks, each due when made) and its
-        end to our classical process."""
+        end to our classical process. ``first_ns``: when its first attempt was (None:
+        it made none; ``at_ns`` stands for it)."""
         dev, req = self.device, rnd.req
         end = max(rnd.start, at_ns, *(p.at_ns for p in pairs))
         attempts = tail + sum(p.attempts for p in pairs)
@@ -357,10 +411,7 @@ class Rounds:
         dev.busy_until = max(dev.busy_until, end)
         rnd.done = True
         if self.timeline is not None:
-            self.timeline.add(
-                kind="round", seq=req.seq, peer=req.peer, start=rnd.start, end=end,
-                attempts=attempts, pairs=len(pairs), reason=reason,
-            )  # fmt: skip
+            self._record(rnd, end, attempts, len(pairs), reason, first_ns)
         out: list[Out] = []
         rest = pairs
         if self.realtime and len(pairs) > 1:
@@ -385,6 +436,31 @@ class Rounds:
             again=again,
         )
         return out + self._reply(rnd.peer, done, end)
+
+    def _record(
+        self, rnd: Round, end: float, attempts: int, pairs: int, reason: str, first: float | None
+    ) -> None:
+        """The round's timeline row: the device's work and its waits (module docstring)."""
+        assert self.timeline is not None
+        cycle = rnd.link.model.cycle_ns
+        since = rnd.start
+        start = min(max(since, end if first is None else first), end)
+        work = attempts * cycle + rnd.work_ns
+        before, inside = 0.0, end - start  # waits for a bin: before the first attempt, after
+        sched = self.bins.get(rnd.req.peer)
+        if sched is not None:  # the device waited for the bin at least until it began
+            before = max(0.0, min(sched.window(since, cycle)[0], start) - since)
+            inside = sched.time_in(start, end)
+        waits = {
+            "bin": before + (end - start - inside),
+            "peer": start - since - before,
+            "dead": max(0.0, inside - work),
+        }
+        self.timeline.add(
+            kind="round", seq=rnd.req.seq, peer=rnd.req.peer, since=since, start=start,
+            end=end, attempts=attempts, cycle_ns=cycle, pairs=pairs, work_ns=work,
+            waits=waits, reason=reason,
+        )  # fmt: skip
 
     def give_up(self, key: str, reason: str, now_ns: float, again: bool = False) -> list[Out]:
         """Stop waiting for the station's answer to our round ``key``. Should it still
@@ -449,4 +525,3 @@ class Rounds:
             if rnd.link.nodes[0] != self.me:
                 t = min(t, rnd.req.expires_s + STATION_SILENT_S)
         return t
-

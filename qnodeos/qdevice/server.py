@@ -81,6 +81,9 @@ class _Batch:
     states: list[list[float]] = field(default_factory=list)  # what its peeks read
     start: float | None = None
     end: float = 0.0
+    ready: float | None = None  # device time it could begin (it came to the head)
+    paused: float | None = None  # device time it began to wait for a state from elsewhere
+    waited: float = 0.0  # device time it waited for states from other processes
 
 
 @dataclass
@@ -380,6 +383,11 @@ class QDeviceServer:
     def _step_batch(self, job: _Batch, now_ns: float, now_s: float) -> tuple[list[Out], bool]:
         """Run the batch's ops from where it stopped: (what to send, finished?)."""
         dev, groups, lost_states = self.device, self.groups, self.groups.lost
+        if job.ready is None:
+            job.ready = max(now_ns, dev.busy_until)
+        elif job.paused is not None:
+            job.waited += max(0.0, now_ns - job.paused)
+            job.paused = None
         # Every state here is our own and whole (nothing away, lost or held for another
         # node): no op of the batch can need, lose or send a group, so skip the checks.
         local = not (groups.away or lost_states or groups.ghosts)
@@ -398,10 +406,11 @@ class QDeviceServer:
                     return sent + self._end_batch(job, now_ns, error), True
                 ask = self._need(touched, now_s)
                 if ask is not None:
+                    job.paused = now_ns
                     return sent + ask, False
                 partners = groups.partners(touched)
-            try:
-                outcome, end = dev.execute(op, now_ns)
+            try:  # after a wait, where it would have been: the wait was the simulator's
+                outcome, end = dev.execute(op, job.end if job.i else job.ready)
             except DeviceError as exc:
                 return sent + self._end_batch(job, now_ns, str(exc)), True
             self._last_batch = job.req.seq
@@ -423,7 +432,7 @@ class QDeviceServer:
         end = job.end if job.i else start
         if self.timeline is not None:
             kinds = Counter(op.op for op in job.req.ops[: job.i])
-            self.timeline.batch(job.req.seq, start, end, kinds)
+            self.timeline.batch(job.req.seq, start, end, kinds, transfer_ns=job.waited)
         reply = m.DeviceReply(
             seq=job.req.seq,
             outcomes=job.outcomes,

@@ -360,7 +360,9 @@ async def test_time_bins_scale_the_pair_rate_by_their_fraction(
 ) -> None:
     """The link may attempt in ``bins`` of every 4 bins of 200 us: pairs come at the
     continuous rate p/cycle times the link's share of time (1/4 or 1/2). From both
-    devices' timelines: every attempt round lies inside one of the link's bins."""
+    devices' timelines: every attempt round starts in one of the link's bins, and its
+    attempts fit in the link's time up to its end (gaps this short between bins are
+    waited through, not re-requested)."""
     monkeypatch.setenv(ENV, str(tmp_path))
     link = (
         'model = "depolarise"\nfidelity = 0.9\np_success = 0.02\ncycle_ns = 1000\n'
@@ -375,11 +377,11 @@ async def test_time_bins_scale_the_pair_rate_by_their_fraction(
     assert close(r["rate_hz"], rate, rate / math.sqrt(n)), (r["rate_hz"], rate)
     for node in ("alice", "bob"):
         rounds = [s for s in node_spans(tmp_path, node)[0] if s["what"] == "round"]
-        assert len(rounds) >= 10
+        sched = cfg.links[0].schedule
+        assert len(rounds) >= 3 and sched is not None
         for s in rounds:
-            start_bin = int(s["start"] // 200_000)
-            assert start_bin % 4 in bins, (node, s)
-            assert s["end"] <= (start_bin + 1) * 200_000 + 1e-6, (node, s)  # ends in its bin
+            assert int(s["start"] // 200_000) % 4 in bins, (node, s)
+            assert s["work_ns"] <= sched.time_in(s["start"], s["end"]) + 1e-6, (node, s)
 
 
 async def test_a_request_for_an_app_that_left_waits_briefly_for_its_restart(
