@@ -36,7 +36,7 @@ from qnodeos.defaults import network_text
 from qnodeos.errors import ConfigError, QNodeOSError
 from qnodeos.sdk.progress import ENV as PROGRESS_ENV
 from qnodeos.timeline import ENV
-from testbed.trace import summarize
+from testbed.trace import lag_warnings, summarize
 
 from . import forks
 from .forks import Proc
@@ -308,7 +308,8 @@ async def run_network(
         nodes_util, counts = summarize(run_dir, list(cfg.nodes))
         if nodes_util:
             results["_nodes"] = nodes_util
-        results["_meta"] = {**meta, "ended": _now(), "records": counts}
+        warnings = lag_warnings(cfg, nodes_util)
+        results["_meta"] = {**meta, "ended": _now(), "records": counts, "warnings": warnings}
         (run_dir / "results.json").write_text(json.dumps(results, indent=2))
     status = 1 if errors or any("error" in r for k, r in results.items() if k != "_error") else 0
     if interrupted:
@@ -319,6 +320,8 @@ async def run_network(
         print(json.dumps(results, indent=2))
     else:
         _print_results(cfg, results)
+    for warning in results["_meta"]["warnings"]:
+        print(f"qnodeos: warning: {warning}", file=sys.stderr)
     if "_error" in results:
         print(f"qnodeos: error: {results['_error']}", file=sys.stderr)
     return status

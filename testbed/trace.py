@@ -27,8 +27,11 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 from pathlib import Path
 from typing import Any
+
+from qnodeos.config import NetworkConfig
 
 
 def _rows(path: Path) -> list[dict[str, Any]]:
@@ -37,10 +40,14 @@ def _rows(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
-def node_spans(run_dir: Path, node: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+def node_spans(
+    run_dir: Path, node: str, device: list[dict[str, Any]] | None = None
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """The node's device spans, each labelled with what it was for (``what``: block,
-    round or move; ``app`` for blocks), and its process-state changes."""
-    device = _rows(run_dir / f"timeline-{node}-device.jsonl")
+    round or move; ``app`` for blocks), and its process-state changes. ``device``: the
+    rows of its device timeline, if read already."""
+    if device is None:
+        device = _rows(run_dir / f"timeline-{node}-device.jsonl")
     kernel = _rows(run_dir / f"timeline-{node}-kernel.jsonl")
     uses = {r["seq"]: r for r in kernel if r["kind"] == "use"}
     spans = []
@@ -131,13 +138,28 @@ def records(run_dir: Path, nodes: list[str]) -> dict[str, int]:
     return counts
 
 
-def merge(run_dir: Path, nodes: list[str]) -> dict[str, Any]:
+def merge(
+    run_dir: Path, nodes: list[str], lags: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """Write ``timeline.json`` for the run; returns each node's utilization (empty if no
-    node recorded a timeline)."""
+    node recorded a timeline). In real time a quantum process also recorded how late
+    it acted against its device clock (``qdevice.lag``): per window, drawn as a counter
+    track; the whole run's figures go into ``lags`` (node -> n, p50_us, p99_us,
+    max_us)."""
     events: list[dict[str, Any]] = []
     util: dict[str, Any] = {}
     for pid, node in enumerate(nodes, start=1):
-        spans, states = node_spans(run_dir, node)
+        device = _rows(run_dir / f"timeline-{node}-device.jsonl")
+        spans, states = node_spans(run_dir, node, device)
+        for r in device:
+            if r["kind"] == "lag":
+                window = {k: r[k] for k in ("p50_us", "p99_us", "max_us")}
+                events.append(
+                    {"name": "lag behind the device clock (us)", "ph": "C", "pid": pid,
+                     "ts": r["device_ns"] / 1e3, "args": window}
+                )  # fmt: skip
+            elif r["kind"] == "lag_total" and lags is not None:
+                lags[node] = {k: v for k, v in r.items() if k != "kind"}
         if not spans and not states:
             continue
         util[node] = utilization(spans)
@@ -200,7 +222,49 @@ def _meta(pid: int, tid: int, what: str, name: str) -> dict[str, Any]:
 
 def summarize(run_dir: Path, nodes: list[str]) -> tuple[dict[str, Any], dict[str, int]]:
     """After a run: write its timeline, blocks.csv and pairs.csv; returns results.json's
-    ``_nodes`` (each node's utilization; empty without a timeline) and the record counts."""
-    util = merge(run_dir, nodes)
+    ``_nodes`` (each node's utilization, and in real time its ``lag`` behind the device
+    clock; empty without a timeline) and the record counts."""
+    lags: dict[str, Any] = {}
+    util = merge(run_dir, nodes, lags)
     counts = records(run_dir, nodes)
-    return {n: {"utilization": u} for n, u in util.items()}, counts
+    out: dict[str, Any] = {n: {"utilization": u} for n, u in util.items()}
+    for n, lag in lags.items():
+        out.setdefault(n, {})["lag"] = lag
+    return out, counts
+
+
+LAG_WARN_FRACTION = 0.01  # of the shortest coherence time in the network
+
+
+def lag_warnings(cfg: NetworkConfig, nodes: dict[str, Any]) -> list[str]:
+    """Nodes whose quantum process ran late against its device clock (p99 of its lag,
+    times the node's speed: device time) by more than ``LAG_WARN_FRACTION`` of the
+    shortest T1 or T2 of any qubit in the network: their results reflect the host's
+    load as well as the devices. ``nodes``: results.json's ``_nodes``."""
+    coherence = [
+        (t, f"{'T1' if t == k.t1_ns else 'T2'} of {c.device.name} {k.name} qubits")
+        for c in cfg.nodes.values()
+        for k in c.device.kinds.values()
+        for t in (k.t1_ns, k.t2_ns)
+        if math.isfinite(t)
+    ]
+    if not coherence:
+        return []
+    shortest, what = min(coherence)
+    out = []
+    for name, info in nodes.items():
+        lag = info.get("lag")
+        speed = cfg.nodes[name].speed if name in cfg.nodes else math.inf
+        if not lag or not math.isfinite(speed):
+            continue
+        late_ns = lag["p99_us"] * 1e3 * speed
+        if late_ns > LAG_WARN_FRACTION * shortest:
+            out.append(
+                f"node {name}'s quantum process ran up to {lag['max_us'] / 1e3:.1f} ms late "
+                f"against its device clock (p99 {lag['p99_us'] / 1e3:.1f} ms: "
+                f"{late_ns / shortest:.1%} of the shortest coherence time, {what}: "
+                f"{shortest / 1e6:g} ms). The host was too busy for real time: the results "
+                f"reflect its load as well as the devices. Run on a quieter machine, or "
+                f"lower the nodes' speed"
+            )
+    return out

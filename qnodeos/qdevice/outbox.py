@@ -19,21 +19,35 @@ from __future__ import annotations
 import heapq
 import itertools
 import math
+from collections.abc import Callable
 from typing import Generic, TypeVar
 
 D = TypeVar("D")
 
 
 class Outbox(Generic[D]):
-    def __init__(self) -> None:
-        self._heap: list[tuple[float, int, int | None, D, list[bytes]]] = []
+    """``on_late(seconds, now)`` hears how late each entry left: after its due time, or
+    after it was pushed if it was due already (``pushed_at``: the lateness is then this
+    process's, not the protocol's)."""
+
+    def __init__(self, on_late: Callable[[float, float], object] | None = None) -> None:
+        self._heap: list[tuple[float, int, int | None, D, list[bytes], float]] = []
         self._order = itertools.count()
+        self.on_late = on_late
 
     def __len__(self) -> int:
         return len(self._heap)
 
-    def push(self, due: float, dest: D, frames: list[bytes], tag: int | None = None) -> None:
-        heapq.heappush(self._heap, (due, next(self._order), tag, dest, frames))
+    def push(
+        self,
+        due: float,
+        dest: D,
+        frames: list[bytes],
+        tag: int | None = None,
+        pushed_at: float = -math.inf,
+    ) -> None:
+        entry = (due, next(self._order), tag, dest, frames, max(due, pushed_at))
+        heapq.heappush(self._heap, entry)
 
     def cancel(self, tag: int) -> None:
         """Withdraw every entry tagged ``tag``."""
@@ -48,6 +62,8 @@ class Outbox(Generic[D]):
     def pop_due(self, now: float) -> list[tuple[D, list[bytes]]]:
         out = []
         while self._heap and self._heap[0][0] <= now:
-            _, _, _, dest, frames = heapq.heappop(self._heap)
+            _, _, _, dest, frames, start = heapq.heappop(self._heap)
             out.append((dest, frames))
+            if self.on_late is not None:
+                self.on_late(now - start, now)
         return out

@@ -27,6 +27,7 @@ from typing import Any
 
 import zmq
 
+from .. import procinfo
 from ..config import LinkConfig, NodeConfig
 from ..security import (
     QDEVICE,
@@ -40,6 +41,7 @@ from ..security import (
 )
 from ..sockets import Claim, bind, connect, monitor_event
 from .clock import DeviceClock
+from .lag import LagMeter
 from .outbox import Outbox
 from .server import Cancel, Out, QDeviceServer, ToKernel
 
@@ -70,6 +72,7 @@ class _Guard:
 
 
 BURST = 64  # messages taken from one socket before the others get a turn
+UNREAD_JUDGE_S = 1.0  # judge peers' silence even with messages unread, after this long
 
 
 def serve_forever(
@@ -86,7 +89,14 @@ def serve_forever(
     gives the classical delay (s) to each; ``token``: the secret our classical process
     presents in its first Ping."""
     clock = DeviceClock(cfg.speed, time.time)
-    server = QDeviceServer(cfg, links or [], epoch_ns=clock.epoch_ns, token=token)
+    server = QDeviceServer(
+        cfg,
+        links or [],
+        epoch_ns=clock.epoch_ns,
+        token=token,
+        look=procinfo.look,
+        proc=procinfo.me(),
+    )
     ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context.instance()
     keys, where = cfg.keys, f"nodes.{cfg.name}"
     me = keys.node(cfg.name, secret=True) if keys else None
@@ -126,18 +136,27 @@ def serve_forever(
     if stop_fd is not None:
         poller.register(stop_fd, zmq.POLLIN)
     delays = dict(delays or {})
-    outbox: Outbox[zmq.Socket[bytes]] = Outbox()
+    lag = LagMeter() if clock.realtime else None
+
+    def late(seconds: float, now: float) -> None:
+        """Something left ``seconds`` after it was due (see ``qdevice.lag``)."""
+        assert lag is not None
+        window = lag.add(seconds, now)
+        if window is not None and server.timeline is not None:
+            server.timeline.add(kind="lag", device_ns=clock.now_ns(), **window)
+
+    outbox: Outbox[zmq.Socket[bytes]] = Outbox(late if lag is not None else None)
 
     def schedule(outs: list[Out]) -> None:
         now = time.time()
         for o in outs:
             if isinstance(o, ToKernel):
                 due = clock.wall_at(o.due_ns) if clock.realtime else now
-                outbox.push(due, ksock, o.frames, o.tag)
+                outbox.push(due, ksock, o.frames, o.tag, pushed_at=now)
             elif isinstance(o, Cancel):
                 outbox.cancel(o.tag)
             elif peers and o.node in peers:
-                outbox.push(now + delays.get(o.node, 0.0), dealer(o.node), [o.data])
+                outbox.push(now + delays.get(o.node, 0.0), dealer(o.node), [o.data], None, now)
             else:
                 log.warning("no quantum process of node %r to send to", o.node)
 
@@ -203,6 +222,7 @@ def serve_forever(
             dealer(node)
     previous = signal.signal(signal.SIGTERM, _on_term)
     guard = _Guard()
+    unjudged = math.inf  # since when messages were left unread at every turn
     try:
         timer_at = server.next_timer_s()
         while True:
@@ -216,6 +236,7 @@ def serve_forever(
                 ready = dict(poller.poll(None if math.isinf(wait) else int(wait * 1000)))
             if stop_fd is not None and stop_fd in ready and not os.read(stop_fd, 4096):
                 return
+            unread = False  # messages left for the next turn: judge no silence now
             for sock, handler in handlers:
                 if sock is None or sock not in ready:
                     continue
@@ -229,14 +250,32 @@ def serve_forever(
                     flush()  # a reply due now leaves before we look for more input
                     if not int(sock.getsockopt(zmq.EVENTS)) & zmq.POLLIN:
                         break  # cheaper than the next receive raising Again
+                else:
+                    unread = True
             timer_at = server.next_timer_s()
-            if time.time() >= timer_at:
-                schedule(guard(server.timer, clock.now_ns(), time.time()))
+            now = time.time()
+            if now >= timer_at:
+                if lag is not None:
+                    late(now - timer_at, now)
+                if not unread:
+                    unjudged = math.inf
+                elif math.isinf(unjudged):
+                    unjudged = now
+                judge = now - unjudged > UNREAD_JUDGE_S  # a flood: judge after all
+                schedule(guard(server.timer, clock.now_ns(), now, judge))
                 timer_at = server.next_timer_s()
             flush()
     except _Stop:
         return
     finally:
+        if lag is not None:
+            total = lag.summary()
+            log.info(
+                "lag behind the device clock: p50 %.0f us, p99 %.0f us, max %.0f us (%d acts)",
+                total["p50_us"], total["p99_us"], total["max_us"], total["n"],
+            )  # fmt: skip
+            if server.timeline is not None:
+                server.timeline.add(kind="lag_total", **total)
         if server.timeline is not None:
             server.timeline.write()
         signal.signal(signal.SIGTERM, previous)

@@ -147,7 +147,8 @@ def run_with_fault(
             time.sleep(0.05)
         else:
             raise AssertionError("pairs never flowed")
-        struck = fault(descendants(proc.pid))
+        # the launcher too (a fault may stop every process of the run)
+        struck = fault({proc.pid: " ".join(map(str, proc.args)), **descendants(proc.pid)})
         out, err = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:
@@ -262,4 +263,54 @@ def test_an_app_paused_for_3s_gets_a_clear_error_and_leaves_no_one_sided_pair(
     closed = [e for e in evs["b"] if e["event"] == "closed"]
     assert closed and "lease of 1.0s expired" in closed[0]["message"]
     assert "stopped answering" not in closed[0]["message"]  # not blamed on the node
+    assert_agree(evs)
+
+
+def test_a_whole_network_paused_for_3s_completes_correctly(tmp_path: Path) -> None:
+    """Every process of the run (launcher, nodes, quantum processes, apps) stopped
+    together for 3 s, as in a machine stall or a laptop suspend: once they go on,
+    nobody blames anybody; the run ends normally and the apps agree on every pair."""
+
+    def stall(tree: dict[int, str]) -> float:
+        for pid in tree:
+            os.kill(pid, signal.SIGSTOP)
+        t = time.time()
+        time.sleep(3.0)
+        for pid in tree:
+            os.kill(pid, signal.SIGCONT)
+        return t
+
+    run, struck, evs = run_with_fault(tmp_path, stall, duration=9.0)
+    report("SIGSTOP of the whole network for 3 s", 0.0, evs, run)
+    assert run.returncode == 0, run.stderr
+    for app in ("a", "b"):
+        assert not [e for e in evs[app] if e["event"] in ("error", "closed")], evs[app]
+        after = [e for e in evs[app] if e["event"] == "pairs" and e["t"] > struck + 3.0]
+        assert after, f"app {app}: no pairs after the stall"
+    assert_agree(evs)
+    assert not doubt_ids(evs["a"]) | doubt_ids(evs["b"])
+
+
+def test_a_paused_quantum_process_reports_the_pause_as_lag(tmp_path: Path) -> None:
+    """The lag a real-time quantum process reports (results.json ``_nodes``) is a claim:
+    stopping bob's quantum process for 0.4 s, known independently, must show as about
+    0.4 s of lag at bob and not at alice."""
+
+    def pause(tree: dict[int, str]) -> float:
+        pid = find(tree, "qnodeos qdevice bob")
+        os.kill(pid, signal.SIGSTOP)
+        t = time.time()
+        time.sleep(0.4)
+        os.kill(pid, signal.SIGCONT)
+        return t
+
+    run, _, evs = run_with_fault(tmp_path, pause, duration=4.0)
+    assert run.returncode == 0, run.stderr
+    saved = json.loads((tmp_path / "run" / "results.json").read_text())
+    lag = {n: saved["_nodes"][n]["lag"] for n in ("alice", "bob")}
+    # bob acts every few ms (pings, rounds' reports): something fell due soon after
+    # the pause began and left when it ended
+    assert lag["bob"]["max_us"] >= 0.35e6, lag
+    assert lag["alice"]["max_us"] < 0.1e6, lag  # its own acts were on time
+    assert lag["bob"]["n"] > 100 and lag["alice"]["n"] > 100
     assert_agree(evs)
