@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+
 import numpy as np
 import pytest
 
@@ -33,3 +39,29 @@ def within(measured: float, expected: float, shots: int, sigmas: float = 4.0) ->
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(1234)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--load",
+        type=int,
+        default=int(os.environ.get("QNODEOS_TEST_LOAD", "0")),
+        metavar="N",
+        help="run the tests beside N busy-loop processes (a busy machine: real-time runs "
+        "must get slower, not fail); also QNODEOS_TEST_LOAD=N",
+    )
+
+
+@pytest.fixture(scope="session", autouse=True)
+def busy_machine(request: pytest.FixtureRequest) -> Iterator[int]:
+    """``--load N``: N processes spinning for the whole session, stopped at its end."""
+    n: int = request.config.getoption("--load")
+    spinners = [
+        subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(n)
+    ]
+    try:
+        yield n
+    finally:
+        for p in spinners:
+            p.send_signal(signal.SIGKILL)
+            p.wait()
