@@ -263,3 +263,26 @@ class Liveness:
             else:  # the first time at which the silence exceeds the threshold
                 times.append(math.nextafter(t + self.threshold(p), math.inf))
         return min(times, default=math.inf)
+
+
+class Unread:
+    """Whether silence may be judged now: not while messages wait unread (they may be
+    the very signs of life a judgement would miss, on a machine too busy to read them
+    yet), unless they have waited ``limit_s`` at every turn (a flood).
+
+    >>> u = Unread(limit_s=1.0)
+    >>> u.may_judge(False, 0.0), u.may_judge(True, 0.5), u.may_judge(True, 1.6)
+    (True, False, True)
+    """
+
+    def __init__(self, limit_s: float) -> None:
+        self.limit_s = limit_s
+        self.since: float | None = None  # messages have waited unread since
+
+    def may_judge(self, unread: bool, now: float) -> bool:
+        if not unread:
+            self.since = None
+            return True
+        if self.since is None:
+            self.since = now
+        return now - self.since > self.limit_s

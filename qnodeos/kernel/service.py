@@ -25,7 +25,7 @@ from .. import procinfo
 from ..config import LinkConfig, NodeConfig
 from ..errors import ConfigError, ProtocolError, QNodeOSError
 from ..lang import codec
-from ..liveness import Look
+from ..liveness import Look, Unread
 from ..ratelog import BadInput
 from ..security import APP, PEER, QDEVICE, Authenticator, client_side, node_id, server_side
 from ..transport import Socket, ZSocket, bind_router, connect_dealer, disconnects
@@ -94,7 +94,7 @@ class NodeService:
         self._apps_dev: tuple[Socket, Socket] | None = None
         self._resume = trio.Event()  # a paused block waits to go on
         self._inputs: tuple[Socket, ...] = ()  # sockets whose unread messages defer judging
-        self._unjudged_since: float | None = None
+        self._unread = Unread(limit_s=cfg.lease_s)
 
     # -- sending -------------------------------------------------------------------------
     async def _send(self, apps: Socket, dev: Socket, outs: list[Out]) -> None:
@@ -233,17 +233,6 @@ class NodeService:
             self._resume = trio.Event()
             await self._send(apps, dev, self._guarded(self.kernel.resume))
 
-    def _judge(self, now: float) -> bool:
-        """Whether silence may be judged now: not while messages wait unread (they may
-        be the very heartbeats a judgement would miss, on a machine too busy to read
-        them yet), unless they have waited for a whole lease (a flood)."""
-        if not any(sock.pending() for sock in self._inputs):
-            self._unjudged_since = None
-            return True
-        if self._unjudged_since is None:
-            self._unjudged_since = now
-        return now - self._unjudged_since > self.cfg.lease_s
-
     async def _timer(self, apps: Socket, dev: Socket) -> None:
         while True:
             with trio.move_on_after(TICK_S) as self._tick:
@@ -252,7 +241,9 @@ class NodeService:
             self._tick = None
             now = self.clock()
             self.bad.tick(now)
-            outs = self._guarded(self.kernel.handle_timer, now, self._judge(now))
+            unread = any(sock.pending() for sock in self._inputs)
+            judge = self._unread.may_judge(unread, now)
+            outs = self._guarded(self.kernel.handle_timer, now, judge)
             await self._send(apps, dev, outs)
 
     async def _hello(self, dev: Socket) -> None:

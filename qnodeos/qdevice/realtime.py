@@ -29,6 +29,7 @@ import zmq
 
 from .. import procinfo
 from ..config import LinkConfig, NodeConfig
+from ..liveness import Unread
 from ..security import (
     QDEVICE,
     QPEER,
@@ -222,7 +223,7 @@ def serve_forever(
             dealer(node)
     previous = signal.signal(signal.SIGTERM, _on_term)
     guard = _Guard()
-    unjudged = math.inf  # since when messages were left unread at every turn
+    unjudged = Unread(UNREAD_JUDGE_S)  # no silence is judged while messages wait unread
     try:
         timer_at = server.next_timer_s()
         while True:
@@ -257,11 +258,7 @@ def serve_forever(
             if now >= timer_at:
                 if lag is not None:
                     late(now - timer_at, now)
-                if not unread:
-                    unjudged = math.inf
-                elif math.isinf(unjudged):
-                    unjudged = now
-                judge = now - unjudged > UNREAD_JUDGE_S  # a flood: judge after all
+                judge = unjudged.may_judge(unread, now)
                 schedule(guard(server.timer, clock.now_ns(), now, judge))
                 timer_at = server.next_timer_s()
             flush()

@@ -277,6 +277,7 @@ class QDeviceServer:
         station, and the states it held for us are lost (ops on those qubits fail,
         saying so)."""
         why = f"{peer!r}'s quantum process, which {what}"
+        log.warning("linked quantum process of %r %s", peer, what)
         out = self.rounds.peer_gone(peer, why, now_ns)
         self.groups.holder_gone(peer, why)
         w = self.wait

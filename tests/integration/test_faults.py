@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -313,4 +314,34 @@ def test_a_paused_quantum_process_reports_the_pause_as_lag(tmp_path: Path) -> No
     assert lag["bob"]["max_us"] >= 0.35e6, lag
     assert lag["alice"]["max_us"] < 0.1e6, lag  # its own acts were on time
     assert lag["bob"]["n"] > 100 and lag["alice"]["n"] > 100
+    assert_agree(evs)
+
+
+def test_a_paused_quantum_process_is_found_by_its_peer_and_the_run_recovers(
+    tmp_path: Path,
+) -> None:
+    """bob's quantum process alone stopped for 3 s: alice's quantum process finds it
+    silent, and the OS says it is stopped, so it is declared gone after 1.5 s (its
+    rounds end and are attempted again); once it runs again the link recovers, the run
+    ends normally and the apps agree on every pair."""
+
+    def pause(tree: dict[int, str]) -> float:
+        pid = find(tree, "qnodeos qdevice bob")
+        os.kill(pid, signal.SIGSTOP)
+        t = time.time()
+        time.sleep(3.0)
+        os.kill(pid, signal.SIGCONT)
+        return t
+
+    run, struck, evs = run_with_fault(tmp_path, pause, duration=9.0)
+    assert run.returncode == 0, run.stderr
+    log = (tmp_path / "run" / "node-alice.log").read_text()
+    found = re.search(
+        r"linked quantum process of 'bob' stopped answering \(nothing heard for (1\.[5-9]) s; "
+        r"its process is stopped\)",
+        log,
+    )
+    assert found, log[-2000:]
+    after = [e for e in evs["a"] if e["event"] == "pairs" and e["t"] > struck + 3.0]
+    assert after, "no pairs after the quantum process came back"
     assert_agree(evs)
