@@ -294,14 +294,15 @@ def test_a_whole_network_paused_for_3s_completes_correctly(tmp_path: Path) -> No
 
 def test_a_paused_quantum_process_reports_the_pause_as_lag(tmp_path: Path) -> None:
     """The lag a real-time quantum process reports (results.json ``_nodes``) is a claim:
-    stopping bob's quantum process for 0.4 s, known independently, must show as about
-    0.4 s of lag at bob and not at alice."""
+    stopping bob's quantum process for 1 s, known independently, must show as about
+    1 s of lag at bob and not at alice (whose own lag stays under 0.5 s even beside
+    4 busy loops: 0.18 s measured)."""
 
     def pause(tree: dict[int, str]) -> float:
         pid = find(tree, "qnodeos qdevice bob")
         os.kill(pid, signal.SIGSTOP)
         t = time.time()
-        time.sleep(0.4)
+        time.sleep(1.0)
         os.kill(pid, signal.SIGCONT)
         return t
 
@@ -311,8 +312,8 @@ def test_a_paused_quantum_process_reports_the_pause_as_lag(tmp_path: Path) -> No
     lag = {n: saved["_nodes"][n]["lag"] for n in ("alice", "bob")}
     # bob acts every few ms (pings, rounds' reports): something fell due soon after
     # the pause began and left when it ended
-    assert lag["bob"]["max_us"] >= 0.35e6, lag
-    assert lag["alice"]["max_us"] < 0.1e6, lag  # its own acts were on time
+    assert lag["bob"]["max_us"] >= 0.9e6, lag
+    assert lag["alice"]["max_us"] < 0.5e6, lag  # its own acts were on time
     assert lag["bob"]["n"] > 100 and lag["alice"]["n"] > 100
     assert_agree(evs)
 
