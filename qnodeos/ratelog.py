@@ -20,8 +20,18 @@ import logging
 
 
 class BadInput:
-    def __init__(self, log: logging.Logger, *, burst: int = 5, window_s: float = 10.0) -> None:
+    """``kind`` names what is counted in the log lines ("bad input", "late heralds")."""
+
+    def __init__(
+        self,
+        log: logging.Logger,
+        *,
+        burst: int = 5,
+        window_s: float = 10.0,
+        kind: str = "bad input",
+    ) -> None:
         self.log = log
+        self.kind = kind
         self.burst = burst
         self.window_s = window_s
         self.total = 0
@@ -38,7 +48,7 @@ class BadInput:
         self.tick(now)
         if self._logged < self.burst:
             self._logged += 1
-            self.log.warning("bad input #%d from %s: %s", self.total, source, problem)
+            self.log.warning("%s #%d from %s: %s", self.kind, self.total, source, problem)
         else:
             self.suppressed += 1
 
@@ -48,8 +58,9 @@ class BadInput:
             return
         if self.suppressed:
             self.log.warning(
-                "%d more bad messages in the last %.0f s not logged (%d in all; by source: %s)",
+                "%d more (%s) in the last %.0f s not logged (%d in all; by source: %s)",
                 self.suppressed,
+                self.kind,
                 self.window_s,
                 self.total,
                 ", ".join(f"{k}: {v}" for k, v in sorted(self.by_source.items())[:8]),

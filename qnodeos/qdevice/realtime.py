@@ -158,8 +158,8 @@ def serve_forever(
                 outbox.cancel(o.tag)
             elif peers and o.node in peers:
                 outbox.push(now + delays.get(o.node, 0.0), dealer(o.node), [o.data], None, now)
-            else:
-                log.warning("no quantum process of node %r to send to", o.node)
+            else:  # e.g. a pull made for a node that is not listed: rate-limited
+                server.bad.report(f"node {o.node}", "no quantum process to send to", now=now)
 
     def from_kernel() -> None:
         frames = ksock.recv_multipart(zmq.NOBLOCK)

@@ -63,8 +63,8 @@ async def serve_device(
                 outbox.cancel(o.tag)
             elif o.node in dealers:
                 outbox.push(now + delays.get(o.node, 0.0), dealers[o.node], [o.data])
-            else:
-                log.warning("no quantum process of node %r to send to", o.node)
+            else:  # e.g. a pull made for a node that is not listed: rate-limited
+                server.bad.report(f"node {o.node}", "no quantum process to send to", now=now)
         wake.set()
 
     try:
