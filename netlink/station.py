@@ -183,8 +183,28 @@ class HeraldingStation:
                     )
                     for a in sorted((crossed, attempt), key=lambda a: self.nodes.index(a.node))
                 ]
+            # One round at a time per end: an earlier attempt of this node's, still
+            # waiting for the other end, ends now (again: it is not counted). So a
+            # station holds at most one attempt per end, however many a peer sends.
+            out = [
+                ToNode(
+                    a.node,
+                    RoundEnd(
+                        key=a.key,
+                        heralds=(),
+                        attempts=0,
+                        at_ns=a.start_ns,
+                        reason=f"superseded by round {attempt.key!r} of {attempt.node}",
+                        again=True,
+                    ),
+                )
+                for a in list(self.pending.values())
+                if a.node == attempt.node
+            ]
+            for o in out:
+                del self.pending[o.msg.key]
             self.pending[attempt.key] = attempt
-            return []
+            return out
         if other.node == attempt.node:
             # It attempts this round again (it stopped waiting for our answer, e.g. we
             # were paused): the newer attempt stands, and the round runs once.

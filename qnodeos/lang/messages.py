@@ -567,14 +567,23 @@ FromDevice = Union[DeviceReply, Pong, ErrorReply, EntangleDone, LateHerald]  # n
 GlobalQubit = tuple[Name, Count]  # (node, physical qubit)
 
 
+# A custody token: a secret the owner of a qubit gives with its state when the state
+# goes into another quantum process's keeping, and that must come back with it (see
+# ``qdevice.groups``): nobody who never held the state can push one in its place.
+Token = Annotated[bytes, msgspec.Meta(min_length=8, max_length=8)]
+
+
 class QAttempt(msgspec.Struct, frozen=True, kw_only=True, tag="q_att"):
     """To the link's station (in the owner's quantum process): ``frm`` attempts round
     ``key`` with its qubit(s) ``qubits`` (one reused, or one per pair) from ``start_ns``
-    (sender's device time), for up to ``pairs`` pairs, needing ``dead_ns`` after each."""
+    (sender's device time), for up to ``pairs`` pairs, needing ``dead_ns`` after each.
+    ``token``: the custody token of its halves of kept pairs, which stay in the
+    owner's process."""
 
     frm: Name
     key: Key
     qubits: Annotated[list[Count], msgspec.Meta(min_length=1, max_length=4096)]
+    token: Token
     start_ns: DeviceNs
     max_attempts: Count
     expires_s: WallTime
@@ -598,6 +607,8 @@ class QHerald(msgspec.Struct, frozen=True, array_like=True):
     bell_index: Annotated[int, msgspec.Meta(ge=0, le=3)]
     half: Annotated[bytes, msgspec.Meta(max_length=256)] = b""
     home: Annotated[int, msgspec.Meta(ge=-1, le=1023)] = -1
+    # with the whole pair: the custody token of the owner's qubit
+    token: Annotated[bytes, msgspec.Meta(max_length=8)] = b""
 
 
 class QRound(msgspec.Struct, frozen=True, kw_only=True, tag="q_round"):
@@ -624,12 +635,14 @@ class QPull(msgspec.Struct, frozen=True, kw_only=True, tag="q_pull"):
 
 
 class QGroup(msgspec.Struct, frozen=True, kw_only=True, tag="q_group"):
-    """A state group moving to the receiver: its qubits (first = most significant) and
-    density matrix (complex128, row-major, little-endian)."""
+    """A state group moving to the receiver: its qubits (first = most significant),
+    density matrix (complex128, row-major, little-endian) and each qubit's custody
+    token."""
 
     frm: Name
     qubits: Annotated[list[GlobalQubit], msgspec.Meta(max_length=16)]
     rho: Annotated[bytes, msgspec.Meta(max_length=16 * 4**8)]
+    tokens: Annotated[list[Token], msgspec.Meta(max_length=16)]
 
 
 class QNotHere(msgspec.Struct, frozen=True, kw_only=True, tag="q_gone"):

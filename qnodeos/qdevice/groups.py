@@ -9,11 +9,22 @@ that leaves (``give``) is encoded as a ``QGroup``; one that comes (``arrive``) i
 and installed; ``homeless`` finds groups left holding only one other node's qubits, which
 go home. A qubit whose group was held by a process that died is *lost*: ops that need
 its state fail, saying so; initialising it starts it over.
+
+Custody. Identity is not permission: a node may move only state it was given. When an
+own qubit's state leaves (``give``, or a kept pair's half staying in the station's
+process) its owner draws a secret *custody token* for it; the token travels with the
+state (a ghost keeps it) and must come back with it: a group containing one of our
+qubits is taken only with that qubit's current token, and only if it holds one of our
+away qubits at all (a group of other nodes' qubits alone is never pushed to us), so
+nobody who never held a state can read it (see ``QDeviceServer._pull``) or push one in
+its place, and ghosts here are bounded by our own qubits.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import hmac
+import secrets
+from collections.abc import Callable, Iterable
 
 import numpy as np
 
@@ -24,11 +35,21 @@ from .physics import Matrix
 MAX_GROUP = 8  # qubits in a group that may cross processes (16 * 4**8 bytes: 1 MiB)
 
 
+def new_token() -> bytes:
+    """A custody token: unpredictable (never from a configured seed)."""
+    return secrets.token_bytes(8)
+
+
 class Groups:
-    def __init__(self, me: str, device: QuantumDevice) -> None:
+    def __init__(
+        self, me: str, device: QuantumDevice, token: Callable[[], bytes] = new_token
+    ) -> None:
         self.me = me
         self.device = device
         self.n = device.spec.num_qubits
+        self.new_token = token
+        self.custody: dict[int, bytes] = {}  # own qubit away -> the token it left with
+        self.tokens: dict[m.GlobalQubit, bytes] = {}  # ghost -> its owner's token
         self.away: dict[int, str] = {}  # own qubit -> node believed to hold its group
         self.ghosts: dict[m.GlobalQubit, int] = {}  # other nodes' qubits held here -> slot
         self.slot_of: dict[int, m.GlobalQubit] = {}
@@ -52,17 +73,23 @@ class Groups:
         group_of = self.device.reg.group_of
         return [s for q in qubits for s in group_of[q].qubits if s != q]
 
-    def ghost(self, gq: m.GlobalQubit) -> int:
+    def ghost(self, gq: m.GlobalQubit, token: bytes) -> int:
         """A slot for another node's qubit ``gq``, alone in |0> (an older state of it
-        still here is traced out)."""
+        still here is traced out), kept with its owner's custody ``token``."""
         slot = self.ghosts.get(gq)
         if slot is not None:
             self.device.reg.reset(slot)
         else:
             slot = self.free_slots.pop() if self.free_slots else self.device.reg.add_slot()
             self.ghosts[gq], self.slot_of[slot] = slot, gq
+        self.tokens[gq] = token
         self.sent_to.pop(gq, None)
         return slot
+
+    def entrust(self, q: int, holder: str, token: bytes) -> None:
+        """Our qubit ``q``'s state is now in ``holder``'s keeping, with ``token``."""
+        self.away[q] = holder
+        self.custody[q] = token
 
     def drop_ghost(self, slot: int) -> Matrix:
         """Take a ghost that is alone in its group out of the register: its 2x2 state."""
@@ -70,6 +97,7 @@ class Groups:
         assert g.qubits == [slot]
         gq = self.slot_of.pop(slot)
         del self.ghosts[gq]
+        self.tokens.pop(gq, None)
         self.free_slots.append(slot)
         return g.rho
 
@@ -91,18 +119,23 @@ class Groups:
         return out
 
     def give(self, slot: int, to: str) -> m.QGroup:
-        """Take the group holding ``slot`` out, to send to node ``to``."""
+        """Take the group holding ``slot`` out, to send to node ``to`` (our qubits in it
+        leave with fresh custody tokens; other nodes' with the tokens they came with)."""
         g = self.device.reg.take(slot)
         members = [self.global_id(q) for q in g.qubits]
+        tokens = []
         for q, gq in zip(g.qubits, members, strict=True):
             if q < self.n:
-                self.away[q] = to
+                token = self.new_token()
+                self.entrust(q, to, token)
             else:
                 del self.ghosts[gq], self.slot_of[q]
+                token = self.tokens.pop(gq, b"")
                 self.free_slots.append(q)
+            tokens.append(token)
             self.sent_to[gq] = to
         rho = np.ascontiguousarray(g.rho, dtype="<c16").tobytes()
-        return m.QGroup(frm=self.me, qubits=members, rho=rho)
+        return m.QGroup(frm=self.me, qubits=members, rho=rho, tokens=tokens)
 
     def arrive(self, msg: m.QGroup) -> str | None:
         """Install a group that came to us; what is wrong with it (None: installed)."""
@@ -111,24 +144,35 @@ class Groups:
             return f"{k} qubits (or repeats)"
         if len(msg.rho) != 16 * 4**k:
             return f"{len(msg.rho)} bytes of state for {k} qubits"
-        for node, q in msg.qubits:
-            if node == self.me and not (0 <= q < self.n and q in self.away):
-                return f"our qubit {q}, which is not away"
-            if node == self.me and len(self.device.reg.group_of[q].qubits) != 1:
-                return f"our qubit {q}, which is entangled here (internal error)"
-            if node != self.me and (node, q) in self.ghosts:
+        if len(msg.tokens) != k:
+            return f"{len(msg.tokens)} custody tokens for {k} qubits"
+        ours = 0
+        for (node, q), token in zip(msg.qubits, msg.tokens, strict=True):
+            if node == self.me:
+                if not (0 <= q < self.n and q in self.away):
+                    return f"our qubit {q}, which is not away"
+                if not hmac.compare_digest(token, self.custody.get(q, b"")):
+                    return f"our qubit {q} without the custody token it left with"
+                if len(self.device.reg.group_of[q].qubits) != 1:
+                    return f"our qubit {q}, which is entangled here (internal error)"
+                ours += 1
+            elif (node, q) in self.ghosts:
                 return f"{node}'s qubit {q}, already here"
+        if not ours:
+            return "none of our qubits: a group is only ever sent to one of its owners"
         rho = np.frombuffer(msg.rho, dtype="<c16").astype(complex).reshape(2**k, 2**k)
         slots: list[int] = []
-        for gq in msg.qubits:
+        for gq, token in zip(msg.qubits, msg.tokens, strict=True):
             node, q = gq
             self.sent_to.pop(gq, None)
             if node == self.me:
                 del self.away[q]
+                del self.custody[q]
                 slots.append(q)
             else:
                 s = self.free_slots.pop() if self.free_slots else self.device.reg.add_slot()
                 self.ghosts[gq], self.slot_of[s] = s, gq
+                self.tokens[gq] = token
                 slots.append(s)
         self.device.reg.put(slots, rho)
         return None
@@ -138,4 +182,5 @@ class Groups:
         for q, holder in list(self.away.items()):
             if holder == node:
                 del self.away[q]
+                self.custody.pop(q, None)
                 self.lost[q] = why

@@ -52,6 +52,7 @@ from ..config import LinkConfig
 from ..errors import DeviceError
 from ..lang import codec
 from ..lang import messages as m
+from ..ratelog import BadInput
 from ..timeline import Recorder
 from .device import QuantumDevice
 from .groups import Groups
@@ -75,6 +76,7 @@ class Round:
     started: bool = False
     start: float = 0.0
     done: bool = False
+    token: bytes = b""  # the custody token of our halves the station's process keeps
     work_ns: float = 0.0  # device time its recipes' ops took here
 
 
@@ -163,9 +165,14 @@ class Rounds:
             if lk.nodes[0] == me
         }
         self.active: dict[str, Round] = {}  # key -> our round waiting for the station
-        self.peer_qubits: dict[str, list[int]] = {}  # station: key -> the peer's qubits
+        # station: key -> the peer's qubits and the custody token of their kept halves
+        self.peer_qubits: dict[str, tuple[list[int], bytes]] = {}
         self.codec = codec.qdevice_peer()
         self.late = 0
+        # heralds after this end stopped waiting: logged without flooding (a peer, or
+        # a busy machine, can make many), at the wall time the server last passed in
+        self.late_log = BadInput(log, kind="late heralds")
+        self.now_s = 0.0
 
     # -- starting ------------------------------------------------------------------------
     def start(self, rnd: Round, now_ns: float) -> list[Out]:
@@ -191,10 +198,12 @@ class Rounds:
                 dead_ns=dead,
             )
             return self.station_out(req.peer, self.stations[req.peer].receive(att), now_ns)
+        rnd.token = self.groups.new_token()
         msg = m.QAttempt(
             frm=self.me,
             key=req.key,
             qubits=list(req.qubits),
+            token=rnd.token,
             start_ns=rnd.start,
             max_attempts=req.max_attempts,
             expires_s=req.expires_s,
@@ -217,7 +226,7 @@ class Rounds:
             return [], f"an attempt, but {self.me} hosts no station"
         if len(msg.qubits) not in (1, msg.pairs) or max(msg.qubits) >= 1024:
             return [], f"an attempt with qubits {msg.qubits[:4]} for {msg.pairs} pairs"
-        self.peer_qubits[msg.key] = list(msg.qubits)
+        self.peer_qubits[msg.key] = (list(msg.qubits), msg.token)
         att = Attempt(
             node=msg.frm,
             key=msg.key,
@@ -269,7 +278,7 @@ class Rounds:
         """Our station ended round ``r`` for both ends: place and process each pair here,
         then tell the other end (with the halves it now holds alone)."""
         rnd = self.active.pop(r.key, None)
-        theirs = self.peer_qubits.pop(r.key, [])
+        theirs, token = self.peer_qubits.pop(r.key, ([], b""))
         heralds: list[m.QHerald] = []
         mine: list[m.PairHerald] = []
         if rnd is not None and not r.heralds and not theirs:
@@ -293,18 +302,22 @@ class Rounds:
         for i, h in enumerate(r.heralds):
             q = req.qubits[i if len(req.qubits) > 1 else 0]
             pq = theirs[i if len(theirs) > 1 else 0]
-            ghost = self.groups.ghost((peer, pq))
+            ghost = self.groups.ghost((peer, pq), token)
             dev.fresh(q, h.at_ns)
             dev.reg.put([q, ghost], np.array(h.rho, dtype=complex))
             outcomes, end = self._recipe(rnd, i, h.bell_index, q, h.at_ns)
-            half, home = b"", -1
+            half, home, ours = b"", -1, b""
             if dev.reg.group_of[ghost].qubits == [ghost]:  # we measured: theirs is alone
                 rho = self.groups.drop_ghost(ghost)
                 half = np.ascontiguousarray(rho, dtype="<c16").tobytes()
             elif req.peer_measures:  # it measures its half: the pair goes there
-                half, home = self.groups.give(q, peer).rho, q
+                pair = self.groups.give(q, peer)
+                half, home = pair.rho, q
+                ours = pair.tokens[pair.qubits.index((self.me, q))]
             mine.append(m.PairHerald(h.seq, h.attempts, int(end), h.bell_index, outcomes))
-            heralds.append(m.QHerald(h.seq, h.attempts, h.at_ns, h.bell_index, half, home))
+            heralds.append(
+                m.QHerald(h.seq, h.attempts, h.at_ns, h.bell_index, half, home, ours)
+            )
         reply = m.QRound(
             frm=self.me, key=r.key, heralds=heralds, attempts=r.attempts, at_ns=r.at_ns,
             reason=r.reason, epoch_ns=self.epoch_ns, again=r.again,
@@ -338,14 +351,14 @@ class Rounds:
                 dev.reg.put([q], half)
                 outcomes, end = self._recipe(rnd, i, h.bell_index, q, at)
             elif len(h.half) == 256 and h.home >= 0:  # the whole pair, for us to measure
-                ghost = self.groups.ghost((msg.frm, h.home))
+                ghost = self.groups.ghost((msg.frm, h.home), h.token)
                 pair = np.frombuffer(h.half, dtype="<c16").astype(complex).reshape(4, 4)
                 dev.reg.put([ghost, q], pair)
                 outcomes, end = self._recipe(rnd, i, h.bell_index, q, at)
                 for slot, to in self.groups.homeless([ghost]):  # the owner's half goes home
                     out.append(ToPeer(to, self.codec.encode(self.groups.give(slot, to))))
             else:  # the pair's state lives in the owner's process
-                self.groups.away[q] = msg.frm
+                self.groups.entrust(q, msg.frm, rnd.token)
                 outcomes, end = [], at
             mine.append(m.PairHerald(h.seq, h.attempts, int(end), h.bell_index, outcomes))
         at_end = self.to_own_ns(msg.at_ns, msg.epoch_ns)
@@ -489,7 +502,8 @@ class Rounds:
         """Heralds for a round this end no longer runs: void here; our node tells the
         other end to expire them too."""
         self.late += len(seqs)
-        log.warning("heralds %s for round %r after this end stopped waiting", seqs[:8], key)
+        what = f"heralds {seqs[:8]} for round {key!r} after this end stopped waiting"
+        self.late_log.report(peer, what, now=self.now_s)
         return self._reply(None, m.LateHerald(key=key, heralds=seqs, peer=peer), now_ns)
 
     # -- time ----------------------------------------------------------------------------

@@ -136,6 +136,10 @@ class QDeviceServer:
         )
         self.jobs: deque[_Batch | Round] = deque()
         self.wait: _Wait | None = None
+        # in real time, a batch that comes while the device is still busy (its reply not
+        # yet due) runs when it is free: device ns to run it at (an Abort may free the
+        # device sooner), or None
+        self.deferred_ns: float | None = None
         self.deferred: list[m.QPull] = []
         self._last_batch = -1  # seq of the last block batch that ran ops
         self._round_seqs: OrderedDict[int, None] = OrderedDict()  # recent rounds' seqs
@@ -153,6 +157,7 @@ class QDeviceServer:
     # -- entry points --------------------------------------------------------------------
     def handle(self, frames: list[bytes], now_ns: float, now_s: float) -> list[Out]:
         """A request from the classical process."""
+        self.rounds.now_s = now_s
         if len(frames) != 2:
             self.bad.report("the device endpoint", f"{len(frames) - 1} data frames", now=now_s)
             return []
@@ -206,6 +211,7 @@ class QDeviceServer:
     ) -> list[Out]:
         """A message from another node's quantum process; ``user``: the node its CURVE
         key authenticated (None without keys)."""
+        self.rounds.now_s = now_s
         try:
             msg = self.peer_codec.decode(data)
         except ProtocolError as exc:
@@ -238,6 +244,7 @@ class QDeviceServer:
 
     def timer(self, now_ns: float, now_s: float, judge: bool = True) -> list[Out]:
         """Timers; ``judge=False``: messages wait unread, so judge no silence now."""
+        self.rounds.now_s = now_s
         out: list[Out] = []
         pings, gone = self.live.tick(now_s, judge)
         if pings:
@@ -267,6 +274,7 @@ class QDeviceServer:
 
     def disconnected(self, peer: str, now_ns: float, now_s: float) -> list[Out]:
         """Our connection to ``peer``'s quantum process closed: its process died."""
+        self.rounds.now_s = now_s
         if peer not in self.live.last_heard or self.live.is_down(peer):
             return []
         self.live.down.add(peer)
@@ -288,6 +296,8 @@ class QDeviceServer:
     def next_timer_s(self) -> float:
         """Wall time at which ``timer`` has something to do (inf: nothing pending)."""
         t = min(self.rounds.next_deadline(), self.live.next_deadline())
+        if self.deferred_ns is not None:
+            t = min(t, (self.epoch_ns + self.deferred_ns / self.cfg.speed) / 1e9)
         if self.wait is not None:
             t = min(t, self.wait.retry_s, self.wait.since_s + self.wait.limit_s)
         return t
@@ -347,6 +357,11 @@ class QDeviceServer:
                     break
                 out += self.rounds.start(job, now_ns)
                 continue
+            # (1 us of slack: wall seconds as floats are that coarse)
+            if self.realtime and job.ready is None and self.device.busy_until > now_ns + 1e3:
+                self.deferred_ns = self.device.busy_until  # not before the device is free
+                break
+            self.deferred_ns = None
             sent, done = self._step_batch(job, now_ns, now_s)
             out += sent
             if not done:
@@ -454,7 +469,15 @@ class QDeviceServer:
 
     # -- groups across processes ---------------------------------------------------------
     def _pull(self, msg: m.QPull, now_s: float) -> list[Out]:
+        """A node asks for the group holding its qubit ``msg.qubit``. Only its own: the
+        group goes to the owner of that qubit (a member of the group), never to a node
+        with no qubit in it (it could read or replace another node's state)."""
         gq = msg.qubit
+        if gq[0] != msg.for_node:
+            self.bad.report(
+                msg.frm, f"asked for {gq[0]}'s qubit {gq[1]} for {msg.for_node}", now=now_s
+            )
+            return []
         slot = self.groups.slot_here(gq)
         if slot is None:
             where = self.groups.sent_to.get(gq)

@@ -169,10 +169,11 @@ def test_a_bad_state_group_from_a_peer_is_dropped_and_counted() -> None:
     w.entangle("r")
     bob = w.q["bob"]
     before = bob.device.reg.density_matrix([1])
+    t = b"t" * 8  # a custody token
     bad = [
-        m.QGroup(frm="alice", qubits=[("bob", 0)], rho=b"\x00" * 10),  # wrong size
-        m.QGroup(frm="alice", qubits=[("bob", 1)], rho=b"\x00" * 64),  # not away
-        m.QGroup(frm="alice", qubits=[("bob", 0), ("bob", 0)], rho=b"\x00" * 256),
+        m.QGroup(frm="alice", qubits=[("bob", 0)], rho=b"\x00" * 10, tokens=[t]),  # size
+        m.QGroup(frm="alice", qubits=[("bob", 1)], rho=b"\x00" * 64, tokens=[t]),  # not away
+        m.QGroup(frm="alice", qubits=[("bob", 0), ("bob", 0)], rho=b"\x00" * 256, tokens=[t] * 2),
     ]
     for msg in bad:
         assert bob.peer_message(codec.qdevice_peer().encode(msg), 0.0, 0.0) == []
@@ -290,15 +291,15 @@ def test_a_message_whose_key_belongs_to_another_node_is_dropped() -> None:
     forged = [
         m.QRound(frm="alice", key="x", heralds=[m.QHerald(9, 1, 0.0, 0)], attempts=1,
                  at_ns=0.0, reason="", epoch_ns=0),
-        m.QGroup(frm="alice", qubits=[("bob", 0)], rho=b"\x00" * 64),
+        m.QGroup(frm="alice", qubits=[("bob", 0)], rho=b"\x00" * 64, tokens=[b"t" * 8]),
         m.QPull(frm="alice", for_node="mallory", qubit=("bob", 0)),
     ]
     for msg in forged:
         out = bob.peer_message(codec.qdevice_peer().encode(msg), 0.0, 0.0, user="node:mallory")
         assert out == []
     assert bob.bad.total == 3 and bob.away == {0: "alice"}
-    # the same from alice's key is accepted
-    pull = m.QPull(frm="alice", for_node="alice", qubit=("bob", 1))
+    # a pull from alice's key, for a qubit of hers, is answered (here: not here)
+    pull = m.QPull(frm="alice", for_node="alice", qubit=("alice", 1))
     assert bob.peer_message(codec.qdevice_peer().encode(pull), 0.0, 0.0, user="node:alice")
 
 
@@ -408,3 +409,43 @@ def test_a_paused_station_answers_the_round_the_other_end_attempts_again() -> No
     a, b = _done(w, "alice"), _done(w, "bob")
     assert len(a.pairs) == len(b.pairs) == 1 and a.pairs[0].seq == b.pairs[0].seq
     assert not a.again and not b.again
+
+
+def _realtime_device() -> QDeviceServer:
+    cfg = NodeConfig(
+        name="a", device=generic(2), speed=1.0, seed=1,
+        app_endpoint="", qdevice_endpoint="", peer_endpoint="",
+    )  # fmt: skip
+    q = QDeviceServer(cfg, epoch_ns=0)  # device ns = wall s * 1e9
+    q.handle([b"k", codec.to_device().encode(m.Ping(seq=0))], 0.0, 0.0)
+    return q
+
+
+def _request(q: QDeviceServer, msg: m.ToDevice, now_ns: float) -> list[Out]:
+    return q.handle([b"k", codec.to_device().encode(msg)], now_ns, now_ns / 1e9)
+
+
+SECOND = m.DeviceRequest(seq=2, ops=[m.PhysOp("init", (0,)), m.PhysOp("meas", (0,))])
+
+
+def test_an_abort_frees_the_device_for_the_batch_queued_behind() -> None:
+    """Issue 21: the second batch ran (in device time) after the aborted one, so its
+    reply came 1 s late although the device was free. Now it waits until the device
+    is free and runs at once when an Abort frees it."""
+    q = _realtime_device()
+    first = _request(q, m.DeviceRequest(seq=1, ops=[m.PhysOp("wait", (), 1e9)]), 0.0)
+    assert [o.due_ns for o in first if isinstance(o, ToKernel)] == [1e9]
+    assert _request(q, SECOND, 1e6) == []  # queued: the device is busy until 1 s
+    out = _request(q, m.Abort(seq=1), 2e6)
+    assert out[0] == Cancel(1)
+    (reply,) = [o for o in out if isinstance(o, ToKernel)]
+    assert reply.tag == 2 and 2e6 <= reply.due_ns < 3e6  # not 1 s later
+
+
+def test_a_batch_queued_behind_a_busy_device_runs_when_it_is_free() -> None:
+    q = _realtime_device()
+    _request(q, m.DeviceRequest(seq=1, ops=[m.PhysOp("wait", (), 1e9)]), 0.0)
+    assert _request(q, SECOND, 1e6) == []
+    assert q.next_timer_s() == pytest.approx(1.0)
+    (reply,) = [o for o in q.timer(1e9, 1.0) if isinstance(o, ToKernel)]
+    assert reply.tag == 2 and reply.due_ns == pytest.approx(1e9 + 200, abs=1)
