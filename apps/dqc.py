@@ -20,11 +20,11 @@ device noise lowers it further). The best a server could do without the entangle
 
     [[apps]]
     node = "client"
-    module = "apps.dqc"
+    module = "qnodeos.apps.dqc"
     args = { role = "client", me = "client", peer_node = "server", peer = "server", k = 30 }
     [[apps]]
     node = "server"
-    module = "apps.dqc"
+    module = "qnodeos.apps.dqc"
     args = { role = "server", me = "server", peer_node = "client", peer = "client" }
 """
 

@@ -204,8 +204,8 @@ class Network:
         return await self._run_here(timeout)
 
     async def _run_here(self, timeout: float) -> Results:
-        from testbed.local import local_network
-        from testbed.trace import summarize
+        from qnodeos.testbed.local import local_network
+        from qnodeos.testbed.trace import summarize
 
         from .sdk.client import IN_PROCESS
         from .timeline import ENV
@@ -229,7 +229,7 @@ class Network:
             results["_nodes"] = nodes_util
         if scope.cancelled_caught:
             results["_error"] = f"run did not finish within {timeout} s (simulated time)"
-        from testbed.launcher import run_meta
+        from qnodeos.testbed.launcher import run_meta
 
         # what the results depend on, and nothing else (no clock, host or command line):
         # two deterministic runs give equal Results
@@ -241,7 +241,7 @@ class Network:
     def _run_processes(self, timeout: float, run_dir: str | Path | None, quiet: bool) -> Results:
         import json
 
-        from testbed.launcher import run
+        from qnodeos.testbed.launcher import run
 
         with tempfile.TemporaryDirectory(prefix="qn-api-") as tmp:
             path = str(self.path) if self.path is not None else os.path.join(tmp, "net.toml")

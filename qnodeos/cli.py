@@ -370,7 +370,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.cmd == "keys":
         return _guarded(lambda: keys_main(args.network, args.dir, args.app))
     if args.cmd == "plot":
-        from testbed.plot import plot_run, plot_sweep
+        from qnodeos.testbed.plot import plot_run, plot_sweep
 
         def plot() -> int:
             where, to = Path(args.run_dir), Path(args.out) if args.out else None
@@ -390,11 +390,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         schema_main()
         return 0
     if args.cmd == "up":
-        from testbed.up import up
+        from qnodeos.testbed.up import up
 
         return _guarded(lambda: up(args.network, args.run_dir, args.set))
     if args.cmd == "down":
-        from testbed.up import down
+        from qnodeos.testbed.up import down
 
         return _guarded(lambda: down(args.name))
     if args.cmd == "sweep":
@@ -420,7 +420,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .sweep import axis
 
         return _guarded(sweep)
-    from testbed.launcher import run, run_deterministic
+    from qnodeos.testbed.launcher import run, run_deterministic
 
     if args.deterministic:
         return _guarded(lambda: run_deterministic(args.network, args.json, args.timeout, args.set))
@@ -435,7 +435,7 @@ def _netqasm(args: argparse.Namespace) -> int:
 
     import tomli_w
 
-    from testbed.launcher import run
+    from qnodeos.testbed.launcher import run
 
     from .netqasm.folder import network_for
 

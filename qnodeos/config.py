@@ -27,13 +27,13 @@
     nodes = ["alice", "bob"]             # the first hosts the heralding station
     model = "depolarise"                 # perfect | depolarise | single_click | double_click
     cycle_ns = 10000                     # one attempt, device ns
-    fidelity = 0.9                       # model parameters (see netlink.models)
+    fidelity = 0.9                       # model parameters (see qnodeos.netlink.models)
     p_success = 0.01
     delay_s = 0.0                        # classical delay each way, seconds
     seed = 3                             # RNG seed of the station (omit: random)
     [[apps]]
     node = "alice"
-    module = "apps.ramsey"               # a module with `async def main(node, **args)`
+    module = "qnodeos.apps.ramsey"               # a module with `async def main(node, **args)`
     args = { shots = 200 }
 
 Every key is checked; an unknown or ill-typed one is a ConfigError naming it.
@@ -54,8 +54,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from netlink.models import MODELS, LinkModel
-from netlink.schedule import TimeBins
+from qnodeos.netlink.models import MODELS, LinkModel
+from qnodeos.netlink.schedule import TimeBins
 
 from .errors import ConfigError
 from .hardware.params import build

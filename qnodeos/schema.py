@@ -4,7 +4,7 @@
 
 It is built from what the loader (``config.py``) knows: its key sets, the devices,
 scheduling policies and placements it accepts, the link models and their parameters
-(``netlink.models``), and the ranges it enforces. ``tests/test_schema.py`` checks the
+(``qnodeos.netlink.models``), and the ranges it enforces. ``tests/test_schema.py`` checks the
 two agree: every key the schema lists is one the loader takes, and a value of the wrong
 type is refused by the loader too.
 """
@@ -15,7 +15,7 @@ import dataclasses
 import json
 from typing import Any
 
-from netlink.models import MODELS
+from qnodeos.netlink.models import MODELS
 
 from .config import _APP_KEYS, _LINK_KEYS, _NODE_KEYS, MAX_PERIOD
 from .hardware.params import DEVICES

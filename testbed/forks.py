@@ -8,7 +8,7 @@ start at once and all together; each then forks its own quantum process, so a no
 still two OS processes and an app one. An app's process waits, before it imports or
 connects anything, until the launcher lets it go (``Proc.go``: once every node is up).
 
-Each child is what ``qnodeos node NAME`` or ``python -m testbed.app_runner ...`` would
+Each child is what ``qnodeos node NAME`` or ``python -m qnodeos.testbed.app_runner ...`` would
 be: it runs that ``main`` with those arguments and environment, shows that command
 line in ps, and exits with that ``main``'s code (-N if signal N killed it). A node's
 output comes to the launcher through a pipe (the launcher waits for its READY line and
@@ -44,7 +44,7 @@ from qnodeos.forking import Child, die_with_parent, fork, hold, unhold
 def preload() -> None:
     """Import what every node and app needs, once, before forking them."""
     import qnodeos.sdk  # noqa: F401
-    import testbed.app_runner  # noqa: F401
+    import qnodeos.testbed.app_runner  # noqa: F401
     from qnodeos.cli import preload_node
 
     preload_node()
@@ -103,11 +103,11 @@ def fork_node(name: str, net_file: Path, env: dict[str, str]) -> Proc:
 
 
 def fork_app(argv: Sequence[str], env: dict[str, str], log: Path) -> Proc:
-    """Fork ``python -m testbed.app_runner ARGV`` writing to ``log``; it waits for
+    """Fork ``python -m qnodeos.testbed.app_runner ARGV`` writing to ``log``; it waits for
     ``Proc.go`` before it does anything."""
     child = fork(
         partial(_app_child, list(argv), env, log, os.getpid()),
-        title=title("testbed.app_runner", argv),
+        title=title("qnodeos.testbed.app_runner", argv),
     )
     return Proc(child)
 
@@ -140,6 +140,6 @@ def _app_child(argv: list[str], env: dict[str, str], log: Path, parent: int, lif
     _become(parent, env, out)
     if os.read(lifeline, 1) != b"g":  # the run ended before the apps' turn
         return 1
-    from testbed.app_runner import main
+    from qnodeos.testbed.app_runner import main
 
     return main(argv)

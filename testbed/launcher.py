@@ -1,7 +1,7 @@
 """``qnodeos run``: start every node of a network, run its apps, collect, tear down.
 
 Each node is ``qnodeos node NAME`` (which forks its own quantum process); each app is
-``python -m testbed.app_runner``. The launcher imports what they need once and forks
+``python -m qnodeos.testbed.app_runner``. The launcher imports what they need once and forks
 them all before it starts trio (``testbed/forks.py``): the nodes start at once, the
 apps wait until every node is up. Everything then runs in one trio nursery: on
 success, on an error, on Ctrl-C or when a node dies, leaving the nursery stops every
@@ -22,7 +22,8 @@ import signal
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -35,8 +36,8 @@ from qnodeos.config import NetworkConfig, parse_network
 from qnodeos.defaults import network_text
 from qnodeos.errors import ConfigError, QNodeOSError
 from qnodeos.sdk.progress import ENV as PROGRESS_ENV
+from qnodeos.testbed.trace import lag_warnings, summarize
 from qnodeos.timeline import ENV
-from testbed.trace import lag_warnings, summarize
 
 from . import forks
 from .forks import Proc
@@ -153,6 +154,27 @@ def _formatter(module: str) -> Callable[[dict[str, Any]], str] | None:
     return fmt if callable(fmt) else None
 
 
+@contextmanager
+def app_imports(path: str | None) -> Iterator[None]:
+    """Meanwhile, app modules import from the current directory and from the directory
+    of the network file ``path`` (none for an embedded network), ahead of the rest of
+    ``sys.path``, as with ``python -m`` from there: a researcher's own ``apps/`` beside
+    the network file needs no ``PYTHONPATH``. Apps are checked (``check_modules``) and
+    forked (they inherit ``sys.path``, then import their module) inside; the entries
+    are taken out again after."""
+    dirs = [os.getcwd()]
+    if path and Path(path).is_file():  # not an embedded network's name
+        dirs.append(str(Path(path).resolve().parent))
+    added = [d for d in dict.fromkeys(dirs) if d not in sys.path]
+    sys.path[:0] = added
+    try:
+        yield
+    finally:
+        for d in added:
+            if d in sys.path:
+                sys.path.remove(d)
+
+
 def check_modules(cfg: NetworkConfig) -> None:
     """Every app's module can be found (before any node starts): else a ConfigError
     naming the app and, when there is one, the nearest module name."""
@@ -221,26 +243,27 @@ def run(
     show: bool = True,
 ) -> int:
     """``qnodeos run``: prepare the run, fork every node and app, run them under trio."""
-    cfg, run_dir, net_file, env = _prepare(path, run_dir_arg, settings)
-    forks.preload()
-    nodes: dict[str, Proc] = {}
-    app_procs: dict[str, Proc] = {}
-    try:
-        for name in cfg.nodes:
-            nodes[name] = forks.fork_node(name, net_file, env)
-        for a in cfg.apps:
-            argv = [a.module, a.node, "--name", a.name, "--args", json.dumps(a.args), "--result"]
-            argv.append(str(run_dir / f"app-{a.name}.json"))
-            app_env = {**env, PROGRESS_ENV: str(_progress_file(run_dir, a.name))}
-            app_procs[a.name] = forks.fork_app(argv, app_env, run_dir / f"app-{a.name}.log")
-    except BaseException:
-        for proc in (*nodes.values(), *app_procs.values()):
-            proc.kill()
-        shutil.rmtree(env["QNODEOS_RUNTIME_DIR"], ignore_errors=True)
-        raise
-    return trio.run(
-        run_network, cfg, run_dir, env, nodes, app_procs, as_json, timeout, quiet, show
-    )
+    with app_imports(path):
+        cfg, run_dir, net_file, env = _prepare(path, run_dir_arg, settings)
+        forks.preload()
+        nodes: dict[str, Proc] = {}
+        app_procs: dict[str, Proc] = {}
+        try:
+            for name in cfg.nodes:
+                nodes[name] = forks.fork_node(name, net_file, env)
+            for a in cfg.apps:
+                argv = [a.module, a.node, "--name", a.name, "--args", json.dumps(a.args)]
+                argv += ["--result", str(run_dir / f"app-{a.name}.json")]
+                app_env = {**env, PROGRESS_ENV: str(_progress_file(run_dir, a.name))}
+                app_procs[a.name] = forks.fork_app(argv, app_env, run_dir / f"app-{a.name}.log")
+        except BaseException:
+            for proc in (*nodes.values(), *app_procs.values()):
+                proc.kill()
+            shutil.rmtree(env["QNODEOS_RUNTIME_DIR"], ignore_errors=True)
+            raise
+        return trio.run(
+            run_network, cfg, run_dir, env, nodes, app_procs, as_json, timeout, quiet, show
+        )
 
 
 def _progress_file(run_dir: Path, app: str) -> Path:
@@ -448,8 +471,9 @@ def run_deterministic(
     net = Network.named(path)
     if settings:
         net = net.set(*settings)
-    check_modules(net.config)
-    res = net.run(deterministic=True, timeout=timeout)
+    with app_imports(path):
+        check_modules(net.config)
+        res = net.run(deterministic=True, timeout=timeout)
     if as_json:
         print(json.dumps(res.to_dict(), indent=2))
     else:

@@ -28,7 +28,7 @@ from qnodeos.errors import ConfigError
 
 from . import forks
 from .forks import Proc
-from .launcher import RunError, _Apps, _prepare, _start_nodes, _stop_all
+from .launcher import RunError, _Apps, _prepare, _start_nodes, _stop_all, app_imports
 
 
 def _state_file(name: str) -> Path:
@@ -36,7 +36,8 @@ def _state_file(name: str) -> Path:
 
 
 def up(path: str | None, run_dir_arg: str | None, settings: list[str] | None = None) -> int:
-    cfg, run_dir, net_file, env = _prepare(path, run_dir_arg, settings)
+    with app_imports(path):  # its apps are checked, though others run them
+        cfg, run_dir, net_file, env = _prepare(path, run_dir_arg, settings)
     shutil.rmtree(env["QNODEOS_RUNTIME_DIR"], ignore_errors=True)  # not a private one:
     env["QNODEOS_RUNTIME_DIR"] = str(runtime_dir())  # apps elsewhere must find the nodes
     state = _state_file(cfg.name)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from qnodeos.cli import main
-from testbed.trace import merge
+from qnodeos.testbed.trace import merge
 
 
 def fake_run(tmp_path: Path) -> Path:

@@ -21,9 +21,9 @@ import trio
 import qnodeos.sdk.client as client
 from qnodeos.config import NetworkConfig
 from qnodeos.hardware.specs import DeviceSpec
+from qnodeos.testbed.local import local_network
+from qnodeos.testbed.trace import summarize, utilization
 from qnodeos.timeline import ENV
-from testbed.local import local_network
-from testbed.trace import summarize, utilization
 from tests.conftest import network
 from tests.integration import util_app
 

@@ -34,9 +34,9 @@ from functools import partial
 import msgspec
 import numpy as np
 
-from netlink import egp as e
-from netlink.schedule import lead_ns
-from netlink.station import Herald, RoundEnd
+from qnodeos.netlink import egp as e
+from qnodeos.netlink.schedule import lead_ns
+from qnodeos.netlink.station import Herald, RoundEnd
 
 from ..config import LinkConfig
 from ..errors import ProgramError, QuotaError

@@ -33,7 +33,7 @@ from qnodeos import sdk
 from qnodeos.cli import build_parser
 from qnodeos.config import parse_network
 from qnodeos.sdk.client import IN_PROCESS
-from testbed.local import local_network
+from qnodeos.testbed.local import local_network
 
 from .helpers import ROOT, werner_pair
 

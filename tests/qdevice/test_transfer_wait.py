@@ -13,11 +13,11 @@ from typing import Any
 import numpy as np
 import pytest
 
-from netlink.models import Perfect
 from qnodeos.config import LinkConfig, NodeConfig
 from qnodeos.hardware.params import generic
 from qnodeos.lang import codec
 from qnodeos.lang import messages as m
+from qnodeos.netlink.models import Perfect
 from qnodeos.qdevice.server import Out, QDeviceServer, ToKernel, ToPeer
 from qnodeos.timeline import ENV
 

@@ -14,8 +14,8 @@ from qnodeos.lang import messages as m
 from qnodeos.lang.program import validate
 from qnodeos.lang.text import parse
 from qnodeos.sdk.builder import Block, QubitIds
+from qnodeos.testbed.local import local_network, service
 from qnodeos.transport import _HUBS, MemDealer
-from testbed.local import local_network, service
 
 from ..conftest import network, within
 
