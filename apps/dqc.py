@@ -38,7 +38,7 @@ import numpy as np
 import trio
 
 from qnodeos import sdk
-from qnodeos.config import NetworkConfig
+from qnodeos.config.network import NetworkConfig
 
 PI = math.pi
 # (alpha, theta) settings, in units of pi/4

@@ -26,7 +26,7 @@ def __getattr__(name: str) -> object:
     # qnodeos.Network and qnodeos.Results on first use: importing qnodeos (as every
     # node and quantum process does) stays light
     if name in ("Network", "Results"):
-        from . import api
+        from .facade import api
 
         return getattr(api, name)
     raise AttributeError(f"module 'qnodeos' has no attribute {name!r}")

@@ -3,7 +3,7 @@
 A fresh interpreter per process (64 of them for 32 nodes, each importing numpy, trio,
 zmq and qnodeos: ~0.5 s of CPU each) made start-up slow on a small machine. Instead the
 launcher imports those modules once (``preload``), then, before ``trio.run`` (no event
-loop, no zmq context yet), forks every node and every app (``qnodeos.forking``). Nodes
+loop, no zmq context yet), forks every node and every app (``qnodeos.runtime.forking``). Nodes
 start at once and all together; each then forks its own quantum process, so a node is
 still two OS processes and an app one. An app's process waits, before it imports or
 connects anything, until the launcher lets it go (``Proc.go``: once every node is up).
@@ -38,14 +38,14 @@ from pathlib import Path
 
 import trio
 
-from qnodeos.forking import Child, die_with_parent, fork, hold, unhold
+from qnodeos.runtime.forking import Child, die_with_parent, fork, hold, unhold
 
 
 def preload() -> None:
     """Import what every node and app needs, once, before forking them."""
     import qnodeos.sdk  # noqa: F401
     import qnodeos.testbed.app_runner  # noqa: F401
-    from qnodeos.cli import preload_node
+    from qnodeos.facade.cli import preload_node
 
     preload_node()
 
@@ -130,7 +130,7 @@ def _become(parent: int, env: dict[str, str], out: int) -> None:
 
 def _node_child(argv: list[str], env: dict[str, str], out: int, parent: int, _: int) -> int:
     _become(parent, env, out)
-    from qnodeos.cli import main
+    from qnodeos.facade.cli import main
 
     return main(argv)
 

@@ -30,14 +30,14 @@ from typing import Any
 
 import trio
 
-from qnodeos import overrides
-from qnodeos.cli import READY
-from qnodeos.config import NetworkConfig, parse_network
-from qnodeos.defaults import network_text
+from qnodeos.config import overrides
+from qnodeos.config.defaults import network_text
+from qnodeos.config.network import NetworkConfig, parse_network
 from qnodeos.errors import ConfigError, QNodeOSError
+from qnodeos.facade.cli import READY
+from qnodeos.runtime.timeline import ENV
 from qnodeos.sdk.progress import ENV as PROGRESS_ENV
 from qnodeos.testbed.trace import lag_warnings, summarize
-from qnodeos.timeline import ENV
 
 from . import forks
 from .forks import Proc
@@ -466,7 +466,7 @@ def run_deterministic(
 ) -> int:
     """``qnodeos run --deterministic``: the network in this process on a simulated
     clock (``qnodeos.Network.run(deterministic=True)``), results printed as by ``run``."""
-    from qnodeos.api import Network
+    from qnodeos.facade.api import Network
 
     net = Network.named(path)
     if settings:

@@ -23,7 +23,7 @@ from typing import Any
 
 import trio
 
-from qnodeos.config import NetworkConfig, runtime_dir
+from qnodeos.config.network import NetworkConfig, runtime_dir
 from qnodeos.errors import ConfigError
 
 from . import forks

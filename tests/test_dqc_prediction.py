@@ -12,8 +12,8 @@ import pytest
 
 import qnodeos
 from qnodeos.apps import dqc
-from qnodeos.config import NetworkConfig, parse_network
-from qnodeos.defaults import shipped_network_text
+from qnodeos.config.defaults import shipped_network_text
+from qnodeos.config.network import NetworkConfig, parse_network
 from qnodeos.netlink.models import Matrix, SingleClick, corrected
 
 SETTINGS = [(a4 * math.pi / 4, t4 * math.pi / 4) for a4, t4 in dqc.SETTINGS]

@@ -24,14 +24,14 @@ from typing import Any
 
 import msgspec
 
-from ..config import LinkConfig, NodeLimits
+from ..config.network import LinkConfig, NodeLimits
 from ..errors import DeviceError, LocalError, ProgramError, QNodeOSError, QuotaError
 from ..hardware.specs import DeviceSpec
 from ..lang import messages as m
 from ..lang.program import MAX_INSTRS, Subroutine, validate
-from ..liveness import Liveness, Look
-from ..security import app_id, node_id
-from ..timeline import recorder
+from ..runtime.liveness import Liveness, Look
+from ..runtime.security import app_id, node_id
+from ..runtime.timeline import recorder
 from .interpreter import EprStart, Finished, NeedDevice, Paused, Run, WaitPairs, WaitQubit
 from .lower import Lowering
 from .memory import MemoryManager

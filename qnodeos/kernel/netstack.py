@@ -38,10 +38,10 @@ from qnodeos.netlink import egp as e
 from qnodeos.netlink.schedule import lead_ns
 from qnodeos.netlink.station import Herald, RoundEnd
 
-from ..config import LinkConfig
+from ..config.network import LinkConfig
 from ..errors import ProgramError, QuotaError
 from ..lang import messages as m
-from ..timeline import Recorder
+from ..runtime.timeline import Recorder
 from .ledger import Ledger
 from .lower import Lowering
 from .memory import MemoryManager

@@ -48,11 +48,11 @@ from qnodeos.netlink.schedule import lead_ns
 from qnodeos.netlink.station import Attempt, HeraldingStation, Rejected, RoundEnd
 from qnodeos.netlink.station import ToNode as StationOut
 
-from ..config import LinkConfig
+from ..config.network import LinkConfig
 from ..errors import DeviceError
 from ..lang import codec
 from ..lang import messages as m
-from ..timeline import Recorder
+from ..runtime.timeline import Recorder
 from .device import QuantumDevice
 from .groups import Groups
 from .outputs import Out, ToPeer

@@ -17,27 +17,27 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 import trio
 
-from .. import procinfo
 from ..errors import ConnectionClosed, LocalError, ProtocolError, RemoteError
 from ..lang import codec
 from ..lang import messages as m
 from ..lang.program import Subroutine
 from ..lang.text import parse
-from ..liveness import Liveness
-from ..security import APP, Curve, guarded
-from ..transport import Socket, connect_dealer, disconnects
+from ..runtime import procinfo
+from ..runtime.liveness import Liveness
+from ..runtime.security import APP, Curve, guarded
+from ..runtime.transport import Socket, connect_dealer, disconnects
 from . import progress as _progress
 from .builder import Block, Qubit, QubitIds, QubitOwner
 from .epr import EprError, EprSocket, Pair, to_pairs
 
 if TYPE_CHECKING:
-    from ..config import NetworkConfig
+    from ..config.network import NetworkConfig
 
 Values = dict[str, int | list[int]]
 EprNews = m.EprPairs | m.EprDone | m.EprFailed | m.Stopped
 # A node whose process died is noticed at once (its connection closes); one that is
 # only silent (paused, or its host unreachable) after this many leases, or later while
-# the OS says its process is alive (see qnodeos.liveness).
+# the OS says its process is alive (see qnodeos.runtime.liveness).
 DEAD_AFTER_LEASES = 5.0
 MAX_UNSETTLED = 200_000  # as the node's ledger keeps per link (kernel/ledger.py MAX_OPEN)
 
@@ -86,8 +86,8 @@ IN_PROCESS: ContextVar[tuple[NetworkConfig, dict[str, str]] | None] = ContextVar
 
 
 def _network_config(network: str | None) -> NetworkConfig:
-    from ..config import load_network, parse_network
-    from ..defaults import default_network_text
+    from ..config.defaults import default_network_text
+    from ..config.network import load_network, parse_network
 
     path = network or os.environ.get("QNODEOS_NETWORK")
     return load_network(path) if path else parse_network(default_network_text(), "<default>")
@@ -249,7 +249,7 @@ class Node(QubitOwner):
     async def _heartbeat(self) -> None:
         """Keep the lease; notice a node that stopped answering (it answers every
         heartbeat), after ``DEAD_AFTER_LEASES`` leases of silence, or longer while the
-        OS says its process is alive (a busy machine, see ``qnodeos.liveness``). If
+        OS says its process is alive (a busy machine, see ``qnodeos.runtime.liveness``). If
         this app itself was paused (SIGSTOP, a sleeping laptop), the silence was ours:
         ask again before judging the node."""
         live = self._live

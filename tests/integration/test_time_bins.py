@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from qnodeos.config import parse_network
+from qnodeos.config.network import parse_network
 
 from .test_entanglement import TWO_NODES, pair_apps, run
 

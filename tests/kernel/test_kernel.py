@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from qnodeos.config import NodeConfig, NodeLimits
+from qnodeos.config.network import NodeConfig, NodeLimits
 from qnodeos.errors import LocalError
 from qnodeos.hardware.params import build
 from qnodeos.kernel.core import SLICE, Kernel

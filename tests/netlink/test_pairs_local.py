@@ -19,11 +19,11 @@ import trio
 import qnodeos.apps.linkstats
 import qnodeos.sdk.client as client
 from qnodeos import sdk
-from qnodeos.config import NetworkConfig
+from qnodeos.config.network import NetworkConfig
 from qnodeos.netlink.models import SingleClick
+from qnodeos.runtime.timeline import ENV
 from qnodeos.testbed.local import local_network, service
 from qnodeos.testbed.trace import node_spans
-from qnodeos.timeline import ENV
 from tests.conftest import network
 
 TWO = """

@@ -9,7 +9,7 @@ from collections import deque
 import numpy as np
 import pytest
 
-from qnodeos.config import LinkConfig, NodeConfig
+from qnodeos.config.network import LinkConfig, NodeConfig
 from qnodeos.hardware.params import generic
 from qnodeos.lang import codec
 from qnodeos.lang import messages as m

@@ -29,7 +29,7 @@ def network_text(arg: str | None) -> tuple[str, str, str | None]:
     """What a command's NETWORK argument names: (text, source for messages, the file's
     path or None): an embedded network by name, a file (ConfigError if unreadable),
     or, for None, the default network."""
-    from .config import read_network
+    from .network import read_network
 
     if not arg:
         return default_network_text(), "<default>", None

@@ -17,10 +17,10 @@ from typing import Any
 
 from qnodeos.netlink.models import MODELS
 
-from .config import _APP_KEYS, _LINK_KEYS, _NODE_KEYS, MAX_PERIOD
-from .hardware.params import DEVICES
-from .kernel.memory import PLACEMENTS
-from .kernel.scheduler import POLICIES
+from ..hardware.params import DEVICES
+from ..kernel.memory import PLACEMENTS
+from ..kernel.scheduler import POLICIES
+from .network import _APP_KEYS, _LINK_KEYS, _NODE_KEYS, MAX_PERIOD
 
 NUM = {"type": "number"}
 SECONDS = {"type": "number", "minimum": 0}

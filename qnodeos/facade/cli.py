@@ -2,13 +2,13 @@
 
 - ``qnodeos node NAME [--network FILE]`` runs node NAME: this process is the classical
   process; it forks the quantum process (before starting trio, so the child starts with
-  everything imported: see ``qnodeos.forking``) and stops it on exit.
+  everything imported: see ``qnodeos.runtime.forking``) and stops it on exit.
 - ``qnodeos qdevice NAME [--network FILE]`` runs only the quantum process (the node
   starts it; run it by hand only to place it elsewhere).
 - ``qnodeos run [FILE] [--json] [--run-dir DIR]`` starts every node of a network, runs
   its apps, prints their results and tears everything down. No FILE: the embedded default.
 - ``qnodeos keys [FILE] [--dir DIR] [--app NAME]`` makes CURVE key pairs for every node
-  and app name of a network (see ``qnodeos.security``).
+  and app name of a network (see ``qnodeos.runtime.security``).
 """
 
 from __future__ import annotations
@@ -26,11 +26,12 @@ from pathlib import Path
 
 import trio
 
-from . import __version__, procinfo
-from .config import NetworkConfig, load_network, parse_network
-from .defaults import default_network_text
-from .errors import QNodeOSError
-from .forking import Child, fork
+from .. import __version__
+from ..config.defaults import default_network_text
+from ..config.network import NetworkConfig, load_network, parse_network
+from ..errors import QNodeOSError
+from ..runtime import procinfo
+from ..runtime.forking import Child, fork
 
 READY = "READY"
 TOKEN_ENV = "QNODEOS_QDEVICE_TOKEN"
@@ -73,7 +74,7 @@ def _qdevice_child(name: str, network: str | None, token: str, lifeline: int) ->
 async def node_main(name: str, network: str | None, qdevice: Child, token: str) -> int:
     """The classical process of node ``name``; ``qdevice`` is its quantum process,
     already forked, which serves only whoever presents ``token``."""
-    from .kernel.service import NodeService
+    from ..kernel.service import NodeService
 
     net = _network(network)
     cfg = net.node(name)
@@ -122,7 +123,7 @@ def _exit_text(code: int | None) -> str:
 
 def qdevice_main(name: str, network: str | None, stop_fd: int | None, token: str) -> int:
     """Serve node ``name``'s device until ``stop_fd`` reaches end-of-file (or SIGTERM)."""
-    from .qdevice.realtime import serve_forever
+    from ..qdevice.realtime import serve_forever
 
     net = _network(network)
     cfg = net.node(name)
@@ -149,7 +150,7 @@ def preload_node() -> None:
     import qnodeos.kernel.service  # noqa: F401
     import qnodeos.qdevice.realtime  # noqa: F401
 
-    from .lang import codec
+    from ..lang import codec
 
     for make in (
         codec.app_to_node,
@@ -173,7 +174,7 @@ def run_node(name: str, network: str | None) -> int:
 
 def keys_main(network: str | None, folder: str | None, apps: list[str]) -> int:
     """``qnodeos keys``: make the CURVE key pairs a network needs."""
-    from .security import make_keys
+    from ..runtime.security import make_keys
 
     net = _network(network)
     if folder is not None:
@@ -270,7 +271,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=[],
         metavar="KEY=VALUE",
         help="change one value of the network for this run, e.g. apps.client.args.k=1200 "
-        "or links.0.fidelity=0.9 (repeatable; see qnodeos/overrides.py)",
+        "or links.0.fidelity=0.9 (repeatable; see qnodeos/config/overrides.py)",
     )
     p = sub.add_parser(
         "netqasm",
@@ -385,7 +386,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.cmd == "netqasm":
         return _guarded(lambda: _netqasm(args))
     if args.cmd == "schema":
-        from .schema import main as schema_main
+        from ..config.schema import main as schema_main
 
         schema_main()
         return 0
@@ -437,7 +438,7 @@ def _netqasm(args: argparse.Namespace) -> int:
 
     from qnodeos.testbed.launcher import run
 
-    from .netqasm.folder import network_for
+    from ..netqasm.folder import network_for
 
     net = network_for(
         args.app_dir,

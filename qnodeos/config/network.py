@@ -57,12 +57,12 @@ from typing import Any
 from qnodeos.netlink.models import MODELS, LinkModel
 from qnodeos.netlink.schedule import TimeBins
 
-from .errors import ConfigError
-from .hardware.params import build
-from .hardware.specs import DeviceSpec, with_overrides
-from .kernel.memory import PLACEMENTS
-from .kernel.scheduler import POLICIES
-from .security import KeyStore
+from ..errors import ConfigError
+from ..hardware.params import build
+from ..hardware.specs import DeviceSpec, with_overrides
+from ..kernel.memory import PLACEMENTS
+from ..kernel.scheduler import POLICIES
+from ..runtime.security import KeyStore
 
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,31}$")
 _NODE_KEYS = {
