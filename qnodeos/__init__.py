@@ -17,7 +17,7 @@ installed copy has real folders there and no link. Nothing is added to ``sys.pat
 or to a package's ``__path__``.
 """
 
-__version__ = "0.1.0"
+from .version import __version__
 
 __all__ = ["Network", "Results", "__version__"]
 

@@ -44,8 +44,9 @@ from qnodeos.runtime.forking import Child, die_with_parent, fork, hold, unhold
 def preload() -> None:
     """Import what every node and app needs, once, before forking them."""
     import qnodeos.sdk  # noqa: F401
-    import qnodeos.testbed.app_runner  # noqa: F401
-    from qnodeos.facade.cli import preload_node
+
+    from . import app_runner  # noqa: F401
+    from .node import preload_node
 
     preload_node()
 
@@ -96,7 +97,8 @@ def fork_node(name: str, net_file: Path, env: dict[str, str]) -> Proc:
     read_end, write_end = os.pipe()
     hold(read_end)  # ours: the node (and every later child) closes it
     child = fork(
-        partial(_node_child, argv, env, write_end, os.getpid()), title=title("qnodeos", argv)
+        partial(_node_child, name, str(net_file), env, write_end, os.getpid()),
+        title=title("qnodeos", argv),
     )
     os.close(write_end)
     return Proc(child, read_end)
@@ -128,11 +130,13 @@ def _become(parent: int, env: dict[str, str], out: int) -> None:
     os.environ.update(env)
 
 
-def _node_child(argv: list[str], env: dict[str, str], out: int, parent: int, _: int) -> int:
+def _node_child(
+    name: str, net_file: str, env: dict[str, str], out: int, parent: int, _: int
+) -> int:
     _become(parent, env, out)
-    from qnodeos.facade.cli import main
+    from .node import node_command
 
-    return main(argv)
+    return node_command(name, net_file)
 
 
 def _app_child(argv: list[str], env: dict[str, str], log: Path, parent: int, lifeline: int) -> int:
@@ -140,6 +144,6 @@ def _app_child(argv: list[str], env: dict[str, str], log: Path, parent: int, lif
     _become(parent, env, out)
     if os.read(lifeline, 1) != b"g":  # the run ended before the apps' turn
         return 1
-    from qnodeos.testbed.app_runner import main
+    from .app_runner import main
 
     return main(argv)

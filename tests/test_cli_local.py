@@ -73,7 +73,7 @@ def test_a_run_dir_holding_an_earlier_run_is_refused(
 def test_json_log_lines() -> None:
     import logging
 
-    from qnodeos.facade.cli import JsonLines
+    from qnodeos.runtime.command import JsonLines
 
     rec = logging.LogRecord(
         "qnodeos.kernel", logging.INFO, "x", 1, "app %r connected", ("a",), None

@@ -5,10 +5,21 @@ from __future__ import annotations
 
 from importlib.resources import files
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .network import NetworkConfig
 
 
 def default_network_text() -> str:
     return files("qnodeos").joinpath("data/default.toml").read_text()
+
+
+def network_or_default(path: str | None) -> NetworkConfig:
+    """The network file ``path``, or (None) the embedded default network."""
+    from .network import load_network, parse_network
+
+    return load_network(path) if path else parse_network(default_network_text(), "<default>")
 
 
 def shipped_networks() -> list[str]:
