@@ -36,12 +36,13 @@ from .interpreter import EprStart, Finished, NeedDevice, Paused, Run, WaitPairs,
 from .lower import Lowering
 from .memory import MemoryManager
 from .messaging import Postbox
-from .netstack import NetStack, Want, Work
+from .netstack import NetStack
 from .nqrun import NqBlock, NqMemory, NqRun
 from .outputs import Out, Resume, ToApp, ToDevice, ToNode
 from .processes import App, Event, ProcessTable
 from .running import Counters, Current
 from .scheduler import Entry, Scheduler
+from .wants import Want, Work
 
 log = logging.getLogger("qnodeos.kernel")
 
