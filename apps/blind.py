@@ -13,11 +13,11 @@ cos^2(phi/2); with a Werner pair of fidelity F the success rate at phi = 0 is
 
     [[apps]]
     node = "alice"
-    module = "apps.blind"
+    module = "qnodeos.apps.blind"
     args = { role = "client", me = "client", peer_node = "bob", peer = "server", rounds = 60 }
     [[apps]]
     node = "bob"
-    module = "apps.blind"
+    module = "qnodeos.apps.blind"
     args = { role = "server", me = "server", peer_node = "alice", peer = "client" }
 """
 

@@ -8,11 +8,11 @@ model explains it).
 
     [[apps]]
     node = "alice"
-    module = "apps.chsh"
+    module = "qnodeos.apps.chsh"
     args = { role = "alice", me = "chsh-a", peer_node = "bob", peer = "chsh-b", rounds = 400 }
     [[apps]]
     node = "bob"
-    module = "apps.chsh"
+    module = "qnodeos.apps.chsh"
     args = { role = "bob", me = "chsh-b", peer_node = "alice", peer = "chsh-a" }
 
 ``batch`` pairs are kept at once (needs that many qubits; 1 on NV); give both ends the

@@ -20,11 +20,11 @@ device noise lowers it further). The best a server could do without the entangle
 
     [[apps]]
     node = "client"
-    module = "apps.dqc"
+    module = "qnodeos.apps.dqc"
     args = { role = "client", me = "client", peer_node = "server", peer = "server", k = 30 }
     [[apps]]
     node = "server"
-    module = "apps.dqc"
+    module = "qnodeos.apps.dqc"
     args = { role = "server", me = "server", peer_node = "client", peer = "client" }
 """
 
@@ -38,7 +38,7 @@ import numpy as np
 import trio
 
 from qnodeos import sdk
-from qnodeos.config import NetworkConfig
+from qnodeos.config.network import NetworkConfig
 
 PI = math.pi
 # (alpha, theta) settings, in units of pi/4

@@ -6,7 +6,7 @@ fills the device time the computation leaves idle (waiting for pairs and message
 
     [[apps]]
     node = "server"
-    module = "apps.gate_tomography"
+    module = "qnodeos.apps.gate_tomography"
     args = { me = "tomo-1", gate = "h", seconds = 5.0 }
 
 Ideal outputs: h: |+>, Bloch (1, 0, 0); x: |1>, (0, 0, -1); rx90: (0, -1, 0); i: |0>,

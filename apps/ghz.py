@@ -8,7 +8,7 @@ every node sends its outcomes to the collector (role "a"), which reports both.
 
     [[apps]]
     node = "alice"
-    module = "apps.ghz"
+    module = "qnodeos.apps.ghz"
     args = { role = "a", me = "ghz-a", nodes = ["alice", "bob", "charlie"], rounds = 50 }
     (and the same with role "b" on bob and "c" on charlie)
 

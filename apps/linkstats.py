@@ -10,11 +10,11 @@ over the whole run (device rate times the node's ``speed``).
 
     [[apps]]
     node = "alice"
-    module = "apps.linkstats"
+    module = "qnodeos.apps.linkstats"
     args = { role = "create", me = "ls-a", peer_node = "bob", peer = "ls-b", pairs = 600 }
     [[apps]]
     node = "bob"
-    module = "apps.linkstats"
+    module = "qnodeos.apps.linkstats"
     args = { role = "recv", me = "ls-b", peer_node = "alice", peer = "ls-a", pairs = 600 }
 """
 

@@ -5,11 +5,11 @@ Run by ``qnodeos run`` with two entries, e.g.::
 
     [[apps]]
     node = "alice"
-    module = "apps.pingpong"
+    module = "qnodeos.apps.pingpong"
     args = { role = "ping", me = "ping", peer_node = "bob", peer = "pong", rounds = 200 }
     [[apps]]
     node = "bob"
-    module = "apps.pingpong"
+    module = "qnodeos.apps.pingpong"
     args = { role = "pong", me = "pong", peer_node = "alice", peer = "ping" }
 """
 

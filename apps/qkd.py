@@ -9,11 +9,11 @@ fidelity F and ideal readout the QBER is 2(1 - F)/3. The asymptotic secret fract
 
     [[apps]]
     node = "alice"
-    module = "apps.qkd"
+    module = "qnodeos.apps.qkd"
     args = { role = "alice", me = "qkd-a", peer_node = "bob", peer = "qkd-b", pairs = 400 }
     [[apps]]
     node = "bob"
-    module = "apps.qkd"
+    module = "qnodeos.apps.qkd"
     args = { role = "bob", me = "qkd-b", peer_node = "alice", peer = "qkd-a" }
 """
 

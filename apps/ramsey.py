@@ -9,7 +9,7 @@ t = 6*T2 measures the dephased level P_inf (to within e^-6 = 0.25% of the contra
 
 whatever those errors are, and T2 is fitted from the ratios (weighted least squares of
 -ln(ratio) = t/T2, weights from the binomial errors; the error of T2 is 1 sigma).
-Run alone against a running node: ``python -m apps.ramsey`` (node alice).
+Run alone against a running node: ``python -m qnodeos.apps.ramsey`` (node alice).
 """
 
 from __future__ import annotations

@@ -6,11 +6,11 @@ With a Werner pair of fidelity F and ideal gates the fidelity is (2F + 1) / 3. R
 
     [[apps]]
     node = "alice"
-    module = "apps.teleport"
+    module = "qnodeos.apps.teleport"
     args = { role = "sender", me = "tele-s", peer_node = "bob", peer = "tele-r", rounds = 60 }
     [[apps]]
     node = "bob"
-    module = "apps.teleport"
+    module = "qnodeos.apps.teleport"
     args = { role = "receiver", me = "tele-r", peer_node = "alice", peer = "tele-s" }
 
 The sender's EPR half is on the communication qubit (NV: the electron); the state to

@@ -24,7 +24,7 @@ from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
-from testbed.trace import node_spans, utilization
+from qnodeos.testbed.trace import node_spans, utilization
 
 BINS = "schedule = { bin_ns = 10000000, period = 2, bins = [0] }\n"
 

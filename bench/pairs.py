@@ -29,7 +29,7 @@ from pathlib import Path
 import trio
 
 from qnodeos import sdk
-from qnodeos.timeline import ENV
+from qnodeos.runtime.timeline import ENV
 
 sys.path.insert(0, str(Path(__file__).parent))
 from roundtrip import ECHO, raw_floor, start  # noqa: E402

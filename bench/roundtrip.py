@@ -27,7 +27,7 @@ import trio
 import zmq
 
 from qnodeos import sdk
-from qnodeos.timeline import ENV
+from qnodeos.runtime.timeline import ENV
 
 ECHO = """
 import sys, zmq

@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from pairs import NET  # noqa: E402
 from roundtrip import ECHO, raw_floor, start  # noqa: E402
 
-from apps.common import STATES, prepare, to_z  # noqa: E402
+from qnodeos.apps.common import STATES, prepare, to_z  # noqa: E402
 
 
 async def sender(d: str, n: int, batch: int) -> None:

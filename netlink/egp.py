@@ -42,7 +42,7 @@ import numpy as np
 
 from qnodeos.errors import LocalError
 from qnodeos.lang.messages import EgpAccept, EgpReject, EgpRequest
-from qnodeos.statemachine import next_state
+from qnodeos.runtime.statemachine import next_state
 
 from .models import LinkModel
 from .station import Herald, Rejected, RoundEnd

@@ -25,7 +25,7 @@ second attempt for the same key from the same node, or a bad window gets a
 ``Rejected`` naming the problem; station state is unchanged.
 
 >>> import numpy as np
->>> from netlink.models import Perfect
+>>> from qnodeos.netlink.models import Perfect
 >>> st = HeraldingStation(link="a-b", nodes=("a", "b"), model=Perfect(cycle_ns=10),
 ...                       rng=np.random.default_rng(1))
 >>> st.receive(Attempt(node="a", key="r1", start_ns=0, max_attempts=5, pairs=3))

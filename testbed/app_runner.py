@@ -1,4 +1,4 @@
-"""Runs one app in its own OS process: ``python -m testbed.app_runner MODULE NODE``
+"""Runs one app in its own OS process: ``python -m qnodeos.testbed.app_runner MODULE NODE``
 (``qnodeos run`` forks it from its fork server and calls ``main`` with those arguments).
 
 The app module defines ``async def main(node: str, **args) -> dict`` (or ``main(node:
@@ -24,7 +24,7 @@ from qnodeos.sdk.apps import call_main
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="testbed.app_runner")
+    p = argparse.ArgumentParser(prog="qnodeos.testbed.app_runner")
     p.add_argument("module")
     p.add_argument("node")
     p.add_argument("--args", default="{}", help="JSON object of keyword arguments")

@@ -3,12 +3,12 @@
 A fresh interpreter per process (64 of them for 32 nodes, each importing numpy, trio,
 zmq and qnodeos: ~0.5 s of CPU each) made start-up slow on a small machine. Instead the
 launcher imports those modules once (``preload``), then, before ``trio.run`` (no event
-loop, no zmq context yet), forks every node and every app (``qnodeos.forking``). Nodes
+loop, no zmq context yet), forks every node and every app (``qnodeos.runtime.forking``). Nodes
 start at once and all together; each then forks its own quantum process, so a node is
 still two OS processes and an app one. An app's process waits, before it imports or
 connects anything, until the launcher lets it go (``Proc.go``: once every node is up).
 
-Each child is what ``qnodeos node NAME`` or ``python -m testbed.app_runner ...`` would
+Each child is what ``qnodeos node NAME`` or ``python -m qnodeos.testbed.app_runner ...`` would
 be: it runs that ``main`` with those arguments and environment, shows that command
 line in ps, and exits with that ``main``'s code (-N if signal N killed it). A node's
 output comes to the launcher through a pipe (the launcher waits for its READY line and
@@ -38,14 +38,15 @@ from pathlib import Path
 
 import trio
 
-from qnodeos.forking import Child, die_with_parent, fork, hold, unhold
+from qnodeos.runtime.forking import Child, die_with_parent, fork, hold, unhold
 
 
 def preload() -> None:
     """Import what every node and app needs, once, before forking them."""
     import qnodeos.sdk  # noqa: F401
-    import testbed.app_runner  # noqa: F401
-    from qnodeos.cli import preload_node
+
+    from . import app_runner  # noqa: F401
+    from .node import preload_node
 
     preload_node()
 
@@ -96,18 +97,19 @@ def fork_node(name: str, net_file: Path, env: dict[str, str]) -> Proc:
     read_end, write_end = os.pipe()
     hold(read_end)  # ours: the node (and every later child) closes it
     child = fork(
-        partial(_node_child, argv, env, write_end, os.getpid()), title=title("qnodeos", argv)
+        partial(_node_child, name, str(net_file), env, write_end, os.getpid()),
+        title=title("qnodeos", argv),
     )
     os.close(write_end)
     return Proc(child, read_end)
 
 
 def fork_app(argv: Sequence[str], env: dict[str, str], log: Path) -> Proc:
-    """Fork ``python -m testbed.app_runner ARGV`` writing to ``log``; it waits for
+    """Fork ``python -m qnodeos.testbed.app_runner ARGV`` writing to ``log``; it waits for
     ``Proc.go`` before it does anything."""
     child = fork(
         partial(_app_child, list(argv), env, log, os.getpid()),
-        title=title("testbed.app_runner", argv),
+        title=title("qnodeos.testbed.app_runner", argv),
     )
     return Proc(child)
 
@@ -128,11 +130,13 @@ def _become(parent: int, env: dict[str, str], out: int) -> None:
     os.environ.update(env)
 
 
-def _node_child(argv: list[str], env: dict[str, str], out: int, parent: int, _: int) -> int:
+def _node_child(
+    name: str, net_file: str, env: dict[str, str], out: int, parent: int, _: int
+) -> int:
     _become(parent, env, out)
-    from qnodeos.cli import main
+    from .node import node_command
 
-    return main(argv)
+    return node_command(name, net_file)
 
 
 def _app_child(argv: list[str], env: dict[str, str], log: Path, parent: int, lifeline: int) -> int:
@@ -140,6 +144,6 @@ def _app_child(argv: list[str], env: dict[str, str], log: Path, parent: int, lif
     _become(parent, env, out)
     if os.read(lifeline, 1) != b"g":  # the run ended before the apps' turn
         return 1
-    from testbed.app_runner import main
+    from .app_runner import main
 
     return main(argv)

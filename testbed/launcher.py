@@ -1,7 +1,7 @@
 """``qnodeos run``: start every node of a network, run its apps, collect, tear down.
 
 Each node is ``qnodeos node NAME`` (which forks its own quantum process); each app is
-``python -m testbed.app_runner``. The launcher imports what they need once and forks
+``python -m qnodeos.testbed.app_runner``. The launcher imports what they need once and forks
 them all before it starts trio (``testbed/forks.py``): the nodes start at once, the
 apps wait until every node is up. Everything then runs in one trio nursery: on
 success, on an error, on Ctrl-C or when a node dies, leaving the nursery stops every
@@ -22,24 +22,25 @@ import signal
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 import trio
 
-from qnodeos import overrides
-from qnodeos.cli import READY
-from qnodeos.config import NetworkConfig, parse_network
-from qnodeos.defaults import network_text
+from qnodeos.config import overrides
+from qnodeos.config.defaults import network_text
+from qnodeos.config.network import NetworkConfig, parse_network
 from qnodeos.errors import ConfigError, QNodeOSError
+from qnodeos.runtime.timeline import ENV
 from qnodeos.sdk.progress import ENV as PROGRESS_ENV
-from qnodeos.timeline import ENV
-from testbed.trace import lag_warnings, summarize
+from qnodeos.testbed.trace import lag_warnings, summarize
 
 from . import forks
 from .forks import Proc
+from .node import READY
 from .progress import AppLine, ProgressView
 
 
@@ -94,12 +95,12 @@ async def _start_node(
         raise RunError(f"node {name} was not ready within {timeout} s; see {log}")
 
 
-async def _start_nodes(
+async def start_nodes(
     nursery: trio.Nursery,
     nodes: dict[str, Proc],
     run_dir: Path,
     errors: list[str],
-    apps: _Apps,
+    apps: Apps,
 ) -> None:
     """Wait for every node at once (they were forked together and find each other
     whenever they come up); the first that fails ends the wait, naming itself and its
@@ -133,7 +134,7 @@ def _last_words(log: Path, lines: int = 1) -> str:
     return f" ({'; '.join(said[-lines:])})" if said else ""
 
 
-async def _watch_node(name: str, proc: Proc, log: Path, errors: list[str], apps: _Apps) -> None:
+async def _watch_node(name: str, proc: Proc, log: Path, errors: list[str], apps: Apps) -> None:
     """A node that dies while apps run fails the run; its apps find out at once (their
     sessions end), the others soon (their requests fail), and all get ``APP_GRACE_S``
     to say so before they are stopped."""
@@ -151,6 +152,27 @@ def _formatter(module: str) -> Callable[[dict[str, Any]], str] | None:
     except ImportError:
         return None
     return fmt if callable(fmt) else None
+
+
+@contextmanager
+def app_imports(path: str | None) -> Iterator[None]:
+    """Meanwhile, app modules import from the current directory and from the directory
+    of the network file ``path`` (none for an embedded network), ahead of the rest of
+    ``sys.path``, as with ``python -m`` from there: a researcher's own ``apps/`` beside
+    the network file needs no ``PYTHONPATH``. Apps are checked (``check_modules``) and
+    forked (they inherit ``sys.path``, then import their module) inside; the entries
+    are taken out again after."""
+    dirs = [os.getcwd()]
+    if path and Path(path).is_file():  # not an embedded network's name
+        dirs.append(str(Path(path).resolve().parent))
+    added = [d for d in dict.fromkeys(dirs) if d not in sys.path]
+    sys.path[:0] = added
+    try:
+        yield
+    finally:
+        for d in added:
+            if d in sys.path:
+                sys.path.remove(d)
 
 
 def check_modules(cfg: NetworkConfig) -> None:
@@ -176,7 +198,7 @@ def check_modules(cfg: NetworkConfig) -> None:
         raise ConfigError(f"{cfg.source}: apps[{i}].module: no module named {app.module!r}{hint}")
 
 
-def _prepare(
+def prepare(
     path: str | None, run_dir_arg: str | None, settings: list[str] | None = None
 ) -> tuple[NetworkConfig, Path, Path, dict[str, str]]:
     """Parse the network (with ``settings``, ``--set KEY=VALUE``, applied), make the
@@ -221,26 +243,27 @@ def run(
     show: bool = True,
 ) -> int:
     """``qnodeos run``: prepare the run, fork every node and app, run them under trio."""
-    cfg, run_dir, net_file, env = _prepare(path, run_dir_arg, settings)
-    forks.preload()
-    nodes: dict[str, Proc] = {}
-    app_procs: dict[str, Proc] = {}
-    try:
-        for name in cfg.nodes:
-            nodes[name] = forks.fork_node(name, net_file, env)
-        for a in cfg.apps:
-            argv = [a.module, a.node, "--name", a.name, "--args", json.dumps(a.args), "--result"]
-            argv.append(str(run_dir / f"app-{a.name}.json"))
-            app_env = {**env, PROGRESS_ENV: str(_progress_file(run_dir, a.name))}
-            app_procs[a.name] = forks.fork_app(argv, app_env, run_dir / f"app-{a.name}.log")
-    except BaseException:
-        for proc in (*nodes.values(), *app_procs.values()):
-            proc.kill()
-        shutil.rmtree(env["QNODEOS_RUNTIME_DIR"], ignore_errors=True)
-        raise
-    return trio.run(
-        run_network, cfg, run_dir, env, nodes, app_procs, as_json, timeout, quiet, show
-    )
+    with app_imports(path):
+        cfg, run_dir, net_file, env = prepare(path, run_dir_arg, settings)
+        forks.preload()
+        nodes: dict[str, Proc] = {}
+        app_procs: dict[str, Proc] = {}
+        try:
+            for name in cfg.nodes:
+                nodes[name] = forks.fork_node(name, net_file, env)
+            for a in cfg.apps:
+                argv = [a.module, a.node, "--name", a.name, "--args", json.dumps(a.args)]
+                argv += ["--result", str(run_dir / f"app-{a.name}.json")]
+                app_env = {**env, PROGRESS_ENV: str(_progress_file(run_dir, a.name))}
+                app_procs[a.name] = forks.fork_app(argv, app_env, run_dir / f"app-{a.name}.log")
+        except BaseException:
+            for proc in (*nodes.values(), *app_procs.values()):
+                proc.kill()
+            shutil.rmtree(env["QNODEOS_RUNTIME_DIR"], ignore_errors=True)
+            raise
+        return trio.run(
+            run_network, cfg, run_dir, env, nodes, app_procs, as_json, timeout, quiet, show
+        )
 
 
 def _progress_file(run_dir: Path, app: str) -> Path:
@@ -266,12 +289,12 @@ async def run_network(
     meta = run_meta(cfg, (run_dir / "network.toml").read_bytes())
     procs = list(nodes.values())
     errors: list[str] = []
-    apps = _Apps()
+    apps = Apps()
     interrupted = False
     try:
         async with trio.open_nursery() as nursery:
             with trio.fail_after(timeout):
-                await _start_nodes(nursery, nodes, run_dir, errors, apps)
+                await start_nodes(nursery, nodes, run_dir, errors, apps)
                 if not as_json and show:
                     print(
                         f"qnodeos: network {cfg.name!r}: {len(cfg.nodes)} node(s) up; "
@@ -301,7 +324,7 @@ async def run_network(
     except* RunError as group:
         errors.extend(str(e) for e in _leaves(group))
     finally:
-        await _stop_all([*app_procs.values(), *procs])
+        await stop_all([*app_procs.values(), *procs])
         shutil.rmtree(env["QNODEOS_RUNTIME_DIR"], ignore_errors=True)
         if errors:
             results["_error"] = "; ".join(errors)
@@ -319,7 +342,7 @@ async def run_network(
     if as_json:
         print(json.dumps(results, indent=2))
     else:
-        _print_results(cfg, results)
+        print_results(cfg, results)
     for warning in results["_meta"]["warnings"]:
         print(f"qnodeos: warning: {warning}", file=sys.stderr)
     if "_error" in results:
@@ -327,7 +350,7 @@ async def run_network(
     return status
 
 
-async def _stop_all(procs: list[Proc]) -> None:
+async def stop_all(procs: list[Proc]) -> None:
     """SIGTERM every process left (a node stops its own quantum process), SIGKILL
     after 5 s."""
     for proc in procs:
@@ -345,7 +368,7 @@ async def _stop_all(procs: list[Proc]) -> None:
 APP_GRACE_S = 10.0  # after an app fails, the others get this long before they are stopped
 
 
-class _Apps:
+class Apps:
     """The apps of a run. When one fails or a node dies, the others (often waiting for
     it) get ``APP_GRACE_S`` to finish before they are stopped; once every app has
     ended, no grace is waited for."""
@@ -387,7 +410,7 @@ async def _run_app(
     *,
     run_dir: Path,
     results: dict[str, Any],
-    apps: _Apps,
+    apps: Apps,
     view: ProgressView,
 ) -> None:
     """Run one app (forked, waiting) to its end; if it fails, the others get a grace
@@ -438,34 +461,13 @@ async def _app_process(
         }
 
 
-def run_deterministic(
-    path: str | None, as_json: bool, timeout: float, settings: list[str] | None = None
-) -> int:
-    """``qnodeos run --deterministic``: the network in this process on a simulated
-    clock (``qnodeos.Network.run(deterministic=True)``), results printed as by ``run``."""
-    from qnodeos.api import Network
-
-    net = Network.named(path)
-    if settings:
-        net = net.set(*settings)
-    check_modules(net.config)
-    res = net.run(deterministic=True, timeout=timeout)
-    if as_json:
-        print(json.dumps(res.to_dict(), indent=2))
-    else:
-        _print_results(net.config, res.to_dict())
-    for name, why in res.errors.items():
-        print(f"qnodeos: error: {name}: {why}", file=sys.stderr)
-    return 0 if res.ok else 1
-
-
 def run_meta(cfg: NetworkConfig, text: bytes) -> dict[str, Any]:
     """What a run was: qnodeos version, the network file's hash, every seed, when,
     where, and the command line."""
     import hashlib
     import platform
 
-    from qnodeos import __version__
+    from qnodeos.version import __version__
 
     return {
         "version": __version__,
@@ -487,7 +489,7 @@ def _now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S%z")
 
 
-def _print_results(cfg: NetworkConfig, results: dict[str, Any]) -> None:
+def print_results(cfg: NetworkConfig, results: dict[str, Any]) -> None:
     for app in cfg.apps:
         r = results.get(app.name)
         if r is None:

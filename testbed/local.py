@@ -17,10 +17,10 @@ from contextlib import asynccontextmanager
 
 import trio
 
-from qnodeos.config import NetworkConfig, NodeConfig
+from qnodeos.config.network import NetworkConfig, NodeConfig
 from qnodeos.kernel.service import NodeService
 from qnodeos.qdevice.service import serve_device
-from qnodeos.transport import forget_mem
+from qnodeos.runtime.transport import forget_mem
 
 
 def in_memory(cfg: NodeConfig, net: str) -> NodeConfig:

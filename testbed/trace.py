@@ -4,7 +4,7 @@ and each node's device utilization (for results.json).
 
 A node's quantum process recorded each batch of ops and each entanglement round it ran,
 by request number and in device time; its classical process recorded what each request
-number was for and every process-state change (``qnodeos.timeline``).
+number was for and every process-state change (``qnodeos.runtime.timeline``).
 
 Utilization of a node's device counts only modelled device work: ops (gates, inits,
 readouts, waits an app asked for) and entanglement attempts (``attempts`` x the link's
@@ -31,7 +31,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from qnodeos.config import NetworkConfig
+from qnodeos.config.network import NetworkConfig
 
 
 def _rows(path: Path) -> list[dict[str, Any]]:

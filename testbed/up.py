@@ -23,12 +23,12 @@ from typing import Any
 
 import trio
 
-from qnodeos.config import NetworkConfig, runtime_dir
+from qnodeos.config.network import NetworkConfig, runtime_dir
 from qnodeos.errors import ConfigError
 
 from . import forks
 from .forks import Proc
-from .launcher import RunError, _Apps, _prepare, _start_nodes, _stop_all
+from .launcher import Apps, RunError, app_imports, prepare, start_nodes, stop_all
 
 
 def _state_file(name: str) -> Path:
@@ -36,7 +36,8 @@ def _state_file(name: str) -> Path:
 
 
 def up(path: str | None, run_dir_arg: str | None, settings: list[str] | None = None) -> int:
-    cfg, run_dir, net_file, env = _prepare(path, run_dir_arg, settings)
+    with app_imports(path):  # its apps are checked, though others run them
+        cfg, run_dir, net_file, env = prepare(path, run_dir_arg, settings)
     shutil.rmtree(env["QNODEOS_RUNTIME_DIR"], ignore_errors=True)  # not a private one:
     env["QNODEOS_RUNTIME_DIR"] = str(runtime_dir())  # apps elsewhere must find the nodes
     state = _state_file(cfg.name)
@@ -65,7 +66,7 @@ async def _serve(
     why = ""
     try:
         async with trio.open_nursery() as nursery:
-            await _start_nodes(nursery, nodes, run_dir, errors, _Apps())
+            await start_nodes(nursery, nodes, run_dir, errors, Apps())
             endpoints = {n: c.app_endpoint for n, c in cfg.nodes.items()}
             info: dict[str, Any] = {
                 "pid": os.getpid(),
@@ -90,7 +91,7 @@ async def _serve(
     except* RunError as group:
         errors.extend(str(e) for e in group.exceptions)
     finally:
-        await _stop_all(list(nodes.values()))
+        await stop_all(list(nodes.values()))
         await trio.Path(state).unlink(missing_ok=True)
     for e in errors:
         print(f"qnodeos: error: {e}", file=sys.stderr)

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import numpy as np
 import pytest
 
-from qnodeos.config import NetworkConfig, parse_network
+from qnodeos.config.network import NetworkConfig, parse_network
 from qnodeos.hardware.params import build
 from qnodeos.hardware.specs import DeviceSpec, with_overrides
 from qnodeos.qdevice.device import QuantumDevice

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from qnodeos.cli import main
-from testbed.trace import merge
+from qnodeos.facade.cli import main
+from qnodeos.testbed.trace import merge
 
 
 def fake_run(tmp_path: Path) -> Path:
@@ -73,7 +73,7 @@ def test_a_run_dir_holding_an_earlier_run_is_refused(
 def test_json_log_lines() -> None:
     import logging
 
-    from qnodeos.cli import JsonLines
+    from qnodeos.runtime.command import JsonLines
 
     rec = logging.LogRecord(
         "qnodeos.kernel", logging.INFO, "x", 1, "app %r connected", ("a",), None

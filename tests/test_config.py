@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from qnodeos.config import parse_network
+from qnodeos.config.network import parse_network
 from qnodeos.errors import ConfigError
 
 

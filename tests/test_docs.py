@@ -11,7 +11,7 @@ import pytest
 
 import qnodeos.sdk as sdk
 
-REFERENCE = ["qnodeos.sdk", "qnodeos.api", "qnodeos.sweep"]
+REFERENCE = ["qnodeos.sdk", "qnodeos.facade.api", "qnodeos.facade.sweep"]
 
 
 def test_every_public_sdk_name_has_a_docstring() -> None:

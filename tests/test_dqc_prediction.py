@@ -1,4 +1,4 @@
-"""apps.dqc's printed prediction (issue 20): it must come from the link model's mean
+"""qnodeos.apps.dqc's printed prediction (issue 20): it must come from the link model's mean
 heralded state, |11> (both nodes bright) and dark-count parts included, not from one
 sampled herald. Checked against a closed form from the network's parameters and
 against the mean of many sampled heralds; no processes are started."""
@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 
 import qnodeos
-from apps import dqc
-from netlink.models import Matrix, SingleClick, corrected
-from qnodeos.config import NetworkConfig, parse_network
-from qnodeos.defaults import shipped_network_text
+from qnodeos.apps import dqc
+from qnodeos.config.defaults import shipped_network_text
+from qnodeos.config.network import NetworkConfig, parse_network
+from qnodeos.netlink.models import Matrix, SingleClick, corrected
 
 SETTINGS = [(a4 * math.pi / 4, t4 * math.pi / 4) for a4, t4 in dqc.SETTINGS]
 TOL = 1e-9  # closed form vs predictor: the same arithmetic, in another order
@@ -27,7 +27,7 @@ def shipped() -> NetworkConfig:
 def closed_form(cfg: NetworkConfig, alpha: float) -> float:
     """DQC fidelity for setting alpha, worked out by hand from the parameters.
 
-    Single click (netlink.models docstring): a herald is one bright node seen (weight
+    Single click (qnodeos.netlink.models docstring): a herald is one bright node seen (weight
     2a(1-a)eta; Psi with coherence V), both bright (a^2(2eta - eta^2); |11>), or a
     dark count (2d P(nothing seen); diagonal). Only the first carries coherence, so the
     server's state after remote preparation has XY Bloch length r = V w_psi / w_total,

@@ -1,4 +1,4 @@
-"""qnodeos.forking: forked children, their lifelines and exit codes, awaited from trio."""
+"""qnodeos.runtime.forking: forked children, their lifelines and exit codes, awaited from trio."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import time
 
 import trio
 
-from qnodeos.forking import fork
+from qnodeos.runtime.forking import fork
 
 
 async def test_a_child_ends_when_its_lifeline_closes_and_many_tasks_can_wait() -> None:

@@ -1,4 +1,4 @@
-"""Slow is not dead (``qnodeos.liveness``): the OS's word on a peer's process, the
+"""Slow is not dead (``qnodeos.runtime.liveness``): the OS's word on a peer's process, the
 threshold that adapts to the gaps seen, and timers that always make progress."""
 
 from __future__ import annotations
@@ -7,8 +7,8 @@ import math
 
 import pytest
 
-from qnodeos import procinfo
-from qnodeos.liveness import HUNG_S, Liveness
+from qnodeos.runtime import procinfo
+from qnodeos.runtime.liveness import HUNG_S, Liveness
 
 
 def silent_until_down(live: Liveness, peer: str, start: float, step: float = 0.05) -> float:

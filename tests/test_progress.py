@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from qnodeos.sdk import progress
-from testbed.progress import AppLine, ProgressView
+from qnodeos.testbed.progress import AppLine, ProgressView
 
 
 def test_a_line_reads_reports_and_gives_rate_and_eta(tmp_path: Path) -> None:

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from qnodeos.config import parse_network
+from qnodeos.config.network import parse_network
+from qnodeos.config.schema import NODE, check_against_loader, network_schema
 from qnodeos.errors import ConfigError
-from qnodeos.schema import NODE, check_against_loader, network_schema
 
 jsonschema = pytest.importorskip("jsonschema")
 ROOT = Path(__file__).resolve().parents[1]

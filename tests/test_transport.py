@@ -9,8 +9,8 @@ from pathlib import Path
 import trio
 import zmq
 
-from qnodeos.sockets import bind, connect
-from qnodeos.transport import Socket, ZSocket, bind_router, connect_dealer, disconnects
+from qnodeos.runtime.sockets import bind, connect
+from qnodeos.runtime.transport import Socket, ZSocket, bind_router, connect_dealer, disconnects
 
 
 def pair(tmp_path: Path) -> tuple[ZSocket, ZSocket]:

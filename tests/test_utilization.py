@@ -19,11 +19,11 @@ import pytest
 import trio
 
 import qnodeos.sdk.client as client
-from qnodeos.config import NetworkConfig
+from qnodeos.config.network import NetworkConfig
 from qnodeos.hardware.specs import DeviceSpec
-from qnodeos.timeline import ENV
-from testbed.local import local_network
-from testbed.trace import summarize, utilization
+from qnodeos.runtime.timeline import ENV
+from qnodeos.testbed.local import local_network
+from qnodeos.testbed.trace import summarize, utilization
 from tests.conftest import network
 from tests.integration import util_app
 

@@ -87,8 +87,9 @@ class WaitQubit:
     rather than move that app's state (``may_move`` lets it move after all)."""
 
 
-class _QubitBusy(Exception):
-    pass
+class QubitBusy(Exception):
+    """An instruction cannot run yet: the qubits it must read out through are other
+    apps'. It did nothing; the run (native or NetQASM) tries it again later."""
 
 
 @dataclass(frozen=True)
@@ -260,7 +261,7 @@ class Run:
                 continue
             try:
                 self.pc = self._step(ins.op, ins.args)
-            except _QubitBusy:  # the instruction did nothing: run it again later
+            except QubitBusy:  # the instruction did nothing: run it again later
                 return NeedDevice(self.pending) if self.pending else WaitQubit()
         if self.pending:
             return NeedDevice(self.pending)
@@ -343,7 +344,7 @@ class Run:
         if not helpers and not self.may_move:
             mine = self.mm.maps.get(self.app, {}).values()
             if not any(spec.kind(p).meas is not None for p in mine):
-                raise _QubitBusy  # other apps hold them: wait, do not disturb their states
+                raise QubitBusy  # other apps hold them: wait, do not disturb their states
         if not helpers:
             # Move a measurable qubit's state (whoever holds it) into a free one.
             moved = make_room(self.mm, self.lowering, lambda k: k.meas is not None)

@@ -43,10 +43,10 @@ from .interpreter import (
     Finished,
     NeedDevice,
     Paused,
+    QubitBusy,
     Run,
     WaitPairs,
     WaitQubit,
-    _QubitBusy,
 )
 from .lower import Lowering
 from .memory import MemoryManager
@@ -220,7 +220,7 @@ class NqRun(Run):
             mark = len(self.pending)
             try:
                 step = self._exec(ins)
-            except _QubitBusy:  # it runs again later: undo what it queued (meas_basis rotations)
+            except QubitBusy:  # it runs again later: undo what it queued (meas_basis rotations)
                 del self.pending[mark:]
                 self.steps -= 1
                 return NeedDevice(self.pending) if self.pending else WaitQubit()

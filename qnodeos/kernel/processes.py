@@ -15,7 +15,7 @@ An app has at most one block outstanding. An illegal event raises LocalError nam
 app, its state and the event, and leaves the state as it was. Leases: every message from
 an app renews its lease; an app silent for longer than the lease is failed and
 everything it held is freed, unless the OS says its process is alive (a busy machine:
-it is slow, not gone), up to ``liveness.HUNG_S`` (see ``qnodeos.liveness``).
+it is slow, not gone), up to ``liveness.HUNG_S`` (see ``qnodeos.runtime.liveness``).
 """
 
 from __future__ import annotations
@@ -25,8 +25,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from ..liveness import Liveness, Look
-from ..statemachine import next_state
+from ..runtime.liveness import Liveness, Look
+from ..runtime.statemachine import next_state
 
 if TYPE_CHECKING:
     from .nqrun import NqMemory

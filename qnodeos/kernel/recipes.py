@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import math
 
-from netlink import egp as e
-from netlink.models import CORRECTION  # the Pauli that maps a Bell index to Phi+
+from qnodeos.netlink import egp as e
+from qnodeos.netlink.models import CORRECTION  # the Pauli that maps a Bell index to Phi+
 
 from ..lang import messages as m
 from .lower import Lowering

@@ -21,14 +21,14 @@ import trio
 import trio.lowlevel
 import zmq
 
-from .. import procinfo
-from ..config import LinkConfig, NodeConfig
+from ..config.network import LinkConfig, NodeConfig
 from ..errors import ConfigError, ProtocolError, QNodeOSError
 from ..lang import codec
-from ..liveness import Look, Unread
-from ..ratelog import BadInput
-from ..security import APP, PEER, QDEVICE, Authenticator, client_side, node_id, server_side
-from ..transport import Socket, ZSocket, bind_router, connect_dealer, disconnects
+from ..runtime import procinfo
+from ..runtime.liveness import Look, Unread
+from ..runtime.ratelog import BadInput
+from ..runtime.security import APP, PEER, QDEVICE, Authenticator, client_side, node_id, server_side
+from ..runtime.transport import Socket, ZSocket, bind_router, connect_dealer, disconnects
 from .core import Kernel
 from .outputs import Out, Resume, ToApp, ToDevice, ToNode
 

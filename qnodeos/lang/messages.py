@@ -42,7 +42,7 @@ QubitCount = Annotated[int, msgspec.Meta(ge=0, le=1024)]
 
 
 class ProcId(msgspec.Struct, frozen=True, kw_only=True):
-    """An OS process, as it names itself (``qnodeos.procinfo``): pid, start time (clock
+    """An OS process, as it names itself (``qnodeos.runtime.procinfo``): pid, start time (clock
     ticks after boot: with the pid, it names one process, never a later one that reuses
     the pid) and ``host``, the machine's boot id and pid namespace. Sent so that whoever
     judges this process's silence can ask the OS whether it is alive, stopped or gone."""

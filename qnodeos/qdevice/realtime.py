@@ -27,10 +27,10 @@ from typing import Any
 
 import zmq
 
-from .. import procinfo
-from ..config import LinkConfig, NodeConfig
-from ..liveness import Unread
-from ..security import (
+from ..config.network import LinkConfig, NodeConfig
+from ..runtime import procinfo
+from ..runtime.liveness import Unread
+from ..runtime.security import (
     QDEVICE,
     QPEER,
     Authenticator,
@@ -40,7 +40,7 @@ from ..security import (
     server_side,
     user_of,
 )
-from ..sockets import Claim, bind, connect, monitor_event
+from ..runtime.sockets import Claim, bind, connect, monitor_event
 from .clock import DeviceClock
 from .lag import LagMeter
 from .outbox import Outbox

@@ -4,7 +4,7 @@ this process hosts.
 How it works. An ``Entangle`` asks for up to ``pairs`` pairs on a link. The station of
 a link lives in the quantum process of the link's first node (its *owner*); the other
 end sends its attempt there (``QAttempt``). When both attempts are in, the station runs
-the round at once, in device time (``netlink.station``): each herald, with its time and
+the round at once, in device time (``qnodeos.netlink.station``): each herald, with its time and
 Bell state. The owner then goes through the heralds in order: it places each pair on
 its qubit and on a slot standing for the peer's (a ghost), and runs its *recipe* (ops
 after a herald: a correction, a basis rotation and a measurement) at the herald's
@@ -44,16 +44,16 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from netlink.schedule import lead_ns
-from netlink.station import Attempt, HeraldingStation, Rejected, RoundEnd
-from netlink.station import ToNode as StationOut
+from qnodeos.netlink.schedule import lead_ns
+from qnodeos.netlink.station import Attempt, HeraldingStation, Rejected, RoundEnd
+from qnodeos.netlink.station import ToNode as StationOut
 
-from ..config import LinkConfig
+from ..config.network import LinkConfig
 from ..errors import DeviceError
 from ..lang import codec
 from ..lang import messages as m
-from ..ratelog import BadInput
-from ..timeline import Recorder
+from ..runtime.ratelog import BadInput
+from ..runtime.timeline import Recorder
 from .device import QuantumDevice
 from .groups import Groups
 from .outputs import Out, ToPeer

@@ -40,14 +40,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..config import LinkConfig, NodeConfig
+from ..config.network import LinkConfig, NodeConfig
 from ..errors import DeviceError, ProtocolError
 from ..lang import codec
 from ..lang import messages as m
-from ..liveness import Liveness, Look
-from ..ratelog import BadInput
-from ..security import node_id
-from ..timeline import recorder
+from ..runtime.liveness import Liveness, Look
+from ..runtime.ratelog import BadInput
+from ..runtime.security import node_id
+from ..runtime.timeline import recorder
 from .device import QuantumDevice
 from .groups import MAX_GROUP, Groups
 from .outputs import Cancel, Out, ToKernel, ToPeer

@@ -10,8 +10,8 @@ from collections.abc import Mapping
 
 import trio
 
-from ..config import LinkConfig, NodeConfig
-from ..transport import Socket, bind_router, connect_dealer
+from ..config.network import LinkConfig, NodeConfig
+from ..runtime.transport import Socket, bind_router, connect_dealer
 from .clock import DeviceClock
 from .outbox import Outbox
 from .server import Cancel, Out, QDeviceServer, ToKernel

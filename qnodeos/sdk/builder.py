@@ -20,7 +20,7 @@ import math
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from ..errors import LocalError
 from ..lang.gates import GATES
@@ -40,8 +40,16 @@ from ..lang.program import (
     Subroutine,
 )
 
-if TYPE_CHECKING:
-    from .epr import EprSocket
+
+class EprPeer(Protocol):
+    """The other end of a block's pairs: its node and app (an ``EprSocket`` names them)."""
+
+    @property
+    def node(self) -> str: ...
+
+    @property
+    def app(self) -> str: ...
+
 
 _NOT_YET = object()
 # what runs on each pair as it arrives: (the block, the pair's qubit, the pair's index)
@@ -309,7 +317,7 @@ class Block(QubitOwner):
     # -- entanglement --------------------------------------------------------------------
     def create_keep(
         self,
-        epr: EprSocket,
+        epr: EprPeer,
         number: int = 1,
         *,
         sequential: bool = False,
@@ -326,7 +334,7 @@ class Block(QubitOwner):
 
     def recv_keep(
         self,
-        epr: EprSocket,
+        epr: EprPeer,
         number: int = 1,
         *,
         sequential: bool = False,
@@ -338,7 +346,7 @@ class Block(QubitOwner):
 
     def create_measure(
         self,
-        epr: EprSocket,
+        epr: EprPeer,
         number: int = 1,
         *,
         bases: str = "Z",
@@ -356,7 +364,7 @@ class Block(QubitOwner):
 
     def recv_measure(
         self,
-        epr: EprSocket,
+        epr: EprPeer,
         number: int = 1,
         *,
         bases: str = "Z",
@@ -369,7 +377,7 @@ class Block(QubitOwner):
 
     def create_rsp(
         self,
-        epr: EprSocket,
+        epr: EprPeer,
         number: int = 1,
         *,
         chosen: str = "",
@@ -386,7 +394,7 @@ class Block(QubitOwner):
 
     def recv_rsp(
         self,
-        epr: EprSocket,
+        epr: EprPeer,
         number: int = 1,
         *,
         sequential: bool = False,
@@ -399,7 +407,7 @@ class Block(QubitOwner):
 
     def _keep(
         self,
-        epr: EprSocket,
+        epr: EprPeer,
         role: str,
         kind: str,
         number: int,
@@ -437,7 +445,7 @@ class Block(QubitOwner):
 
     def _measure(
         self,
-        epr: EprSocket,
+        epr: EprPeer,
         role: str,
         kind: str,
         number: int,
@@ -458,7 +466,7 @@ class Block(QubitOwner):
 
     def _request(
         self,
-        epr: EprSocket,
+        epr: EprPeer,
         role: str,
         kind: str,
         number: int,

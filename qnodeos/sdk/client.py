@@ -17,27 +17,27 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 import trio
 
-from .. import procinfo
 from ..errors import ConnectionClosed, LocalError, ProtocolError, RemoteError
 from ..lang import codec
 from ..lang import messages as m
 from ..lang.program import Subroutine
 from ..lang.text import parse
-from ..liveness import Liveness
-from ..security import APP, Curve, guarded
-from ..transport import Socket, connect_dealer, disconnects
+from ..runtime import procinfo
+from ..runtime.liveness import Liveness
+from ..runtime.security import APP, Curve, guarded
+from ..runtime.transport import Socket, connect_dealer, disconnects
 from . import progress as _progress
 from .builder import Block, Qubit, QubitIds, QubitOwner
-from .epr import EprError, EprSocket, Pair, to_pairs
+from .epr import EprError, EprSocket, Pair, SessionLink
 
 if TYPE_CHECKING:
-    from ..config import NetworkConfig
+    from ..config.network import NetworkConfig
 
 Values = dict[str, int | list[int]]
 EprNews = m.EprPairs | m.EprDone | m.EprFailed | m.Stopped
 # A node whose process died is noticed at once (its connection closes); one that is
 # only silent (paused, or its host unreachable) after this many leases, or later while
-# the OS says its process is alive (see qnodeos.liveness).
+# the OS says its process is alive (see qnodeos.runtime.liveness).
 DEAD_AFTER_LEASES = 5.0
 MAX_UNSETTLED = 200_000  # as the node's ledger keeps per link (kernel/ledger.py MAX_OPEN)
 
@@ -86,11 +86,9 @@ IN_PROCESS: ContextVar[tuple[NetworkConfig, dict[str, str]] | None] = ContextVar
 
 
 def _network_config(network: str | None) -> NetworkConfig:
-    from ..config import load_network, parse_network
-    from ..defaults import default_network_text
+    from ..config.defaults import network_or_default
 
-    path = network or os.environ.get("QNODEOS_NETWORK")
-    return load_network(path) if path else parse_network(default_network_text(), "<default>")
+    return network_or_default(network or os.environ.get("QNODEOS_NETWORK"))
 
 
 def network_config() -> NetworkConfig | None:
@@ -145,6 +143,9 @@ class Node(QubitOwner):
         self._send_seq = 0
         self._eprs: dict[int, trio.MemorySendChannel[EprNews]] = {}
         self._epr_seq = 0
+        self._epr_link = SessionLink(
+            ids=self._ids, next_req=self._next_req, collect=self._epr, stream=self._epr_chunks
+        )
         # Pairs this app got that turned out void (the other app never got them, or its
         # node went away): entanglement id -> why. Drop them from your results.
         self.expired: dict[tuple[str, str, int], str] = {}
@@ -249,7 +250,7 @@ class Node(QubitOwner):
     async def _heartbeat(self) -> None:
         """Keep the lease; notice a node that stopped answering (it answers every
         heartbeat), after ``DEAD_AFTER_LEASES`` leases of silence, or longer while the
-        OS says its process is alive (a busy machine, see ``qnodeos.liveness``). If
+        OS says its process is alive (a busy machine, see ``qnodeos.runtime.liveness``). If
         this app itself was paused (SIGSTOP, a sleeping laptop), the silence was ours:
         ask again before judging the node."""
         live = self._live
@@ -324,7 +325,34 @@ class Node(QubitOwner):
 
     def epr_socket(self, node: str, app: str) -> EprSocket:
         """An EPR socket to app ``app`` on node ``node`` (which opens one back to us)."""
-        return EprSocket(self, node, app)
+        return EprSocket(node, app, self._epr_link)
+
+    def _next_req(self) -> int:
+        self._epr_seq += 1
+        return self._epr_seq
+
+    def _to_pairs(self, pairs: list[m.EprPair]) -> list[Pair]:
+        """Pairs as the app sees them; kept halves become the app's Qubits."""
+        out = []
+        for p in pairs:
+            q = None
+            if p.qubit >= 0:
+                q = Qubit(self, p.qubit)
+                self._ids.used.add(p.qubit)
+                self._qubits[p.qubit] = q
+            out.append(
+                Pair(
+                    ent_id=p.ent_id,
+                    bell_index=p.bell_index,
+                    goodness=p.goodness,
+                    attempts=p.attempts,
+                    at_ns=p.at_ns,
+                    qubit=q,
+                    outcome=p.outcome,
+                    basis=p.basis,
+                )
+            )
+        return out
 
     async def _epr(self, req: m.EprRequest) -> list[Pair]:
         """Every pair of the request once it is complete (or EprError with those made).
@@ -338,8 +366,8 @@ class Node(QubitOwner):
                     continue
                 if got:
                     await self._ack(req.req, len(got))
-                self._raise_failed(req, msg, to_pairs(self, got))
-                return to_pairs(self, got)
+                self._raise_failed(req, msg, self._to_pairs(got))
+                return self._to_pairs(got)
         raise AssertionError("unreachable")  # _epr_news ends with EprDone or raises
 
     async def _epr_chunks(self, req: m.EprRequest) -> AsyncGenerator[list[Pair], None]:
@@ -351,7 +379,7 @@ class Node(QubitOwner):
                 if msg.pairs:
                     count += len(msg.pairs)
                     await self._ack(req.req, count)
-                pairs = to_pairs(self, msg.pairs)
+                pairs = self._to_pairs(msg.pairs)
                 if not isinstance(msg, m.EprPairs):
                     self._raise_failed(req, msg, pairs)
                 if pairs:

@@ -12,16 +12,12 @@ layer. Both apps open a socket naming each other; one creates, the other receive
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from ..errors import LocalError, RemoteError
 from ..lang import messages as m
-from .builder import Qubit
-
-if TYPE_CHECKING:
-    from .client import Node
+from .builder import Qubit, QubitIds
 
 
 class EprError(RemoteError):
@@ -50,11 +46,23 @@ class Pair:
     basis: str = ""
 
 
-class EprSocket:
-    """Pairs with app ``app`` on node ``node``."""
+@dataclass(frozen=True)
+class SessionLink:
+    """What an EPR socket uses of its session (``Node.epr_socket`` hands it one): the
+    app's qubit ids (a kept pair takes one), request numbers, and the session's two ways
+    to have a request's pairs: all at once (``collect``) or in chunks (``stream``)."""
 
-    def __init__(self, conn: Node, node: str, app: str) -> None:
-        self._conn = conn
+    ids: QubitIds
+    next_req: Callable[[], int]
+    collect: Callable[[m.EprRequest], Awaitable[list[Pair]]]
+    stream: Callable[[m.EprRequest], AsyncGenerator[list[Pair], None]]
+
+
+class EprSocket:
+    """Pairs with app ``app`` on node ``node`` (open one with ``Node.epr_socket``)."""
+
+    def __init__(self, node: str, app: str, link: SessionLink) -> None:
+        self._link = link
         self.node = node
         self.app = app
 
@@ -103,10 +111,10 @@ class EprSocket:
         if role not in ("create", "recv"):
             raise LocalError(f"role {role!r}: use 'create' or 'recv'")
         fid = min_fidelity if role == "create" else 0.0
-        return self._conn._epr_chunks(self._msg(role, "M", number, fid, timeout, [], bases))
+        return self._link.stream(self._msg(role, "M", number, fid, timeout, [], bases))
 
     async def _keep(self, role: str, number: int, fid: float, timeout: float) -> list[Pair]:
-        ids = self._conn._ids
+        ids = self._link.ids
         taken: list[int] = []
         try:
             for _ in range(number):
@@ -117,7 +125,7 @@ class EprSocket:
             raise
         req = self._msg(role, "K", number, fid, timeout, taken, "Z")
         try:
-            done = await self._conn._epr(req)
+            done = await self._link.collect(req)
         except EprError as exc:
             kept = {p.qubit.id for p in exc.pairs if p.qubit is not None}
             for i in taken:
@@ -129,7 +137,7 @@ class EprSocket:
     async def _measure(
         self, role: str, number: int, bases: str, fid: float, timeout: float
     ) -> list[Pair]:
-        return await self._conn._epr(self._msg(role, "M", number, fid, timeout, [], bases))
+        return await self._link.collect(self._msg(role, "M", number, fid, timeout, [], bases))
 
     def _msg(
         self,
@@ -141,9 +149,8 @@ class EprSocket:
         qubits: list[int],
         bases: str,
     ) -> m.EprRequest:
-        self._conn._epr_seq += 1
         return m.EprRequest(
-            req=self._conn._epr_seq,
+            req=self._link.next_req(),
             remote_node=self.node,
             remote_app=self.app,
             role=role,
@@ -154,27 +161,3 @@ class EprSocket:
             qubits=qubits,
             bases=bases,
         )
-
-
-def to_pairs(conn: Node, pairs: list[m.EprPair]) -> list[Pair]:
-    """Pairs as the app sees them; kept halves become the app's Qubits."""
-    out = []
-    for p in pairs:
-        q = None
-        if p.qubit >= 0:
-            q = Qubit(conn, p.qubit)
-            conn._ids.used.add(p.qubit)
-            conn._qubits[p.qubit] = q
-        out.append(
-            Pair(
-                ent_id=p.ent_id,
-                bell_index=p.bell_index,
-                goodness=p.goodness,
-                attempts=p.attempts,
-                at_ns=p.at_ns,
-                qubit=q,
-                outcome=p.outcome,
-                basis=p.basis,
-            )
-        )
-    return out

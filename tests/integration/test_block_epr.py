@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from testbed.trace import node_spans, work_ns
+from qnodeos.testbed.trace import node_spans, work_ns
 
 from .test_entanglement import TWO_NODES, close, pair_apps, run
 
@@ -121,14 +121,14 @@ args = { me = "local", seconds = 2.0 }
 
 
 def test_delegated_computation_matches_the_werner_closed_form(tmp_path: Path) -> None:
-    """apps.dqc (QNodeOS's DQC: remote state preparation, rz(delta), tomography) on a
+    """qnodeos.apps.dqc (QNodeOS's DQC: remote state preparation, rz(delta), tomography) on a
     Werner link and noiseless devices: the fidelity of each setting is (2F+1)/3, and
     the app's own prediction from the configured noise says the same."""
     f, k = 0.85, 150
     link = f'model = "depolarise"\nfidelity = {f}\np_success = 0.5\ncycle_ns = 1000'
     text = TWO_NODES.format(name="dqc", speed="inf", link=link)
-    text += pair_apps("apps.dqc", ("client", "server"), ("client", "server"), k=k)
-    client = 'module = "apps.dqc"\nname = "client"\nargs = {'
+    text += pair_apps("qnodeos.apps.dqc", ("client", "server"), ("client", "server"), k=k)
+    client = 'module = "qnodeos.apps.dqc"\nname = "client"\nargs = {'
     text = text.replace(client, client + " settings = [[0, 0], [2, 3]],")
     code, res, err = run(tmp_path, text)
     assert code == 0, (err, {k: v.get("error") for k, v in res.items() if "error" in v})

@@ -64,11 +64,11 @@ qubits = 2
 speed = inf
 [[apps]]
 node = "a"
-module = "apps.ramsey"
+module = "qnodeos.apps.ramsey"
 args = { shots = 20, waits_ms = [0, 1] }
 [[apps]]
 node = "a"
-module = "apps.ramsey"
+module = "qnodeos.apps.ramsey"
 args = { shotz = 20 }
 """)
     out = qnodeos("run", str(net), "--run-dir", str(tmp_path / "run"))
@@ -81,12 +81,13 @@ args = { shotz = 20 }
 
 def test_a_mistyped_app_module_is_refused_before_any_node_starts(tmp_path: Path) -> None:
     net = tmp_path / "net.toml"
-    net.write_text('name = "t"\n[nodes.a]\n[[apps]]\nnode = "a"\nmodule = "apps.telport"\n')
+    net.write_text('name = "t"\n[nodes.a]\n[[apps]]\nnode = "a"\nmodule = "qnodeos.apps.telport"\n')
     out = qnodeos("run", str(net), "--run-dir", str(tmp_path / "run"), timeout=30)
     assert out.returncode == 2
-    assert "apps[0].module: no module named 'apps.telport' (did you mean 'apps.teleport'?)" in (
-        out.stderr
-    )
+    assert (
+        "apps[0].module: no module named 'qnodeos.apps.telport' "
+        "(did you mean 'qnodeos.apps.teleport'?)"
+    ) in out.stderr
     assert "up;" not in out.stdout  # no node was started
 
 
@@ -153,11 +154,11 @@ qubits = 1
 qubits = 1
 [[apps]]
 node = "alice"
-module = "apps.pingpong"
+module = "qnodeos.apps.pingpong"
 args = {{ role = "ping", me = "ping", peer_node = "bob", peer = "pong", rounds = {rounds} }}
 [[apps]]
 node = "bob"
-module = "apps.pingpong"
+module = "qnodeos.apps.pingpong"
 args = {{ role = "pong", me = "pong", peer_node = "alice", peer = "ping" }}
 """
 
@@ -241,7 +242,7 @@ def test_progress_on_a_terminal_is_a_live_table(tmp_path: Path) -> None:
         seen += chunk
     assert proc.wait(timeout=60) == 0
     text = seen.decode(errors="replace")
-    assert "qnodeos run," in text and "apps.dqc on client" in text and "runs" in text
+    assert "qnodeos run," in text and "qnodeos.apps.dqc on client" in text and "runs" in text
     assert "DQC client: k = 8" in text  # the results follow
 
 

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from netlink.models import SingleClick
+from qnodeos.netlink.models import SingleClick
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
@@ -95,9 +95,13 @@ def test_werner_link_gives_chsh_teleportation_and_qber_closed_forms(
     (2F+1)/3, matched-basis QBER 2(1-F)/3."""
     link = f'model = "depolarise"\nfidelity = {f}\np_success = 0.2\ncycle_ns = 10000'
     text = TWO_NODES.format(name=f"werner{int(f * 100)}", speed="inf", link=link)
-    text += pair_apps("apps.teleport", ("sender", "receiver"), ("tel-s", "tel-r"), rounds=150)
-    text += pair_apps("apps.chsh", ("alice", "bob"), ("chsh-a", "chsh-b"), rounds=1200, batch=8)
-    text += pair_apps("apps.qkd", ("alice", "bob"), ("qkd-a", "qkd-b"), pairs=1500)
+    text += pair_apps(
+        "qnodeos.apps.teleport", ("sender", "receiver"), ("tel-s", "tel-r"), rounds=150
+    )
+    text += pair_apps(
+        "qnodeos.apps.chsh", ("alice", "bob"), ("chsh-a", "chsh-b"), rounds=1200, batch=8
+    )
+    text += pair_apps("qnodeos.apps.qkd", ("alice", "bob"), ("qkd-a", "qkd-b"), pairs=1500)
     code, res, err = run(tmp_path, text)
     assert code == 0, (err, {k: v.get("error") for k, v in res.items() if "error" in v})
 
@@ -130,7 +134,7 @@ def test_single_click_link_in_real_time_matches_its_model(tmp_path: Path) -> Non
     )
     n = 300
     text = TWO_NODES.format(name="click", speed=1.0, link=link)
-    text += pair_apps("apps.linkstats", ("create", "recv"), ("ls-a", "ls-b"), pairs=n)
+    text += pair_apps("qnodeos.apps.linkstats", ("create", "recv"), ("ls-a", "ls-b"), pairs=n)
     code, res, err = run(tmp_path, text)
     assert code == 0, (err, {k: v.get("error") for k, v in res.items() if "error" in v})
     r = res["ls-a"]["result"]
@@ -217,7 +221,7 @@ def test_ghz_over_a_chain_moves_state_to_a_process_it_had_no_link_to(tmp_path: P
     for a, b in (("alice", "bob"), ("bob", "charlie")):
         text += f'[[links]]\nnodes = ["{a}", "{b}"]\nmodel = "perfect"\ncycle_ns = 1000\n'
     for role, n in zip("abc", ("alice", "bob", "charlie"), strict=True):
-        text += f'[[apps]]\nnode = "{n}"\nmodule = "apps.ghz"\n'
+        text += f'[[apps]]\nnode = "{n}"\nmodule = "qnodeos.apps.ghz"\n'
         text += f'args = {{ role = "{role}", nodes = ["alice", "bob", "charlie"], rounds = 100 }}\n'
     code, res, err = run(tmp_path, text)
     assert code == 0, (err, {k: v.get("error") for k, v in res.items() if "error" in v})

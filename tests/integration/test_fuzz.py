@@ -53,7 +53,7 @@ qpeer_endpoint = "ipc://{d}/{n}-qpeer"
 
 
 def fuzz_target(d: Path) -> Target:
-    from qnodeos.security import KeyStore
+    from qnodeos.runtime.security import KeyStore
 
     keys = KeyStore(d / "keys")
     alice, mallory = keys.node("alice", secret=True), keys.node("mallory", secret=True)

@@ -107,8 +107,8 @@ delay_s = 0.001
                 in_ns(
                     ns,
                     "-m",
-                    "testbed.app_runner",
-                    "apps.linkstats",
+                    "qnodeos.testbed.app_runner",
+                    "qnodeos.apps.linkstats",
                     node,
                     "--args",
                     json.dumps(args),

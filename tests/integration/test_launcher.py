@@ -22,7 +22,7 @@ qdevice_endpoint = "tcp://no-such-host.invalid:1"
 [nodes.c]
 [[apps]]
 node = "a"
-module = "apps.ramsey"
+module = "qnodeos.apps.ramsey"
 """
 
 
@@ -60,11 +60,11 @@ def test_every_child_dies_when_the_launcher_is_killed(tmp_path: Path) -> None:
 [nodes.bob]
 [[apps]]
 node = "alice"
-module = "apps.pingpong"
+module = "qnodeos.apps.pingpong"
 args = { role = "ping", me = "ping", peer_node = "bob", peer = "pong", rounds = 1000000 }
 [[apps]]
 node = "bob"
-module = "apps.pingpong"
+module = "qnodeos.apps.pingpong"
 args = { role = "pong", me = "pong", peer_node = "alice", peer = "ping" }
 """)
     launcher = subprocess.Popen(
@@ -77,7 +77,7 @@ args = { role = "pong", me = "pong", peer_node = "alice", peer = "ping" }
     assert launcher.stdout is not None
     assert "running 2 app(s)" in launcher.stdout.readline()
     running = left_behind(tmp_path)
-    for what in ("qnodeos node alice", "qnodeos qdevice bob", "app_runner apps.pingpong"):
+    for what in ("qnodeos node alice", "qnodeos qdevice bob", "app_runner qnodeos.apps.pingpong"):
         assert what in running  # each shows the command line it would have had
     launcher.send_signal(signal.SIGKILL)
     launcher.wait()

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from testbed.trace import node_spans, utilization
+from qnodeos.testbed.trace import node_spans, utilization
 
 from .test_entanglement import run
 

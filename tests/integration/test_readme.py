@@ -30,10 +30,10 @@ import trio.testing
 
 import qnodeos
 from qnodeos import sdk
-from qnodeos.cli import build_parser
-from qnodeos.config import parse_network
+from qnodeos.config.network import parse_network
+from qnodeos.facade.cli import build_parser
 from qnodeos.sdk.client import IN_PROCESS
-from testbed.local import local_network
+from qnodeos.testbed.local import local_network
 
 from .helpers import ROOT, werner_pair
 

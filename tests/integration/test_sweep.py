@@ -23,13 +23,13 @@ NET = werner_pair("chshsweep", 0.9) + """
 [[apps]]
 node = "alice"
 name = "a"
-module = "apps.chsh"
+module = "qnodeos.apps.chsh"
 args = { role = "alice", me = "a", peer_node = "bob", peer = "b", rounds = 1600, batch = 8, \
 seed = 4 }
 [[apps]]
 node = "bob"
 name = "b"
-module = "apps.chsh"
+module = "qnodeos.apps.chsh"
 args = { role = "bob", me = "b", peer_node = "alice", peer = "a", batch = 8, seed = 5 }
 """
 

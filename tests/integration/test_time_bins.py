@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from qnodeos.config import parse_network
+from qnodeos.config.network import parse_network
 
 from .test_entanglement import TWO_NODES, pair_apps, run
 
@@ -33,7 +33,7 @@ def test_one_ms_bins_in_real_time(tmp_path: Path) -> None:
         "schedule = { bin_ns = 1000000, period = 4, bins = [0, 1] }"
     )
     text = TWO_NODES.format(name="bins", speed=1.0, link=link)
-    text += pair_apps("apps.linkstats", ("create", "recv"), ("a", "b"), pairs=n, batch=n)
+    text += pair_apps("qnodeos.apps.linkstats", ("create", "recv"), ("a", "b"), pairs=n, batch=n)
     code, res, err = run(tmp_path, text, timeout=60)
     assert code == 0, (err, {k: v.get("error") for k, v in res.items() if "error" in v})
     cfg = parse_network(text)

@@ -23,7 +23,7 @@ import zmq
 from qnodeos import sdk
 from qnodeos.lang import codec
 from qnodeos.lang import messages as m
-from qnodeos.security import KeyStore
+from qnodeos.runtime.security import KeyStore
 
 from .helpers import ROOT, free_port, start_node
 
@@ -158,7 +158,7 @@ def test_with_keys_identities_come_from_keys(
 async def forged_message_is_dropped(
     net: Path, eps: dict[str, dict[str, str]], mallory: object, alice: object
 ) -> None:
-    from qnodeos.security import KeyPair
+    from qnodeos.runtime.security import KeyPair
 
     assert isinstance(mallory, KeyPair) and isinstance(alice, KeyPair)
     assert mallory.secret is not None

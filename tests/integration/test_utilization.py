@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from qnodeos.config import parse_network
+from qnodeos.config.network import parse_network
 from tests.test_utilization import NET, check, modelled
 
 from .test_entanglement import pair_apps, run

@@ -19,7 +19,7 @@ import trio
 
 import qnodeos.sdk.client as client
 from qnodeos import sdk
-from testbed.local import local_network
+from qnodeos.testbed.local import local_network
 from tests.conftest import network
 
 NET = """

@@ -7,10 +7,11 @@ from typing import Any
 import numpy as np
 import pytest
 
-from qnodeos.config import NodeConfig, NodeLimits
+from qnodeos.config.network import NodeConfig, NodeLimits
 from qnodeos.errors import LocalError
 from qnodeos.hardware.params import build
-from qnodeos.kernel.core import SLICE, Kernel
+from qnodeos.kernel.blocks import SLICE
+from qnodeos.kernel.core import Kernel
 from qnodeos.kernel.outputs import Out, Resume, ToApp, ToDevice
 from qnodeos.kernel.processes import App, Event, State
 from qnodeos.kernel.scheduler import Entry, Scheduler

@@ -12,8 +12,8 @@ from qnodeos import sdk
 from qnodeos.lang import codec
 from qnodeos.lang import messages as m
 from qnodeos.lang.text import parse
-from qnodeos.transport import MemDealer
-from testbed.local import local_network, service
+from qnodeos.runtime.transport import MemDealer
+from qnodeos.testbed.local import local_network, service
 
 from ..conftest import network
 

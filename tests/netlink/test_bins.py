@@ -18,12 +18,12 @@ import trio
 
 import qnodeos.kernel.service as service_mod
 import qnodeos.sdk.client as client
-from netlink.models import Depolarise
-from netlink.schedule import LEAD_S, TimeBins, lead_ns
-from netlink.station import Attempt, HeraldingStation, Rejected, RoundEnd, ToNode
 from qnodeos import sdk
 from qnodeos.kernel.service import NodeService
-from testbed.local import local_network, service
+from qnodeos.netlink.models import Depolarise
+from qnodeos.netlink.schedule import LEAD_S, TimeBins, lead_ns
+from qnodeos.netlink.station import Attempt, HeraldingStation, Rejected, RoundEnd, ToNode
+from qnodeos.testbed.local import local_network, service
 from tests.conftest import network
 
 # -- the schedule --------------------------------------------------------------------

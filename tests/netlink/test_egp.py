@@ -8,7 +8,9 @@ import math
 import numpy as np
 import pytest
 
-from netlink.egp import (
+from qnodeos.errors import LocalError
+from qnodeos.lang.messages import EgpRequest
+from qnodeos.netlink.egp import (
     EGP,
     Accepted,
     Code,
@@ -22,10 +24,8 @@ from netlink.egp import (
     ToLocal,
     ToPeer,
 )
-from netlink.models import Depolarise, LinkModel, Perfect
-from netlink.station import Attempt, HeraldingStation
-from qnodeos.errors import LocalError
-from qnodeos.lang.messages import EgpRequest
+from qnodeos.netlink.models import Depolarise, LinkModel, Perfect
+from qnodeos.netlink.station import Attempt, HeraldingStation
 
 
 class Link:
@@ -228,7 +228,7 @@ def test_illegal_event_names_the_request_and_state() -> None:
         queue=1,
     )
     r = Request(spec=spec, queue=1)
-    from netlink.egp import State
+    from qnodeos.netlink.egp import State
 
     with pytest.raises(
         LocalError, match="request a:4: event 'last pair' is not allowed in state 'proposed'"

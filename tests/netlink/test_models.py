@@ -10,7 +10,8 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 
-from netlink.models import (
+from qnodeos.errors import ConfigError
+from qnodeos.netlink.models import (
     PHI_PLUS,
     PSI_MINUS,
     PSI_PLUS,
@@ -22,7 +23,6 @@ from netlink.models import (
     corrected,
     fidelity_to,
 )
-from qnodeos.errors import ConfigError
 
 
 def test_depolarise_delivers_a_werner_state_of_the_configured_fidelity() -> None:

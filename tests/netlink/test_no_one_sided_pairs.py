@@ -13,8 +13,8 @@ import trio
 from qnodeos import sdk
 from qnodeos.lang import codec
 from qnodeos.lang import messages as m
-from qnodeos.transport import MemDealer
-from testbed.local import local_network, service
+from qnodeos.runtime.transport import MemDealer
+from qnodeos.testbed.local import local_network, service
 from tests.conftest import network
 
 TWO = """

@@ -16,14 +16,14 @@ from typing import Any
 import pytest
 import trio
 
-import apps.linkstats
+import qnodeos.apps.linkstats
 import qnodeos.sdk.client as client
-from netlink.models import SingleClick
 from qnodeos import sdk
-from qnodeos.config import NetworkConfig
-from qnodeos.timeline import ENV
-from testbed.local import local_network, service
-from testbed.trace import node_spans
+from qnodeos.config.network import NetworkConfig
+from qnodeos.netlink.models import SingleClick
+from qnodeos.runtime.timeline import ENV
+from qnodeos.testbed.local import local_network, service
+from qnodeos.testbed.trace import node_spans
 from tests.conftest import network
 
 TWO = """
@@ -67,13 +67,13 @@ async def both(*calls: Callable[[], Awaitable[Any]]) -> list[Any]:
 
 
 async def linkstats(cfg: NetworkConfig, monkeypatch: pytest.MonkeyPatch, n: int) -> dict[str, Any]:
-    """Run apps.linkstats for ``n`` pairs between alice and bob; alice's result."""
+    """Run qnodeos.apps.linkstats for ``n`` pairs between alice and bob; alice's result."""
     async with running(cfg, monkeypatch):
         r, _ = await both(
-            lambda: apps.linkstats.main(
+            lambda: qnodeos.apps.linkstats.main(
                 "alice", role="create", me="a", peer_node="bob", peer="b", pairs=n
             ),
-            lambda: apps.linkstats.main(
+            lambda: qnodeos.apps.linkstats.main(
                 "bob", role="recv", me="b", peer_node="alice", peer="a", pairs=n
             ),
         )
@@ -237,13 +237,13 @@ cycle_ns = 1000
 async def test_ghz_over_three_nodes_is_perfect_on_perfect_links(
     autojump_clock: object, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import apps.ghz
+    import qnodeos.apps.ghz
 
     nodes = ["alice", "bob", "charlie"]
     async with running(network(THREE), monkeypatch):
         a, _, _ = await both(
             *(
-                (lambda r=r, n=n: apps.ghz.main(n, role=r, nodes=nodes, rounds=40))
+                (lambda r=r, n=n: qnodeos.apps.ghz.main(n, role=r, nodes=nodes, rounds=40))
                 for r, n in zip("abc", nodes, strict=True)
             )
         )
@@ -254,16 +254,18 @@ async def test_ghz_over_three_nodes_is_perfect_on_perfect_links(
 async def test_blind_computation_gives_cos2_phi_over_2(
     autojump_clock: object, monkeypatch: pytest.MonkeyPatch, phi: float, p0: float
 ) -> None:
-    import apps.blind
+    import qnodeos.apps.blind
 
     cfg = network(TWO.format(speed="inf", params="", link='model = "perfect"\ncycle_ns = 1000'))
     n = 300
     async with running(cfg, monkeypatch):
         client_r, _ = await both(
-            lambda: apps.blind.main(
+            lambda: qnodeos.apps.blind.main(
                 "alice", role="client", me="c", peer_node="bob", peer="s", rounds=n, phi=phi, seed=5
             ),
-            lambda: apps.blind.main("bob", role="server", me="s", peer_node="alice", peer="c"),
+            lambda: qnodeos.apps.blind.main(
+                "bob", role="server", me="s", peer_node="alice", peer="c"
+            ),
         )
     err = math.sqrt(max(p0 * (1 - p0), 1 / n) / n)
     assert close(client_r["p0"], p0, err), (client_r, p0)

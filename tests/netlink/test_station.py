@@ -7,9 +7,9 @@ import math
 import numpy as np
 import pytest
 
-from netlink.models import Depolarise, Perfect
-from netlink.schedule import TimeBins
-from netlink.station import Attempt, HeraldingStation, Rejected, RoundEnd, ToNode
+from qnodeos.netlink.models import Depolarise, Perfect
+from qnodeos.netlink.schedule import TimeBins
+from qnodeos.netlink.station import Attempt, HeraldingStation, Rejected, RoundEnd, ToNode
 
 
 def station(p: float = 1.0, cycle: float = 10.0, seed: int = 1) -> HeraldingStation:
@@ -152,7 +152,7 @@ def test_with_time_bins_no_herald_falls_outside_the_links_bins() -> None:
     """Bins of 1,000 ns, the link owns bins 1 and 2 of every 5: each round starts at
     the link's next bin and ends with it; over many rounds every herald lies in the
     link's bins, and the pair rate is the continuous rate times the bin fraction (2/5)."""
-    from netlink.schedule import TimeBins
+    from qnodeos.netlink.schedule import TimeBins
 
     sched = TimeBins(bin_ns=1000, period=5, bins=(1, 2))
     model = Depolarise(fidelity=0.9, p_success=0.02, cycle_ns=10)

@@ -9,7 +9,7 @@ import trio
 
 from qnodeos import sdk
 from qnodeos.lang import messages as m
-from testbed.local import local_network
+from qnodeos.testbed.local import local_network
 from tests.conftest import network
 
 NET = """

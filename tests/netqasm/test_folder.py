@@ -175,7 +175,7 @@ def test_network_file_gives_nodes_and_links(folder: Path, tmp_path: Path) -> Non
         'name = "lab"\n[nodes.delft]\ndevice = "nv"\nqubits = 3\n'
         '[nodes.hague]\ndevice = "nv"\nqubits = 2\n'
         '[[links]]\nnodes = ["delft", "hague"]\nmodel = "perfect"\n'
-        '[[apps]]\nnode = "delft"\nmodule = "apps.ramsey"\n'
+        '[[apps]]\nnode = "delft"\nmodule = "qnodeos.apps.ramsey"\n'
     )
     net = network_for(str(folder), str(toml))
     assert net["name"] == "lab" and net["nodes"]["delft"]["qubits"] == 3

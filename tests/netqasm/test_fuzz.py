@@ -11,7 +11,7 @@ import random
 import pytest
 
 from qnodeos import sdk
-from testbed.local import local_network
+from qnodeos.testbed.local import local_network
 from tests.conftest import network
 
 pytest.importorskip("netqasm")

@@ -20,7 +20,7 @@ import trio
 
 from qnodeos import sdk
 from qnodeos.lang.program import INT_MIN
-from testbed.local import local_network
+from qnodeos.testbed.local import local_network
 from tests.conftest import network
 
 pytest.importorskip("netqasm")

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from qnodeos.config import parse_network
+from qnodeos.config.network import parse_network
 from qnodeos.lang.gates import GATES
 from qnodeos.lang.messages import PhysOp
 from qnodeos.qdevice.device import QuantumDevice

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from qnodeos.qdevice.lag import PER_DECADE, LagMeter
-from testbed.trace import LAG_WARN_FRACTION, lag_warnings
+from qnodeos.testbed.trace import LAG_WARN_FRACTION, lag_warnings
 from tests.conftest import network
 
 # a bin's upper edge is at most this factor above the samples in it

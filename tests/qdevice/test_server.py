@@ -9,11 +9,11 @@ from collections import deque
 import numpy as np
 import pytest
 
-from netlink.models import LinkModel, Perfect
-from qnodeos.config import LinkConfig, NodeConfig
+from qnodeos.config.network import LinkConfig, NodeConfig
 from qnodeos.hardware.params import generic
 from qnodeos.lang import codec
 from qnodeos.lang import messages as m
+from qnodeos.netlink.models import LinkModel, Perfect
 from qnodeos.qdevice.server import (
     STATION_SILENT_S,
     Cancel,

@@ -8,8 +8,8 @@ import trio
 
 from qnodeos import sdk
 from qnodeos.errors import RemoteError
-from qnodeos.transport import _HUBS
-from testbed.local import local_network, service
+from qnodeos.runtime.transport import _HUBS
+from qnodeos.testbed.local import local_network, service
 
 from ..conftest import network
 

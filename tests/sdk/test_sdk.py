@@ -13,9 +13,9 @@ from qnodeos.lang import codec
 from qnodeos.lang import messages as m
 from qnodeos.lang.program import validate
 from qnodeos.lang.text import parse
+from qnodeos.runtime.transport import _HUBS, MemDealer
 from qnodeos.sdk.builder import Block, QubitIds
-from qnodeos.transport import _HUBS, MemDealer
-from testbed.local import local_network, service
+from qnodeos.testbed.local import local_network, service
 
 from ..conftest import network, within
 

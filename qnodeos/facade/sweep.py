@@ -32,9 +32,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import overrides
-from .config import parse_network, parse_toml
-from .errors import ConfigError
+from ..config import overrides
+from ..config.network import parse_network, parse_toml
+from ..errors import ConfigError
 
 MAX_POINTS = 10_000
 
@@ -146,7 +146,7 @@ def run_sweep(
     say: Callable[[str], None] = lambda s: print(s, file=sys.stderr, flush=True),
 ) -> list[dict[str, Any]]:
     """Run the sweep (resuming from ``out_dir``); the table's rows, in grid order."""
-    from .defaults import network_text
+    from ..config.defaults import network_text
 
     if not 1 <= jobs <= 64:
         raise ConfigError(f"--jobs {jobs}: not in 1..64")

@@ -21,7 +21,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 
 def value(text: str) -> Any:
@@ -69,7 +69,7 @@ def applied(text: str, source: str, path: str | Path | None, settings: list[str]
     elsewhere)."""
     import tomli_w
 
-    from .config import parse_toml
+    from .network import parse_toml
 
     data = parse_toml(text, source)
     if path is not None and isinstance(data.get("keys"), str):

@@ -1,181 +1,36 @@
 """Command line: ``qnodeos node``, ``qnodeos qdevice``, ``qnodeos run``.
 
 - ``qnodeos node NAME [--network FILE]`` runs node NAME: this process is the classical
-  process; it forks the quantum process (before starting trio, so the child starts with
-  everything imported: see ``qnodeos.forking``) and stops it on exit.
+  process; it forks the quantum process and stops it on exit (the node's entry point,
+  which the launcher and ``qnodeos up`` use too: ``qnodeos.testbed.node``).
 - ``qnodeos qdevice NAME [--network FILE]`` runs only the quantum process (the node
   starts it; run it by hand only to place it elsewhere).
 - ``qnodeos run [FILE] [--json] [--run-dir DIR]`` starts every node of a network, runs
   its apps, prints their results and tears everything down. No FILE: the embedded default.
 - ``qnodeos keys [FILE] [--dir DIR] [--app NAME]`` makes CURVE key pairs for every node
-  and app name of a network (see ``qnodeos.security``).
+  and app name of a network (see ``qnodeos.runtime.security``).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import logging
 import os
-import secrets
-import signal
 import sys
-from collections.abc import Callable, Sequence
-from functools import partial
+from collections.abc import Sequence
 from pathlib import Path
 
-import trio
-
-from . import __version__, procinfo
-from .config import NetworkConfig, load_network, parse_network
-from .defaults import default_network_text
-from .errors import QNodeOSError
-from .forking import Child, fork
-
-READY = "READY"
-TOKEN_ENV = "QNODEOS_QDEVICE_TOKEN"
-
-
-def _network(path: str | None) -> NetworkConfig:
-    return load_network(path) if path else parse_network(default_network_text(), "<default>")
-
-
-async def _until_signal(scope: trio.CancelScope) -> None:
-    with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
-        async for _ in signals:
-            scope.cancel()
-            return
-
-
-async def _stop_child(child: Child) -> None:
-    """Closing its lifeline ends the quantum process's loop; signals only if that fails."""
-    child.close_lifeline()
-    for then in (child.terminate, child.kill):
-        with trio.move_on_after(2):
-            await child.wait()
-            return
-        then()
-
-
-def fork_qdevice(name: str, network: str | None, token: str) -> Child:
-    """Fork node ``name``'s quantum process from this (preloaded) classical process,
-    before ``trio.run``; it stops when its lifeline closes, so it never outlives us."""
-    title = f"{sys.executable} -m qnodeos qdevice {name}"
-    if network:
-        title += f" --network {network}"
-    return fork(partial(_qdevice_child, name, network, token), title=title)
-
-
-def _qdevice_child(name: str, network: str | None, token: str, lifeline: int) -> int:
-    return _guarded(lambda: qdevice_main(name, network, lifeline, token))
-
-
-async def node_main(name: str, network: str | None, qdevice: Child, token: str) -> int:
-    """The classical process of node ``name``; ``qdevice`` is its quantum process,
-    already forked, which serves only whoever presents ``token``."""
-    from .kernel.service import NodeService
-
-    net = _network(network)
-    cfg = net.node(name)
-    lost: list[int] = []
-    try:
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(_until_signal, nursery.cancel_scope)
-            delays = {n: net.delay(name, n) for n in net.nodes if n != name}
-            svc = NodeService(
-                cfg,
-                cfg.peers_of(net),
-                links=net.links_of(name),
-                delays=delays,
-                token=token,
-                look=procinfo.look,
-            )
-
-            async def watch() -> None:
-                lost.append(await qdevice.wait())
-                svc.stop_reason = f"its quantum process exited ({_exit_text(qdevice.returncode)})"
-                print(f"qnodeos: node {name} stops: {svc.stop_reason}", file=sys.stderr, flush=True)
-                nursery.cancel_scope.cancel()
-
-            nursery.start_soon(watch)
-            with trio.fail_after(30):
-                await nursery.start(svc.serve)
-            print(
-                f"{READY} node {name}: {cfg.device.name} device with {cfg.device.num_qubits} "
-                f"qubits; apps connect at {cfg.app_endpoint}",
-                flush=True,
-            )
-    finally:
-        with trio.CancelScope(shield=True):
-            await _stop_child(qdevice)
-    return 1 if lost else 0
-
-
-def _exit_text(code: int | None) -> str:
-    if code is not None and code < 0:
-        try:
-            return f"killed by {signal.Signals(-code).name}"
-        except ValueError:
-            pass
-    return f"code {code}"
-
-
-def qdevice_main(name: str, network: str | None, stop_fd: int | None, token: str) -> int:
-    """Serve node ``name``'s device until ``stop_fd`` reaches end-of-file (or SIGTERM)."""
-    from .qdevice.realtime import serve_forever
-
-    net = _network(network)
-    cfg = net.node(name)
-    links = net.links_of(name)
-    serve_forever(
-        cfg,
-        stop_fd,
-        links=links,
-        # any quantum process may have to send a state group to any other
-        peers={n: c.qpeer_endpoint for n, c in net.nodes.items() if n != name and net.links},
-        delays={n: net.delay(name, n) for n in net.nodes if n != name},
-        token=token,
-    )
-    return 0
-
-
-def preload_node() -> None:
-    """Do once, in the process that forks a node's processes, what both would do
-    first: import their modules and numpy's random module (loaded on first use
-    otherwise: ~9 ms in each process), and build msgspec's decoder for each message
-    union (~5 ms in all, then cached), so every forked child starts with them."""
-    import numpy.random  # noqa: F401
-
-    import qnodeos.kernel.service  # noqa: F401
-    import qnodeos.qdevice.realtime  # noqa: F401
-
-    from .lang import codec
-
-    for make in (
-        codec.app_to_node,
-        codec.node_to_app,
-        codec.to_device,
-        codec.from_device,
-        codec.node_to_node,
-        codec.qdevice_peer,
-    ):
-        make()
-
-
-def run_node(name: str, network: str | None) -> int:
-    """``qnodeos node NAME``: fork the quantum process, then run the classical one."""
-    _network(network).node(name)  # a bad file or name fails here, before any fork
-    preload_node()  # so the quantum process starts with it done
-    token = secrets.token_hex(16)  # the quantum process serves only who knows it
-    qdevice = fork_qdevice(name, network, token)
-    return trio.run(node_main, name, network, qdevice, token)
+from ..config.defaults import network_or_default
+from ..runtime.command import configure_logging, guarded
+from ..testbed.node import TOKEN_ENV, qdevice_main, run_node
+from ..version import __version__
 
 
 def keys_main(network: str | None, folder: str | None, apps: list[str]) -> int:
     """``qnodeos keys``: make the CURVE key pairs a network needs."""
-    from .security import make_keys
+    from ..runtime.security import make_keys
 
-    net = _network(network)
+    net = network_or_default(network)
     if folder is not None:
         root = Path(folder)
     elif net.keys is not None:
@@ -195,22 +50,6 @@ def keys_main(network: str | None, folder: str | None, apps: list[str]) -> int:
     if net.keys is None or net.keys.root != root.resolve():
         print(f'add  keys = "{root}"  at the top of the network file to use them')
     return 0
-
-
-class JsonLines(logging.Formatter):
-    """One JSON object per log record: t (ISO time), level, logger, message (and the
-    exception's traceback, if any)."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        row = {
-            "t": self.formatTime(record, "%Y-%m-%dT%H:%M:%S") + f".{int(record.msecs):03d}",
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "message": record.getMessage(),
-        }
-        if record.exc_info:
-            row["error"] = self.formatException(record.exc_info)
-        return json.dumps(row)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -270,7 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=[],
         metavar="KEY=VALUE",
         help="change one value of the network for this run, e.g. apps.client.args.k=1200 "
-        "or links.0.fidelity=0.9 (repeatable; see qnodeos/overrides.py)",
+        "or links.0.fidelity=0.9 (repeatable; see qnodeos/config/overrides.py)",
     )
     p = sub.add_parser(
         "netqasm",
@@ -351,26 +190,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.cmd is None:
         parser.print_help()
         return 0
-    level = args.log_level or ["warning", "info", "debug"][min(args.verbose, 2)]
-    handler = logging.StreamHandler()
-    handler.setFormatter(
-        JsonLines()
-        if args.log_json
-        else logging.Formatter("%(asctime)s %(name)s %(levelname)s: %(message)s")
-    )
-    logging.basicConfig(level=level.upper(), handlers=[handler])
+    configure_logging(args.verbose, args.log_json, args.log_level)
     if args.cmd == "node":
-        return _guarded(lambda: run_node(args.name, args.network))
+        return guarded(lambda: run_node(args.name, args.network))
     if args.cmd == "qdevice":
         # With --parent-pipe whoever started us holds the write end of our stdin; it
         # closes when that process exits, even on SIGKILL.
         stop = sys.stdin.fileno() if args.parent_pipe else None
         token = os.environ.pop(TOKEN_ENV, "")
-        return _guarded(lambda: qdevice_main(args.name, args.network, stop, token))
+        return guarded(lambda: qdevice_main(args.name, args.network, stop, token))
     if args.cmd == "keys":
-        return _guarded(lambda: keys_main(args.network, args.dir, args.app))
+        return guarded(lambda: keys_main(args.network, args.dir, args.app))
     if args.cmd == "plot":
-        from testbed.plot import plot_run, plot_sweep
+        from ..testbed.plot import plot_run, plot_sweep
 
         def plot() -> int:
             where, to = Path(args.run_dir), Path(args.out) if args.out else None
@@ -381,22 +213,22 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"wrote {out}")
             return 0
 
-        return _guarded(plot)
+        return guarded(plot)
     if args.cmd == "netqasm":
-        return _guarded(lambda: _netqasm(args))
+        return guarded(lambda: _netqasm(args))
     if args.cmd == "schema":
-        from .schema import main as schema_main
+        from ..config.schema import main as schema_main
 
         schema_main()
         return 0
     if args.cmd == "up":
-        from testbed.up import up
+        from ..testbed.up import up
 
-        return _guarded(lambda: up(args.network, args.run_dir, args.set))
+        return guarded(lambda: up(args.network, args.run_dir, args.set))
     if args.cmd == "down":
-        from testbed.up import down
+        from ..testbed.up import down
 
-        return _guarded(lambda: down(args.name))
+        return guarded(lambda: down(args.name))
     if args.cmd == "sweep":
         from .sweep import run_sweep, table
 
@@ -419,12 +251,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         from .sweep import axis
 
-        return _guarded(sweep)
-    from testbed.launcher import run, run_deterministic
+        return guarded(sweep)
+    from ..testbed.launcher import run
 
     if args.deterministic:
-        return _guarded(lambda: run_deterministic(args.network, args.json, args.timeout, args.set))
-    return _guarded(
+        return guarded(lambda: _deterministic(args.network, args.json, args.timeout, args.set))
+    return guarded(
         lambda: run(args.network, args.json, args.run_dir, args.timeout, args.set, args.quiet)
     )
 
@@ -435,9 +267,8 @@ def _netqasm(args: argparse.Namespace) -> int:
 
     import tomli_w
 
-    from testbed.launcher import run
-
-    from .netqasm.folder import network_for
+    from ..netqasm.folder import network_for
+    from ..testbed.launcher import run
 
     net = network_for(
         args.app_dir,
@@ -454,29 +285,24 @@ def _netqasm(args: argparse.Namespace) -> int:
         return run(str(path), args.json, args.run_dir, args.timeout, args.set, args.quiet)
 
 
-def _guarded(command: Callable[[], int]) -> int:
-    """Run a command; our own errors print one line and exit 2, Ctrl-C exits 130."""
-    try:
-        return command()
-    except QNodeOSError as exc:
-        print(f"qnodeos: error: {exc}", file=sys.stderr)
-        return 2
-    except BaseExceptionGroup as group:  # from a nursery: one of ours, or a real bug
-        found = _first(group, QNodeOSError)
-        if found is None:
-            raise
-        print(f"qnodeos: error: {found}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        return 130
+def _deterministic(
+    path: str | None, as_json: bool, timeout: float, settings: list[str] | None = None
+) -> int:
+    """``qnodeos run --deterministic``: the network in this process on a simulated
+    clock (``qnodeos.Network.run(deterministic=True)``), results printed as by ``run``."""
+    from ..testbed.launcher import app_imports, check_modules, print_results
+    from .api import Network
 
-
-def _first(group: BaseExceptionGroup[BaseException], kind: type[Exception]) -> Exception | None:
-    for exc in group.exceptions:
-        if isinstance(exc, kind):
-            return exc
-        if isinstance(exc, BaseExceptionGroup):
-            inner = _first(exc, kind)
-            if inner is not None:
-                return inner
-    return None
+    net = Network.named(path)
+    if settings:
+        net = net.set(*settings)
+    with app_imports(path):
+        check_modules(net.config)
+        res = net.run(deterministic=True, timeout=timeout)
+    if as_json:
+        print(json.dumps(res.to_dict(), indent=2))
+    else:
+        print_results(net.config, res.to_dict())
+    for name, why in res.errors.items():
+        print(f"qnodeos: error: {name}: {why}", file=sys.stderr)
+    return 0 if res.ok else 1

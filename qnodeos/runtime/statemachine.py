@@ -8,7 +8,7 @@ import enum
 from collections.abc import Mapping
 from typing import TypeVar
 
-from .errors import LocalError
+from ..errors import LocalError
 
 S = TypeVar("S", bound=enum.Enum)
 E = TypeVar("E", bound=enum.Enum)

@@ -19,8 +19,8 @@ import struct
 
 import zmq
 
-from .errors import ConfigError
-from .lang.codec import MAX_FRAME
+from ..errors import ConfigError
+from ..lang.codec import MAX_FRAME
 from .security import Curve, connect_curve, serve_curve
 
 # No frame we accept is larger than the codec's limit; zmq drops a peer that sends one

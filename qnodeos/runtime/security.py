@@ -32,7 +32,7 @@ import zmq
 import zmq.auth
 from zmq.utils import z85
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 APP, PEER, QPEER, QDEVICE = "app", "peer", "qpeer", "qdevice"  # ZAP domains
 

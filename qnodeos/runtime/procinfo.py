@@ -32,7 +32,7 @@ import functools
 import os
 from pathlib import Path
 
-from .lang.messages import ProcId
+from ..lang.messages import ProcId
 
 __all__ = ["ProcId", "look", "me", "stat"]
 

@@ -5,10 +5,21 @@ from __future__ import annotations
 
 from importlib.resources import files
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .network import NetworkConfig
 
 
 def default_network_text() -> str:
     return files("qnodeos").joinpath("data/default.toml").read_text()
+
+
+def network_or_default(path: str | None) -> NetworkConfig:
+    """The network file ``path``, or (None) the embedded default network."""
+    from .network import load_network, parse_network
+
+    return load_network(path) if path else parse_network(default_network_text(), "<default>")
 
 
 def shipped_networks() -> list[str]:
@@ -29,7 +40,7 @@ def network_text(arg: str | None) -> tuple[str, str, str | None]:
     """What a command's NETWORK argument names: (text, source for messages, the file's
     path or None): an embedded network by name, a file (ConfigError if unreadable),
     or, for None, the default network."""
-    from .config import read_network
+    from .network import read_network
 
     if not arg:
         return default_network_text(), "<default>", None

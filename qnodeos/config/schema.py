@@ -4,7 +4,7 @@
 
 It is built from what the loader (``config.py``) knows: its key sets, the devices,
 scheduling policies and placements it accepts, the link models and their parameters
-(``netlink.models``), and the ranges it enforces. ``tests/test_schema.py`` checks the
+(``qnodeos.netlink.models``), and the ranges it enforces. ``tests/test_schema.py`` checks the
 two agree: every key the schema lists is one the loader takes, and a value of the wrong
 type is refused by the loader too.
 """
@@ -15,12 +15,12 @@ import dataclasses
 import json
 from typing import Any
 
-from netlink.models import MODELS
+from qnodeos.netlink.models import MODELS
 
-from .config import _APP_KEYS, _LINK_KEYS, _NODE_KEYS, MAX_PERIOD
-from .hardware.params import DEVICES
-from .kernel.memory import PLACEMENTS
-from .kernel.scheduler import POLICIES
+from ..hardware.params import DEVICES
+from ..kernel.memory import PLACEMENTS
+from ..kernel.scheduler import POLICIES
+from .network import APP_KEYS, LINK_KEYS, MAX_PERIOD, NODE_KEYS
 
 NUM = {"type": "number"}
 SECONDS = {"type": "number", "minimum": 0}
@@ -131,11 +131,11 @@ def network_schema() -> dict[str, Any]:
 
 def check_against_loader() -> None:
     """The schema names exactly the keys the loader takes (AssertionError if not)."""
-    assert set(NODE) == set(_NODE_KEYS), set(NODE) ^ set(_NODE_KEYS)
+    assert set(NODE) == set(NODE_KEYS), set(NODE) ^ set(NODE_KEYS)
     app = network_schema()["properties"]["apps"]["items"]["properties"]
-    assert set(app) == set(_APP_KEYS)
+    assert set(app) == set(APP_KEYS)
     model_fields = {f.name for c in MODELS.values() for f in dataclasses.fields(c)}
-    assert set(_link()["oneOf"][0]["properties"]) - model_fields == set(_LINK_KEYS)
+    assert set(_link()["oneOf"][0]["properties"]) - model_fields == set(LINK_KEYS)
 
 
 def main() -> None:

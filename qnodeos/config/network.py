@@ -27,13 +27,13 @@
     nodes = ["alice", "bob"]             # the first hosts the heralding station
     model = "depolarise"                 # perfect | depolarise | single_click | double_click
     cycle_ns = 10000                     # one attempt, device ns
-    fidelity = 0.9                       # model parameters (see netlink.models)
+    fidelity = 0.9                       # model parameters (see qnodeos.netlink.models)
     p_success = 0.01
     delay_s = 0.0                        # classical delay each way, seconds
     seed = 3                             # RNG seed of the station (omit: random)
     [[apps]]
     node = "alice"
-    module = "apps.ramsey"               # a module with `async def main(node, **args)`
+    module = "qnodeos.apps.ramsey"               # a module with `async def main(node, **args)`
     args = { shots = 200 }
 
 Every key is checked; an unknown or ill-typed one is a ConfigError naming it.
@@ -54,18 +54,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from netlink.models import MODELS, LinkModel
-from netlink.schedule import TimeBins
+from qnodeos.netlink.models import MODELS, LinkModel
+from qnodeos.netlink.schedule import TimeBins
 
-from .errors import ConfigError
-from .hardware.params import build
-from .hardware.specs import DeviceSpec, with_overrides
-from .kernel.memory import PLACEMENTS
-from .kernel.scheduler import POLICIES
-from .security import KeyStore
+from ..errors import ConfigError
+from ..hardware.params import build
+from ..hardware.specs import DeviceSpec, with_overrides
+from ..kernel.memory import PLACEMENTS
+from ..kernel.scheduler import POLICIES
+from ..runtime.security import KeyStore
 
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,31}$")
-_NODE_KEYS = {
+# the keys a node's, a link's and an app's table may have (the schema lists the same)
+NODE_KEYS = {
     "device",
     "qubits",
     "speed",
@@ -85,9 +86,9 @@ _NODE_KEYS = {
     "peer_timeout_s",
     "exclusive_apps",
 }
-_LINK_KEYS = {"nodes", "model", "delay_s", "seed", "schedule"}
+LINK_KEYS = {"nodes", "model", "delay_s", "seed", "schedule"}
 MAX_PERIOD = 1024  # bins in a schedule's repeating pattern
-_APP_KEYS = {"node", "module", "args", "name"}
+APP_KEYS = {"node", "module", "args", "name"}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -248,7 +249,7 @@ def _node(name: str, table: Any, net: str, src: str, keys: KeyStore | None) -> N
         raise ConfigError(f"{where}: node name must match {_NAME.pattern}")
     if not isinstance(table, dict):
         raise ConfigError(f"{where}: expected a table")
-    _unknown(where, table, _NODE_KEYS)
+    _unknown(where, table, NODE_KEYS)
     kind = _get(table, "device", str, where, "generic")
     qubits = _get(table, "qubits", int, where, None)
     try:
@@ -337,8 +338,8 @@ def _link(i: int, t: Any, nodes: dict[str, NodeConfig], src: str) -> LinkConfig:
     if cls is None:
         raise ConfigError(f"{where}.model: unknown {kind!r}; known: {', '.join(MODELS)}")
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
-    params = {k: v for k, v in t.items() if k not in _LINK_KEYS}
-    _unknown(where, params, set(fields) | _LINK_KEYS, f" for model {kind!r}")
+    params = {k: v for k, v in t.items() if k not in LINK_KEYS}
+    _unknown(where, params, set(fields) | LINK_KEYS, f" for model {kind!r}")
     for k, v in params.items():
         if isinstance(v, bool) or not isinstance(v, int | float):
             raise ConfigError(f"{where}.{k}: expected a number, got {v!r}")
@@ -458,7 +459,7 @@ def parse_network(text: str, source: str = "<network>") -> NetworkConfig:
         where = f"{source}: apps[{i}]"
         if not isinstance(t, dict):
             raise ConfigError(f"{where}: expected a table")
-        _unknown(where, t, _APP_KEYS)
+        _unknown(where, t, APP_KEYS)
         node = _get(t, "node", str, where, None)
         module = _get(t, "module", str, where, None)
         if node is None or module is None:

@@ -12,7 +12,7 @@ silence then says nothing about whether it is there. So:
 
 - When a peer has missed two pings, and again every ``interval_s`` while it stays
   silent, the OS is asked about the process it said it is (``claim``; the adapter
-  injects ``look``, see ``qnodeos.procinfo``). Gone: it is down at once. Stopped
+  injects ``look``, see ``qnodeos.runtime.procinfo``). Gone: it is down at once. Stopped
   (SIGSTOP): it is down once its silence passes the threshold, as a silent remote peer.
   Alive (running or waiting for a core): it is slow, not down, until it has been
   silent for ``hung_s`` (a process that runs but never speaks is hung).

@@ -34,10 +34,10 @@ import tomli_w
 import trio
 import trio.testing
 
-from . import overrides
-from .config import NetworkConfig, parse_network, read_network
-from .defaults import network_text, shipped_network_text
-from .errors import ConfigError
+from ..config import overrides
+from ..config.defaults import network_text, shipped_network_text
+from ..config.network import NetworkConfig, parse_network, read_network
+from ..errors import ConfigError
 
 T = TypeVar("T")
 
@@ -159,7 +159,7 @@ class Network:
         out: str | Path = "sweep",
         timeout: float = 600.0,
     ) -> list[dict[str, Any]]:
-        """``qnodeos sweep`` on this network: one row per run (see ``qnodeos.sweep``);
+        """``qnodeos sweep`` on this network: one row per run (see ``qnodeos.facade.sweep``);
         resumes from ``out`` when run again with the same settings."""
         from .sweep import run_sweep
 
@@ -204,11 +204,11 @@ class Network:
         return await self._run_here(timeout)
 
     async def _run_here(self, timeout: float) -> Results:
-        from testbed.local import local_network
-        from testbed.trace import summarize
+        from qnodeos.testbed.local import local_network
+        from qnodeos.testbed.trace import summarize
 
-        from .sdk.client import IN_PROCESS
-        from .timeline import ENV
+        from ..runtime.timeline import ENV
+        from ..sdk.client import IN_PROCESS
 
         cfg = self.config
         mains = [(a, importlib.import_module(a.module).main) for a in cfg.apps]
@@ -229,7 +229,7 @@ class Network:
             results["_nodes"] = nodes_util
         if scope.cancelled_caught:
             results["_error"] = f"run did not finish within {timeout} s (simulated time)"
-        from testbed.launcher import run_meta
+        from qnodeos.testbed.launcher import run_meta
 
         # what the results depend on, and nothing else (no clock, host or command line):
         # two deterministic runs give equal Results
@@ -241,7 +241,7 @@ class Network:
     def _run_processes(self, timeout: float, run_dir: str | Path | None, quiet: bool) -> Results:
         import json
 
-        from testbed.launcher import run
+        from qnodeos.testbed.launcher import run
 
         with tempfile.TemporaryDirectory(prefix="qn-api-") as tmp:
             path = str(self.path) if self.path is not None else os.path.join(tmp, "net.toml")
@@ -255,7 +255,7 @@ class Network:
 
 
 async def _one(app: Any, main: Callable[..., Awaitable[Any]], results: dict[str, Any]) -> None:
-    from .sdk.apps import call_main
+    from ..sdk.apps import call_main
 
     entry: dict[str, Any] = {"node": app.node, "module": app.module}
     try:
