@@ -17,7 +17,7 @@ import zmq
 from qnodeos import sdk
 from qnodeos.lang import codec
 from qnodeos.lang import messages as m
-from qnodeos.security import KeyStore
+from qnodeos.runtime.security import KeyStore
 
 from .helpers import start_node
 from .test_fuzz import fuzz_network

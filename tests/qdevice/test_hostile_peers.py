@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from netlink.models import Perfect
+from qnodeos.netlink.models import Perfect
 from qnodeos.lang import codec
 from qnodeos.lang import messages as m
 from qnodeos.qdevice.server import ToPeer
