@@ -20,7 +20,7 @@ from qnodeos.netlink.models import MODELS
 from ..hardware.params import DEVICES
 from ..kernel.memory import PLACEMENTS
 from ..kernel.scheduler import POLICIES
-from .network import APP_KEYS, LINK_KEYS, MAX_PERIOD, NODE_KEYS
+from .network import APP_KEYS, LINK_KEYS, MAX_APPS, MAX_PERIOD, NODE_KEYS
 
 NUM = {"type": "number"}
 SECONDS = {"type": "number", "minimum": 0}
@@ -40,6 +40,12 @@ NODE: dict[str, dict[str, Any]] = {
     "starvation_s": {"type": "number", "minimum": 0.001, "maximum": 3600},
     "peer_timeout_s": {"type": "number", "minimum": 0.3, "maximum": 3600},
     "exclusive_apps": {"type": "array", "items": {"type": "string"}},
+    "max_apps": {
+        "type": "integer",
+        "minimum": 1,
+        "maximum": MAX_APPS,
+        "description": "apps connected at once",
+    },
     "app_endpoint": {"type": "string"},
     "qdevice_endpoint": {"type": "string"},
     "peer_endpoint": {"type": "string"},

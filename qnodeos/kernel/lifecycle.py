@@ -65,6 +65,12 @@ class AppLifecycle(BlockRunner):
                 f"an app named {msg.app!r} is already connected to node {self.node!r}; "
                 f"app names are unique on a node (they address classical messages)",
             )
+        if len(self.procs.by_id) >= self.limits.max_apps:
+            return err(
+                "too_many_apps",
+                f"node {self.node!r} already serves {len(self.procs.by_id)} apps, its limit "
+                f"(max_apps in the network file)",
+            )
         holder = next((a for a in self.procs.by_id.values() if a.exclusive), None)
         if holder is not None and msg.qubits > 0:
             return err(

@@ -281,6 +281,9 @@ class NodeService:
     async def serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         cfg, keys, where = self.cfg, self.cfg.keys, f"nodes.{self.cfg.name}"
         me = keys.node(cfg.name, secret=True) if keys else None
+        plain = cfg.plaintext_warning()
+        if plain is not None:
+            log.warning("%s", plain)
         auth = self._authenticator()
         opened: list[Socket] = []
         try:

@@ -16,9 +16,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from qnodeos.netlink.models import Perfect
 from qnodeos.lang import codec
 from qnodeos.lang import messages as m
+from qnodeos.netlink.models import Perfect
 from qnodeos.qdevice.server import ToPeer
 
 from .test_server import Wire
