@@ -176,6 +176,10 @@ class NetStack(RoundWork):
         self.wants[want.key] = want
         return self._egp(msg.remote_node, outs, now)
 
+    def has_request(self, app: App, req: int) -> bool:
+        """Whether app ``app`` has a live request numbered ``req``."""
+        return any(w.app is app and w.msg.req == req for w in self.wants.values())
+
     def app_gone(self, app: App, now: float, reason: str = "it ended") -> list[Out]:
         """The app ended: every pair it did not acknowledge is void, so the other ends
         expire it (told before its requests are aborted, so their apps are not handed
