@@ -376,10 +376,11 @@ def _no_simulate(*args: Any, **kwargs: Any) -> None:
 
 
 def install() -> None:
-    """Make ``netqasm.sdk.external`` export the qnodeos classes, before an app imports
-    it. Apps see ``get_simulator() == Simulator.DEBUG``: the value that takes no
-    simulator-specific branch (apps test for ``NETSQUID`` to use NetSquid's own
-    toolbox, which is not here)."""
+    """Make ``netqasm.sdk.external`` export the qnodeos classes, and
+    ``netqasm.sdk.toolbox.sim_states`` qnodeos's (``qnodeos.netqasm.sim_states``),
+    before an app imports them. Apps see ``get_simulator() == Simulator.DEBUG``: the
+    value that takes no simulator-specific branch (apps test for ``NETSQUID`` to use
+    NetSquid's own toolbox, which is not here; sim_states's helpers work either way)."""
     import types
 
     import netqasm.sdk
@@ -402,3 +403,9 @@ def install() -> None:
     )
     sys.modules["netqasm.sdk.external"] = ext
     netqasm.sdk.external = ext
+    import netqasm.sdk.toolbox
+
+    from . import sim_states
+
+    sys.modules["netqasm.sdk.toolbox.sim_states"] = sim_states
+    netqasm.sdk.toolbox.sim_states = sim_states
