@@ -110,7 +110,7 @@ class GenericQDeviceConfig(_FromFile):
     """A generic quantum device (SquidASM's defaults; times in ns)."""
 
     num_qubits: int = 2
-    num_comm_qubits: int | None = None
+    num_comm_qubits: int = 2  # not used, as in SquidASM: every generic qubit is one
     T1: float = 10_000_000_000
     T2: float = 1_000_000_000
     init_time: float = 10_000
@@ -305,11 +305,6 @@ def _kind_times(t1: float, t2: float, where: str) -> dict[str, float]:
 
 
 def _generic(c: GenericQDeviceConfig, where: str) -> dict[str, Any]:
-    if c.num_comm_qubits not in (None, c.num_qubits):
-        raise ConfigError(
-            f"{where}: num_comm_qubits = {c.num_comm_qubits} < num_qubits: every qubit of a "
-            f"qnodeos generic device can be entangled"
-        )
     one = {"duration_ns": float(c.single_qubit_gate_time),
            "error": float(c.single_qubit_gate_depolar_prob)}  # fmt: skip
     two = {"duration_ns": float(c.two_qubit_gate_time),

@@ -34,7 +34,7 @@ pytest.importorskip("netqasm")
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[2]
 F = 0.9
-RUNS = {"generic.yaml": 240, "nv.yaml": 100}  # CHSH runs and QKD pairs (NV: the mapping)
+RUNS = {"generic.yaml": 200, "nv.yaml": 80}  # CHSH runs and QKD pairs (NV: the mapping)
 
 
 def dm(entry: list[list[list[float]]]) -> np.ndarray:
