@@ -18,6 +18,7 @@ import trio
 from netqasm.sdk.epr_socket import EPRSocket
 
 from ..lang import messages as m
+from ..sdk.client import ClassicalSocket as QSocket
 from ..sdk.client import Node
 from .program import Program, ProgramContext
 from .stack import Bridge, ClassicalSocket, ClockGate, SquidConnection, network_info
@@ -61,6 +62,12 @@ def drive(program: Program, context: ProgramContext) -> Any:
     )
 
 
+async def _channel(node: Node, peer: str) -> QSocket:
+    """The session's socket to the program on ``peer`` (made in the trio thread: it
+    registers an inbox the session fills)."""
+    return node.socket(peer, peer)
+
+
 def _iteration(bridge: Bridge, r: Run, stack: str, program: Program) -> Any:
     """One run of ``program`` (in the program's worker thread)."""
     meta = program.meta
@@ -89,7 +96,7 @@ def _iteration(bridge: Bridge, r: Run, stack: str, program: Program) -> Any:
         eprs[peer] = EPRSocket(peer, i)
         eprs[peer].conn = conn
     csockets = {
-        peer: ClassicalSocket(bridge, bridge.node.socket(peer, peer), stack, peer)
+        peer: ClassicalSocket(bridge, bridge.call(_channel, bridge.node, peer), stack, peer)
         for peer in meta.csockets
     }
     context = ProgramContext(
@@ -114,8 +121,7 @@ async def main(node: Node, run: str, stack: str, num_times: int) -> dict[str, An
     done: list[Any] = []
 
     def work() -> None:
-        for k in range(num_times):
-            node.progress(k, num_times, "runs")
+        for _ in range(num_times):
             done.append(_iteration(bridge, r, stack, program))
 
     failed = r.failed

@@ -22,6 +22,7 @@ from collections.abc import Awaitable, Callable, Generator
 from typing import Any, TypeVar
 
 import trio
+import trio.testing
 from netqasm.sdk.build_types import GenericHardwareConfig
 from netqasm.sdk.classical_communication.message import StructuredMessage
 from netqasm.sdk.classical_communication.socket import Socket
