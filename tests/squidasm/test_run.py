@@ -138,3 +138,21 @@ def test_script_imports_squidasm_from_qnodeos(tmp_path: Path) -> None:
         cwd=ROOT, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert out.returncode == 2 and "which script?" in out.stderr
+
+
+def test_heralded_link_pairs_have_the_visibility_fidelity() -> None:
+    """A double-click link of visibility V gives pairs of fidelity (1 + V)/2 (read
+    exactly with full_state=True), on NV stacks."""
+    from qnodeos.squidasm.config import HeraldedLinkConfig, LinkConfig, NVQDeviceConfig
+
+    nv = NVQDeviceConfig.perfect_config()
+    nv.electron_T1 = nv.electron_T2 = nv.carbon_T1 = nv.carbon_T2 = 0
+    cfg = StackNetworkConfig(
+        stacks=[StackConfig(name=n, qdevice_typ="nv", qdevice_cfg=nv) for n in ("A", "B")],
+        links=[LinkConfig(stack1="A", stack2="B", typ="heralded",
+                          cfg=HeraldedLinkConfig(length=2.0, visibility=0.9))],
+    )  # fmt: skip
+    alice, _ = run(cfg, {"A": Bell("B", True), "B": Bell("A", False)}, num_times=3)
+    phi = np.array([1, 0, 0, 1]) / np.sqrt(2)
+    for a in alice:
+        assert abs((phi @ a["state"] @ phi).real - (1 + 0.9) / 2) < 1e-9
