@@ -26,6 +26,7 @@ import random
 import tempfile
 import threading
 from collections.abc import Awaitable, Callable, Iterator
+from concurrent.futures import Executor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
@@ -158,9 +159,12 @@ class Network:
         deterministic: bool = False,
         out: str | Path = "sweep",
         timeout: float = 600.0,
+        executor: Executor | None = None,
     ) -> list[dict[str, Any]]:
         """``qnodeos sweep`` on this network: one row per run (see ``qnodeos.facade.sweep``);
-        resumes from ``out`` when run again with the same settings."""
+        resumes from ``out`` when run again with the same settings. With ``executor``
+        (any ``concurrent.futures.Executor``: a process pool, a Dask client's
+        ``get_executor(resources={"cores": n})``) each run is a task on it."""
         from .sweep import run_sweep
 
         if self.path is not None:
@@ -178,6 +182,7 @@ class Network:
             out_dir=out,
             timeout=timeout,
             say=lambda s: None,
+            executor=executor,
         )
 
     # -- running -------------------------------------------------------------------------

@@ -17,7 +17,9 @@ import argparse
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from concurrent.futures import Executor
+from contextlib import contextmanager
 from pathlib import Path
 
 from ..config.defaults import network_or_default
@@ -168,10 +170,21 @@ def build_parser() -> argparse.ArgumentParser:
         help="sweep KEY over N values from LO to HI, or over a list; or fix it (repeatable)",
     )
     p.add_argument("--repeat", type=int, default=1, help="runs per point (seeds shifted)")
-    p.add_argument("--jobs", type=int, default=1, help="runs at once, each its own process")
+    p.add_argument(
+        "--jobs", type=int, help="runs at once, each its own process (default 1; on a "
+        "cluster, as many as its workers' cores allow, at most 64)"
+    )
     p.add_argument("--deterministic", action="store_true", help="each run in one process")
     p.add_argument("--out", default="sweep", help="results dir; rerun to resume (default ./sweep)")
     p.add_argument("--timeout", type=float, default=600.0, help="per run, s")
+    p.add_argument(
+        "--cluster", metavar="ADDRESS", help="run each point as a task on the Dask scheduler "
+        "at ADDRESS, e.g. tcp://head:8786 (docs/cluster.md)"
+    )
+    p.add_argument(
+        "--cores", type=int, help="with --cluster: worker cores each run reserves (default: "
+        "one per node, one for --deterministic)"
+    )
     p = sub.add_parser(
         "plot", help="draw a run's device timeline and utilization, or a sweep's results"
     )
@@ -233,15 +246,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .sweep import run_sweep, table
 
         def sweep() -> int:
-            rows = run_sweep(
-                args.network,
-                args.set,
-                repeat=args.repeat,
-                jobs=args.jobs,
-                deterministic=args.deterministic,
-                out_dir=args.out,
-                timeout=args.timeout,
-            )
+            with _sweep_executor(args) as (executor, jobs):
+                rows = run_sweep(
+                    args.network,
+                    args.set,
+                    repeat=args.repeat,
+                    jobs=jobs,
+                    deterministic=args.deterministic,
+                    out_dir=args.out,
+                    timeout=args.timeout,
+                    executor=executor,
+                )
             swept = [k for s in args.set if (ax := axis(s)) for k in [ax[0]]]
             print(table(rows, swept))
             print(f"\n{len(rows)} run(s); table in {Path(args.out) / 'sweep.csv'}")
@@ -259,6 +274,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     return guarded(
         lambda: run(args.network, args.json, args.run_dir, args.timeout, args.set, args.quiet)
     )
+
+
+@contextmanager
+def _sweep_executor(args: argparse.Namespace) -> Iterator[tuple[Executor | None, int]]:
+    """No executor and ``--jobs`` (default 1); with ``--cluster``, a Dask client's
+    executor reserving ``--cores`` per run, and ``--jobs`` (default: what fits)."""
+    if args.cluster is None:
+        yield None, args.jobs or 1
+        return
+    from ..config.defaults import network_text
+    from ..config.network import parse_network
+    from . import cluster
+
+    cfg = parse_network(*network_text(args.network)[:2])
+    cores = args.cores or cluster.cores_needed(cfg, args.deterministic)
+    with cluster.connect(args.cluster) as client:
+        executor, slots = cluster.sweep_executor(client, cores)
+        yield executor, args.jobs or min(slots, 64)
 
 
 def _netqasm(args: argparse.Namespace) -> int:
