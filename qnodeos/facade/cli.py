@@ -100,6 +100,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=float, default=600.0, help="give up after this many s")
     p.add_argument("--quiet", action="store_true", help="do not show the apps' progress")
     p.add_argument(
+        "--cluster", metavar="ADDRESS", help="spread the nodes over the workers of the Dask "
+        "scheduler at ADDRESS, e.g. tcp://head:8786 (docs/cluster.md)"
+    )
+    p.add_argument(
         "--deterministic",
         action="store_true",
         help="run every node and app in this process on a simulated clock: with the seeds "
@@ -269,8 +273,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         return guarded(sweep)
     from ..testbed.launcher import run
 
+    if args.deterministic and args.cluster:
+        parser.error("--deterministic runs in one process: it cannot use --cluster")
     if args.deterministic:
         return guarded(lambda: _deterministic(args.network, args.json, args.timeout, args.set))
+    if args.cluster:
+        from ..testbed.cluster import run_cluster
+
+        return guarded(
+            lambda: run_cluster(
+                args.network, args.cluster, args.json, args.run_dir, args.timeout, args.set
+            )
+        )
     return guarded(
         lambda: run(args.network, args.json, args.run_dir, args.timeout, args.set, args.quiet)
     )

@@ -144,9 +144,7 @@ def _network_text(argv: list[str]) -> str | None:
     return path.read_text() if path.is_file() else None  # else an embedded network's name
 
 
-def run_command(
-    argv: list[str], network: str | None, stop: str | None
-) -> tuple[int, str, str]:
+def run_command(argv: list[str], network: str | None, stop: str | None) -> tuple[int, str, str]:
     """On a worker: run ``argv`` (a ``qnodeos run`` command line made by the sweep) with
     this worker's Python; (exit status, stdout, stderr). The network file is written to
     a temporary directory when this host cannot see it; a run directory left by an

@@ -26,7 +26,9 @@ from ..integration.helpers import werner_pair
 distributed = pytest.importorskip("distributed")
 pytestmark = pytest.mark.slow
 
-NET = werner_pair("clsweep", 0.9) + """
+NET = (
+    werner_pair("clsweep", 0.9)
+    + """
 [[apps]]
 node = "alice"
 name = "a"
@@ -39,19 +41,23 @@ name = "b"
 module = "qnodeos.apps.chsh"
 args = { role = "bob", me = "b", peer_node = "alice", peer = "a", batch = 8, seed = 5 }
 """
+)
 SWEEP = "links.0.fidelity=0.7:0.98:8"
 
 
 @pytest.fixture(scope="module")
 def client() -> Iterator[Any]:
     """Three worker processes (with nannies, which restart a killed one), 2 cores each."""
-    with distributed.LocalCluster(
-        n_workers=3,
-        threads_per_worker=2,
-        processes=True,
-        resources={"cores": 2},
-        dashboard_address=None,
-    ) as lc, distributed.Client(lc) as c:
+    with (
+        distributed.LocalCluster(
+            n_workers=3,
+            threads_per_worker=2,
+            processes=True,
+            resources={"cores": 2},
+            dashboard_address=None,
+        ) as lc,
+        distributed.Client(lc) as c,
+    ):
         yield c
 
 
@@ -85,8 +91,11 @@ def test_a_sweep_over_the_cluster_equals_local_runs_even_when_a_worker_dies(
 
     def sweep() -> None:
         try:
-            box.append(net.sweep(SWEEP, deterministic=True, out=tmp_path / "sw",
-                                 executor=executor, jobs=slots))
+            box.append(
+                net.sweep(
+                    SWEEP, deterministic=True, out=tmp_path / "sw", executor=executor, jobs=slots
+                )
+            )
         except BaseException as exc:  # handed to the test
             box.append(exc)
 
