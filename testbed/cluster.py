@@ -29,10 +29,10 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from qnodeos.config.network import NetworkConfig
+from qnodeos.config.network import NetworkConfig, parse_network
 from qnodeos.errors import QNodeOSError
 from qnodeos.facade.cluster import RESOURCE, connect, distributed
-from qnodeos.runtime.security import make_keys
+from qnodeos.runtime.security import PEER, QPEER, guarded, make_keys
 from qnodeos.testbed.trace import lag_warnings, summarize
 
 from .hosttask import HostSpec, free_ports, run_host
@@ -116,6 +116,7 @@ class Driver:
         self.futures: dict[str, Any] = {}  # by worker address
         self.started_s = time.monotonic()
         self.failed: set[str] = set()  # workers whose failure is already reported
+        self.curve: dict[str, bool] = {}  # each node's peer endpoints speak CURVE
         self.timings: dict[str, float] = {}
 
     def hosts(self) -> dict[str, list[str]]:
@@ -136,6 +137,11 @@ class Driver:
             self.clocks[addr] = measure_clock(self.client, addr)
         check_time_bins(self.cfg, {n: self.clocks[w.address] for n, w in self.placement.items()})
         text = cluster_text(self.text, self.placement, ports)
+        cnodes = parse_network(text, "cluster network").nodes
+        self.curve = {  # derived from what the nodes will read, not assumed
+            n: guarded(c.peer_endpoint, PEER, c.keys) and guarded(c.qpeer_endpoint, QPEER, c.keys)
+            for n, c in cnodes.items()
+        }
         keys = run_keys(self.cfg)
         for i, (addr, nodes) in enumerate(hosts.items()):
             apps = [a for a in self.cfg.apps if a.node in nodes]
@@ -234,6 +240,7 @@ class Driver:
                 a: {"offset_s": c.offset_s, "error_s": c.error_s} for a, c in self.clocks.items()
             },
             "bin_fraction": BIN_FRACTION,
+            "curve": self.curve,
             "timings_s": self.timings,
         }
 
