@@ -31,10 +31,10 @@ from typing import Any
 
 from qnodeos.config.network import NetworkConfig, parse_network
 from qnodeos.errors import QNodeOSError
-from qnodeos.facade.cluster import RESOURCE, connect, distributed
 from qnodeos.runtime.security import PEER, QPEER, guarded, make_keys
 from qnodeos.testbed.trace import lag_warnings, summarize
 
+from .daskclient import RESOURCE, connect, distributed
 from .hosttask import HostSpec, free_ports, run_host
 from .launcher import app_imports, prepare, print_results, run_meta
 from .placement import (
@@ -203,6 +203,7 @@ class Driver:
         """Wait for every node's READY, let the apps go, wait until they all ended."""
         self._wait("ready", len(self.cfg.nodes), READY_TIMEOUT_S)
         self.timings["ready_s"] = time.monotonic() - self.started_s
+        self.timings["ready_at"] = time.time()  # wall clock, to compare with the apps'
         self.go.set()
         self._wait("done", len(self.futures), timeout)
         self.timings["apps_s"] = time.monotonic() - self.started_s

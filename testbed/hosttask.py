@@ -195,7 +195,7 @@ class Host:
 def run_host(spec: HostSpec) -> dict[str, Any]:
     """The task: this host's nodes, then its apps, to the end; its records. Raises
     HostError when a node dies (the driver stops the rest)."""
-    from qnodeos.facade.cluster import distributed
+    from .daskclient import distributed
 
     dd = distributed()
     dd.secede()  # long-running: not one of the worker's task threads

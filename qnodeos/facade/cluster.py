@@ -1,8 +1,8 @@
 """Reaching a Dask cluster: ``--cluster ADDRESS`` for ``qnodeos sweep`` (and the Python API).
 
-Dask (``distributed``) is an optional extra (``pip install 'qnodeos[cluster]'``) and is
-imported only here, only when a cluster is asked for: ``qnodeos run`` on one machine
-never loads it.
+Dask (``distributed``) is an optional extra (``pip install 'qnodeos[cluster]'``),
+imported only when a cluster is asked for (``qnodeos.testbed.daskclient``): ``qnodeos
+run`` on one machine never loads it.
 
 A sweep point reserves cores on the worker that runs it through Dask's *worker
 resources*: workers say what they offer (``dask worker ADDRESS --resources cores=4``,
@@ -13,36 +13,15 @@ where no worker offers that many is refused at once, not left waiting forever.
 
 from __future__ import annotations
 
-import importlib
 from concurrent.futures import Executor
 from typing import Any
+
+from qnodeos.testbed.daskclient import RESOURCE, connect, distributed
 
 from ..config.network import NetworkConfig
 from ..errors import ConfigError
 
-RESOURCE = "cores"  # the worker resource a point reserves
-CONNECT_TIMEOUT_S = 20.0
-
-
-def distributed() -> Any:
-    """The ``distributed`` module (ConfigError saying how to install it if missing)."""
-    try:
-        return importlib.import_module("distributed")
-    except ImportError:
-        raise ConfigError(
-            "--cluster needs Dask's distributed package: pip install 'qnodeos[cluster]'"
-        ) from None
-
-
-def connect(address: str) -> Any:
-    """A Dask client of the scheduler at ``address`` (ConfigError if it cannot be
-    reached within ``CONNECT_TIMEOUT_S``)."""
-    dd = distributed()
-    try:
-        return dd.Client(address, timeout=CONNECT_TIMEOUT_S, set_as_default=False)
-    except (OSError, TimeoutError) as exc:
-        raise ConfigError(f"--cluster {address}: cannot reach a Dask scheduler: {exc}") from None
-
+__all__ = ["RESOURCE", "connect", "cores_needed", "distributed", "offered", "sweep_executor"]
 
 def cores_needed(cfg: NetworkConfig, deterministic: bool) -> int:
     """The cores one run of ``cfg`` should have to itself: one per node in real time

@@ -97,3 +97,17 @@ def test_time_bins_are_refused_when_clocks_may_differ_by_more_than_a_tenth_of_a_
     with pytest.raises(ConfigError, match=r"link n0-n1: .* 12000 ns .* more than 0.1 of its"):
         check_time_bins(cfg, bad)
     check_time_bins(parse_network(chain(2)), bad)  # continuous links have no bins to blur
+
+
+def test_one_machine_never_loads_dask() -> None:
+    """``qnodeos run`` and ``qnodeos sweep`` without ``--cluster`` import no Dask."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, qnodeos, qnodeos.facade.cli, qnodeos.facade.sweep, "
+        "qnodeos.testbed.launcher; print(sorted(m for m in sys.modules "
+        "if m.split('.')[0] in ('dask', 'distributed')))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.stdout.strip() == "[]", out.stderr

@@ -8,6 +8,8 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -134,3 +136,44 @@ def test_a_sweep_over_the_cluster_equals_local_runs_even_when_a_worker_dies(
 def test_a_cluster_without_enough_cores_is_refused_naming_them(client: Any) -> None:
     with pytest.raises(ConfigError, match="no worker of the cluster offers 3 cores"):
         cluster.sweep_executor(client, 3)
+
+
+def test_ctrl_c_stops_a_cluster_sweeps_runs_on_the_workers(client: Any, tmp_path: Path) -> None:
+    """``qnodeos sweep --cluster`` (real time, 2 cores per point: one point per worker);
+    Ctrl-C once every point runs: the command ends and no run is left on any worker."""
+    net = tmp_path / "long.toml"
+    net.write_text(NET.replace("rounds = 96", "rounds = 10000000").replace("speed = inf", ""))
+    address = client.scheduler.address
+    argv = [sys.executable, "-m", "qnodeos", "sweep", str(net), "--cluster", address]
+    argv += ["--set", "links.0.fidelity=0.8,0.9,0.95", "--out", str(tmp_path / "sw")]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 90
+    runs: list[int] = []
+    while time.monotonic() < deadline and len(runs) < 3:
+        runs = [p for p in _processes_mentioning(str(net)) if p != proc.pid]
+        runs = (
+            [
+                p
+                for p in runs
+                if " run " in Path(f"/proc/{p}/cmdline").read_text().replace("\0", " ")
+            ]
+            if runs
+            else []
+        )
+        time.sleep(0.2)
+    assert len(runs) == 3, "the three points never ran at once"
+    assert "3 at a time" in _first_line(proc)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode != 0, err
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and _processes_mentioning(str(net)):
+        time.sleep(0.2)
+    assert _processes_mentioning(str(net)) == []
+    log = tmp_path / "sw" / "sweep.jsonl"
+    assert not log.exists() or log.read_text() == ""  # stopped runs are not results
+
+
+def _first_line(proc: subprocess.Popen[str]) -> str:
+    assert proc.stderr is not None
+    return proc.stderr.readline()
