@@ -32,6 +32,8 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from pathlib import Path
 from typing import Any, Protocol
 
+from qnodeos.testbed.daskclient import distributed
+
 from ..runtime.forking import die_with_parent
 
 POLL_S = 0.5  # how often a task looks at its run and at the stop event
@@ -64,7 +66,7 @@ def launcher(executor: Executor | None) -> Callable[[list[str]], RunHandle]:
     executor), else a task on ``executor``."""
     if executor is None:
         return _popen
-    stop = _stop_event_name(executor)
+    stop = _stop_event(executor)
 
     def submit(argv: list[str]) -> RunHandle:
         return TaskRun(executor, argv, stop)
@@ -72,23 +74,27 @@ def launcher(executor: Executor | None) -> Callable[[list[str]], RunHandle]:
     return submit
 
 
-def _stop_event_name(executor: Executor) -> str | None:
-    """A fresh stop event name when ``executor`` is a Dask client's, else None."""
+def _stop_event(executor: Executor) -> Any:
+    """A fresh stop event (``distributed.Event``) on the client of ``executor`` when
+    it is a Dask client's, else None."""
     cfexecutor = sys.modules.get("distributed.cfexecutor")
     if cfexecutor is None or not isinstance(executor, cfexecutor.ClientExecutor):
         return None
-    return f"qnodeos-sweep-stop-{uuid.uuid4().hex}"
+    # ClientExecutor keeps its client as ``_client`` and offers no public accessor;
+    # the event must be made on that client (it need not be the default one)
+    client = executor._client
+    return distributed().Event(f"qnodeos-sweep-stop-{uuid.uuid4().hex}", client=client)
 
 
 class TaskRun:
     """One point's command line run as a task on ``executor`` (see the module doc)."""
 
-    def __init__(self, executor: Executor, argv: list[str], stop: str | None) -> None:
-        self.stop = stop
+    def __init__(self, executor: Executor, argv: list[str], stop: Any) -> None:
+        self.stop = stop  # the sweep's stop event (Dask), or None
         self.returncode: int | None = None
         self._out = ("", "")
         self.future: Future[tuple[int, str, str]] = executor.submit(
-            run_command, argv, _network_text(argv), stop
+            run_command, argv, _network_text(argv), None if stop is None else stop.name
         )
 
     def poll(self) -> int | None:
@@ -123,16 +129,10 @@ class TaskRun:
         (Dask executors: through the stop event; others cannot stop a running task)."""
         self.future.cancel()
         if self.stop is not None:
-            _set_event(self.stop)
+            self.stop.set()
 
     def kill(self) -> None:
         self.send_signal(signal.SIGKILL)
-
-
-def _set_event(name: str) -> None:
-    from .cluster import distributed
-
-    distributed().Event(name).set()
 
 
 def _network_text(argv: list[str]) -> str | None:
@@ -195,6 +195,4 @@ def _event(stop: str | None) -> Any:
     """The sweep's stop event, when this task runs on a Dask worker and has one."""
     if stop is None:
         return None
-    from .cluster import distributed
-
     return distributed().Event(stop)
