@@ -48,7 +48,7 @@ from .placement import (
 )
 
 POLL_S = 0.25
-READY_TIMEOUT_S = 90.0
+READY_TIMEOUT_S = 180.0
 COLLECT_TIMEOUT_S = 60.0
 CLOCK_SAMPLES = 8
 
@@ -111,6 +111,9 @@ class Driver:
         self.queue = dd.Queue(f"{self.run}-ready", client=client)
         self.go = dd.Event(f"{self.run}-go", client=client)
         self.stop = dd.Event(f"{self.run}-stop", client=client)
+        self.alive = dd.Variable(f"{self.run}-alive", client=client)  # see hosttask
+        self.beats = 0
+        self.alive.set(self.beats)  # before any host looks
         self.placement: dict[str, Worker] = {}
         self.clocks: dict[str, Clock] = {}
         self.futures: dict[str, Any] = {}  # by worker address
@@ -189,6 +192,8 @@ class Driver:
         deadline = time.monotonic() + timeout
         while len(got) < count:
             self._check()
+            self.beats += 1
+            self.alive.set(self.beats)
             if time.monotonic() > deadline:
                 raise ClusterRunError(
                     f"{count - len(got)} {kind} report(s) missing after {timeout:.0f} s"

@@ -35,7 +35,8 @@ from qnodeos.sdk.progress import ENV as PROGRESS_ENV
 from .node import READY
 
 POLL_S = 0.2
-READY_TIMEOUT_S = 60.0
+READY_TIMEOUT_S = 120.0
+DRIVER_SILENT_S = 20.0  # a driver not heard from this long is gone: stop everything
 STOP_GRACE_S = 5.0
 
 
@@ -90,7 +91,7 @@ def _exit_text(code: int) -> str:
 class Host:
     """The processes of one host's share of a run, in directory ``root``."""
 
-    def __init__(self, spec: HostSpec, root: Path) -> None:
+    def __init__(self, spec: HostSpec, root: Path, where: str) -> None:
         self.spec = spec
         self.root = root
         self.run_dir = root / "run"
@@ -114,7 +115,7 @@ class Host:
         self.nodes: dict[str, subprocess.Popen[bytes]] = {}
         self.apps: dict[str, subprocess.Popen[bytes]] = {}
         self._logs: list[IO[bytes]] = []
-        self.host = socket.gethostname()
+        self.host = where  # as errors name this host
 
     def _spawn(self, argv: list[str], log: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
         out = log.open("ab")
@@ -192,6 +193,31 @@ class Host:
         return {p.name: p.read_bytes() for p in sorted(self.run_dir.iterdir()) if p.is_file()}
 
 
+class DriverWatch:
+    """Whether the driver still runs: it bumps a Dask variable while it waits; one
+    that has not changed for ``DRIVER_SILENT_S`` (this host's clock) means the driver
+    is gone (killed, its machine lost), and the host stops rather than run on."""
+
+    def __init__(self, variable: Any) -> None:
+        self.variable = variable
+        self.seen: Any = None
+        self.changed = time.monotonic()
+        self.looked = 0.0
+
+    def gone(self) -> bool:
+        now = time.monotonic()
+        if now - self.looked < 1.0:
+            return False
+        self.looked = now
+        try:
+            value = self.variable.get(timeout=2)
+        except Exception:  # not set yet, or the scheduler slow: silence so far
+            value = self.seen
+        if value != self.seen:
+            self.seen, self.changed = value, now
+        return now - self.changed > DRIVER_SILENT_S
+
+
 def run_host(spec: HostSpec) -> dict[str, Any]:
     """The task: this host's nodes, then its apps, to the end; its records. Raises
     HostError when a node dies (the driver stops the rest)."""
@@ -201,8 +227,11 @@ def run_host(spec: HostSpec) -> dict[str, Any]:
     dd.secede()  # long-running: not one of the worker's task threads
     ready_q = dd.Queue(f"{spec.run}-ready")
     go, stop = dd.Event(f"{spec.run}-go"), dd.Event(f"{spec.run}-stop")
+    driver = DriverWatch(dd.Variable(f"{spec.run}-alive"))
+    worker = dd.get_worker().address
+    where = worker.partition("://")[2].rpartition(":")[0] or worker
     root = Path(tempfile.mkdtemp(prefix="qn-host-"))
-    host = Host(spec, root)
+    host = Host(spec, root, f"{where} ({socket.gethostname()})")
     try:
         host.start_nodes()
         told: set[str] = set()
@@ -219,19 +248,20 @@ def run_host(spec: HostSpec) -> dict[str, Any]:
                     f"node(s) {', '.join(late)} on host {host.host} not ready "
                     f"within {READY_TIMEOUT_S:.0f} s"
                 )
-            if stop.is_set():
+            if stop.is_set() or driver.gone():
                 return {"files": host.records()}
             time.sleep(POLL_S)
         deadline = time.monotonic() + spec.go_timeout_s
         while not go.wait(POLL_S):
             host.check_nodes()
-            if stop.is_set() or time.monotonic() > deadline:
+            if stop.is_set() or driver.gone() or time.monotonic() > deadline:
                 return {"files": host.records()}
         host.start_apps()
-        worker = dd.get_worker().address
         reported = False
         while not stop.wait(POLL_S):  # the driver stops every host once all apps ended
             host.check_nodes()
+            if driver.gone():
+                break
             if not reported and host.apps_done():
                 ready_q.put({"kind": "done", "worker": worker, "host": host.host})
                 reported = True
