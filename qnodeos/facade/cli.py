@@ -295,17 +295,17 @@ def _sweep_executor(args: argparse.Namespace) -> Iterator[tuple[Executor | None,
     """No executor and ``--jobs`` (default 1); with ``--cluster``, a Dask client's
     executor reserving ``--cores`` per run, and ``--jobs`` (default: what fits)."""
     if args.cluster is None:
-        yield None, args.jobs or 1
+        yield None, 1 if args.jobs is None else args.jobs
         return
     from ..config.defaults import network_text
     from ..config.network import parse_network
     from . import cluster
 
     cfg = parse_network(*network_text(args.network)[:2])
-    cores = args.cores or cluster.cores_needed(cfg, args.deterministic)
+    cores = cluster.cores_needed(cfg, args.deterministic) if args.cores is None else args.cores
     with cluster.connect(args.cluster) as client:
         executor, slots = cluster.sweep_executor(client, cores)
-        yield executor, args.jobs or min(slots, 64)
+        yield executor, min(slots, 64) if args.jobs is None else args.jobs
 
 
 def _netqasm(args: argparse.Namespace) -> int:

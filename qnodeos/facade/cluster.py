@@ -39,6 +39,8 @@ def offered(client: Any) -> dict[str, float]:
 def sweep_executor(client: Any, cores: int) -> tuple[Executor, int]:
     """An executor running each task with ``cores`` cores reserved, and how many such
     tasks the cluster can run at once (ConfigError if none)."""
+    if not 1 <= cores <= 4096:
+        raise ConfigError(f"--cores {cores}: not in 1..4096")
     have = offered(client)
     slots = sum(int(c // cores) for c in have.values())
     if slots == 0:
