@@ -193,17 +193,21 @@ def _teardown(bridge: str, spaces: dict[str, str], procs: list[subprocess.Popen[
     subprocess.run(["ip", "link", "del", bridge], capture_output=True)
 
 
-def _host_processes() -> list[str]:
-    """Command lines of nodes and apps started by a cluster run's hosts, anywhere."""
-    found = []
+def _host_pids() -> dict[int, str]:
+    """Nodes and apps started by a cluster run's hosts, anywhere: pid -> command line."""
+    found = {}
     for pid in os.listdir("/proc"):
         try:
             cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
         except OSError:
             continue
         if pid.isdigit() and "qn-host-" in cmd:
-            found.append(cmd)
+            found[int(pid)] = cmd
     return found
+
+
+def _host_processes() -> list[str]:
+    return list(_host_pids().values())
 
 
 def test_a_chain_over_three_hosts_gives_local_physics_with_curve_on_every_link(
@@ -232,6 +236,44 @@ def test_a_chain_over_three_hosts_gives_local_physics_with_curve_on_every_link(
         assert json.loads((run / f"app-{app}.json").read_text())["result"]
     assert len(res.pairs) >= 1600 and {r["node"] for r in res.pairs} == set(hosts)
     assert _host_processes() == []
+
+
+def test_a_node_killed_mid_run_ends_it_naming_node_and_host(
+    cluster: dict[str, Any], tmp_path: Path
+) -> None:
+    net = tmp_path / "chain.toml"
+    host = f"{SUBNET}.3"
+    text = CHAIN.replace("ROUNDS", "200000")
+    net.write_text(text.replace("[nodes.bob]\n", f'[nodes.bob]\nhost = "{host}"\n'))
+    box: list[Any] = []
+
+    def run() -> None:
+        try:
+            box.append(
+                qnodeos.Network.from_file(net).run(
+                    cluster=cluster["address"], run_dir=tmp_path / "run", timeout=120
+                )
+            )
+        except BaseException as exc:  # handed to the test
+            box.append(exc)
+
+    t = threading.Thread(target=run)
+    t.start()
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and sum("app_runner" in c for c in _host_processes()) < 4:
+        time.sleep(0.2)
+    bob = [pid for pid, c in _host_pids().items() if " node bob " in c]
+    assert len(bob) == 1, _host_processes()
+    os.kill(bob[0], signal.SIGKILL)
+    t.join(timeout=90)
+    assert not t.is_alive()
+    res = box[0]
+    assert not isinstance(res, BaseException), res
+    err = res.errors["_run"]
+    assert "node bob on host 10.79.0.3" in err and "SIGKILL" in err, err
+    time.sleep(1.0)
+    assert _host_processes() == []
+    assert cluster["workers"][host].poll() is None  # the worker itself lives on
 
 
 def test_a_worker_killed_mid_run_ends_it_naming_node_and_host(
