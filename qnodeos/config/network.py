@@ -20,8 +20,11 @@
     max_apps = 256                       # apps connected at once (more are refused)
     app_endpoint = "tcp://127.0.0.1:5555"      # default: ipc:// in the runtime dir
     qdevice_endpoint = "ipc:///tmp/x.sock"     # default: ipc:// in the runtime dir
-    peer_endpoint = "tcp://0.0.0.0:5556"       # where other nodes reach this one
-    qpeer_endpoint = "tcp://0.0.0.0:5557"      # where other quantum processes reach ours
+    peer_endpoint = "tcp://10.0.0.5:5556"      # where other nodes reach this one
+    qpeer_endpoint = "tcp://10.0.0.5:5557"     # where other quantum processes reach ours
+    peer_bind = "tcp://0.0.0.0:5556"           # what it binds, if not the above (NAT, pods)
+    qpeer_bind = "tcp://0.0.0.0:5557"
+    host = "10.0.0.5"                          # --cluster: run it on a worker of this host
     [nodes.alice.params.kinds.electron]  # device parameter overrides
     t2_ns = 3e8
     [[links]]                            # heralded entanglement between two nodes
@@ -87,6 +90,9 @@ NODE_KEYS = {
     "peer_timeout_s",
     "exclusive_apps",
     "max_apps",
+    "peer_bind",
+    "qpeer_bind",
+    "host",
 }
 LINK_KEYS = {"nodes", "model", "delay_s", "seed", "schedule"}
 MAX_APPS = 4096  # highest max_apps a network file may set
@@ -123,6 +129,11 @@ class NodeConfig:
     qdevice_endpoint: str
     peer_endpoint: str
     qpeer_endpoint: str = ""
+    # what the node binds, when not the endpoint peers dial (behind NAT, in a pod): ""
+    # binds the endpoint itself (``bind_peer``, ``bind_qpeer``)
+    peer_bind: str = ""
+    qpeer_bind: str = ""
+    host: str | None = None  # ``--cluster``: the host (worker) to run this node on
     keys: KeyStore | None = None  # CURVE keys of the network (``keys`` in the file)
 
     def plaintext(self) -> list[str]:
@@ -149,6 +160,16 @@ class NodeConfig:
             f"carry plaintext that anyone who reaches them can read and forge: make keys "
             f"with `qnodeos keys NETWORK.toml` and name them with keys = ... in the file"
         )
+
+    @property
+    def bind_peer(self) -> str:
+        """Where the classical process listens for other nodes."""
+        return self.peer_bind or self.peer_endpoint
+
+    @property
+    def bind_qpeer(self) -> str:
+        """Where the quantum process listens for other quantum processes."""
+        return self.qpeer_bind or self.qpeer_endpoint
 
     def peers_of(self, net: NetworkConfig) -> dict[str, str]:
         """The other nodes of ``net`` and where their classical processes listen."""
@@ -338,14 +359,51 @@ def _node(name: str, table: Any, net: str, src: str, keys: KeyStore | None) -> N
         qdevice_endpoint=_get(
             table, "qdevice_endpoint", str, where, f"ipc://{rt}/{net}-{name}-qdevice.sock"
         ),
-        peer_endpoint=_get(
-            table, "peer_endpoint", str, where, f"ipc://{rt}/{net}-{name}-peer.sock"
+        peer_endpoint=_dialable(
+            _get(table, "peer_endpoint", str, where, f"ipc://{rt}/{net}-{name}-peer.sock"),
+            f"{where}.peer_endpoint",
         ),
-        qpeer_endpoint=_get(
-            table, "qpeer_endpoint", str, where, f"ipc://{rt}/{net}-{name}-qpeer.sock"
+        qpeer_endpoint=_dialable(
+            _get(table, "qpeer_endpoint", str, where, f"ipc://{rt}/{net}-{name}-qpeer.sock"),
+            f"{where}.qpeer_endpoint",
         ),
+        peer_bind=_bind(table, "peer", where),
+        qpeer_bind=_bind(table, "qpeer", where),
+        host=_get(table, "host", str, where, None),
         keys=keys,
     )
+
+
+WILDCARDS = ("0.0.0.0", "*", "[::]", "::")
+
+
+def _bind(table: dict[str, Any], kind: str, where: str) -> str:
+    """``{kind}_bind``: "" when not given; else an endpoint of the same transport as
+    ``{kind}_endpoint`` (both ends of a socket must agree on CURVE)."""
+    bind: str = _get(table, f"{kind}_bind", str, where, "")
+    said = table.get(f"{kind}_endpoint")
+    if bind and (not isinstance(said, str) or said.partition("://")[0] != bind.partition("://")[0]):
+        raise ConfigError(
+            f"{where}.{kind}_bind: {bind!r} needs a {kind}_endpoint of the same transport "
+            f"(where peers dial it), got {said!r}"
+        )
+    return bind
+
+
+def _dialable(endpoint: str, where: str) -> str:
+    """``endpoint`` if others can dial it: a wildcard address binds every interface but
+    names none (a peer dialling ``tcp://0.0.0.0`` reaches itself)."""
+    scheme, _, rest = endpoint.partition("://")
+    host = rest.rpartition(":")[0]
+    if scheme == "tcp" and host in WILDCARDS:
+        key = where.rpartition(".")[2]
+        bind = key.replace("endpoint", "bind")
+        raise ConfigError(
+            f"{where}: {endpoint!r} is where other nodes dial this one, and {host} names no "
+            f"host to dial; give this host's address there, and to listen on every "
+            f"interface set {bind} = {endpoint!r}"
+        )
+    return endpoint
 
 
 def _link(i: int, t: Any, nodes: dict[str, NodeConfig], src: str) -> LinkConfig:

@@ -50,6 +50,9 @@ NODE: dict[str, dict[str, Any]] = {
     "qdevice_endpoint": {"type": "string"},
     "peer_endpoint": {"type": "string"},
     "qpeer_endpoint": {"type": "string"},
+    "peer_bind": {"type": "string", "description": "what peer_endpoint binds, if not itself"},
+    "qpeer_bind": {"type": "string", "description": "what qpeer_endpoint binds, if not itself"},
+    "host": {"type": "string", "description": "--cluster: the host to run this node on"},
     "params": {"type": "object", "description": "device parameter overrides (kinds.NAME...)"},
 }
 

@@ -26,6 +26,7 @@ import random
 import tempfile
 import threading
 from collections.abc import Awaitable, Callable, Iterator
+from concurrent.futures import Executor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
@@ -158,9 +159,12 @@ class Network:
         deterministic: bool = False,
         out: str | Path = "sweep",
         timeout: float = 600.0,
+        executor: Executor | None = None,
     ) -> list[dict[str, Any]]:
         """``qnodeos sweep`` on this network: one row per run (see ``qnodeos.facade.sweep``);
-        resumes from ``out`` when run again with the same settings."""
+        resumes from ``out`` when run again with the same settings. With ``executor``
+        (any ``concurrent.futures.Executor``: a process pool, a Dask client's
+        ``get_executor(resources={"cores": n})``) each run is a task on it."""
         from .sweep import run_sweep
 
         if self.path is not None:
@@ -178,6 +182,7 @@ class Network:
             out_dir=out,
             timeout=timeout,
             say=lambda s: None,
+            executor=executor,
         )
 
     # -- running -------------------------------------------------------------------------
@@ -188,16 +193,21 @@ class Network:
         timeout: float = 600.0,
         run_dir: str | Path | None = None,
         quiet: bool = True,
+        cluster: str | None = None,
     ) -> Results:
         """Run the network's apps to their end. Real mode (the default) runs every
         node and app as its own process, exactly as ``qnodeos run`` (``run_dir``:
         where logs and results go); deterministic mode runs them in this process on a
-        simulated clock. Works from plain Python and inside a running asyncio loop."""
+        simulated clock. Works from plain Python and inside a running asyncio loop.
+        ``cluster``: the address of a Dask scheduler to spread the nodes over its
+        workers (real mode only; docs/cluster.md)."""
+        if deterministic and cluster:
+            raise ConfigError("deterministic mode runs in this process: it cannot use a cluster")
         if deterministic:
             return _sync(
                 lambda: _deterministic(lambda: trio.run(self._run_here, timeout, clock=_clock()))
             )
-        return _sync(lambda: self._run_processes(timeout, run_dir, quiet))
+        return _sync(lambda: self._run_processes(timeout, run_dir, quiet, cluster))
 
     async def run_async(self, *, timeout: float = 600.0) -> Results:
         """Deterministic mode from inside your own trio run (on its clock)."""
@@ -238,7 +248,9 @@ class Network:
         results["_meta"] = {**{k: meta[k] for k in keep}, "deterministic": True}
         return Results(results, None, pairs, blocks)
 
-    def _run_processes(self, timeout: float, run_dir: str | Path | None, quiet: bool) -> Results:
+    def _run_processes(
+        self, timeout: float, run_dir: str | Path | None, quiet: bool, cluster: str | None = None
+    ) -> Results:
         import json
 
         from qnodeos.testbed.launcher import run
@@ -248,7 +260,12 @@ class Network:
             if self.path is None:
                 Path(path).write_text(self.text)
             where = Path(run_dir) if run_dir else Path(tmp) / "run"
-            run(path, True, str(where), timeout, None, quiet, show=False)
+            if cluster:
+                from qnodeos.testbed.cluster import run_cluster
+
+                run_cluster(path, cluster, True, str(where), timeout, show=False)
+            else:
+                run(path, True, str(where), timeout, None, quiet, show=False)
             data = json.loads((where / "results.json").read_text())
             pairs, blocks = _read_csv(where / "pairs.csv"), _read_csv(where / "blocks.csv")
         return Results(data, Path(run_dir) if run_dir else None, pairs, blocks)

@@ -19,7 +19,9 @@ import argparse
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from concurrent.futures import Executor
+from contextlib import contextmanager
 from pathlib import Path
 
 from ..config.defaults import network_or_default
@@ -100,6 +102,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=float, default=600.0, help="give up after this many s")
     p.add_argument("--quiet", action="store_true", help="do not show the apps' progress")
     p.add_argument(
+        "--cluster", metavar="ADDRESS", help="spread the nodes over the workers of the Dask "
+        "scheduler at ADDRESS, e.g. tcp://head:8786 (docs/cluster.md)"
+    )
+    p.add_argument(
         "--deterministic",
         action="store_true",
         help="run every node and app in this process on a simulated clock: with the seeds "
@@ -178,10 +184,21 @@ def build_parser() -> argparse.ArgumentParser:
         help="sweep KEY over N values from LO to HI, or over a list; or fix it (repeatable)",
     )
     p.add_argument("--repeat", type=int, default=1, help="runs per point (seeds shifted)")
-    p.add_argument("--jobs", type=int, default=1, help="runs at once, each its own process")
+    p.add_argument(
+        "--jobs", type=int, help="runs at once, each its own process (default 1; on a "
+        "cluster, as many as its workers' cores allow, at most 64)"
+    )
     p.add_argument("--deterministic", action="store_true", help="each run in one process")
     p.add_argument("--out", default="sweep", help="results dir; rerun to resume (default ./sweep)")
     p.add_argument("--timeout", type=float, default=600.0, help="per run, s")
+    p.add_argument(
+        "--cluster", metavar="ADDRESS", help="run each point as a task on the Dask scheduler "
+        "at ADDRESS, e.g. tcp://head:8786 (docs/cluster.md)"
+    )
+    p.add_argument(
+        "--cores", type=int, help="with --cluster: worker cores each run reserves (default: "
+        "one per node, one for --deterministic)"
+    )
     p = sub.add_parser(
         "plot", help="draw a run's device timeline and utilization, or a sweep's results"
     )
@@ -247,15 +264,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .sweep import run_sweep, table
 
         def sweep() -> int:
-            rows = run_sweep(
-                args.network,
-                args.set,
-                repeat=args.repeat,
-                jobs=args.jobs,
-                deterministic=args.deterministic,
-                out_dir=args.out,
-                timeout=args.timeout,
-            )
+            with _sweep_executor(args) as (executor, jobs):
+                rows = run_sweep(
+                    args.network,
+                    args.set,
+                    repeat=args.repeat,
+                    jobs=jobs,
+                    deterministic=args.deterministic,
+                    out_dir=args.out,
+                    timeout=args.timeout,
+                    executor=executor,
+                )
             swept = [k for s in args.set if (ax := axis(s)) for k in [ax[0]]]
             print(table(rows, swept))
             print(f"\n{len(rows)} run(s); table in {Path(args.out) / 'sweep.csv'}")
@@ -268,11 +287,39 @@ def main(argv: Sequence[str] | None = None) -> int:
         return guarded(sweep)
     from ..testbed.launcher import run
 
+    if args.deterministic and args.cluster:
+        parser.error("--deterministic runs in one process: it cannot use --cluster")
     if args.deterministic:
         return guarded(lambda: _deterministic(args.network, args.json, args.timeout, args.set))
+    if args.cluster:
+        from ..testbed.cluster import run_cluster
+
+        return guarded(
+            lambda: run_cluster(
+                args.network, args.cluster, args.json, args.run_dir, args.timeout, args.set
+            )
+        )
     return guarded(
         lambda: run(args.network, args.json, args.run_dir, args.timeout, args.set, args.quiet)
     )
+
+
+@contextmanager
+def _sweep_executor(args: argparse.Namespace) -> Iterator[tuple[Executor | None, int]]:
+    """No executor and ``--jobs`` (default 1); with ``--cluster``, a Dask client's
+    executor reserving ``--cores`` per run, and ``--jobs`` (default: what fits)."""
+    if args.cluster is None:
+        yield None, 1 if args.jobs is None else args.jobs
+        return
+    from ..config.defaults import network_text
+    from ..config.network import parse_network
+    from . import cluster
+
+    cfg = parse_network(*network_text(args.network)[:2])
+    cores = cluster.cores_needed(cfg, args.deterministic) if args.cores is None else args.cores
+    with cluster.connect(args.cluster) as client:
+        executor, slots = cluster.sweep_executor(client, cores)
+        yield executor, min(slots, 64) if args.jobs is None else args.jobs
 
 
 def _netqasm(args: argparse.Namespace) -> int:

@@ -27,6 +27,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import Executor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +36,7 @@ from typing import Any
 from ..config import overrides
 from ..config.network import parse_network, parse_toml
 from ..errors import ConfigError
+from .pointrun import RunHandle, launcher
 
 MAX_POINTS = 10_000
 
@@ -144,8 +146,11 @@ def run_sweep(
     out_dir: str | Path = "sweep",
     timeout: float = 600.0,
     say: Callable[[str], None] = lambda s: print(s, file=sys.stderr, flush=True),
+    executor: Executor | None = None,
 ) -> list[dict[str, Any]]:
-    """Run the sweep (resuming from ``out_dir``); the table's rows, in grid order."""
+    """Run the sweep (resuming from ``out_dir``); the table's rows, in grid order.
+    With ``executor`` (any ``concurrent.futures.Executor``, e.g. a Dask client's) each
+    run is a task on it, still at most ``jobs`` at once (see ``pointrun``)."""
     from ..config.defaults import network_text
 
     if not 1 <= jobs <= 64:
@@ -173,7 +178,8 @@ def run_sweep(
     base += ["--timeout", str(timeout)]
     if deterministic:
         base.append("--deterministic")
-    running: list[tuple[Point, subprocess.Popen[str], float]] = []
+    launch = launcher(executor)
+    running: list[tuple[Point, RunHandle, float]] = []
     queue = list(todo)
     start = time.monotonic()
     with log.open("a") as sink, _stopping(running):
@@ -187,9 +193,7 @@ def run_sweep(
                     where = out / f"run-{points.index(p):05d}"
                     shutil.rmtree(where, ignore_errors=True)  # left by a stopped sweep
                     argv += ["--run-dir", str(where)]
-                proc = subprocess.Popen(
-                    argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-                )
+                proc = launch(argv)
                 running.append((p, proc, time.monotonic()))
             time.sleep(0.05)
             for item in [r for r in running if r[1].poll() is not None]:
@@ -217,7 +221,7 @@ def run_sweep(
 
 
 @contextmanager
-def _stopping(running: list[tuple[Point, subprocess.Popen[str], float]]) -> Iterator[None]:
+def _stopping(running: list[tuple[Point, RunHandle, float]]) -> Iterator[None]:
     """Stopped (Ctrl-C) or failed: stop the runs under way too (they are lost; the next
     start runs them again)."""
     try:

@@ -396,9 +396,9 @@ class NodeService:
             )
             opened.append(dev)
             peer = bind_router(
-                cfg.peer_endpoint,
-                f"{where}.peer_endpoint",
-                server_side(keys, cfg.name, cfg.peer_endpoint, PEER),
+                cfg.bind_peer,
+                f"{where}.peer_bind" if cfg.peer_bind else f"{where}.peer_endpoint",
+                server_side(keys, cfg.name, cfg.bind_peer, PEER),
             )
             opened.append(peer)
             async with trio.open_nursery() as nursery:

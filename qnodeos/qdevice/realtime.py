@@ -128,9 +128,9 @@ def serve_forever(
         psock, claim = bind(
             ctx,
             zmq.ROUTER,
-            cfg.qpeer_endpoint,
-            f"{where}.qpeer_endpoint",
-            curve=server_side(keys, cfg.name, cfg.qpeer_endpoint, QPEER),
+            cfg.bind_qpeer,
+            f"{where}.qpeer_bind" if cfg.qpeer_bind else f"{where}.qpeer_endpoint",
+            curve=server_side(keys, cfg.name, cfg.bind_qpeer, QPEER),
             linger_ms=0,
         )
         claims += [claim] if claim else []
