@@ -24,7 +24,7 @@ the message without reading it.
 >>> q = Intake(per_app=2)
 >>> [q.put(a, [a, b"m"], None, now=0.0) for a in (b"x", b"x", b"x", b"y")]
 [True, True, False, True]
->>> q.take()[0], q.charge(b"x", 0.5, now=0.0), q.take()[0], q.take()[0], q.take()
+>>> q.take()[0], q.charge(b"x", 0.1, now=0.0), q.take()[0], q.take()[0], q.take()
 (b'x', None, b'y', b'x', None)
 """
 
