@@ -98,7 +98,9 @@ def plot_sweep(sweep_dir: Path, x: str | None, y: list[str], out: Path | None = 
     swept = cols[: cols.index("repeat")]
     x = x or swept[0]
     numeric = [
-        c for c in cols[cols.index("repeat") + 1 :] if _numbers(rows, c) and "stderr" not in c
+        c
+        for c in cols[cols.index("repeat") + 1 :]
+        if _numbers(rows, c) and "stderr" not in c and c != "failures"
     ]
     for key, known, what in ((x, swept, "swept key"), *((c, numeric, "result") for c in y)):
         if key not in known:

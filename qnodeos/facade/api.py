@@ -56,8 +56,20 @@ class Results:
         self.data = data
         self.run_dir = run_dir
         # every pair handed to an app and every block that ran (pairs.csv, blocks.csv)
-        self.pairs = pairs or []
-        self.blocks = blocks or []
+        self.pair_rows: list[dict[str, Any]] = pairs or []
+        self.block_rows: list[dict[str, Any]] = blocks or []
+
+    @property
+    def pairs(self) -> Any:
+        """Every pair handed to an app (``pairs.csv``): a pandas DataFrame when pandas
+        is installed, else a list of dicts (``pair_rows`` is always the list)."""
+        return _frame(self.pair_rows)
+
+    @property
+    def blocks(self) -> Any:
+        """Every block that ran (``blocks.csv``): a DataFrame when pandas is installed,
+        else a list of dicts (``block_rows``)."""
+        return _frame(self.block_rows)
 
     def __getitem__(self, app: str) -> Any:
         """The result dict of app ``app`` (KeyError naming the apps if unknown;
@@ -94,23 +106,49 @@ class Results:
         return self.data
 
     def to_pandas(self) -> Any:
-        """One row per app: node, module, error, and its result's scalar fields
-        (needs pandas)."""
+        """One row per app: node, module, error, and every field of its result, nested
+        dicts as ``outer.inner`` columns and lists as cells (needs pandas).
+
+        >>> flat({"S": 2.3, "fit": {"T2": 0.5}, "xs": [1, 2]})  # each app's row has
+        {'S': 2.3, 'fit.T2': 0.5, 'xs': [1, 2]}
+        """
         pd = importlib.import_module("pandas")  # not a dependency: pip install pandas
 
         rows = []
         for name, entry in self.apps.items():
             row = {"app": name, "node": entry.get("node"), "module": entry.get("module")}
             row["error"] = entry.get("error")
-            for k, v in (entry.get("result") or {}).items():
-                if isinstance(v, str | int | float | bool) or v is None:
-                    row[k] = v
+            row.update(flat(entry.get("result") or {}))
             rows.append(row)
         return pd.DataFrame(rows)
 
     def __repr__(self) -> str:
         state = "ok" if self.ok else f"errors: {self.errors}"
-        return f"Results(apps={list(self.apps)}, {state})"
+        where = f", run_dir={str(self.run_dir)!r}" if self.run_dir else ""
+        return (
+            f"Results(apps={list(self.apps)}, {state}, pairs={len(self.pair_rows)}, "
+            f"blocks={len(self.block_rows)}{where})"
+        )
+
+
+def flat(result: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """A result dict with nested dicts spread out as ``outer.inner`` keys."""
+    out: dict[str, Any] = {}
+    for k, v in result.items():
+        if isinstance(v, dict):
+            out.update(flat(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def _frame(rows: list[dict[str, Any]]) -> Any:
+    """``rows`` as a pandas DataFrame, or as they are without pandas."""
+    try:
+        pd = importlib.import_module("pandas")
+    except ImportError:
+        return rows
+    return pd.DataFrame(rows)
 
 
 class Network:
@@ -158,9 +196,14 @@ class Network:
         deterministic: bool = False,
         out: str | Path = "sweep",
         timeout: float = 600.0,
+        retry: bool = False,
+        lean: bool = False,
     ) -> list[dict[str, Any]]:
         """``qnodeos sweep`` on this network: one row per run (see ``qnodeos.facade.sweep``);
-        resumes from ``out`` when run again with the same settings."""
+        resumes from ``out`` when run again with the same network and settings (failed
+        points again only with ``retry``); ``lean`` keeps no timelines or pair records.
+        ``qnodeos.facade.sweep.aggregate(rows, keys)`` gives mean ± standard error per
+        point."""
         from .sweep import run_sweep
 
         if self.path is not None:
@@ -177,6 +220,8 @@ class Network:
             deterministic=deterministic,
             out_dir=out,
             timeout=timeout,
+            retry=retry,
+            lean=lean,
             say=lambda s: None,
         )
 

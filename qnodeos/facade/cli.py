@@ -123,9 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="qnodeos network file for nodes and links (default: the folder's network.yaml, "
         "else one generic node per party and a link between every two)",
     )
-    p.add_argument(
-        "--fidelity", type=float, help="default network: Werner links of this fidelity"
-    )
+    p.add_argument("--fidelity", type=float, help="default network: Werner links of this fidelity")
     p.add_argument("--num", type=int, default=1, help="run the app this many times")
     p.add_argument(
         "--input",
@@ -172,6 +170,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--deterministic", action="store_true", help="each run in one process")
     p.add_argument("--out", default="sweep", help="results dir; rerun to resume (default ./sweep)")
     p.add_argument("--timeout", type=float, default=600.0, help="per run, s")
+    p.add_argument("--retry", action="store_true", help="run again the points that failed before")
+    p.add_argument(
+        "--lean",
+        action="store_true",
+        help="keep each run's results and logs, not its timeline and pair/block records",
+    )
     p = sub.add_parser(
         "plot", help="draw a run's device timeline and utilization, or a sweep's results"
     )
@@ -241,15 +245,19 @@ def main(argv: Sequence[str] | None = None) -> int:
                 deterministic=args.deterministic,
                 out_dir=args.out,
                 timeout=args.timeout,
+                retry=args.retry,
+                lean=args.lean,
             )
             swept = [k for s in args.set if (ax := axis(s)) for k in [ax[0]]]
             print(table(rows, swept))
-            print(f"\n{len(rows)} run(s); table in {Path(args.out) / 'sweep.csv'}")
-            return (
-                1 if any("error" in r or any(k.endswith(".error") for k in r) for r in rows) else 0
+            bad = sum(failed(r) is not None for r in rows)
+            print(
+                f"\n{len(rows)} run(s), {bad} failed; table in {Path(args.out) / 'sweep.csv'}"
+                + ("; --retry runs the failed ones again" if bad else "")
             )
+            return 1 if bad else 0
 
-        from .sweep import axis
+        from .sweep import axis, failed
 
         return guarded(sweep)
     from ..testbed.launcher import run
