@@ -35,6 +35,7 @@ from qnodeos.config.defaults import network_text
 from qnodeos.config.network import NetworkConfig, parse_network
 from qnodeos.errors import ConfigError, QNodeOSError
 from qnodeos.runtime.timeline import ENV
+from qnodeos.sdk.apps import check_main
 from qnodeos.sdk.progress import ENV as PROGRESS_ENV
 from qnodeos.testbed.trace import lag_warnings, summarize
 
@@ -176,14 +177,16 @@ def app_imports(path: str | None) -> Iterator[None]:
 
 
 def check_modules(cfg: NetworkConfig) -> None:
-    """Every app's module can be found (before any node starts): else a ConfigError
-    naming the app and, when there is one, the nearest module name."""
+    """Every app's module can be found and its ``main`` called with the app's args
+    (before any node starts): else a ConfigError naming the app and what is wrong (the
+    nearest module name; the keyword ``main`` does not take, or its wrong type)."""
     for i, app in enumerate(cfg.apps):
         try:
             found = importlib.util.find_spec(app.module) is not None
         except (ImportError, ValueError):
             found = False
         if found:
+            _check_main(cfg, i)
             continue
         parent, _, _ = app.module.rpartition(".")
         try:
@@ -196,6 +199,22 @@ def check_modules(cfg: NetworkConfig) -> None:
         near = difflib.get_close_matches(app.module, names, n=1)
         hint = f" (did you mean {near[0]!r}?)" if near else ""
         raise ConfigError(f"{cfg.source}: apps[{i}].module: no module named {app.module!r}{hint}")
+
+
+def _check_main(cfg: NetworkConfig, i: int) -> None:
+    """App ``i``'s module imports and its ``main`` takes the app's args."""
+    app = cfg.apps[i]
+    where = f"{cfg.source}: apps[{i}] ({app.name}: {app.module})"
+    try:
+        main = getattr(importlib.import_module(app.module), "main", None)
+    except Exception as exc:  # the user's module failed to import: say so, start nothing
+        raise ConfigError(f"{where}: importing it failed: {type(exc).__name__}: {exc}") from None
+    if main is None:
+        raise ConfigError(f"{where}: the module has no `main`")
+    try:
+        check_main(main, app.args)
+    except TypeError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
 
 
 def prepare(

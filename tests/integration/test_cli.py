@@ -66,17 +66,26 @@ speed = inf
 node = "a"
 module = "qnodeos.apps.ramsey"
 args = { shots = 20, waits_ms = [0, 1] }
+[nodes.b]
+device = "generic"
+qubits = 2
+speed = inf
 [[apps]]
-node = "a"
+node = "b"
 module = "qnodeos.apps.ramsey"
-args = { shotz = 20 }
+args = { shots = 20, waits_ms = [-1] }
 """)
     out = qnodeos("run", str(net), "--run-dir", str(tmp_path / "run"))
     assert out.returncode == 1
     assert "Ramsey on the generic device" in out.stdout
-    assert "FAILED: TypeError:" in out.stdout and "'shotz'" in out.stdout
+    assert "FAILED: LocalError: wait of -0.001 s" in out.stdout
     saved = json.loads((tmp_path / "run" / "results.json").read_text())
     assert "result" in saved["ramsey-0"] and "error" in saved["ramsey-1"]
+    # a keyword main does not take: refused before any node starts (exit 2, no run dir)
+    net.write_text(net.read_text().replace("shots = 20, waits_ms = [-1]", "shotz = 20"))
+    bad = qnodeos("run", str(net), "--run-dir", str(tmp_path / "bad"))
+    assert bad.returncode == 2 and not (tmp_path / "bad").exists()
+    assert "apps[1] (ramsey-1: qnodeos.apps.ramsey)" in bad.stderr and "'shotz'" in bad.stderr
 
 
 def test_a_mistyped_app_module_is_refused_before_any_node_starts(tmp_path: Path) -> None:
