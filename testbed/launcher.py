@@ -15,6 +15,7 @@ import difflib
 import importlib
 import importlib.util
 import json
+import logging
 import os
 import pkgutil
 import shutil
@@ -49,12 +50,21 @@ class RunError(QNodeOSError):
     """A node or app failed during ``qnodeos run``; the run directory has the logs."""
 
 
-async def _pump_log(stream: trio.abc.ReceiveStream, log: Path, ready: trio.Event | None) -> None:
+async def _pump_log(
+    stream: trio.abc.ReceiveStream, log: Path, ready: trio.Event | None, echo: str = ""
+) -> None:
+    """Copy a node's output to its log file (and, with ``echo``, to stderr, each line
+    after that prefix); set ``ready`` once its READY line has come."""
     buf = b""
+    line = b""
     with log.open("ab") as f:
         async for chunk in stream:
             f.write(chunk)
             f.flush()
+            if echo:
+                *whole, line = (line + chunk).split(b"\n")
+                for ln in whole:
+                    print(echo + ln.decode(errors="replace"), file=sys.stderr, flush=True)
             buf += chunk
             if ready is not None and READY.encode() in buf:
                 ready.set()
@@ -75,7 +85,9 @@ async def _start_node(
     log = run_dir / f"node-{name}.log"
     output = proc.open_output()
     assert output is not None
-    nursery.start_soon(_pump_log, output, log, ready)
+    # -v / -vv: the node's log lines on the terminal too, as they come
+    echo = f"[{name}] " if logging.getLogger().isEnabledFor(logging.INFO) else ""
+    nursery.start_soon(_pump_log, output, log, ready, echo)
     async with trio.open_nursery() as waiting:  # until READY, the node's exit, or timeout
 
         async def exited() -> None:

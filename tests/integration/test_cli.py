@@ -289,3 +289,20 @@ def test_an_app_main_taking_a_session_runs_in_qnodeos_run(tmp_path: Path) -> Non
     out = qnodeos("run", str(net), "--json", "--quiet", "--run-dir", str(tmp_path / "run"))
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout)["flip"]["result"]["ones"] == 5
+
+
+def test_verbose_shows_the_nodes_logs_on_the_terminal_too(tmp_path: Path) -> None:
+    """``qnodeos -v run``: each node's INFO lines on stderr, prefixed with its name, as
+    well as in its log file in the run directory."""
+    out = qnodeos(
+        "-v", "run", "chsh", "--quiet", "--set", "apps.a.args.rounds=16",
+        "--run-dir", str(tmp_path / "run"),
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    shown = [ln for ln in out.stderr.splitlines() if ln.startswith("[alice] ")]
+    assert any("INFO: app 'a' connected" in ln for ln in shown), out.stderr[-2000:]
+    logged = (tmp_path / "run" / "node-alice.log").read_text()
+    assert all(ln.removeprefix("[alice] ") in logged for ln in shown)
+    quiet = qnodeos("run", "chsh", "--quiet", "--set", "apps.a.args.rounds=16",
+                    "--run-dir", str(tmp_path / "quiet"))  # fmt: skip
+    assert quiet.returncode == 0 and "[alice]" not in quiet.stderr
