@@ -584,6 +584,24 @@ class Node(QubitOwner):
         b.fill(values)
 
 
+def _nobody_at(ep: str) -> bool:
+    """An ipc endpoint whose socket file does not exist: no node has bound it (one stat
+    of a local file; zmq itself would retry in silence until the timeout)."""
+    return ep.startswith("ipc://") and not os.path.exists(ep.removeprefix("ipc://"))
+
+
+def _check_trio() -> None:
+    """LocalError, saying what to do, unless this runs inside trio."""
+    try:
+        trio.lowlevel.current_task()
+    except RuntimeError:
+        raise LocalError(
+            "qnodeos.sdk runs under trio, not asyncio: in Jupyter or IPython, run "
+            "`%autoawait trio` in a cell first (then `await` works at the top level of "
+            "a cell); in a script, trio.run(main)"
+        ) from None
+
+
 @asynccontextmanager
 async def connect(
     node: str,
@@ -601,10 +619,20 @@ async def connect(
     (refused if one does now).
 
     The node is found through ``endpoint``, the network file ``network`` (or
-    $QNODEOS_NETWORK), or the embedded default network. Raises ConnectionClosed if the
-    node does not answer within ``timeout`` seconds, RemoteError if it refuses.
+    $QNODEOS_NETWORK), or the embedded default network. Raises ConnectionClosed at once
+    if nothing listens at the node's ipc endpoint (the node is not up), or if the node
+    does not answer within ``timeout`` seconds; RemoteError if it refuses. The SDK runs
+    under trio: from asyncio (a Jupyter cell's top-level ``await``) it raises
+    LocalError saying how to switch (``%autoawait trio``).
     """
+    _check_trio()
     ep = resolve_endpoint(node, network, endpoint)
+    if _nobody_at(ep):
+        raise ConnectionClosed(
+            f"node {node!r} is not up: nothing listens at {ep} (start it with `qnodeos node "
+            f"{node} --network FILE` or `qnodeos up FILE`, with the same "
+            "$QNODEOS_RUNTIME_DIR)"
+        )
     sock = connect_dealer(ep, _curve(node, app, network, ep))
     conn = Node(sock, qubits, node)
     try:
