@@ -112,3 +112,13 @@ def test_an_app_main_may_take_its_session_ready_made() -> None:
     }  # fmt: skip
     res = qnodeos.Network.from_dict(data).run(deterministic=True)
     assert res["flip"] == {"ones": 4, "node": "n", "app_id": 1}
+
+
+def test_reprs_and_tab_completion() -> None:
+    net = qnodeos.Network.shipped("chsh")
+    assert repr(net) == (
+        "Network('chsh', nodes=['alice', 'bob'], links=1, apps=['a', 'b'], source='<chsh>')"
+    )
+    assert {"Network", "Results"} <= set(dir(qnodeos))
+    res = qnodeos.Results({"a": {"node": "n", "module": "m", "error": "boom"}})
+    assert repr(res) == "Results(apps=['a'], errors: {'a': 'boom'}, pairs=0, blocks=0)"

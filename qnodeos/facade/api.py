@@ -160,6 +160,13 @@ class Network:
         self.path = path  # the file it came from (its `keys` are relative to it)
         self.config: NetworkConfig = parse_network(text, source)
 
+    def __repr__(self) -> str:
+        cfg = self.config
+        return (
+            f"Network({cfg.name!r}, nodes={list(cfg.nodes)}, links={len(cfg.links)}, "
+            f"apps={[a.name for a in cfg.apps]}, source={self.source!r})"
+        )
+
     @classmethod
     def from_file(cls, path: str | Path) -> Network:
         return cls(read_network(path), str(path), Path(path))
