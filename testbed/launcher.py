@@ -229,6 +229,20 @@ def _check_main(cfg: NetworkConfig, i: int) -> None:
         raise ConfigError(f"{where}: {exc}") from None
 
 
+def make_run_dir(name: str, run_dir_arg: str | Path | None) -> Path:
+    """The run directory, made: ``run_dir_arg``, or ./qnodeos-runs/NAME-TIME-PID. One
+    that holds an earlier run is refused (its logs and timeline would mix with this
+    run's)."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    run_dir = Path(run_dir_arg or Path("qnodeos-runs") / f"{name}-{stamp}-{os.getpid()}")
+    if run_dir.is_dir() and any(run_dir.iterdir()):
+        raise ConfigError(
+            f"--run-dir {run_dir}: holds an earlier run; name a new directory (or remove it)"
+        )
+    run_dir.mkdir(parents=True, exist_ok=True)
+    return run_dir
+
+
 def prepare(
     path: str | None, run_dir_arg: str | None, settings: list[str] | None = None
 ) -> tuple[NetworkConfig, Path, Path, dict[str, str]]:
@@ -243,14 +257,7 @@ def prepare(
         path, source = None, f"{source} with --set"
     cfg = parse_network(text, source)
     check_modules(cfg)
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    run_dir = Path(run_dir_arg or Path("qnodeos-runs") / f"{cfg.name}-{stamp}-{os.getpid()}")
-    if run_dir.is_dir() and any(run_dir.iterdir()):
-        # its logs and timeline would mix with this run's
-        raise ConfigError(
-            f"--run-dir {run_dir}: holds an earlier run; name a new directory (or remove it)"
-        )
-    run_dir.mkdir(parents=True, exist_ok=True)
+    run_dir = make_run_dir(cfg.name, run_dir_arg)
     copy = run_dir / "network.toml"
     copy.write_text(text)
     net_file = Path(path).resolve() if path else copy.resolve()

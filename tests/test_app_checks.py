@@ -114,3 +114,21 @@ def test_the_table_gives_mean_and_standard_error_over_repeats_and_failures() -> 
     assert lines[1].split() == ["0.8", "2/2", "0", "2", "±", "0.1"]
     assert lines[2].split()[:6] == ["0.9", "1/2", "3", "2.4", "±", "0.1"]
     assert lines[2].endswith("b.error: RemoteError: no")
+
+
+def test_a_deterministic_run_keeps_a_run_dir_like_a_real_one(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import json
+
+    where = tmp_path / "det"
+    args = ["run", "chsh", "--deterministic", "--json", "--run-dir", str(where)]
+    assert cli([*args, "--set", "apps.a.args.rounds=16"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    names = {f.name for f in where.iterdir()}
+    assert {"network.toml", "results.json", "pairs.csv", "blocks.csv", "timeline.json"} <= names
+    assert json.loads((where / "results.json").read_text()) == printed
+    assert (where / "pairs.csv").read_text().count("\n") == 1 + 2 * 16  # header, both ends
+    assert "rounds = 16" in (where / "network.toml").read_text()
+    assert cli(args) == 2  # a run dir holding a run is refused, as for real runs
+    assert "holds an earlier run" in capsys.readouterr().err

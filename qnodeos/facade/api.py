@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import json
 import os
 import random
 import tempfile
@@ -247,15 +248,22 @@ class Network:
         simulated clock. Works from plain Python and inside a running asyncio loop."""
         if deterministic:
             return _sync(
-                lambda: _deterministic(lambda: trio.run(self._run_here, timeout, clock=_clock()))
+                lambda: _deterministic(
+                    lambda: trio.run(self._run_here, timeout, run_dir, clock=_clock())
+                )
             )
         return _sync(lambda: self._run_processes(timeout, run_dir, quiet))
 
-    async def run_async(self, *, timeout: float = 600.0) -> Results:
+    async def run_async(
+        self, *, timeout: float = 600.0, run_dir: str | Path | None = None
+    ) -> Results:
         """Deterministic mode from inside your own trio run (on its clock)."""
-        return await self._run_here(timeout)
+        return await self._run_here(timeout, run_dir)
 
-    async def _run_here(self, timeout: float) -> Results:
+    async def _run_here(self, timeout: float, run_dir: str | Path | None = None) -> Results:
+        """Every node and app in this trio run; with ``run_dir``, what a real run keeps
+        is kept there too (network.toml, results.json, timeline, pairs and blocks)."""
+        from qnodeos.testbed.launcher import make_run_dir
         from qnodeos.testbed.local import local_network
         from qnodeos.testbed.trace import summarize
 
@@ -265,7 +273,8 @@ class Network:
         cfg = self.config
         mains = [(a, importlib.import_module(a.module).main) for a in cfg.apps]
         results: dict[str, Any] = {}
-        with tempfile.TemporaryDirectory(prefix="qn-det-") as tmp, _env(ENV, tmp):
+        keep = make_run_dir(cfg.name, run_dir) if run_dir is not None else None
+        with _records_dir(keep) as tmp, _env(ENV, tmp):
             with trio.move_on_after(timeout) as scope:
                 async with local_network(cfg) as endpoints:  # they record a timeline
                     token = IN_PROCESS.set((cfg, endpoints))
@@ -286,12 +295,14 @@ class Network:
         # what the results depend on, and nothing else (no clock, host or command line):
         # two deterministic runs give equal Results
         meta = run_meta(cfg, self.text.encode())
-        keep = ("version", "network", "network_sha256", "seeds")
-        results["_meta"] = {**{k: meta[k] for k in keep}, "deterministic": True}
-        return Results(results, None, pairs, blocks)
+        same = ("version", "network", "network_sha256", "seeds")
+        results["_meta"] = {**{k: meta[k] for k in same}, "deterministic": True}
+        if keep is not None:
+            (keep / "network.toml").write_text(self.text)
+            (keep / "results.json").write_text(json.dumps(results, indent=2))
+        return Results(results, keep, pairs, blocks)
 
     def _run_processes(self, timeout: float, run_dir: str | Path | None, quiet: bool) -> Results:
-        import json
 
         from qnodeos.testbed.launcher import run
 
@@ -315,6 +326,16 @@ async def _one(app: Any, main: Callable[..., Awaitable[Any]], results: dict[str,
     except Exception as exc:  # an app's failure is data, as in qnodeos run
         entry["error"] = f"{type(exc).__name__}: {exc}"
     results[app.name] = entry
+
+
+@contextmanager
+def _records_dir(keep: Path | None) -> Iterator[str]:
+    """Where an in-process run's nodes record: ``keep``, or a directory removed after."""
+    if keep is not None:
+        yield str(keep)
+        return
+    with tempfile.TemporaryDirectory(prefix="qn-det-") as tmp:
+        yield tmp
 
 
 def _read_csv(path: Path) -> list[dict[str, Any]]:

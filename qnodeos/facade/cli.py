@@ -263,7 +263,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     from ..testbed.launcher import run
 
     if args.deterministic:
-        return guarded(lambda: _deterministic(args.network, args.json, args.timeout, args.set))
+        return guarded(
+            lambda: _deterministic(args.network, args.json, args.timeout, args.set, args.run_dir)
+        )
     return guarded(
         lambda: run(args.network, args.json, args.run_dir, args.timeout, args.set, args.quiet)
     )
@@ -294,11 +296,16 @@ def _netqasm(args: argparse.Namespace) -> int:
 
 
 def _deterministic(
-    path: str | None, as_json: bool, timeout: float, settings: list[str] | None = None
+    path: str | None,
+    as_json: bool,
+    timeout: float,
+    settings: list[str] | None = None,
+    run_dir: str | None = None,
 ) -> int:
     """``qnodeos run --deterministic``: the network in this process on a simulated
-    clock (``qnodeos.Network.run(deterministic=True)``), results printed as by ``run``."""
-    from ..testbed.launcher import app_imports, check_modules, print_results
+    clock (``qnodeos.Network.run(deterministic=True)``), results printed as by ``run``
+    and kept in a run directory as by ``run``."""
+    from ..testbed.launcher import app_imports, check_modules, make_run_dir, print_results
     from .api import Network
 
     net = Network.named(path)
@@ -306,7 +313,10 @@ def _deterministic(
         net = net.set(*settings)
     with app_imports(path):
         check_modules(net.config)
-        res = net.run(deterministic=True, timeout=timeout)
+        where = make_run_dir(net.config.name, run_dir)
+        if not as_json:
+            print(f"qnodeos: network {net.config.name!r}, deterministic; run dir {where}")
+        res = net.run(deterministic=True, timeout=timeout, run_dir=where)
     if as_json:
         print(json.dumps(res.to_dict(), indent=2))
     else:

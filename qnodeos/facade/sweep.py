@@ -214,14 +214,14 @@ def run_point(
     gave no results gives ``{"_error": ...}`` with its exit status and last line.
 
     This is the one place a sweep runs a point: it blocks until the run has ended and
-    needs nothing from the sweep but its arguments. ``run_dir`` (real runs only) gets
-    the run's directory; with ``lean``, only its results and logs are kept."""
+    needs nothing from the sweep but its arguments. ``run_dir`` gets the run's
+    directory; with ``lean``, only its results and logs are kept."""
     argv = [sys.executable, "-m", "qnodeos", "run", network, "--json", "--quiet"]
     argv += ["--timeout", str(timeout)]
     if deterministic:
         argv.append("--deterministic")
     argv += [a for s in settings for a in ("--set", s)]
-    if run_dir is not None and not deterministic:
+    if run_dir is not None:
         shutil.rmtree(run_dir, ignore_errors=True)  # left by a stopped sweep
         argv += ["--run-dir", str(run_dir)]
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
