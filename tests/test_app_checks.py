@@ -132,3 +132,38 @@ def test_a_deterministic_run_keeps_a_run_dir_like_a_real_one(
     assert "rounds = 16" in (where / "network.toml").read_text()
     assert cli(args) == 2  # a run dir holding a run is refused, as for real runs
     assert "holds an earlier run" in capsys.readouterr().err
+
+
+def test_one_name_per_app_on_its_node_in_set_and_for_its_peer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The name a run shows (``name``, else MODULE-INDEX) is the app's name on its node
+    (sdk.connect's default), the one --set takes, and the one its peer names."""
+    monkeypatch.syspath_prepend(str(write_app(tmp_path, """
+        from qnodeos import sdk
+
+        async def main(node: str, *, peer: str = "") -> dict:
+            async with sdk.connect(node, qubits=1) as conn:
+                pass
+            return {"me": sdk.app_name(), "peer_node": sdk.peer_node(peer) if peer else ""}
+        """)))  # fmt: skip
+    data = {
+        "name": "names",
+        "nodes": {n: {"device": "generic", "qubits": 3, "seed": 1} for n in ("x", "y")},
+        "apps": [
+            {"node": "x", "module": "myapp", "args": {"peer": "myapp-1"}},
+            {"node": "y", "module": "myapp", "args": {}},
+            # two apps of one module on one node no longer clash: each has its own name
+            {"node": "x", "module": "qnodeos.apps.ramsey", "args": {"shots": 2}},
+            {"node": "x", "module": "qnodeos.apps.ramsey", "args": {"shots": 2}},
+        ],
+    }
+    res = qnodeos.Network.from_dict(data).set("apps.myapp-1.args.peer=myapp-0").run(
+        deterministic=True
+    )
+    assert res.ok, res.errors
+    assert res["myapp-0"] == {"me": "myapp-0", "peer_node": "y"}
+    assert res["myapp-1"] == {"me": "myapp-1", "peer_node": "x"}
+    assert set(res.apps) == {"myapp-0", "myapp-1", "ramsey-2", "ramsey-3"}
+    bad = qnodeos.Network.from_dict(data).set("apps.myapp-0.args.peer=nobody")
+    assert "no app named 'nobody'" in bad.run(deterministic=True).errors["myapp-0"]

@@ -39,7 +39,8 @@ def keys_main(network: str | None, folder: str | None, apps: list[str]) -> int:
         base = Path(network).parent if network else Path.cwd()
         root = base / "keys"
     names = set(apps)
-    for app in net.apps:  # the example apps register under args.me
+    for app in net.apps:  # each app registers under its name (older files: args.me)
+        names.add(app.name)
         me = app.args.get("me")
         if isinstance(me, str):
             names.add(me)

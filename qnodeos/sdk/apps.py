@@ -30,7 +30,7 @@ import typing
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from .client import Node, connect
+from .client import APP_NAME, Node, connect
 
 SESSION_ARGS = {"qubits": 1, "priority": 0}  # a session main's quota and priority
 
@@ -124,7 +124,9 @@ async def call_main(
     main: Callable[..., Awaitable[Any]], node: str, app: str, args: dict[str, Any]
 ) -> Any:
     """Run an app's ``main`` as the network file says: ``node`` its node, ``app`` its
-    name there, ``args`` its arguments."""
+    name there (``sdk.app_name()`` inside, the default of ``sdk.connect``), ``args``
+    its arguments."""
+    APP_NAME.set(app)  # this task's context: main and the tasks it starts
     if not wants_session(main):
         return await main(node, **args)
     session, rest = _session_args(main, args)
