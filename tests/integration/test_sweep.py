@@ -56,6 +56,7 @@ def test_a_fidelity_sweep_follows_the_chsh_closed_form_and_resumes(tmp_path: Pat
         f = r["links.0.fidelity"]
         expect = 2 * math.sqrt(2) * (4 * f - 1) / 3
         assert abs(r["a.S"] - expect) < 4 * r["a.S_stderr"], (f, r["a.S"], expect)
+        assert abs(r["a.S_theory"] - expect) < 1e-9  # the app's own link-only prediction
     assert "links.0.fidelity" in out.stdout and "a.S" in out.stdout  # the table
     csv = (tmp_path / "sw" / "sweep.csv").read_text().splitlines()
     assert len(csv) == 5 and "a.S" in csv[0]
