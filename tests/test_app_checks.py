@@ -96,6 +96,13 @@ def test_a_session_app_takes_its_quota_from_mains_default(
     assert res["mine"] == {"qubits": 3, "measured": 3}
     res = qnodeos.Network.from_dict(net_with({"qubits": 2})).run(deterministic=True)
     assert res["mine"] == {"qubits": 2, "measured": 2}
+    # a quota that does not fit says where it came from
+    for args, source in (({}, "main's default"), ({"qubits": 4}, "the network file")):
+        data = net_with(args)
+        data["nodes"]["n"]["qubits"] = 3 if args else 2
+        res = qnodeos.Network.from_dict(data).run(deterministic=True)
+        n = args.get("qubits", 3)
+        assert f"(the quota is args.qubits = {n}, from {source})" in res.errors["mine"]
 
 
 def test_the_table_gives_mean_and_standard_error_over_repeats_and_failures() -> None:

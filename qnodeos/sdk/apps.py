@@ -28,8 +28,10 @@ import inspect
 import types
 import typing
 from collections.abc import Awaitable, Callable
+from contextlib import AsyncExitStack
 from typing import Any
 
+from ..errors import RemoteError
 from .client import APP_NAME, Node, connect
 
 SESSION_ARGS = {"qubits": 1, "priority": 0}  # a session main's quota and priority
@@ -130,5 +132,16 @@ async def call_main(
     if not wants_session(main):
         return await main(node, **args)
     session, rest = _session_args(main, args)
-    async with connect(node, app=app, **session) as conn:
+    async with AsyncExitStack() as stack:
+        try:
+            conn = await stack.enter_async_context(connect(node, app=app, **session))
+        except RemoteError as exc:
+            if exc.code != "quota":
+                raise
+            # say where the quota came from: the reader fixes it there
+            given = "the network file" if "qubits" in args else "main's default"
+            raise RemoteError(
+                f"{exc} (the quota is args.qubits = {session['qubits']}, from {given})",
+                code=exc.code,
+            ) from None
         return await main(conn, **rest)
