@@ -107,3 +107,21 @@ def test_plot_of_a_sweep_picks_what_varies_and_draws_the_apps_theory(tmp_path: P
     svg = out.read_text()
     assert "links.0.fidelity" in svg and "nodes.a.speed" not in svg  # x: what varies
     assert "a.S: theory" in svg and "b.rounds" not in svg  # y, and the app's prediction
+
+
+def test_keys_hint_names_the_folder_as_the_network_file_reads_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Run from elsewhere, ``qnodeos keys sub/net.toml`` puts keys in sub/keys and says
+    ``keys = "keys"``: the file reads it relative to its own folder."""
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "net.toml").write_text(
+        'name = "k"\n[nodes.a]\ndevice = "generic"\n[[apps]]\nnode = "a"\n'
+        'module = "qnodeos.apps.ramsey"\n'
+    )
+    monkeypatch.chdir(tmp_path)
+    assert main(["keys", "sub/net.toml"]) == 0
+    out = capsys.readouterr().out
+    assert 'add  keys = "keys"  at the top' in out
+    assert (tmp_path / "sub" / "keys").is_dir()
+    assert any(p.name.startswith("ramsey-0") for p in (tmp_path / "sub" / "keys").rglob("*"))

@@ -49,7 +49,10 @@ def keys_main(network: str | None, folder: str | None, apps: list[str]) -> int:
         print(f"made {path} (secret: {path}_secret)")
     print(f"{len(made)} new key pair(s) in {root}")
     if net.keys is None or net.keys.root != root.resolve():
-        print(f'add  keys = "{root}"  at the top of the network file to use them')
+        # the file reads `keys` relative to its own folder, not to where we run
+        here = Path(network).resolve().parent if network else Path.cwd()
+        shown = os.path.relpath(root.resolve(), here)
+        print(f'add  keys = "{shown}"  at the top of the network file to use them')
     return 0
 
 
