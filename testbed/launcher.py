@@ -283,6 +283,10 @@ def run(
     """``qnodeos run``: prepare the run, fork every node and app, run them under trio."""
     with app_imports(path):
         cfg, run_dir, net_file, env = prepare(path, run_dir_arg, settings)
+        for node in cfg.nodes.values():
+            plain = node.plaintext_warning()
+            if plain is not None and not quiet:
+                print(f"qnodeos: warning: {plain}", file=sys.stderr)
         forks.preload()
         nodes: dict[str, Proc] = {}
         app_procs: dict[str, Proc] = {}

@@ -80,6 +80,7 @@ async def node_main(name: str, path: str | None, qdevice: Child, token: str) -> 
                 delays=delays,
                 token=token,
                 look=procinfo.look,
+                offload=True,
             )
 
             async def watch() -> None:

@@ -21,10 +21,13 @@ import time
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import trio
 
 from qnodeos.config.network import NetworkConfig, runtime_dir
 from qnodeos.errors import ConfigError
+from qnodeos.lang.messages import ProcId
+from qnodeos.runtime import procinfo
 
 from . import forks
 from .forks import Proc
@@ -42,10 +45,10 @@ def up(path: str | None, run_dir_arg: str | None, settings: list[str] | None = N
     env["QNODEOS_RUNTIME_DIR"] = str(runtime_dir())  # apps elsewhere must find the nodes
     state = _state_file(cfg.name)
     if state.exists():
-        other = json.loads(state.read_text()).get("pid")
-        if other and _alive(other):
+        other = _recorded(state)
+        if other is not None and procinfo.look(other) in ("alive", "stopped"):
             raise ConfigError(
-                f"network {cfg.name!r} is up already (pid {other}); `qnodeos down {cfg.name}`"
+                f"network {cfg.name!r} is up already (pid {other.pid}); `qnodeos down {cfg.name}`"
             )
     forks.preload()
     nodes: dict[str, Proc] = {}
@@ -68,8 +71,10 @@ async def _serve(
         async with trio.open_nursery() as nursery:
             await start_nodes(nursery, nodes, run_dir, errors, Apps())
             endpoints = {n: c.app_endpoint for n, c in cfg.nodes.items()}
+            me = procinfo.me()
             info: dict[str, Any] = {
-                "pid": os.getpid(),
+                "pid": me.pid,
+                "proc": msgspec.to_builtins(me),  # pid + start time: a reused pid is not us
                 "network": str(net_file),
                 "run_dir": str(run_dir),
                 "endpoints": endpoints,
@@ -99,38 +104,60 @@ async def _serve(
     return 1 if errors else 0
 
 
-def down(name: str, timeout: float = 15.0) -> int:
-    """Stop the network ``name`` that ``qnodeos up`` keeps up, and wait until it is."""
-    state = _state_file(name)
+def _recorded(state: Path) -> ProcId | None:
+    """The ``up`` process that wrote ``state`` (None if the file does not say, e.g. one
+    written by an older qnodeos that recorded a bare pid)."""
     try:
-        pid = int(json.loads(state.read_text())["pid"])
-    except (OSError, ValueError, KeyError, TypeError):
+        return msgspec.convert(json.loads(state.read_text())["proc"], ProcId)
+    except (OSError, ValueError, KeyError, TypeError, msgspec.ValidationError):
+        return None
+
+
+def down(name: str, timeout: float = 15.0) -> int:
+    """Stop the network ``name`` that ``qnodeos up`` keeps up, and wait until it is.
+
+    Only the process that wrote the state file is signalled: it is named by pid and
+    start time, and signalled through a pidfd opened before the start time is checked,
+    so a pid the OS has since given to another process is never signalled."""
+    state = _state_file(name)
+    if not state.exists():
         ups = sorted(p.name[3:-5] for p in runtime_dir().glob("up-*.json"))
         known = f"; up now: {', '.join(ups)}" if ups else ""
-        raise ConfigError(f"no network {name!r} is up (no {state}){known}") from None
-    if not _alive(pid):
-        state.unlink(missing_ok=True)
-        raise ConfigError(f"network {name!r} is not up (its process {pid} is gone)")
-    os.kill(pid, signal.SIGTERM)
-    end = time.monotonic() + timeout
-    while _alive(pid) and time.monotonic() < end:
-        time.sleep(0.05)
-    if _alive(pid):
-        raise ConfigError(f"network {name!r} (pid {pid}) did not stop within {timeout:g} s")
+        raise ConfigError(f"no network {name!r} is up (no {state}){known}")
+    proc = _recorded(state)
+    if proc is None:
+        raise ConfigError(
+            f"{state} does not identify the process that keeps network {name!r} up "
+            f"(pid and start time); nothing was signalled: stop it by hand, then remove "
+            f"the file"
+        )
+    try:
+        fd = os.pidfd_open(proc.pid)
+    except ProcessLookupError:
+        fd = -1
+    try:
+        seen = procinfo.look(proc) if fd >= 0 else "gone"
+        if seen is None:
+            raise ConfigError(
+                f"network {name!r} was brought up on another host or pid namespace "
+                f"({state}); run `qnodeos down` there"
+            )
+        if seen == "gone":
+            state.unlink(missing_ok=True)
+            raise ConfigError(
+                f"network {name!r} is not up (its process {proc.pid} is gone; the stale "
+                f"{state.name} was removed and nothing was signalled)"
+            )
+        signal.pidfd_send_signal(fd, signal.SIGTERM)
+        if seen == "stopped":
+            signal.pidfd_send_signal(fd, signal.SIGCONT)
+        end = time.monotonic() + timeout
+        while procinfo.look(proc) != "gone" and time.monotonic() < end:
+            time.sleep(0.05)
+    finally:
+        if fd >= 0:
+            os.close(fd)
+    if procinfo.look(proc) != "gone":
+        raise ConfigError(f"network {name!r} (pid {proc.pid}) did not stop within {timeout:g} s")
     print(f"qnodeos: network {name!r} is down")
     return 0
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # a zombie child of ours counts as gone
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        return stat.rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return True

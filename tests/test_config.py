@@ -126,3 +126,35 @@ def test_a_mistyped_key_gets_the_nearest_valid_one(text: str, words: str) -> Non
     with pytest.raises(ConfigError) as err:
         parse_network(text)
     assert words in str(err.value)
+
+
+def test_plaintext_tcp_without_keys_is_named_and_keys_silence_it(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import dataclasses
+
+    from qnodeos.runtime.security import KeyStore
+
+    cfg = parse_network("""
+[nodes.a]
+device = "generic"
+app_endpoint = "tcp://127.0.0.1:7001"
+peer_endpoint = "tcp://127.0.0.1:7002"
+[nodes.b]
+device = "generic"
+""")
+    a, b = cfg.node("a"), cfg.node("b")
+    text = a.plaintext_warning()
+    assert text is not None and "node 'a' has no keys" in text
+    assert "app_endpoint = tcp://127.0.0.1:7001" in text
+    assert "peer_endpoint = tcp://127.0.0.1:7002" in text and "qnodeos keys" in text
+    assert b.plaintext_warning() is None  # ipc endpoints in the user's runtime dir
+    keyed = dataclasses.replace(a, keys=KeyStore(tmp_path))
+    assert keyed.plaintext_warning() is None  # with keys every tcp endpoint is CURVE
+
+
+def test_max_apps_is_checked() -> None:
+    text = '[nodes.a]\ndevice = "generic"\nmax_apps = %s\n'
+    assert parse_network(text % "8").node("a").limits.max_apps == 8
+    assert parse_network('[nodes.a]\ndevice = "generic"\n').node("a").limits.max_apps == 256
+    for bad in ("0", "5000"):
+        with pytest.raises(ConfigError, match="nodes.a.max_apps: must be in 1..4096"):
+            parse_network(text % bad)

@@ -17,6 +17,7 @@
     starvation_s = 0.5                   # a block passed over this long goes first
     peer_timeout_s = 1.5                 # a linked node silent this long is gone
     exclusive_apps = ["solo"]            # apps that may have the device to themselves
+    max_apps = 256                       # apps connected at once (more are refused)
     app_endpoint = "tcp://127.0.0.1:5555"      # default: ipc:// in the runtime dir
     qdevice_endpoint = "ipc:///tmp/x.sock"     # default: ipc:// in the runtime dir
     peer_endpoint = "tcp://0.0.0.0:5556"       # where other nodes reach this one
@@ -85,8 +86,10 @@ NODE_KEYS = {
     "starvation_s",
     "peer_timeout_s",
     "exclusive_apps",
+    "max_apps",
 }
 LINK_KEYS = {"nodes", "model", "delay_s", "seed", "schedule"}
+MAX_APPS = 4096  # highest max_apps a network file may set
 MAX_PERIOD = 1024  # bins in a schedule's repeating pattern
 APP_KEYS = {"node", "module", "args", "name"}
 
@@ -101,6 +104,7 @@ class NodeLimits:
     max_block_s: float = 60.0
     starvation_s: float = 0.5
     exclusive_apps: frozenset[str] = frozenset()  # app names that may hold the device alone
+    max_apps: int = 256  # apps connected at once: each costs the node memory and leases
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -120,6 +124,31 @@ class NodeConfig:
     peer_endpoint: str
     qpeer_endpoint: str = ""
     keys: KeyStore | None = None  # CURVE keys of the network (``keys`` in the file)
+
+    def plaintext(self) -> list[str]:
+        """This node's tcp endpoints that carry plaintext (the network has no keys):
+        anyone who can reach them can read and send its traffic."""
+        if self.keys is not None:
+            return []
+        urls = {
+            "app_endpoint": self.app_endpoint,
+            "peer_endpoint": self.peer_endpoint,
+            "qpeer_endpoint": self.qpeer_endpoint,
+            "qdevice_endpoint": self.qdevice_endpoint,
+        }
+        return [f"{k} = {u}" for k, u in urls.items() if u.startswith("tcp://")]
+
+    def plaintext_warning(self) -> str | None:
+        """What to tell the user when this node's tcp traffic is unencrypted (None: it
+        is not)."""
+        bare = self.plaintext()
+        if not bare:
+            return None
+        return (
+            f"node {self.name!r} has no keys, so its tcp endpoint(s) {'; '.join(bare)} "
+            f"carry plaintext that anyone who reaches them can read and forge: make keys "
+            f"with `qnodeos keys NETWORK.toml` and name them with keys = ... in the file"
+        )
 
     def peers_of(self, net: NetworkConfig) -> dict[str, str]:
         """The other nodes of ``net`` and where their classical processes listen."""
@@ -278,6 +307,9 @@ def _node(name: str, table: Any, net: str, src: str, keys: KeyStore | None) -> N
     exclusive = _get(table, "exclusive_apps", list, where, [])
     if not all(isinstance(a, str) for a in exclusive):
         raise ConfigError(f"{where}.exclusive_apps: expected a list of app names")
+    max_apps = _get(table, "max_apps", int, where, NodeLimits.max_apps)
+    if not 1 <= max_apps <= MAX_APPS:
+        raise ConfigError(f"{where}.max_apps: must be in 1..{MAX_APPS}, got {max_apps}")
     limits = NodeLimits(
         **{
             k: _seconds(table, k, where, getattr(NodeLimits, k), lo, hi)
@@ -288,6 +320,7 @@ def _node(name: str, table: Any, net: str, src: str, keys: KeyStore | None) -> N
             )
         },
         exclusive_apps=frozenset(exclusive),
+        max_apps=max_apps,
     )
     rt = runtime_dir()
     return NodeConfig(

@@ -20,7 +20,7 @@ from qnodeos.netlink.models import MODELS
 from ..hardware.params import DEVICES
 from ..kernel.memory import PLACEMENTS
 from ..kernel.scheduler import POLICIES
-from .network import APP_KEYS, LINK_KEYS, MAX_PERIOD, NODE_KEYS
+from .network import APP_KEYS, LINK_KEYS, MAX_APPS, MAX_PERIOD, NODE_KEYS
 
 NUM = {"type": "number"}
 SECONDS = {"type": "number", "minimum": 0}
@@ -79,6 +79,12 @@ NODE: dict[str, dict[str, Any]] = {
         "type": "array",
         "items": {"type": "string"},
         "description": "app names that may connect with `exclusive=True`",
+    },
+    "max_apps": {
+        "type": "integer",
+        "minimum": 1,
+        "maximum": MAX_APPS,
+        "description": "apps connected at once",
     },
     "app_endpoint": {
         "type": "string",

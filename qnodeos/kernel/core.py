@@ -34,6 +34,7 @@ from .lower import Lowering
 from .memory import MemoryManager
 from .messaging import Postbox
 from .netstack import NetStack
+from .nqrun import Decoded
 from .outputs import Out, ToApp, ToDevice, ToNode
 from .processes import App, Event, ProcessTable
 from .running import Counters, Current
@@ -110,16 +111,37 @@ class Kernel(AppLifecycle):
             self.procs.watch = self._state_changed
             self.net.timeline = self.timeline
 
-    def bad_message(self, addr: bytes, error: QNodeOSError) -> list[Out]:
-        """An undecodable or invalid message arrived from ``addr``."""
+    def bad_message(
+        self, addr: bytes, error: QNodeOSError, ids: tuple[str, int] | None = None
+    ) -> list[Out]:
+        """An undecodable or invalid message arrived from ``addr``. ``ids`` (the type
+        and id its frame still said, ``codec.peek``) send the refusal to the call that
+        is waiting for it: a request, a block or a classical send, not a stray error
+        that surfaces on a later call."""
         self.counters.bad_messages += 1
-        return [ToApp(addr, m.ErrorReply(code="bad_message", message=str(error)))]
+        text = str(error)
+        kind, key = ids if ids is not None else ("", -1)
+        app = self.procs.by_addr.get(addr)
+        if app is not None and kind == "epr" and not self.net.has_request(app, key):
+            return [ToApp(addr, m.EprFailed(req=key, code="OTHER", message=text))]
+        if app is not None and kind in ("submit", "submit_nq"):
+            return [ToApp(addr, m.BlockFailed(block=key, code="invalid", message=text))]
+        if kind == "send":
+            return [ToApp(addr, m.SendFailed(seq=key, code="invalid", message=text))]
+        return [ToApp(addr, m.ErrorReply(code="bad_message", message=text))]
 
     def app_message(
-        self, addr: bytes, msg: m.AppToNode, now: float, user: str | None = None
+        self,
+        addr: bytes,
+        msg: m.AppToNode,
+        now: float,
+        user: str | None = None,
+        decoded: Decoded | None = None,
     ) -> list[Out]:
         """A message from the app connection ``addr``; ``user``: the name its CURVE key
-        authenticated (``app:NAME``), or None on an unauthenticated endpoint."""
+        authenticated (``app:NAME``), or None on an unauthenticated endpoint.
+        ``decoded``: a NetQASM submission's instructions (or why they cannot be read),
+        when the adapter read them off the event loop."""
         self.now = now
         app = self.procs.by_addr.get(addr)
         if app is not None and user != app.user:
@@ -155,7 +177,14 @@ class Kernel(AppLifecycle):
             return self.net.request(app, msg, now) + self._pump()
         if isinstance(msg, m.EprAck):
             return self.net.acked(app, msg)
-        return self._submit(app, msg, now)
+        return self._submit(app, msg, now, decoded)
+
+    def may_submit(self, addr: bytes) -> bool:
+        """Whether the app at ``addr`` could have a block accepted now (registered, and
+        no block of its own queued or running): a submission that could not is
+        refused before it is read."""
+        app = self.procs.by_addr.get(addr)
+        return app is not None and app.idle
 
     def peer_message(
         self, msg: m.NodeToNode, now: float | None = None, user: str | None = None

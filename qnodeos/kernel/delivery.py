@@ -176,14 +176,16 @@ class PairDelivery:
         seq = ok.ent_id[2]
         outcomes = self._outcomes.pop(seq, [])
         peer = ok.ent_id[1] if ok.ent_id[0] == self.node else ok.ent_id[0]
+        self.ledger.saw(peer, seq)
         if w is None or not w.round_phys:
             # Nobody here can have this pair (its request or app ended meanwhile).
             return [self._expire_at(peer, [seq], "it heralded after its request ended here")]
         voided = self.ledger.void_early(peer, seq)
-        if voided is not None:
+        if voided is not None:  # the peer expired it before it came here: it is void
             self._end_round(w)
             outs = self.egps[peer].abort((ok.origin, ok.create_id), e.Code.EXPIRE, voided, now)
-            return self._egp(peer, outs, now)
+            echo = self._expire_at(peer, [seq], f"voided at {peer!r}'s word", echo=True)
+            return [echo, *self._egp(peer, outs, now)]
         pair = m.EprPair(
             ent_id=ok.ent_id,
             bell_index=ok.bell_index,
@@ -214,9 +216,10 @@ class PairDelivery:
         return self._tell(w, m.EprDone(req=w.msg.req, pairs=self._hand_out(w)))
 
 
-    def _expire_at(self, peer: str, seqs: list[int], reason: str) -> ToNode:
+    def _expire_at(self, peer: str, seqs: list[int], reason: str, echo: bool = False) -> ToNode:
         self.ledger.expired_out += len(seqs)
-        return ToNode(peer, m.Egp(from_node=self.node, msg=m.EgpExpire(seqs=seqs, reason=reason)))
+        msg = m.EgpExpire(seqs=seqs, reason=reason, echo=echo)
+        return ToNode(peer, m.Egp(from_node=self.node, msg=msg))
 
     def _end_round(self, w: Want) -> None:
         """The round is over: free what it allocated and got no pair (the scratch qubit

@@ -29,6 +29,7 @@ from .outputs import Out, ToApp, ToNode
 EntId = tuple[str, str, int]
 MAX_OPEN = 200_000  # pairs per link awaiting the other end's confirmation
 MAX_EARLY = 10_000  # confirmations/expiries per link about pairs not handed out yet
+EARLY_WINDOW = 8192  # how far past the last pair heralded here an early word may be
 
 
 @dataclass
@@ -61,6 +62,8 @@ class Ledger:
         self.deliveries: dict[tuple[int, int], _Delivery] = {}  # (app, req) -> pairs
         self.early_confirms: dict[str, OrderedDict[int, None]] = {}
         self.early_expires: dict[str, OrderedDict[int, str]] = {}
+        self.highest: dict[str, int] = {}  # peer -> highest station number heralded here
+        self.gaps: dict[str, OrderedDict[int, None]] = {}  # numbers below it that did not
         self.expired_out = 0  # pairs we told the other end to expire
         self.expired_in = 0  # pairs the other end (or its absence) voided here
         self.evicted = 0
@@ -88,6 +91,26 @@ class Ledger:
             self.evicted += 1
         while len(handed) > MAX_OPEN:
             handed.popitem(last=False)
+
+    def saw(self, peer: str, seq: int) -> None:
+        """Pair ``seq`` of the link with ``peer`` heralded here. Every herald of a link
+        reaches both its nodes, in order: numbers skipped are remembered (the last
+        ``MAX_EARLY``), as pairs that never heralded here."""
+        top = self.highest.get(peer, -1)
+        gaps = self.gaps.setdefault(peer, OrderedDict())
+        if seq > top:
+            for skipped in range(max(top + 1, seq - MAX_EARLY), seq):
+                gaps[skipped] = None
+            while len(gaps) > MAX_EARLY:
+                gaps.popitem(last=False)
+            self.highest[peer] = seq
+        else:
+            gaps.pop(seq, None)
+
+    def may_come(self, peer: str, seq: int) -> bool:
+        """Whether pair ``seq`` may still herald here: the other end may hear of a
+        pair before this node does, but not of one far beyond the last it heralded."""
+        return seq <= self.highest.get(peer, -1) + EARLY_WINDOW
 
     def void_early(self, peer: str, seq: int) -> str | None:
         """Whether the other end already expired pair ``seq`` (its reason), before this
@@ -157,24 +180,39 @@ class Ledger:
         return {d.peer: unacked} if unacked else {}
 
     # -- the other node ------------------------------------------------------------------
-    def confirmed(self, peer: str, seqs: list[int]) -> list[Out]:
+    def confirmed(self, peer: str, seqs: list[int]) -> tuple[list[Out], list[int]]:
         """The other end's app has these pairs: ours may keep them whatever happens.
         Those our app acknowledged already are settled: tell it (only after its own
-        acknowledgement, so that its settled pairs were confirmed to the other end)."""
+        acknowledgement, so that its settled pairs were confirmed to the other end).
+        Also returns the pairs that never heralded here though later ones did: the
+        other end cannot keep them (a herald it got was forged)."""
         book = self.open.get(peer, OrderedDict())
+        handed = self.handed.get(peer, OrderedDict())
+        gaps = self.gaps.get(peer, OrderedDict())
         settled: dict[tuple[bytes, int], list[EntId]] = {}
+        unknown: list[int] = []
         for seq in seqs:
             held = book.pop(seq, None)
+            if held is None and seq in handed:
+                continue  # settled already, or confirmed on handing out
+            if held is None and seq in gaps:
+                unknown.append(seq)  # later pairs heralded here, this one never did
+                continue
             if held is None:
-                early = self.early_confirms.setdefault(peer, OrderedDict())
-                early[seq] = None
-                while len(early) > MAX_EARLY:
-                    early.popitem(last=False)
+                self.confirmed_early(peer, [seq])
                 continue
             held.confirmed = True
             if held.acked:
                 settled.setdefault((held.addr, held.req), []).append(held.ent_id)
-        return _settled(settled)
+        return _settled(settled), unknown
+
+    def confirmed_early(self, peer: str, seqs: list[int]) -> None:
+        """The other end confirmed these pairs before this node handed them out."""
+        early = self.early_confirms.setdefault(peer, OrderedDict())
+        for seq in seqs:
+            early[seq] = None
+        while len(early) > MAX_EARLY:
+            early.popitem(last=False)
 
     def expired(self, peer: str, seqs: list[int], reason: str) -> tuple[list[Out], list[int]]:
         """The other end voided these pairs: tell our apps that have them; returns what

@@ -21,7 +21,7 @@ from ..lang.program import Subroutine, validate
 from ..runtime.security import app_id
 from .blocks import BlockRunner
 from .messaging import Postbox
-from .nqrun import NqBlock, NqMemory
+from .nqrun import Decoded, NqBlock, NqMemory, nq_decode
 from .outputs import Out, ToApp, ToDevice
 from .processes import App, Event
 from .running import Current
@@ -64,6 +64,12 @@ class AppLifecycle(BlockRunner):
                 "name_taken",
                 f"an app named {msg.app!r} is already connected to node {self.node!r}; "
                 f"app names are unique on a node (they address classical messages)",
+            )
+        if len(self.procs.by_id) >= self.limits.max_apps:
+            return err(
+                "too_many_apps",
+                f"node {self.node!r} already serves {len(self.procs.by_id)} apps, its limit "
+                f"(max_apps in the network file)",
             )
         holder = next((a for a in self.procs.by_id.values() if a.exclusive), None)
         if holder is not None and msg.qubits > 0:
@@ -138,7 +144,13 @@ class AppLifecycle(BlockRunner):
         out.append(ToApp(app.addr, m.Stopped(reason=reason)))
         return out
 
-    def _submit(self, app: App, msg: m.Submit | m.SubmitNetQASM, now: float) -> list[Out]:
+    def _submit(
+        self,
+        app: App,
+        msg: m.Submit | m.SubmitNetQASM,
+        now: float,
+        decoded: Decoded | None = None,
+    ) -> list[Out]:
 
         def fail(code: str, text: str) -> list[Out]:
             self._count_fail(code, f"app {app.name!r}: {text}")
@@ -165,7 +177,7 @@ class AppLifecycle(BlockRunner):
                 validate(msg.sub, self.max_instrs)
                 payload: Subroutine | NqBlock = msg.sub
             else:
-                payload = self._netqasm(app, msg)
+                payload = self._netqasm(app, msg, decoded)
         except ProgramError as exc:
             return fail("invalid", str(exc))
         deadline = now + msg.deadline_s if msg.deadline_s is not None else float("inf")
@@ -173,12 +185,13 @@ class AppLifecycle(BlockRunner):
         self._queue(app, (msg.block, payload), deadline)
         return self._pump()
 
-    def _netqasm(self, app: App, msg: m.SubmitNetQASM) -> NqBlock:
-        """Read a NetQASM subroutine (ProgramError if it cannot be run here). The app's
-        NetQASM registers and arrays start afresh with ``fresh`` (a new connection)."""
-        from ..netqasm.decode import decode  # imports netqasm: only nodes that need it
-
-        instrs = decode(msg.code, msg.form, msg.flavour, self.max_instrs) if msg.code else []
+    def _netqasm(self, app: App, msg: m.SubmitNetQASM, decoded: Decoded | None) -> NqBlock:
+        """Read a NetQASM subroutine (ProgramError if it cannot be run here), unless
+        ``decoded`` says what it holds. The app's NetQASM registers and arrays start
+        afresh with ``fresh`` (a new connection)."""
+        if isinstance(decoded, ProgramError):
+            raise decoded
+        instrs = decoded if decoded is not None else nq_decode(msg, self.max_instrs)
         keys = [(s.node_id, s.id) for s in msg.sockets]
         if len(set(keys)) != len(keys):
             raise ProgramError(f"EPR sockets repeat (remote node id, socket id): {sorted(keys)}")

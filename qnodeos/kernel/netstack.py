@@ -176,6 +176,10 @@ class NetStack(RoundWork):
         self.wants[want.key] = want
         return self._egp(msg.remote_node, outs, now)
 
+    def has_request(self, app: App, req: int) -> bool:
+        """Whether app ``app`` has a live request numbered ``req``."""
+        return any(w.app is app and w.msg.req == req for w in self.wants.values())
+
     def app_gone(self, app: App, now: float, reason: str = "it ended") -> list[Out]:
         """The app ended: every pair it did not acknowledge is void, so the other ends
         expire it (told before its requests are aborted, so their apps are not handed
@@ -267,9 +271,13 @@ class NetStack(RoundWork):
             return []
         body = msg.msg
         if isinstance(body, m.EgpConfirm):
-            return self.ledger.confirmed(peer, body.seqs)
+            out, unknown = self.ledger.confirmed(peer, body.seqs)
+            if unknown:  # never heralded here: void there too (no answer expected)
+                why = f"no such pair heralded at {self.node!r}"
+                out.insert(0, self._expire_at(peer, unknown, why, echo=True))
+            return out
         if isinstance(body, m.EgpExpire):
-            return self._peer_expired(peer, body.seqs, body.reason, now)
+            return self._peer_expired(peer, body, now)
         if isinstance(body, m.EgpRequest):
             if local_app(body.purpose, self.node) in self.gone_apps:
                 # For an app that was here and left: refused soon (not at its deadline),
@@ -277,24 +285,35 @@ class NetStack(RoundWork):
                 self.refuse_at[(peer, (body.origin, body.create_id))] = now + GONE_GRACE_S
         return self._egp(peer, egp.peer_message(body, now), now)
 
-    def _peer_expired(self, peer: str, seqs: list[int], reason: str, now: float) -> list[Out]:
+    def _peer_expired(self, peer: str, msg: m.EgpExpire, now: float) -> list[Out]:
         """The other end voided these pairs: apps that have them are told; a request
-        still collecting them ends with EXPIRE (listing only the pairs still good)."""
-        text = f"{peer!r} voided the pair(s): {reason}"
+        still collecting them ends with EXPIRE (listing only the pairs still good).
+        The pairs voided here are named back to it (an echo), so that if it never sent
+        this (a forged expiry) it voids them too and both ends agree. Pairs that
+        cannot herald here soon (far past the last one that did) are ignored."""
+        text = f"{peer!r} voided the pair(s): {msg.reason}"
+        seqs = [s for s in msg.seqs if self.ledger.may_come(peer, s)]
+        self.ignored += len(msg.seqs) - len(seqs)
         out, missing = self.ledger.expired(peer, seqs, text)
         gone = set(missing)
+        voided_here = sorted(set(seqs) - gone)
         for key, w in list(self.wants.items()):
             hit = [p for p in w.pairs if w.peer == peer and p.ent_id[2] in gone]
             if not hit:
                 continue
             gone -= {p.ent_id[2] for p in hit}
+            voided_here += [p.ent_id[2] for p in hit]
             for p in hit:
                 if p.qubit >= 0:
                     self._free(w, p.qubit)
             w.pairs = [p for p in w.pairs if p not in hit]
             out += self._egp(peer, self.egps[peer].abort(key, e.Code.EXPIRE, text, now), now)
+        if msg.echo:  # about pairs we voided ourselves: nothing to remember or answer
+            return out
         if gone:  # not heralded here yet: never hand them out
             self.ledger.remember_expired(peer, sorted(gone), text)
+        if voided_here:
+            out.insert(0, self._expire_at(peer, sorted(voided_here), "voided at your word", True))
         return out
 
     def handle_timer(self, now: float) -> list[Out]:
@@ -312,6 +331,16 @@ class NetStack(RoundWork):
                 out.append(self._refuse(peer, req, why))
         for peer, egp in self.egps.items():
             out += self._egp(peer, egp.handle_timer(now), now)
+        for key, w in list(self.wants.items()):
+            # A request ends by its deadline whatever the link layer's state (a round
+            # under way ends by itself soon after: its window closes at the deadline).
+            if now >= w.deadline + e.ROUND_GRACE_S and w.round_seq < 0:
+                why = f"not done within its timeout of {w.msg.timeout_s:g} s"
+                ends = self.egps[w.peer].abort(key, e.Code.TIMEOUT, why, now)
+                if not ends:  # the link layer has it no more: end it here
+                    err = e.Err(origin=key[0], create_id=key[1], code=e.Code.TIMEOUT, message=why)
+                    ends = [e.ToLocal(event=err)]
+                out += self._egp(w.peer, ends, now)
         for pur, w in list(self.listening.items()):
             if now >= w.deadline:
                 del self.listening[pur]

@@ -23,7 +23,7 @@ import math
 from dataclasses import dataclass, field
 
 from ..errors import ProgramError
-from ..lang.messages import EprPair, NqSocket
+from ..lang.messages import EprPair, NqSocket, SubmitNetQASM
 from ..lang.program import INT_MIN as UNDEFINED
 from ..lang.program import (
     MAX_ARRAY_TOTAL,
@@ -37,6 +37,7 @@ from ..lang.program import (
 )
 from ..netqasm.decode import I32_MAX, I32_MIN, NUM_NQ_REGS, Addr, Entry, NqInstr, Slice
 from ..netqasm.decode import Reg as NReg
+from ..netqasm.decode import decode as _decode
 from .interpreter import (
     MAX_BATCH,
     EprStart,
@@ -74,6 +75,13 @@ _GATES |= {"cphase": "cz", "rot_x": "rx", "rot_y": "ry", "rot_z": "rz"}
 _GATES |= {"crot_x": "crx", "crot_y": "cry", "rot_x_all": "all_rx", "rot_y_all": "all_ry"}
 _GATES |= {"bichromatic": "ms"}
 _MEAS_AXES = {"meas_basis": "xyx", "meas_basis_yzy": "yzy", "meas_basis_zxz": "zxz"}
+
+Decoded = list[NqInstr] | ProgramError  # a NetQASM submission, read or refused
+
+
+def nq_decode(msg: SubmitNetQASM, max_instrs: int) -> list[NqInstr]:
+    """The instructions of a NetQASM submission (ProgramError if it cannot be read)."""
+    return _decode(msg.code, msg.form, msg.flavour, max_instrs) if msg.code else []
 
 
 @dataclass

@@ -13,6 +13,7 @@ it never leaves a loop.
 from __future__ import annotations
 
 import logging
+import sys
 import time
 from collections.abc import Callable, Collection, Mapping
 from typing import Any
@@ -22,14 +23,18 @@ import trio.lowlevel
 import zmq
 
 from ..config.network import LinkConfig, NodeConfig
-from ..errors import ConfigError, ProtocolError, QNodeOSError
+from ..errors import ConfigError, ProgramError, ProtocolError, QNodeOSError
 from ..lang import codec
+from ..lang import messages as m
+from ..netqasm.decode import too_big
 from ..runtime import procinfo
 from ..runtime.liveness import Look, Unread
 from ..runtime.ratelog import BadInput
 from ..runtime.security import APP, PEER, QDEVICE, Authenticator, client_side, node_id, server_side
 from ..runtime.transport import Socket, ZSocket, bind_router, connect_dealer, disconnects
 from .core import Kernel
+from .intake import Intake
+from .nqrun import Decoded, nq_decode
 from .outputs import Out, Resume, ToApp, ToDevice, ToNode
 
 log = logging.getLogger("qnodeos.kernel")
@@ -56,8 +61,10 @@ class NodeService:
         clock: Callable[[], float] = time.time,
         token: str = "",
         look: Look | None = None,
+        offload: bool = False,
     ) -> None:
         self.cfg = cfg
+        self.offload = offload
         self.peers = dict(peers or {})
         self.delays = dict(delays or {})
         self.clock = clock
@@ -95,6 +102,10 @@ class NodeService:
         self._resume = trio.Event()  # a paused block waits to go on
         self._inputs: tuple[Socket, ...] = ()  # sockets whose unread messages defer judging
         self._unread = Unread(limit_s=cfg.lease_s)
+        self._reading: set[bytes] = set()  # apps whose NetQASM block is being read
+        self.intake = Intake()  # app messages, served fairly
+        self._arrived = trio.Event()  # set when the intake gets a message
+        self._reader = trio.CapacityLimiter(1)  # one at a time: one core's worth at most
 
     # -- sending -------------------------------------------------------------------------
     async def _send(self, apps: Socket, dev: Socket, outs: list[Out]) -> None:
@@ -166,29 +177,66 @@ class NodeService:
 
     # -- receiving -----------------------------------------------------------------------
     async def _apps(self, apps: Socket, dev: Socket) -> None:
+        """Reads app messages as they come into the fair intake (a queue per
+        connection, see ``intake``); ``_serve_apps`` serves them. A connection whose
+        queue is full has its message refused unread."""
         while True:
             frames, user = await apps.recv_from()
-            addr = frames[0]
             now = self.clock()
-            if len(frames) != 2:
-                self.bad.report("an app", f"{len(frames) - 1} data frames, not 1", now=now)
-                outs = self.kernel.bad_message(
-                    addr, ProtocolError(f"expected 1 data frame, got {len(frames) - 1}")
-                )
-            else:
-                try:
-                    msg = self.from_app.decode(frames[1])
-                except ProtocolError as exc:
-                    outs = self.kernel.bad_message(addr, exc)
-                else:
-                    try:
-                        outs = self.kernel.app_message(addr, msg, now, user)
-                    except Exception as exc:  # a bug must not take the node down
-                        log.exception("kernel failed on %r", type(msg).__name__)
-                        outs = self.kernel.bad_message(
-                            addr, QNodeOSError(f"internal error: {type(exc).__name__}: {exc}")
-                        )
-            await self._send(apps, dev, outs)
+            if self.intake.put(frames[0], frames, user, now):
+                self._arrived.set()
+                continue
+            self.bad.report("an app", "sends faster than it is served; refused", now=now)
+            refusal = ProtocolError(
+                f"refused unread: {self.intake.per_app} messages of this connection (or "
+                f"{self.intake.total} in all) wait already; wait for replies before sending more"
+            )
+            ids = codec.peek(frames[1]) if len(frames) == 2 else None
+            await self._send(apps, dev, self.kernel.bad_message(frames[0], refusal, ids))
+
+    async def _serve_apps(self, apps: Socket, dev: Socket) -> None:
+        """Serves queued app messages, the least-served connection's first; what each
+        costs to read and handle (this thread's CPU time) is charged to it."""
+        while True:
+            item = self.intake.take(self.clock())
+            if item is None:
+                with trio.move_on_after(self.intake.wait(self.clock())):
+                    await self._arrived.wait()
+                self._arrived = trio.Event()
+                continue
+            addr, frames, user = item
+            start = time.thread_time()
+            outs = self._app_frames(addr, frames, user, apps, dev)
+            if outs:
+                await self._send(apps, dev, outs)
+            self.intake.charge(addr, time.thread_time() - start, self.clock())
+            # Let the reader and the device's replies in between messages, so the next
+            # one served is chosen among all that came (only a backlog comes here: an
+            # empty intake waits above).
+            await trio.lowlevel.checkpoint()
+
+    def _app_frames(
+        self, addr: bytes, frames: list[bytes], user: str | None, apps: Socket, dev: Socket
+    ) -> list[Out]:
+        now = self.clock()
+        if len(frames) != 2:
+            self.bad.report("an app", f"{len(frames) - 1} data frames, not 1", now=now)
+            return self.kernel.bad_message(
+                addr, ProtocolError(f"expected 1 data frame, got {len(frames) - 1}")
+            )
+        try:
+            msg = self.from_app.decode(frames[1])
+        except ProtocolError as exc:
+            return self.kernel.bad_message(addr, exc, codec.peek(frames[1]))
+        if self._read_apart(addr, msg, user, apps, dev):
+            return []
+        try:
+            return self.kernel.app_message(addr, msg, now, user)
+        except Exception as exc:  # a bug must not take the node down
+            log.exception("kernel failed on %r", type(msg).__name__)
+            return self.kernel.bad_message(
+                addr, QNodeOSError(f"internal error: {type(exc).__name__}: {exc}")
+            )
 
     async def _device(self, apps: Socket, dev: Socket) -> None:
         """Replies of our quantum process (a DEALER: one frame per message)."""
@@ -219,6 +267,55 @@ class NodeService:
             outs = self._guarded(self.kernel.peer_message, msg, now, user)
             await self._send(apps, dev, outs)
 
+    def _read_apart(
+        self, addr: bytes, msg: m.AppToNode, user: str | None, apps: Socket, dev: Socket
+    ) -> bool:
+        """Read a NetQASM block off the event loop (True if it is being read so).
+
+        netqasm's parser takes ~0.5 ms per text line and ~60 us per binary instruction:
+        a 4,096-line block, read inline, would stop the node for 2 s, so heartbeats,
+        leases and every other app's blocks would wait for it. In real processes it is
+        read in a worker thread, one block at a time, and the submitting app alone
+        waits for it (a second block from it meanwhile is refused, as while one runs)."""
+        if not (
+            self.offload
+            and isinstance(msg, m.SubmitNetQASM)
+            and msg.code
+            and self.kernel.may_submit(addr)
+            and self._nursery is not None
+        ):
+            return False
+        big = too_big(msg.code, msg.form, self.kernel.max_instrs)
+        if big is not None or addr in self._reading:
+            why = (
+                ProgramError(f"NetQASM {msg.form} refused before parsing: {big}")
+                if big is not None
+                else ProgramError("busy: this app's previous NetQASM block is still being read")
+            )
+            outs = self._guarded(self.kernel.app_message, addr, msg, self.clock(), user, why)
+            self._nursery.start_soon(self._send, apps, dev, outs)
+            return True
+        self._reading.add(addr)
+        self._nursery.start_soon(self._read_netqasm, addr, msg, user, apps, dev)
+        # The reader holds the GIL while it parses; the event loop gets it back within
+        # this interval (Python's default, 5 ms, would add ~5 ms to every step of every
+        # other app's block).
+        sys.setswitchinterval(READER_SWITCH_S)
+        return True
+
+    async def _read_netqasm(
+        self, addr: bytes, msg: m.SubmitNetQASM, user: str | None, apps: Socket, dev: Socket
+    ) -> None:
+        try:
+            decoded, cost = await trio.to_thread.run_sync(
+                _read_nq, msg, self.kernel.max_instrs, limiter=self._reader, abandon_on_cancel=True
+            )
+        finally:
+            self._reading.discard(addr)
+        self.intake.charge(addr, cost, self.clock())  # the sender's share pays for it
+        outs = self._guarded(self.kernel.app_message, addr, msg, self.clock(), user, decoded)
+        await self._send(apps, dev, outs)
+
     def _guarded(self, fn: Callable[..., list[Out]], *args: Any) -> list[Out]:
         try:
             return fn(*args)
@@ -241,7 +338,7 @@ class NodeService:
             self._tick = None
             now = self.clock()
             self.bad.tick(now)
-            unread = any(sock.pending() for sock in self._inputs)
+            unread = len(self.intake) > 0 or any(sock.pending() for sock in self._inputs)
             judge = self._unread.may_judge(unread, now)
             outs = self._guarded(self.kernel.handle_timer, now, judge)
             await self._send(apps, dev, outs)
@@ -281,6 +378,9 @@ class NodeService:
     async def serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         cfg, keys, where = self.cfg, self.cfg.keys, f"nodes.{self.cfg.name}"
         me = keys.node(cfg.name, secret=True) if keys else None
+        plain = cfg.plaintext_warning()
+        if plain is not None:
+            log.warning("%s", plain)
         auth = self._authenticator()
         opened: list[Socket] = []
         try:
@@ -310,6 +410,7 @@ class NodeService:
                 await self._hello(dev)
                 self._inputs = (apps, peer)
                 nursery.start_soon(self._apps, apps, dev)
+                nursery.start_soon(self._serve_apps, apps, dev)
                 nursery.start_soon(self._runner, apps, dev)
                 nursery.start_soon(self._timer, apps, dev)
                 nursery.start_soon(self._nodes, peer, apps, dev)
@@ -334,3 +435,19 @@ class NodeService:
                 elif isinstance(out, ToNode):
                     dealer = self._dealer(out.node, watch=False)
                     await dealer.send([self.node_codec.encode(out.msg)])
+
+
+READER_SWITCH_S = 0.0002
+
+
+def _read_nq(msg: m.SubmitNetQASM, max_instrs: int) -> tuple[Decoded, float]:
+    """(In a worker thread.) The block's instructions, or why they cannot be read, and
+    the CPU time reading took."""
+    start = time.thread_time()
+    try:
+        got: Decoded = nq_decode(msg, max_instrs)
+    except ProgramError as exc:
+        got = exc
+    except Exception as exc:  # a bug in reading must fail the block, not the node
+        got = ProgramError(f"internal error reading the block: {type(exc).__name__}: {exc}")
+    return got, time.thread_time() - start

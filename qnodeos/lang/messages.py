@@ -395,10 +395,13 @@ class EgpReject(msgspec.Struct, frozen=True, kw_only=True, tag="egp_no"):
 class EgpExpire(msgspec.Struct, frozen=True, kw_only=True, tag="egp_expire"):
     """Link layer: the pairs with these station numbers are void at the sender (its app
     went away before receiving them, or the herald came when nobody waited for it):
-    the receiver must not keep them either."""
+    the receiver must not keep them either. The receiver answers with the same pairs
+    (``echo``) once it voided them at the sender's word, so that an expiry the sender
+    never sent (forged) still ends with both ends agreeing; an echo is not answered."""
 
     seqs: Annotated[list[Count], msgspec.Meta(max_length=MAX_LIST)]
     reason: Text
+    echo: bool = False
 
 
 class EgpConfirm(msgspec.Struct, frozen=True, kw_only=True, tag="egp_confirm"):

@@ -143,8 +143,9 @@ class Subroutine(msgspec.Struct, frozen=True, kw_only=True):
     and the EPR requests its ``epr`` instructions start."""
 
     arrays: Annotated[dict[_Names, int], msgspec.Meta(max_length=4096)]
-    instrs: Annotated[list[Instr], msgspec.Meta(max_length=65_536)]
-    labels: Annotated[dict[_Names, int], msgspec.Meta(max_length=65_536)]
+    # Bounded on the wire: a longer block is refused before its instructions are read.
+    instrs: Annotated[list[Instr], msgspec.Meta(max_length=MAX_INSTRS)]
+    labels: Annotated[dict[_Names, int], msgspec.Meta(max_length=MAX_INSTRS + 1)]
     eprs: Annotated[list[EprSpec], msgspec.Meta(max_length=MAX_EPRS)] = []
 
 

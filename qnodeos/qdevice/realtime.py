@@ -73,6 +73,8 @@ class _Guard:
 
 
 BURST = 64  # messages taken from one socket before the others get a turn
+SEND_RETRY_S = 0.005  # a message a socket did not take is tried again this much later
+SEND_GIVE_UP_S = 5.0  # ... until it has waited this long (the peer's pulls give up too)
 UNREAD_JUDGE_S = 1.0  # judge peers' silence even with messages unread, after this long
 
 
@@ -190,9 +192,24 @@ def serve_forever(
 
         return on_event
 
+    stuck: dict[int, float] = {}  # id of frames not taken yet -> since when
+
     def flush() -> None:
-        for sock, frames in outbox.pop_due(time.time()):
-            sock.send_multipart(frames)
+        """Send what is due, never blocking: a peer's quantum process that is not
+        there (a listed node not started, one that died) or does not read would stop
+        this loop, and the device's time with it. What a socket does not take now is
+        tried again shortly, for up to ``SEND_GIVE_UP_S``, then dropped and reported."""
+        now = time.time()
+        for sock, frames in outbox.pop_due(now):
+            try:
+                sock.send_multipart(frames, zmq.NOBLOCK)
+            except zmq.Again:
+                since = stuck.setdefault(id(frames), now)
+                if now - since < SEND_GIVE_UP_S:
+                    outbox.push(now + SEND_RETRY_S, sock, frames)
+                    continue
+                server.bad.report("a peer", "did not take a message; dropped", now=now)
+            stuck.pop(id(frames), None)
 
     handlers: list[tuple[zmq.Socket[bytes] | None, Callable[[], None]]] = [
         (ksock, from_kernel),

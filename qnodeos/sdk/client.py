@@ -330,13 +330,12 @@ class Node(QubitOwner):
             raise ConnectionClosed(f"session with node {self.name!r} is closed: {self._closed}")
         self._send_seq += 1
         seq = self._send_seq
+        frame = self._checked(m.SendMsg(to_node=node, to_app=app, seq=seq, data=data))
         done = trio.Event()
         result: list[m.SendDone | m.SendFailed] = []
         self._sends[seq] = (done, result)
         try:
-            await self._sock.send(
-                [self._enc.encode(m.SendMsg(to_node=node, to_app=app, seq=seq, data=data))]
-            )
+            await self._sock.send([frame])
             await done.wait()
         finally:
             self._sends.pop(seq, None)
@@ -416,6 +415,16 @@ class Node(QubitOwner):
                 if pairs:
                     yield pairs
 
+    def _checked(self, msg: m.AppToNode) -> bytes:
+        """``msg`` encoded, if the node would accept it (LocalError naming the field
+        if not: the call fails here, at once, rather than at the node)."""
+        data = self._enc.encode(msg)
+        try:
+            self._enc.decode(data)
+        except ProtocolError as exc:
+            raise LocalError(f"{type(msg).__name__} not sent: {exc}") from None
+        return data
+
     async def _ack(self, req: int, count: int) -> None:
         await self._sock.send([self._enc.encode(m.EprAck(req=req, count=count))])
 
@@ -436,10 +445,11 @@ class Node(QubitOwner):
         """Send the request; what the node says about it, until its last message."""
         if self._closed is not None:
             raise ConnectionClosed(f"session with node {self.name!r} is closed: {self._closed}")
+        data = self._checked(req)
         send, news = trio.open_memory_channel[EprNews](math.inf)
         self._eprs[req.req] = send
         try:
-            await self._sock.send([self._enc.encode(req)])
+            await self._sock.send([data])
             while True:
                 msg = await news.receive()
                 if isinstance(msg, m.Stopped):

@@ -108,3 +108,23 @@ def test_fuzzing_an_endpoint_crashes_nothing_and_disturbs_no_one(
     attack()
     trio.run(legit_check, str(net))
     assert all(p.p.poll() is None for p in procs)
+
+
+def test_a_pull_for_a_node_whose_quantum_process_is_not_up_stops_nothing(
+    running: tuple[Path, list[Proc], Target],
+) -> None:
+    """Found by bench/fuzz.py's state-move scenario: each QPull made "for" mallory (a
+    listed node that is not running) has alice's quantum process answer mallory's;
+    zmq queues those for the missing peer up to its high-water mark (1,000), and the
+    next send blocked, stopping alice's real-time loop for good. Sends never block
+    now; what is not taken is retried, then dropped and reported."""
+    from qnodeos.lang import codec
+    from qnodeos.lang import messages as m
+
+    net, procs, tgt = running
+    enc = codec.qdevice_peer()
+    for i in range(700):  # each sent twice: past the 1,000 zmq queues
+        pull = m.QPull(frm="mallory", for_node="mallory", qubit=("mallory", i % 4))
+        tgt.blast("qpeer", [enc.encode(pull)])
+    trio.run(legit_check, str(net))  # before: TooSlowError, alice's device stuck
+    assert all(p.p.poll() is None for p in procs)

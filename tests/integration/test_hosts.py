@@ -94,6 +94,8 @@ delay_s = 0.001
     try:
         for proc in nodes:
             assert proc.stdout is not None
+            first = proc.stdout.readline()  # no keys on tcp: the node says so first
+            assert "has no keys" in first and "carry plaintext" in first, first
             line = proc.stdout.readline()
             assert line.startswith("READY"), line
         n = 300

@@ -154,9 +154,9 @@ def test_bad_input_gets_error_replies_and_the_node_keeps_serving(node: tuple[str
         (m.ErrorReply, "malformed msgpack"),
         (m.ErrorReply, "Expected `str`, got `int` - at `$.app`"),
         (m.BlockFailed, "unknown instruction 'frobnicate'"),
-        (m.ErrorReply, "Expected `int`, got `str`"),
+        (m.BlockFailed, "Expected `int`, got `str`"),  # undecodable: still its block's
         (m.BlockFailed, "register R99 out of range"),
-        (m.BlockFailed, "5000 instructions; limit is 4096"),
+        (m.BlockFailed, "Expected `array` of length <= 4096 - at `$.sub.instrs`"),
         (m.BlockFailed, "instruction budget of 200000 exceeded"),
     ]
     for reply, (kind, words) in zip(replies[1:], expect, strict=False):

@@ -380,3 +380,18 @@ def test_a_readout_moves_another_apps_state_after_waiting_starvation_s() -> None
     h.deliver(h.kernel.handle_timer(h.now))
     (reply,) = h.inbox[B]
     assert isinstance(reply, m.BlockDone)  # after the wait, A's state was moved after all
+
+
+def test_apps_on_a_node_are_capped_with_a_clear_refusal() -> None:
+    """Each connected app costs the node memory and a lease (issue: 2,000 live sessions
+    grew the node by 29 KB each): beyond max_apps a Register is refused, and a place
+    freed by an app that leaves is available again."""
+    h = Harness(limits=NodeLimits(max_apps=3))
+    addrs = [f"app-{i}".encode() for i in range(4)]
+    for a in addrs[:3]:
+        assert isinstance(h.register(a, 0), m.Registered)
+    r = h.register(addrs[3], 0)
+    assert isinstance(r, m.ErrorReply) and r.code == "too_many_apps"
+    assert "max_apps" in r.message and "3 apps" in r.message
+    assert isinstance(h.send(addrs[0], m.Stop()), m.Stopped)
+    assert isinstance(h.register(addrs[3], 0), m.Registered)

@@ -35,9 +35,9 @@ def test_the_app_hears_a_pair_is_settled_once_it_acked_and_the_other_end_confirm
     led = Ledger("alice")
     led.confirmed("bob", [3])  # early: before our node handed pair 3 out
     led.delivered(1, b"A", 7, "bob", pairs(1, 2, 3))
-    assert settled(led.confirmed("bob", [1])) == []  # our app has not acked it yet
+    assert settled(led.confirmed("bob", [1])[0]) == []  # our app has not acked it yet
     assert settled(led.acked(1, 7, 3)) == [[("alice", "bob", 1), ("alice", "bob", 3)]]
-    (told,) = led.confirmed("bob", [2])  # acked already: settled at once
+    (told,) = led.confirmed("bob", [2])[0]  # acked already: settled at once
     assert told == ToApp(b"A", m.EprConfirmed(req=7, ent_ids=[("alice", "bob", 2)]))
 
 

@@ -16,9 +16,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from qnodeos.netlink.models import Perfect
 from qnodeos.lang import codec
 from qnodeos.lang import messages as m
+from qnodeos.netlink.models import Perfect
 from qnodeos.qdevice.server import ToPeer
 
 from .test_server import Wire
@@ -76,6 +76,31 @@ def test_a_node_cannot_push_a_state_in_place_of_anothers(guess: bytes) -> None:
     for _ in range(20):
         w.entangle("again")
         assert w.measure("bob") == w.measure("alice")
+
+
+def test_200_rounds_of_reads_and_overwrites_disturb_no_outcome() -> None:
+    """The issue's statistical check: in each of 200 rounds mallory tries to read the
+    pair (pull bob's half for herself, or for alice) and to overwrite bob's half with
+    |0> under a random token; bob's and alice's outcomes agree every time. Had one
+    push got through, bob would read 0 while alice reads 0 or 1: ~100 disagreements."""
+    rng = np.random.default_rng(21)
+    zero = np.zeros((2, 2), dtype="<c16")
+    zero[0, 0] = 1
+    w = world()
+    disturbed = ones = 0
+    for i in range(200):
+        w.entangle(f"round-{i}")
+        for for_node in ("mallory", "alice"):
+            pull = m.QPull(frm="mallory", for_node=for_node, qubit=("bob", 0))
+            assert from_mallory(w, "alice", pull) == []
+        token = rng.bytes(8)
+        push = m.QGroup(frm="mallory", qubits=[("bob", 0)], rho=zero.tobytes(), tokens=[token])
+        assert from_mallory(w, "bob", push) == []
+        b, a = w.measure("bob"), w.measure("alice")
+        disturbed += a != b
+        ones += b
+    assert disturbed == 0
+    assert 60 <= ones <= 140  # bob's half was never |0>: random outcomes (4 sigma)
 
 
 def test_forged_groups_of_other_nodes_qubits_never_grow_the_register() -> None:

@@ -285,3 +285,39 @@ async def test_a_cancelled_block_wait_does_not_shift_later_replies(autojump_cloc
                 q.x()
                 fut = q.measure()
             assert fut.value == 1
+
+
+async def test_a_request_refused_while_decoding_answers_the_call_that_made_it(
+    autojump_clock: object,
+) -> None:
+    """A message the node cannot decode still names its request, block or send: the
+    refusal goes to the call waiting for it (before, an EPR request with qubit id -1 or
+    timeout 1e308 hung and its error surfaced on Stop)."""
+    async with local_network(network("[nodes.a]\nqubits=1\n")) as eps:
+        raw = MemDealer(eps["a"])
+        enc, dec = codec.app_to_node(), codec.node_to_app()
+        await raw.send([enc.encode(m.Register(app="raw", qubits=1))])
+        assert isinstance(dec.decode((await raw.recv())[0]), m.Registered)
+        bad = [
+            m.EprRequest(req=5, remote_node="b", remote_app="x", role="create", qubits=[-1]),
+            m.EprRequest(req=6, remote_node="b", remote_app="x", role="create", timeout_s=1e308),
+            m.Submit(block=9, sub=parse("set R0 1"), deadline_s=-1.0),
+            m.SendMsg(to_node="a" * 1000, to_app="raw", seq=3, data=b"x"),
+        ]
+        replies = []
+        for msg in bad:
+            await raw.send([enc.encode(msg)])
+            replies.append(dec.decode((await raw.recv())[0]))
+        assert isinstance(replies[0], m.EprFailed) and replies[0].req == 5
+        assert "qubits" in replies[0].message
+        assert isinstance(replies[1], m.EprFailed) and replies[1].req == 6
+        assert "timeout_s" in replies[1].message
+        assert isinstance(replies[2], m.BlockFailed) and replies[2].block == 9
+        assert replies[2].code == "invalid" and "deadline_s" in replies[2].message
+        assert isinstance(replies[3], m.SendFailed) and replies[3].seq == 3
+        # The SDK checks what the node would check, and fails the call at once.
+        async with sdk.connect("a", app="sdk", qubits=0, endpoint=eps["a"]) as node:
+            epr = node.epr_socket("b", "x")
+            for timeout in (1e308, -1.0, math.nan):
+                with trio.fail_after(1), pytest.raises(LocalError, match="timeout_s"):
+                    await epr.create_measure(timeout=timeout)
