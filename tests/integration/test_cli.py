@@ -306,3 +306,9 @@ def test_verbose_shows_the_nodes_logs_on_the_terminal_too(tmp_path: Path) -> Non
     quiet = qnodeos("run", "chsh", "--quiet", "--set", "apps.a.args.rounds=16",
                     "--run-dir", str(tmp_path / "quiet"))  # fmt: skip
     assert quiet.returncode == 0 and "[alice]" not in quiet.stderr
+    # -vv: the debug lines a user looks for: blocks queued and started, rounds asked for
+    debug = qnodeos("-vv", "run", "chsh", "--quiet", "--set", "apps.a.args.rounds=16",
+                    "--run-dir", str(tmp_path / "debug"))  # fmt: skip
+    assert debug.returncode == 0
+    for said in ("DEBUG: block 1 of app 'a' starts on the device", "DEBUG: round "):
+        assert said in debug.stderr, said
