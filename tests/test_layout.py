@@ -44,12 +44,14 @@ LAYERS = {
     "qnodeos.sdk": 2,
     "qnodeos.netqasm.decode": 2,  # NetQASM subroutines as the kernel reads them
     "qnodeos.netqasm.backend": 2,  # NetQASM's SDK on ours
+    "qnodeos.netqasm.sim_states": 2,  # netqasm's simulation helpers, which backend installs
     # apps, and the orchestration that starts nodes and runs apps
     "qnodeos.testbed": 3,
     "qnodeos.apps": 3,
     "qnodeos.netqasm": 3,
     # the user's front door, and the package's public names (qnodeos.Network)
     "qnodeos.facade": 4,
+    "qnodeos.squidasm": 4,  # SquidASM's API: runs networks through the facade
     "qnodeos": 4,
 }
 NEVER = [  # (importer, imported) prefixes that must not meet, on top of the layers

@@ -7,6 +7,8 @@
   starts it; run it by hand only to place it elsewhere).
 - ``qnodeos run [FILE] [--json] [--run-dir DIR]`` starts every node of a network, runs
   its apps, prints their results and tears everything down. No FILE: the embedded default.
+- ``qnodeos squidasm SCRIPT.py|FOLDER [ARGS]`` runs a SquidASM script unchanged
+  (``qnodeos.squidasm``).
 - ``qnodeos keys [FILE] [--dir DIR] [--app NAME]`` makes CURVE key pairs for every node
   and app name of a network (see ``qnodeos.runtime.security``).
 """
@@ -153,6 +155,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=float, default=600.0, help="give up after this many s")
     p.add_argument("--quiet", action="store_true", help="do not show the apps' progress")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="as for run")
+    p = sub.add_parser(
+        "squidasm",
+        help="run a SquidASM script (or a folder with run_simulation.py) unchanged",
+        description="Run a script written for SquidASM on qnodeos nodes, without NetSquid: "
+        "its `import squidasm...` gets qnodeos's SquidASM layer (see docs/squidasm.md).",
+    )
+    p.add_argument("script", help="the script, or a folder holding run_simulation.py")
+    p.add_argument("args", nargs=argparse.REMAINDER, help="arguments for the script")
     sub.add_parser("schema", help="print the network file's JSON Schema (for editors)")
     p = sub.add_parser("up", help="start a network's nodes and keep them up for apps")
     p.add_argument("network", nargs="?", help="network file or embedded name (default: default)")
@@ -224,6 +234,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return guarded(plot)
     if args.cmd == "netqasm":
         return guarded(lambda: _netqasm(args))
+    if args.cmd == "squidasm":
+        from ..squidasm.script import run_script
+
+        return guarded(lambda: run_script(args.script, args.args))
     if args.cmd == "schema":
         from ..config.schema import main as schema_main
 

@@ -117,7 +117,7 @@ class DeviceSpec:
         elif op.op == "wait":
             if op.param < 0:
                 raise DeviceError(f"{self.name}: wait of {op.param} ns is negative")
-        elif op.op in ("init", "discard", "peek"):
+        elif op.op in ("init", "discard", "peek", "peek_group"):
             pass
         elif arity == 1:
             kind = self.kind(op.qubits[0])
@@ -149,7 +149,7 @@ class DeviceSpec:
             return OpSpec(duration_ns=m.duration_ns)
         if op.op == "wait":
             return OpSpec(duration_ns=op.param)
-        if op.op in ("discard", "peek"):
+        if op.op in ("discard", "peek", "peek_group"):
             return OpSpec(duration_ns=0.0)
         if len(op.qubits) == 1:
             return self.kind(op.qubits[0]).gates[op.op]
@@ -158,7 +158,7 @@ class DeviceSpec:
         return self.collective[op.op]
 
 
-_ARITY = {"init": 1, "meas": 1, "discard": 1, "peek": 1, "wait": 0}
+_ARITY = {"init": 1, "meas": 1, "discard": 1, "peek": 1, "peek_group": 1, "wait": 0}
 
 
 def _override(obj: Any, values: Mapping[str, Any], path: str) -> Any:

@@ -397,9 +397,9 @@ class Run:
             self.lowering.spec.validate(PhysOp("meas", (target,)))
             self.pending_src[args[1].i] = len(self.pending)
             self.pending.append(PhysOp("meas", (target,)))
-        elif op == "peek":
+        elif op in ("peek", "peek_group"):
             self.peeks.append(f"Q{args[0].i}")  # type: ignore[union-attr]
-            self.pending.append(PhysOp("peek", qs))
+            self.pending.append(PhysOp(op, qs))
         elif op == "wait":
             ns = self._val(args[0])
             if ns < 0:

@@ -457,8 +457,13 @@ class DeviceRequest(msgspec.Struct, frozen=True, kw_only=True, tag="dreq"):
     ops: Annotated[list[PhysOp], msgspec.Meta(max_length=MAX_LIST)]
 
 
-# A one-qubit density matrix, row-major, as (re, im) pairs: what a ``peek`` read.
-State = Annotated[list[Annotated[float, msgspec.Meta(ge=-2.0, le=2.0)]], msgspec.Meta(max_length=8)]
+# A density matrix, row-major, as (re, im) pairs: what a ``peek`` read (one qubit) or a
+# ``peek_group`` (a group of up to MAX_PEEK_GROUP qubits).
+MAX_PEEK_GROUP = 5
+State = Annotated[
+    list[Annotated[float, msgspec.Meta(ge=-2.0, le=2.0)]],
+    msgspec.Meta(max_length=2 * 4**MAX_PEEK_GROUP),
+]
 
 
 class DeviceReply(msgspec.Struct, frozen=True, kw_only=True, tag="drep"):

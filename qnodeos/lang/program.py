@@ -186,6 +186,7 @@ QUANTUM_OPS: dict[str, str] = {
     "meas": "QR",
     "wait": "V",
     "peek": "Q",
+    "peek_group": "Q",  # the joint state of the qubit's entangled group
     "epr": "S",
     "epr_wait": "SV",
 }

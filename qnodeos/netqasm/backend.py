@@ -14,8 +14,10 @@ serves the app's connection and its classical sockets.
   app names, minimum fidelity; NetQASM's 100 % means no constraint).
 - Classical sockets: messages go over qnodeos's node-to-node messaging, ordered and
   acknowledged; several sockets between the same two apps are told apart by id.
-- ``get_qubit_state`` returns None: a qnodeos app cannot read its qubits' state (as
-  on hardware and on netqasm's own debug backend).
+- ``get_qubit_state`` (simulation only, as on NetQASM's simulators) reads a qubit's
+  density matrix with a ``peek`` block: its reduced 2x2 state, or with
+  ``reduced_dm=False`` the joint state of every qubit that shares a state with it (a
+  pair's both halves, on both nodes), as NetSquid returns it.
 """
 
 from __future__ import annotations
@@ -355,11 +357,18 @@ class QNodeOSBroadcastChannel(BroadcastChannelBySockets):  # type: ignore[misc]
 
 
 def get_qubit_state(qubit: Any, reduced_dm: bool = True) -> Any:
-    """The density matrix of ``qubit`` (a netqasm ``Qubit`` of this app) now, as a 2x2
-    numpy array: simulation only, as on NetQASM's simulators. qnodeos gives the
-    one-qubit state also for ``reduced_dm=False``."""
+    """The density matrix of ``qubit`` (a netqasm ``Qubit`` of this app) now, as a numpy
+    array: simulation only, as on NetQASM's simulators. ``reduced_dm=True``: the
+    qubit's own 2x2 state; ``False``: the joint state of its entangled group (4x4 for
+    one half of a pair), qubits ordered by node name, then physical qubit, so both
+    ends of a pair read the same matrix. The state is not disturbed."""
+    if isinstance(qubit, list | tuple):
+        raise TypeError(
+            "get_qubit_state on qnodeos takes one qubit; for the joint state of a "
+            "pair or group, give one of its qubits with reduced_dm=False"
+        )
     ctx = context()
-    return ctx.call(ctx.session.state, int(qubit.qubit_id))
+    return ctx.call(ctx.session.state, int(qubit.qubit_id), not reduced_dm)
 
 
 def _no_simulate(*args: Any, **kwargs: Any) -> None:
@@ -367,10 +376,11 @@ def _no_simulate(*args: Any, **kwargs: Any) -> None:
 
 
 def install() -> None:
-    """Make ``netqasm.sdk.external`` export the qnodeos classes, before an app imports
-    it. Apps see ``get_simulator() == Simulator.DEBUG``: the value that takes no
-    simulator-specific branch (apps test for ``NETSQUID`` to use NetSquid's own
-    toolbox, which is not here)."""
+    """Make ``netqasm.sdk.external`` export the qnodeos classes, and
+    ``netqasm.sdk.toolbox.sim_states`` qnodeos's (``qnodeos.netqasm.sim_states``),
+    before an app imports them. Apps see ``get_simulator() == Simulator.DEBUG``: the
+    value that takes no simulator-specific branch (apps test for ``NETSQUID`` to use
+    NetSquid's own toolbox, which is not here; sim_states's helpers work either way)."""
     import types
 
     import netqasm.sdk
@@ -393,3 +403,9 @@ def install() -> None:
     )
     sys.modules["netqasm.sdk.external"] = ext
     netqasm.sdk.external = ext
+    import netqasm.sdk.toolbox
+
+    from . import sim_states
+
+    sys.modules["netqasm.sdk.toolbox.sim_states"] = sim_states
+    netqasm.sdk.toolbox.sim_states = sim_states

@@ -17,7 +17,9 @@ node, in a process of its own.
 
 from __future__ import annotations
 
+import hashlib
 import itertools
+import re
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -25,6 +27,7 @@ from typing import Any
 from ..errors import ConfigError
 
 DEFAULT_QUBITS = 5
+VALID_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,31}$")  # as a network's name must be
 
 
 def _yaml(path: Path) -> Any:
@@ -97,6 +100,25 @@ def given_inputs(given: list[str], names: list[str]) -> dict[str, dict[str, Any]
             raise ConfigError(f"--input {item!r}: {exc}") from None
         out.setdefault(party, {})[name] = value
     return out
+
+
+def network_name(folder_name: str) -> str:
+    """The network name for an app folder: ``netqasm-`` and the folder's name, which
+    may hold anything a file name can (dots, spaces, any length): a name that is not a
+    valid network name as it is becomes its valid characters, cut short, and a hash of
+    the whole name, so that different folders keep different names.
+
+    >>> network_name("teleport")
+    'netqasm-teleport'
+    >>> network_name("netqasm-teleport.v2")
+    'netqasm-netqasm-tel-66604b07'
+    """
+    name = f"netqasm-{folder_name}"
+    if VALID_NAME.match(name):
+        return name
+    digest = hashlib.sha256(folder_name.encode("utf-8", "surrogateescape")).hexdigest()[:8]
+    kept = re.sub(r"[^A-Za-z0-9_-]+", "-", folder_name).strip("-_")[:11].rstrip("-_")
+    return f"netqasm-{kept}-{digest}" if kept else f"netqasm-{digest}"
 
 
 def default_network(nodes: list[str], fidelity: float | None) -> dict[str, Any]:
@@ -219,7 +241,7 @@ def network_for(
             f"in {folder / 'roles.yaml'}"
         )
     extra = given_inputs(given or [], names)
-    base.setdefault("name", f"netqasm-{folder.name}")
+    base.setdefault("name", network_name(folder.name))
     base["apps"] = []
     for p in names:
         args: dict[str, Any] = {

@@ -22,15 +22,16 @@ its outcome probability and post-measurement state; init writes a cached state.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
 
+from ..errors import DeviceError
 from ..hardware.specs import DeviceSpec, OpSpec
 from ..lang.gates import GATES
-from ..lang.messages import PhysOp
+from ..lang.messages import MAX_PEEK_GROUP, PhysOp
 from .physics import (
     Matrix,
     Register,
@@ -86,6 +87,9 @@ class QuantumDevice:
         self.busy_until = 0.0
         self.executed = 0
         self.peeked: Matrix | None = None  # the state the last peek read (simulation only)
+        # the order a peek_group lists a group's register slots in (the quantum process
+        # sets it to the slots' global ids, so both ends of a pair read the same order)
+        self.slot_order: Callable[[int], tuple[str, int]] = lambda q: ("", q)
         self._unitaries: dict[tuple[str, float], Matrix] = {}
         self._depol: dict[tuple[float, int], Matrix] = {}
         self._noisy_gates: dict[tuple[str, float, float], _Noisy] = {}
@@ -210,6 +214,15 @@ class QuantumDevice:
         elif name == "peek":  # simulation only: read the state, change nothing
             self.decohere(qs, start)
             self.peeked = self.reg.density_matrix(qs)
+        elif name == "peek_group":  # simulation only: the joint state of q's whole group
+            members = sorted(self.reg.group_of[qs[0]].qubits, key=self.slot_order)
+            if len(members) > MAX_PEEK_GROUP:
+                raise DeviceError(
+                    f"peek_group: qubit {qs[0]} shares its state with {len(members) - 1} "
+                    f"other qubits; at most {MAX_PEEK_GROUP} qubits can be read at once"
+                )
+            self.decohere([q for q in members if q < self.spec.num_qubits], start)
+            self.peeked = self.reg.density_matrix(members)
         elif len(qs) == 1:
             self._one(qs[0], self._noisy_gate(name, op.param, spec.error, 1), start)
         elif len(qs) == 2:

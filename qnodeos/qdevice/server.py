@@ -123,6 +123,7 @@ class QDeviceServer:
         self.peer_codec = codec.qdevice_peer()
         self.bad = BadInput(log)
         self.groups = Groups(self.me, self.device)
+        self.device.slot_order = self.groups.global_id
         self.timeline = recorder(cfg.name, "device")  # None: no timeline asked for
         self.rounds = Rounds(
             me=self.me,
@@ -434,7 +435,7 @@ class QDeviceServer:
                 job.start = end - dev.spec.op_spec(op).duration_ns
             job.end = end
             job.outcomes.append(outcome)
-            if op.op == "peek" and dev.peeked is not None:
+            if op.op in ("peek", "peek_group") and dev.peeked is not None:
                 rho = dev.peeked.reshape(-1)
                 job.states.append([float(x) for z in rho for x in (z.real, z.imag)])
             job.i += 1

@@ -564,16 +564,22 @@ class Node(QubitOwner):
             self._ids.used = set()
         return await self._block_reply(msg)
 
-    async def state(self, qubit: int) -> Any:
+    async def state(self, qubit: int, group: bool = False) -> Any:
         """The density matrix (2x2 numpy array) of this app's qubit ``qubit`` now,
         traced over every other qubit: simulation only (a ``peek`` block; the state is
-        not disturbed)."""
+        not disturbed). With ``group``, the joint state of every qubit that shares a
+        state with it (``peek_group``: 2^k x 2^k for k qubits, on this node or others,
+        ordered by node name, then the node's physical qubit)."""
         import numpy as np
 
-        await self.run(f"peek Q{qubit}")
+        op = "peek_group" if group else "peek"
+        await self.run(f"{op} Q{qubit}")
         assert self.last_block is not None
-        flat = self.last_block.states[f"Q{qubit}"]
-        return np.array([complex(flat[i], flat[i + 1]) for i in range(0, 8, 2)]).reshape(2, 2)
+        flat = np.asarray(self.last_block.states[f"Q{qubit}"], dtype=float)
+        dim = round(math.sqrt(len(flat) // 2))
+        if dim < 2 or 2 * dim * dim != len(flat):
+            raise RemoteError(f"peek of Q{qubit} read {len(flat)} numbers, not a density matrix")
+        return (flat[0::2] + 1j * flat[1::2]).reshape(dim, dim)
 
     async def _block_reply(self, msg: m.Submit | m.SubmitNetQASM) -> Values:
         reply = await self._request(msg)

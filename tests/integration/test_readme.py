@@ -218,7 +218,11 @@ def test_the_sdk_fragments_run_against_a_peer(capsys: pytest.CaptureFixture[str]
 
 def test_the_netqasm_block_runs_as_written(tmp_path: Path) -> None:
     pytest.importorskip("netqasm")  # the test extra installs it, as the block's first line
-    body = next(b for b in blocks("sh") if b.startswith(".venv/bin/pip install '.[netqasm]'"))
+    body = next(
+        b
+        for b in blocks("sh")
+        if b.startswith(".venv/bin/pip install '.[netqasm]'") and "qnodeos netqasm" in b
+    )  # docs/tutorials/netqasm.md
     lines = body.strip().splitlines()
     assert lines[0] == ".venv/bin/pip install '.[netqasm]'"
     script = "\n".join(lines[1:]).replace(".venv/bin/", f"{Path(sys.executable).parent}/")

@@ -242,3 +242,28 @@ def test_peer_socket_messages_are_checked(got: object) -> None:
         socket_message(got)
     assert socket_message([3, "s", "hi"]) == (3, ["s", "hi"])
     assert socket_message([0, "m", "H", [1, 2]]) == (0, ["m", "H", [1, 2]])
+
+
+@pytest.mark.parametrize(
+    "name", ["netqasm-teleport.v2", "my app", "x" * 40, "...", "übung 1", "2nd-try"]
+)
+def test_any_folder_name_makes_a_valid_network(name: str, tmp_path: Path) -> None:
+    from qnodeos import Network
+    from qnodeos.netqasm.folder import VALID_NAME, network_name
+
+    d = tmp_path / name
+    d.mkdir()
+    (d / "app_sender.py").write_text(SENDER)
+    (d / "app_receiver.py").write_text(RECEIVER)
+    net = network_for(str(d))
+    assert VALID_NAME.match(net["name"]) and net["name"] == network_name(name)
+    Network.from_dict(net)  # the loader takes the name
+    # names that differ only in what is cut away stay different
+    assert network_name(name) != network_name(name + "!")
+
+
+def test_valid_folder_names_are_kept() -> None:
+    from qnodeos.netqasm.folder import network_name
+
+    assert network_name("teleport") == "netqasm-teleport"
+    assert network_name("x" * 24) == "netqasm-" + "x" * 24
