@@ -36,14 +36,15 @@ async def main(
     node: str,
     *,
     role: str,
-    me: str,
-    peer_node: str,
+    me: str | None = None,
+    peer_node: str | None = None,
     peer: str,
     rounds: int = 60,
     phi: float = 0.0,
     seed: int | None = None,
     timeout: float = 30.0,
 ) -> dict[str, Any]:
+    peer_node = peer_node or sdk.peer_node(peer)  # the peer, named once
     rng = random.Random(seed)
     async with sdk.connect(node, app=me, qubits=1) as conn:
         epr = conn.epr_socket(peer_node, peer)

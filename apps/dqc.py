@@ -51,14 +51,15 @@ async def main(
     node: str,
     *,
     role: str,
-    me: str,
-    peer_node: str,
+    me: str | None = None,
+    peer_node: str | None = None,
     peer: str,
     k: int = 30,
     settings: list[list[int]] | None = None,
     seed: int | None = None,
     priority: int = 0,
 ) -> dict[str, Any]:
+    peer_node = peer_node or sdk.peer_node(peer)  # the peer, named once
     # priority (with the node's policy = "priority"): the server's S2 goes before other
     # apps' queued blocks, so its qubit waits less in the electron for the client's delta
     async with sdk.connect(node, app=me, qubits=1, priority=priority) as conn:

@@ -26,7 +26,7 @@ IDEAL = {"h": (1.0, 0.0, 0.0), "x": (0.0, 0.0, -1.0), "rx90": (0.0, -1.0, 0.0), 
 
 
 async def main(
-    node: str, *, me: str, gate: str = "h", seconds: float = 5.0, per_block: int = 1
+    node: str, *, me: str | None = None, gate: str = "h", seconds: float = 5.0, per_block: int = 1
 ) -> dict[str, Any]:
     if gate not in IDEAL:
         raise ValueError(f"gate {gate!r}: use one of {', '.join(IDEAL)}")

@@ -32,13 +32,14 @@ async def main(
     node: str,
     *,
     role: str,
-    me: str,
-    peer_node: str,
+    me: str | None = None,
+    peer_node: str | None = None,
     peer: str,
     pairs: int = 600,
     batch: int = 200,
     timeout: float = 60.0,
 ) -> dict[str, Any]:
+    peer_node = peer_node or sdk.peer_node(peer)  # the peer, named once
     async with sdk.connect(node, app=me, qubits=1) as conn:
         epr = conn.epr_socket(peer_node, peer)
         sock = conn.socket(peer_node, peer)

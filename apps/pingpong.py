@@ -24,8 +24,15 @@ from qnodeos import sdk
 
 
 async def main(
-    node: str, *, role: str, me: str, peer_node: str, peer: str, rounds: int = 200
+    node: str,
+    *,
+    role: str,
+    me: str | None = None,
+    peer_node: str | None = None,
+    peer: str,
+    rounds: int = 200,
 ) -> dict[str, Any]:
+    peer_node = peer_node or sdk.peer_node(peer)  # the peer, named once
     async with sdk.connect(node, app=me, qubits=0) as conn:
         sock = conn.socket(peer_node, peer)
         if role == "pong":

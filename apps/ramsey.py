@@ -30,7 +30,7 @@ async def main(
     waits = list(waits_ms or [0, 100, 250, 500, 1000])
     far = 6 * (t2_ms or max(waits) or 1.0)
     points: list[dict[str, float]] = []
-    async with sdk.connect(node, app="ramsey", qubits=1) as conn:
+    async with sdk.connect(node, qubits=1) as conn:
         for wait in [*waits, far]:
             ones = 0
             # Blocks of at most ~20 s of device time: a node gives one block at most

@@ -2,11 +2,14 @@
 and a comparison with an earlier file.
 
     python bench/run.py [--out results.json] [--compare OLD.json] [--quick]
+                        [--markdown docs/performance.md]
 
 Runs roundtrip.py, pairs.py, teleport.py and device_instr.py (each with ``--json``, in
 its own process, one after another) and writes ``{"commit", "host", "benches": {name:
 {figure: value}}}``. ``--compare OLD.json`` prints each figure next to the old one and
 their ratio, so two commits can be compared: run it on each, then compare.
+``--markdown FILE`` rewrites the part of FILE between ``<!-- bench:start -->`` and
+``<!-- bench:end -->`` with this run's figures (docs/performance.md's latest table).
 """
 
 from __future__ import annotations
@@ -52,12 +55,41 @@ def compare(new: dict, old: dict) -> None:
             print(f"{bench:14} {key:28} {shown} {value:12.4g} {ratio}")
 
 
+START, END = "<!-- bench:start -->", "<!-- bench:end -->"
+
+
+def markdown(results: dict, quick: bool) -> str:
+    """This run's figures as a Markdown table, with what it ran on and how."""
+    how = "python bench/run.py" + (" --quick" if quick else "")
+    lines = [
+        f"`{how}` at `{results['commit']}`, {results['started']}, on {results['host']} "
+        f"(Python {results['python']}):",
+        "",
+        "| bench | figure | value |",
+        "|---|---|---|",
+    ]
+    for bench, figures in results["benches"].items():
+        for key, value in figures.items():
+            lines.append(f"| {bench} | {key} | {value:.4g} |")
+    return "\n".join(lines)
+
+
+def write_markdown(path: Path, table: str) -> None:
+    text = path.read_text()
+    if START not in text or END not in text:
+        raise SystemExit(f"{path}: no {START} ... {END} section to fill")
+    head, rest = text.split(START, 1)
+    _, tail = rest.split(END, 1)
+    path.write_text(f"{head}{START}\n{table}\n{END}{tail}")
+
+
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--out", default="bench-results.json")
     p.add_argument("--compare", help="an earlier results file")
     p.add_argument("--quick", action="store_true", help="shorter runs (less precise)")
     p.add_argument("--only", nargs="*", choices=sorted(BENCHES), help="run only these")
+    p.add_argument("--markdown", help="a Markdown file whose bench section to rewrite")
     a = p.parse_args()
     results: dict = {
         "commit": commit(),
@@ -73,6 +105,9 @@ def main() -> None:
         results["benches"][name] = run_one(name, quick if a.quick else full)
     Path(a.out).write_text(json.dumps(results, indent=2))
     print(f"wrote {a.out}", file=sys.stderr)
+    if a.markdown:
+        write_markdown(Path(a.markdown), markdown(results, a.quick))
+        print(f"updated {a.markdown}", file=sys.stderr)
     if a.compare:
         compare(results, json.loads(Path(a.compare).read_text()))
     else:

@@ -22,6 +22,11 @@ from .version import __version__
 __all__ = ["Network", "Results", "__version__"]
 
 
+def __dir__() -> list[str]:
+    # tab completion (IPython, Jupyter) finds the lazily imported names too
+    return sorted({*globals(), *__all__})
+
+
 def __getattr__(name: str) -> object:
     # qnodeos.Network and qnodeos.Results on first use: importing qnodeos (as every
     # node and quantum process does) stays light

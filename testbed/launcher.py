@@ -15,6 +15,7 @@ import difflib
 import importlib
 import importlib.util
 import json
+import logging
 import os
 import pkgutil
 import shutil
@@ -35,6 +36,7 @@ from qnodeos.config.defaults import network_text
 from qnodeos.config.network import NetworkConfig, parse_network
 from qnodeos.errors import ConfigError, QNodeOSError
 from qnodeos.runtime.timeline import ENV
+from qnodeos.sdk.apps import check_main
 from qnodeos.sdk.progress import ENV as PROGRESS_ENV
 from qnodeos.testbed.trace import lag_warnings, summarize
 
@@ -48,12 +50,21 @@ class RunError(QNodeOSError):
     """A node or app failed during ``qnodeos run``; the run directory has the logs."""
 
 
-async def _pump_log(stream: trio.abc.ReceiveStream, log: Path, ready: trio.Event | None) -> None:
+async def _pump_log(
+    stream: trio.abc.ReceiveStream, log: Path, ready: trio.Event | None, echo: str = ""
+) -> None:
+    """Copy a node's output to its log file (and, with ``echo``, to stderr, each line
+    after that prefix); set ``ready`` once its READY line has come."""
     buf = b""
+    line = b""
     with log.open("ab") as f:
         async for chunk in stream:
             f.write(chunk)
             f.flush()
+            if echo:
+                *whole, line = (line + chunk).split(b"\n")
+                for ln in whole:
+                    print(echo + ln.decode(errors="replace"), file=sys.stderr, flush=True)
             buf += chunk
             if ready is not None and READY.encode() in buf:
                 ready.set()
@@ -74,7 +85,9 @@ async def _start_node(
     log = run_dir / f"node-{name}.log"
     output = proc.open_output()
     assert output is not None
-    nursery.start_soon(_pump_log, output, log, ready)
+    # -v / -vv: the node's log lines on the terminal too, as they come
+    echo = f"[{name}] " if logging.getLogger().isEnabledFor(logging.INFO) else ""
+    nursery.start_soon(_pump_log, output, log, ready, echo)
     async with trio.open_nursery() as waiting:  # until READY, the node's exit, or timeout
 
         async def exited() -> None:
@@ -176,14 +189,16 @@ def app_imports(path: str | None) -> Iterator[None]:
 
 
 def check_modules(cfg: NetworkConfig) -> None:
-    """Every app's module can be found (before any node starts): else a ConfigError
-    naming the app and, when there is one, the nearest module name."""
+    """Every app's module can be found and its ``main`` called with the app's args
+    (before any node starts): else a ConfigError naming the app and what is wrong (the
+    nearest module name; the keyword ``main`` does not take, or its wrong type)."""
     for i, app in enumerate(cfg.apps):
         try:
             found = importlib.util.find_spec(app.module) is not None
         except (ImportError, ValueError):
             found = False
         if found:
+            _check_main(cfg, i)
             continue
         parent, _, _ = app.module.rpartition(".")
         try:
@@ -196,6 +211,36 @@ def check_modules(cfg: NetworkConfig) -> None:
         near = difflib.get_close_matches(app.module, names, n=1)
         hint = f" (did you mean {near[0]!r}?)" if near else ""
         raise ConfigError(f"{cfg.source}: apps[{i}].module: no module named {app.module!r}{hint}")
+
+
+def _check_main(cfg: NetworkConfig, i: int) -> None:
+    """App ``i``'s module imports and its ``main`` takes the app's args."""
+    app = cfg.apps[i]
+    where = f"{cfg.source}: apps[{i}] ({app.name}: {app.module})"
+    try:
+        main = getattr(importlib.import_module(app.module), "main", None)
+    except Exception as exc:  # the user's module failed to import: say so, start nothing
+        raise ConfigError(f"{where}: importing it failed: {type(exc).__name__}: {exc}") from None
+    if main is None:
+        raise ConfigError(f"{where}: the module has no `main`")
+    try:
+        check_main(main, app.args)
+    except TypeError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+
+
+def make_run_dir(name: str, run_dir_arg: str | Path | None) -> Path:
+    """The run directory, made: ``run_dir_arg``, or ./qnodeos-runs/NAME-TIME-PID. One
+    that holds an earlier run is refused (its logs and timeline would mix with this
+    run's)."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    run_dir = Path(run_dir_arg or Path("qnodeos-runs") / f"{name}-{stamp}-{os.getpid()}")
+    if run_dir.is_dir() and any(run_dir.iterdir()):
+        raise ConfigError(
+            f"--run-dir {run_dir}: holds an earlier run; name a new directory (or remove it)"
+        )
+    run_dir.mkdir(parents=True, exist_ok=True)
+    return run_dir
 
 
 def prepare(
@@ -212,14 +257,7 @@ def prepare(
         path, source = None, f"{source} with --set"
     cfg = parse_network(text, source)
     check_modules(cfg)
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    run_dir = Path(run_dir_arg or Path("qnodeos-runs") / f"{cfg.name}-{stamp}-{os.getpid()}")
-    if run_dir.is_dir() and any(run_dir.iterdir()):
-        # its logs and timeline would mix with this run's
-        raise ConfigError(
-            f"--run-dir {run_dir}: holds an earlier run; name a new directory (or remove it)"
-        )
-    run_dir.mkdir(parents=True, exist_ok=True)
+    run_dir = make_run_dir(cfg.name, run_dir_arg)
     copy = run_dir / "network.toml"
     copy.write_text(text)
     net_file = Path(path).resolve() if path else copy.resolve()

@@ -79,7 +79,10 @@ def plot_run(run_dir: Path, out: Path | None = None) -> Path:
 def plot_sweep(sweep_dir: Path, x: str | None, y: list[str], out: Path | None = None) -> Path:
     """Draw result columns ``y`` of a sweep (``sweep.csv``) against swept key ``x``,
     with error bars from ``Y_stderr`` columns; one line per value of the other swept
-    keys (averaged over repeats). Returns the file written (default sweep.png)."""
+    keys (averaged over repeats). Defaults: the first swept key that varies, and the
+    first result that varies. Where the app gives ``Y_theory`` (its prediction for the
+    point), it is drawn as a dashed line beside the points. The legend sits beside the
+    axes, off the data. Returns the file written (default sweep.png)."""
     import csv
     import statistics
 
@@ -96,26 +99,37 @@ def plot_sweep(sweep_dir: Path, x: str | None, y: list[str], out: Path | None = 
         raise ConfigError(f"{sweep_dir}/sweep.csv has no rows")
     cols = list(rows[0])
     swept = cols[: cols.index("repeat")]
-    x = x or swept[0]
     numeric = [
-        c for c in cols[cols.index("repeat") + 1 :] if _numbers(rows, c) and "stderr" not in c
-    ]
+        c
+        for c in cols[cols.index("repeat") + 1 :]
+        if _numbers(rows, c) and "stderr" not in c and c != "failures"
+        and not c.endswith("_theory")
+    ]  # fmt: skip
+    # default x: a swept key that takes more than one value; default y: the results that
+    # vary (a constant such as the rounds asked for is no plot)
+    x = x or next((k for k in swept if len({r[k] for r in rows}) > 1), swept[0])
     for key, known, what in ((x, swept, "swept key"), *((c, numeric, "result") for c in y)):
         if key not in known:
             raise ConfigError(
                 f"{key!r} is not a {what} of this sweep; use one of {', '.join(known)}"
             )
-    y = y or numeric[:1]
-    others = [k for k in swept if k != x]
-    fig, axes = plt.subplots(len(y), 1, figsize=(7, 3.2 * len(y)), squeeze=False)
+    varying = [c for c in numeric if len({r[c] for r in rows if r[c] != ""}) > 1]
+    y = y or varying[:1] or numeric[:1]
+    # a line per value of the other swept keys that vary
+    others = [k for k in swept if k != x and len({r[k] for r in rows}) > 1]
+    fig, axes = plt.subplots(len(y), 1, figsize=(7.5, 3.2 * len(y)), squeeze=False)
     for ax, col in zip(axes[:, 0], y, strict=True):
         groups: dict[tuple[str, ...], dict[float, list[tuple[float, float]]]] = {}
+        theory: dict[tuple[str, ...], dict[float, float]] = {}
         for r in rows:
             if r.get(col, "") == "":
                 continue
-            g = groups.setdefault(tuple(r[k] for k in others), {})
+            label = tuple(r[k] for k in others)
+            g = groups.setdefault(label, {})
             err = float(r[f"{col}_stderr"]) if r.get(f"{col}_stderr") else 0.0
             g.setdefault(float(r[x]), []).append((float(r[col]), err))
+            if r.get(f"{col}_theory"):  # the app's own prediction for this point
+                theory.setdefault(label, {})[float(r[x])] = float(r[f"{col}_theory"])
         for label, pts in groups.items():
             xs = sorted(pts)
             means = [statistics.fmean(v for v, _ in pts[k]) for k in xs]
@@ -123,15 +137,24 @@ def plot_sweep(sweep_dir: Path, x: str | None, y: list[str], out: Path | None = 
                 (sum(e * e for _, e in pts[k]) ** 0.5) / len(pts[k]) if len(pts[k]) else 0.0
                 for k in xs
             ]
-            name = ", ".join(f"{k}={v}" for k, v in zip(others, label, strict=True)) or None
-            ax.errorbar(xs, means, yerr=errs, marker="o", capsize=3, label=name)
+            name = ", ".join(f"{k}={v}" for k, v in zip(others, label, strict=True)) or col
+            line = ax.errorbar(xs, means, yerr=errs, marker="o", capsize=3, label=name)
+            if label in theory:
+                tx = sorted(theory[label])
+                ax.plot(
+                    tx,
+                    [theory[label][k] for k in tx],
+                    linestyle="--",
+                    color=line[0].get_color(),
+                    label=f"{name}: theory",
+                )
         ax.set_xlabel(x)
         ax.set_ylabel(col)
-        if others:
-            ax.legend(fontsize="small")
+        if others or theory:  # beside the axes, never over the points
+            ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.tight_layout()
     target = out or sweep_dir / "sweep.png"
-    fig.savefig(target)
+    fig.savefig(target, bbox_inches="tight")  # the legend beside the axes included
     plt.close(fig)
     return target
 

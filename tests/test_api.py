@@ -29,11 +29,12 @@ def test_it_runs_inside_a_running_asyncio_loop_as_in_jupyter() -> None:
 
     res = asyncio.run(cell())
     again = net.run(deterministic=True)
-    assert res.to_dict() == again.to_dict() and res.pairs == again.pairs
+    assert res.to_dict() == again.to_dict() and res.pair_rows == again.pair_rows
     assert res["client"]["k"] == 3 and len(res["client"]["settings"]) == 6
     # every pair at both ends (54 DQC runs) and every block (C1; S1 and S2), as data
-    assert len(res.pairs) == 2 * 54 and {p["app"] for p in res.pairs} == {"client", "server"}
-    assert len(res.blocks) == 3 * 54 and all(b["latency_s"] >= 0 for b in res.blocks)
+    pairs, blocks = res.pair_rows, res.block_rows
+    assert len(pairs) == 2 * 54 and {p["app"] for p in pairs} == {"client", "server"}
+    assert len(blocks) == 3 * 54 and all(b["latency_s"] >= 0 for b in blocks)
     assert 0 < res.nodes["server"]["utilization"]["busy_fraction"] < 1
 
 
@@ -78,6 +79,24 @@ def test_results_to_pandas_one_row_per_app() -> None:
     res = qnodeos.Network.shipped("dqc").set(*SMALL_DQC).run(deterministic=True)
     df = res.to_pandas()
     assert sorted(df["app"]) == ["client", "server"] and "k" in df.columns
+    # nested results are kept: the client's list of settings is one cell
+    client = df[df["app"] == "client"].iloc[0]
+    assert len(client["settings"]) == 6 and "fidelity" in client["settings"][0]
+    # pairs and blocks are frames: one row per pair at either end, per block
+    assert list(res.pairs["app"].value_counts().sort_index()) == [54, 54]
+    assert len(res.blocks) == 3 * 54 and (res.blocks["latency_s"] >= 0).all()
+    assert "pairs=108" in repr(res) and "blocks=162" in repr(res)
+
+
+def test_to_pandas_spreads_nested_results_into_columns() -> None:
+    pytest.importorskip("pandas")
+    res = qnodeos.Results(
+        {"a": {"node": "n", "module": "m", "result": {"S": 2.3, "fit": {"T2": 0.5}}},
+         "b": {"node": "n", "module": "m", "error": "ValueError: no"}}
+    )  # fmt: skip
+    df = res.to_pandas().set_index("app")
+    assert df.loc["a", "fit.T2"] == 0.5 and df.loc["a", "S"] == 2.3
+    assert df.loc["b", "error"] == "ValueError: no"
 
 
 def test_an_app_main_may_take_its_session_ready_made() -> None:
@@ -93,3 +112,13 @@ def test_an_app_main_may_take_its_session_ready_made() -> None:
     }  # fmt: skip
     res = qnodeos.Network.from_dict(data).run(deterministic=True)
     assert res["flip"] == {"ones": 4, "node": "n", "app_id": 1}
+
+
+def test_reprs_and_tab_completion() -> None:
+    net = qnodeos.Network.shipped("chsh")
+    assert repr(net) == (
+        "Network('chsh', nodes=['alice', 'bob'], links=1, apps=['a', 'b'], source='<chsh>')"
+    )
+    assert {"Network", "Results"} <= set(dir(qnodeos))
+    res = qnodeos.Results({"a": {"node": "n", "module": "m", "error": "boom"}})
+    assert repr(res) == "Results(apps=['a'], errors: {'a': 'boom'}, pairs=0, blocks=0)"

@@ -93,3 +93,35 @@ def test_plot_of_a_sweep(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
     assert (tmp_path / "s.svg").read_text().startswith("<?xml")
     assert main(["plot", str(tmp_path), "--y", "a.T"]) == 2
     assert "'a.T' is not a result of this sweep; use one of a.S" in capsys.readouterr().err
+
+
+def test_plot_of_a_sweep_picks_what_varies_and_draws_the_apps_theory(tmp_path: Path) -> None:
+    matplotlib = pytest.importorskip("matplotlib")
+    (tmp_path / "sweep.csv").write_text(
+        "nodes.a.speed,links.0.fidelity,repeat,failures,b.rounds,a.S,a.S_stderr,a.S_theory\n"
+        "1.0,0.8,0,0,400,2.0,0.1,2.07\n1.0,0.9,0,0,400,2.4,0.1,2.45\n"
+    )  # a constant swept key and a constant result come first: neither is plotted
+    out = tmp_path / "s.svg"
+    with matplotlib.rc_context({"svg.fonttype": "none"}):  # text stays text
+        assert main(["plot", str(tmp_path), "--out", str(out)]) == 0
+    svg = out.read_text()
+    assert "links.0.fidelity" in svg and "nodes.a.speed" not in svg  # x: what varies
+    assert "a.S: theory" in svg and "b.rounds" not in svg  # y, and the app's prediction
+
+
+def test_keys_hint_names_the_folder_as_the_network_file_reads_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Run from elsewhere, ``qnodeos keys sub/net.toml`` puts keys in sub/keys and says
+    ``keys = "keys"``: the file reads it relative to its own folder."""
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "net.toml").write_text(
+        'name = "k"\n[nodes.a]\ndevice = "generic"\n[[apps]]\nnode = "a"\n'
+        'module = "qnodeos.apps.ramsey"\n'
+    )
+    monkeypatch.chdir(tmp_path)
+    assert main(["keys", "sub/net.toml"]) == 0
+    out = capsys.readouterr().out
+    assert 'add  keys = "keys"  at the top' in out
+    assert (tmp_path / "sub" / "keys").is_dir()
+    assert any(p.name.startswith("ramsey-0") for p in (tmp_path / "sub" / "keys").rglob("*"))

@@ -2,7 +2,8 @@
 it (``qnodeos run dqc --set apps.client.args.k=1200``).
 
 KEY is a dotted path into the file's tables: ``nodes.alice.speed``,
-``links.0.fidelity`` (lists by index), ``apps.client.args.k`` (apps also by name,
+``links.0.fidelity`` (lists by index), ``apps.client.args.k`` (apps also by the name a
+run shows: their ``name``, else MODULE-INDEX as in ``apps.teleport-0.args.rounds``;
 links also by their two nodes joined with ``-``: ``links.alice-bob.fidelity``). VALUE is
 a TOML value (``0.9``, ``inf``, ``[0, 2]``, ``{ bin_ns = 1e6, period = 2, bins = [0] }``,
 ``"nv"``); a bare word that is not one is taken as a string (``device=nv``). The last
@@ -13,6 +14,10 @@ naming the nearest known one); every key before it must exist.
 >>> apply(data, ["apps.x.args.k=1200", "nodes.a.speed=inf", "nodes.a.device=nv"])
 >>> data["apps"][0]["args"]["k"], data["nodes"]["a"]["speed"], data["nodes"]["a"]["device"]
 (1200, inf, 'nv')
+>>> data = {"apps": [{"module": "qnodeos.apps.teleport", "args": {"rounds": 60}}]}
+>>> apply(data, ["apps.teleport-0.args.rounds=5"])
+>>> data["apps"][0]["args"]["rounds"]
+5
 """
 
 from __future__ import annotations
@@ -50,17 +55,28 @@ def _index(items: list[Any], part: str, where: str) -> int:
             return int(part)
         raise ConfigError(f"--set {where}: index {part} out of range (there are {len(items)})")
     for i, item in enumerate(items):
-        if isinstance(item, dict) and (
-            item.get("name") == part or "-".join(map(str, item.get("nodes", []))) == part
-        ):
+        if isinstance(item, dict) and part in (_name(item, i), _link_name(item)):
             return i
     names = [
-        str(it.get("name") or "-".join(map(str, it.get("nodes", []))))
-        for it in items
-        if isinstance(it, dict) and (it.get("name") or it.get("nodes"))
+        _name(it, i) or _link_name(it)
+        for i, it in enumerate(items)
+        if isinstance(it, dict) and (_name(it, i) or it.get("nodes"))
     ]
     known = f"; named: {', '.join(names)}" if names else ""
     raise ConfigError(f"--set {where}: no element named {part!r} (or use an index from 0{known})")
+
+
+def _name(item: dict[str, Any], i: int) -> str:
+    """An app's name as a run shows it: its ``name``, else MODULE-INDEX (``chsh-0``)."""
+    if isinstance(item.get("name"), str):
+        return str(item["name"])
+    module = item.get("module")
+    return f"{module.rsplit('.', 1)[-1]}-{i}" if isinstance(module, str) else ""
+
+
+def _link_name(item: dict[str, Any]) -> str:
+    """A link's name: its two nodes joined with ``-`` (``alice-bob``)."""
+    return "-".join(map(str, item.get("nodes", [])))
 
 
 def applied(text: str, source: str, path: str | Path | None, settings: list[str]) -> str:

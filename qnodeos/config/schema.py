@@ -28,32 +28,101 @@ NAME = {"type": "string", "pattern": "^[A-Za-z][A-Za-z0-9_-]{0,31}$"}
 
 NODE: dict[str, dict[str, Any]] = {
     "device": {"enum": sorted(DEVICES), "description": "the simulated device"},
-    "qubits": {"type": "integer", "minimum": 1, "maximum": 16},
-    "speed": {"type": "number", "exclusiveMinimum": 0, "description": "device ns per wall ns"},
+    "qubits": {
+        "type": "integer",
+        "minimum": 1,
+        "maximum": 16,
+        "description": "physical qubits in all (NV: the electron and carbons)",
+    },
+    "speed": {
+        "type": "number",
+        "exclusiveMinimum": 0,
+        "description": "device ns per wall ns; `inf`: as fast as the machine goes",
+    },
     "seed": {"type": "integer", "description": "the device's RNG seed (omit: random)"},
     "policy": {"enum": list(POLICIES), "description": "how queued blocks are chosen"},
-    "placement": {"enum": list(PLACEMENTS), "description": "where new qubits go"},
-    "lease_s": {"type": "number", "minimum": 0.05, "maximum": 3600},
+    "placement": {
+        "enum": list(PLACEMENTS),
+        "description": "where new qubits go: lowest index first (NV: the electron), or "
+        "memory first (NV: carbons, the electron left to the network)",
+    },
+    "lease_s": {
+        "type": "number",
+        "minimum": 0.05,
+        "maximum": 3600,
+        "description": "an app silent this long loses its session",
+    },
     "budget": {"type": "integer", "minimum": 1, "description": "instructions per block"},
-    "max_wait_s": {**SECONDS, "maximum": 3600},
-    "max_block_s": {**SECONDS, "maximum": 86400},
-    "starvation_s": {"type": "number", "minimum": 0.001, "maximum": 3600},
-    "peer_timeout_s": {"type": "number", "minimum": 0.3, "maximum": 3600},
-    "exclusive_apps": {"type": "array", "items": {"type": "string"}},
+    "max_wait_s": {
+        **SECONDS,
+        "maximum": 3600,
+        "description": "longest single wait in a block (device s)",
+    },
+    "max_block_s": {
+        **SECONDS,
+        "maximum": 86400,
+        "description": "most device time one block may take",
+    },
+    "starvation_s": {
+        "type": "number",
+        "minimum": 0.001,
+        "maximum": 3600,
+        "description": "a block passed over this long (priority, edf) goes first",
+    },
+    "peer_timeout_s": {
+        "type": "number",
+        "minimum": 0.3,
+        "maximum": 3600,
+        "description": "a linked node silent this long is taken as gone",
+    },
+    "exclusive_apps": {
+        "type": "array",
+        "items": {"type": "string"},
+        "description": "app names that may connect with `exclusive=True`",
+    },
     "max_apps": {
         "type": "integer",
         "minimum": 1,
         "maximum": MAX_APPS,
         "description": "apps connected at once",
     },
-    "app_endpoint": {"type": "string"},
-    "qdevice_endpoint": {"type": "string"},
-    "peer_endpoint": {"type": "string"},
-    "qpeer_endpoint": {"type": "string"},
+    "app_endpoint": {
+        "type": "string",
+        "description": "where apps reach the node (default: ipc:// in the runtime directory)",
+    },
+    "qdevice_endpoint": {
+        "type": "string",
+        "description": "where the classical process reaches its quantum process",
+    },
+    "peer_endpoint": {
+        "type": "string",
+        "description": "where other nodes' classical processes reach it",
+    },
+    "qpeer_endpoint": {
+        "type": "string",
+        "description": "where other nodes' quantum processes reach it",
+    },
     "peer_bind": {"type": "string", "description": "what peer_endpoint binds, if not itself"},
     "qpeer_bind": {"type": "string", "description": "what qpeer_endpoint binds, if not itself"},
     "host": {"type": "string", "description": "--cluster: the host to run this node on"},
     "params": {"type": "object", "description": "device parameter overrides (kinds.NAME...)"},
+}
+
+# what each link model's parameters mean (the schema's and the docs' descriptions)
+PARAMS = {
+    "cycle_ns": "device time of one attempt (ns): the pair rate is p / cycle_ns",
+    "fidelity": "fidelity of the Werner state delivered",
+    "p_success": "success probability per attempt",
+    "alpha": "bright-state population: F ≈ 1 − alpha, p ≈ 2·alpha·eta",
+    "eta": "detection efficiency",
+    "visibility": "two-photon interference visibility",
+    "dark_count": "dark-count probability per attempt",
+}
+MODEL_HELP = {
+    "perfect": "every attempt succeeds with a perfect Φ+ pair",
+    "depolarise": "a Werner state of `fidelity`, with probability `p_success` per attempt",
+    "single_click": "single-click heralding: p ≈ 2αη, F ≈ 1 − α",
+    "double_click": "double-click (Barrett–Kok): p = η²/2, F = (1 + V)/2",
 }
 
 SCHEDULE = {
@@ -75,15 +144,34 @@ SCHEDULE = {
 
 def _link() -> dict[str, Any]:
     common: dict[str, Any] = {
-        "nodes": {"type": "array", "items": {"type": "string"}, "minItems": 2, "maxItems": 2},
-        "delay_s": {"type": "number", "minimum": 0, "maximum": 60},
-        "seed": {"type": "integer"},
-        "schedule": SCHEDULE,
+        "nodes": {
+            "type": "array",
+            "items": {"type": "string"},
+            "minItems": 2,
+            "maxItems": 2,
+            "description": "the two nodes (the first one's quantum process hosts the "
+            "heralding station)",
+        },
+        "delay_s": {
+            "type": "number",
+            "minimum": 0,
+            "maximum": 60,
+            "description": "classical delay each way between the two nodes (s)",
+        },
+        "seed": {"type": "integer", "description": "the heralding station's RNG seed"},
+        "schedule": {
+            **SCHEDULE,
+            "description": "`continuous`, or time bins: `{ bin_ns, period, bins }`",
+        },
     }
     variants = []
     for kind, cls in MODELS.items():
         fields = [f for f in dataclasses.fields(cls) if f.init]
-        props = {**common, "model": {"const": kind}, **{f.name: NUM for f in fields}}
+        props = {
+            **common,
+            "model": {"const": kind, "description": "the link model"},
+            **{f.name: {**NUM, "description": PARAMS.get(f.name, "")} for f in fields},
+        }
         required = [
             f.name
             for f in fields
@@ -92,6 +180,7 @@ def _link() -> dict[str, Any]:
         variants.append(
             {
                 "type": "object",
+                "description": MODEL_HELP.get(kind, ""),
                 "properties": props,
                 "required": ["nodes", *(["model"] if kind != "perfect" else []), *required],
                 "additionalProperties": False,
@@ -106,10 +195,14 @@ def network_schema() -> dict[str, Any]:
         "title": "qnodeos network file",
         "type": "object",
         "properties": {
-            "name": NAME,
-            "keys": {"type": "string", "description": "CURVE key directory (qnodeos keys)"},
+            "name": {**NAME, "description": "the network's name (qnodeos down NAME)"},
+            "keys": {
+                "type": "string",
+                "description": "CURVE key directory, relative to the file (qnodeos keys)",
+            },
             "nodes": {
                 "type": "object",
+                "description": "One table per node, named by the node's name.",
                 "propertyNames": NAME,
                 "additionalProperties": {
                     "type": "object",
@@ -117,16 +210,33 @@ def network_schema() -> dict[str, Any]:
                     "additionalProperties": False,
                 },
             },
-            "links": {"type": "array", "items": _link()},
+            "links": {
+                "type": "array",
+                "description": "One table per heralded link between two nodes; the keys "
+                "depend on its `model`.",
+                "items": _link(),
+            },
             "apps": {
                 "type": "array",
+                "description": "One table per app that `qnodeos run` starts.",
                 "items": {
                     "type": "object",
                     "properties": {
-                        "node": {"type": "string"},
-                        "module": {"type": "string"},
-                        "name": {"type": "string"},
-                        "args": {"type": "object"},
+                        "node": {"type": "string", "description": "the node it runs on"},
+                        "module": {
+                            "type": "string",
+                            "description": "a module with `async def main(node, **args)`: "
+                            "importable, beside this file, or in the current directory",
+                        },
+                        "name": {
+                            "type": "string",
+                            "description": "its name on the node (default: MODULE-INDEX)",
+                        },
+                        "args": {
+                            "type": "object",
+                            "description": "keyword arguments for `main`, checked against "
+                            "its signature before any node starts",
+                        },
                     },
                     "required": ["node", "module"],
                     "additionalProperties": False,

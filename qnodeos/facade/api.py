@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import json
 import os
 import random
 import tempfile
@@ -57,8 +58,20 @@ class Results:
         self.data = data
         self.run_dir = run_dir
         # every pair handed to an app and every block that ran (pairs.csv, blocks.csv)
-        self.pairs = pairs or []
-        self.blocks = blocks or []
+        self.pair_rows: list[dict[str, Any]] = pairs or []
+        self.block_rows: list[dict[str, Any]] = blocks or []
+
+    @property
+    def pairs(self) -> Any:
+        """Every pair handed to an app (``pairs.csv``): a pandas DataFrame when pandas
+        is installed, else a list of dicts (``pair_rows`` is always the list)."""
+        return _frame(self.pair_rows)
+
+    @property
+    def blocks(self) -> Any:
+        """Every block that ran (``blocks.csv``): a DataFrame when pandas is installed,
+        else a list of dicts (``block_rows``)."""
+        return _frame(self.block_rows)
 
     def __getitem__(self, app: str) -> Any:
         """The result dict of app ``app`` (KeyError naming the apps if unknown;
@@ -95,23 +108,49 @@ class Results:
         return self.data
 
     def to_pandas(self) -> Any:
-        """One row per app: node, module, error, and its result's scalar fields
-        (needs pandas)."""
+        """One row per app: node, module, error, and every field of its result, nested
+        dicts as ``outer.inner`` columns and lists as cells (needs pandas).
+
+        >>> flat({"S": 2.3, "fit": {"T2": 0.5}, "xs": [1, 2]})  # each app's row has
+        {'S': 2.3, 'fit.T2': 0.5, 'xs': [1, 2]}
+        """
         pd = importlib.import_module("pandas")  # not a dependency: pip install pandas
 
         rows = []
         for name, entry in self.apps.items():
             row = {"app": name, "node": entry.get("node"), "module": entry.get("module")}
             row["error"] = entry.get("error")
-            for k, v in (entry.get("result") or {}).items():
-                if isinstance(v, str | int | float | bool) or v is None:
-                    row[k] = v
+            row.update(flat(entry.get("result") or {}))
             rows.append(row)
         return pd.DataFrame(rows)
 
     def __repr__(self) -> str:
         state = "ok" if self.ok else f"errors: {self.errors}"
-        return f"Results(apps={list(self.apps)}, {state})"
+        where = f", run_dir={str(self.run_dir)!r}" if self.run_dir else ""
+        return (
+            f"Results(apps={list(self.apps)}, {state}, pairs={len(self.pair_rows)}, "
+            f"blocks={len(self.block_rows)}{where})"
+        )
+
+
+def flat(result: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """A result dict with nested dicts spread out as ``outer.inner`` keys."""
+    out: dict[str, Any] = {}
+    for k, v in result.items():
+        if isinstance(v, dict):
+            out.update(flat(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def _frame(rows: list[dict[str, Any]]) -> Any:
+    """``rows`` as a pandas DataFrame, or as they are without pandas."""
+    try:
+        pd = importlib.import_module("pandas")
+    except ImportError:
+        return rows
+    return pd.DataFrame(rows)
 
 
 class Network:
@@ -122,6 +161,13 @@ class Network:
         self.source = source
         self.path = path  # the file it came from (its `keys` are relative to it)
         self.config: NetworkConfig = parse_network(text, source)
+
+    def __repr__(self) -> str:
+        cfg = self.config
+        return (
+            f"Network({cfg.name!r}, nodes={list(cfg.nodes)}, links={len(cfg.links)}, "
+            f"apps={[a.name for a in cfg.apps]}, source={self.source!r})"
+        )
 
     @classmethod
     def from_file(cls, path: str | Path) -> Network:
@@ -159,12 +205,16 @@ class Network:
         deterministic: bool = False,
         out: str | Path = "sweep",
         timeout: float = 600.0,
+        retry: bool = False,
+        lean: bool = False,
         executor: Executor | None = None,
     ) -> list[dict[str, Any]]:
         """``qnodeos sweep`` on this network: one row per run (see ``qnodeos.facade.sweep``);
-        resumes from ``out`` when run again with the same settings. With ``executor``
-        (any ``concurrent.futures.Executor``: a process pool, a Dask client's
-        ``get_executor(resources={"cores": n})``) each run is a task on it."""
+        resumes from ``out`` when run again with the same network and settings (failed
+        points again only with ``retry``); ``lean`` keeps no timelines or pair records.
+        ``qnodeos.facade.sweep.aggregate(rows, keys)`` gives mean ± standard error per
+        point. With ``executor`` (any ``concurrent.futures.Executor``: a process pool, a
+        Dask client's ``get_executor(resources={"cores": n})``) each run is a task on it."""
         from .sweep import run_sweep
 
         if self.path is not None:
@@ -181,6 +231,8 @@ class Network:
             deterministic=deterministic,
             out_dir=out,
             timeout=timeout,
+            retry=retry,
+            lean=lean,
             say=lambda s: None,
             executor=executor,
         )
@@ -205,15 +257,22 @@ class Network:
             raise ConfigError("deterministic mode runs in this process: it cannot use a cluster")
         if deterministic:
             return _sync(
-                lambda: _deterministic(lambda: trio.run(self._run_here, timeout, clock=_clock()))
+                lambda: _deterministic(
+                    lambda: trio.run(self._run_here, timeout, run_dir, clock=_clock())
+                )
             )
         return _sync(lambda: self._run_processes(timeout, run_dir, quiet, cluster))
 
-    async def run_async(self, *, timeout: float = 600.0) -> Results:
+    async def run_async(
+        self, *, timeout: float = 600.0, run_dir: str | Path | None = None
+    ) -> Results:
         """Deterministic mode from inside your own trio run (on its clock)."""
-        return await self._run_here(timeout)
+        return await self._run_here(timeout, run_dir)
 
-    async def _run_here(self, timeout: float) -> Results:
+    async def _run_here(self, timeout: float, run_dir: str | Path | None = None) -> Results:
+        """Every node and app in this trio run; with ``run_dir``, what a real run keeps
+        is kept there too (network.toml, results.json, timeline, pairs and blocks)."""
+        from qnodeos.testbed.launcher import make_run_dir
         from qnodeos.testbed.local import local_network
         from qnodeos.testbed.trace import summarize
 
@@ -223,7 +282,8 @@ class Network:
         cfg = self.config
         mains = [(a, importlib.import_module(a.module).main) for a in cfg.apps]
         results: dict[str, Any] = {}
-        with tempfile.TemporaryDirectory(prefix="qn-det-") as tmp, _env(ENV, tmp):
+        keep = make_run_dir(cfg.name, run_dir) if run_dir is not None else None
+        with _records_dir(keep) as tmp, _env(ENV, tmp):
             with trio.move_on_after(timeout) as scope:
                 async with local_network(cfg) as endpoints:  # they record a timeline
                     token = IN_PROCESS.set((cfg, endpoints))
@@ -244,14 +304,16 @@ class Network:
         # what the results depend on, and nothing else (no clock, host or command line):
         # two deterministic runs give equal Results
         meta = run_meta(cfg, self.text.encode())
-        keep = ("version", "network", "network_sha256", "seeds")
-        results["_meta"] = {**{k: meta[k] for k in keep}, "deterministic": True}
-        return Results(results, None, pairs, blocks)
+        same = ("version", "network", "network_sha256", "seeds")
+        results["_meta"] = {**{k: meta[k] for k in same}, "deterministic": True}
+        if keep is not None:
+            (keep / "network.toml").write_text(self.text)
+            (keep / "results.json").write_text(json.dumps(results, indent=2))
+        return Results(results, keep, pairs, blocks)
 
     def _run_processes(
         self, timeout: float, run_dir: str | Path | None, quiet: bool, cluster: str | None = None
     ) -> Results:
-        import json
 
         from qnodeos.testbed.launcher import run
 
@@ -280,6 +342,16 @@ async def _one(app: Any, main: Callable[..., Awaitable[Any]], results: dict[str,
     except Exception as exc:  # an app's failure is data, as in qnodeos run
         entry["error"] = f"{type(exc).__name__}: {exc}"
     results[app.name] = entry
+
+
+@contextmanager
+def _records_dir(keep: Path | None) -> Iterator[str]:
+    """Where an in-process run's nodes record: ``keep``, or a directory removed after."""
+    if keep is not None:
+        yield str(keep)
+        return
+    with tempfile.TemporaryDirectory(prefix="qn-det-") as tmp:
+        yield tmp
 
 
 def _read_csv(path: Path) -> list[dict[str, Any]]:

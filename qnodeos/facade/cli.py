@@ -43,7 +43,8 @@ def keys_main(network: str | None, folder: str | None, apps: list[str]) -> int:
         base = Path(network).parent if network else Path.cwd()
         root = base / "keys"
     names = set(apps)
-    for app in net.apps:  # the example apps register under args.me
+    for app in net.apps:  # each app registers under its name (older files: args.me)
+        names.add(app.name)
         me = app.args.get("me")
         if isinstance(me, str):
             names.add(me)
@@ -52,7 +53,10 @@ def keys_main(network: str | None, folder: str | None, apps: list[str]) -> int:
         print(f"made {path} (secret: {path}_secret)")
     print(f"{len(made)} new key pair(s) in {root}")
     if net.keys is None or net.keys.root != root.resolve():
-        print(f'add  keys = "{root}"  at the top of the network file to use them')
+        # the file reads `keys` relative to its own folder, not to where we run
+        here = Path(network).resolve().parent if network else Path.cwd()
+        shown = os.path.relpath(root.resolve(), here)
+        print(f'add  keys = "{shown}"  at the top of the network file to use them')
     return 0
 
 
@@ -131,9 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="qnodeos network file for nodes and links (default: the folder's network.yaml, "
         "else one generic node per party and a link between every two)",
     )
-    p.add_argument(
-        "--fidelity", type=float, help="default network: Werner links of this fidelity"
-    )
+    p.add_argument("--fidelity", type=float, help="default network: Werner links of this fidelity")
     p.add_argument("--num", type=int, default=1, help="run the app this many times")
     p.add_argument(
         "--input",
@@ -198,6 +200,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--cores", type=int, help="with --cluster: worker cores each run reserves (default: "
         "one per node, one for --deterministic)"
+    )
+    p.add_argument("--retry", action="store_true", help="run again the points that failed before")
+    p.add_argument(
+        "--lean",
+        action="store_true",
+        help="keep each run's results and logs, not its timeline and pair/block records",
     )
     p = sub.add_parser(
         "plot", help="draw a run's device timeline and utilization, or a sweep's results"
@@ -273,16 +281,20 @@ def main(argv: Sequence[str] | None = None) -> int:
                     deterministic=args.deterministic,
                     out_dir=args.out,
                     timeout=args.timeout,
+                    retry=args.retry,
+                    lean=args.lean,
                     executor=executor,
                 )
             swept = [k for s in args.set if (ax := axis(s)) for k in [ax[0]]]
             print(table(rows, swept))
-            print(f"\n{len(rows)} run(s); table in {Path(args.out) / 'sweep.csv'}")
-            return (
-                1 if any("error" in r or any(k.endswith(".error") for k in r) for r in rows) else 0
+            bad = sum(failed(r) is not None for r in rows)
+            print(
+                f"\n{len(rows)} run(s), {bad} failed; table in {Path(args.out) / 'sweep.csv'}"
+                + ("; --retry runs the failed ones again" if bad else "")
             )
+            return 1 if bad else 0
 
-        from .sweep import axis
+        from .sweep import axis, failed
 
         return guarded(sweep)
     from ..testbed.launcher import run
@@ -290,7 +302,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.deterministic and args.cluster:
         parser.error("--deterministic runs in one process: it cannot use --cluster")
     if args.deterministic:
-        return guarded(lambda: _deterministic(args.network, args.json, args.timeout, args.set))
+        return guarded(
+            lambda: _deterministic(args.network, args.json, args.timeout, args.set, args.run_dir)
+        )
     if args.cluster:
         from ..testbed.cluster import run_cluster
 
@@ -347,11 +361,16 @@ def _netqasm(args: argparse.Namespace) -> int:
 
 
 def _deterministic(
-    path: str | None, as_json: bool, timeout: float, settings: list[str] | None = None
+    path: str | None,
+    as_json: bool,
+    timeout: float,
+    settings: list[str] | None = None,
+    run_dir: str | None = None,
 ) -> int:
     """``qnodeos run --deterministic``: the network in this process on a simulated
-    clock (``qnodeos.Network.run(deterministic=True)``), results printed as by ``run``."""
-    from ..testbed.launcher import app_imports, check_modules, print_results
+    clock (``qnodeos.Network.run(deterministic=True)``), results printed as by ``run``
+    and kept in a run directory as by ``run``."""
+    from ..testbed.launcher import app_imports, check_modules, make_run_dir, print_results
     from .api import Network
 
     net = Network.named(path)
@@ -359,7 +378,10 @@ def _deterministic(
         net = net.set(*settings)
     with app_imports(path):
         check_modules(net.config)
-        res = net.run(deterministic=True, timeout=timeout)
+        where = make_run_dir(net.config.name, run_dir)
+        if not as_json:
+            print(f"qnodeos: network {net.config.name!r}, deterministic; run dir {where}")
+        res = net.run(deterministic=True, timeout=timeout, run_dir=where)
     if as_json:
         print(json.dumps(res.to_dict(), indent=2))
     else:

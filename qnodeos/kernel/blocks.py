@@ -85,6 +85,7 @@ class BlockRunner:
             queued_at=self.now,
         )
         self.scheduler.push(entry)
+        log.debug("block of app %r queued (priority %d)", app.name, app.priority)
 
     def _pump(self) -> list[Out]:
         """Give the free device to the next work: the network process first (it has
@@ -126,6 +127,7 @@ class BlockRunner:
                 run = Run(sub, **kw)
             self.current = Current(app=app, block=block, run=run, seq=0, queued_at=entry.queued_at)
             self.inflight[app.app_id] = self.current
+            log.debug("block %d of app %r starts on the device", block, app.name)
             xt = self.memory.crosstalk  # the block starts with the qubits it finds
             app.crosstalk_kept = min(
                 (xt.get((app.app_id, v), 1.0) for v in self.memory.maps.get(app.app_id, ())),

@@ -147,6 +147,10 @@ class RoundWork(PairDelivery):
             plan=plan,
             peer_measures=want.msg.kind == "R" and not want.msg.measures(),
         )
+        log.debug(
+            "round %d with %r: up to %d pair(s), %d attempt(s) at most",
+            seq, w.peer, pairs, r.max_attempts,
+        )  # fmt: skip
         return "go"
 
     def _abort_later(self, w: Work, code: e.Code, text: str) -> None:

@@ -13,7 +13,16 @@
 
 from ..errors import ConnectionClosed, RemoteError
 from .builder import Block, Future, LoopVar, Qubit
-from .client import BlockError, ClassicalSocket, Node, connect, network_config, resolve_endpoint
+from .client import (
+    BlockError,
+    ClassicalSocket,
+    Node,
+    app_name,
+    connect,
+    network_config,
+    peer_node,
+    resolve_endpoint,
+)
 from .epr import EprError, EprSocket, Pair
 
 __all__ = [
@@ -29,7 +38,9 @@ __all__ = [
     "LoopVar",
     "Node",
     "Qubit",
+    "app_name",
     "connect",
     "network_config",
+    "peer_node",
     "resolve_endpoint",
 ]

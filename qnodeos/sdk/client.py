@@ -91,6 +91,37 @@ def _network_config(network: str | None) -> NetworkConfig:
     return network_or_default(network or os.environ.get("QNODEOS_NETWORK"))
 
 
+# The name the runner (qnodeos run, qnodeos.Network.run) gave the app running in this
+# task tree: its network file's `name`, else MODULE-INDEX (set by sdk.apps.call_main).
+APP_NAME: ContextVar[str | None] = ContextVar("qnodeos_app_name", default=None)
+
+
+def app_name() -> str | None:
+    """This app's name in the network file (its ``name``, else MODULE-INDEX, as the run
+    shows it), when a runner started it; else None. ``connect`` uses it when no ``app``
+    is given, so the name a run shows is the name the app has on its node."""
+    return APP_NAME.get()
+
+
+def peer_node(app: str) -> str:
+    """The node that app ``app`` (its name in the network file) runs on, from the
+    network this app runs in, so a peer is named once: by its app name.
+
+    Raises LocalError naming the apps there are, or saying that there is no network
+    (outside ``qnodeos run`` and ``qnodeos.Network.run``: give the node yourself)."""
+    cfg = network_config()
+    if cfg is None:
+        raise LocalError(
+            f"no network to find app {app!r} in (not started by qnodeos run or "
+            "qnodeos.Network.run): give its node"
+        )
+    for a in cfg.apps:
+        if a.name == app:
+            return a.node
+    known = ", ".join(a.name for a in cfg.apps)
+    raise LocalError(f"no app named {app!r} in network {cfg.name!r}; apps: {known}")
+
+
 def network_config() -> NetworkConfig | None:
     """The network this app runs in, if known: the one of ``qnodeos run`` (its file,
     $QNODEOS_NETWORK) or of ``qnodeos.Network.run``; else None."""
@@ -600,11 +631,29 @@ class Node(QubitOwner):
         b.fill(values)
 
 
+def _nobody_at(ep: str) -> bool:
+    """An ipc endpoint whose socket file does not exist: no node has bound it (one stat
+    of a local file; zmq itself would retry in silence until the timeout)."""
+    return ep.startswith("ipc://") and not os.path.exists(ep.removeprefix("ipc://"))
+
+
+def _check_trio() -> None:
+    """LocalError, saying what to do, unless this runs inside trio."""
+    try:
+        trio.lowlevel.current_task()
+    except RuntimeError:
+        raise LocalError(
+            "qnodeos.sdk runs under trio, not asyncio: in Jupyter or IPython, run "
+            "`%autoawait trio` in a cell first (then `await` works at the top level of "
+            "a cell); in a script, trio.run(main)"
+        ) from None
+
+
 @asynccontextmanager
 async def connect(
     node: str,
     *,
-    app: str,
+    app: str | None = None,
     qubits: int,
     priority: int = 0,
     network: str | None = None,
@@ -612,15 +661,29 @@ async def connect(
     timeout: float = 10.0,
     exclusive: bool = False,
 ) -> AsyncIterator[Node]:
-    """Open a session with ``node`` as app ``app`` with a quota of ``qubits`` qubits.
+    """Open a session with ``node`` as app ``app`` with a quota of ``qubits`` qubits
+    (``app`` defaults to the name the runner gave this app: ``app_name()``).
     ``exclusive``: no other app may hold qubits on the node while this one is connected
     (refused if one does now).
 
     The node is found through ``endpoint``, the network file ``network`` (or
-    $QNODEOS_NETWORK), or the embedded default network. Raises ConnectionClosed if the
-    node does not answer within ``timeout`` seconds, RemoteError if it refuses.
+    $QNODEOS_NETWORK), or the embedded default network. Raises ConnectionClosed at once
+    if nothing listens at the node's ipc endpoint (the node is not up), or if the node
+    does not answer within ``timeout`` seconds; RemoteError if it refuses. The SDK runs
+    under trio: from asyncio (a Jupyter cell's top-level ``await``) it raises
+    LocalError saying how to switch (``%autoawait trio``).
     """
+    _check_trio()
+    app = app or APP_NAME.get()
+    if not app:
+        raise LocalError("sdk.connect: give app=NAME (no runner named this app)")
     ep = resolve_endpoint(node, network, endpoint)
+    if _nobody_at(ep):
+        raise ConnectionClosed(
+            f"node {node!r} is not up: nothing listens at {ep} (start it with `qnodeos node "
+            f"{node} --network FILE` or `qnodeos up FILE`, with the same "
+            "$QNODEOS_RUNTIME_DIR)"
+        )
     sock = connect_dealer(ep, _curve(node, app, network, ep))
     conn = Node(sock, qubits, node)
     try:

@@ -66,17 +66,26 @@ speed = inf
 node = "a"
 module = "qnodeos.apps.ramsey"
 args = { shots = 20, waits_ms = [0, 1] }
+[nodes.b]
+device = "generic"
+qubits = 2
+speed = inf
 [[apps]]
-node = "a"
+node = "b"
 module = "qnodeos.apps.ramsey"
-args = { shotz = 20 }
+args = { shots = 20, waits_ms = [-1] }
 """)
     out = qnodeos("run", str(net), "--run-dir", str(tmp_path / "run"))
     assert out.returncode == 1
     assert "Ramsey on the generic device" in out.stdout
-    assert "FAILED: TypeError:" in out.stdout and "'shotz'" in out.stdout
+    assert "FAILED: LocalError: wait of -0.001 s" in out.stdout
     saved = json.loads((tmp_path / "run" / "results.json").read_text())
     assert "result" in saved["ramsey-0"] and "error" in saved["ramsey-1"]
+    # a keyword main does not take: refused before any node starts (exit 2, no run dir)
+    net.write_text(net.read_text().replace("shots = 20, waits_ms = [-1]", "shotz = 20"))
+    bad = qnodeos("run", str(net), "--run-dir", str(tmp_path / "bad"))
+    assert bad.returncode == 2 and not (tmp_path / "bad").exists()
+    assert "apps[1] (ramsey-1: qnodeos.apps.ramsey)" in bad.stderr and "'shotz'" in bad.stderr
 
 
 def test_a_mistyped_app_module_is_refused_before_any_node_starts(tmp_path: Path) -> None:
@@ -280,3 +289,26 @@ def test_an_app_main_taking_a_session_runs_in_qnodeos_run(tmp_path: Path) -> Non
     out = qnodeos("run", str(net), "--json", "--quiet", "--run-dir", str(tmp_path / "run"))
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout)["flip"]["result"]["ones"] == 5
+
+
+def test_verbose_shows_the_nodes_logs_on_the_terminal_too(tmp_path: Path) -> None:
+    """``qnodeos -v run``: each node's INFO lines on stderr, prefixed with its name, as
+    well as in its log file in the run directory."""
+    out = qnodeos(
+        "-v", "run", "chsh", "--quiet", "--set", "apps.a.args.rounds=16",
+        "--run-dir", str(tmp_path / "run"),
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    shown = [ln for ln in out.stderr.splitlines() if ln.startswith("[alice] ")]
+    assert any("INFO: app 'a' connected" in ln for ln in shown), out.stderr[-2000:]
+    logged = (tmp_path / "run" / "node-alice.log").read_text()
+    assert all(ln.removeprefix("[alice] ") in logged for ln in shown)
+    quiet = qnodeos("run", "chsh", "--quiet", "--set", "apps.a.args.rounds=16",
+                    "--run-dir", str(tmp_path / "quiet"))  # fmt: skip
+    assert quiet.returncode == 0 and "[alice]" not in quiet.stderr
+    # -vv: the debug lines a user looks for: blocks queued and started, rounds asked for
+    debug = qnodeos("-vv", "run", "chsh", "--quiet", "--set", "apps.a.args.rounds=16",
+                    "--run-dir", str(tmp_path / "debug"))  # fmt: skip
+    assert debug.returncode == 0
+    for said in ("DEBUG: block 1 of app 'a' starts on the device", "DEBUG: round "):
+        assert said in debug.stderr, said
