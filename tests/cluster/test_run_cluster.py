@@ -236,7 +236,7 @@ def test_a_chain_over_three_hosts_gives_local_physics_with_curve_on_every_link(
         assert json.loads((run / f"app-{app}.json").read_text())["result"]
     for merged in ("timeline.json", "pairs.csv", "blocks.csv", "results.json"):
         assert (run / merged).stat().st_size > 0, merged
-    assert len(res.pairs) >= 1600 and {r["node"] for r in res.pairs} == set(hosts)
+    assert len(res.pair_rows) >= 1600 and {r["node"] for r in res.pair_rows} == set(hosts)
     assert _host_processes() == []
 
 
