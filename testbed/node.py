@@ -77,6 +77,7 @@ async def node_main(name: str, path: str | None, qdevice: Child, token: str) -> 
                 cfg,
                 cfg.peers_of(net),
                 links=net.links_of(name),
+                topology=[lk.nodes for lk in net.links],
                 delays=delays,
                 token=token,
                 look=procinfo.look,

@@ -30,6 +30,7 @@ from ..config.network import LinkConfig
 from ..lang import messages as m
 from ..netlink import egp as e
 from ..runtime.timeline import Recorder
+from .circuits import NetworkLayer
 from .ledger import Ledger
 from .lower import Lowering
 from .memory import MemoryManager
@@ -44,7 +45,7 @@ GONE_KEPT = 256  # apps that left, remembered to refuse requests for them soon
 GONE_GRACE_S = 1.0  # a request for an app that left waits this long for one of its name
 
 
-class NetStack(RoundWork):
+class NetStack(NetworkLayer, RoundWork):
     """A node's network stack: one EGP per link, the apps' requests on them, and the
     device work and pairs they make (see the module's docstring)."""
 
@@ -57,7 +58,10 @@ class NetStack(RoundWork):
         memory: MemoryManager,
         lowering: Lowering,
         seed: int | None = None,
+        topology: Collection[tuple[str, str]] = (),
     ) -> None:
+        """``topology``: every quantum link of the network (pairs of nodes), for routing
+        end-to-end pairs (``circuits``)."""
         self.node = node
         self.memory = memory
         self.lowering = lowering
@@ -93,6 +97,7 @@ class NetStack(RoundWork):
         self.pairs_delivered = 0
         self.rounds = 0
         self.moves = 0
+        self.init_network(topology or [lk.nodes for lk in links])
 
     def request(self, app: App, msg: m.EprRequest, now: float, index: int = -1) -> list[Out]:
         """App ``app`` asks for pairs (``index`` >= 0: from inside its block, which gets
@@ -107,11 +112,12 @@ class NetStack(RoundWork):
         def fail(code: str, text: str) -> list[Out]:
             return self._tell(want, m.EprFailed(req=msg.req, code=code, message=text))
 
-        if msg.remote_node not in self.links:
+        if msg.remote_node not in self.links and self.route(msg.remote_node) is None:
             have = ", ".join(sorted(self.links)) or "none"
             return fail(
                 "UNSUPP",
-                f"node {self.node!r} has no quantum link to {msg.remote_node!r} (links to: {have})",
+                f"node {self.node!r} has no quantum link to {msg.remote_node!r} nor a path "
+                f"over other nodes (links to: {have})",
             )
         if msg.role not in ("create", "recv"):
             return fail("OTHER", f"role {msg.role!r}; use 'create' or 'recv'")
@@ -154,6 +160,8 @@ class NetStack(RoundWork):
             if len(held) >= quota:
                 return fail("NORES", f"measuring pairs needs one free qubit of the quota ({quota})")
         want.deadline = now + msg.timeout_s
+        if msg.remote_node not in self.links:
+            return self.e2e_request(want, now)  # over repeaters (``circuits``)
         egp = self.egps[msg.remote_node]
         if msg.role == "recv":
             if pur in self.listening:
@@ -198,6 +206,7 @@ class NetStack(RoundWork):
                 void.setdefault(w.peer, []).extend(p.ent_id[2] for p in w.pairs)
                 w.pairs = []
         out += [self._expire_at(peer, seqs, reason) for peer, seqs in void.items()]
+        out += self.circuits_app_gone(app, now)
         for pur, w in list(self.listening.items()):
             if w.app is app:
                 del self.listening[pur]
@@ -234,6 +243,7 @@ class NetStack(RoundWork):
         paused, it reads this when it resumes and voids them as well."""
         if peer not in self.egps or peer in self.down:
             return []
+        self.now_s = now
         self.down[peer] = reason
         egp = self.egps[peer]
         out: list[Out] = []
@@ -248,7 +258,7 @@ class NetStack(RoundWork):
                 del self.listening[pur]
                 egp.unlisten(pur)
                 failed = m.EprFailed(req=w.msg.req, code="OTHER", message=reason)
-                out.append(ToApp(w.app.addr, failed))
+                out += self._tell(w, failed)
         egp.waiting.clear()
         told, voided = self.ledger.peer_down(peer, f"pairs void: {reason}")
         void += voided
@@ -262,10 +272,18 @@ class NetStack(RoundWork):
     def peer_message(self, msg: m.Egp, now: float) -> list[Out]:
         peer = msg.from_node
         egp = self.egps.get(peer)
+        body = msg.msg
         if egp is None:
+            # the far end of a circuit: its word on end-to-end pairs (``circuits``)
+            if isinstance(body, m.EgpConfirm | m.EgpExpire) and self.e2e_peer(peer):
+                if isinstance(body, m.EgpConfirm):
+                    return self.ledger.confirmed(peer, body.seqs)
+                text = f"{peer!r} voided the pair(s): {body.reason}"
+                told, missing = self.ledger.expired(peer, body.seqs, text)
+                self.ledger.remember_expired(peer, missing, text)
+                return told
             self.ignored += 1
             return []
-        body = msg.msg
         if isinstance(body, m.EgpConfirm):
             return self.ledger.confirmed(peer, body.seqs)
         if isinstance(body, m.EgpExpire):
@@ -298,6 +316,7 @@ class NetStack(RoundWork):
         return out
 
     def handle_timer(self, now: float) -> list[Out]:
+        self.now_s = now
         out: list[Out] = []
         for (peer, key), when in list(self.refuse_at.items()):
             req = self.egps[peer].waiting.get(key)
@@ -316,18 +335,14 @@ class NetStack(RoundWork):
             if now >= w.deadline:
                 del self.listening[pur]
                 self.egps[w.peer].unlisten(pur)
-                out.append(
-                    ToApp(
-                        w.app.addr,
-                        m.EprFailed(
-                            req=w.msg.req,
-                            code="TIMEOUT",
-                            message=f"no request from {w.msg.remote_app!r} on "
-                            f"{w.peer!r} within {w.msg.timeout_s} s",
-                        ),
-                    )
+                failed = m.EprFailed(
+                    req=w.msg.req,
+                    code="TIMEOUT",
+                    message=f"no request from {w.msg.remote_app!r} on "
+                    f"{w.peer!r} within {w.msg.timeout_s} s",
                 )
-        return out
+                out += self._tell(w, failed)
+        return out + self.circuits_timer(now)
 
     def end_block(
         self, app: App, reqs: dict[int, int], ok: bool, reason: str, now: float
@@ -336,7 +351,7 @@ class NetStack(RoundWork):
         (``ok``): the pairs it took are the app's, confirmed to the other ends. Failed:
         they are void at both ends. Either way its requests still under way end, and
         their pairs it never took are void at both ends."""
-        out: list[Out] = []
+        out: list[Out] = self.circuits_block_end(app, reason, now)
         for req, took in reqs.items():
             if ok:
                 out += self.ledger.acked(app.app_id, req, took)

@@ -56,6 +56,7 @@ class NodeService:
         clock: Callable[[], float] = time.time,
         token: str = "",
         look: Look | None = None,
+        topology: Collection[tuple[str, str]] = (),
     ) -> None:
         self.cfg = cfg
         self.peers = dict(peers or {})
@@ -77,6 +78,7 @@ class NodeService:
             placement=cfg.placement,
             look=look,
             proc=procinfo.me() if look is not None else None,
+            topology=topology,
         )
         self._outboxes: dict[str, trio.MemorySendChannel[tuple[float, bytes]]] = {}
         self._nursery: trio.Nursery | None = None

@@ -54,6 +54,8 @@ class Want:
     round_seq: int = -1  # the device request of the round under way (-1: none sent)
     deadline: float = math.inf
     index: int = -1  # for a block's request: its index in the block (-1: the app's)
+    # a network-layer circuit's link request: its news go here, not to an app
+    sink: Callable[[Want, m.EprPairs | m.EprDone | m.EprFailed], list[Out]] | None = None
 
     def keeps(self, pair: int) -> int:
         """The app's qubit id pair ``pair`` is kept in."""

@@ -433,7 +433,61 @@ class NodeBye(msgspec.Struct, frozen=True, kw_only=True, tag="node_bye"):
     reason: Text
 
 
-NodeToNode = Union[Carry, CarryAck, CarryNack, Egp, NodePing, NodeBye]  # noqa: UP007
+# -- network layer (end-to-end pairs over repeaters; see kernel/network) --------------
+MAX_PATH = 32  # nodes on a circuit's path
+Bit = Annotated[int, msgspec.Meta(ge=0, le=1)]
+
+
+class NetSetup(msgspec.Struct, frozen=True, kw_only=True, tag="net_setup"):
+    """Node -> node on ``path``: circuit (``path[0]``, ``circuit``) for ``number`` end-to-
+    end pairs of ``kind`` between the apps of ``purpose``, along ``path`` (the sender is
+    ``path[0]``, the creating end). It ends at ``timeout_s`` after it was set up."""
+
+    circuit: Count
+    path: Annotated[list[Name], msgspec.Meta(min_length=3, max_length=MAX_PATH)]
+    purpose: Text
+    kind: Short
+    number: Count
+    timeout_s: Seconds
+    policy: Short = "asap"
+    cutoff_s: Seconds = 0.0
+
+
+class NetSwapped(msgspec.Struct, frozen=True, kw_only=True, tag="net_swap"):
+    """Repeater ``path[index]`` -> the circuit's ends: it swapped its link pair ``left``
+    (on the hop towards ``path[0]``) with ``right``; Bell-measurement outcomes ``m1``
+    (the left half, after H) and ``m2`` (the right half)."""
+
+    origin: Name
+    circuit: Count
+    index: Count
+    left: Count
+    right: Count
+    m1: Bit
+    m2: Bit
+
+
+class NetTeardown(msgspec.Struct, frozen=True, kw_only=True, tag="net_down"):
+    """Node -> the other nodes on the circuit: it ended here (``error``: it failed,
+    saying ``reason``; every end voids the end-to-end pairs it did not have confirmed)."""
+
+    origin: Name
+    circuit: Count
+    reason: Text
+    error: bool = True
+
+
+NetMessage = Union[NetSetup, NetSwapped, NetTeardown]  # noqa: UP007
+
+
+class Net(msgspec.Struct, frozen=True, kw_only=True, tag="net"):
+    """Node -> node: a network-layer message from ``from_node``."""
+
+    from_node: Name
+    msg: NetMessage
+
+
+NodeToNode = Union[Carry, CarryAck, CarryNack, Egp, Net, NodePing, NodeBye]  # noqa: UP007
 
 # -- classical process <-> quantum process -------------------------------------------
 
