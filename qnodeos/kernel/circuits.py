@@ -198,8 +198,11 @@ class NetworkLayer:
             return self._setup(frm, body, now)
         c = self.circuits.get((body.origin, body.circuit))
         if isinstance(body, m.NetSwapped):
-            if c is None or not c.end or frm != c.path[body.index] or not (
-                0 < body.index < len(c.path) - 1
+            if (
+                c is None
+                or not c.end
+                or frm != c.path[body.index]
+                or not (0 < body.index < len(c.path) - 1)
             ):
                 self.ignored += 1
                 return []
@@ -550,8 +553,7 @@ class NetworkLayer:
             if now >= w.deadline:
                 del self.e2e_listening[pur]
                 text = (
-                    f"no request from {w.msg.remote_app!r} on {w.peer!r} within "
-                    f"{w.msg.timeout_s} s"
+                    f"no request from {w.msg.remote_app!r} on {w.peer!r} within {w.msg.timeout_s} s"
                 )
                 out += self._tell(w, m.EprFailed(req=w.msg.req, code="TIMEOUT", message=text))
         for c in list(self.circuits.values()):

@@ -6,6 +6,7 @@ Tolerances: 4 standard errors of the estimate, computed from the expected value.
 
 from __future__ import annotations
 
+import math
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -105,3 +106,54 @@ async def test_measured_pairs_over_three_hops_read_as_phi_plus(
     assert len(same) > 10
     for p, q in same:  # Phi+: equal in X and Z, opposite in Y
         assert (p.outcome ^ q.outcome) == (1 if p.basis == "Y" else 0), (p, q)
+
+
+def werner_link(f: float) -> str:
+    return f'model = "depolarise"\nfidelity = {f}\np_success = 0.5\ncycle_ns = 1000'
+
+
+def chain_of(fids: list[float]) -> NetworkConfig:
+    body = ""
+    for i in range(len(fids) + 1):
+        body += f'[nodes.n{i}]\ndevice = "generic"\nqubits = 4\nspeed = 1.0\nseed = {i + 1}\n'
+    for i, f in enumerate(fids):
+        body += f'[[links]]\nnodes = ["n{i}", "n{i + 1}"]\n{werner_link(f)}\nseed = {100 + i}\n'
+    return network(body)
+
+
+def parity_sign(basis: str) -> int:
+    return -1 if basis == "Y" else 1  # Phi+: <XX> = <ZZ> = +1, <YY> = -1
+
+
+@pytest.mark.parametrize("fids", [[0.9, 0.85], [0.95, 0.93, 0.97, 0.92]])
+async def test_werner_parameters_multiply_over_perfect_swaps_measured(
+    autojump_clock: object, monkeypatch: pytest.MonkeyPatch, fids: list[float]
+) -> None:
+    """Werner links w_i = (4F_i - 1)/3, noiseless swaps: the end-to-end pair is Werner
+    with w = prod w_i, so each same-basis correlator (sign-corrected for Y) is w; the
+    mean of N such +-1 terms has standard error sqrt((1 - w^2)/N)."""
+    cfg = chain_of(fids)
+    last = f"n{len(fids)}"
+    n = 300  # per basis
+
+    async def side(me: str, other: str, create: bool) -> list[Any]:
+        out: list[Any] = []
+        async with sdk.connect(me, app="app", qubits=1) as conn:
+            epr = conn.epr_socket(other, "app")
+            for basis in "XYZ":
+                call = epr.create_measure if create else epr.recv_measure
+                out += await call(n, bases=basis, timeout=60.0)
+        return out
+
+    async with running(cfg, monkeypatch):
+        a, b = await both(lambda: side("n0", last, True), lambda: side(last, "n0", False))
+    assert [p.ent_id for p in a] == [p.ent_id for p in b]
+    pairs = zip(a, b, strict=True)
+    terms = [parity_sign(p.basis) * (1 - 2 * (p.outcome ^ q.outcome)) for p, q in pairs]
+    w = math.prod((4 * f - 1) / 3 for f in fids)
+    got = sum(terms) / len(terms)
+    err = math.sqrt((1 - w * w) / len(terms))
+    print(f"w measured {got:.4f}, predicted {w:.4f}, stderr {err:.4f}")
+    assert abs(got - w) <= 4 * err, (got, w, err)
+    f_got, f_want = (3 * got + 1) / 4, (3 * w + 1) / 4
+    assert abs(f_got - f_want) <= 3 * err  # F = (3w + 1)/4: 3/4 of w's error, and then some
