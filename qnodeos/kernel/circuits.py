@@ -59,10 +59,12 @@ from .lower import Lowering
 from .memory import MemoryManager
 from .outputs import Out, ToNode
 from .processes import App
+from .roundwork import SCRATCH
 from .wants import Want, Work, purpose
 
 log = logging.getLogger("qnodeos.network")
 
+KINDS = ("K", "M", "R")  # R: the creating end measures, the receiving end keeps
 REPEATER_QUBITS = 2  # a repeater holds one link pair per side of a circuit
 MAX_CIRCUITS_PER_PEER = 64  # circuits a node may have set up here at a time
 MAX_SETUPS_WAITING = 64  # setups waiting for the receiving app, per creating node
@@ -93,6 +95,7 @@ class Circuit:
     held: dict[int, m.EprPair] = field(default_factory=dict)  # repeater: side -> pair
     swapping: bool = False
     swaps: int = 0
+    measured: int = 0  # end: pairs measured after their rotations so far
     done: bool = False
 
     @property
@@ -102,6 +105,12 @@ class Circuit:
     @property
     def end(self) -> bool:
         return self.me in (0, len(self.path) - 1)
+
+
+def _measures_late(c: Circuit) -> bool:
+    """Whether this end (the receiving one) measures after rotations: it must correct
+    its half first, so it keeps it until the frame is known."""
+    return c.me != 0 and c.want is not None and bool(c.want.msg.rotations)
 
 
 class NetworkLayer:
@@ -162,10 +171,8 @@ class NetworkLayer:
                 f"node {self.node!r} has no quantum link to {msg.remote_node!r} nor a path "
                 f"over other nodes (links to: {have})",
             )
-        if msg.kind not in ("K", "M"):
-            return fail("UNSUPP", f"end-to-end pairs of kind {msg.kind!r}: K or M only")
-        if msg.rotations or msg.remote_chosen or msg.remote_rotations or msg.peer_bases:
-            return fail("UNSUPP", "end-to-end pairs are measured in X, Y or Z bases only")
+        if msg.kind not in KINDS:
+            return fail("UNSUPP", f"end-to-end pairs of kind {msg.kind!r}: K, M or R only")
         if path[1] in self.down:
             return fail("OTHER", f"{self.down[path[1]]}; ask again once it is back")
         if msg.role == "recv":
@@ -185,7 +192,8 @@ class NetworkLayer:
         self.circuits[key] = c
         setup = m.NetSetup(
             circuit=key[1], path=path, purpose=want.purpose, kind=msg.kind, number=msg.number,
-            timeout_s=msg.timeout_s,
+            timeout_s=msg.timeout_s, remote_chosen=msg.remote_chosen,
+            remote_rotations=list(msg.remote_rotations),
         )  # fmt: skip
         log.info("circuit %s for %r: path %s", key, want.app.name, "-".join(path))
         out: list[Out] = [ToNode(n, m.Net(from_node=self.node, msg=setup)) for n in path[1:]]
@@ -226,7 +234,7 @@ class NetworkLayer:
             or self.node not in path[1:]
             or len(set(path)) != len(path)
             or any(frozenset(h) not in links for h in zip(path, path[1:], strict=False))
-            or s.kind not in ("K", "M")
+            or s.kind not in KINDS
             or key in self.circuits
             or key in self.finished
         )
@@ -268,13 +276,18 @@ class NetworkLayer:
         want = self.e2e_listening.pop(s.purpose)
         frm = s.path[0]
         key = (frm, s.circuit)
-        if (want.msg.kind, want.msg.number) != (s.kind, s.number):
+        kind = "K" if s.kind == "R" else s.kind  # a keeping receiver of R asks K
+        if (want.msg.kind, want.msg.number) != (kind, s.number):
             text = (
                 f"{frm!r} asks for {s.number} pair(s) of kind {s.kind!r}, the app here for "
                 f"{want.msg.number} of kind {want.msg.kind!r}"
             )
             out = self._tell(want, m.EprFailed(req=want.msg.req, code="OTHER", message=text))
             return out + self._refuse_setup(s, frm, text)
+        if want.msg.peer_bases:  # measure where the creator asks (else in Z)
+            want.msg = msgspec.structs.replace(
+                want.msg, chosen=s.remote_chosen, rotations=s.remote_rotations
+            )
         c = Circuit(
             key=key, path=list(s.path), me=len(s.path) - 1, purpose=s.purpose, kind=s.kind,
             number=s.number, deadline=want.deadline, app=want.app, want=want,
@@ -295,10 +308,18 @@ class NetworkLayer:
         creator = {0: 0, last: last + 1}.get(hop, hop)  # index of the node that creates
         tag = f"~{c.key[0]}.{c.key[1]}.{hop}"
         pur = purpose((self.node, tag), (peer, tag))
-        if c.end:
+        if c.end and _measures_late(c):
+            # rotated bases at the receiving end: keep the half (in the scratch qubit),
+            # correct it once the frame is known, then rotate and measure (``_deliver``)
             assert c.want is not None
-            kind = ("R" if c.kind == "M" else "K") if creator == c.me else c.kind
-            base = msgspec.structs.replace(c.want.msg, kind=kind)
+            base = msgspec.structs.replace(
+                c.want.msg, kind="K", qubits=[SCRATCH], sequential=True, rotations=[],
+                chosen="", bases="Z",
+            )  # fmt: skip
+        elif c.end:
+            assert c.want is not None
+            # the ends make their hops' pairs: "R" when this end measures them at once
+            base = msgspec.structs.replace(c.want.msg, kind="R" if c.want.msg.measures() else "K")
         else:
             side = 0 if hop < c.me else 1
             base = m.EprRequest(req=0, remote_node=peer, remote_app=tag, role="recv",
@@ -424,6 +445,26 @@ class NetworkLayer:
             basis=p.basis,
         )  # fmt: skip
         fixer = c.me != 0  # the receiving end makes it Phi+
+        if fixer and _measures_late(c):
+            assert c.want is not None
+            rots = c.want.msg.rotations
+            a, b, g = rots[c.measured % len(rots)] if len(rots) > 1 else rots[0]
+            c.measured += 1
+            phys = self.memory.phys(c.app.app_id, p.qubit)
+            low = self.lowering.lower
+            ops = [op for gate in CORRECTION[bell] for op in low(gate, (phys,))]
+            ops += [
+                op
+                for gate, t in (("rx", a), ("ry", b), ("rx", g))
+                if t
+                for op in low(gate, (phys,), t)
+            ]
+            ops.append(m.PhysOp("meas", (phys,)))
+            pair = msgspec.structs.replace(pair, qubit=-1, basis="R")
+            c.correcting += 1
+            done = partial(self._corrected, c.key, pair)
+            self.work.append(Work(request=m.DeviceRequest(seq=0, ops=ops), done=done))
+            return []
         if fixer and p.qubit < 0 and p.outcome >= 0 and flip(bell, p.basis):
             pair = msgspec.structs.replace(pair, outcome=p.outcome ^ 1)
         if fixer and p.qubit >= 0 and CORRECTION[bell]:
@@ -445,6 +486,10 @@ class NetworkLayer:
         if not isinstance(reply, m.DeviceReply) or reply.error is not None:
             error = getattr(reply, "error", None) or "the device did not run it"
             return self._fail(c, f"correcting pair at {self.node!r} failed: {error}", now)
+        if pair.basis == "R" and pair.qubit < 0:  # measured after its rotations
+            if SCRATCH in self.memory.held(c.app.app_id):
+                self.memory.release(c.app.app_id, SCRATCH)
+            pair = msgspec.structs.replace(pair, outcome=reply.outcomes[-1])
         return self._hand(c, pair)
 
     def _hand(self, c: Circuit, pair: m.EprPair) -> list[Out]:

@@ -451,6 +451,9 @@ class NetSetup(msgspec.Struct, frozen=True, kw_only=True, tag="net_setup"):
     timeout_s: Seconds
     policy: Short = "asap"
     cutoff_s: Seconds = 0.0
+    # what the creator chose for the receiver (EprRequest's remote_chosen/_rotations)
+    remote_chosen: Annotated[str, msgspec.Meta(max_length=MAX_BLOCK_PAIRS)] = ""
+    remote_rotations: Annotated[list[Angles], msgspec.Meta(max_length=MAX_BLOCK_PAIRS)] = []
 
 
 class NetSwapped(msgspec.Struct, frozen=True, kw_only=True, tag="net_swap"):
