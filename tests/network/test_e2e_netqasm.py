@@ -10,7 +10,7 @@ from qnodeos import sdk
 from qnodeos.lang import messages as m
 from qnodeos.testbed.local import local_network
 from tests.conftest import network
-from tests.netqasm.test_epr import N, RECV, RECV_KEEP_MEASURE, create, ints
+from tests.netqasm.test_epr import RECV, RECV_KEEP_MEASURE, N, create, ints
 
 CHAIN = """
 [nodes.alice]
