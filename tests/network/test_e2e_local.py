@@ -113,12 +113,16 @@ def werner_link(f: float) -> str:
 
 
 def chain_of(fids: list[float]) -> NetworkConfig:
+    return network(chain_text(fids))
+
+
+def chain_text(fids: list[float]) -> str:
     body = ""
     for i in range(len(fids) + 1):
         body += f'[nodes.n{i}]\ndevice = "generic"\nqubits = 4\nspeed = 1.0\nseed = {i + 1}\n'
     for i, f in enumerate(fids):
         body += f'[[links]]\nnodes = ["n{i}", "n{i + 1}"]\n{werner_link(f)}\nseed = {100 + i}\n'
-    return network(body)
+    return body
 
 
 def parity_sign(basis: str) -> int:
@@ -157,3 +161,95 @@ async def test_werner_parameters_multiply_over_perfect_swaps_measured(
     assert abs(got - w) <= 4 * err, (got, w, err)
     f_got, f_want = (3 * got + 1) / 4, (3 * w + 1) / 4
     assert abs(f_got - f_want) <= 3 * err  # F = (3w + 1)/4: 3/4 of w's error, and then some
+
+
+def correlators(a: list[Any], b: list[Any]) -> dict[str, tuple[float, int]]:
+    """Per basis: the mean of (-1)^(o1 + o2) over pairs both measured in it, and how many."""
+    out: dict[str, tuple[float, int]] = {}
+    for basis in "XYZ":
+        terms = [
+            1 - 2 * (p.outcome ^ q.outcome)
+            for p, q in zip(a, b, strict=True)
+            if p.basis == q.basis == basis
+        ]
+        out[basis] = (sum(terms) / len(terms), len(terms))
+    return out
+
+
+async def test_gate_and_readout_noise_at_the_repeater_match_the_prediction(
+    autojump_clock: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Werner links w1, w2; at the repeater, CNOT depolarising p2, H depolarising p1,
+    readout flips p01/p10 (the ends noiseless). The CNOT's error leaves the ends
+    maximally mixed: w = (1 - p2) w1 w2. A depolarised or misread left half makes a
+    wrong Z correction (prob q_z = p1/2 (+) e, e = (p01 + p10)/2, (+) the XOR of two
+    independent flips), a misread right half a wrong X one (q_x = e). So <XX> = w(1 -
+    2 q_z), <ZZ> = w(1 - 2 q_x), <YY> = -w(1 - 2 q_z)(1 - 2 q_x); each within 4 sigma."""
+    p1, p2, p01, p10 = 0.04, 0.05, 0.03, 0.01
+    noise = (
+        f"[nodes.n1.params.kinds.qubit.gates.h]\nerror = {p1}\n"
+        f"[nodes.n1.params.two_qubit.cnot.spec]\nerror = {p2}\n"
+        f"[nodes.n1.params.kinds.qubit.meas]\np01 = {p01}\np10 = {p10}\n"
+    )
+    fids = [0.95, 0.9]
+    cfg = network(chain_text(fids) + noise)
+    n = 400
+
+    async def side(me: str, other: str, create: bool) -> list[Any]:
+        out: list[Any] = []
+        async with sdk.connect(me, app="app", qubits=1) as conn:
+            epr = conn.epr_socket(other, "app")
+            for basis in "XYZ":
+                call = epr.create_measure if create else epr.recv_measure
+                out += await call(n, bases=basis, timeout=60.0)
+        return out
+
+    async with running(cfg, monkeypatch):
+        a, b = await both(lambda: side("n0", "n2", True), lambda: side("n2", "n0", False))
+    w = (1 - p2) * math.prod((4 * f - 1) / 3 for f in fids)
+    e = (p01 + p10) / 2
+    qz = (p1 / 2) * (1 - e) + e * (1 - p1 / 2)
+    want = {"X": w * (1 - 2 * qz), "Z": w * (1 - 2 * e), "Y": -w * (1 - 2 * qz) * (1 - 2 * e)}
+    got = correlators(a, b)
+    for basis, (c, k) in got.items():
+        err = math.sqrt((1 - want[basis] ** 2) / k)
+        print(f"<{basis}{basis}> measured {c:.4f}, predicted {want[basis]:.4f} +- {err:.4f}")
+        assert abs(c - want[basis]) <= 4 * err, (basis, c, want[basis], err)
+
+
+async def test_kept_pairs_over_two_hops_are_werner_with_the_product(
+    autojump_clock: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Kept halves measured by the apps in X, Y or Z: the same correlators as for
+    measured pairs, w = w1 w2 (noiseless devices), within 4 sigma."""
+    fids = [0.92, 0.88]
+    cfg = network(chain_text(fids))
+    n = 150  # per basis
+
+    async def side(me: str, other: str, create: bool) -> list[tuple[str, int]]:
+        out = []
+        async with sdk.connect(me, app="app", qubits=1) as conn:
+            epr = conn.epr_socket(other, "app")
+            for i in range(3 * n):
+                basis = "XYZ"[i % 3]
+                (pair,) = await (epr.create_keep() if create else epr.recv_keep())
+                q = pair.qubit
+                assert q is not None
+                async with conn.block():
+                    if basis == "X":
+                        q.h()
+                    elif basis == "Y":
+                        q.rx(math.pi / 2)
+                    mm = q.measure()
+                out.append((basis, mm.value))
+        return out
+
+    async with running(cfg, monkeypatch):
+        a, b = await both(lambda: side("n0", "n2", True), lambda: side("n2", "n0", False))
+    w = math.prod((4 * f - 1) / 3 for f in fids)
+    for basis in "XYZ":
+        terms = [1 - 2 * (x ^ y) for (s, x), (_, y) in zip(a, b, strict=True) if s == basis]
+        c = sum(terms) / len(terms) * parity_sign(basis)
+        err = math.sqrt((1 - w * w) / len(terms))
+        print(f"kept <{basis}{basis}> (sign-corrected) {c:.4f}, predicted {w:.4f} +- {err:.4f}")
+        assert abs(c - w) <= 4 * err, (basis, c, w, err)
