@@ -78,6 +78,8 @@ async def node_main(name: str, path: str | None, qdevice: Child, token: str) -> 
                 cfg.peers_of(net),
                 links=net.links_of(name),
                 topology=[lk.nodes for lk in net.links],
+                protocol=net.protocol,
+                protocol_args=net.protocol_args,
                 delays=delays,
                 token=token,
                 look=procinfo.look,

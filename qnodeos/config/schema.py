@@ -109,6 +109,18 @@ def network_schema() -> dict[str, Any]:
                 },
             },
             "links": {"type": "array", "items": _link()},
+            "network": {
+                "type": "object",
+                "description": "the network layer (end-to-end pairs over repeaters)",
+                "properties": {
+                    "protocol": {
+                        "type": "string",
+                        "description": "repeaters' policy, 'module:Class' (NetworkProtocol)",
+                    },
+                    "args": {"type": "object", "description": "the protocol's arguments"},
+                },
+                "additionalProperties": False,
+            },
             "apps": {
                 "type": "array",
                 "items": {

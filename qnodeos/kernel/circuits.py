@@ -44,6 +44,7 @@ from collections import OrderedDict, deque
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from functools import partial
+from typing import Any
 
 import msgspec
 
@@ -53,6 +54,19 @@ from ..lang import messages as m
 from ..netlink import egp as e
 from ..netlink.frames import compose, flip, swap_index
 from ..netlink.models import CORRECTION
+from ..netlink.protocols import (
+    LEFT,
+    RIGHT,
+    Action,
+    Discard,
+    Half,
+    NetworkProtocol,
+    Send,
+    Swap,
+    SwapAsap,
+    View,
+    Wake,
+)
 from ..netlink.routing import shortest_path
 from .ledger import Ledger
 from .lower import Lowering
@@ -68,10 +82,17 @@ KINDS = ("K", "M", "R")  # R: the creating end measures, the receiving end keeps
 REPEATER_QUBITS = 2  # a repeater holds one link pair per side of a circuit
 MAX_CIRCUITS_PER_PEER = 64  # circuits a node may have set up here at a time
 MAX_SETUPS_WAITING = 64  # setups waiting for the receiving app, per creating node
+MAX_PROTOCOL_BYTES = 1024  # a protocol's message to another node's
 FINISHED_KEPT = 1024  # circuits remembered after they end (late teardowns, confirms)
 TIMEOUT_GRACE_S = 1.0  # a circuit outlives its request's timeout by this much at most
 
 Key = tuple[str, int]  # (creating node, its circuit number)
+
+
+def max_discards(number: int) -> int:
+    """Link pairs a circuit's repeater may discard (each is made again): bounded, so a
+    protocol that discards everything still ends."""
+    return 100 + 100 * number
 
 
 @dataclass
@@ -87,12 +108,22 @@ class Circuit:
     deadline: float
     app: App  # the end's app, or the repeater's own (a reservation of qubits)
     want: Want | None = None  # the end's app's request
-    links: dict[int, Want] = field(default_factory=dict)  # hop -> its link request
+    links: dict[tuple[int, int], Want] = field(default_factory=dict)  # (hop, extra) -> request
     own: dict[int, m.EprPair] = field(default_factory=dict)  # end: link pairs, by number
     records: dict[tuple[int, int], m.NetSwapped] = field(default_factory=dict)
     delivered: list[int] = field(default_factory=list)  # end: end-to-end pair numbers
     correcting: int = 0  # end: corrections on the device not back yet
     held: dict[int, m.EprPair] = field(default_factory=dict)  # repeater: side -> pair
+    ready: dict[int, Half] = field(default_factory=dict)  # repeater: what the protocol sees
+    protocol: NetworkProtocol = field(default_factory=NetworkProtocol)
+    wake_at: float = math.inf  # repeater: when the protocol asked to be woken
+    discards: int = 0  # repeater: halves its protocol discarded
+    hop_extras: dict[int, int] = field(default_factory=dict)  # repeater: per hop
+    discarded: set[int] = field(default_factory=set)  # end: our link pairs void, not here yet
+    queued: list[m.EprPair] = field(default_factory=list)  # end: halves to make again
+    busy: bool = True  # end: a link request of ours runs on our hop
+    extras_heard: int = 0  # end: replacements the repeater asked for
+    extras_made: int = 0
     swapping: bool = False
     swaps: int = 0
     measured: int = 0  # end: pairs measured after their rotations so far
@@ -105,6 +136,10 @@ class Circuit:
     @property
     def end(self) -> bool:
         return self.me in (0, len(self.path) - 1)
+
+
+def _timer(protocol: NetworkProtocol, view: View, *, now: float) -> list[Action]:
+    return protocol.timer(view, now)
 
 
 def _measures_late(c: Circuit) -> bool:
@@ -133,6 +168,10 @@ class NetworkLayer:
     setups: dict[str, tuple[m.NetSetup, float]]  # by purpose: waiting for the app
     _next_circuit: int
     _next_own_app: int
+    protocol_factory: Callable[[], NetworkProtocol]
+    protocol_name: str
+    discards: int
+    oldest_swapped_s: float
     ignored: int
     now_s: float  # the time of the input being handled (the link layer's news has none)
 
@@ -142,8 +181,23 @@ class NetworkLayer:
     _hand_out: Callable[[Want], list[m.EprPair]]
     _expire_at: Callable[[str, list[int], str], ToNode]
 
-    def init_network(self, topology: Collection[tuple[str, str]]) -> None:
+    def init_network(
+        self,
+        topology: Collection[tuple[str, str]],
+        protocol: Callable[[], NetworkProtocol] = SwapAsap,
+        protocol_name: str = "SwapAsap",
+    ) -> None:
         self.topology = [tuple(t) for t in topology]  # type: ignore[misc]
+        self.protocol_factory = protocol
+        self.protocol_name = protocol_name
+        self.discards = 0
+        self.oldest_swapped_s = 0.0  # the age of the oldest half any swap here used
+        self._actions: dict[type, Callable[[Circuit, Any, float, list[Out]], str | None]] = {
+            Swap: self._act_swap,
+            Discard: self._act_discard,
+            Send: self._act_send,
+            Wake: self._act_wake,
+        }
         self.circuits = {}
         self.finished = OrderedDict()
         self.e2e_listening = {}
@@ -217,12 +271,24 @@ class NetworkLayer:
             return self._record(c, body, now)
         if c is None:
             old = self.finished.get((body.origin, body.circuit))
-            if old is not None and frm in old.path and body.error and old.end:
-                return self._void_unconfirmed(old, body.reason)
+            if isinstance(body, m.NetTeardown) and old is not None and frm in old.path:
+                if body.error and old.end:
+                    return self._void_unconfirmed(old, body.reason)
             return []
         if frm not in c.path:
             self.ignored += 1
             return []
+        if isinstance(body, m.NetDiscarded):
+            return self._discarded(c, frm, body, now) if c.end else []
+        if isinstance(body, m.NetPeer):
+            if c.end:
+                return []
+            try:
+                data = msgspec.msgpack.decode(body.data)
+            except msgspec.DecodeError:
+                self.ignored += 1
+                return []
+            return self._protocol(c, lambda v: c.protocol.message(v, frm, data, now), now)
         return self._fail(c, f"{frm!r} ended the circuit: {body.reason}", now, tell=False)
 
     def _setup(self, frm: str, s: m.NetSetup, now: float) -> list[Out]:
@@ -259,12 +325,17 @@ class NetworkLayer:
             priority=0, quota=REPEATER_QUBITS,
         )  # fmt: skip
         try:
+            protocol = self.protocol_factory()
+        except Exception as exc:  # the protocol's constructor: refuse, saying why
+            why = f"network protocol {self.protocol_name} at {self.node!r} failed to start: {exc}"
+            return self._refuse_setup(s, frm, why)
+        try:
             self.memory.open(app.app_id, REPEATER_QUBITS)
         except QuotaError as exc:
             return self._refuse_setup(s, frm, f"no qubits for the circuit at {self.node!r}: {exc}")
         c = Circuit(
             key=key, path=list(path), me=path.index(self.node), purpose=s.purpose, kind="K",
-            number=s.number, deadline=now + s.timeout_s, app=app,
+            number=s.number, deadline=now + s.timeout_s, app=app, protocol=protocol,
         )  # fmt: skip
         self.circuits[key] = c
         i = c.me
@@ -301,12 +372,16 @@ class NetworkLayer:
         return [ToNode(n, m.Net(from_node=self.node, msg=down)) for n in s.path if n != self.node]
 
     # -- link pairs for the circuit ------------------------------------------------------
-    def _open_hop(self, c: Circuit, hop: int, now: float) -> list[Out]:
-        """Ask the link layer for hop ``hop``'s pairs (between path[hop] and path[hop+1])."""
+    def _open_hop(
+        self, c: Circuit, hop: int, now: float, extra: int = 0, instead: m.EprPair | None = None
+    ) -> list[Out]:
+        """Ask the link layer for hop ``hop``'s pairs (between path[hop] and path[hop+1]);
+        ``extra`` > 0: one pair, replacement number ``extra`` (for ``instead``, which a
+        repeater discarded)."""
         last = len(c.path) - 2
         peer = c.path[hop + 1] if hop == c.me else c.path[hop]
         creator = {0: 0, last: last + 1}.get(hop, hop)  # index of the node that creates
-        tag = f"~{c.key[0]}.{c.key[1]}.{hop}"
+        tag = f"~{c.key[0]}.{c.key[1]}.{hop}" + (f".{extra}" if extra else "")
         pur = purpose((self.node, tag), (peer, tag))
         if c.end and _measures_late(c):
             # rotated bases at the receiving end: keep the half (in the scratch qubit),
@@ -324,14 +399,19 @@ class NetworkLayer:
             side = 0 if hop < c.me else 1
             base = m.EprRequest(req=0, remote_node=peer, remote_app=tag, role="recv",
                                 qubits=[side], sequential=True)  # fmt: skip
+        if extra and c.end and instead is not None:  # in the discarded pair's place
+            if base.kind == "K" and not base.sequential:
+                base = msgspec.structs.replace(base, qubits=[instead.qubit])
+            if base.chosen:
+                base = msgspec.structs.replace(base, chosen=instead.basis)
         msg = msgspec.structs.replace(
             base, remote_node=peer, remote_app=tag, role="create" if creator == c.me else "recv",
-            number=c.number, timeout_s=max(1e-3, c.deadline - now),
+            number=1 if extra else c.number, timeout_s=max(1e-3, c.deadline - now),
         )  # fmt: skip
         w = Want(app=c.app, msg=msg, peer=peer, purpose=pur)
         w.sink = partial(self._link_news, c.key, hop)
         w.deadline = c.deadline
-        c.links[hop] = w
+        c.links[(hop, extra)] = w
         egp = self.egps[peer]
         if creator != c.me:
             self.listening[pur] = w
@@ -356,24 +436,146 @@ class NetworkLayer:
             return []
         out: list[Out] = []
         for p in msg.pairs:
-            out += self._link_pair(c, hop, p, now)
-        if isinstance(msg, m.EprFailed) and key in self.circuits:
+            if not c.done:
+                out += self._link_pair(c, hop, p, now)
+        if isinstance(msg, m.EprFailed) and not c.done:
             why = f"link {c.path[hop]}-{c.path[hop + 1]}: {msg.message} ({msg.code})"
             out += self._fail(c, why, now, code=msg.code)
+        elif isinstance(msg, m.EprDone) and not c.done and c.end:
+            c.busy = False
+            out += self._next_extra(c, hop, now)
         return out
 
     def _link_pair(self, c: Circuit, hop: int, p: m.EprPair, now: float) -> list[Out]:
         if c.end:
+            if p.ent_id[2] in c.discarded:  # its other half is gone already
+                c.discarded.discard(p.ent_id[2])
+                return self._replace(c, hop, p, now)
             c.own[p.ent_id[2]] = p
             return self._assemble(c, now)
-        c.held[0 if hop < c.me else 1] = p
-        return self._swap(c)
+        side = LEFT if hop < c.me else RIGHT
+        c.held[side] = p
+        half = Half(side=side, seq=p.ent_id[2], ready_s=now, goodness=p.goodness)
+        c.ready[side] = half
+        return self._protocol(c, lambda v: c.protocol.pair_ready(v, half, now), now)
+
+    # -- the protocol's decisions (a repeater's) -----------------------------------------
+    def _protocol(self, c: Circuit, call: Callable[[View], list[Action]], now: float) -> list[Out]:
+        """Ask the circuit's protocol (``call``) and do what it says; a protocol that
+        raises or asks for what cannot be done ends the circuit, saying so."""
+        view = View(
+            path=tuple(c.path), me=c.me, number=c.number,
+            held={s: c.ready[s] for s in c.held}, swaps=c.swaps,
+        )  # fmt: skip
+        name = self.protocol_name
+        try:
+            actions = call(view)
+            if not isinstance(actions, list):
+                raise TypeError(f"returned {type(actions).__name__}, not a list of actions")
+        except Exception as exc:  # the protocol's bug: its circuit ends, the node goes on
+            log.warning("network protocol %s raised on circuit %s: %r", name, c.key, exc)
+            why = f"network protocol {name} at {self.node!r} raised {type(exc).__name__}: {exc}"
+            return self._fail(c, why, now)
+        out: list[Out] = []
+        for a in actions:
+            if c.done:
+                break
+            act = self._actions.get(type(a))
+            problem = f"{a!r} is not an action" if act is None else act(c, a, now, out)
+            if problem is not None:
+                return out + self._fail(
+                    c, f"network protocol {name} at {self.node!r}: {problem}", now
+                )
+        return out
+
+    def _act_swap(self, c: Circuit, _a: Swap, now: float, out: list[Out]) -> str | None:
+        if len(c.held) < 2 or c.swapping:
+            return f"Swap needs a half on each side (held: {sorted(c.held)})"
+        out += self._swap(c)
+        return None
+
+    def _act_discard(self, c: Circuit, a: Discard, now: float, out: list[Out]) -> str | None:
+        if a.side not in c.held or c.swapping:
+            return f"Discard({a.side}): no half held on that side"
+        hop = c.me - 1 if a.side == LEFT else c.me
+        if hop not in (0, len(c.path) - 2):
+            return "Discard on a middle hop (a circuit of more than 2 hops) is not supported yet"
+        if c.discards >= max_discards(c.number):
+            return f"more than {max_discards(c.number)} discards for {c.number} pair(s)"
+        p = c.held.pop(a.side)
+        c.ready.pop(a.side, None)
+        self._free_pair(c.app, p)
+        c.discards += 1
+        self.discards += 1
+        extra = c.hop_extras[hop] = c.hop_extras.get(hop, 0) + 1  # numbered per hop
+        end = c.path[hop] if a.side == LEFT else c.path[hop + 1]
+        msg = m.NetDiscarded(
+            origin=c.key[0], circuit=c.key[1], hop=hop, seq=p.ent_id[2], extra=extra
+        )
+        out.append(ToNode(end, m.Net(from_node=self.node, msg=msg)))
+        out += self._open_hop(c, hop, now, extra=extra)
+        return None
+
+    def _act_send(self, c: Circuit, a: Send, now: float, out: list[Out]) -> str | None:
+        if a.to not in c.path or a.to == self.node:
+            return f"Send to {a.to!r}, which is not another node on the path"
+        try:
+            data = msgspec.msgpack.encode(a.data)
+        except (TypeError, ValueError) as exc:
+            return f"Send: data msgpack cannot carry: {exc}"
+        if len(data) > MAX_PROTOCOL_BYTES:
+            return f"Send: {len(data)} bytes of data (at most {MAX_PROTOCOL_BYTES})"
+        peer = m.NetPeer(origin=c.key[0], circuit=c.key[1], data=data)
+        out.append(ToNode(a.to, m.Net(from_node=self.node, msg=peer)))
+        return None
+
+    def _act_wake(self, c: Circuit, a: Wake, now: float, out: list[Out]) -> str | None:
+        if not isinstance(a.at_s, int | float) or math.isnan(a.at_s):
+            return f"Wake at {a.at_s!r}"
+        c.wake_at = float(a.at_s)
+        return None
+
+    # -- discarded pairs at the ends -----------------------------------------------------
+    def _discarded(self, c: Circuit, frm: str, d: m.NetDiscarded, now: float) -> list[Out]:
+        """The repeater next to us discarded its half of our link pair ``d.seq``."""
+        last = len(c.path) - 2
+        mine = (c.me == 0 and d.hop == 0 and frm == c.path[1]) or (
+            c.me == last + 1 and d.hop == last and frm == c.path[-2]
+        )
+        if not mine or d.extra != c.extras_heard + 1:
+            self.ignored += 1
+            return []
+        c.extras_heard += 1
+        p = c.own.pop(d.seq, None)
+        if p is None:  # not here yet: dropped when it comes
+            if len(c.discarded) >= max_discards(c.number):
+                return self._fail(c, f"too many discards from {frm!r}", now)
+            c.discarded.add(d.seq)
+            return []
+        return self._replace(c, d.hop, p, now)
+
+    def _replace(self, c: Circuit, hop: int, p: m.EprPair, now: float) -> list[Out]:
+        """Drop our half ``p`` (its other half was discarded) and make another in its
+        place, once this end's link requests on the hop are done (they would share a
+        qubit)."""
+        self._free_pair(c.app, p)
+        c.queued.append(p)
+        return self._next_extra(c, hop, now)
+
+    def _next_extra(self, c: Circuit, hop: int, now: float) -> list[Out]:
+        if c.busy or not c.queued:
+            return []
+        c.busy = True
+        c.extras_made += 1
+        return self._open_hop(c, hop, now, extra=c.extras_made, instead=c.queued.pop(0))
 
     # -- repeaters -----------------------------------------------------------------------
     def _swap(self, c: Circuit) -> list[Out]:
         if c.swapping or len(c.held) < 2:
             return []
         c.swapping = True
+        oldest = min(h.ready_s for h in c.ready.values())
+        self.oldest_swapped_s = max(self.oldest_swapped_s, self.now_s - oldest)
         left, right = (self.memory.phys(c.app.app_id, c.held[s].qubit) for s in (0, 1))
         low = self.lowering.lower
         ops = [*low("cnot", (left, right)), *low("h", (left,))]
@@ -604,10 +806,16 @@ class NetworkLayer:
         for c in list(self.circuits.values()):
             if now >= c.deadline + TIMEOUT_GRACE_S:
                 out += self._fail(c, "it timed out", now, code="TIMEOUT")
+            elif now >= c.wake_at:
+                c.wake_at = math.inf
+                out += self._protocol(c, partial(_timer, c.protocol, now=now), now)
         return out
 
     def next_circuit_deadline(self) -> float:
-        t = min((c.deadline + TIMEOUT_GRACE_S for c in self.circuits.values()), default=math.inf)
+        t = min(
+            (min(c.deadline + TIMEOUT_GRACE_S, c.wake_at) for c in self.circuits.values()),
+            default=math.inf,
+        )
         t = min([t, *(u for _, u in self.setups.values())])
         return min([t, *(w.deadline for w in self.e2e_listening.values())])
 

@@ -18,7 +18,8 @@ starve the other).
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
+from typing import Any
 
 from ..config.network import LinkConfig, NodeLimits
 from ..errors import ProgramError, QNodeOSError
@@ -65,6 +66,8 @@ class Kernel(AppLifecycle):
         look: Look | None = None,
         proc: m.ProcId | None = None,
         topology: Collection[tuple[str, str]] = (),
+        protocol: str = "",
+        protocol_args: Mapping[str, Any] | None = None,
     ) -> None:
         """``topology``: the network's quantum links (for end-to-end pairs). ``look``
         asks the OS about a process (``procinfo.look``; None in
@@ -89,6 +92,8 @@ class Kernel(AppLifecycle):
             lowering=self.lowering,
             seed=seed,
             topology=topology,
+            protocol=protocol,
+            protocol_args=protocol_args,
         )
         self.net.to_block = self._to_block
         self.net_current: tuple[int, Work] | None = None

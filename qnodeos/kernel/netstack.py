@@ -22,13 +22,15 @@ from __future__ import annotations
 import logging
 import math
 from collections import OrderedDict, deque
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Mapping
+from typing import Any
 
 import numpy as np
 
 from ..config.network import LinkConfig
 from ..lang import messages as m
 from ..netlink import egp as e
+from ..netlink.protocols import load as load_protocol
 from ..runtime.timeline import Recorder
 from .circuits import NetworkLayer
 from .ledger import Ledger
@@ -59,9 +61,12 @@ class NetStack(NetworkLayer, RoundWork):
         lowering: Lowering,
         seed: int | None = None,
         topology: Collection[tuple[str, str]] = (),
+        protocol: str = "",
+        protocol_args: Mapping[str, Any] | None = None,
     ) -> None:
         """``topology``: every quantum link of the network (pairs of nodes), for routing
-        end-to-end pairs (``circuits``)."""
+        end-to-end pairs (``circuits``); ``protocol``: the repeaters' policy, by import
+        path (``netlink.protocols.load``; empty: swap as soon as possible)."""
         self.node = node
         self.memory = memory
         self.lowering = lowering
@@ -97,7 +102,11 @@ class NetStack(NetworkLayer, RoundWork):
         self.pairs_delivered = 0
         self.rounds = 0
         self.moves = 0
-        self.init_network(topology or [lk.nodes for lk in links])
+        if protocol:
+            factory = load_protocol(protocol, protocol_args)
+            self.init_network(topology or [lk.nodes for lk in links], factory, protocol)
+        else:
+            self.init_network(topology or [lk.nodes for lk in links])
 
     def request(self, app: App, msg: m.EprRequest, now: float, index: int = -1) -> list[Out]:
         """App ``app`` asks for pairs (``index`` >= 0: from inside its block, which gets
@@ -254,7 +263,7 @@ class NetStack(NetworkLayer, RoundWork):
                 self._void_pairs(w)
                 out += self._egp(peer, egp.abort(key, e.Code.OTHER, reason, now), now)
         for pur, w in list(self.listening.items()):
-            if w.peer == peer:
+            if w.peer == peer and self.listening.get(pur) is w:  # (a circuit's may be gone)
                 del self.listening[pur]
                 egp.unlisten(pur)
                 failed = m.EprFailed(req=w.msg.req, code="OTHER", message=reason)
@@ -332,7 +341,7 @@ class NetStack(NetworkLayer, RoundWork):
         for peer, egp in self.egps.items():
             out += self._egp(peer, egp.handle_timer(now), now)
         for pur, w in list(self.listening.items()):
-            if now >= w.deadline:
+            if now >= w.deadline and self.listening.get(pur) is w:  # (a circuit's may be gone)
                 del self.listening[pur]
                 self.egps[w.peer].unlisten(pur)
                 failed = m.EprFailed(

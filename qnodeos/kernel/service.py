@@ -57,6 +57,8 @@ class NodeService:
         token: str = "",
         look: Look | None = None,
         topology: Collection[tuple[str, str]] = (),
+        protocol: str = "",
+        protocol_args: Mapping[str, Any] | None = None,
     ) -> None:
         self.cfg = cfg
         self.peers = dict(peers or {})
@@ -79,6 +81,8 @@ class NodeService:
             look=look,
             proc=procinfo.me() if look is not None else None,
             topology=topology,
+            protocol=protocol,
+            protocol_args=protocol_args,
         )
         self._outboxes: dict[str, trio.MemorySendChannel[tuple[float, bytes]]] = {}
         self._nursery: trio.Nursery | None = None

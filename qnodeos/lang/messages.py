@@ -480,7 +480,28 @@ class NetTeardown(msgspec.Struct, frozen=True, kw_only=True, tag="net_down"):
     error: bool = True
 
 
-NetMessage = Union[NetSetup, NetSwapped, NetTeardown]  # noqa: UP007
+class NetDiscarded(msgspec.Struct, frozen=True, kw_only=True, tag="net_discard"):
+    """Repeater -> the end on hop ``hop``: its protocol discarded link pair ``seq`` of
+    that hop; the end drops its half and makes replacement number ``extra`` (one pair,
+    on the hop's purpose with that number)."""
+
+    origin: Name
+    circuit: Count
+    hop: Count
+    seq: Count
+    extra: Count
+
+
+class NetPeer(msgspec.Struct, frozen=True, kw_only=True, tag="net_peer"):
+    """Network protocol -> the protocol of another node on circuit (origin, circuit):
+    ``data``, msgpack-encoded."""
+
+    origin: Name
+    circuit: Count
+    data: Annotated[bytes, msgspec.Meta(max_length=1024)]
+
+
+NetMessage = Union[NetSetup, NetSwapped, NetTeardown, NetDiscarded, NetPeer]  # noqa: UP007
 
 
 class Net(msgspec.Struct, frozen=True, kw_only=True, tag="net"):

@@ -33,10 +33,12 @@ def chain(n: int, link: str, device: str = "generic", extra: str = "") -> Networ
 
 
 @asynccontextmanager
-async def running(cfg: NetworkConfig, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[None]:
+async def running(
+    cfg: NetworkConfig, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[dict[str, str]]:
     async with local_network(cfg) as eps:
         monkeypatch.setattr(client, "resolve_endpoint", lambda node, _n, _e: eps[node])
-        yield
+        yield eps
 
 
 async def both(*calls: Callable[[], Awaitable[Any]]) -> list[Any]:
