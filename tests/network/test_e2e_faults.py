@@ -6,12 +6,16 @@ says are in doubt). Numbers go to stdout (``pytest -s``)."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 import tests.integration.test_faults as faults
+from tests.integration.helpers import ROOT
 
 pytestmark = pytest.mark.slow
 
@@ -85,3 +89,30 @@ def test_a_killed_repeater_ends_both_requests_and_leaves_no_one_sided_pair(
     assert errors and all("alice-rep-bob" in x or "rep" in x for x in errors), errors[:3]
     faults.assert_agree(evs)
     assert len(faults.kept_ids(evs["a"])) > 0
+
+
+def test_a_repeater_whose_protocol_raises_ends_both_requests(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The repeater's protocol (named in the network file) raises on its first link
+    pair: both apps get an error naming it, every time they ask, and keep no pair; the
+    run ends normally (the node itself goes on)."""
+    bad = '[network]\nprotocol = "tests.network.bad_protocol:Raises"\n'
+    net = tmp_path / "net.toml"
+    net.write_text(CHAIN.format(d=2.0) + bad)
+    run_dir = tmp_path / "run"
+    done = subprocess.run(
+        [sys.executable, "-m", "qnodeos", "run", str(net), "--run-dir", str(run_dir)],
+        cwd=ROOT,
+        env={**os.environ, "TMPDIR": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    evs = {a: faults.events(run_dir / f"app-{a}.log") for a in ("a", "b")}
+    for v in evs.values():
+        errors = [e["message"] for e in v if e["event"] == "error"]
+        assert errors, v[:3]
+        assert all("tests.network.bad_protocol:Raises" in x for x in errors), errors[:2]
+        assert faults.kept_ids(v) == []
+    print(f"\nraising protocol: {len(errors)} clear errors at b; run exit {done.returncode}")
