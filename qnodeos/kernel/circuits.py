@@ -68,6 +68,7 @@ from ..netlink.protocols import (
     Wake,
 )
 from ..netlink.routing import shortest_path
+from ..runtime.timeline import Recorder
 from .ledger import Ledger
 from .lower import Lowering
 from .memory import MemoryManager
@@ -114,6 +115,8 @@ class Circuit:
     delivered: list[int] = field(default_factory=list)  # end: end-to-end pair numbers
     correcting: int = 0  # end: corrections on the device not back yet
     held: dict[int, m.EprPair] = field(default_factory=dict)  # repeater: side -> pair
+    ready_at: dict[int, float] = field(default_factory=dict)  # end: when our halves came
+    came: dict[int, float] = field(default_factory=dict)  # end: the same, by pair id
     ready: dict[int, Half] = field(default_factory=dict)  # repeater: what the protocol sees
     protocol: NetworkProtocol = field(default_factory=NetworkProtocol)
     wake_at: float = math.inf  # repeater: when the protocol asked to be woken
@@ -160,6 +163,7 @@ class NetworkLayer:
     listening: dict[str, Want]
     work: deque[Work]
     ledger: Ledger
+    timeline: Recorder | None
     down: dict[str, str]
     topology: list[tuple[str, str]]
     circuits: dict[Key, Circuit]
@@ -452,6 +456,7 @@ class NetworkLayer:
                 c.discarded.discard(p.ent_id[2])
                 return self._replace(c, hop, p, now)
             c.own[p.ent_id[2]] = p
+            c.ready_at[p.ent_id[2]] = now
             return self._assemble(c, now)
         side = LEFT if hop < c.me else RIGHT
         c.held[side] = p
@@ -636,7 +641,9 @@ class NetworkLayer:
                 for i in repeaters:  # the records are used up
                     r = c.records.pop((i, cur))
                     cur = r.right if step == 1 else r.left
-                out += self._deliver(c, p, seq if c.me == 0 else cur, compose(bells))
+                e2e = seq if c.me == 0 else cur
+                c.came[e2e] = c.ready_at.pop(seq, now)
+                out += self._deliver(c, p, e2e, compose(bells))
         return out
 
     def _deliver(self, c: Circuit, p: m.EprPair, e2e: int, bell: int) -> list[Out]:
@@ -697,6 +704,14 @@ class NetworkLayer:
     def _hand(self, c: Circuit, pair: m.EprPair) -> list[Out]:
         w = c.want
         assert w is not None
+        if self.timeline is not None:  # pairs.csv: the path, its swaps, this half's age
+            ready = c.came.pop(pair.ent_id[2], self.now_s)
+            w.notes[pair.ent_id[2]] = {
+                "path": "-".join(c.path), "swaps": len(c.path) - 2,
+                "age_s": round(self.now_s - ready, 9),
+            }  # fmt: skip
+        else:
+            c.came.pop(pair.ent_id[2], None)
         w.pairs.append(pair)
         w.made += 1
         c.delivered.append(pair.ent_id[2])
@@ -721,6 +736,8 @@ class NetworkLayer:
         c.own.clear()
         c.held.clear()
         c.records.clear()
+        c.ready_at.clear()
+        c.came.clear()
         if not c.end:
             self.memory.close(c.app.app_id)
         self.finished[c.key] = c

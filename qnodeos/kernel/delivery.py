@@ -172,6 +172,7 @@ class PairDelivery:
                     kind="pair", app=w.app.name, peer=w.peer, id=p.ent_id[2], bell=p.bell_index,
                     goodness=p.goodness, attempts=p.attempts, herald_ns=p.at_ns,
                     kept=p.qubit >= 0, basis=p.basis, outcome=p.outcome,
+                    **w.notes.pop(p.ent_id[2], {}),
                 )  # fmt: skip
         self.pairs_delivered += len(fresh)
         return fresh
