@@ -114,16 +114,18 @@ class SwapAsap(NetworkProtocol):
         self.cutoff_s = cutoff_s
 
     def pair_ready(self, view: View, half: Half, now: float) -> list[Action]:
+        if self.cutoff_s:
+            old = [h.side for h in view.held.values() if now - h.ready_s >= self.cutoff_s]
+            if old:  # its timer has not fired yet: too old all the same
+                return [Discard(side) for side in old]
         if len(view.held) == 2:
             return [Swap()]
         return [Wake(now + self.cutoff_s)] if self.cutoff_s else []
 
     def timer(self, view: View, now: float) -> list[Action]:
-        out: list[Action] = []
-        for side, h in view.held.items():
-            if len(view.held) < 2 and now - h.ready_s >= self.cutoff_s:
-                out.append(Discard(side))
-        return out
+        if len(view.held) == 2:
+            return []  # swapping
+        return [Discard(h.side) for h in view.held.values() if now - h.ready_s >= self.cutoff_s]
 
 
 Factory = Callable[..., NetworkProtocol]

@@ -109,7 +109,7 @@ class Circuit:
     deadline: float
     app: App  # the end's app, or the repeater's own (a reservation of qubits)
     want: Want | None = None  # the end's app's request
-    links: dict[tuple[int, int], Want] = field(default_factory=dict)  # (hop, extra) -> request
+    links: dict[tuple[int, int], Want] = field(default_factory=dict)  # (hop, void) -> request
     own: dict[int, m.EprPair] = field(default_factory=dict)  # end: link pairs, by number
     records: dict[tuple[int, int], m.NetSwapped] = field(default_factory=dict)
     delivered: list[int] = field(default_factory=list)  # end: end-to-end pair numbers
@@ -121,12 +121,14 @@ class Circuit:
     protocol: NetworkProtocol = field(default_factory=NetworkProtocol)
     wake_at: float = math.inf  # repeater: when the protocol asked to be woken
     discards: int = 0  # repeater: halves its protocol discarded
-    hop_extras: dict[int, int] = field(default_factory=dict)  # repeater: per hop
-    discarded: set[int] = field(default_factory=set)  # end: our link pairs void, not here yet
+    # repeater: its swaps, each way: (side, pair) -> (other side, the pair joined to it)
+    swapped: dict[tuple[int, int], tuple[int, int]] = field(default_factory=dict)
+    void: int = 0  # void link pairs heard of (each is made again), bounded
+    # our halves of link pairs void elsewhere that have not come here yet: (hop, pair)
+    discarded: set[tuple[int, int]] = field(default_factory=set)
     queued: list[m.EprPair] = field(default_factory=list)  # end: halves to make again
     busy: bool = True  # end: a link request of ours runs on our hop
-    extras_heard: int = 0  # end: replacements the repeater asked for
-    extras_made: int = 0
+    ends_done: set[str] = field(default_factory=set)  # repeater: ends that have all pairs
     swapping: bool = False
     swaps: int = 0
     measured: int = 0  # end: pairs measured after their rotations so far
@@ -283,7 +285,7 @@ class NetworkLayer:
             self.ignored += 1
             return []
         if isinstance(body, m.NetDiscarded):
-            return self._discarded(c, frm, body, now) if c.end else []
+            return self._discarded(c, frm, body, now)
         if isinstance(body, m.NetPeer):
             if c.end:
                 return []
@@ -293,6 +295,11 @@ class NetworkLayer:
                 self.ignored += 1
                 return []
             return self._protocol(c, lambda v: c.protocol.message(v, frm, data, now), now)
+        if not body.error:  # an end is done: a repeater ends once both are
+            if c.end or frm not in (c.path[0], c.path[-1]):
+                return []
+            c.ends_done.add(frm)
+            return self._close(c, "both ends are done", now) if len(c.ends_done) == 2 else []
         return self._fail(c, f"{frm!r} ended the circuit: {body.reason}", now, tell=False)
 
     def _setup(self, frm: str, s: m.NetSetup, now: float) -> list[Out]:
@@ -377,15 +384,21 @@ class NetworkLayer:
 
     # -- link pairs for the circuit ------------------------------------------------------
     def _open_hop(
-        self, c: Circuit, hop: int, now: float, extra: int = 0, instead: m.EprPair | None = None
+        self, c: Circuit, hop: int, now: float, dead: int = -1, instead: m.EprPair | None = None
     ) -> list[Out]:
         """Ask the link layer for hop ``hop``'s pairs (between path[hop] and path[hop+1]);
-        ``extra`` > 0: one pair, replacement number ``extra`` (for ``instead``, which a
-        repeater discarded)."""
+        ``dead`` >= 0: one pair, in the place of that hop's pair ``dead``, which is void
+        (``instead``: our half of it, at an end). Both nodes of the hop name the request
+        after the void pair, so they find each other whatever order they learn it in."""
+        extra = dead >= 0
+        if extra:
+            log.debug(
+                "%s: circuit %s: another pair on hop %d for void %d", self.node, c.key, hop, dead
+            )
         last = len(c.path) - 2
         peer = c.path[hop + 1] if hop == c.me else c.path[hop]
         creator = {0: 0, last: last + 1}.get(hop, hop)  # index of the node that creates
-        tag = f"~{c.key[0]}.{c.key[1]}.{hop}" + (f".{extra}" if extra else "")
+        tag = f"~{c.key[0]}.{c.key[1]}.{hop}" + (f".x{dead}" if extra else "")
         pur = purpose((self.node, tag), (peer, tag))
         if c.end and _measures_late(c):
             # rotated bases at the receiving end: keep the half (in the scratch qubit),
@@ -403,7 +416,7 @@ class NetworkLayer:
             side = 0 if hop < c.me else 1
             base = m.EprRequest(req=0, remote_node=peer, remote_app=tag, role="recv",
                                 qubits=[side], sequential=True)  # fmt: skip
-        if extra and c.end and instead is not None:  # in the discarded pair's place
+        if c.end and instead is not None:  # in the void pair's place
             if base.kind == "K" and not base.sequential:
                 base = msgspec.structs.replace(base, qubits=[instead.qubit])
             if base.chosen:
@@ -415,7 +428,7 @@ class NetworkLayer:
         w = Want(app=c.app, msg=msg, peer=peer, purpose=pur)
         w.sink = partial(self._link_news, c.key, hop)
         w.deadline = c.deadline
-        c.links[(hop, extra)] = w
+        c.links[(hop, dead)] = w
         egp = self.egps[peer]
         if creator != c.me:
             self.listening[pur] = w
@@ -442,7 +455,9 @@ class NetworkLayer:
         for p in msg.pairs:
             if not c.done:
                 out += self._link_pair(c, hop, p, now)
-        if isinstance(msg, m.EprFailed) and not c.done:
+        if isinstance(msg, m.EprFailed) and not c.done and c.ends_done:
+            pass  # an end is done and ended its requests: the other one needs us no more
+        elif isinstance(msg, m.EprFailed) and not c.done:
             why = f"link {c.path[hop]}-{c.path[hop + 1]}: {msg.message} ({msg.code})"
             out += self._fail(c, why, now, code=msg.code)
         elif isinstance(msg, m.EprDone) and not c.done and c.end:
@@ -451,10 +466,13 @@ class NetworkLayer:
         return out
 
     def _link_pair(self, c: Circuit, hop: int, p: m.EprPair, now: float) -> list[Out]:
-        if c.end:
-            if p.ent_id[2] in c.discarded:  # its other half is gone already
-                c.discarded.discard(p.ent_id[2])
+        if (hop, p.ent_id[2]) in c.discarded:  # its other half is void already
+            c.discarded.discard((hop, p.ent_id[2]))
+            if c.end:
                 return self._replace(c, hop, p, now)
+            self._free_pair(c.app, p)
+            return self._open_hop(c, hop, now, dead=p.ent_id[2])
+        if c.end:
             c.own[p.ent_id[2]] = p
             c.ready_at[p.ent_id[2]] = now
             return self._assemble(c, now)
@@ -502,9 +520,6 @@ class NetworkLayer:
     def _act_discard(self, c: Circuit, a: Discard, now: float, out: list[Out]) -> str | None:
         if a.side not in c.held or c.swapping:
             return f"Discard({a.side}): no half held on that side"
-        hop = c.me - 1 if a.side == LEFT else c.me
-        if hop not in (0, len(c.path) - 2):
-            return "Discard on a middle hop (a circuit of more than 2 hops) is not supported yet"
         if c.discards >= max_discards(c.number):
             return f"more than {max_discards(c.number)} discards for {c.number} pair(s)"
         p = c.held.pop(a.side)
@@ -512,14 +527,18 @@ class NetworkLayer:
         self._free_pair(c.app, p)
         c.discards += 1
         self.discards += 1
-        extra = c.hop_extras[hop] = c.hop_extras.get(hop, 0) + 1  # numbered per hop
-        end = c.path[hop] if a.side == LEFT else c.path[hop + 1]
-        msg = m.NetDiscarded(
-            origin=c.key[0], circuit=c.key[1], hop=hop, seq=p.ent_id[2], extra=extra
-        )
-        out.append(ToNode(end, m.Net(from_node=self.node, msg=msg)))
-        out += self._open_hop(c, hop, now, extra=extra)
+        out += self._void(c, a.side, p.ent_id[2], now)
         return None
+
+    def _void(self, c: Circuit, side: int, seq: int, now: float) -> list[Out]:
+        """Our half of link pair ``seq`` on ``side`` is void (discarded, or joined by a
+        swap to one that is): the node at the hop's other end hears of it, and both
+        make another pair on the hop."""
+        hop = c.me - 1 if side == LEFT else c.me
+        other = c.path[hop] if side == LEFT else c.path[hop + 1]
+        msg = m.NetDiscarded(origin=c.key[0], circuit=c.key[1], hop=hop, seq=seq, extra=0)
+        out: list[Out] = [ToNode(other, m.Net(from_node=self.node, msg=msg))]
+        return out + self._open_hop(c, hop, now, dead=seq)
 
     def _act_send(self, c: Circuit, a: Send, now: float, out: list[Out]) -> str | None:
         if a.to not in c.path or a.to == self.node:
@@ -542,22 +561,45 @@ class NetworkLayer:
 
     # -- discarded pairs at the ends -----------------------------------------------------
     def _discarded(self, c: Circuit, frm: str, d: m.NetDiscarded, now: float) -> list[Out]:
-        """The repeater next to us discarded its half of our link pair ``d.seq``."""
-        last = len(c.path) - 2
-        mine = (c.me == 0 and d.hop == 0 and frm == c.path[1]) or (
-            c.me == last + 1 and d.hop == last and frm == c.path[-2]
+        """The node at the other end of hop ``d.hop`` says our half of its link pair
+        ``d.seq`` is void. An end drops it and makes another; a repeater that holds it
+        frees it and makes another; one that swapped it makes another and voids the
+        pair it was joined to as well (its other hop's node hears of that in turn)."""
+        log.debug(
+            "%s: circuit %s: %s says hop %d pair %d is void", self.node, c.key, frm, d.hop, d.seq
         )
-        if not mine or d.extra != c.extras_heard + 1:
+        if d.hop == c.me - 1 and frm == c.path[c.me - 1]:
+            side = LEFT
+        elif d.hop == c.me and c.me + 1 < len(c.path) and frm == c.path[c.me + 1]:
+            side = RIGHT
+        else:
             self.ignored += 1
             return []
-        c.extras_heard += 1
-        p = c.own.pop(d.seq, None)
-        if p is None:  # not here yet: dropped when it comes
-            if len(c.discarded) >= max_discards(c.number):
-                return self._fail(c, f"too many discards from {frm!r}", now)
-            c.discarded.add(d.seq)
+        c.void += 1
+        if c.void > max_discards(c.number) * (len(c.path) - 1):
+            return self._fail(c, f"too many void link pairs (the last from {frm!r})", now)
+        if c.end:
+            p = c.own.pop(d.seq, None)
+            if p is None:  # not here yet: dropped when it comes
+                c.discarded.add((d.hop, d.seq))
+                return []
+            return self._replace(c, d.hop, p, now)
+        held = c.held.get(side)
+        if held is not None and held.ent_id[2] == d.seq:
+            if c.swapping:  # the swap under way uses it: dealt with when it ends
+                c.discarded.add((d.hop, d.seq))
+                return []
+            c.held.pop(side)
+            c.ready.pop(side, None)
+            self._free_pair(c.app, held)
+            return self._open_hop(c, d.hop, now, dead=d.seq)
+        joined = c.swapped.pop((side, d.seq), None)
+        if joined is None:  # not here yet: dropped when it comes
+            c.discarded.add((d.hop, d.seq))
             return []
-        return self._replace(c, d.hop, p, now)
+        c.swapped.pop(joined, None)
+        out = self._open_hop(c, d.hop, now, dead=d.seq)
+        return out + self._void(c, *joined, now)
 
     def _replace(self, c: Circuit, hop: int, p: m.EprPair, now: float) -> list[Out]:
         """Drop our half ``p`` (its other half was discarded) and make another in its
@@ -571,8 +613,8 @@ class NetworkLayer:
         if c.busy or not c.queued:
             return []
         c.busy = True
-        c.extras_made += 1
-        return self._open_hop(c, hop, now, extra=c.extras_made, instead=c.queued.pop(0))
+        p = c.queued.pop(0)
+        return self._open_hop(c, hop, now, dead=p.ent_id[2], instead=p)
 
     # -- repeaters -----------------------------------------------------------------------
     def _swap(self, c: Circuit) -> list[Out]:
@@ -601,22 +643,29 @@ class NetworkLayer:
             return self._fail(c, f"the swap at {self.node!r} failed: {error}", now)
         m1, m2 = reply.outcomes[-2], reply.outcomes[-1]
         left, right = c.held.pop(0), c.held.pop(1)
+        c.ready.clear()
         for p in (left, right):
             self._free_pair(c.app, p)
         c.swaps += 1
+        ls, rs = (LEFT, left.ent_id[2]), (RIGHT, right.ent_id[2])
+        c.swapped[ls], c.swapped[rs] = rs, ls
         rec = m.NetSwapped(
             origin=c.key[0], circuit=c.key[1], index=c.me, left=left.ent_id[2],
             right=right.ent_id[2], m1=m1, m2=m2,
         )  # fmt: skip
         net = m.Net(from_node=self.node, msg=rec)
         out: list[Out] = [ToNode(c.path[0], net), ToNode(c.path[-1], net)]
-        if c.swaps >= c.number:
-            self._close(c)
-        return out
+        for (side, seq), hop in ((ls, c.me - 1), (rs, c.me)):
+            if (hop, seq) in c.discarded:  # voided while the swap ran
+                c.discarded.discard((hop, seq))
+                joined = c.swapped.pop((side, seq))
+                c.swapped.pop(joined, None)
+                out += self._open_hop(c, hop, now, dead=seq) + self._void(c, *joined, now)
+        return out  # the circuit ends here when both ends are done (``net_message``)
 
     # -- the ends ------------------------------------------------------------------------
     def _record(self, c: Circuit, r: m.NetSwapped, now: float) -> list[Out]:
-        if len(c.records) >= c.number * (len(c.path) - 2):
+        if len(c.records) >= (c.number + max_discards(c.number)) * (len(c.path) - 2):
             return self._fail(c, f"more swap records than pairs from {c.path[r.index]!r}", now)
         # the creating end walks forwards (by the left pair), the other end backwards
         c.records[(r.index, r.left if c.me == 0 else r.right)] = r
@@ -719,14 +768,22 @@ class NetworkLayer:
             return self._tell(w, m.EprPairs(req=w.msg.req, pairs=self._hand_out(w)))
         log.info("circuit %s: %d end-to-end pair(s) delivered", c.key, w.made)
         out = self._tell(w, m.EprDone(req=w.msg.req, pairs=self._hand_out(w)))
-        self._close(c)
-        return out
+        done = m.NetTeardown(origin=c.key[0], circuit=c.key[1], reason="done", error=False)
+        net = m.Net(from_node=self.node, msg=done)
+        out += [ToNode(n, net) for n in c.path[1:-1]]  # the repeaters end with both ends
+        return out + self._close(c, "its end-to-end pairs were all delivered", self.now_s)
 
     # -- ending --------------------------------------------------------------------------
-    def _close(self, c: Circuit) -> None:
-        """The circuit's work here is over (done or failed): free what it held."""
+    def _close(self, c: Circuit, reason: str, now: float) -> list[Out]:
+        """The circuit's work here is over (done or failed): its link requests end, and
+        what it held is freed."""
         self.circuits.pop(c.key, None)
         c.done = True
+        out: list[Out] = []
+        for w in c.links.values():
+            if w.key is not None and self.wants.get(w.key) is w:
+                peer = w.peer
+                out += self._egp(peer, self.egps[peer].abort(w.key, e.Code.OTHER, reason, now), now)
         for w in c.links.values():
             if self.listening.get(w.purpose) is w:
                 del self.listening[w.purpose]
@@ -743,6 +800,7 @@ class NetworkLayer:
         self.finished[c.key] = c
         while len(self.finished) > FINISHED_KEPT:
             self.finished.popitem(last=False)
+        return out
 
     def _fail(
         self, c: Circuit, reason: str, now: float, *, tell: bool = True, code: str = "OTHER"
@@ -756,11 +814,7 @@ class NetworkLayer:
             down = m.NetTeardown(origin=c.key[0], circuit=c.key[1], reason=reason)
             net = m.Net(from_node=self.node, msg=down)
             out += [ToNode(n, net) for n in c.path if n != self.node]
-        self._close(c)
-        for w in c.links.values():
-            if w.key is not None and self.wants.get(w.key) is w:
-                peer = w.peer
-                out += self._egp(peer, self.egps[peer].abort(w.key, e.Code.OTHER, reason, now), now)
+        out += self._close(c, reason, now)
         if c.want is not None and c.want.made < c.number:
             w = c.want
             text = f"end-to-end pairs over {'-'.join(c.path)}: {reason}"

@@ -152,3 +152,39 @@ async def test_a_raising_protocol_ends_its_circuit_and_the_node_serves_others(
         assert "tests.network.bad_protocol:Raises" in msg and "ZeroDivisionError" in msg, msg
         assert "a bug in the protocol" in msg
     assert (x, y) == (20, 20)  # the repeater's own link keeps serving its neighbours' apps
+
+
+async def test_a_cutoff_on_a_three_hop_chain_voids_swapped_pairs_and_stays_correct(
+    autojump_clock: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Discards on every hop of n0 - n1 - n2 - n3, including halves whose link partner
+    was already swapped (the pair joined to it is void too, and made again): every
+    pair still comes, both ends agree on each (perfect links: X outcomes equal), and no
+    swap used a half older than the cutoff."""
+    body = ""
+    for i in range(4):
+        body += f'[nodes.n{i}]\ndevice = "generic"\nqubits = 4\nspeed = 1.0\nseed = {i + 1}\n'
+    for i in range(3):
+        body += (
+            f'[[links]]\nnodes = ["n{i}", "n{i + 1}"]\nmodel = "depolarise"\nfidelity = 1.0\n'
+            f"p_success = 0.01\ncycle_ns = 10000\nseed = {100 + i}\n"
+        )
+    cutoff = 4e-4
+    body += '[network]\nprotocol = "qnodeos.netlink.protocols:SwapAsap"\n'
+    body += f"args = {{ cutoff_s = {cutoff} }}\n"
+    n = 40
+
+    async def side(me: str, other: str, create: bool) -> list[Any]:
+        async with sdk.connect(me, app="app", qubits=1) as conn:
+            epr = conn.epr_socket(other, "app")
+            call = epr.create_measure if create else epr.recv_measure
+            return list(await call(n, bases="X", timeout=120.0))
+
+    async with running(network(body), monkeypatch) as eps:
+        a, b = await both(lambda: side("n0", "n3", True), lambda: side("n3", "n0", False))
+        nets = [service(eps[f"n{i}"]).kernel.net for i in (1, 2)]
+    assert [p.ent_id for p in a] == [p.ent_id for p in b] and len(a) == n
+    assert all(p.outcome == q.outcome for p, q in zip(a, b, strict=True))
+    assert all(net.discards > 0 for net in nets), [net.discards for net in nets]
+    assert all(net.oldest_swapped_s <= cutoff + 1e-9 for net in nets)
+    print(f"\n3 hops, cutoff {cutoff * 1e6:.0f} us: discards {[net.discards for net in nets]}")
