@@ -20,3 +20,12 @@ def test_chain_runs_and_its_fidelity_matches_the_prediction() -> None:
     w = ((4 * 0.97 - 1) / 3) ** 4
     assert abs(r["predicted_fidelity"] - (3 * w + 1) / 4) < 1e-12
     assert abs(r["fidelity"] - r["predicted_fidelity"]) <= 4 * r["fidelity_stderr"]
+
+
+def test_chain_takes_a_cutoff_from_the_command_line() -> None:
+    net = qnodeos.Network.shipped("chain").set(
+        "network.args.cutoff_s=0.0001", "apps.a.args.pairs=90", "apps.b.args.pairs=90"
+    )
+    assert net.config.protocol_args == {"cutoff_s": 0.0001}
+    run = net.run(deterministic=True)
+    assert run["a"]["pairs"] == 90 and run["b"]["pairs"] == 90
