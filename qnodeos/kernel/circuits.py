@@ -228,8 +228,8 @@ class NetworkLayer:
             have = ", ".join(sorted(self.egps)) or "none"
             return fail(
                 "UNSUPP",
-                f"node {self.node!r} has no quantum link to {msg.remote_node!r} nor a path "
-                f"over other nodes (links to: {have})",
+                f"node {self.node!r} has no quantum link to {msg.remote_node!r} (links to: "
+                f"{have}), nor a path to it over other nodes",
             )
         if msg.kind not in KINDS:
             return fail("UNSUPP", f"end-to-end pairs of kind {msg.kind!r}: K, M or R only")

@@ -125,8 +125,8 @@ class NetStack(NetworkLayer, RoundWork):
             have = ", ".join(sorted(self.links)) or "none"
             return fail(
                 "UNSUPP",
-                f"node {self.node!r} has no quantum link to {msg.remote_node!r} nor a path "
-                f"over other nodes (links to: {have})",
+                f"node {self.node!r} has no quantum link to {msg.remote_node!r} (links to: "
+                f"{have}), nor a path to it over other nodes",
             )
         if msg.role not in ("create", "recv"):
             return fail("OTHER", f"role {msg.role!r}; use 'create' or 'recv'")
