@@ -143,6 +143,12 @@ class Circuit:
         return self.me in (0, len(self.path) - 1)
 
 
+def body_path(layer: NetworkLayer, body: m.NetTeardown) -> list[str]:
+    """The path of a circuit waiting for qubits here (empty if none is)."""
+    waiting = layer.qubit_waits.get((body.origin, body.circuit))
+    return list(waiting[0].path) if waiting is not None else []
+
+
 def _timer(protocol: NetworkProtocol, view: View, *, now: float) -> list[Action]:
     return protocol.timer(view, now)
 
@@ -172,6 +178,7 @@ class NetworkLayer:
     finished: OrderedDict[Key, Circuit]
     e2e_listening: dict[str, Want]
     setups: dict[str, tuple[m.NetSetup, float]]  # by purpose: waiting for the app
+    qubit_waits: OrderedDict[Key, tuple[m.NetSetup, float]]  # repeater: waiting for qubits
     _next_circuit: int
     _next_own_app: int
     protocol_factory: Callable[[], NetworkProtocol]
@@ -208,6 +215,7 @@ class NetworkLayer:
         self.finished = OrderedDict()
         self.e2e_listening = {}
         self.setups = {}
+        self.qubit_waits = OrderedDict()
         self._next_circuit = 0
         self._next_own_app = 0
         self.now_s = 0.0
@@ -276,6 +284,8 @@ class NetworkLayer:
                 return []
             return self._record(c, body, now)
         if c is None:
+            if isinstance(body, m.NetTeardown) and body.error and frm in body_path(self, body):
+                self.qubit_waits.pop((body.origin, body.circuit), None)  # it ended elsewhere
             old = self.finished.get((body.origin, body.circuit))
             if isinstance(body, m.NetTeardown) and old is not None and frm in old.path:
                 if body.error and old.end:
@@ -330,6 +340,19 @@ class NetworkLayer:
                 self.setups[s.purpose] = (s, now + s.timeout_s)
                 return []
             return self._accept_setup(s, now)
+        out = self._start_repeater(s, now, now + s.timeout_s)
+        if out is not None:
+            return out
+        # no qubits free now (another circuit holds them): wait, up to its timeout
+        if sum(1 for x, _ in self.qubit_waits.values() if x.path[0] == frm) >= MAX_SETUPS_WAITING:
+            return self._refuse_setup(s, frm, f"no qubits for the circuit at {self.node!r}")
+        self.qubit_waits[key] = (s, now + s.timeout_s)
+        return []
+
+    def _start_repeater(self, s: m.NetSetup, now: float, until: float) -> list[Out] | None:
+        """Set up our part of circuit ``s`` as a repeater (None: no qubits free now)."""
+        frm, path = s.path[0], s.path
+        key = (frm, s.circuit)
         self._next_own_app += 1
         app = App(
             app_id=-self._next_own_app, name=f"~circuit {frm}.{s.circuit}", addr=b"",
@@ -342,11 +365,11 @@ class NetworkLayer:
             return self._refuse_setup(s, frm, why)
         try:
             self.memory.open(app.app_id, REPEATER_QUBITS)
-        except QuotaError as exc:
-            return self._refuse_setup(s, frm, f"no qubits for the circuit at {self.node!r}: {exc}")
+        except QuotaError:
+            return None
         c = Circuit(
             key=key, path=list(path), me=path.index(self.node), purpose=s.purpose, kind="K",
-            number=s.number, deadline=now + s.timeout_s, app=app, protocol=protocol,
+            number=s.number, deadline=until, app=app, protocol=protocol,
         )  # fmt: skip
         self.circuits[key] = c
         i = c.me
@@ -797,6 +820,12 @@ class NetworkLayer:
         c.came.clear()
         if not c.end:
             self.memory.close(c.app.app_id)
+            for key, (s, until) in list(self.qubit_waits.items()):  # their turn, in order
+                started = self._start_repeater(s, now, until)
+                if started is None:
+                    break
+                del self.qubit_waits[key]
+                out += started
         self.finished[c.key] = c
         while len(self.finished) > FINISHED_KEPT:
             self.finished.popitem(last=False)
@@ -867,6 +896,11 @@ class NetworkLayer:
             if now >= until:
                 del self.setups[pur]
                 out += self._refuse_setup(s, s.path[0], f"no app on {self.node!r} asked for it")
+        for key, (s, until) in list(self.qubit_waits.items()):
+            if now >= until:
+                del self.qubit_waits[key]
+                why = f"no qubits for the circuit at {self.node!r} within its timeout"
+                out += self._refuse_setup(s, s.path[0], why)
         for pur, w in list(self.e2e_listening.items()):
             if now >= w.deadline:
                 del self.e2e_listening[pur]

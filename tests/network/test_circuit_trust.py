@@ -99,13 +99,28 @@ def refused(out: list[object]) -> set[str]:
 def test_circuits_are_capped_by_qubits_and_per_peer(monkeypatch: pytest.MonkeyPatch) -> None:
     k = repeater()
     for i in range(16 // REPEATER_QUBITS):  # each reserves its qubits
-        assert (
-            refused(k.peer_message(m.Net(from_node="a", msg=setup(i + 1, ["a", "r", "b"])), 0.0))
-            == set()
-        )
+        out = k.peer_message(m.Net(from_node="a", msg=setup(i + 1, ["a", "r", "b"])), 0.0)
+        assert refused(out) == set()
     assert len(k.net.circuits) == 8
+    # no qubits left: the next one waits for a circuit to end (not past its timeout)
     out = k.peer_message(m.Net(from_node="a", msg=setup(99, ["a", "r", "b"])), 0.0)
-    assert len(k.net.circuits) == 8 and refused(out) == {"a", "b"}
+    assert len(k.net.circuits) == 8 and refused(out) == set()
+    assert list(k.net.qubit_waits) == [("a", 99)]
+    down = m.NetTeardown(origin="a", circuit=1, reason="failed")
+    k.peer_message(m.Net(from_node="b", msg=down), 1.0)
+    assert ("a", 99) in k.net.circuits and not k.net.qubit_waits
+    out = k.peer_message(m.Net(from_node="a", msg=setup(100, ["a", "r", "b"])), 2.0)
+    assert list(k.net.qubit_waits) == [("a", 100)]
+    out = k.handle_timer(2.0 + 5.0)  # its timeout passed: refused, both ends told
+    told = {
+        o.node
+        for o in out
+        if isinstance(o, ToNode)
+        and isinstance(o.msg, m.Net)
+        and isinstance(o.msg.msg, m.NetTeardown)
+        and o.msg.msg.circuit == 100
+    }
+    assert told == {"a", "b"} and not k.net.qubit_waits
     monkeypatch.setattr(circuits, "MAX_CIRCUITS_PER_PEER", 3)
     k = repeater()
     for i in range(4):

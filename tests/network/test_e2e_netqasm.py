@@ -60,7 +60,7 @@ async def exchange(alice_code: str, bob_code: str) -> tuple[Values, Values]:
     return got["a"], got["b"]
 
 
-async def test_netqasm_measured_pairs_over_a_repeater_agree_in_z() -> None:
+async def test_netqasm_measured_pairs_over_a_repeater_agree_in_z(autojump_clock: object) -> None:
     va, vb = await exchange(create(1, 0, 0), RECV)
     ra, rb = ints(va["@0"]), ints(vb["@0"])
     a = [ra[10 * i + 2] for i in range(N)]
@@ -70,7 +70,7 @@ async def test_netqasm_measured_pairs_over_a_repeater_agree_in_z() -> None:
     assert [ra[10 * i + 5] for i in range(N)] == [rb[10 * i + 5] for i in range(N)]
 
 
-async def test_netqasm_kept_pairs_over_a_repeater_agree_in_z() -> None:
+async def test_netqasm_kept_pairs_over_a_repeater_agree_in_z(autojump_clock: object) -> None:
     """A creator that measures (R) and a receiver that keeps, 10 times: Z outcomes agree
     (the receiver's kept half was corrected to Phi+)."""
     for _ in range(10):
