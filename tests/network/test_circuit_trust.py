@@ -130,3 +130,30 @@ def test_circuits_are_capped_by_qubits_and_per_peer(monkeypatch: pytest.MonkeyPa
     assert (
         refused(k.peer_message(m.Net(from_node="x", msg=setup(1, ["x", "r", "b"])), 0.0)) == set()
     )
+
+
+def test_an_end_takes_swap_records_only_from_the_repeater_they_name() -> None:
+    """At the creating end: a record from a node that is not on the path, or from
+    another node than the repeater at its index, is dropped and counted; the
+    repeater's own is kept (until the pair's story is whole)."""
+    k = Kernel(
+        node="a",
+        spec=NET.nodes["a"].device,
+        peers=["r", "b", "x"],
+        links=NET.links_of("a"),
+        topology=[lk.nodes for lk in NET.links],
+    )
+    addr = b"app"
+    k.app_message(addr, m.Register(app="app", qubits=1), 0.0)
+    req = m.EprRequest(req=1, remote_node="b", remote_app="q", role="create", kind="M")
+    out = k.app_message(addr, req, 0.0)
+    setups = [o for o in out if isinstance(o, ToNode) and isinstance(o.msg, m.Net)]
+    assert {o.node for o in setups} == {"r", "b"}  # the path a - r - b, set up
+    (key,) = k.net.circuits
+    c = k.net.circuits[key]
+    rec = m.NetSwapped(origin="a", circuit=key[1], index=1, left=5, right=6, m1=0, m2=1)
+    for frm in ("x", "b"):
+        assert k.peer_message(m.Net(from_node=frm, msg=rec), 0.0) == []
+    assert c.records == {} and k.net.ignored == 2
+    k.peer_message(m.Net(from_node="r", msg=rec), 0.0)
+    assert list(c.records) == [(1, 5)]
