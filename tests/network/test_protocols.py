@@ -188,3 +188,24 @@ async def test_a_cutoff_on_a_three_hop_chain_voids_swapped_pairs_and_stays_corre
     assert all(net.discards > 0 for net in nets), [net.discards for net in nets]
     assert all(net.oldest_swapped_s <= cutoff + 1e-9 for net in nets)
     print(f"\n3 hops, cutoff {cutoff * 1e6:.0f} us: discards {[net.discards for net in nets]}")
+
+
+async def test_a_slow_repeater_delays_pairs_but_does_not_fail_them(
+    autojump_clock: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The repeater swaps 1 s after it holds both halves (a busy machine, a slow
+    protocol): the links' next rounds wait that long for its qubits, and every pair
+    still comes."""
+    text = chain("tests.network.slow_swap:SlowSwap", "{ delay_s = 1.0 }")
+    cfg = network(text.replace("p_success = 0.01", "p_success = 0.5"))
+
+    async def side(me: str, other: str, create: bool) -> list[Any]:
+        async with sdk.connect(me, app="app", qubits=1) as conn:
+            epr = conn.epr_socket(other, "app")
+            call = epr.create_measure if create else epr.recv_measure
+            return list(await call(4, bases="Z", timeout=60.0))
+
+    async with running(cfg, monkeypatch):
+        a, b = await both(lambda: side("n0", "n2", True), lambda: side("n2", "n0", False))
+    assert [p.ent_id for p in a] == [p.ent_id for p in b] and len(a) == 4
+    assert [p.outcome for p in a] == [p.outcome for p in b]  # perfect links: Z agrees
