@@ -211,6 +211,10 @@ class NetworkConfig:
     source: str
     links: list[LinkConfig] = field(default_factory=list)
     keys: KeyStore | None = None
+    # the network layer's protocol at repeaters ("module:Class", see netlink.protocols;
+    # empty: the built-in swap-as-soon-as-possible) and its constructor's arguments
+    protocol: str = ""
+    protocol_args: dict[str, Any] = field(default_factory=dict)
 
     def links_of(self, node: str) -> list[LinkConfig]:
         return [lk for lk in self.links if node in lk.nodes]
@@ -522,7 +526,9 @@ def parse_toml(text: str, source: str) -> dict[str, Any]:
 def parse_network(text: str, source: str = "<network>") -> NetworkConfig:
     """Parse a network file's text. Raises ConfigError naming the offending key."""
     data = parse_toml(text, source)
-    _unknown(f"{source}: top level", data, {"name", "nodes", "apps", "links", "keys"})
+    _unknown(f"{source}: top level", data, {"name", "nodes", "apps", "links", "keys", "network"})
+    layer = _get(data, "network", dict, source, {})
+    _unknown(f"{source}: network", layer, {"protocol", "args"})
     name = _get(data, "name", str, source, "qnodeos")
     if not _NAME.match(name):
         raise ConfigError(f"{source}: name {name!r} must match {_NAME.pattern}")
@@ -566,8 +572,10 @@ def parse_network(text: str, source: str = "<network>") -> NetworkConfig:
             )
         )
     return NetworkConfig(
-        name=name, nodes=nodes, apps=apps, source=source, links=links, keys=keys
-    )
+        name=name, nodes=nodes, apps=apps, source=source, links=links, keys=keys,
+        protocol=_get(layer, "protocol", str, f"{source}: network", ""),
+        protocol_args=_get(layer, "args", dict, f"{source}: network", {}),
+    )  # fmt: skip
 
 
 def read_network(path: str | os.PathLike[str]) -> str:

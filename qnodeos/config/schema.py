@@ -216,6 +216,18 @@ def network_schema() -> dict[str, Any]:
                 "depend on its `model`.",
                 "items": _link(),
             },
+            "network": {
+                "type": "object",
+                "description": "The network layer (end-to-end pairs over repeaters).",
+                "properties": {
+                    "protocol": {
+                        "type": "string",
+                        "description": "repeaters' policy, 'module:Class' (NetworkProtocol)",
+                    },
+                    "args": {"type": "object", "description": "the protocol's arguments"},
+                },
+                "additionalProperties": False,
+            },
             "apps": {
                 "type": "array",
                 "description": "One table per app that `qnodeos run` starts.",

@@ -18,7 +18,8 @@ starve the other).
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
+from typing import Any
 
 from ..config.network import LinkConfig, NodeLimits
 from ..errors import ProgramError, QNodeOSError
@@ -65,8 +66,12 @@ class Kernel(AppLifecycle):
         placement: str = "lowest",
         look: Look | None = None,
         proc: m.ProcId | None = None,
+        topology: Collection[tuple[str, str]] = (),
+        protocol: str = "",
+        protocol_args: Mapping[str, Any] | None = None,
     ) -> None:
-        """``look`` asks the OS about a process (``procinfo.look``; None in
+        """``topology``: the network's quantum links (for end-to-end pairs). ``look``
+        asks the OS about a process (``procinfo.look``; None in
         deterministic mode: silence alone decides); ``proc`` is this process, as it
         names itself to apps and other nodes."""
         self.node = node
@@ -87,6 +92,9 @@ class Kernel(AppLifecycle):
             memory=self.memory,
             lowering=self.lowering,
             seed=seed,
+            topology=topology,
+            protocol=protocol,
+            protocol_args=protocol_args,
         )
         self.net.to_block = self._to_block
         self.net_current: tuple[int, Work] | None = None
@@ -209,6 +217,8 @@ class Kernel(AppLifecycle):
             return self._peer_down(msg.from_node, f"node {msg.from_node!r} stopped: {msg.reason}")
         if isinstance(msg, m.Egp):
             return self.net.peer_message(msg, self.now) + self._pump()
+        if isinstance(msg, m.Net):
+            return self.net.net_message(msg, self.now) + self._pump()
         return self.postbox.peer_message(msg)
 
     def peer_disconnected(self, peer: str, now: float) -> list[Out]:

@@ -54,9 +54,11 @@ class PairDelivery:
     timeline: Recorder | None
     to_block: Callable[[Want, m.NodeToApp], list[Out]]
     pairs_delivered: int
+    now_s: float
     _outcomes: dict[int, list[int]]
 
     def _egp(self, peer: str, outs: list[e.Out], now: float) -> list[Out]:
+        self.now_s = now
         out: list[Out] = []
         for o in outs:
             if isinstance(o, e.ToPeer):
@@ -98,7 +100,9 @@ class PairDelivery:
         return out + self._tell(w, msg)
 
     def _tell(self, w: Want, msg: m.EprPairs | m.EprDone | m.EprFailed) -> list[Out]:
-        """News of request ``w`` for its app, or for its block."""
+        """News of request ``w`` for its app, or for its block (or its circuit)."""
+        if w.sink is not None:
+            return w.sink(w, msg)
         if w.index >= 0:
             return self.to_block(w, msg)
         return [ToApp(w.app.addr, msg)]
@@ -159,6 +163,8 @@ class PairDelivery:
     def _hand_out(self, w: Want) -> list[m.EprPair]:
         """The pairs made since the app last got some: the ledger tracks them now."""
         fresh, w.pairs = w.pairs, []
+        if w.sink is not None:  # a circuit's link pairs: the network layer has them
+            return fresh
         self.ledger.delivered(w.app.app_id, w.app.addr, w.msg.req, w.peer, fresh)
         if self.timeline is not None:
             for p in fresh:
@@ -166,6 +172,7 @@ class PairDelivery:
                     kind="pair", app=w.app.name, peer=w.peer, id=p.ent_id[2], bell=p.bell_index,
                     goodness=p.goodness, attempts=p.attempts, herald_ns=p.at_ns,
                     kept=p.qubit >= 0, basis=p.basis, outcome=p.outcome,
+                    **w.notes.pop(p.ent_id[2], {}),
                 )  # fmt: skip
         self.pairs_delivered += len(fresh)
         return fresh

@@ -22,14 +22,17 @@ from __future__ import annotations
 import logging
 import math
 from collections import OrderedDict, deque
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Mapping
+from typing import Any
 
 import numpy as np
 
 from ..config.network import LinkConfig
 from ..lang import messages as m
 from ..netlink import egp as e
+from ..netlink.protocols import load as load_protocol
 from ..runtime.timeline import Recorder
+from .circuits import NetworkLayer
 from .ledger import Ledger
 from .lower import Lowering
 from .memory import MemoryManager
@@ -44,7 +47,7 @@ GONE_KEPT = 256  # apps that left, remembered to refuse requests for them soon
 GONE_GRACE_S = 1.0  # a request for an app that left waits this long for one of its name
 
 
-class NetStack(RoundWork):
+class NetStack(NetworkLayer, RoundWork):
     """A node's network stack: one EGP per link, the apps' requests on them, and the
     device work and pairs they make (see the module's docstring)."""
 
@@ -57,7 +60,13 @@ class NetStack(RoundWork):
         memory: MemoryManager,
         lowering: Lowering,
         seed: int | None = None,
+        topology: Collection[tuple[str, str]] = (),
+        protocol: str = "",
+        protocol_args: Mapping[str, Any] | None = None,
     ) -> None:
+        """``topology``: every quantum link of the network (pairs of nodes), for routing
+        end-to-end pairs (``circuits``); ``protocol``: the repeaters' policy, by import
+        path (``netlink.protocols.load``; empty: swap as soon as possible)."""
         self.node = node
         self.memory = memory
         self.lowering = lowering
@@ -93,6 +102,11 @@ class NetStack(RoundWork):
         self.pairs_delivered = 0
         self.rounds = 0
         self.moves = 0
+        if protocol:
+            factory = load_protocol(protocol, protocol_args)
+            self.init_network(topology or [lk.nodes for lk in links], factory, protocol)
+        else:
+            self.init_network(topology or [lk.nodes for lk in links])
 
     def request(self, app: App, msg: m.EprRequest, now: float, index: int = -1) -> list[Out]:
         """App ``app`` asks for pairs (``index`` >= 0: from inside its block, which gets
@@ -107,11 +121,12 @@ class NetStack(RoundWork):
         def fail(code: str, text: str) -> list[Out]:
             return self._tell(want, m.EprFailed(req=msg.req, code=code, message=text))
 
-        if msg.remote_node not in self.links:
+        if msg.remote_node not in self.links and self.route(msg.remote_node) is None:
             have = ", ".join(sorted(self.links)) or "none"
             return fail(
                 "UNSUPP",
-                f"node {self.node!r} has no quantum link to {msg.remote_node!r} (links to: {have})",
+                f"node {self.node!r} has no quantum link to {msg.remote_node!r} (links to: "
+                f"{have}), nor a path to it over other nodes",
             )
         if msg.role not in ("create", "recv"):
             return fail("OTHER", f"role {msg.role!r}; use 'create' or 'recv'")
@@ -154,6 +169,8 @@ class NetStack(RoundWork):
             if len(held) >= quota:
                 return fail("NORES", f"measuring pairs needs one free qubit of the quota ({quota})")
         want.deadline = now + msg.timeout_s
+        if msg.remote_node not in self.links:
+            return self.e2e_request(want, now)  # over repeaters (``circuits``)
         egp = self.egps[msg.remote_node]
         if msg.role == "recv":
             if pur in self.listening:
@@ -202,6 +219,7 @@ class NetStack(RoundWork):
                 void.setdefault(w.peer, []).extend(p.ent_id[2] for p in w.pairs)
                 w.pairs = []
         out += [self._expire_at(peer, seqs, reason) for peer, seqs in void.items()]
+        out += self.circuits_app_gone(app, now)
         for pur, w in list(self.listening.items()):
             if w.app is app:
                 del self.listening[pur]
@@ -238,6 +256,7 @@ class NetStack(RoundWork):
         paused, it reads this when it resumes and voids them as well."""
         if peer not in self.egps or peer in self.down:
             return []
+        self.now_s = now
         self.down[peer] = reason
         egp = self.egps[peer]
         out: list[Out] = []
@@ -248,11 +267,11 @@ class NetStack(RoundWork):
                 self._void_pairs(w)
                 out += self._egp(peer, egp.abort(key, e.Code.OTHER, reason, now), now)
         for pur, w in list(self.listening.items()):
-            if w.peer == peer:
+            if w.peer == peer and self.listening.get(pur) is w:  # (a circuit's may be gone)
                 del self.listening[pur]
                 egp.unlisten(pur)
                 failed = m.EprFailed(req=w.msg.req, code="OTHER", message=reason)
-                out.append(ToApp(w.app.addr, failed))
+                out += self._tell(w, failed)
         egp.waiting.clear()
         told, voided = self.ledger.peer_down(peer, f"pairs void: {reason}")
         void += voided
@@ -266,10 +285,18 @@ class NetStack(RoundWork):
     def peer_message(self, msg: m.Egp, now: float) -> list[Out]:
         peer = msg.from_node
         egp = self.egps.get(peer)
+        body = msg.msg
         if egp is None:
+            # the far end of a circuit: its word on end-to-end pairs (``circuits``)
+            if isinstance(body, m.EgpConfirm | m.EgpExpire) and self.e2e_peer(peer):
+                if isinstance(body, m.EgpConfirm):
+                    return self.ledger.confirmed(peer, body.seqs)[0]
+                text = f"{peer!r} voided the pair(s): {body.reason}"
+                told, missing = self.ledger.expired(peer, body.seqs, text)
+                self.ledger.remember_expired(peer, missing, text)
+                return told
             self.ignored += 1
             return []
-        body = msg.msg
         if isinstance(body, m.EgpConfirm):
             out, unknown = self.ledger.confirmed(peer, body.seqs)
             if unknown:  # never heralded here: void there too (no answer expected)
@@ -317,6 +344,7 @@ class NetStack(RoundWork):
         return out
 
     def handle_timer(self, now: float) -> list[Out]:
+        self.now_s = now
         out: list[Out] = []
         for (peer, key), when in list(self.refuse_at.items()):
             req = self.egps[peer].waiting.get(key)
@@ -336,27 +364,24 @@ class NetStack(RoundWork):
             # under way ends by itself soon after: its window closes at the deadline).
             if now >= w.deadline + e.ROUND_GRACE_S and w.round_seq < 0:
                 why = f"not done within its timeout of {w.msg.timeout_s:g} s"
-                ends = self.egps[w.peer].abort(key, e.Code.TIMEOUT, why, now)
+                egp = self.egps.get(w.peer)
+                ends = egp.abort(key, e.Code.TIMEOUT, why, now) if egp is not None else []
                 if not ends:  # the link layer has it no more: end it here
                     err = e.Err(origin=key[0], create_id=key[1], code=e.Code.TIMEOUT, message=why)
                     ends = [e.ToLocal(event=err)]
                 out += self._egp(w.peer, ends, now)
         for pur, w in list(self.listening.items()):
-            if now >= w.deadline:
+            if now >= w.deadline and self.listening.get(pur) is w:  # (a circuit's may be gone)
                 del self.listening[pur]
                 self.egps[w.peer].unlisten(pur)
-                out.append(
-                    ToApp(
-                        w.app.addr,
-                        m.EprFailed(
-                            req=w.msg.req,
-                            code="TIMEOUT",
-                            message=f"no request from {w.msg.remote_app!r} on "
-                            f"{w.peer!r} within {w.msg.timeout_s} s",
-                        ),
-                    )
+                failed = m.EprFailed(
+                    req=w.msg.req,
+                    code="TIMEOUT",
+                    message=f"no request from {w.msg.remote_app!r} on "
+                    f"{w.peer!r} within {w.msg.timeout_s} s",
                 )
-        return out
+                out += self._tell(w, failed)
+        return out + self.circuits_timer(now)
 
     def end_block(
         self, app: App, reqs: dict[int, int], ok: bool, reason: str, now: float
@@ -365,7 +390,7 @@ class NetStack(RoundWork):
         (``ok``): the pairs it took are the app's, confirmed to the other ends. Failed:
         they are void at both ends. Either way its requests still under way end, and
         their pairs it never took are void at both ends."""
-        out: list[Out] = []
+        out: list[Out] = self.circuits_block_end(app, reason, now)
         for req, took in reqs.items():
             if ok:
                 out += self.ledger.acked(app.app_id, req, took)

@@ -105,8 +105,9 @@ class RoundWork(PairDelivery):
             if want.msg.sequential:
                 wanted = want.msg.qubits[:1]
                 if wanted[0] in self.memory.held(want.app.app_id):
-                    # the block has not freed the previous pair's qubit yet
-                    if now >= r.expires_s:
+                    # the block has not freed the previous pair's qubit yet (a circuit's
+                    # repeater: its swap has not; that may take longer than a round)
+                    if now >= (r.expires_s if want.sink is None else want.deadline):
                         self._abort_later(w, e.Code.NORES, f"Q{wanted[0]} was never freed")
                         return "go"
                     return "wait"

@@ -62,6 +62,9 @@ class NodeService:
         token: str = "",
         look: Look | None = None,
         offload: bool = False,
+        topology: Collection[tuple[str, str]] = (),
+        protocol: str = "",
+        protocol_args: Mapping[str, Any] | None = None,
     ) -> None:
         self.cfg = cfg
         self.offload = offload
@@ -84,6 +87,9 @@ class NodeService:
             placement=cfg.placement,
             look=look,
             proc=procinfo.me() if look is not None else None,
+            topology=topology,
+            protocol=protocol,
+            protocol_args=protocol_args,
         )
         self._outboxes: dict[str, trio.MemorySendChannel[tuple[float, bytes]]] = {}
         self._nursery: trio.Nursery | None = None

@@ -54,6 +54,10 @@ class Want:
     round_seq: int = -1  # the device request of the round under way (-1: none sent)
     deadline: float = math.inf
     index: int = -1  # for a block's request: its index in the block (-1: the app's)
+    # a network-layer circuit's link request: its news go here, not to an app
+    sink: Callable[[Want, m.EprPairs | m.EprDone | m.EprFailed], list[Out]] | None = None
+    # an end-to-end request's pairs: what the timeline (pairs.csv) says of each, by id
+    notes: dict[int, dict[str, str | int | float]] = field(default_factory=dict)
 
     def keeps(self, pair: int) -> int:
         """The app's qubit id pair ``pair`` is kept in."""

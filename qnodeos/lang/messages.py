@@ -436,7 +436,85 @@ class NodeBye(msgspec.Struct, frozen=True, kw_only=True, tag="node_bye"):
     reason: Text
 
 
-NodeToNode = Union[Carry, CarryAck, CarryNack, Egp, NodePing, NodeBye]  # noqa: UP007
+# -- network layer (end-to-end pairs over repeaters; see kernel/network) --------------
+MAX_PATH = 32  # nodes on a circuit's path
+Bit = Annotated[int, msgspec.Meta(ge=0, le=1)]
+
+
+class NetSetup(msgspec.Struct, frozen=True, kw_only=True, tag="net_setup"):
+    """Node -> node on ``path``: circuit (``path[0]``, ``circuit``) for ``number`` end-to-
+    end pairs of ``kind`` between the apps of ``purpose``, along ``path`` (the sender is
+    ``path[0]``, the creating end). It ends at ``timeout_s`` after it was set up."""
+
+    circuit: Count
+    path: Annotated[list[Name], msgspec.Meta(min_length=3, max_length=MAX_PATH)]
+    purpose: Text
+    kind: Short
+    number: Count
+    timeout_s: Seconds
+    policy: Short = "asap"
+    cutoff_s: Seconds = 0.0
+    # what the creator chose for the receiver (EprRequest's remote_chosen/_rotations)
+    remote_chosen: Annotated[str, msgspec.Meta(max_length=MAX_BLOCK_PAIRS)] = ""
+    remote_rotations: Annotated[list[Angles], msgspec.Meta(max_length=MAX_BLOCK_PAIRS)] = []
+
+
+class NetSwapped(msgspec.Struct, frozen=True, kw_only=True, tag="net_swap"):
+    """Repeater ``path[index]`` -> the circuit's ends: it swapped its link pair ``left``
+    (on the hop towards ``path[0]``) with ``right``; Bell-measurement outcomes ``m1``
+    (the left half, after H) and ``m2`` (the right half)."""
+
+    origin: Name
+    circuit: Count
+    index: Count
+    left: Count
+    right: Count
+    m1: Bit
+    m2: Bit
+
+
+class NetTeardown(msgspec.Struct, frozen=True, kw_only=True, tag="net_down"):
+    """Node -> the other nodes on the circuit: it ended here (``error``: it failed,
+    saying ``reason``; every end voids the end-to-end pairs it did not have confirmed)."""
+
+    origin: Name
+    circuit: Count
+    reason: Text
+    error: bool = True
+
+
+class NetDiscarded(msgspec.Struct, frozen=True, kw_only=True, tag="net_discard"):
+    """Repeater -> the end on hop ``hop``: its protocol discarded link pair ``seq`` of
+    that hop; the end drops its half and makes replacement number ``extra`` (one pair,
+    on the hop's purpose with that number)."""
+
+    origin: Name
+    circuit: Count
+    hop: Count
+    seq: Count
+    extra: Count
+
+
+class NetPeer(msgspec.Struct, frozen=True, kw_only=True, tag="net_peer"):
+    """Network protocol -> the protocol of another node on circuit (origin, circuit):
+    ``data``, msgpack-encoded."""
+
+    origin: Name
+    circuit: Count
+    data: Annotated[bytes, msgspec.Meta(max_length=1024)]
+
+
+NetMessage = Union[NetSetup, NetSwapped, NetTeardown, NetDiscarded, NetPeer]  # noqa: UP007
+
+
+class Net(msgspec.Struct, frozen=True, kw_only=True, tag="net"):
+    """Node -> node: a network-layer message from ``from_node``."""
+
+    from_node: Name
+    msg: NetMessage
+
+
+NodeToNode = Union[Carry, CarryAck, CarryNack, Egp, Net, NodePing, NodeBye]  # noqa: UP007
 
 # -- classical process <-> quantum process -------------------------------------------
 

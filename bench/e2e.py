@@ -1,0 +1,89 @@
+"""End-to-end measure-directly pairs per second over repeater chains, and CPU per pair.
+
+    python bench/e2e.py [--hops 2 4 8] [--pairs N] [--batch B]
+
+For each number of hops: a chain of generic nodes at unlimited clock speed joined by
+perfect links (every attempt heralds), started with ``qnodeos run`` (two real processes
+per node), and the linkstats app (unchanged) at the two ends asking for N measured
+pairs in requests of B (each request is one circuit). Reports the pairs per second the
+creating app saw (wall clock, from its first request to its last pair), the fidelity it
+measured (1 for perfect links), and the CPU time of every process of the run (all
+nodes, the apps, the launcher) per end-to-end pair. The machine's load matters: run it
+on a quiet machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def chain(hops: int, pairs: int, batch: int) -> str:
+    body = 'name = "e2ebench"\n'
+    for i in range(hops + 1):
+        body += f'[nodes.n{i}]\ndevice = "generic"\nqubits = 2\nspeed = inf\nseed = {i + 1}\n'
+    for i in range(hops):
+        body += f'[[links]]\nnodes = ["n{i}", "n{i + 1}"]\nmodel = "perfect"\ncycle_ns = 1000\n'
+    ends = (("create", "a", "n0", "b", f"n{hops}"), ("recv", "b", f"n{hops}", "a", "n0"))
+    for role, me, at, peer, peer_at in ends:
+        body += (
+            f'[[apps]]\nnode = "{at}"\nname = "{me}"\nmodule = "qnodeos.apps.linkstats"\n'
+            f'args = {{ role = "{role}", me = "{me}", peer_node = "{peer_at}", peer = "{peer}", '
+            f"pairs = {pairs}, batch = {batch}, timeout = 600.0 }}\n"
+        )
+    return body
+
+
+def measure(hops: int, pairs: int, batch: int) -> dict[str, float]:
+    with tempfile.TemporaryDirectory() as d:
+        net = Path(d) / "net.toml"
+        net.write_text(chain(hops, pairs, batch))
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        t0 = time.perf_counter()
+        done = subprocess.run(
+            [sys.executable, "-m", "qnodeos", "run", str(net), "--run-dir", f"{d}/run"],
+            cwd=ROOT, env={**os.environ, "TMPDIR": d}, capture_output=True, text=True,
+        )  # fmt: skip
+        wall = time.perf_counter() - t0
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        if done.returncode != 0:
+            raise SystemExit(f"{hops} hops: the run failed:\n{done.stderr[-3000:]}")
+        r = json.loads((Path(d) / "run" / "app-a.json").read_text())["result"]
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return {
+        "hops": hops,
+        "pairs": pairs,
+        "pairs_per_s": r["wall_rate_hz"],
+        "fidelity": r["fidelity"],
+        "cpu_ms_per_pair": 1e3 * cpu / pairs,
+        "run_s": wall,
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--hops", type=int, nargs="+", default=[2, 4, 8])
+    ap.add_argument("--pairs", type=int, default=3000)
+    ap.add_argument("--batch", type=int, default=1000)
+    args = ap.parse_args()
+    print(f"{'hops':>4} {'pairs/s':>9} {'F':>6} {'CPU ms/pair':>12} {'run s':>6}")
+    for hops in args.hops:
+        r = measure(hops, args.pairs, args.batch)
+        print(
+            f"{r['hops']:>4} {r['pairs_per_s']:>9.0f} {r['fidelity']:>6.3f} "
+            f"{r['cpu_ms_per_pair']:>12.2f} {r['run_s']:>6.1f}",
+            flush=True,
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,78 @@
+"""Entanglement distillation, sans-IO: the closed forms of BBPSSW and DEJMPS, and the
+number of rounds a target fidelity needs (bounded, so a request always ends).
+
+Conventions. A Bell-diagonal state is given by its coefficients ``(A, B, C, D)`` on
+(Phi+, Psi-, Psi+, Phi-), as in Deutsch et al. (PRL 77, 2818, 1996). One round takes two
+pairs: each end applies the scheme's local rotation to both its halves (DEJMPS: Rx(pi/2)
+at the first end, Rx(-pi/2) at the other; BBPSSW: none), a CNOT from its half of the
+kept pair to its half of the sacrificed one, and measures the latter in Z; the round
+succeeds when the two outcomes agree. The circuits are ``kernel.distill``'s, checked
+against these formulas on the device simulator (tests/netlink/test_distill.py).
+
+- BBPSSW (Bennett et al., PRL 76, 722, 1996) on Werner pairs of fidelity F: success
+  p = F^2 + 2F(1-F)/3 + 5((1-F)/3)^2, output fidelity (F^2 + ((1-F)/3)^2) / p; the
+  output is twirled back to a Werner state of that fidelity before the next round.
+- DEJMPS: p = (A + B)^2 + (C + D)^2 and (A, B, C, D) -> ((A^2 + B^2), 2CD, (C^2 + D^2),
+  2AB) / p, no twirl.
+
+>>> p, f = bbpssw(0.8)
+>>> round(p, 4), round(f, 4)
+(0.7689, 0.8382)
+>>> rounds_for(0.8, 0.9, "dejmps")
+2
+"""
+
+from __future__ import annotations
+
+SCHEMES = ("bbpssw", "dejmps")
+MAX_ROUNDS = 8  # 256 raw pairs per distilled one: beyond that a request is refused
+
+Coeffs = tuple[float, float, float, float]
+
+
+def bbpssw(f: float) -> tuple[float, float]:
+    """(success probability, output fidelity) of one BBPSSW round on two Werner pairs
+    of fidelity ``f``."""
+    e = (1 - f) / 3
+    p = f * f + 2 * f * (1 - f) / 3 + 5 * e * e
+    return p, (f * f + e * e) / p
+
+
+def dejmps(c: Coeffs) -> tuple[float, Coeffs]:
+    """(success probability, output coefficients) of one DEJMPS round on two copies of
+    the Bell-diagonal state ``c`` = (A, B, C, D) on (Phi+, Psi-, Psi+, Phi-)."""
+    a, b, cc, d = c
+    p = (a + b) ** 2 + (cc + d) ** 2
+    return p, ((a * a + b * b) / p, 2 * cc * d / p, (cc * cc + d * d) / p, 2 * a * b / p)
+
+
+def werner(f: float) -> Coeffs:
+    e = (1 - f) / 3
+    return (f, e, e, e)
+
+
+def after_rounds(f: float, scheme: str, rounds: int) -> tuple[float, float]:
+    """(output fidelity, expected raw pairs per output pair) after ``rounds`` rounds
+    of ``scheme`` on Werner pairs of fidelity ``f`` (each round uses two pairs that
+    themselves came through the rounds before)."""
+    if scheme not in SCHEMES:
+        raise ValueError(f"distillation scheme {scheme!r}; known: {', '.join(SCHEMES)}")
+    cost = 1.0
+    c = werner(f)
+    for _ in range(rounds):
+        if scheme == "bbpssw":
+            p, fo = bbpssw(c[0])
+            c = werner(fo)
+        else:
+            p, c = dejmps(c)
+        cost = 2 * cost / p
+    return c[0], cost
+
+
+def rounds_for(f: float, target: float, scheme: str, max_rounds: int = MAX_ROUNDS) -> int | None:
+    """The fewest rounds of ``scheme`` that take Werner pairs of fidelity ``f`` to at
+    least ``target`` (None: not within ``max_rounds``, or never: f <= 1/2)."""
+    for r in range(max_rounds + 1):
+        if after_rounds(f, scheme, r)[0] >= target:
+            return r
+    return None

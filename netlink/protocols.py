@@ -1,0 +1,152 @@
+"""Network-layer protocols, sans-IO: what a repeater does with the link pairs a circuit
+brings it. One small interface; the built-in policies are written on it, and so is a
+researcher's own (named in the network file by import path, see docs/network-layer.md).
+
+How it works. A node on a circuit's path between its ends makes one protocol object per
+circuit (``factory(**args)``) and tells it what happens, as events: a link pair is ready
+here (``pair_ready``: which side of the path, its number, when it became ready, the
+link's fidelity estimate), a message came from the protocol of another node on the path
+(``message``), a timer it asked for fired (``timer``). Each answers with actions:
+``Swap`` (a Bell measurement on the two halves held: the ends get the outcomes and track
+the Pauli frame), ``Discard`` (free one held half: the link makes another pair instead),
+``Send`` (a small msgpack value to another node's protocol on the path), ``Wake`` (call
+``timer`` at this time). Every call gets a ``View`` of the circuit as it is now. A
+protocol that raises, or answers with an action that is not one or cannot be done, ends
+its circuit with an error naming it (both ends are told); the node serves everyone else.
+The ends' own part (joining swap records, correcting, delivering) is not a policy.
+
+>>> p = SwapAsap()
+>>> left = Half(side=LEFT, seq=7, ready_s=0.0, goodness=0.9)
+>>> p.pair_ready(View(path=("a", "r", "b"), me=1, number=1, held={0: left}, swaps=0), left, 0.0)
+[]
+>>> right = Half(side=RIGHT, seq=3, ready_s=0.1, goodness=0.9)
+>>> both = {0: left, 1: right}
+>>> p.pair_ready(View(path=("a", "r", "b"), me=1, number=1, held=both, swaps=0), right, 0.1)
+[Swap()]
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from qnodeos.errors import ConfigError
+
+LEFT, RIGHT = 0, 1  # the side of a half: towards the path's first node, or its last
+
+
+@dataclass(frozen=True, kw_only=True)
+class Half:
+    """A link pair's half held here for the circuit."""
+
+    side: int  # LEFT or RIGHT
+    seq: int  # the pair's number on its link (both ends of the link know it)
+    ready_s: float  # when it became ready here (the node's clock, seconds)
+    goodness: float  # the link's fidelity estimate
+
+
+@dataclass(frozen=True, kw_only=True)
+class View:
+    """The circuit as this node sees it when an event comes."""
+
+    path: tuple[str, ...]
+    me: int  # this node's index on the path
+    number: int  # end-to-end pairs the circuit is for
+    held: Mapping[int, Half]  # side -> the half held there now
+    swaps: int  # swaps done here so far
+
+
+@dataclass(frozen=True)
+class Swap:
+    """Bell-measure the two halves held (both sides must hold one)."""
+
+
+@dataclass(frozen=True)
+class Discard:
+    """Free the half held on ``side``; its link makes another pair in its place."""
+
+    side: int
+
+
+@dataclass(frozen=True)
+class Send:
+    """``data`` (a msgpack value, at most 1 KiB encoded) to the protocol of node ``to``
+    on the circuit's path."""
+
+    to: str
+    data: Any
+
+
+@dataclass(frozen=True)
+class Wake:
+    """Call ``timer`` at ``at_s`` (the node's clock; a later Wake replaces it)."""
+
+    at_s: float
+
+
+Action = Swap | Discard | Send | Wake
+
+
+class NetworkProtocol:
+    """A repeater's policy for one circuit. Override the events you need; each returns
+    the actions to take (none by default)."""
+
+    def pair_ready(self, view: View, half: Half, now: float) -> list[Action]:
+        return []
+
+    def message(self, view: View, frm: str, data: Any, now: float) -> list[Action]:
+        return []
+
+    def timer(self, view: View, now: float) -> list[Action]:
+        return []
+
+
+class SwapAsap(NetworkProtocol):
+    """Swap as soon as a half is held on each side. With ``cutoff_s`` > 0, a half that
+    waited that long for its partner is discarded (its link makes another), so no swap
+    uses a half older than the cutoff."""
+
+    def __init__(self, cutoff_s: float = 0.0) -> None:
+        if not cutoff_s >= 0:
+            raise ValueError(f"cutoff_s {cutoff_s} must be >= 0")
+        self.cutoff_s = cutoff_s
+
+    def pair_ready(self, view: View, half: Half, now: float) -> list[Action]:
+        if self.cutoff_s:
+            old = [h.side for h in view.held.values() if now - h.ready_s >= self.cutoff_s]
+            if old:  # its timer has not fired yet: too old all the same
+                return [Discard(side) for side in old]
+        if len(view.held) == 2:
+            return [Swap()]
+        return [Wake(now + self.cutoff_s)] if self.cutoff_s else []
+
+    def timer(self, view: View, now: float) -> list[Action]:
+        if len(view.held) == 2:
+            return []  # swapping
+        return [Discard(h.side) for h in view.held.values() if now - h.ready_s >= self.cutoff_s]
+
+
+Factory = Callable[..., NetworkProtocol]
+
+
+def load(path: str, args: Mapping[str, Any] | None = None) -> Callable[[], NetworkProtocol]:
+    """The protocol named ``path`` ("package.module:Class" or "package.module.Class"),
+    as a factory of new instances made with ``args``. ConfigError if it cannot be
+    found, is not a NetworkProtocol, or does not take ``args``."""
+    mod_name, sep, attr = path.partition(":")
+    if not sep:
+        mod_name, _, attr = path.rpartition(".")
+    try:
+        obj = getattr(importlib.import_module(mod_name), attr)
+    except (ImportError, AttributeError, ValueError) as exc:
+        raise ConfigError(f"network protocol {path!r} cannot be loaded: {exc}") from None
+    if not (isinstance(obj, type) and issubclass(obj, NetworkProtocol)):
+        raise ConfigError(f"network protocol {path!r} is not a NetworkProtocol subclass")
+    kw = dict(args or {})
+    try:
+        obj(**kw)
+    except Exception as exc:  # the user's constructor: say what it said
+        raise ConfigError(f"network protocol {path!r} with args {kw}: {exc}") from None
+    return lambda: obj(**kw)

@@ -1,0 +1,235 @@
+"""What a repeater does for a circuit, sans-IO: it asks the circuit's protocol
+(``netlink.protocols``) what to do with the halves it holds, swaps (a Bell measurement
+on its device, the outcomes to both ends), discards, and makes another pair wherever a
+link pair became void; the ends' side of a void pair is here too (``_discarded``).
+
+A discarded half may be the partner of a pair the next repeater already swapped: the
+pair joined to it is then void as well, and so on along the joined chain. Each node of
+an affected hop hears of it (``NetDiscarded``) and both make another pair there, named
+after the void one so the two requests find each other in any order.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections import deque
+from collections.abc import Callable
+from functools import partial
+from typing import Any
+
+import msgspec
+
+from ..lang import messages as m
+from ..netlink.protocols import LEFT, RIGHT, Action, Discard, Send, Swap, View, Wake
+from .circuit import Circuit, Key, max_discards
+from .lower import Lowering
+from .memory import MemoryManager
+from .outputs import Out, ToNode
+from .processes import App
+from .wants import Work
+
+log = logging.getLogger("qnodeos.network")
+
+MAX_PROTOCOL_BYTES = 1024  # a protocol's message to another node's
+
+
+class RepeaterWork:
+    """The network layer's repeater side (``NetworkLayer`` is one)."""
+
+    node: str
+    memory: MemoryManager
+    lowering: Lowering
+    work: deque[Work]
+    protocol_name: str
+    discards: int
+    oldest_swapped_s: float
+    ignored: int
+    now_s: float
+    circuits: dict[Key, Circuit]
+    _actions: dict[type, Callable[[Circuit, Any, float, list[Out]], str | None]]
+    # from the rest of the network layer (``circuits``)
+    _fail: Callable[..., list[Out]]
+    _free_pair: Callable[[App, m.EprPair], None]
+    _open_hop: Callable[..., list[Out]]
+
+    # -- the protocol's decisions (a repeater's) -----------------------------------------
+    def _protocol(self, c: Circuit, call: Callable[[View], list[Action]], now: float) -> list[Out]:
+        """Ask the circuit's protocol (``call``) and do what it says; a protocol that
+        raises or asks for what cannot be done ends the circuit, saying so."""
+        view = View(
+            path=tuple(c.path), me=c.me, number=c.number,
+            held={s: c.ready[s] for s in c.held}, swaps=c.swaps,
+        )  # fmt: skip
+        name = self.protocol_name
+        try:
+            actions = call(view)
+            if not isinstance(actions, list):
+                raise TypeError(f"returned {type(actions).__name__}, not a list of actions")
+        except Exception as exc:  # the protocol's bug: its circuit ends, the node goes on
+            log.warning("network protocol %s raised on circuit %s: %r", name, c.key, exc)
+            why = f"network protocol {name} at {self.node!r} raised {type(exc).__name__}: {exc}"
+            return self._fail(c, why, now)
+        out: list[Out] = []
+        for a in actions:
+            if c.done:
+                break
+            act = self._actions.get(type(a))
+            problem = f"{a!r} is not an action" if act is None else act(c, a, now, out)
+            if problem is not None:
+                return out + self._fail(
+                    c, f"network protocol {name} at {self.node!r}: {problem}", now
+                )
+        return out
+
+    def _act_swap(self, c: Circuit, _a: Swap, now: float, out: list[Out]) -> str | None:
+        if len(c.held) < 2 or c.swapping:
+            return f"Swap needs a half on each side (held: {sorted(c.held)})"
+        out += self._swap(c)
+        return None
+
+    def _act_discard(self, c: Circuit, a: Discard, now: float, out: list[Out]) -> str | None:
+        if a.side not in c.held or c.swapping:
+            return f"Discard({a.side}): no half held on that side"
+        if c.discards >= max_discards(c.number):
+            return f"more than {max_discards(c.number)} discards for {c.number} pair(s)"
+        p = c.held.pop(a.side)
+        c.ready.pop(a.side, None)
+        self._free_pair(c.app, p)
+        c.discards += 1
+        self.discards += 1
+        out += self._void(c, a.side, p.ent_id[2], now)
+        return None
+
+    def _void(self, c: Circuit, side: int, seq: int, now: float) -> list[Out]:
+        """Our half of link pair ``seq`` on ``side`` is void (discarded, or joined by a
+        swap to one that is): the node at the hop's other end hears of it, and both
+        make another pair on the hop."""
+        hop = c.me - 1 if side == LEFT else c.me
+        other = c.path[hop] if side == LEFT else c.path[hop + 1]
+        msg = m.NetDiscarded(origin=c.key[0], circuit=c.key[1], hop=hop, seq=seq, extra=0)
+        out: list[Out] = [ToNode(other, m.Net(from_node=self.node, msg=msg))]
+        return out + self._open_hop(c, hop, now, dead=seq)
+
+    def _act_send(self, c: Circuit, a: Send, now: float, out: list[Out]) -> str | None:
+        if a.to not in c.path or a.to == self.node:
+            return f"Send to {a.to!r}, which is not another node on the path"
+        try:
+            data = msgspec.msgpack.encode(a.data)
+        except (TypeError, ValueError) as exc:
+            return f"Send: data msgpack cannot carry: {exc}"
+        if len(data) > MAX_PROTOCOL_BYTES:
+            return f"Send: {len(data)} bytes of data (at most {MAX_PROTOCOL_BYTES})"
+        peer = m.NetPeer(origin=c.key[0], circuit=c.key[1], data=data)
+        out.append(ToNode(a.to, m.Net(from_node=self.node, msg=peer)))
+        return None
+
+    def _act_wake(self, c: Circuit, a: Wake, now: float, out: list[Out]) -> str | None:
+        if not isinstance(a.at_s, int | float) or math.isnan(a.at_s):
+            return f"Wake at {a.at_s!r}"
+        c.wake_at = float(a.at_s)
+        return None
+
+    # -- discarded pairs at the ends -----------------------------------------------------
+    def _discarded(self, c: Circuit, frm: str, d: m.NetDiscarded, now: float) -> list[Out]:
+        """The node at the other end of hop ``d.hop`` says our half of its link pair
+        ``d.seq`` is void. An end drops it and makes another; a repeater that holds it
+        frees it and makes another; one that swapped it makes another and voids the
+        pair it was joined to as well (its other hop's node hears of that in turn)."""
+        log.debug(
+            "%s: circuit %s: %s says hop %d pair %d is void", self.node, c.key, frm, d.hop, d.seq
+        )
+        if d.hop == c.me - 1 and frm == c.path[c.me - 1]:
+            side = LEFT
+        elif d.hop == c.me and c.me + 1 < len(c.path) and frm == c.path[c.me + 1]:
+            side = RIGHT
+        else:
+            self.ignored += 1
+            return []
+        c.void += 1
+        if c.void > max_discards(c.number) * (len(c.path) - 1):
+            return self._fail(c, f"too many void link pairs (the last from {frm!r})", now)
+        if c.end:
+            p = c.own.pop(d.seq, None)
+            if p is None:  # not here yet: dropped when it comes
+                c.discarded.add((d.hop, d.seq))
+                return []
+            return self._replace(c, d.hop, p, now)
+        held = c.held.get(side)
+        if held is not None and held.ent_id[2] == d.seq:
+            if c.swapping:  # the swap under way uses it: dealt with when it ends
+                c.discarded.add((d.hop, d.seq))
+                return []
+            c.held.pop(side)
+            c.ready.pop(side, None)
+            self._free_pair(c.app, held)
+            return self._open_hop(c, d.hop, now, dead=d.seq)
+        joined = c.swapped.pop((side, d.seq), None)
+        if joined is None:  # not here yet: dropped when it comes
+            c.discarded.add((d.hop, d.seq))
+            return []
+        c.swapped.pop(joined, None)
+        out = self._open_hop(c, d.hop, now, dead=d.seq)
+        return out + self._void(c, *joined, now)
+
+    def _replace(self, c: Circuit, hop: int, p: m.EprPair, now: float) -> list[Out]:
+        """Drop our half ``p`` (its other half was discarded) and make another in its
+        place, once this end's link requests on the hop are done (they would share a
+        qubit)."""
+        self._free_pair(c.app, p)
+        c.queued.append(p)
+        return self._next_extra(c, hop, now)
+
+    def _next_extra(self, c: Circuit, hop: int, now: float) -> list[Out]:
+        if c.busy or not c.queued:
+            return []
+        c.busy = True
+        p = c.queued.pop(0)
+        return self._open_hop(c, hop, now, dead=p.ent_id[2], instead=p)
+
+    # -- repeaters -----------------------------------------------------------------------
+    def _swap(self, c: Circuit) -> list[Out]:
+        if c.swapping or len(c.held) < 2:
+            return []
+        c.swapping = True
+        oldest = min(h.ready_s for h in c.ready.values())
+        self.oldest_swapped_s = max(self.oldest_swapped_s, self.now_s - oldest)
+        left, right = (self.memory.phys(c.app.app_id, c.held[s].qubit) for s in (0, 1))
+        low = self.lowering.lower
+        ops = [*low("cnot", (left, right)), *low("h", (left,))]
+        ops += [m.PhysOp("meas", (left,)), m.PhysOp("meas", (right,))]
+        done = partial(self._swapped, c.key)
+        self.work.append(Work(request=m.DeviceRequest(seq=0, ops=ops), done=done))
+        return []
+
+    def _swapped(
+        self, key: Key, reply: m.DeviceReply | m.EntangleDone | None, now: float
+    ) -> list[Out]:
+        c = self.circuits.get(key)
+        if c is None:
+            return []
+        c.swapping = False
+        if not isinstance(reply, m.DeviceReply) or reply.error is not None:
+            error = getattr(reply, "error", None) or "the device did not run it"
+            return self._fail(c, f"the swap at {self.node!r} failed: {error}", now)
+        m1, m2 = reply.outcomes[-2], reply.outcomes[-1]
+        left, right = c.held.pop(0), c.held.pop(1)
+        c.ready.clear()
+        for p in (left, right):
+            self._free_pair(c.app, p)
+        c.swaps += 1
+        ls, rs = (LEFT, left.ent_id[2]), (RIGHT, right.ent_id[2])
+        c.swapped[ls], c.swapped[rs] = rs, ls
+        rec = m.NetSwapped(
+            origin=c.key[0], circuit=c.key[1], index=c.me, left=left.ent_id[2],
+            right=right.ent_id[2], m1=m1, m2=m2,
+        )  # fmt: skip
+        net = m.Net(from_node=self.node, msg=rec)
+        out: list[Out] = [ToNode(c.path[0], net), ToNode(c.path[-1], net)]
+        for (side, seq), hop in ((ls, c.me - 1), (rs, c.me)):
+            if (hop, seq) in c.discarded:  # voided while the swap ran
+                c.discarded.discard((hop, seq))
+                joined = c.swapped.pop((side, seq))
+                c.swapped.pop(joined, None)
+                out += self._open_hop(c, hop, now, dead=seq) + self._void(c, *joined, now)
+        return out  # the circuit ends here when both ends are done (``net_message``)

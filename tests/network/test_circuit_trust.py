@@ -1,0 +1,159 @@
+"""Who may do what to a circuit (sans-IO, a repeater's kernel alone): a setup only from
+the path's first node, for a path of real links through us; a teardown only from a node
+on the path; circuits per peer capped; a circuit's qubits freed when it ends."""
+
+from __future__ import annotations
+
+import pytest
+
+import qnodeos.kernel.circuits as circuits
+from qnodeos.kernel.circuits import REPEATER_QUBITS
+from qnodeos.kernel.core import Kernel
+from qnodeos.kernel.outputs import ToNode
+from qnodeos.lang import messages as m
+from tests.conftest import network
+
+NET = network(
+    """
+[nodes.a]
+device = "generic"
+[nodes.r]
+device = "generic"
+qubits = 16
+[nodes.b]
+device = "generic"
+[nodes.x]
+device = "generic"
+[[links]]
+nodes = ["a", "r"]
+model = "perfect"
+cycle_ns = 1000
+[[links]]
+nodes = ["r", "b"]
+model = "perfect"
+cycle_ns = 1000
+[[links]]
+nodes = ["x", "r"]
+model = "perfect"
+cycle_ns = 1000
+"""
+)
+
+
+def repeater() -> Kernel:
+    return Kernel(
+        node="r",
+        spec=NET.nodes["r"].device,
+        peers=["a", "b", "x"],
+        links=NET.links_of("r"),
+        topology=[lk.nodes for lk in NET.links],
+    )
+
+
+def setup(n: int, path: list[str]) -> m.NetSetup:
+    return m.NetSetup(circuit=n, path=path, purpose="a/p|b/q", kind="K", number=1, timeout_s=5)
+
+
+def test_setups_only_from_the_first_node_over_real_links() -> None:
+    k = repeater()
+    for frm, path in [
+        ("x", ["a", "r", "b"]),  # not the path's first node
+        ("a", ["a", "b", "r"]),  # a-b is no link
+        ("a", ["a", "r", "a"]),  # a loop
+        ("a", ["a", "x", "b"]),  # not through us
+    ]:
+        assert k.peer_message(m.Net(from_node=frm, msg=setup(1, path)), 0.0) == []
+    assert k.net.circuits == {}
+    assert k.net.ignored == 4
+    k.peer_message(m.Net(from_node="a", msg=setup(1, ["a", "r", "b"])), 0.0)
+    assert list(k.net.circuits) == [("a", 1)]
+    # the same circuit again is not a second one
+    k.peer_message(m.Net(from_node="a", msg=setup(1, ["a", "r", "b"])), 0.0)
+    assert len(k.net.circuits) == 1
+
+
+def test_teardown_only_from_the_path_and_it_frees_the_qubits() -> None:
+    k = repeater()
+    k.peer_message(m.Net(from_node="a", msg=setup(1, ["a", "r", "b"])), 0.0)
+    (app,) = [a for a in k.memory.quota if a < 0]
+    assert k.memory.quota[app] == REPEATER_QUBITS
+    down = m.NetTeardown(origin="a", circuit=1, reason="forged")
+    k.peer_message(m.Net(from_node="x", msg=down), 0.0)
+    assert ("a", 1) in k.net.circuits
+    k.peer_message(m.Net(from_node="b", msg=down), 0.0)
+    assert k.net.circuits == {} and app not in k.memory.quota
+    assert not k.net.listening and not k.net.wants  # its link requests ended too
+
+
+def refused(out: list[object]) -> set[str]:
+    """The nodes told that a setup was refused."""
+    return {
+        o.node
+        for o in out
+        if isinstance(o, ToNode)
+        and isinstance(o.msg, m.Net)
+        and isinstance(o.msg.msg, m.NetTeardown)
+    }
+
+
+def test_circuits_are_capped_by_qubits_and_per_peer(monkeypatch: pytest.MonkeyPatch) -> None:
+    k = repeater()
+    for i in range(16 // REPEATER_QUBITS):  # each reserves its qubits
+        out = k.peer_message(m.Net(from_node="a", msg=setup(i + 1, ["a", "r", "b"])), 0.0)
+        assert refused(out) == set()
+    assert len(k.net.circuits) == 8
+    # no qubits left: the next one waits for a circuit to end (not past its timeout)
+    out = k.peer_message(m.Net(from_node="a", msg=setup(99, ["a", "r", "b"])), 0.0)
+    assert len(k.net.circuits) == 8 and refused(out) == set()
+    assert list(k.net.qubit_waits) == [("a", 99)]
+    down = m.NetTeardown(origin="a", circuit=1, reason="failed")
+    k.peer_message(m.Net(from_node="b", msg=down), 1.0)
+    assert ("a", 99) in k.net.circuits and not k.net.qubit_waits
+    out = k.peer_message(m.Net(from_node="a", msg=setup(100, ["a", "r", "b"])), 2.0)
+    assert list(k.net.qubit_waits) == [("a", 100)]
+    out = k.handle_timer(2.0 + 5.0)  # its timeout passed: refused, both ends told
+    told = {
+        o.node
+        for o in out
+        if isinstance(o, ToNode)
+        and isinstance(o.msg, m.Net)
+        and isinstance(o.msg.msg, m.NetTeardown)
+        and o.msg.msg.circuit == 100
+    }
+    assert told == {"a", "b"} and not k.net.qubit_waits
+    monkeypatch.setattr(circuits, "MAX_CIRCUITS_PER_PEER", 3)
+    k = repeater()
+    for i in range(4):
+        out = k.peer_message(m.Net(from_node="a", msg=setup(i + 1, ["a", "r", "b"])), 0.0)
+    assert len(k.net.circuits) == 3 and refused(out) == {"a", "b"}
+    # another node's circuits are not held back by a's
+    assert (
+        refused(k.peer_message(m.Net(from_node="x", msg=setup(1, ["x", "r", "b"])), 0.0)) == set()
+    )
+
+
+def test_an_end_takes_swap_records_only_from_the_repeater_they_name() -> None:
+    """At the creating end: a record from a node that is not on the path, or from
+    another node than the repeater at its index, is dropped and counted; the
+    repeater's own is kept (until the pair's story is whole)."""
+    k = Kernel(
+        node="a",
+        spec=NET.nodes["a"].device,
+        peers=["r", "b", "x"],
+        links=NET.links_of("a"),
+        topology=[lk.nodes for lk in NET.links],
+    )
+    addr = b"app"
+    k.app_message(addr, m.Register(app="app", qubits=1), 0.0)
+    req = m.EprRequest(req=1, remote_node="b", remote_app="q", role="create", kind="M")
+    out = k.app_message(addr, req, 0.0)
+    setups = [o for o in out if isinstance(o, ToNode) and isinstance(o.msg, m.Net)]
+    assert {o.node for o in setups} == {"r", "b"}  # the path a - r - b, set up
+    (key,) = k.net.circuits
+    c = k.net.circuits[key]
+    rec = m.NetSwapped(origin="a", circuit=key[1], index=1, left=5, right=6, m1=0, m2=1)
+    for frm in ("x", "b"):
+        assert k.peer_message(m.Net(from_node=frm, msg=rec), 0.0) == []
+    assert c.records == {} and k.net.ignored == 2
+    k.peer_message(m.Net(from_node="r", msg=rec), 0.0)
+    assert list(c.records) == [(1, 5)]
