@@ -364,8 +364,8 @@ class NetStack(NetworkLayer, RoundWork):
             # under way ends by itself soon after: its window closes at the deadline).
             if now >= w.deadline + e.ROUND_GRACE_S and w.round_seq < 0:
                 why = f"not done within its timeout of {w.msg.timeout_s:g} s"
-                egp = self.egps.get(w.peer)
-                ends = egp.abort(key, e.Code.TIMEOUT, why, now) if egp is not None else []
+                link = self.egps.get(w.peer)
+                ends = link.abort(key, e.Code.TIMEOUT, why, now) if link is not None else []
                 if not ends:  # the link layer has it no more: end it here
                     err = e.Err(origin=key[0], create_id=key[1], code=e.Code.TIMEOUT, message=why)
                     ends = [e.ToLocal(event=err)]

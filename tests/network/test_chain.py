@@ -11,7 +11,7 @@ def test_chain_runs_and_its_fidelity_matches_the_prediction() -> None:
     run = res.run(deterministic=True)
     r = run["a"]
     # pairs.csv / Results: each end-to-end pair with its path, swaps and age at delivery
-    rows = [p for p in run.pairs if p["app"] == "a"]
+    rows = [p for p in run.pair_rows if p["app"] == "a"]
     assert len(rows) == 600
     assert {p["path"] for p in rows} == {"n0-n1-n2-n3-n4"}
     assert {int(p["swaps"]) for p in rows} == {3}
