@@ -394,6 +394,7 @@ class NodeService:
                 cfg.app_endpoint,
                 f"{where}.app_endpoint",
                 server_side(keys, cfg.name, cfg.app_endpoint, APP),
+                inbound=APP_INBOUND,
             )
             opened.append(apps)
             dev = connect_dealer(
@@ -444,6 +445,9 @@ class NodeService:
 
 
 READER_SWITCH_S = 0.0002
+# an app connection's messages zmq holds before it stops reading it (the intake holds
+# 64 more): a flood waits in the flooder's own process, not in the node's memory
+APP_INBOUND = 16
 
 
 def _read_nq(msg: m.SubmitNetQASM, max_instrs: int) -> tuple[Decoded, float]:

@@ -81,12 +81,17 @@ def bind(
     *,
     curve: Curve | None = None,
     linger_ms: int = 1000,
+    rcvhwm: int = 0,
 ) -> tuple[zmq.Socket[bytes], Claim | None]:
-    """A socket bound at ``url`` (``where`` names the config key that chose it)."""
+    """A socket bound at ``url`` (``where`` names the config key that chose it);
+    ``rcvhwm``: messages queued per connection before zmq stops reading it (0: its
+    default)."""
     claim = _claim(url, where)
     sock = ctx.socket(kind)
     try:
         configure(sock, linger_ms=linger_ms)
+        if rcvhwm:
+            sock.setsockopt(zmq.RCVHWM, rcvhwm)
         if curve is not None:
             serve_curve(sock, curve.me, curve.domain)
         sock.bind(url)

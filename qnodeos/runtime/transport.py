@@ -252,12 +252,19 @@ async def disconnects(sock: Socket) -> AsyncGenerator[None, None]:
         mon.close()
 
 
-def bind_router(endpoint: str, where: str = "endpoint", curve: Curve | None = None) -> Socket:
+def bind_router(
+    endpoint: str, where: str = "endpoint", curve: Curve | None = None, inbound: int = 0
+) -> Socket:
     """A ROUTER bound at ``endpoint`` (ipc://, tcp://, or in-process mem://); ``where``
-    names the config key that chose it (for errors); ``curve``: be a CURVE server."""
+    names the config key that chose it (for errors); ``curve``: be a CURVE server;
+    ``inbound``: at most this many messages of one connection wait in zmq (beyond, zmq
+    stops reading that connection until some are taken: the sender waits); 0: zmq's
+    default (1,000)."""
     if endpoint.startswith("mem://"):
         return MemRouter(endpoint)
-    sock, claim = bind(zmq.Context.instance(), zmq.ROUTER, endpoint, where, curve=curve)
+    sock, claim = bind(
+        zmq.Context.instance(), zmq.ROUTER, endpoint, where, curve=curve, rcvhwm=inbound
+    )
     return ZSocket(sock, claim)
 
 
