@@ -35,6 +35,7 @@ async def main(
     duration: float = 6.0,
     per_request: int = 5,
     settle: float = 2.5,
+    timeout: float = 3.0,
 ) -> dict[str, Any]:
     got: list[list[Any]] = []
     async with sdk.connect(node, app=me, qubits=1) as conn:
@@ -44,7 +45,7 @@ async def main(
         failing_since: float | None = None
         while time.time() < end and (failing_since is None or time.time() - failing_since < 5):
             try:
-                pairs = await ask(per_request, bases="Z", timeout=3.0)
+                pairs = await ask(per_request, bases="Z", timeout=timeout)
             except sdk.EprError as exc:
                 ids = [list(p.ent_id) for p in exc.pairs]
                 got += ids

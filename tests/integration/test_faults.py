@@ -48,12 +48,12 @@ seed = 3
 node = "alice"
 name = "a"
 module = "tests.integration.pair_logger"
-args = {{ role = "create", me = "a", peer_node = "bob", peer = "b", duration = {d} }}
+args = {{ role = "create", me = "a", peer_node = "bob", peer = "b", duration = {d}, timeout = {t} }}
 [[apps]]
 node = "bob"
 name = "b"
 module = "tests.integration.pair_logger"
-args = {{ role = "recv", me = "b", peer_node = "alice", peer = "a", duration = {d} }}
+args = {{ role = "recv", me = "b", peer_node = "alice", peer = "a", duration = {d}, timeout = {t} }}
 """
 
 
@@ -122,12 +122,16 @@ def assert_agree(evs: dict[str, list[dict[str, Any]]]) -> None:
 
 
 def run_with_fault(
-    tmp_path: Path, fault: Callable[[dict[int, str]], float], duration: float = 5.0
+    tmp_path: Path,
+    fault: Callable[[dict[int, str]], float],
+    duration: float = 5.0,
+    timeout: float = 3.0,
 ) -> tuple[subprocess.CompletedProcess[str], float, dict[str, list[dict[str, Any]]]]:
     """Start the run, wait until pairs flow, apply ``fault`` (returns when it struck);
-    returns the finished run, the fault time and each app's events."""
+    returns the finished run, the fault time and each app's events. ``timeout``: each
+    EPR request's (wall seconds)."""
     net = tmp_path / "net.toml"
-    net.write_text(NET.format(d=duration))
+    net.write_text(NET.format(d=duration, t=timeout))
     run_dir = tmp_path / "run"
     tmp = tmp_path / "tmp"  # the run's own temp dir: its runtime dir goes there
     tmp.mkdir()
@@ -281,7 +285,9 @@ def test_a_whole_network_paused_for_3s_completes_correctly(tmp_path: Path) -> No
             os.kill(pid, signal.SIGCONT)
         return t
 
-    run, struck, evs = run_with_fault(tmp_path, stall, duration=9.0)
+    # the apps' requests may take longer than the stall: a request whose own deadline
+    # passed while everything stood still ends with TIMEOUT, rightly
+    run, struck, evs = run_with_fault(tmp_path, stall, duration=9.0, timeout=8.0)
     report("SIGSTOP of the whole network for 3 s", 0.0, evs, run)
     assert run.returncode == 0, run.stderr
     for app in ("a", "b"):

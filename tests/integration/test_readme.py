@@ -153,11 +153,22 @@ def test_the_python_blocks_run_as_written(tmp_path: Path) -> None:
 CLUSTER_ONLY = "# needs a cluster (not run by the tests)"  # docs/cluster.md: SLURM, k8s
 
 
+def _tested_file(code: str) -> bool:
+    """Whether ``code`` is, after a first line ``# tests/PATH.py``, that file as it is
+    (the file's own tests run it, e.g. docs/network-layer.md's protocol)."""
+    first, _, rest = code.partition("\n")
+    if not first.startswith("# tests/"):
+        return False
+    path = ROOT / first[2:].strip()
+    return path.is_file() and path.read_text().strip() == rest.strip()
+
+
 def test_every_python_block_is_one_a_test_runs() -> None:
     shown = [b for b in blocks("python") if b.startswith(CLUSTER_ONLY)]
     assert len(shown) == 3  # the cluster page's three, and no others
+    assert any(_tested_file(b) for b in blocks("python"))  # the network layer's example
     for code in blocks("python"):
-        if code.startswith(CLUSTER_ONLY):
+        if code.startswith(CLUSTER_ONLY) or _tested_file(code):
             continue
         assert code.startswith(("# teleport_local.py", "import qnodeos")) or "epr" in code, code
 
@@ -204,6 +215,7 @@ def test_the_sdk_fragments_run_against_a_peer(capsys: pytest.CaptureFixture[str]
         b
         for b in blocks("python")
         if not b.startswith(("# teleport_local.py", "import qnodeos", CLUSTER_ONLY))
+        and not _tested_file(b)
     ]  # docs/tutorials/protocol-experiment.md
     assert len(fragments) == 3
     ns: dict[str, Any] = {"sdk": sdk}
