@@ -25,7 +25,7 @@ from __future__ import annotations
 import os
 import sys
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -108,15 +108,19 @@ def context() -> Context:
     return _context
 
 
-def _network_info(ctx: Context) -> type[NetworkInfo]:
-    ids = ctx.node_ids
+def network_info(
+    ids: Mapping[str, int], node_of: Callable[[str], str], what: str = "node"
+) -> type[NetworkInfo]:
+    """NetQASM's view of the network: node names and their NetQASM ids, and the node
+    of each app (``node_of``); ``what`` names the nodes in errors (SquidASM: "stack")."""
     names = {i: n for n, i in ids.items()}
 
     class QNodeOSNetworkInfo(NetworkInfo):  # type: ignore[misc]
         @classmethod
         def _get_node_id(cls, node_name: str) -> int:
             if node_name not in ids:
-                raise ValueError(f"no node {node_name!r} (nodes: {', '.join(sorted(ids))})")
+                known = ", ".join(sorted(ids))
+                raise ValueError(f"no {what} {node_name!r} ({what}s: {known})")
             return ids[node_name]
 
         @classmethod
@@ -125,11 +129,13 @@ def _network_info(ctx: Context) -> type[NetworkInfo]:
 
         @classmethod
         def get_node_id_for_app(cls, app_name: str) -> int:
-            return ids[ctx.node_of(app_name)]
+            return cls._get_node_id(node_of(app_name))
 
         @classmethod
         def get_node_name_for_app(cls, app_name: str) -> str:
-            return ctx.node_of(app_name)
+            node = node_of(app_name)
+            cls._get_node_id(node)
+            return node
 
     return QNodeOSNetworkInfo
 
@@ -156,7 +162,7 @@ class QNodeOSConnection(BaseNetQASMConnection):  # type: ignore[misc]
         return self._memory
 
     def _get_network_info(self) -> type[NetworkInfo]:
-        return _network_info(self._ctx)
+        return network_info(self._ctx.node_ids, self._ctx.node_of)
 
     def _commit_serialized_message(
         self, raw_msg: bytes, block: bool = True, callback: Any = None

@@ -21,7 +21,7 @@ from ..lang import messages as m
 from ..sdk.client import ClassicalSocket as QSocket
 from ..sdk.client import Node
 from .program import Program, ProgramContext
-from .stack import Bridge, ClassicalSocket, ClockGate, SquidConnection, network_info
+from .stack import Bridge, ClassicalSocket, ClockGate, SquidConnection, stack_network_info
 
 __all__ = ["RUNS", "Run", "drive", "main"]
 
@@ -72,7 +72,7 @@ def _iteration(bridge: Bridge, r: Run, stack: str, program: Program) -> Any:
     """One run of ``program`` (in the program's worker thread)."""
     meta = program.meta
     ids = {s: i for i, s in enumerate(r.stacks)}
-    info = network_info(ids)
+    info = stack_network_info(ids)
     for peer in [*meta.epr_sockets, *meta.csockets]:
         if peer not in ids or peer == stack:
             raise ValueError(

@@ -32,7 +32,7 @@ from netqasm.sdk.shared_memory import SharedMemory
 
 from ..lang import messages as m
 from ..lang.program import INT_MIN as UNDEFINED
-from ..netqasm.backend import flavour_of
+from ..netqasm.backend import flavour_of, network_info
 from ..sdk.client import ClassicalSocket as QSocket
 from ..sdk.client import Node
 
@@ -91,32 +91,10 @@ class ClockGate:
             self.clock.autojump_threshold = math.inf if self.running > 0 else 0.0
 
 
-def network_info(ids: dict[str, int]) -> type[NetworkInfo]:
+def stack_network_info(ids: dict[str, int]) -> type[NetworkInfo]:
     """NetQASM's view of the network: stack names and their ids (an app is named as
     its stack)."""
-    names = {i: n for n, i in ids.items()}
-
-    class StackNetworkInfo(NetworkInfo):  # type: ignore[misc]
-        @classmethod
-        def _get_node_id(cls, node_name: str) -> int:
-            if node_name not in ids:
-                raise ValueError(f"no stack {node_name!r} (stacks: {', '.join(ids)})")
-            return ids[node_name]
-
-        @classmethod
-        def _get_node_name(cls, node_id: int) -> str:
-            return names[node_id]
-
-        @classmethod
-        def get_node_id_for_app(cls, app_name: str) -> int:
-            return cls._get_node_id(app_name)
-
-        @classmethod
-        def get_node_name_for_app(cls, app_name: str) -> str:
-            cls._get_node_id(app_name)
-            return app_name
-
-    return StackNetworkInfo
+    return network_info(ids, lambda app: app, "stack")
 
 
 class SquidConnection(BaseNetQASMConnection):  # type: ignore[misc]
