@@ -12,6 +12,10 @@ DEALER/ROUTER round-trip rate between two processes (sync pyzmq, no trio, no cod
 measured in the same run; each pair needs at least a few such hops (kernel ->
 quantum process -> station -> both quantum processes -> kernels). ``--keys`` turns on
 CURVE between the nodes' processes (``qnodeos keys``), to see what it costs.
+
+CPU per pair is summed over every process of the run (both nodes' classical and quantum
+processes and the apps in this one), from /proc, as the difference between a run of
+half the pairs and a run of all of them (bench/cpu.py), so start-up falls out.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from contextlib import aclosing
 from pathlib import Path
 
@@ -32,6 +37,7 @@ from qnodeos import sdk
 from qnodeos.runtime.timeline import ENV
 
 sys.path.insert(0, str(Path(__file__).parent))
+from cpu import Meter, per_unit  # noqa: E402
 from roundtrip import ECHO, raw_floor, start  # noqa: E402
 
 NET = """
@@ -120,9 +126,22 @@ def main() -> None:
         ]
         echo = start([sys.executable, "-c", ECHO, f"ipc://{d}/echo"])
         try:
+            meter = Meter(p.pid for p in nodes)
             raw = raw_floor(f"ipc://{d}/echo", 5000)
-            m_rate = trio.run(run, d, "M", a.pairs, a.batch or a.pairs)
-            k_rate = trio.run(run, d, "K", a.pairs, a.keep_batch)
+            rates: dict[str, float] = {}
+
+            def work(kind: str, batch: int) -> Callable[[int], object]:
+                def go(n: int) -> None:
+                    rates[kind] = trio.run(run, d, kind, n, batch or n)
+
+                return go
+
+            # CPU per pair from a run of half the pairs and a run of all (the second
+            # run's rate is the one reported), so set-up costs fall out.
+            half = max(a.pairs // 2, 1)
+            m_cpu = per_unit(meter, work("M", a.batch), half, a.pairs)
+            k_cpu = per_unit(meter, work("K", a.keep_batch), half, a.pairs)
+            m_rate, k_rate = rates["M"], rates["K"]
             raw += raw_floor(f"ipc://{d}/echo", 5000)
         finally:
             for proc in (*nodes, echo):
@@ -131,18 +150,22 @@ def main() -> None:
                 proc.wait()
     rt = len(raw) / sum(raw)
     if a.json:
-        rates = {"m_pairs_per_s": m_rate, "k_pairs_per_s": k_rate}
-        print(json.dumps({"raw_round_trips_per_s": rt, **rates}))
+        out = {"m_pairs_per_s": m_rate, "k_pairs_per_s": k_rate}
+        cpu = {"m_cpu_us_per_pair": m_cpu * 1e6, "k_cpu_us_per_pair": k_cpu * 1e6}
+        print(json.dumps({"raw_round_trips_per_s": rt, **out, **cpu}))
         return
     curve = ", CURVE between the nodes" if a.keys else ""
     per = f"M {a.batch or a.pairs}, K {a.keep_batch} per request"
     print(f"{a.pairs} pairs of each kind ({per}), perfect link, speed inf{curve}")
     print(f"{'raw pyzmq round trips/s (2 processes)':44} {rt:10.0f}")
-    for label, rate in (
-        ("measure-directly (M) pairs/s to both apps", m_rate),
-        ("create-and-keep (K) pairs/s, then measured", k_rate),
+    for label, rate, cpu in (
+        ("measure-directly (M) pairs/s to both apps", m_rate, m_cpu),
+        ("create-and-keep (K) pairs/s, then measured", k_rate, k_cpu),
     ):
-        print(f"{label:44} {rate:10.0f}  ({rt / rate:.1f} raw round trips of time per pair)")
+        print(
+            f"{label:44} {rate:10.0f}  ({rt / rate:.1f} raw round trips of time per pair; "
+            f"CPU {cpu * 1e6:.0f} us per pair, all processes)"
+        )
 
 
 if __name__ == "__main__":

@@ -9,6 +9,8 @@ hops is two raw pyzmq DEALER/ROUTER ping-pongs between two processes (sync pyzmq
 trio, no codec, no interpreter), measured in the same run. ``--keys`` turns on CURVE
 (``qnodeos keys``): the node's device endpoint always, the app endpoint over tcp (apps
 on ipc need no key); the floor stays plain pyzmq, so the ratio shows what CURVE costs.
+CPU per block is summed over the node's two processes and this one, from /proc, as the
+difference between runs of two sizes (bench/cpu.py).
 """
 
 from __future__ import annotations
@@ -25,6 +27,9 @@ from pathlib import Path
 
 import trio
 import zmq
+
+sys.path.insert(0, str(Path(__file__).parent))
+from cpu import Meter, per_unit  # noqa: E402
 
 from qnodeos import sdk
 from qnodeos.runtime.timeline import ENV
@@ -118,9 +123,14 @@ def main() -> None:
             rounds = 10
             for _ in range(rounds):
                 raw += raw_floor(echo_ep, a.blocks // rounds)
-                ours += trio.run(
-                    blocks, app_ep, a.blocks // rounds, str(net) if a.keys else None
-                )
+                ours += trio.run(blocks, app_ep, a.blocks // rounds, str(net) if a.keys else None)
+            # CPU per block, all processes: runs of a quarter and a half of the blocks.
+            cpu = per_unit(
+                Meter([node.pid]),
+                lambda n: trio.run(blocks, app_ep, n, str(net) if a.keys else None),
+                max(a.blocks // 4, 1),
+                max(a.blocks // 2, 2),
+            )
         finally:
             node.terminate()
             echo.terminate()
@@ -131,7 +141,8 @@ def main() -> None:
     if a.json:
         floor = {"floor_median_us": 2 * rm, "floor_p99_us": 2 * rp}
         ratio = {"ratio_median": om / (2 * rm), "ratio_p99": op / (2 * rp)}
-        print(json.dumps({"block_median_us": om, "block_p99_us": op, **floor, **ratio}))
+        cpu_us = {"block_cpu_us": cpu * 1e6}
+        print(json.dumps({"block_median_us": om, "block_p99_us": op, **floor, **ratio, **cpu_us}))
         return
     print(
         f"transport {a.transport}{', CURVE' if a.keys else ''}, {a.blocks} of each, "
@@ -142,6 +153,7 @@ def main() -> None:
     print(f"{'floor for 2 round trips (4 hops)':38} {2 * rm:10.0f} {2 * rp:8.0f}")
     print(f"{'qnodeos one-gate block (4 hops)':38} {om:10.0f} {op:8.0f}")
     print(f"ratio to floor: median {om / (2 * rm):.2f}x, p99 {op / (2 * rp):.2f}x (goal <= 3x)")
+    print(f"CPU per block, all processes (node, its quantum process, this app): {cpu * 1e6:.0f} us")
 
 
 if __name__ == "__main__":

@@ -7,7 +7,9 @@ and a comparison with an earlier file.
 Runs roundtrip.py, pairs.py, teleport.py and device_instr.py (each with ``--json``, in
 its own process, one after another) and writes ``{"commit", "host", "benches": {name:
 {figure: value}}}``. ``--compare OLD.json`` prints each figure next to the old one and
-their ratio, so two commits can be compared: run it on each, then compare.
+their ratio, so two commits can be compared: run it on each, then compare. Both end with
+a table of each unit of work (a measured pair, a kept pair, a teleportation, a block):
+its rate and its CPU per unit summed over every process of the run (bench/cpu.py).
 ``--markdown FILE`` rewrites the part of FILE between ``<!-- bench:start -->`` and
 ``<!-- bench:end -->`` with this run's figures (docs/performance.md's latest table).
 """
@@ -55,6 +57,51 @@ def compare(new: dict, old: dict) -> None:
             print(f"{bench:14} {key:28} {shown} {value:12.4g} {ratio}")
 
 
+# Units of work: (label, bench, rate figure or "", CPU-per-unit figure in us). The
+# rate says how fast on this machine now; the CPU per unit (every process of the run,
+# from /proc, start-up excluded) says what the work costs, which load barely moves.
+UNITS = [
+    ("measure-directly pair (M)", "pairs", "m_pairs_per_s", "m_cpu_us_per_pair"),
+    ("create-and-keep pair (K)", "pairs", "k_pairs_per_s", "k_cpu_us_per_pair"),
+    ("teleportation", "teleport", "teleports_per_s", "cpu_us_per_teleport"),
+    ("one-gate block", "roundtrip", "", "block_cpu_us"),
+]
+
+
+def _num(x: object) -> str:
+    return f"{x:.4g}" if isinstance(x, int | float) else "-"
+
+
+def unit_rows(new: dict, old: dict | None = None) -> list[list[str]]:
+    """One row per unit of work: its rate and CPU per unit (old and new with --compare)."""
+    rows = []
+    for label, bench, rate, cpu in UNITS:
+        got = new["benches"].get(bench)
+        if got is None:
+            continue
+        row = [label, _num(got.get(rate)) if rate else "-", _num(got.get(cpu))]
+        if old is not None:
+            was = old.get("benches", {}).get(bench, {})
+            row[1:1] = [_num(was.get(rate)) if rate else "-"]
+            row[3:3] = [_num(was.get(cpu))]
+        rows.append(row)
+    return rows
+
+
+def print_units(new: dict, old: dict | None = None) -> None:
+    head = ["work", "per s", "CPU us/unit"]
+    if old is not None:
+        head = ["work", "per s (old)", "per s (new)", "CPU us (old)", "CPU us (new)"]
+    rows = unit_rows(new, old)
+    if not rows:
+        return
+    widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
+    print()
+    for r in [head, *rows]:
+        rest = [c.rjust(w) for c, w in zip(r[1:], widths[1:], strict=True)]
+        print("  ".join([r[0].ljust(widths[0]), *rest]))
+
+
 START, END = "<!-- bench:start -->", "<!-- bench:end -->"
 
 
@@ -71,6 +118,11 @@ def markdown(results: dict, quick: bool) -> str:
     for bench, figures in results["benches"].items():
         for key, value in figures.items():
             lines.append(f"| {bench} | {key} | {value:.4g} |")
+    units = unit_rows(results)
+    if units:
+        lines += ["", "Per unit of work (CPU summed over every process of the run):", ""]
+        lines += ["| work | per s | CPU µs per unit |", "|---|---|---|"]
+        lines += [f"| {' | '.join(r)} |" for r in units]
     return "\n".join(lines)
 
 
@@ -109,11 +161,14 @@ def main() -> None:
         write_markdown(Path(a.markdown), markdown(results, a.quick))
         print(f"updated {a.markdown}", file=sys.stderr)
     if a.compare:
-        compare(results, json.loads(Path(a.compare).read_text()))
+        old = json.loads(Path(a.compare).read_text())
+        compare(results, old)
+        print_units(results, old)
     else:
         for bench, figures in results["benches"].items():
             for key, value in figures.items():
                 print(f"{bench:14} {key:28} {value:12.4g}")
+        print_units(results)
 
 
 if __name__ == "__main__":

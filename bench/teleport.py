@@ -27,6 +27,7 @@ from qnodeos import sdk
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).parent))
+from cpu import Meter, per_unit  # noqa: E402
 from pairs import NET  # noqa: E402
 from roundtrip import ECHO, raw_floor, start  # noqa: E402
 
@@ -105,7 +106,16 @@ def main() -> None:
         echo = start([sys.executable, "-c", ECHO, f"ipc://{d}/echo"])
         try:
             raw = raw_floor(f"ipc://{d}/echo", 5000)
-            took, good = trio.run(run, d, a.states, a.batch)
+            got: list[tuple[float, int]] = []
+            # CPU per teleport, all processes, from runs of half the states and of all
+            # (whose time and count are reported).
+            cpu = per_unit(
+                Meter(p.pid for p in nodes),
+                lambda n: got.append(trio.run(run, d, n, a.batch)),
+                max(a.states // 2, 1),
+                a.states,
+            )
+            took, good = got[-1]
         finally:
             for proc in (*nodes, echo):
                 proc.terminate()
@@ -116,11 +126,13 @@ def main() -> None:
     if good != a.states:
         raise SystemExit(f"only {good} of {a.states} states arrived intact (perfect link)")
     if a.json:
-        print(json.dumps({"raw_round_trips_per_s": rt, "teleports_per_s": rate}))
+        figures = {"teleports_per_s": rate, "cpu_us_per_teleport": cpu * 1e6}
+        print(json.dumps({"raw_round_trips_per_s": rt, **figures}))
         return
     print(f"{a.states} teleportations, {a.batch} per block, perfect link, speed inf")
     print(f"{'raw pyzmq round trips/s (2 processes)':44} {rt:10.0f}")
     print(f"{'teleportations/s (all checked)':44} {rate:10.0f}  (goal >= 1,000)")
+    print(f"{'CPU per teleport, all processes (us)':44} {cpu * 1e6:10.0f}")
 
 
 if __name__ == "__main__":
