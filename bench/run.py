@@ -2,7 +2,7 @@
 and a comparison with an earlier file.
 
     python bench/run.py [--out results.json] [--compare OLD.json] [--quick]
-                        [--markdown docs/performance.md]
+                        [--markdown docs/performance.md] [--keep] [--render FILE]
 
 Runs roundtrip.py, pairs.py, teleport.py and device_instr.py (each with ``--json``, in
 its own process, one after another) and writes ``{"commit", "host", "benches": {name:
@@ -12,6 +12,10 @@ a table of each unit of work (a measured pair, a kept pair, a teleportation, a b
 its rate and its CPU per unit summed over every process of the run (bench/cpu.py).
 ``--markdown FILE`` rewrites the part of FILE between ``<!-- bench:start -->`` and
 ``<!-- bench:end -->`` with this run's figures (docs/performance.md's latest table).
+``--keep`` also saves the run in bench/history/; the part of FILE between
+``<!-- history:start -->`` and ``<!-- history:end -->`` is then rewritten as a table of
+every kept run, so the history is bench output, not prose. ``--render FILE`` rewrites
+both sections from the kept runs without running anything.
 """
 
 from __future__ import annotations
@@ -103,6 +107,8 @@ def print_units(new: dict, old: dict | None = None) -> None:
 
 
 START, END = "<!-- bench:start -->", "<!-- bench:end -->"
+HISTORY = ("<!-- history:start -->", "<!-- history:end -->")
+KEPT = HERE / "history"  # every run saved with --keep, one JSON file each
 
 
 def markdown(results: dict, quick: bool) -> str:
@@ -126,13 +132,41 @@ def markdown(results: dict, quick: bool) -> str:
     return "\n".join(lines)
 
 
-def write_markdown(path: Path, table: str) -> None:
-    text = path.read_text()
-    if START not in text or END not in text:
-        raise SystemExit(f"{path}: no {START} ... {END} section to fill")
-    head, rest = text.split(START, 1)
-    _, tail = rest.split(END, 1)
-    path.write_text(f"{head}{START}\n{table}\n{END}{tail}")
+def history(runs: list[dict]) -> str:
+    """One row per kept run, oldest first: each unit of work's rate and CPU per unit."""
+    head = ["started", "commit", "how"]
+    for label, _, rate, _ in UNITS:
+        head += [f"{label} per s"] if rate else []
+        head += [f"{label} CPU µs"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for run in sorted(runs, key=lambda r: r["started"]):
+        row = [run["started"][:16].replace("T", " "), f"`{run['commit']}`"]
+        row.append("--quick" if run.get("quick") else "full")
+        for _, bench, rate, cpu in UNITS:
+            got = run["benches"].get(bench, {})
+            row += [_num(got.get(rate))] if rate else []
+            row += [_num(got.get(cpu))]
+        lines.append("| " + " | ".join(row) + " |")
+    return "\n".join(lines)
+
+
+def fill(text: str, marks: tuple[str, str], body: str, where: Path) -> str:
+    start, end = marks
+    if start not in text or end not in text:
+        raise SystemExit(f"{where}: no {start} ... {end} section to fill")
+    head, rest = text.split(start, 1)
+    _, tail = rest.split(end, 1)
+    return f"{head}{start}\n{body}\n{end}{tail}"
+
+
+def write_markdown(path: Path, latest: dict, kept: Path) -> None:
+    """Rewrite FILE's latest-run section from ``latest`` and, if FILE has one, its
+    history section from every run kept in ``kept``."""
+    text = fill(path.read_text(), (START, END), markdown(latest, latest.get("quick", False)), path)
+    if HISTORY[0] in text:
+        runs = [json.loads(f.read_text()) for f in sorted(kept.glob("*.json"))]
+        text = fill(text, HISTORY, history(runs), path)
+    path.write_text(text)
 
 
 def main() -> None:
@@ -142,12 +176,29 @@ def main() -> None:
     p.add_argument("--quick", action="store_true", help="shorter runs (less precise)")
     p.add_argument("--only", nargs="*", choices=sorted(BENCHES), help="run only these")
     p.add_argument("--markdown", help="a Markdown file whose bench section to rewrite")
+    p.add_argument(
+        "--keep", action="store_true", help=f"also save the results in {KEPT} (the history)"
+    )
+    p.add_argument(
+        "--render",
+        metavar="FILE",
+        help="run nothing: rewrite FILE's sections from the newest kept run and the history",
+    )
     a = p.parse_args()
+    if a.render:
+        kept = sorted(KEPT.glob("*.json"))
+        if not kept:
+            raise SystemExit(f"no kept runs in {KEPT} (run with --keep first)")
+        latest = max((json.loads(f.read_text()) for f in kept), key=lambda r: r["started"])
+        write_markdown(Path(a.render), latest, KEPT)
+        print(f"updated {a.render} from {len(kept)} kept runs", file=sys.stderr)
+        return
     results: dict = {
         "commit": commit(),
         "host": platform.node(),
         "python": platform.python_version(),
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "quick": a.quick,
         "benches": {},
     }
     for name, (full, quick) in BENCHES.items():
@@ -157,8 +208,12 @@ def main() -> None:
         results["benches"][name] = run_one(name, quick if a.quick else full)
     Path(a.out).write_text(json.dumps(results, indent=2))
     print(f"wrote {a.out}", file=sys.stderr)
+    if a.keep:
+        KEPT.mkdir(exist_ok=True)
+        stamp = results["started"][:19].replace(":", "")
+        (KEPT / f"{stamp}-{results['commit']}.json").write_text(json.dumps(results, indent=2))
     if a.markdown:
-        write_markdown(Path(a.markdown), markdown(results, a.quick))
+        write_markdown(Path(a.markdown), results, KEPT)
         print(f"updated {a.markdown}", file=sys.stderr)
     if a.compare:
         old = json.loads(Path(a.compare).read_text())

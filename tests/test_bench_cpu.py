@@ -3,6 +3,7 @@ amount of CPU (it reports its own process time), and a workload of known cost pe
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -58,3 +59,38 @@ def test_per_unit_cancels_fixed_costs() -> None:
     assert per_unit(Fake([]), work, 1000, 3000) == pytest.approx(1e-4)
     with pytest.raises(ValueError, match="0 < n1 < n2"):
         per_unit(Fake([]), work, 5, 5)
+
+
+def test_run_py_renders_latest_and_history(tmp_path: Path) -> None:
+    import run
+
+    def result(started: str, commit: str, m: float, cpu: float) -> dict:
+        pairs = {"m_pairs_per_s": m, "m_cpu_us_per_pair": cpu}
+        return {
+            "commit": commit,
+            "host": "h",
+            "python": "3",
+            "started": started,
+            "quick": True,
+            "benches": {"pairs": pairs},
+        }
+
+    kept = tmp_path / "kept"
+    kept.mkdir()
+    for r in (
+        result("2026-01-02T00:00:00", "bbb", 200.0, 20.0),
+        result("2026-01-01T00:00:00", "aaa", 100.0, 93.0),
+    ):
+        (kept / f"{r['commit']}.json").write_text(json.dumps(r))
+    doc = tmp_path / "perf.md"
+    doc.write_text(
+        "x\n<!-- bench:start -->\nold\n<!-- bench:end -->\n"
+        "<!-- history:start -->\n<!-- history:end -->\ny\n"
+    )
+    run.write_markdown(doc, result("2026-01-02T00:00:00", "bbb", 200.0, 20.0), kept)
+    text = doc.read_text()
+    assert "old" not in text and text.startswith("x\n") and text.endswith("y\n")
+    assert "| measure-directly pair (M) | 200 | 20 |" in text  # the latest run's units
+    history = text.split("<!-- history:start -->")[1]
+    assert history.index("`aaa`") < history.index("`bbb`")  # oldest first
+    assert "| 100 | 93 |" in history
