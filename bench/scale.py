@@ -14,7 +14,10 @@
    measure): aggregate blocks/s.
 
 ``--stream``: only chains whose every link streams ``--pairs`` pairs (default 2,000) at
-once, counting failed apps (a busy machine must make the run slower, not fail it).
+once, counting failed apps (a busy machine must make the run slower, not fail it), and
+the CPU per pair of all processes, start-up excluded: each chain also runs with half the
+pairs, and the CPU difference is divided by the pairs' difference (both ends of a link
+count one pair).
 
 It prints numbers; it is not a test. ``--quick`` runs 2 and 8 nodes and fewer pairs
 and blocks (about half a minute). The machine is shared: compare runs made together.
@@ -203,15 +206,21 @@ def stream(sizes: list[int], pairs: int) -> None:
     busy machine must make the run slower, never make apps fail."""
     print(f"{os.cpu_count()} cores; load average {os.getloadavg()[0]:.1f} at start")
     print(f"\nChains streaming: perfect links, speed inf, {pairs} M pairs per link at once")
-    print(f"{'nodes':>5} {'apps':>5} {'failed':>6} {'exit s':>7} {'CPU s':>6} {'pairs/s':>8}")
+    print(
+        f"{'nodes':>5} {'apps':>5} {'failed':>6} {'exit s':>7} {'CPU s':>6} {'pairs/s':>8} "
+        f"{'CPU us/pair':>11}"
+    )
     with tempfile.TemporaryDirectory(prefix="qnscale-") as tmp:
         for n in sizes:
+            half = run(chain(n, pairs // 2), Path(tmp), f"half{n}", keep_going=True)
             r = run(chain(n, pairs), Path(tmp), f"stream{n}", keep_going=True)
             span = r["last"] - r["connected"]
             rate = r["done"] / 2 / span if span > 0 else float("nan")
+            more = (r["done"] - half["done"]) / 2  # pairs, each seen at both ends
+            per = (r["cpu"] - half["cpu"]) / more * 1e6 if more > 0 else float("nan")
             print(
-                f"{n:>5} {r['apps']:>5} {r['failed']:>6} {r['exit']:>7.1f} {r['cpu']:>6.1f} "
-                f"{rate:>8.0f}",
+                f"{n:>5} {r['apps']:>5} {r['failed'] + half['failed']:>6} {r['exit']:>7.1f} "
+                f"{r['cpu']:>6.1f} {rate:>8.0f} {per:>11.0f}",
                 flush=True,
             )
 
