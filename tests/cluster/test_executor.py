@@ -14,21 +14,9 @@ import qnodeos
 from qnodeos.facade.cli import main
 from qnodeos.facade.sweep import grid, row
 
-from ..integration.helpers import werner_pair
+from . import chsh_pair
 
-NET = werner_pair("poolsweep", 0.9) + """
-[[apps]]
-node = "alice"
-name = "a"
-module = "qnodeos.apps.chsh"
-args = { role = "alice", me = "a", peer_node = "bob", peer = "b", rounds = 32, batch = 8, \
-seed = 4 }
-[[apps]]
-node = "bob"
-name = "b"
-module = "qnodeos.apps.chsh"
-args = { role = "bob", me = "b", peer_node = "alice", peer = "a", batch = 8, seed = 5 }
-"""
+NET = chsh_pair("poolsweep")
 
 pytestmark = pytest.mark.slow
 

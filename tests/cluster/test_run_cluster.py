@@ -210,6 +210,41 @@ def _host_processes() -> list[str]:
     return list(_host_pids().values())
 
 
+def _run_long_chain(
+    cluster: dict[str, Any], net: Path, tmp_path: Path
+) -> tuple[threading.Thread, list[Any]]:
+    """Run ``net`` on the cluster in a thread, returning once its 4 apps are running
+    (the thread puts the run's Results, or what it raised, in the list)."""
+    box: list[Any] = []
+
+    def run() -> None:
+        try:
+            box.append(
+                qnodeos.Network.from_file(net).run(
+                    cluster=cluster["address"], run_dir=tmp_path / "run", timeout=120
+                )
+            )
+        except BaseException as exc:  # handed to the test
+            box.append(exc)
+
+    t = threading.Thread(target=run)
+    t.start()
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and sum("app_runner" in c for c in _host_processes()) < 4:
+        time.sleep(0.2)
+    return t, box
+
+
+def _run_error(t: threading.Thread, box: list[Any]) -> str:
+    """The error a run ended with (it must end, and with Results, not an exception)."""
+    t.join(timeout=90)
+    assert not t.is_alive()
+    res = box[0]
+    assert not isinstance(res, BaseException), res
+    err: str = res.errors["_run"]
+    return err
+
+
 def test_a_chain_over_three_hosts_gives_local_physics_with_curve_on_every_link(
     cluster: dict[str, Any], tmp_path: Path
 ) -> None:
@@ -247,31 +282,11 @@ def test_a_node_killed_mid_run_ends_it_naming_node_and_host(
     host = f"{SUBNET}.3"
     text = CHAIN.replace("ROUNDS", "200000")
     net.write_text(text.replace("[nodes.bob]\n", f'[nodes.bob]\nhost = "{host}"\n'))
-    box: list[Any] = []
-
-    def run() -> None:
-        try:
-            box.append(
-                qnodeos.Network.from_file(net).run(
-                    cluster=cluster["address"], run_dir=tmp_path / "run", timeout=120
-                )
-            )
-        except BaseException as exc:  # handed to the test
-            box.append(exc)
-
-    t = threading.Thread(target=run)
-    t.start()
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and sum("app_runner" in c for c in _host_processes()) < 4:
-        time.sleep(0.2)
+    t, box = _run_long_chain(cluster, net, tmp_path)
     bob = [pid for pid, c in _host_pids().items() if " node bob " in c]
     assert len(bob) == 1, _host_processes()
     os.kill(bob[0], signal.SIGKILL)
-    t.join(timeout=90)
-    assert not t.is_alive()
-    res = box[0]
-    assert not isinstance(res, BaseException), res
-    err = res.errors["_run"]
+    err = _run_error(t, box)
     assert "node bob on host 10.79.0.3" in err and "SIGKILL" in err, err
     time.sleep(1.0)
     assert _host_processes() == []
@@ -286,31 +301,11 @@ def test_a_worker_killed_mid_run_ends_it_naming_node_and_host(
     victim = f"{SUBNET}.2"
     text = text.replace("[nodes.bob]\n", f'[nodes.bob]\nhost = "{victim}"\n')
     net.write_text(text)
-    box: list[Any] = []
-
-    def run() -> None:
-        try:
-            box.append(
-                qnodeos.Network.from_file(net).run(
-                    cluster=cluster["address"], run_dir=tmp_path / "run", timeout=120
-                )
-            )
-        except BaseException as exc:  # handed to the test
-            box.append(exc)
-
-    t = threading.Thread(target=run)
-    t.start()
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and sum("app_runner" in c for c in _host_processes()) < 4:
-        time.sleep(0.2)
+    t, box = _run_long_chain(cluster, net, tmp_path)
     assert sum("app_runner" in c for c in _host_processes()) == 4, _host_processes()
     time.sleep(1.0)  # the apps are at work
     cluster["workers"][victim].send_signal(signal.SIGKILL)
-    t.join(timeout=90)
-    assert not t.is_alive()
-    res = box[0]
-    assert not isinstance(res, BaseException), res
-    err = res.errors["_run"]
+    err = _run_error(t, box)
     assert "bob" in err and victim in err, err
     time.sleep(1.0)
     assert _host_processes() == []

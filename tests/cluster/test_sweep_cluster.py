@@ -23,27 +23,12 @@ from qnodeos.errors import ConfigError
 from qnodeos.facade import cluster
 from qnodeos.facade.sweep import grid, row
 
-from ..integration.helpers import werner_pair
+from . import chsh_pair
 
 distributed = pytest.importorskip("distributed")
 pytestmark = pytest.mark.slow
 
-NET = (
-    werner_pair("clsweep", 0.9)
-    + """
-[[apps]]
-node = "alice"
-name = "a"
-module = "qnodeos.apps.chsh"
-args = { role = "alice", me = "a", peer_node = "bob", peer = "b", rounds = 32, batch = 8, \
-seed = 4 }
-[[apps]]
-node = "bob"
-name = "b"
-module = "qnodeos.apps.chsh"
-args = { role = "bob", me = "b", peer_node = "alice", peer = "a", batch = 8, seed = 5 }
-"""
-)
+NET = chsh_pair("clsweep")
 SWEEP = "links.0.fidelity=0.7:0.98:8"
 
 
