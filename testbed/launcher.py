@@ -296,7 +296,7 @@ def run(
             for a in cfg.apps:
                 argv = [a.module, a.node, "--name", a.name, "--args", json.dumps(a.args)]
                 argv += ["--result", str(run_dir / f"app-{a.name}.json")]
-                app_env = {**env, PROGRESS_ENV: str(_progress_file(run_dir, a.name))}
+                app_env = {**env, PROGRESS_ENV: str(progress_file(run_dir, a.name))}
                 app_procs[a.name] = forks.fork_app(argv, app_env, run_dir / f"app-{a.name}.log")
         except BaseException:
             for proc in (*nodes.values(), *app_procs.values()):
@@ -308,7 +308,7 @@ def run(
         )
 
 
-def _progress_file(run_dir: Path, app: str) -> Path:
+def progress_file(run_dir: Path, app: str) -> Path:
     """Where app ``app`` reports its progress ($QNODEOS_PROGRESS) and the launcher reads it."""
     return run_dir / f"progress-{app}.jsonl"
 
@@ -344,7 +344,7 @@ async def run_network(
                         flush=True,
                     )
                 lines = [
-                    AppLine(a.name, f"{a.module} on {a.node}", _progress_file(run_dir, a.name))
+                    AppLine(a.name, f"{a.module} on {a.node}", progress_file(run_dir, a.name))
                     for a in cfg.apps
                 ]
                 view = ProgressView(lines, None if quiet else sys.stderr)

@@ -4,6 +4,8 @@ real processes in tests/integration/test_cli.py)."""
 from __future__ import annotations
 
 import asyncio
+import re
+import time
 
 import pytest
 
@@ -122,3 +124,41 @@ def test_reprs_and_tab_completion() -> None:
     assert {"Network", "Results"} <= set(dir(qnodeos))
     res = qnodeos.Results({"a": {"node": "n", "module": "m", "error": "boom"}})
     assert repr(res) == "Results(apps=['a'], errors: {'a': 'boom'}, pairs=0, blocks=0)"
+
+
+def test_a_deterministic_run_shows_progress_and_runs_faster_than_real_time(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """``quiet=False`` shows each app's progress on stderr as ``qnodeos run`` does (plain
+    lines, stderr being no terminal here), with the simulated time next to the wall
+    time. The default network's run costs less CPU time than the simulated time it
+    covers (CPU, not wall time: the machine may be busy; measured ~2 s for 5.5 s)."""
+    net = qnodeos.Network.shipped("default")
+    began = time.process_time()
+    res = net.run(deterministic=True, quiet=False)
+    cpu = time.process_time() - began
+    err = capsys.readouterr().err
+    simulated = res.to_dict()["_meta"]["simulated_s"]
+    assert res.ok and 5 < simulated < 6
+    assert "qkd-2: done (2000/2000 pairs" in err and "teleport-1: done (60/60 teleports" in err
+    assert re.search(r"\] qkd-3: done", err)
+    assert re.search(r"^qnodeos: \[ *\d+\.\d s, \d+\.\d s simulated\] ", err, re.M)
+    assert cpu < simulated, f"{cpu:.2f} s of CPU for {simulated:.2f} s of simulated time"
+
+
+def test_showing_progress_leaves_a_deterministic_run_unchanged(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Progress is drawn from trio's loop, not by a task of the run: shown (here at
+    every turn of the loop) or not, the results are the same."""
+    from qnodeos.testbed.progress import ProgressView
+
+    monkeypatch.setattr(ProgressView, "every", 0.0)
+    net = qnodeos.Network.shipped("default").set(
+        "apps.qkd-2.args.pairs=200", "apps.teleport-0.args.rounds=4"
+    )
+    shown = net.run(deterministic=True, quiet=False)
+    err = capsys.readouterr().err
+    assert "qkd-2: " in err and "qkd-2: done (200/200 pairs" in err
+    assert shown.to_dict() == net.run(deterministic=True).to_dict()
+    assert capsys.readouterr().err == ""  # quiet (the default from Python)
