@@ -90,10 +90,12 @@ class Results:
 
     @property
     def apps(self) -> dict[str, dict[str, Any]]:
+        """Per app: its ``node``, ``module`` and ``result`` (or ``error``)."""
         return {k: v for k, v in self.data.items() if not k.startswith("_")}
 
     @property
     def nodes(self) -> dict[str, Any]:
+        """Per node: its device's ``utilization`` (busy, idle and waiting times)."""
         nodes: dict[str, Any] = self.data.get("_nodes", {})
         return nodes
 
@@ -107,9 +109,11 @@ class Results:
 
     @property
     def ok(self) -> bool:
+        """No app failed, and the run itself did not (timeout, a node that died)."""
         return not self.errors
 
     def to_dict(self) -> dict[str, Any]:
+        """Everything, as ``results.json`` holds it."""
         return self.data
 
     def to_pandas(self) -> Any:
@@ -176,10 +180,12 @@ class Network:
 
     @classmethod
     def from_file(cls, path: str | Path) -> Network:
+        """A network file (its ``keys`` and app modules are found relative to it)."""
         return cls(read_network(path), str(path), Path(path))
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], source: str = "<dict>") -> Network:
+        """A network given as the file's tables (``{"name": ..., "nodes": {...}}``)."""
         return cls(tomli_w.dumps(data), source)
 
     @classmethod
