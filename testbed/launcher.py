@@ -168,16 +168,18 @@ def _formatter(module: str) -> Callable[[dict[str, Any]], str] | None:
 
 
 @contextmanager
-def app_imports(path: str | None) -> Iterator[None]:
+def app_imports(path: str | None, home: Path | None = None) -> Iterator[None]:
     """Meanwhile, app modules import from the current directory and from the directory
-    of the network file ``path`` (none for an embedded network), ahead of the rest of
-    ``sys.path``, as with ``python -m`` from there: a researcher's own ``apps/`` beside
-    the network file needs no ``PYTHONPATH``. Apps are checked (``check_modules``) and
-    forked (they inherit ``sys.path``, then import their module) inside; the entries
-    are taken out again after."""
+    of the network file ``path`` (none for an embedded network) or ``home``, ahead of
+    the rest of ``sys.path``, as with ``python -m`` from there: a researcher's own
+    ``apps/`` beside the network file needs no ``PYTHONPATH``. Apps are checked
+    (``check_modules``) and forked (they inherit ``sys.path``, then import their
+    module) inside; the entries are taken out again after."""
     dirs = [os.getcwd()]
     if path and Path(path).is_file():  # not an embedded network's name
         dirs.append(str(Path(path).resolve().parent))
+    if home is not None:
+        dirs.append(str(home))
     added = [d for d in dict.fromkeys(dirs) if d not in sys.path]
     sys.path[:0] = added
     try:

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import re
+import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -162,3 +164,28 @@ def test_showing_progress_leaves_a_deterministic_run_unchanged(
     assert "qkd-2: " in err and "qkd-2: done (200/200 pairs" in err
     assert shown.to_dict() == net.run(deterministic=True).to_dict()
     assert capsys.readouterr().err == ""  # quiet (the default from Python)
+
+
+def test_apps_beside_the_network_file_are_found_and_checked_from_python(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As for ``qnodeos run``: a module beside the file imports from anywhere, also
+    after ``set``; a bad argument is a ConfigError before any node starts."""
+    (tmp_path / "proj").mkdir()
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "proj" / "beside_api_app.py").write_text(
+        "async def main(node: str, *, k: int = 1) -> dict:\n    return {'k': k}\n"
+    )
+    (tmp_path / "proj" / "net.toml").write_text(
+        'name = "own"\n[nodes.n]\ndevice = "generic"\nqubits = 1\nseed = 1\n'
+        '[[apps]]\nnode = "n"\nmodule = "beside_api_app"\nargs = { k = 2 }\n'
+    )
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    net = qnodeos.Network.from_file("../proj/net.toml")
+    assert net.run(deterministic=True)["beside_api_app-0"] == {"k": 2}
+    assert net.set("apps.beside_api_app-0.args.k=3").run(deterministic=True)[
+        "beside_api_app-0"
+    ] == {"k": 3}
+    with pytest.raises(ConfigError, match=r"args.k = 1.5 is a float; main\(\) wants int"):
+        net.set("apps.beside_api_app-0.args.k=1.5").run(deterministic=True)
+    assert str(tmp_path / "proj") not in sys.path  # taken out again

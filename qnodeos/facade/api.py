@@ -165,10 +165,19 @@ def _frame(rows: list[dict[str, Any]]) -> Any:
 class Network:
     """A network file, parsed and checked (ConfigError naming the key otherwise)."""
 
-    def __init__(self, text: str, source: str = "<network>", path: Path | None = None) -> None:
+    def __init__(
+        self,
+        text: str,
+        source: str = "<network>",
+        path: Path | None = None,
+        home: Path | None = None,
+    ) -> None:
         self.text = text
         self.source = source
         self.path = path  # the file it came from (its `keys` are relative to it)
+        # where its app modules import from, besides the current directory: the folder
+        # of the file it came from, also after `set` (whose text lives nowhere)
+        self.home = home if home is not None or path is None else path.resolve().parent
         self.config: NetworkConfig = parse_network(text, source)
 
     def __repr__(self) -> str:
@@ -206,7 +215,7 @@ class Network:
     def set(self, *settings: str) -> Network:
         """A copy with ``KEY=VALUE`` settings applied (as ``qnodeos run --set``)."""
         text = overrides.applied(self.text, self.source, self.path, list(settings))
-        return Network(text, f"{self.source} with set")
+        return Network(text, f"{self.source} with set", home=self.home)
 
     def sweep(
         self,
@@ -226,6 +235,8 @@ class Network:
         ``qnodeos.facade.sweep.aggregate(rows, keys)`` gives mean ± standard error per
         point. With ``executor`` (any ``concurrent.futures.Executor``: a process pool, a
         Dask client's ``get_executor(resources={"cores": n})``) each run is a task on it."""
+        from qnodeos.testbed.launcher import app_imports
+
         from .sweep import run_sweep
 
         if self.path is not None:
@@ -234,19 +245,24 @@ class Network:
             Path(out).mkdir(parents=True, exist_ok=True)
             path = str(Path(out) / "network.toml")
             Path(path).write_text(self.text)
-        return run_sweep(
-            path,
-            list(settings),
-            repeat=repeat,
-            jobs=jobs,
-            deterministic=deterministic,
-            out_dir=out,
-            timeout=timeout,
-            retry=retry,
-            lean=lean,
-            say=lambda s: None,
-            executor=executor,
-        )
+        # each point is a process of its own: it finds the apps beside the original
+        # file through $PYTHONPATH (the copy in `out` has none beside it)
+        where = [str(self.home)] if self.home is not None else []
+        pythonpath = os.pathsep.join([*where, *filter(None, [os.environ.get("PYTHONPATH")])])
+        with app_imports(None, self.home), _env("PYTHONPATH", pythonpath):
+            return run_sweep(
+                path,
+                list(settings),
+                repeat=repeat,
+                jobs=jobs,
+                deterministic=deterministic,
+                out_dir=out,
+                timeout=timeout,
+                retry=retry,
+                lean=lean,
+                say=lambda s: None,
+                executor=executor,
+            )
 
     # -- running -------------------------------------------------------------------------
     def run(
@@ -262,20 +278,26 @@ class Network:
         node and app as its own process, exactly as ``qnodeos run`` (``run_dir``:
         where logs and results go); deterministic mode runs them in this process on a
         simulated clock. Unless ``quiet``, each app's progress is shown on stderr
-        meanwhile, as ``qnodeos run`` shows it. Works from plain Python and inside a
-        running asyncio loop.
+        meanwhile, as ``qnodeos run`` shows it. App modules import from the current
+        directory and the network file's folder, and their arguments are checked
+        against their ``main`` before any node starts (ConfigError). Works from plain
+        Python and inside a running asyncio loop.
         ``cluster``: the address of a Dask scheduler to spread the nodes over its
         workers (real mode only; docs/cluster.md)."""
+        from qnodeos.testbed.launcher import app_imports, check_modules
+
         if deterministic and cluster:
             raise ConfigError("deterministic mode runs in this process: it cannot use a cluster")
-        if deterministic:
+        with app_imports(None, self.home):
+            check_modules(self.config)  # as `qnodeos run` does, before any node starts
+            if not deterministic:
+                return _sync(lambda: self._run_processes(timeout, run_dir, quiet, cluster))
             show = None if quiet else sys.stderr
             return _sync(
                 lambda: _deterministic(
                     lambda: trio.run(self._run_here, timeout, run_dir, show, clock=_clock())
                 )
             )
-        return _sync(lambda: self._run_processes(timeout, run_dir, quiet, cluster))
 
     async def run_async(
         self, *, timeout: float = 600.0, run_dir: str | Path | None = None
