@@ -143,3 +143,19 @@ def test_run_deterministic_shows_progress_and_the_simulated_time(
     quiet = ["run", "--deterministic", "--quiet", "--run-dir", str(tmp_path / "b"), *short]
     assert main(quiet) == 0
     assert capsys.readouterr().err == ""
+
+
+def test_run_deterministic_keeps_its_logs_in_the_run_dir_too(tmp_path: Path) -> None:
+    """``-v``: the log lines on stderr, and in the run directory's run.log (a real
+    run's nodes keep theirs in node-NAME.log)."""
+    import subprocess
+    import sys
+
+    where = tmp_path / "run"
+    argv = ["-m", "qnodeos", "-v", "run", "chsh", "--deterministic", "--quiet"]
+    argv += ["--set", "apps.a.args.rounds=8", "--run-dir", str(where)]
+    done = subprocess.run(
+        [sys.executable, *argv], capture_output=True, text=True, timeout=120, check=True
+    )
+    line = "qnodeos.kernel INFO: app 'a' connected"
+    assert line in done.stderr and line in (where / "run.log").read_text()

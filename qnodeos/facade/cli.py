@@ -374,7 +374,8 @@ def _deterministic(
     """``qnodeos run --deterministic``: the network in this process on a simulated
     clock (``qnodeos.Network.run(deterministic=True)``), each app's progress shown as
     by ``run`` (unless ``quiet``), results printed as by ``run`` and kept in a run
-    directory as by ``run``; last, how much simulated time the run covered."""
+    directory as by ``run`` (its logs, as shown on stderr, in ``run.log``); last, how
+    much simulated time the run covered."""
     from ..testbed.launcher import app_imports, check_modules, make_run_dir, print_results
     from .api import Network
 
@@ -387,7 +388,8 @@ def _deterministic(
         if not as_json:
             print(f"qnodeos: network {net.config.name!r}, deterministic; run dir {where}")
         began = time.monotonic()
-        res = net.run(deterministic=True, timeout=timeout, run_dir=where, quiet=quiet)
+        with _logged_to(where / "run.log"):
+            res = net.run(deterministic=True, timeout=timeout, run_dir=where, quiet=quiet)
         took = time.monotonic() - began
     if as_json:
         print(json.dumps(res.to_dict(), indent=2))
@@ -403,3 +405,22 @@ def _deterministic(
     for name, why in res.errors.items():
         print(f"qnodeos: error: {name}: {why}", file=sys.stderr)
     return 0 if res.ok else 1
+
+
+@contextmanager
+def _logged_to(path: Path) -> Iterator[None]:
+    """Meanwhile, what is logged (at the level and in the format stderr gets) is also
+    written to ``path``, as a real run's nodes keep their logs in the run directory
+    (the file is made only if something is logged)."""
+    import logging
+
+    root = logging.getLogger()
+    handler = logging.FileHandler(path, delay=True)
+    if root.handlers:
+        handler.setFormatter(root.handlers[0].formatter)
+    root.addHandler(handler)
+    try:
+        yield
+    finally:
+        root.removeHandler(handler)
+        handler.close()
