@@ -47,6 +47,16 @@ async def test_trio_users_await_run_async(autojump_clock: object) -> None:
     assert res["server"]["runs"] == 54
 
 
+def test_run_async_under_asyncio_says_what_to_call_instead() -> None:
+    from qnodeos.errors import LocalError
+
+    async def cell() -> qnodeos.Results:  # a Jupyter cell's top-level await
+        return await qnodeos.Network.shipped("chsh").run_async()
+
+    with pytest.raises(LocalError, match=r"call net.run\(deterministic=True\)"):
+        asyncio.run(cell())
+
+
 def test_networks_from_a_dict_and_settings_are_checked() -> None:
     data = {
         "name": "tiny",

@@ -41,7 +41,7 @@ import trio.testing
 from ..config import overrides
 from ..config.defaults import network_text, shipped_network_text
 from ..config.network import NetworkConfig, parse_network, read_network
-from ..errors import ConfigError
+from ..errors import ConfigError, LocalError
 
 if TYPE_CHECKING:
     from qnodeos.testbed.progress import ProgressView
@@ -302,7 +302,17 @@ class Network:
     async def run_async(
         self, *, timeout: float = 600.0, run_dir: str | Path | None = None
     ) -> Results:
-        """Deterministic mode from inside your own trio run (on its clock)."""
+        """Deterministic mode from inside your own trio run (on its clock). Under
+        asyncio (a Jupyter cell's top-level ``await``) it raises LocalError saying to
+        call ``run(deterministic=True)``, which works there."""
+        try:
+            trio.lowlevel.current_task()
+        except RuntimeError:
+            raise LocalError(
+                "Network.run_async runs under trio, not asyncio: call "
+                "net.run(deterministic=True) (a plain call, no await), or switch a "
+                "Jupyter notebook to trio with `%autoawait trio`"
+            ) from None
         return await self._run_here(timeout, run_dir)
 
     async def _run_here(
