@@ -30,7 +30,7 @@ import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from concurrent.futures import Executor
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO, TypeVar
 
@@ -432,7 +432,8 @@ def _shown(
     try:
         yield view
     finally:
-        trio.lowlevel.remove_instrument(ticker)
+        with suppress(KeyError):  # trio drops an instrument that raised (logging why)
+            trio.lowlevel.remove_instrument(ticker)
         view.close()
 
 
