@@ -168,16 +168,18 @@ def _formatter(module: str) -> Callable[[dict[str, Any]], str] | None:
 
 
 @contextmanager
-def app_imports(path: str | None) -> Iterator[None]:
+def app_imports(path: str | None, home: Path | None = None) -> Iterator[None]:
     """Meanwhile, app modules import from the current directory and from the directory
-    of the network file ``path`` (none for an embedded network), ahead of the rest of
-    ``sys.path``, as with ``python -m`` from there: a researcher's own ``apps/`` beside
-    the network file needs no ``PYTHONPATH``. Apps are checked (``check_modules``) and
-    forked (they inherit ``sys.path``, then import their module) inside; the entries
-    are taken out again after."""
+    of the network file ``path`` (none for an embedded network) or ``home``, ahead of
+    the rest of ``sys.path``, as with ``python -m`` from there: a researcher's own
+    ``apps/`` beside the network file needs no ``PYTHONPATH``. Apps are checked
+    (``check_modules``) and forked (they inherit ``sys.path``, then import their
+    module) inside; the entries are taken out again after."""
     dirs = [os.getcwd()]
     if path and Path(path).is_file():  # not an embedded network's name
         dirs.append(str(Path(path).resolve().parent))
+    if home is not None:
+        dirs.append(str(home))
     added = [d for d in dict.fromkeys(dirs) if d not in sys.path]
     sys.path[:0] = added
     try:
@@ -296,7 +298,7 @@ def run(
             for a in cfg.apps:
                 argv = [a.module, a.node, "--name", a.name, "--args", json.dumps(a.args)]
                 argv += ["--result", str(run_dir / f"app-{a.name}.json")]
-                app_env = {**env, PROGRESS_ENV: str(_progress_file(run_dir, a.name))}
+                app_env = {**env, PROGRESS_ENV: str(progress_file(run_dir, a.name))}
                 app_procs[a.name] = forks.fork_app(argv, app_env, run_dir / f"app-{a.name}.log")
         except BaseException:
             for proc in (*nodes.values(), *app_procs.values()):
@@ -308,7 +310,7 @@ def run(
         )
 
 
-def _progress_file(run_dir: Path, app: str) -> Path:
+def progress_file(run_dir: Path, app: str) -> Path:
     """Where app ``app`` reports its progress ($QNODEOS_PROGRESS) and the launcher reads it."""
     return run_dir / f"progress-{app}.jsonl"
 
@@ -344,7 +346,7 @@ async def run_network(
                         flush=True,
                     )
                 lines = [
-                    AppLine(a.name, f"{a.module} on {a.node}", _progress_file(run_dir, a.name))
+                    AppLine(a.name, f"{a.module} on {a.node}", progress_file(run_dir, a.name))
                     for a in cfg.apps
                 ]
                 view = ProgressView(lines, None if quiet else sys.stderr)

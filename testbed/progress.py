@@ -14,6 +14,7 @@ import json
 import sys
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
@@ -102,13 +103,22 @@ class ProgressView:
         lines: list[AppLine],
         out: TextIO | None = sys.stderr,
         tty: bool | None = None,
+        simulated: Callable[[], float] | None = None,
     ) -> None:
-        """``out`` None: show nothing (``--quiet``)."""
+        """``out`` None: show nothing (``--quiet``). ``simulated``: the run's simulated
+        clock (a deterministic run), shown next to the wall time it took."""
         self.lines = {a.name: a for a in lines}
         self.out = out
         self.tty = (out is not None and out.isatty()) if tty is None else tty
+        self.simulated = simulated
         self.start = time.monotonic()
         self.quiet_at = self.start
+        self._live: Any = None
+
+    @property
+    def every(self) -> float:
+        """Seconds between two looks at the apps' reports."""
+        return 0.25 if self.tty else 0.5
 
     def ended(self, name: str, how: str) -> None:
         """App ``name`` ended: "done", or a failure (naming its log)."""
@@ -122,24 +132,41 @@ class ProgressView:
 
     async def run(self) -> None:
         """Show progress until cancelled."""
-        if self.tty:
-            try:
-                from rich.live import Live
-            except ImportError:  # rich is a dependency, but keep working without it
-                self.tty = False
-            else:
-                with Live(self._table(), console=self._console(), refresh_per_second=4) as live:
-                    try:
-                        while True:
-                            await trio.sleep(0.25)
-                            for line in self.lines.values():
-                                line.read()
-                            live.update(self._table())
-                    finally:  # the run ended: show how each app ended
-                        live.update(self._table(), refresh=True)
-        while True:
-            await trio.sleep(0.5)
+        self.open()
+        try:
+            while True:
+                await trio.sleep(self.every)
+                self.tick()
+        finally:  # the run ended: show how each app ended
+            self.close()
+
+    def open(self) -> None:
+        """Start showing (on a terminal, the live table)."""
+        if not self.tty or self.out is None or self._live is not None:
+            return
+        try:
+            from rich.live import Live
+        except ImportError:  # rich is a dependency, but keep working without it
+            self.tty = False
+            return
+        self._live = Live(self._table(), console=self._console(), auto_refresh=False)
+        self._live.start()
+
+    def tick(self) -> None:
+        """Look at the apps' reports and show what changed (call every ``every`` s)."""
+        if self._live is None:
             self._plain()
+            return
+        for line in self.lines.values():
+            line.read()
+        self._live.update(self._table(), refresh=True)
+
+    def close(self) -> None:
+        """Stop showing; the table's last state (how each app ended) stays."""
+        if self._live is not None:
+            self._live.update(self._table(), refresh=True)
+            self._live.stop()
+            self._live = None
 
     def _plain(self) -> None:
         now = time.monotonic()
@@ -160,9 +187,15 @@ class ProgressView:
     def _say(self, text: str) -> None:
         if self.out is None:
             return
-        print(
-            f"qnodeos: [{time.monotonic() - self.start:6.1f} s] {text}", file=self.out, flush=True
-        )
+        print(f"qnodeos: [{self._elapsed(plain=True)}] {text}", file=self.out, flush=True)
+
+    def _elapsed(self, plain: bool = False) -> str:
+        """The wall time the run has taken; and the simulated time it covers, if any."""
+        wall = time.monotonic() - self.start
+        out = f"{wall:6.1f} s" if plain else f"{wall:.0f} s"
+        if self.simulated is not None:
+            out += f", {self.simulated():.1f} s simulated"
+        return out
 
     def _console(self) -> Any:
         from rich.console import Console
@@ -172,7 +205,7 @@ class ProgressView:
     def _table(self) -> Any:
         from rich.table import Table
 
-        t = Table(title=f"qnodeos run, {time.monotonic() - self.start:.0f} s", title_justify="left")
+        t = Table(title=f"qnodeos run, {self._elapsed()}", title_justify="left")
         for col in ("app", "where", "progress"):
             t.add_column(col)
         for line in self.lines.values():

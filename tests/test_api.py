@@ -4,6 +4,10 @@ real processes in tests/integration/test_cli.py)."""
 from __future__ import annotations
 
 import asyncio
+import re
+import sys
+import time
+from pathlib import Path
 
 import pytest
 
@@ -41,6 +45,16 @@ def test_it_runs_inside_a_running_asyncio_loop_as_in_jupyter() -> None:
 async def test_trio_users_await_run_async(autojump_clock: object) -> None:
     res = await qnodeos.Network.shipped("dqc").set(*SMALL_DQC).run_async()
     assert res["server"]["runs"] == 54
+
+
+def test_run_async_under_asyncio_says_what_to_call_instead() -> None:
+    from qnodeos.errors import LocalError
+
+    async def cell() -> qnodeos.Results:  # a Jupyter cell's top-level await
+        return await qnodeos.Network.shipped("chsh").run_async()
+
+    with pytest.raises(LocalError, match=r"call net.run\(deterministic=True\)"):
+        asyncio.run(cell())
 
 
 def test_networks_from_a_dict_and_settings_are_checked() -> None:
@@ -122,3 +136,66 @@ def test_reprs_and_tab_completion() -> None:
     assert {"Network", "Results"} <= set(dir(qnodeos))
     res = qnodeos.Results({"a": {"node": "n", "module": "m", "error": "boom"}})
     assert repr(res) == "Results(apps=['a'], errors: {'a': 'boom'}, pairs=0, blocks=0)"
+
+
+def test_a_deterministic_run_shows_progress_and_runs_faster_than_real_time(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """``quiet=False`` shows each app's progress on stderr as ``qnodeos run`` does (plain
+    lines, stderr being no terminal here), with the simulated time next to the wall
+    time. The default network's run costs less CPU time than the simulated time it
+    covers (CPU, not wall time: the machine may be busy; measured ~2 s for 5.5 s)."""
+    net = qnodeos.Network.shipped("default")
+    began = time.process_time()
+    res = net.run(deterministic=True, quiet=False)
+    cpu = time.process_time() - began
+    err = capsys.readouterr().err
+    simulated = res.to_dict()["_meta"]["simulated_s"]
+    assert res.ok and 5 < simulated < 6
+    assert "qkd-2: done (2000/2000 pairs" in err and "teleport-1: done (60/60 teleports" in err
+    assert re.search(r"\] qkd-3: done", err)
+    assert re.search(r"^qnodeos: \[ *\d+\.\d s, \d+\.\d s simulated\] ", err, re.M)
+    assert cpu < simulated, f"{cpu:.2f} s of CPU for {simulated:.2f} s of simulated time"
+
+
+def test_showing_progress_leaves_a_deterministic_run_unchanged(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Progress is drawn from trio's loop, not by a task of the run: shown (here at
+    every turn of the loop) or not, the results are the same."""
+    from qnodeos.testbed.progress import ProgressView
+
+    monkeypatch.setattr(ProgressView, "every", 0.0)
+    net = qnodeos.Network.shipped("default").set(
+        "apps.qkd-2.args.pairs=200", "apps.teleport-0.args.rounds=4"
+    )
+    shown = net.run(deterministic=True, quiet=False)
+    err = capsys.readouterr().err
+    assert "qkd-2: " in err and "qkd-2: done (200/200 pairs" in err
+    assert shown.to_dict() == net.run(deterministic=True).to_dict()
+    assert capsys.readouterr().err == ""  # quiet (the default from Python)
+
+
+def test_apps_beside_the_network_file_are_found_and_checked_from_python(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As for ``qnodeos run``: a module beside the file imports from anywhere, also
+    after ``set``; a bad argument is a ConfigError before any node starts."""
+    (tmp_path / "proj").mkdir()
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "proj" / "beside_api_app.py").write_text(
+        "async def main(node: str, *, k: int = 1) -> dict:\n    return {'k': k}\n"
+    )
+    (tmp_path / "proj" / "net.toml").write_text(
+        'name = "own"\n[nodes.n]\ndevice = "generic"\nqubits = 1\nseed = 1\n'
+        '[[apps]]\nnode = "n"\nmodule = "beside_api_app"\nargs = { k = 2 }\n'
+    )
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    net = qnodeos.Network.from_file("../proj/net.toml")
+    assert net.run(deterministic=True)["beside_api_app-0"] == {"k": 2}
+    assert net.set("apps.beside_api_app-0.args.k=3").run(deterministic=True)[
+        "beside_api_app-0"
+    ] == {"k": 3}
+    with pytest.raises(ConfigError, match=r"args.k = 1.5 is a float; main\(\) wants int"):
+        net.set("apps.beside_api_app-0.args.k=1.5").run(deterministic=True)
+    assert str(tmp_path / "proj") not in sys.path  # taken out again

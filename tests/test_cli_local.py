@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -125,3 +126,36 @@ def test_keys_hint_names_the_folder_as_the_network_file_reads_it(
     assert 'add  keys = "keys"  at the top' in out
     assert (tmp_path / "sub" / "keys").is_dir()
     assert any(p.name.startswith("ramsey-0") for p in (tmp_path / "sub" / "keys").rglob("*"))
+
+
+def test_run_deterministic_shows_progress_and_the_simulated_time(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """As a real run: each app's progress on stderr (unless --quiet), results on
+    stdout; then how much simulated time the run covered, in how long."""
+    short = ["--set", "apps.qkd-2.args.pairs=200", "--set", "apps.teleport-0.args.rounds=4"]
+    assert main(["run", "--deterministic", "--run-dir", str(tmp_path / "a"), *short]) == 0
+    out, err = capsys.readouterr()
+    assert "QKD alice: 200 pairs" in out
+    assert "qkd-2: done (200/200 pairs" in err and "teleport-0: done (4/4 teleports" in err
+    assert re.search(r"qnodeos: \d+\.\d\d s of simulated time in \d+\.\d\d s", err)
+    assert (tmp_path / "a" / "progress-qkd-2.jsonl").exists()
+    quiet = ["run", "--deterministic", "--quiet", "--run-dir", str(tmp_path / "b"), *short]
+    assert main(quiet) == 0
+    assert capsys.readouterr().err == ""
+
+
+def test_run_deterministic_keeps_its_logs_in_the_run_dir_too(tmp_path: Path) -> None:
+    """``-v``: the log lines on stderr, and in the run directory's run.log (a real
+    run's nodes keep theirs in node-NAME.log)."""
+    import subprocess
+    import sys
+
+    where = tmp_path / "run"
+    argv = ["-m", "qnodeos", "-v", "run", "chsh", "--deterministic", "--quiet"]
+    argv += ["--set", "apps.a.args.rounds=8", "--run-dir", str(where)]
+    done = subprocess.run(
+        [sys.executable, *argv], capture_output=True, text=True, timeout=120, check=True
+    )
+    line = "qnodeos.kernel INFO: app 'a' connected"
+    assert line in done.stderr and line in (where / "run.log").read_text()

@@ -109,3 +109,24 @@ def test_references_in_the_sdk_docstrings_resolve() -> None:
                 break
             target = getattr(target, part)
     assert broken == []
+
+
+def test_the_sdk_reference_leaves_out_exactly_the_internals() -> None:
+    """docs/reference/sdk.md filters out what the SDK's own code calls (recording,
+    building and filling in a block), and nothing an app uses."""
+    import re
+
+    page = (ROOT / "docs" / "reference" / "sdk.md").read_text()
+    found = re.search(r"filters: \[(.*)\]", page)
+    assert found is not None
+    filters = [f.strip().strip('"') for f in found.group(1).split(",")]
+    hides = [re.compile(f[1:]) for f in filters if f.startswith("!")]
+
+    def hidden(name: str) -> bool:
+        return any(h.search(name) for h in hides)
+
+    internals = {"build", "emit", "fill", "current_block", "_reg", "__init__"}
+    assert all(hidden(n) for n in internals)
+    public = [a for n in sdk.__all__ for a in dir(getattr(sdk, n)) if not a.startswith("_")]
+    public += list(sdk.__all__)
+    assert sorted(n for n in public if hidden(n) and n not in internals) == []

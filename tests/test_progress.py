@@ -70,3 +70,22 @@ def test_an_app_writing_megabytes_of_reports_costs_a_bounded_read(tmp_path: Path
     line = AppLine("a", "m on n", f)
     line.read()
     assert line.done == 7 and line.unit == "" and len(line.recent) < 100
+
+
+def test_a_view_driven_by_ticks_draws_its_table_and_the_simulated_time(tmp_path: Path) -> None:
+    """A deterministic run ticks the view from trio's loop (open, tick, close), with
+    its simulated clock shown next to the wall time."""
+    f = tmp_path / "p.jsonl"
+    f.write_text(json.dumps({"t": 1.0, "done": 3, "total": 9, "unit": "pairs"}) + "\n")
+    out = io.StringIO()
+    view = ProgressView([AppLine("a", "m on n", f)], out, tty=True, simulated=lambda: 12.5)
+    view.open()
+    view.tick()
+    view.ended("a", "done")
+    view.close()
+    text = out.getvalue()
+    assert "12.5 s simulated" in text and "done (3/9 pairs)" in text and "m on n" in text
+    plain = io.StringIO()
+    view = ProgressView([AppLine("a", "m on n", f)], plain, simulated=lambda: 4.0)
+    view.tick()
+    assert ", 4.0 s simulated] a: 3/9 pairs" in plain.getvalue()

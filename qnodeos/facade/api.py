@@ -24,13 +24,15 @@ import importlib
 import json
 import os
 import random
+import sys
 import tempfile
 import threading
+import time
 from collections.abc import Awaitable, Callable, Iterator
 from concurrent.futures import Executor
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TextIO, TypeVar
 
 import tomli_w
 import trio
@@ -39,7 +41,10 @@ import trio.testing
 from ..config import overrides
 from ..config.defaults import network_text, shipped_network_text
 from ..config.network import NetworkConfig, parse_network, read_network
-from ..errors import ConfigError
+from ..errors import ConfigError, LocalError
+
+if TYPE_CHECKING:
+    from qnodeos.testbed.progress import ProgressView
 
 T = TypeVar("T")
 
@@ -85,10 +90,12 @@ class Results:
 
     @property
     def apps(self) -> dict[str, dict[str, Any]]:
+        """Per app: its ``node``, ``module`` and ``result`` (or ``error``)."""
         return {k: v for k, v in self.data.items() if not k.startswith("_")}
 
     @property
     def nodes(self) -> dict[str, Any]:
+        """Per node: its device's ``utilization`` (busy, idle and waiting times)."""
         nodes: dict[str, Any] = self.data.get("_nodes", {})
         return nodes
 
@@ -102,9 +109,11 @@ class Results:
 
     @property
     def ok(self) -> bool:
+        """No app failed, and the run itself did not (timeout, a node that died)."""
         return not self.errors
 
     def to_dict(self) -> dict[str, Any]:
+        """Everything, as ``results.json`` holds it."""
         return self.data
 
     def to_pandas(self) -> Any:
@@ -156,10 +165,19 @@ def _frame(rows: list[dict[str, Any]]) -> Any:
 class Network:
     """A network file, parsed and checked (ConfigError naming the key otherwise)."""
 
-    def __init__(self, text: str, source: str = "<network>", path: Path | None = None) -> None:
+    def __init__(
+        self,
+        text: str,
+        source: str = "<network>",
+        path: Path | None = None,
+        home: Path | None = None,
+    ) -> None:
         self.text = text
         self.source = source
         self.path = path  # the file it came from (its `keys` are relative to it)
+        # where its app modules import from, besides the current directory: the folder
+        # of the file it came from, also after `set` (whose text lives nowhere)
+        self.home = home if home is not None or path is None else path.resolve().parent
         self.config: NetworkConfig = parse_network(text, source)
 
     def __repr__(self) -> str:
@@ -171,10 +189,12 @@ class Network:
 
     @classmethod
     def from_file(cls, path: str | Path) -> Network:
+        """A network file (its ``keys`` and app modules are found relative to it)."""
         return cls(read_network(path), str(path), Path(path))
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], source: str = "<dict>") -> Network:
+        """A network given as the file's tables (``{"name": ..., "nodes": {...}}``)."""
         return cls(tomli_w.dumps(data), source)
 
     @classmethod
@@ -195,7 +215,7 @@ class Network:
     def set(self, *settings: str) -> Network:
         """A copy with ``KEY=VALUE`` settings applied (as ``qnodeos run --set``)."""
         text = overrides.applied(self.text, self.source, self.path, list(settings))
-        return Network(text, f"{self.source} with set")
+        return Network(text, f"{self.source} with set", home=self.home)
 
     def sweep(
         self,
@@ -215,6 +235,8 @@ class Network:
         ``qnodeos.facade.sweep.aggregate(rows, keys)`` gives mean ± standard error per
         point. With ``executor`` (any ``concurrent.futures.Executor``: a process pool, a
         Dask client's ``get_executor(resources={"cores": n})``) each run is a task on it."""
+        from qnodeos.testbed.launcher import app_imports
+
         from .sweep import run_sweep
 
         if self.path is not None:
@@ -223,19 +245,24 @@ class Network:
             Path(out).mkdir(parents=True, exist_ok=True)
             path = str(Path(out) / "network.toml")
             Path(path).write_text(self.text)
-        return run_sweep(
-            path,
-            list(settings),
-            repeat=repeat,
-            jobs=jobs,
-            deterministic=deterministic,
-            out_dir=out,
-            timeout=timeout,
-            retry=retry,
-            lean=lean,
-            say=lambda s: None,
-            executor=executor,
-        )
+        # each point is a process of its own: it finds the apps beside the original
+        # file through $PYTHONPATH (the copy in `out` has none beside it)
+        where = [str(self.home)] if self.home is not None else []
+        pythonpath = os.pathsep.join([*where, *filter(None, [os.environ.get("PYTHONPATH")])])
+        with app_imports(None, self.home), _env("PYTHONPATH", pythonpath):
+            return run_sweep(
+                path,
+                list(settings),
+                repeat=repeat,
+                jobs=jobs,
+                deterministic=deterministic,
+                out_dir=out,
+                timeout=timeout,
+                retry=retry,
+                lean=lean,
+                say=lambda s: None,
+                executor=executor,
+            )
 
     # -- running -------------------------------------------------------------------------
     def run(
@@ -250,29 +277,51 @@ class Network:
         """Run the network's apps to their end. Real mode (the default) runs every
         node and app as its own process, exactly as ``qnodeos run`` (``run_dir``:
         where logs and results go); deterministic mode runs them in this process on a
-        simulated clock. Works from plain Python and inside a running asyncio loop.
+        simulated clock. Unless ``quiet``, each app's progress is shown on stderr
+        meanwhile, as ``qnodeos run`` shows it. App modules import from the current
+        directory and the network file's folder, and their arguments are checked
+        against their ``main`` before any node starts (ConfigError). Works from plain
+        Python and inside a running asyncio loop.
         ``cluster``: the address of a Dask scheduler to spread the nodes over its
         workers (real mode only; docs/cluster.md)."""
+        from qnodeos.testbed.launcher import app_imports, check_modules
+
         if deterministic and cluster:
             raise ConfigError("deterministic mode runs in this process: it cannot use a cluster")
-        if deterministic:
+        with app_imports(None, self.home):
+            check_modules(self.config)  # as `qnodeos run` does, before any node starts
+            if not deterministic:
+                return _sync(lambda: self._run_processes(timeout, run_dir, quiet, cluster))
+            show = None if quiet else sys.stderr
             return _sync(
                 lambda: _deterministic(
-                    lambda: trio.run(self._run_here, timeout, run_dir, clock=_clock())
+                    lambda: trio.run(self._run_here, timeout, run_dir, show, clock=_clock())
                 )
             )
-        return _sync(lambda: self._run_processes(timeout, run_dir, quiet, cluster))
 
     async def run_async(
         self, *, timeout: float = 600.0, run_dir: str | Path | None = None
     ) -> Results:
-        """Deterministic mode from inside your own trio run (on its clock)."""
+        """Deterministic mode from inside your own trio run (on its clock). Under
+        asyncio (a Jupyter cell's top-level ``await``) it raises LocalError saying to
+        call ``run(deterministic=True)``, which works there."""
+        try:
+            trio.lowlevel.current_task()
+        except RuntimeError:
+            raise LocalError(
+                "Network.run_async runs under trio, not asyncio: call "
+                "net.run(deterministic=True) (a plain call, no await), or switch a "
+                "Jupyter notebook to trio with `%autoawait trio`"
+            ) from None
         return await self._run_here(timeout, run_dir)
 
-    async def _run_here(self, timeout: float, run_dir: str | Path | None = None) -> Results:
+    async def _run_here(
+        self, timeout: float, run_dir: str | Path | None = None, show: TextIO | None = None
+    ) -> Results:
         """Every node and app in this trio run; with ``run_dir``, what a real run keeps
-        is kept there too (network.toml, results.json, timeline, pairs and blocks)."""
-        from qnodeos.testbed.launcher import make_run_dir
+        is kept there too (network.toml, results.json, timeline, pairs and blocks).
+        With ``show``, each app's progress is shown there meanwhile."""
+        from qnodeos.testbed.launcher import make_run_dir, run_meta
         from qnodeos.testbed.local import local_network
         from qnodeos.testbed.trace import summarize
 
@@ -283,29 +332,33 @@ class Network:
         mains = [(a, importlib.import_module(a.module).main) for a in cfg.apps]
         results: dict[str, Any] = {}
         keep = make_run_dir(cfg.name, run_dir) if run_dir is not None else None
-        with _records_dir(keep) as tmp, _env(ENV, tmp):
+        start = trio.current_time()
+        with _records_dir(keep) as tmp, _env(ENV, tmp), _shown(cfg, Path(tmp), show, start) as view:
             with trio.move_on_after(timeout) as scope:
                 async with local_network(cfg) as endpoints:  # they record a timeline
                     token = IN_PROCESS.set((cfg, endpoints))
                     try:
                         async with trio.open_nursery() as nursery:
                             for app, main in mains:
-                                nursery.start_soon(_one, app, main, results)
+                                nursery.start_soon(_one, app, main, results, Path(tmp), view)
                     finally:
                         IN_PROCESS.reset(token)
+            simulated = trio.current_time() - start
             nodes_util, _ = summarize(Path(tmp), list(cfg.nodes))
             pairs, blocks = _read_csv(Path(tmp) / "pairs.csv"), _read_csv(Path(tmp) / "blocks.csv")
         if nodes_util:
             results["_nodes"] = nodes_util
         if scope.cancelled_caught:
             results["_error"] = f"run did not finish within {timeout} s (simulated time)"
-        from qnodeos.testbed.launcher import run_meta
-
         # what the results depend on, and nothing else (no clock, host or command line):
         # two deterministic runs give equal Results
         meta = run_meta(cfg, self.text.encode())
         same = ("version", "network", "network_sha256", "seeds")
-        results["_meta"] = {**{k: meta[k] for k in same}, "deterministic": True}
+        results["_meta"] = {
+            **{k: meta[k] for k in same},
+            "deterministic": True,
+            "simulated_s": round(simulated, 9),
+        }
         if keep is not None:
             (keep / "network.toml").write_text(self.text)
             (keep / "results.json").write_text(json.dumps(results, indent=2))
@@ -333,15 +386,72 @@ class Network:
         return Results(data, Path(run_dir) if run_dir else None, pairs, blocks)
 
 
-async def _one(app: Any, main: Callable[..., Awaitable[Any]], results: dict[str, Any]) -> None:
+async def _one(
+    app: Any,
+    main: Callable[..., Awaitable[Any]],
+    results: dict[str, Any],
+    records: Path,
+    view: ProgressView | None,
+) -> None:
+    from qnodeos.testbed.launcher import progress_file
+
+    from ..sdk import progress
     from ..sdk.apps import call_main
 
     entry: dict[str, Any] = {"node": app.node, "module": app.module}
+    shown = None if view is None else str(progress_file(records, app.name))
     try:
-        entry["result"] = await call_main(main, app.node, app.name, app.args)
+        with progress.reporting_to(shown):
+            entry["result"] = await call_main(main, app.node, app.name, app.args)
     except Exception as exc:  # an app's failure is data, as in qnodeos run
         entry["error"] = f"{type(exc).__name__}: {exc}"
     results[app.name] = entry
+    if view is not None:
+        view.ended(app.name, "done" if "error" not in entry else f"failed: {entry['error']}")
+
+
+@contextmanager
+def _shown(
+    cfg: NetworkConfig, records: Path, out: TextIO | None, start: float
+) -> Iterator[ProgressView | None]:
+    """Meanwhile, each app's progress is shown on ``out`` (None: not shown), as
+    ``qnodeos run`` shows it, with the simulated time since ``start``."""
+    if out is None:
+        yield None
+        return
+    from qnodeos.testbed.launcher import progress_file
+    from qnodeos.testbed.progress import AppLine, ProgressView
+
+    lines = [
+        AppLine(a.name, f"{a.module} on {a.node}", progress_file(records, a.name)) for a in cfg.apps
+    ]
+    view = ProgressView(lines, out, simulated=lambda: trio.current_time() - start)
+    ticker = _Ticker(view)
+    view.open()
+    trio.lowlevel.add_instrument(ticker)
+    try:
+        yield view
+    finally:
+        with suppress(KeyError):  # trio drops an instrument that raised (logging why)
+            trio.lowlevel.remove_instrument(ticker)
+        view.close()
+
+
+class _Ticker(trio.abc.Instrument):
+    """Calls ``view.tick()`` every ``view.every`` seconds of wall time, from trio's own
+    loop. A task sleeping on the simulated clock would wake at simulated times, and as
+    a task of the run it would change the run's schedule: shown or not, a
+    deterministic run gives the same results."""
+
+    def __init__(self, view: ProgressView) -> None:
+        self.view = view
+        self.next = time.monotonic() + view.every
+
+    def before_io_wait(self, timeout: float) -> None:
+        now = time.monotonic()
+        if now >= self.next:
+            self.next = now + self.view.every
+            self.view.tick()
 
 
 @contextmanager

@@ -19,6 +19,7 @@ import argparse
 import json
 import os
 import sys
+import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Executor
 from contextlib import contextmanager
@@ -303,7 +304,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("--deterministic runs in one process: it cannot use --cluster")
     if args.deterministic:
         return guarded(
-            lambda: _deterministic(args.network, args.json, args.timeout, args.set, args.run_dir)
+            lambda: _deterministic(
+                args.network, args.json, args.timeout, args.set, args.run_dir, args.quiet
+            )
         )
     if args.cluster:
         from ..testbed.cluster import run_cluster
@@ -366,10 +369,13 @@ def _deterministic(
     timeout: float,
     settings: list[str] | None = None,
     run_dir: str | None = None,
+    quiet: bool = False,
 ) -> int:
     """``qnodeos run --deterministic``: the network in this process on a simulated
-    clock (``qnodeos.Network.run(deterministic=True)``), results printed as by ``run``
-    and kept in a run directory as by ``run``."""
+    clock (``qnodeos.Network.run(deterministic=True)``), each app's progress shown as
+    by ``run`` (unless ``quiet``), results printed as by ``run`` and kept in a run
+    directory as by ``run`` (its logs, as shown on stderr, in ``run.log``); last, how
+    much simulated time the run covered."""
     from ..testbed.launcher import app_imports, check_modules, make_run_dir, print_results
     from .api import Network
 
@@ -381,11 +387,40 @@ def _deterministic(
         where = make_run_dir(net.config.name, run_dir)
         if not as_json:
             print(f"qnodeos: network {net.config.name!r}, deterministic; run dir {where}")
-        res = net.run(deterministic=True, timeout=timeout, run_dir=where)
+        began = time.monotonic()
+        with _logged_to(where / "run.log"):
+            res = net.run(deterministic=True, timeout=timeout, run_dir=where, quiet=quiet)
+        took = time.monotonic() - began
     if as_json:
         print(json.dumps(res.to_dict(), indent=2))
     else:
         print_results(net.config, res.to_dict())
+    if not quiet:
+        simulated = res.to_dict()["_meta"]["simulated_s"]
+        print(
+            f"qnodeos: {simulated:.2f} s of simulated time in {took:.2f} s "
+            f"({simulated / max(took, 1e-9):.1f}x real time)",
+            file=sys.stderr,
+        )
     for name, why in res.errors.items():
         print(f"qnodeos: error: {name}: {why}", file=sys.stderr)
     return 0 if res.ok else 1
+
+
+@contextmanager
+def _logged_to(path: Path) -> Iterator[None]:
+    """Meanwhile, what is logged (at the level and in the format stderr gets) is also
+    written to ``path``, as a real run's nodes keep their logs in the run directory
+    (the file is made only if something is logged)."""
+    import logging
+
+    root = logging.getLogger()
+    handler = logging.FileHandler(path, delay=True)
+    if root.handlers:
+        handler.setFormatter(root.handlers[0].formatter)
+    root.addHandler(handler)
+    try:
+        yield
+    finally:
+        root.removeHandler(handler)
+        handler.close()

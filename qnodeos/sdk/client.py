@@ -631,10 +631,40 @@ class Node(QubitOwner):
         b.fill(values)
 
 
-def _nobody_at(ep: str) -> bool:
+PROBE_S = 1.0  # how long connect waits for a tcp handshake before leaving it to zmq
+
+
+def _no_socket_file(ep: str) -> bool:
     """An ipc endpoint whose socket file does not exist: no node has bound it (one stat
     of a local file; zmq itself would retry in silence until the timeout)."""
     return ep.startswith("ipc://") and not os.path.exists(ep.removeprefix("ipc://"))
+
+
+async def _refused(ep: str, wait: float) -> str | None:
+    """Why no node can be listening at tcp endpoint ``ep``, or None if one may be (or
+    ``ep`` is no tcp endpoint): one TCP handshake, where zmq would retry in silence
+    until the timeout. A refused connection or an unknown host is an answer; a host
+    that does not answer within ``wait`` seconds is left to zmq and the timeout."""
+    host, _, port = ep.removeprefix("tcp://").rpartition(":")
+    if not ep.startswith("tcp://") or ";" in host or not port.isdigit():
+        return None  # not tcp, or a source address or no port: zmq's business
+    with trio.move_on_after(wait):
+        try:
+            stream = await trio.open_tcp_stream(host.strip("[]"), int(port))
+        except OSError as exc:  # refused, unreachable, or no such host
+            # trio tries each address of the host: the reasons are in the cause
+            tried = getattr(exc.__cause__, "exceptions", [exc])
+            return "; ".join(sorted({_reason(e) for e in tried}))
+        await stream.aclose()
+    return None
+
+
+def _reason(exc: OSError) -> str:
+    """'Connection refused', not trio's 'Error connecting to (...): Connection refused'
+    (a failed name lookup has a negative errno and its own text)."""
+    if exc.errno is not None and exc.errno > 0:
+        return os.strerror(exc.errno)
+    return exc.strerror or str(exc)
 
 
 def _check_trio() -> None:
@@ -668,8 +698,9 @@ async def connect(
 
     The node is found through ``endpoint``, the network file ``network`` (or
     $QNODEOS_NETWORK), or the embedded default network. Raises ConnectionClosed at once
-    if nothing listens at the node's ipc endpoint (the node is not up), or if the node
-    does not answer within ``timeout`` seconds; RemoteError if it refuses. The SDK runs
+    if nothing listens at the node's endpoint (ipc: no socket file; tcp: the connection
+    is refused or the host unknown), or if the node does not answer within ``timeout``
+    seconds; RemoteError if it refuses. The SDK runs
     under trio: from asyncio (a Jupyter cell's top-level ``await``) it raises
     LocalError saying how to switch (``%autoawait trio``).
     """
@@ -678,11 +709,17 @@ async def connect(
     if not app:
         raise LocalError("sdk.connect: give app=NAME (no runner named this app)")
     ep = resolve_endpoint(node, network, endpoint)
-    if _nobody_at(ep):
+    if _no_socket_file(ep):
         raise ConnectionClosed(
             f"node {node!r} is not up: nothing listens at {ep} (start it with `qnodeos node "
             f"{node} --network FILE` or `qnodeos up FILE`, with the same "
             "$QNODEOS_RUNTIME_DIR)"
+        )
+    refused = await _refused(ep, min(PROBE_S, timeout))
+    if refused is not None:
+        raise ConnectionClosed(
+            f"node {node!r} is not up: nothing listens at {ep} ({refused}; start it with "
+            f"`qnodeos node {node} --network FILE` or `qnodeos up FILE` on that host)"
         )
     sock = connect_dealer(ep, _curve(node, app, network, ep))
     conn = Node(sock, qubits, node)

@@ -33,3 +33,25 @@ def test_the_sdk_from_asyncio_says_how_to_switch_to_trio() -> None:
 
     with pytest.raises(LocalError, match="`%autoawait trio`"):
         asyncio.run(cell())
+
+
+def test_a_node_that_is_not_up_is_reported_at_once_over_tcp() -> None:
+    """Over tcp too: a refused connection says so within a second, naming the endpoint,
+    not after the 10 s timeout (zmq alone would retry in silence)."""
+    import socket
+
+    with socket.socket() as s:  # a port nobody listens on once this socket is closed
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    ep = f"tcp://127.0.0.1:{port}"
+
+    async def main() -> None:
+        async with sdk.connect("bob", app="x", qubits=1, endpoint=ep, timeout=10):
+            pass
+
+    start = time.monotonic()
+    with pytest.raises(sdk.ConnectionClosed) as caught:
+        trio.run(main)
+    assert time.monotonic() - start < 1.0
+    assert f"node 'bob' is not up: nothing listens at {ep} (" in str(caught.value)
+    assert "start it with `qnodeos node bob" in str(caught.value)
