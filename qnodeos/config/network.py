@@ -34,6 +34,11 @@
     fidelity = 0.9                       # model parameters (see qnodeos.netlink.models)
     p_success = 0.01
     delay_s = 0.0                        # classical delay each way, seconds
+    length_km = 25.0                     # fibre between them (omit: side by side); loss,
+                                         # attempt cycle and delay_s follow (fibre.py)
+    attenuation_db_km = 0.2              # fibre loss (default 0.2)
+    refractive_index = 1.44              # light at c / 1.44 (default)
+    station = "midpoint"                 # heralding station: midpoint | one node's name
     seed = 3                             # RNG seed of the station (omit: random)
     [[apps]]
     node = "alice"
@@ -58,7 +63,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from qnodeos.netlink.fibre import MIDPOINT, Fibre, over_fibre
 from qnodeos.netlink.models import MODELS, LinkModel
+from qnodeos.netlink.routing import ROUTE_COSTS, Topology, link_cost
 from qnodeos.netlink.schedule import TimeBins
 
 from ..errors import ConfigError
@@ -94,7 +101,9 @@ NODE_KEYS = {
     "qpeer_bind",
     "host",
 }
-LINK_KEYS = {"nodes", "model", "delay_s", "seed", "schedule"}
+# a link's fibre (netlink/fibre.py): its length, and what follows from it
+FIBRE_KEYS = ("length_km", "attenuation_db_km", "refractive_index", "station")
+LINK_KEYS = {"nodes", "model", "delay_s", "seed", "schedule", *FIBRE_KEYS}
 MAX_APPS = 4096  # highest max_apps a network file may set
 MAX_PERIOD = 1024  # bins in a schedule's repeating pattern
 APP_KEYS = {"node", "module", "args", "name"}
@@ -186,6 +195,8 @@ class LinkConfig:
     delay_s: float = 0.0
     seed: int | None = None
     schedule: TimeBins | None = None  # None: continuous (attempts at any time)
+    # its fibre (None: the nodes side by side); ``model`` is then the link over it
+    fibre: Fibre | None = None
 
     @property
     def name(self) -> str:
@@ -215,6 +226,24 @@ class NetworkConfig:
     # empty: the built-in swap-as-soon-as-possible) and its constructor's arguments
     protocol: str = ""
     protocol_args: dict[str, Any] = field(default_factory=dict)
+    # what a path costs (netlink/routing.py): "hops", "rate" or "fidelity"
+    route_cost: str = "hops"
+
+    def topology(self) -> Topology:
+        """The quantum links, with what each costs a path under ``route_cost``."""
+        links = [lk.nodes for lk in self.links]
+        if self.route_cost == "hops":
+            return Topology(links)
+        return Topology(
+            links, {frozenset(lk.nodes): link_cost(self.route_cost, lk.model) for lk in self.links}
+        )
+
+    def route(self, a: str, b: str) -> list[str] | None:
+        """The path pairs between nodes ``a`` and ``b`` take (None: none): their link
+        if they have one (the link layer makes those pairs), else the cheapest path."""
+        if any(set(lk.nodes) == {a, b} for lk in self.links):
+            return [a, b]
+        return self.topology().path(a, b)
 
     def links_of(self, node: str) -> list[LinkConfig]:
         return [lk for lk in self.links if node in lk.nodes]
@@ -434,6 +463,7 @@ def _link(i: int, t: Any, nodes: dict[str, NodeConfig], src: str) -> LinkConfig:
         raise ConfigError(f"{where}.model: unknown {kind!r}; known: {', '.join(MODELS)}")
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
     params = {k: v for k, v in t.items() if k not in LINK_KEYS}
+    fibre = _fibre(t, ends, where)
     _unknown(where, params, set(fields) | LINK_KEYS, f" for model {kind!r}")
     for k, v in params.items():
         if isinstance(v, bool) or not isinstance(v, int | float):
@@ -449,18 +479,55 @@ def _link(i: int, t: Any, nodes: dict[str, NodeConfig], src: str) -> LinkConfig:
         raise ConfigError(f"{where}: model {kind!r} needs {', '.join(sorted(missing))}")
     try:
         model = cls(**{k: float(v) for k, v in params.items()})
+        if fibre is not None:
+            model = over_fibre(model, fibre)
     except ConfigError as exc:
         raise ConfigError(f"{where}: {exc}") from None
-    delay = float(_get(t, "delay_s", (int, float), where, 0.0))
+    light = fibre.one_way_s() if fibre is not None else 0.0
+    delay = float(_get(t, "delay_s", (int, float), where, light))
     if not 0.0 <= delay <= 60.0:
         raise ConfigError(f"{where}.delay_s: must be in 0..60, got {delay}")
+    if delay < light:
+        raise ConfigError(
+            f"{where}.delay_s: {delay} s is less than light takes over its fibre "
+            f"({light:.6g} s over {fibre.length_km if fibre else 0} km); leave delay_s out "
+            f"to take that"
+        )
     return LinkConfig(
         nodes=(ends[0], ends[1]),
         model=model,
         delay_s=delay,
         seed=_get(t, "seed", int, where, None),
         schedule=_schedule(t.get("schedule", "continuous"), model, f"{where}.schedule"),
+        fibre=fibre,
     )
+
+
+def _fibre(t: dict[str, Any], ends: list[str], where: str) -> Fibre | None:
+    """A link's fibre: ``length_km`` (km), ``attenuation_db_km`` (dB/km),
+    ``refractive_index`` and ``station`` ("midpoint" or one of its two nodes); None
+    without ``length_km`` (then none of the others may be given)."""
+    given = [k for k in FIBRE_KEYS if k in t]
+    if "length_km" not in t:
+        if given:
+            raise ConfigError(f"{where}: {', '.join(given)} need(s) the fibre's length_km")
+        return None
+    nums = {
+        k: float(_get(t, k, (int, float), where, 0.0))
+        for k in ("length_km", "attenuation_db_km", "refractive_index")
+        if k in t
+    }
+    station = _get(t, "station", str, where, MIDPOINT)
+    at: dict[str, float | None] = {MIDPOINT: None, ends[0]: 0.0, ends[1]: nums["length_km"]}
+    if station not in at:
+        raise ConfigError(
+            f"{where}.station: {station!r} is not {MIDPOINT!r} nor one of the link's nodes "
+            f"({ends[0]!r}, {ends[1]!r})"
+        )
+    try:
+        return Fibre(**nums, station_km=at[station])
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
 
 
 def _schedule(value: Any, model: LinkModel, where: str) -> TimeBins | None:
@@ -528,7 +595,12 @@ def parse_network(text: str, source: str = "<network>") -> NetworkConfig:
     data = parse_toml(text, source)
     _unknown(f"{source}: top level", data, {"name", "nodes", "apps", "links", "keys", "network"})
     layer = _get(data, "network", dict, source, {})
-    _unknown(f"{source}: network", layer, {"protocol", "args"})
+    _unknown(f"{source}: network", layer, {"protocol", "args", "route_cost"})
+    route_cost = _get(layer, "route_cost", str, f"{source}: network", "hops")
+    if route_cost not in ROUTE_COSTS:
+        raise ConfigError(
+            f"{source}: network.route_cost: unknown {route_cost!r}; known: {', '.join(ROUTE_COSTS)}"
+        )
     name = _get(data, "name", str, source, "qnodeos")
     if not _NAME.match(name):
         raise ConfigError(f"{source}: name {name!r} must match {_NAME.pattern}")
@@ -575,6 +647,7 @@ def parse_network(text: str, source: str = "<network>") -> NetworkConfig:
         name=name, nodes=nodes, apps=apps, source=source, links=links, keys=keys,
         protocol=_get(layer, "protocol", str, f"{source}: network", ""),
         protocol_args=_get(layer, "args", dict, f"{source}: network", {}),
+        route_cost=route_cost,
     )  # fmt: skip
 
 
