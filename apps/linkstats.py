@@ -21,6 +21,7 @@ over the whole run (device rate times the node's ``speed``).
 from __future__ import annotations
 
 import math
+import statistics
 from typing import Any
 
 import trio
@@ -69,6 +70,12 @@ async def main(
         attempts = sum(p.attempts for p in got)
         p_hat = pairs / attempts
         span_ns = got[-1].at_ns - got[0].at_ns
+        rate = (pairs - 1) / (span_ns * 1e-9) if span_ns > 0 else math.inf
+        gaps = [b.at_ns - a.at_ns for a, b in zip(got, got[1:], strict=False)]
+        # the rate's standard error, from the spread of the times between pairs
+        rate_err = 0.0
+        if len(gaps) > 1 and span_ns > 0:
+            rate_err = rate * statistics.stdev(gaps) / statistics.fmean(gaps) / len(gaps) ** 0.5
         return {
             "role": role,
             "pairs": pairs,
@@ -78,7 +85,8 @@ async def main(
             "attempts": attempts,
             "p_success": p_hat,
             "p_stderr": p_hat * math.sqrt((1 - p_hat) / pairs),
-            "rate_hz": (pairs - 1) / (span_ns * 1e-9) if span_ns > 0 else math.inf,
+            "rate_hz": rate,
+            "rate_hz_stderr": rate_err,
             "wall_rate_hz": pairs / wall if wall > 0 else math.inf,
             "goodness": got[0].goodness,
         }

@@ -74,6 +74,7 @@ from ..hardware.specs import DeviceSpec, with_overrides
 from ..kernel.memory import PLACEMENTS
 from ..kernel.scheduler import POLICIES
 from ..runtime.security import KeyStore
+from .chain import expand as expand_chain
 
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,31}$")
 # the keys a node's, a link's and an app's table may have (the schema lists the same)
@@ -228,6 +229,7 @@ class NetworkConfig:
     protocol_args: dict[str, Any] = field(default_factory=dict)
     # what a path costs (netlink/routing.py): "hops", "rate" or "fidelity"
     route_cost: str = "hops"
+    chain: tuple[str, ...] = ()  # a [chain]'s nodes in order (config/chain.py)
 
     def topology(self) -> Topology:
         """The quantum links, with what each costs a path under ``route_cost``."""
@@ -592,8 +594,10 @@ def parse_toml(text: str, source: str) -> dict[str, Any]:
 
 def parse_network(text: str, source: str = "<network>") -> NetworkConfig:
     """Parse a network file's text. Raises ConfigError naming the offending key."""
-    data = parse_toml(text, source)
-    _unknown(f"{source}: top level", data, {"name", "nodes", "apps", "links", "keys", "network"})
+    data = expand_chain(parse_toml(text, source), source)
+    _unknown(
+        f"{source}: top level", data, {"name", "nodes", "apps", "links", "keys", "network", "chain"}
+    )
     layer = _get(data, "network", dict, source, {})
     _unknown(f"{source}: network", layer, {"protocol", "args", "route_cost"})
     route_cost = _get(layer, "route_cost", str, f"{source}: network", "hops")
@@ -613,9 +617,16 @@ def parse_network(text: str, source: str = "<network>") -> NetworkConfig:
         base = Path(source).parent if Path(source).exists() else Path.cwd()
         keys = KeyStore((base / keys_dir).resolve())
     nodes = {n: _node(n, t, name, source, keys) for n, t in nodes_t.items()}
-    links = [
-        _link(i, t, nodes, source) for i, t in enumerate(_get(data, "links", list, source, []))
-    ]
+    tables = _get(data, "links", list, source, [])
+    own = len(tables) - max(len(data.get("chain", ())) - 1, 0)  # the rest are the chain's
+    links = []
+    for i, t in enumerate(tables):
+        try:
+            links.append(_link(i, t, nodes, source))
+        except ConfigError as exc:
+            if i < own:
+                raise
+            raise ConfigError(f"{exc} (links[{i}] is the chain's, from chain.link)") from None
     _check_schedules(links, source)
     seen: set[frozenset[str]] = set()
     for lk in links:
@@ -647,7 +658,7 @@ def parse_network(text: str, source: str = "<network>") -> NetworkConfig:
         name=name, nodes=nodes, apps=apps, source=source, links=links, keys=keys,
         protocol=_get(layer, "protocol", str, f"{source}: network", ""),
         protocol_args=_get(layer, "args", dict, f"{source}: network", {}),
-        route_cost=route_cost,
+        route_cost=route_cost, chain=tuple(data.get("chain", ())),
     )  # fmt: skip
 
 

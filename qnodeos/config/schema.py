@@ -22,6 +22,7 @@ from qnodeos.netlink.routing import ROUTE_COSTS
 from ..hardware.params import DEVICES
 from ..kernel.memory import PLACEMENTS
 from ..kernel.scheduler import POLICIES
+from .chain import MAX_NODES as MAX_CHAIN
 from .network import APP_KEYS, LINK_KEYS, MAX_APPS, MAX_PERIOD, NODE_KEYS
 
 NUM = {"type": "number"}
@@ -261,6 +262,31 @@ def network_schema() -> dict[str, Any]:
                 },
                 "additionalProperties": False,
             },
+            "chain": {
+                "type": "object",
+                "description": "A repeater chain n0 - n1 - ... made into nodes and links "
+                "(apps may name its ends chain.first and chain.last)",
+                "properties": {
+                    "nodes": {
+                        "type": "integer",
+                        "minimum": 2,
+                        "maximum": MAX_CHAIN,
+                        "description": "how many nodes in a line",
+                    },
+                    "node": {
+                        "type": "object",
+                        "properties": NODE,
+                        "additionalProperties": False,
+                        "description": "every node's table (a seed is shifted by its index)",
+                    },
+                    "link": {
+                        "description": "every link's table, without nodes (a seed is "
+                        "shifted by its index)",
+                    },
+                },
+                "required": ["nodes"],
+                "additionalProperties": False,
+            },
             "apps": {
                 "type": "array",
                 "description": "One table per app that `qnodeos run` starts.",
@@ -288,7 +314,8 @@ def network_schema() -> dict[str, Any]:
                 },
             },
         },
-        "required": ["nodes"],
+        "required": [],  # nodes, or a chain that makes them:
+        "anyOf": [{"required": ["nodes"]}, {"required": ["chain"]}],
         "additionalProperties": False,
     }
 
