@@ -27,6 +27,7 @@ from typing import Any
 import trio
 
 from qnodeos import sdk
+from qnodeos.apps.common import phi_plus_fidelity
 
 
 async def main(
@@ -59,14 +60,10 @@ async def main(
             await sock.send([[p.basis, p.outcome] for p in got])
             return {"role": role, "pairs": pairs}
         theirs = await sock.recv()
-        sums = {b: 0 for b in "XYZ"}
-        counts = {b: 0 for b in "XYZ"}
+        terms: dict[str, list[int]] = {b: [] for b in "XYZ"}
         for p, (basis, outcome) in zip(got, theirs, strict=True):
             if p.basis == basis:
-                counts[basis] += 1
-                sums[basis] += 1 if p.outcome == outcome else -1
-        e = {b: sums[b] / max(counts[b], 1) for b in "XYZ"}
-        var = sum((1 - e[b] ** 2) / max(counts[b], 1) for b in "XYZ") / 16
+                terms[basis].append(1 if p.outcome == outcome else -1)
         attempts = sum(p.attempts for p in got)
         p_hat = pairs / attempts
         span_ns = got[-1].at_ns - got[0].at_ns
@@ -79,9 +76,7 @@ async def main(
         return {
             "role": role,
             "pairs": pairs,
-            "fidelity": (1 + e["X"] - e["Y"] + e["Z"]) / 4,
-            "fidelity_stderr": math.sqrt(var),
-            "correlators": e,
+            **phi_plus_fidelity(terms),
             "attempts": attempts,
             "p_success": p_hat,
             "p_stderr": p_hat * math.sqrt((1 - p_hat) / pairs),
