@@ -23,7 +23,8 @@ from ..hardware.params import DEVICES
 from ..kernel.memory import PLACEMENTS
 from ..kernel.scheduler import POLICIES
 from .chain import MAX_NODES as MAX_CHAIN
-from .network import APP_KEYS, LINK_KEYS, MAX_APPS, MAX_PERIOD, NODE_KEYS
+from .links import LINK_KEYS, MAX_PERIOD
+from .network import APP_KEYS, MAX_APPS, NODE_KEYS
 
 NUM = {"type": "number"}
 SECONDS = {"type": "number", "minimum": 0}
