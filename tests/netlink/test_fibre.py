@@ -153,3 +153,41 @@ async def test_probability_and_rate_over_fibre_match_the_closed_form(
     assert close(r["rate_hz"], rate, rate * math.sqrt((1 - p) / n)), (r["rate_hz"], rate)
     print(f"\nstation {station}: p = {r['p_success']:.4f} (predicted {p:.4f}), "
           f"rate = {r['rate_hz']:.1f}/s (predicted {rate:.1f}/s)")  # fmt: skip
+
+
+async def test_a_classical_message_takes_the_light_time_of_the_fibre(
+    autojump_clock: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Deterministic mode: a message between the apps of a 200 km link arrives about
+    L / v = 0.96 ms after it was sent (the side-by-side link: at once)."""
+    import trio
+
+    async def one_way(extra: str) -> float:
+        cfg = network(link(extra))
+
+        async def alice() -> float:
+            async with sdk.connect("alice", app="a", qubits=1) as conn:
+                sock = conn.socket("bob", "b")
+                await sock.recv()  # bob is there
+                await sock.send(trio.current_time())
+                return float(await sock.recv())
+
+        async def bob() -> float:
+            async with sdk.connect("bob", app="b", qubits=1) as conn:
+                sock = conn.socket("alice", "a")
+                await sock.send("ready")
+                sent = await sock.recv()
+                took = trio.current_time() - sent
+                await sock.send(took)
+                return float(took)
+
+        async with running(cfg, monkeypatch):
+            took, _ = await both(alice, bob)
+        out: float = took
+        return out
+
+    light = 200 * US_PER_KM * 1e-6
+    near, far = await one_way(""), await one_way("length_km = 200")
+    print(f"\none way: side by side {near * 1e6:.1f} us, over 200 km {far * 1e6:.1f} us "
+          f"(light {light * 1e6:.1f} us)")  # fmt: skip
+    assert near < 1e-4 and light <= far - near < light + 1e-4, (near, far, light)
