@@ -2,10 +2,11 @@
 prediction for the path the network layer takes (Werner links, perfect swaps).
 
 It runs qnodeos.apps.linkstats (measure-directly pairs in random X, Y, Z bases at both
-ends) and, at the creating end, adds what the network file predicts: the fewest-hops
-path between the two nodes, each link's Werner parameter w_i = (4 F_i - 1)/3 from its
-model's fidelity, and F = (3 w + 1)/4 with w = prod w_i (exact for "depolarise" and
-"perfect" links and noiseless devices; gate and readout noise at the repeaters lower it).
+ends) and, at the creating end, adds what the network file predicts: the path between
+the two nodes (the fewest hops, or the cheapest by ``[network] route_cost``), each
+link's Werner parameter w_i = (4 F_i - 1)/3 from its model's fidelity, and
+F = (3 w + 1)/4 with w = prod w_i (exact for "depolarise" and "perfect" links and
+noiseless devices; gate and readout noise at the repeaters lower it).
 
     [[apps]]
     node = "n0"
@@ -20,7 +21,6 @@ from typing import Any
 
 from qnodeos import sdk
 from qnodeos.apps import linkstats
-from qnodeos.netlink.routing import shortest_path
 
 
 def prediction(node: str, peer_node: str) -> dict[str, Any] | None:
@@ -28,7 +28,7 @@ def prediction(node: str, peer_node: str) -> dict[str, Any] | None:
     net = sdk.network_config()
     if net is None:
         return None
-    path = shortest_path([lk.nodes for lk in net.links], node, peer_node)
+    path = net.route(node, peer_node)
     if path is None:
         return None
     fid = {frozenset(lk.nodes): lk.model.expected_fidelity() for lk in net.links}

@@ -21,11 +21,13 @@ over the whole run (device rate times the node's ``speed``).
 from __future__ import annotations
 
 import math
+import statistics
 from typing import Any
 
 import trio
 
 from qnodeos import sdk
+from qnodeos.apps.common import phi_plus_fidelity
 
 
 async def main(
@@ -58,27 +60,28 @@ async def main(
             await sock.send([[p.basis, p.outcome] for p in got])
             return {"role": role, "pairs": pairs}
         theirs = await sock.recv()
-        sums = {b: 0 for b in "XYZ"}
-        counts = {b: 0 for b in "XYZ"}
+        terms: dict[str, list[int]] = {b: [] for b in "XYZ"}
         for p, (basis, outcome) in zip(got, theirs, strict=True):
             if p.basis == basis:
-                counts[basis] += 1
-                sums[basis] += 1 if p.outcome == outcome else -1
-        e = {b: sums[b] / max(counts[b], 1) for b in "XYZ"}
-        var = sum((1 - e[b] ** 2) / max(counts[b], 1) for b in "XYZ") / 16
+                terms[basis].append(1 if p.outcome == outcome else -1)
         attempts = sum(p.attempts for p in got)
         p_hat = pairs / attempts
         span_ns = got[-1].at_ns - got[0].at_ns
+        rate = (pairs - 1) / (span_ns * 1e-9) if span_ns > 0 else math.inf
+        gaps = [b.at_ns - a.at_ns for a, b in zip(got, got[1:], strict=False)]
+        # the rate's standard error, from the spread of the times between pairs
+        rate_err = 0.0
+        if len(gaps) > 1 and span_ns > 0:
+            rate_err = rate * statistics.stdev(gaps) / statistics.fmean(gaps) / len(gaps) ** 0.5
         return {
             "role": role,
             "pairs": pairs,
-            "fidelity": (1 + e["X"] - e["Y"] + e["Z"]) / 4,
-            "fidelity_stderr": math.sqrt(var),
-            "correlators": e,
+            **phi_plus_fidelity(terms),
             "attempts": attempts,
             "p_success": p_hat,
             "p_stderr": p_hat * math.sqrt((1 - p_hat) / pairs),
-            "rate_hz": (pairs - 1) / (span_ns * 1e-9) if span_ns > 0 else math.inf,
+            "rate_hz": rate,
+            "rate_hz_stderr": rate_err,
             "wall_rate_hz": pairs / wall if wall > 0 else math.inf,
             "goodness": got[0].goodness,
         }

@@ -53,7 +53,7 @@ async def local_network(cfg: NetworkConfig) -> AsyncIterator[dict[str, str]]:
                 mem,
                 {n: c.peer_endpoint for n, c in mems.items() if n != name},
                 links=links,
-                topology=[lk.nodes for lk in cfg.links],
+                topology=cfg.topology(),
                 protocol=cfg.protocol,
                 protocol_args=cfg.protocol_args,
                 delays=delays,

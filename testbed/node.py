@@ -77,7 +77,7 @@ async def node_main(name: str, path: str | None, qdevice: Child, token: str) -> 
                 cfg,
                 cfg.peers_of(net),
                 links=net.links_of(name),
-                topology=[lk.nodes for lk in net.links],
+                topology=net.topology(),
                 protocol=net.protocol,
                 protocol_args=net.protocol_args,
                 delays=delays,

@@ -158,3 +158,62 @@ def test_max_apps_is_checked() -> None:
     for bad in ("0", "5000"):
         with pytest.raises(ConfigError, match="nodes.a.max_apps: must be in 1..4096"):
             parse_network(text % bad)
+
+
+CHAIN = """
+[chain]
+nodes = {n}
+node = {{ device = "generic", qubits = 2, seed = 1 }}
+link = {{ model = "depolarise", fidelity = 0.9, p_success = 0.1, cycle_ns = 1000, seed = 7 }}
+{extra}
+[[apps]]
+node = "chain.last"
+module = "qnodeos.apps.chain"
+args = {{ role = "recv", me = "b", peer = "a" }}
+"""
+
+
+def test_a_chain_becomes_nodes_and_links_and_follows_set() -> None:
+    from qnodeos.config.overrides import applied
+
+    cfg = parse_network(CHAIN.format(n=4, extra=""))
+    assert cfg.chain == ("n0", "n1", "n2", "n3")
+    assert [lk.nodes for lk in cfg.links] == [("n0", "n1"), ("n1", "n2"), ("n2", "n3")]
+    assert [c.seed for c in cfg.nodes.values()] == [1, 2, 3, 4]
+    assert [lk.seed for lk in cfg.links] == [7, 8, 9]
+    assert cfg.apps[0].node == "n3"
+    text = applied(
+        CHAIN.format(n=4, extra=""), "t", None, ["chain.nodes=2", "chain.link.length_km=10"]
+    )
+    two = parse_network(text)
+    assert two.chain == ("n0", "n1") and two.apps[0].node == "n1"
+    assert two.links[0].fibre is not None and two.links[0].fibre.length_km == 10
+
+
+@pytest.mark.parametrize(
+    ("n", "extra", "words"),
+    [
+        (1, "", "chain.nodes: expected a whole number of nodes in 2..64, got 1"),
+        ('"five"', "", "chain.nodes: expected a whole number"),
+        (3, '[nodes.n1]\ndevice = "generic"', "node 'n1' is the chain's and also a [nodes.n1]"),
+        (3, "hops = 2", "chain: unknown key(s) hops; known: link, node, nodes"),
+    ],
+)
+def test_a_bad_chain_is_refused_by_name(n: object, extra: str, words: str) -> None:
+    text = CHAIN.format(n=n, extra="")
+    if extra.startswith("hops"):
+        text = text.replace("[chain]\n", f"[chain]\n{extra}\n")
+    elif extra:
+        text += extra + "\n"
+    with pytest.raises(ConfigError) as err:
+        parse_network(text)
+    assert words in str(err.value)
+
+
+def test_a_chain_link_table_is_checked_like_any_link() -> None:
+    with pytest.raises(
+        ConfigError, match=r"links\[0\]: unknown key\(s\) fidelty .* from chain.link"
+    ):
+        parse_network(CHAIN.format(n=3, extra="").replace("fidelity", "fidelty"))
+    with pytest.raises(ConfigError, match="chain.link.nodes: the chain joins its nodes itself"):
+        parse_network(CHAIN.format(n=3, extra="").replace("link = {", 'link = { nodes = ["a"],'))

@@ -34,6 +34,11 @@
     fidelity = 0.9                       # model parameters (see qnodeos.netlink.models)
     p_success = 0.01
     delay_s = 0.0                        # classical delay each way, seconds
+    length_km = 25.0                     # fibre between them (omit: side by side); loss,
+                                         # attempt cycle and delay_s follow (fibre.py)
+    attenuation_db_km = 0.2              # fibre loss (default 0.2)
+    refractive_index = 1.44              # light at c / 1.44 (default)
+    station = "midpoint"                 # heralding station: midpoint | one node's name
     seed = 3                             # RNG seed of the station (omit: random)
     [[apps]]
     node = "alice"
@@ -45,21 +50,17 @@ Every key is checked; an unknown or ill-typed one is a ConfigError naming it.
 
 from __future__ import annotations
 
-import dataclasses
-import difflib
 import math
 import os
 import re
 import stat
 import tempfile
 import tomllib
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from qnodeos.netlink.models import MODELS, LinkModel
-from qnodeos.netlink.schedule import TimeBins
+from qnodeos.netlink.routing import ROUTE_COSTS, Topology, link_cost
 
 from ..errors import ConfigError
 from ..hardware.params import build
@@ -67,6 +68,14 @@ from ..hardware.specs import DeviceSpec, with_overrides
 from ..kernel.memory import PLACEMENTS
 from ..kernel.scheduler import POLICIES
 from ..runtime.security import KeyStore
+from .chain import expand as expand_chain
+from .fields import get as _get
+from .fields import seconds as _seconds
+from .fields import unknown as _unknown
+from .links import LINK_KEYS as LINK_KEYS
+from .links import MAX_PERIOD as MAX_PERIOD
+from .links import LinkConfig as LinkConfig
+from .links import check_schedules, parse_link
 
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,31}$")
 # the keys a node's, a link's and an app's table may have (the schema lists the same)
@@ -94,9 +103,7 @@ NODE_KEYS = {
     "qpeer_bind",
     "host",
 }
-LINK_KEYS = {"nodes", "model", "delay_s", "seed", "schedule"}
 MAX_APPS = 4096  # highest max_apps a network file may set
-MAX_PERIOD = 1024  # bins in a schedule's repeating pattern
 APP_KEYS = {"node", "module", "args", "name"}
 
 
@@ -177,25 +184,6 @@ class NodeConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
-class LinkConfig:
-    """A quantum link: ``nodes[0]`` hosts the heralding station (in its quantum
-    process), which also holds the pairs' joint state until they move."""
-
-    nodes: tuple[str, str]
-    model: LinkModel
-    delay_s: float = 0.0
-    seed: int | None = None
-    schedule: TimeBins | None = None  # None: continuous (attempts at any time)
-
-    @property
-    def name(self) -> str:
-        return f"{self.nodes[0]}-{self.nodes[1]}"
-
-    def other(self, node: str) -> str:
-        return self.nodes[1] if node == self.nodes[0] else self.nodes[0]
-
-
-@dataclass(frozen=True, kw_only=True)
 class AppConfig:
     name: str
     node: str
@@ -215,6 +203,25 @@ class NetworkConfig:
     # empty: the built-in swap-as-soon-as-possible) and its constructor's arguments
     protocol: str = ""
     protocol_args: dict[str, Any] = field(default_factory=dict)
+    # what a path costs (netlink/routing.py): "hops", "rate" or "fidelity"
+    route_cost: str = "hops"
+    chain: tuple[str, ...] = ()  # a [chain]'s nodes in order (config/chain.py)
+
+    def topology(self) -> Topology:
+        """The quantum links, with what each costs a path under ``route_cost``."""
+        links = [lk.nodes for lk in self.links]
+        if self.route_cost == "hops":
+            return Topology(links)
+        return Topology(
+            links, {frozenset(lk.nodes): link_cost(self.route_cost, lk.model) for lk in self.links}
+        )
+
+    def route(self, a: str, b: str) -> list[str] | None:
+        """The path pairs between nodes ``a`` and ``b`` take (None: none): their link
+        if they have one (the link layer makes those pairs), else the cheapest path."""
+        if any(set(lk.nodes) == {a, b} for lk in self.links):
+            return [a, b]
+        return self.topology().path(a, b)
 
     def links_of(self, node: str) -> list[LinkConfig]:
         return [lk for lk in self.links if node in lk.nodes]
@@ -230,21 +237,6 @@ class NetworkConfig:
             raise ConfigError(
                 f"{self.source}: no node named {name!r}; nodes: {', '.join(self.nodes)}"
             ) from None
-
-
-def _unknown(where: str, found: Iterable[str], known: Iterable[str], extra: str = "") -> None:
-    """Raise for keys not in ``known``, suggesting the nearest known key for each."""
-    known = sorted(known)
-    unknown = sorted(set(found) - set(known))
-    if not unknown:
-        return
-    hints = []
-    for key in unknown:
-        near = difflib.get_close_matches(key, known, n=1)
-        hints.append(f"{key} (did you mean {near[0]!r}?)" if near else key)
-    raise ConfigError(
-        f"{where}: unknown key(s) {', '.join(hints)}{extra}; known: {', '.join(known)}"
-    )
 
 
 def runtime_dir() -> Path:
@@ -272,29 +264,6 @@ def runtime_dir() -> Path:
             f"QNODEOS_RUNTIME_DIR to a directory only you can enter"
         )
     return path
-
-
-def _get(
-    table: dict[str, Any], key: str, kind: type | tuple[type, ...], where: str, default: Any
-) -> Any:
-    if key not in table:
-        return default
-    val = table[key]
-    if isinstance(val, bool) and kind is not bool:
-        raise ConfigError(f"{where}.{key}: expected {kind}, got {val!r}")
-    if not isinstance(val, kind):
-        names = kind.__name__ if isinstance(kind, type) else "/".join(k.__name__ for k in kind)
-        raise ConfigError(f"{where}.{key}: expected {names}, got {val!r}")
-    return val
-
-
-def _seconds(
-    table: dict[str, Any], key: str, where: str, default: float, lo: float, hi: float
-) -> float:
-    val = float(_get(table, key, (int, float), where, default))
-    if not lo <= val <= hi:  # also refuses nan
-        raise ConfigError(f"{where}.{key}: must be in {lo:g}..{hi:g} s, got {val}")
-    return val
 
 
 def _node(name: str, table: Any, net: str, src: str, keys: KeyStore | None) -> NodeConfig:
@@ -410,112 +379,6 @@ def _dialable(endpoint: str, where: str) -> str:
     return endpoint
 
 
-def _link(i: int, t: Any, nodes: dict[str, NodeConfig], src: str) -> LinkConfig:
-    where = f"{src}: links[{i}]"
-    if not isinstance(t, dict):
-        raise ConfigError(f"{where}: expected a table")
-    ends = _get(t, "nodes", list, where, None)
-    if ends is None or len(ends) != 2 or not all(isinstance(n, str) for n in ends):
-        raise ConfigError(f"{where}.nodes: expected two node names, got {ends!r}")
-    for n in ends:
-        if n not in nodes:
-            raise ConfigError(f"{where}.nodes: no node named {n!r}; nodes: {', '.join(nodes)}")
-    if ends[0] == ends[1]:
-        raise ConfigError(f"{where}.nodes: a link needs two different nodes, got {ends!r}")
-    a, b = nodes[ends[0]], nodes[ends[1]]
-    if a.speed != b.speed:
-        raise ConfigError(
-            f"{where}: nodes {a.name!r} (speed {a.speed}) and {b.name!r} (speed {b.speed}) "
-            f"must run at the same speed to share entangled states"
-        )
-    kind = _get(t, "model", str, where, "perfect")
-    cls = MODELS.get(kind)
-    if cls is None:
-        raise ConfigError(f"{where}.model: unknown {kind!r}; known: {', '.join(MODELS)}")
-    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
-    params = {k: v for k, v in t.items() if k not in LINK_KEYS}
-    _unknown(where, params, set(fields) | LINK_KEYS, f" for model {kind!r}")
-    for k, v in params.items():
-        if isinstance(v, bool) or not isinstance(v, int | float):
-            raise ConfigError(f"{where}.{k}: expected a number, got {v!r}")
-    missing = [
-        f.name
-        for f in fields.values()
-        if f.name not in params
-        and f.default is dataclasses.MISSING
-        and f.default_factory is dataclasses.MISSING
-    ]
-    if missing:
-        raise ConfigError(f"{where}: model {kind!r} needs {', '.join(sorted(missing))}")
-    try:
-        model = cls(**{k: float(v) for k, v in params.items()})
-    except ConfigError as exc:
-        raise ConfigError(f"{where}: {exc}") from None
-    delay = float(_get(t, "delay_s", (int, float), where, 0.0))
-    if not 0.0 <= delay <= 60.0:
-        raise ConfigError(f"{where}.delay_s: must be in 0..60, got {delay}")
-    return LinkConfig(
-        nodes=(ends[0], ends[1]),
-        model=model,
-        delay_s=delay,
-        seed=_get(t, "seed", int, where, None),
-        schedule=_schedule(t.get("schedule", "continuous"), model, f"{where}.schedule"),
-    )
-
-
-def _schedule(value: Any, model: LinkModel, where: str) -> TimeBins | None:
-    """``schedule = "continuous"`` or ``{ bin_ns = B, period = P, bins = [i, ...] }``."""
-    if value == "continuous":
-        return None
-    if not isinstance(value, dict):
-        raise ConfigError(
-            f'{where}: expected "continuous" or a table {{ bin_ns = ..., period = ..., '
-            f"bins = [...] }}, got {value!r}"
-        )
-    _unknown(where, value, {"bin_ns", "period", "bins"})
-    bin_ns = _get(value, "bin_ns", (int, float), where, None)
-    period = _get(value, "period", int, where, None)
-    bins = _get(value, "bins", list, where, None)
-    if bin_ns is None or period is None or bins is None:
-        raise ConfigError(f"{where}: needs bin_ns, period and bins")
-    if not (isinstance(bin_ns, int | float) and math.isfinite(bin_ns) and bin_ns >= model.cycle_ns):
-        raise ConfigError(
-            f"{where}.bin_ns: {bin_ns} ns is shorter than one attempt cycle of this link "
-            f"(cycle_ns = {model.cycle_ns:g}): no attempt would fit in a bin"
-        )
-    if not 1 <= period <= MAX_PERIOD:
-        raise ConfigError(f"{where}.period: {period} not in 1..{MAX_PERIOD}")
-    if not bins or any(not isinstance(b, int) or not 0 <= b < period for b in bins):
-        raise ConfigError(f"{where}.bins: expected bin indices in 0..{period - 1}, got {bins!r}")
-    if len(set(bins)) != len(bins):
-        raise ConfigError(f"{where}.bins: {bins!r} names a bin twice")
-    return TimeBins(bin_ns=float(bin_ns), period=period, bins=tuple(sorted(bins)))
-
-
-def _check_schedules(links: list[LinkConfig], source: str) -> None:
-    """A node attempts on one link at a time: the scheduled links of a node must share
-    the bin length and period and own different bins."""
-    for node in {n for lk in links for n in lk.nodes}:
-        mine = [(i, lk) for i, lk in enumerate(links) if node in lk.nodes and lk.schedule]
-        for x, (i, a) in enumerate(mine):
-            for j, b in mine[x + 1 :]:
-                sa, sb = a.schedule, b.schedule
-                assert sa is not None and sb is not None
-                where = f"{source}: links[{j}].schedule"
-                if (sa.bin_ns, sa.period) != (sb.bin_ns, sb.period):
-                    raise ConfigError(
-                        f"{where}: links[{i}] and links[{j}] both reach node {node!r}, so they "
-                        f"must use the same bin_ns and period ({sa.describe()} vs "
-                        f"{sb.describe()})"
-                    )
-                both = sorted(set(sa.bins) & set(sb.bins))
-                if both:
-                    raise ConfigError(
-                        f"{where}.bins: bin(s) {both} are also links[{i}]'s, and both links "
-                        f"reach node {node!r}, which attempts on one link at a time"
-                    )
-
-
 def parse_toml(text: str, source: str) -> dict[str, Any]:
     try:
         return tomllib.loads(text)
@@ -525,10 +388,17 @@ def parse_toml(text: str, source: str) -> dict[str, Any]:
 
 def parse_network(text: str, source: str = "<network>") -> NetworkConfig:
     """Parse a network file's text. Raises ConfigError naming the offending key."""
-    data = parse_toml(text, source)
-    _unknown(f"{source}: top level", data, {"name", "nodes", "apps", "links", "keys", "network"})
+    data = expand_chain(parse_toml(text, source), source)
+    _unknown(
+        f"{source}: top level", data, {"name", "nodes", "apps", "links", "keys", "network", "chain"}
+    )
     layer = _get(data, "network", dict, source, {})
-    _unknown(f"{source}: network", layer, {"protocol", "args"})
+    _unknown(f"{source}: network", layer, {"protocol", "args", "route_cost"})
+    route_cost = _get(layer, "route_cost", str, f"{source}: network", "hops")
+    if route_cost not in ROUTE_COSTS:
+        raise ConfigError(
+            f"{source}: network.route_cost: unknown {route_cost!r}; known: {', '.join(ROUTE_COSTS)}"
+        )
     name = _get(data, "name", str, source, "qnodeos")
     if not _NAME.match(name):
         raise ConfigError(f"{source}: name {name!r} must match {_NAME.pattern}")
@@ -541,10 +411,18 @@ def parse_network(text: str, source: str = "<network>") -> NetworkConfig:
         base = Path(source).parent if Path(source).exists() else Path.cwd()
         keys = KeyStore((base / keys_dir).resolve())
     nodes = {n: _node(n, t, name, source, keys) for n, t in nodes_t.items()}
-    links = [
-        _link(i, t, nodes, source) for i, t in enumerate(_get(data, "links", list, source, []))
-    ]
-    _check_schedules(links, source)
+    tables = _get(data, "links", list, source, [])
+    own = len(tables) - max(len(data.get("chain", ())) - 1, 0)  # the rest are the chain's
+    speeds = {n: c.speed for n, c in nodes.items()}
+    links = []
+    for i, t in enumerate(tables):
+        try:
+            links.append(parse_link(i, t, speeds, source))
+        except ConfigError as exc:
+            if i < own:
+                raise
+            raise ConfigError(f"{exc} (links[{i}] is the chain's, from chain.link)") from None
+    check_schedules(links, source)
     seen: set[frozenset[str]] = set()
     for lk in links:
         pair = frozenset(lk.nodes)
@@ -575,6 +453,7 @@ def parse_network(text: str, source: str = "<network>") -> NetworkConfig:
         name=name, nodes=nodes, apps=apps, source=source, links=links, keys=keys,
         protocol=_get(layer, "protocol", str, f"{source}: network", ""),
         protocol_args=_get(layer, "args", dict, f"{source}: network", {}),
+        route_cost=route_cost, chain=tuple(data.get("chain", ())),
     )  # fmt: skip
 
 

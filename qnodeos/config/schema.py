@@ -15,12 +15,16 @@ import dataclasses
 import json
 from typing import Any
 
+from qnodeos.netlink.fibre import ATTENUATION_DB_KM, MAX_LENGTH_KM, REFRACTIVE_INDEX
 from qnodeos.netlink.models import MODELS
+from qnodeos.netlink.routing import ROUTE_COSTS
 
 from ..hardware.params import DEVICES
 from ..kernel.memory import PLACEMENTS
 from ..kernel.scheduler import POLICIES
-from .network import APP_KEYS, LINK_KEYS, MAX_APPS, MAX_PERIOD, NODE_KEYS
+from .chain import MAX_NODES as MAX_CHAIN
+from .links import LINK_KEYS, MAX_PERIOD
+from .network import APP_KEYS, MAX_APPS, NODE_KEYS
 
 NUM = {"type": "number"}
 SECONDS = {"type": "number", "minimum": 0}
@@ -156,9 +160,34 @@ def _link() -> dict[str, Any]:
             "type": "number",
             "minimum": 0,
             "maximum": 60,
-            "description": "classical delay each way between the two nodes (s)",
+            "description": "classical delay each way between the two nodes (s; default: "
+            "light's travel time over length_km, else 0)",
         },
         "seed": {"type": "integer", "description": "the heralding station's RNG seed"},
+        "length_km": {
+            "type": "number",
+            "minimum": 0,
+            "maximum": MAX_LENGTH_KM,
+            "description": "fibre length between the nodes (km): photon loss, a longer "
+            "attempt cycle and the classical delay follow from it (omit: side by side)",
+        },
+        "attenuation_db_km": {
+            "type": "number",
+            "minimum": 0,
+            "maximum": 100,
+            "description": f"fibre loss, dB/km (default {ATTENUATION_DB_KM})",
+        },
+        "refractive_index": {
+            "type": "number",
+            "minimum": 1,
+            "maximum": 4,
+            "description": f"light goes at c / this in the fibre (default {REFRACTIVE_INDEX})",
+        },
+        "station": {
+            "type": "string",
+            "description": "where the heralding station is on the fibre: "
+            "`midpoint` (default) or the name of one of the link's two nodes",
+        },
         "schedule": {
             **SCHEDULE,
             "description": "`continuous`, or time bins: `{ bin_ns, period, bins }`",
@@ -225,7 +254,38 @@ def network_schema() -> dict[str, Any]:
                         "description": "repeaters' policy, 'module:Class' (NetworkProtocol)",
                     },
                     "args": {"type": "object", "description": "the protocol's arguments"},
+                    "route_cost": {
+                        "enum": list(ROUTE_COSTS),
+                        "description": "what a path costs: `hops` (default), `rate` (each "
+                        "link's expected time per pair) or `fidelity` (-log of each link's "
+                        "Werner parameter: the best end-to-end fidelity)",
+                    },
                 },
+                "additionalProperties": False,
+            },
+            "chain": {
+                "type": "object",
+                "description": "A repeater chain n0 - n1 - ... made into nodes and links "
+                "(apps may name its ends chain.first and chain.last)",
+                "properties": {
+                    "nodes": {
+                        "type": "integer",
+                        "minimum": 2,
+                        "maximum": MAX_CHAIN,
+                        "description": "how many nodes in a line",
+                    },
+                    "node": {
+                        "type": "object",
+                        "properties": NODE,
+                        "additionalProperties": False,
+                        "description": "every node's table (a seed is shifted by its index)",
+                    },
+                    "link": {
+                        "description": "every link's table, without nodes (a seed is "
+                        "shifted by its index)",
+                    },
+                },
+                "required": ["nodes"],
                 "additionalProperties": False,
             },
             "apps": {
@@ -255,7 +315,8 @@ def network_schema() -> dict[str, Any]:
                 },
             },
         },
-        "required": ["nodes"],
+        "required": [],  # nodes, or a chain that makes them:
+        "anyOf": [{"required": ["nodes"]}, {"required": ["chain"]}],
         "additionalProperties": False,
     }
 

@@ -31,6 +31,7 @@ from ..config.network import LinkConfig
 from ..lang import messages as m
 from ..netlink import egp as e
 from ..netlink.protocols import load as load_protocol
+from ..netlink.routing import Topology
 from ..runtime.timeline import Recorder
 from .circuits import NetworkLayer
 from .ledger import Ledger
@@ -102,11 +103,17 @@ class NetStack(NetworkLayer, RoundWork):
         self.pairs_delivered = 0
         self.rounds = 0
         self.moves = 0
+        # what each link costs a path, when the network routes by other than hops
+        self.route_costs = topology.costs if isinstance(topology, Topology) else None
         if protocol:
             factory = load_protocol(protocol, protocol_args)
             self.init_network(topology or [lk.nodes for lk in links], factory, protocol)
         else:
             self.init_network(topology or [lk.nodes for lk in links])
+
+    def route(self, dst: str) -> list[str] | None:
+        """The path to ``dst``: the topology's cheapest (``[network] route_cost``)."""
+        return Topology(self.topology, self.route_costs).path(self.node, dst)
 
     def request(self, app: App, msg: m.EprRequest, now: float, index: int = -1) -> list[Out]:
         """App ``app`` asks for pairs (``index`` >= 0: from inside its block, which gets

@@ -1,9 +1,16 @@
 """The shipped `chain` network (qnodeos run chain) in deterministic mode: 4 hops, no app
-at the repeaters, e2estats's fidelity next to its prediction within 4 standard errors."""
+at the repeaters, its fidelity next to its prediction within 4 standard errors; and a
+sweep over its number of nodes."""
 
 from __future__ import annotations
 
+import math
+from pathlib import Path
+
+import pytest
+
 import qnodeos
+from qnodeos.testbed.plot import plot_sweep
 
 
 def test_chain_runs_and_its_fidelity_matches_the_prediction() -> None:
@@ -29,3 +36,44 @@ def test_chain_takes_a_cutoff_from_the_command_line() -> None:
     assert net.config.protocol_args == {"cutoff_s": 0.0001}
     run = net.run(deterministic=True)
     assert run["a"]["pairs"] == 90 and run["b"]["pairs"] == 90
+
+
+def test_the_hop_sweep_rows_hold_measured_and_predicted_values_that_agree(
+    tmp_path: Path,
+) -> None:
+    """``qnodeos sweep chain --set chain.nodes=2,3,5`` (deterministic, small): each row's
+    fidelity within 4 standard errors of the Werner product; the rate within 4 of the
+    swap-ASAP prediction over one hop (a plain link), within 4 of the one-link-at-a-time
+    repeater's closed form over two hops, and between the two bounds beyond; and
+    ``qnodeos plot`` draws it."""
+    n = 300
+    rows = qnodeos.Network.shipped("chain").sweep(
+        "chain.nodes=2,3,5", f"apps.a.args.pairs={n}", f"apps.b.args.pairs={n}",
+        deterministic=True, lean=True, out=tmp_path,
+    )  # fmt: skip
+    assert [r["chain.nodes"] for r in rows] == [2, 3, 5]
+    p, cycle_s = 0.2, 10e-6
+    for r in rows:
+        hops = r["chain.nodes"] - 1
+        assert r["a.hops"] == hops and r["a.pairs"] == n
+        f = r["a.fidelity_theory"]
+        assert f == pytest.approx((3 * ((4 * 0.97 - 1) / 3) ** hops + 1) / 4)
+        # F's spread from three correlators of ~n/9 pairs each, at the predicted F
+        f_err = math.sqrt(3 * (1 - (4 * f - 1) ** 2 / 9) / (n / 9)) / 4
+        assert abs(r["a.fidelity"] - f) <= 4 * f_err, r
+        rate, err = r["a.rate_hz"], r["a.rate_hz_stderr"]
+        assert r["a.rate_hz_sequential"] == pytest.approx(p / cycle_s / hops)
+        assert r["a.rate_hz_sequential"] - 4 * err <= rate <= r["a.rate_hz_theory"] + 4 * err, r
+        print(
+            f"\n{hops} hop(s): F = {r['a.fidelity']:.3f} (predicted {f:.3f}), rate = "
+            f"{rate:.0f} ± {err:.0f}/s (swap ASAP {r['a.rate_hz_theory']:.0f}, one link at "
+            f"a time {r['a.rate_hz_sequential']:.0f})"
+        )
+    one, two = rows[0], rows[1]
+    assert one["a.rate_hz_theory"] == pytest.approx(p / cycle_s)
+    assert abs(one["a.rate_hz"] - one["a.rate_hz_theory"]) <= 4 * one["a.rate_hz_stderr"]
+    ideal = (3 - 2 * p) / (p * (2 - p)) * cycle_s
+    assert two["a.rate_hz_theory"] == pytest.approx(1 / ideal)
+    assert abs(two["a.rate_hz"] - two["a.rate_hz_sequential"]) <= 4 * two["a.rate_hz_stderr"]
+    png = plot_sweep(tmp_path, None, ["a.fidelity", "a.rate_hz"])
+    assert png.stat().st_size > 10_000

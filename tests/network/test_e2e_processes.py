@@ -1,7 +1,8 @@
 """End-to-end Werner fidelity in real processes (``qnodeos run``): linkstats, unchanged,
 between the ends of 2- and 4-hop chains of Werner links, no app at the repeaters. The
 fidelity it measures (random X, Y, Z bases at both ends) is (3w + 1)/4 with w = prod w_i
-within 4 standard errors (its own, from the three correlators)."""
+within 4 standard errors (its own, from the three correlators); kept pairs are
+test_e2e_kept_processes.py."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -41,10 +43,10 @@ def chain_file(fids: list[float], pairs: int) -> str:
     return body
 
 
-@pytest.mark.parametrize("fids", [[0.95, 0.9], [0.97, 0.95, 0.96, 0.94]])
-def test_werner_fidelity_over_real_processes(tmp_path: Path, fids: list[float]) -> None:
+def run_a(tmp_path: Path, text: str) -> dict[str, Any]:
+    """``qnodeos run`` the network ``text``; app a's result."""
     net = tmp_path / "net.toml"
-    net.write_text(chain_file(fids, 1500))
+    net.write_text(text)
     run_dir = tmp_path / "run"
     done = subprocess.run(
         [sys.executable, "-m", "qnodeos", "run", str(net), "--run-dir", str(run_dir)],
@@ -55,7 +57,13 @@ def test_werner_fidelity_over_real_processes(tmp_path: Path, fids: list[float]) 
         timeout=240,
     )
     assert done.returncode == 0, done.stderr[-2000:]
-    r = json.loads((run_dir / "app-a.json").read_text())["result"]
+    out: dict[str, Any] = json.loads((run_dir / "app-a.json").read_text())["result"]
+    return out
+
+
+@pytest.mark.parametrize("fids", [[0.95, 0.9], [0.97, 0.95, 0.96, 0.94]])
+def test_werner_fidelity_over_real_processes(tmp_path: Path, fids: list[float]) -> None:
+    r = run_a(tmp_path, chain_file(fids, 1500))
     w = math.prod((4 * f - 1) / 3 for f in fids)
     want = (3 * w + 1) / 4
     print(

@@ -1,0 +1,92 @@
+"""End-to-end pairs over a repeater chain (the shipped ``chain`` network): measured
+fidelity and rate next to their predictions for swap-as-soon-as-possible.
+
+It runs qnodeos.apps.e2estats between the chain's two ends (``[chain]`` in the
+network file; or ``peer_node``) and adds, at the creating end:
+
+- ``fidelity_theory``: Werner links and perfect swaps, F = (3 prod w_i + 1)/4;
+- ``rate_hz_theory``: every link attempting at once, noiseless instant swaps, no cutoff:
+  one pair per mean time until every link has made its pair, E[max_i c_i G_i]
+  (``netlink/chaintheory.py``; (3 - 2p)/(p (2 - p)) attempts for two links);
+- ``rate_hz_sequential``: every link's pair made one after another, 1 / sum_i c_i/p_i:
+  what a chain whose repeaters attempt on one link at a time makes with one repeater
+  (2 hops: it attempts on one side until a herald, then on the other), and a lower
+  bound beyond;
+- ``hops``, for plots over the number of hops.
+
+``rate_hz`` is measured from this end's link heralds, in device time (one per
+end-to-end pair). Here a repeater's quantum process runs one entanglement round at a
+time, so its two links take turns: over more than one hop the measured rate falls
+below the all-links-at-once prediction (docs/network-layer.md says by how much).
+
+    [[apps]]
+    node = "chain.first"
+    name = "a"
+    module = "qnodeos.apps.chain"
+    args = { role = "create", me = "a", peer = "b", pairs = 900 }
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from qnodeos import sdk
+from qnodeos.apps import e2estats
+from qnodeos.netlink.chaintheory import mean_time_ns, werner_fidelity
+
+
+def prediction(node: str, peer_node: str) -> dict[str, Any]:
+    """Path, hops and the predicted fidelity and rate, from the network this app runs in."""
+    net = sdk.network_config()
+    path = net.route(node, peer_node) if net is not None else None
+    if net is None or path is None:
+        return {}
+    models = {frozenset(lk.nodes): lk.model for lk in net.links}
+    hops = [models[frozenset(h)] for h in zip(path, path[1:], strict=False)]
+    time_ns = mean_time_ns([m.success_probability() for m in hops], [m.cycle_ns for m in hops])
+    fid = werner_fidelity([m.expected_fidelity() for m in hops])
+    return {
+        "path": path,
+        "hops": len(hops),
+        "fidelity_theory": fid,
+        "predicted_fidelity": fid,
+        "rate_hz_theory": 1e9 / time_ns,
+        "rate_hz_sequential": 1e9 / sum(m.cycle_ns / m.success_probability() for m in hops),
+    }
+
+
+def other_end(node: str) -> str:
+    """The chain's end that is not ``node`` ('' if ``node`` is not an end of a chain)."""
+    net = sdk.network_config()
+    chain = net.chain if net is not None else ()
+    if not chain or node not in (chain[0], chain[-1]):
+        return ""
+    return chain[-1] if node == chain[0] else chain[0]
+
+
+async def main(
+    node: str, *, role: str, peer_node: str | None = None, **args: Any
+) -> dict[str, Any]:
+    peer_node = peer_node or other_end(node)
+    if not peer_node:
+        raise ValueError(
+            f"node {node!r} is not an end of a [chain]: give peer_node, the node at the other end"
+        )
+    r = await e2estats.main(node, role=role, peer_node=peer_node, **args)
+    if role == "create":
+        r.update(prediction(node, peer_node))
+    return r
+
+
+def format_result(r: dict[str, Any]) -> str:
+    if r["role"] == "recv":
+        return f"chain: received {r['pairs']} pairs"
+    head = f"chain: {r['pairs']} end-to-end pairs"
+    if "path" in r:
+        head += f" over {r['hops']} hop(s), {'-'.join(r['path'])}"
+    fid = f"  fidelity  {r['fidelity']:.3f} ± {r['fidelity_stderr']:.3f}"
+    rate = f"  rate      {r['rate_hz']:.1f} ± {r['rate_hz_stderr']:.1f} pairs/s (device time)"
+    if "fidelity_theory" in r:
+        fid += f"   predicted {r['fidelity_theory']:.3f} (Werner links, perfect swaps)"
+        rate += f"   predicted {r['rate_hz_theory']:.1f} (swap ASAP, all links at once)"
+    return "\n".join((head, fid, rate))
