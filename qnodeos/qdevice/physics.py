@@ -172,6 +172,27 @@ def _conditional(t: Vector, outcome: int, gamma: float, p: float) -> Vector:
     return out
 
 
+def sum_one(vec: Vector, n: int, k: int) -> float:
+    """Sum of rho's diagonal where qubit k of the n-qubit paired ``vec`` is 1."""
+    if n == 1:
+        return float(vec[3].real)
+    # fsum of a list: exactly rounded, and cheaper than numpy's sum at this size
+    return math.fsum(vec.view(np.float64)[_real_of_ones(n, k)].tolist())
+
+
+def prob_one_after(vec: Vector, n: int, k: int, gamma: float) -> float:
+    """Probability that a Z measurement of qubit k of ``vec`` gives 1, after damping
+    it with probability ``gamma`` (clipped to [0, 1])."""
+    return min(max((1.0 - gamma) * sum_one(vec, n, k), 0.0), 1.0)
+
+
+def measured_rest(vec: Vector, n: int, k: int, outcome: int, gamma: float, p1: float) -> Vector:
+    """The other n - 1 qubits of ``vec`` (paired) once qubit k, damped with
+    probability ``gamma``, was measured as ``outcome``; ``p1`` from ``prob_one_after``."""
+    t = vec.reshape(4**k, 4, -1)
+    return _conditional(t, outcome, gamma, p1 if outcome else 1.0 - p1).reshape(-1)
+
+
 def exchanged(s: Matrix) -> Matrix:
     """A two-qubit paired superoperator with its qubits exchanged."""
     return s.reshape(4, 4, 4, 4).transpose(1, 0, 3, 2).reshape(16, 16)
@@ -334,23 +355,19 @@ class Register:
     def _sum_one(self, q: int) -> float:
         """Sum of rho's diagonal where q is 1 (prob_one before clipping)."""
         g = self.group_of[q]
-        n = len(g.qubits)
-        if n == 1:
-            return float(g.vec[3].real)
-        # fsum of a list: exactly rounded, and cheaper than numpy's sum at this size
-        return math.fsum(g.vec.view(np.float64)[_real_of_ones(n, g.qubits.index(q))].tolist())
+        return sum_one(g.vec, len(g.qubits), g.qubits.index(q))
 
     def measure(self, q: int, u: float, gamma: float = 0.0) -> int:
         """Projective Z measurement of q using uniform sample ``u``, after amplitude
         damping of q with probability ``gamma`` (dephasing, the rest of idle decay,
         changes neither the outcome nor the state left behind); q ends alone in the
         post-measurement state, its former partners in their conditional state."""
-        p1 = min(max((1.0 - gamma) * self._sum_one(q), 0.0), 1.0)
-        outcome = 1 if u < p1 else 0
         g = self.group_of[q]
-        if len(g.qubits) > 1:
-            t = g.vec.reshape(4 ** g.qubits.index(q), 4, -1)
-            g.vec = _conditional(t, outcome, gamma, p1 if outcome else 1.0 - p1).reshape(-1)
+        n, k = len(g.qubits), g.qubits.index(q)
+        p1 = prob_one_after(g.vec, n, k, gamma)
+        outcome = 1 if u < p1 else 0
+        if n > 1:
+            g.vec = measured_rest(g.vec, n, k, outcome, gamma, p1)
             g.qubits.remove(q)
         self.group_of[q] = Group([q], (_ONE if outcome else _ZERO).copy())
         return outcome
