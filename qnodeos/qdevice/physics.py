@@ -8,7 +8,9 @@ order: qubit k of the group (first listed = most significant) contributes the ba
 digit 2*r + c, where r and c are its row and column bit of rho. Each qubit thus owns one
 axis of length 4 of the (4,)*n tensor, and
   - a superoperator on qubits at adjacent positions p..p+k-1 is one matrix product on
-    the view (4**p, 4**k, rest) of the vector: no copy of the state;
+    the view (4**p, 4**k, rest) of the vector: no copy of the state (one qubit next to
+    the last is one 16 x 16 product with the last qubit's identity, which BLAS does
+    faster than many 4 x 4 ones);
   - qubits elsewhere in the group are brought together by one transposing copy and put
     back by another;
   - joining two groups is an outer product; tracing a qubit out adds two slices; its
@@ -206,8 +208,24 @@ def _axes(n: int, pos: tuple[int, ...]) -> tuple[tuple[int, ...], tuple[int, ...
     return order, tuple(int(a) for a in np.argsort(order))
 
 
+@lru_cache(maxsize=1024)
+def _gather(n: int, pos: tuple[int, ...]) -> tuple[NDArray[np.intp], NDArray[np.intp]]:
+    """For a small group: the paired vector's entries in the order that has the axes of
+    ``pos`` in front, and the way back (index arrays of 4**n entries)."""
+    order, back = _axes(n, pos)
+    idx = np.arange(4**n).reshape((4,) * n).transpose(order).reshape(-1)
+    return idx, np.argsort(idx)
+
+
+_GATHER_UP_TO = 5  # qubits: one gather beats a transpose chain where calls cost most
+
+
 def _apply_moved(vec: Vector, n: int, s: Matrix, pos: tuple[int, ...]) -> Vector:
     """Copy the axes of ``pos`` to the front, apply, copy them back."""
+    if n <= _GATHER_UP_TO:
+        idx, inv = _gather(n, pos)
+        moved: Vector = s.dot(vec[idx].reshape(s.shape[1], -1)).reshape(-1)[inv]
+        return moved
     order, back = _axes(n, pos)
     moved = vec.reshape((4,) * n).transpose(order).reshape(s.shape[1], -1)
     out: Vector = (s @ moved).reshape((4,) * n).transpose(back).reshape(-1)
@@ -220,22 +238,79 @@ def apply_at(vec: Vector, n: int, s: Matrix, pos: tuple[int, ...]) -> Vector:
     k = len(pos)
     first = pos[0]
     if k == 2 and pos[1] != first + 1:
-        if first != pos[1] + 1:
+        if n <= _GATHER_UP_TO:
             return _apply_moved(vec, n, s, pos)
-        s, first = exchanged(s), pos[1]  # adjacent but reversed: exchange s's qubits
+        if first > pos[1]:  # reversed: exchange s's qubits
+            s, first = exchanged(s), pos[1]
+        if pos[0] + pos[1] != 2 * first + 1:
+            return _apply_apart(vec, n, s, first, pos[0] + pos[1] - first)
     elif k > 2 and pos != tuple(range(first, first + k)):
         return _apply_moved(vec, n, s, pos)
-    left, right = 4**first, 4 ** (n - first - k)
     # ndarray.dot: the cheapest call into BLAS for the small groups that dominate
+    if first == 0:  # the floor: one product on a contiguous view
+        out: Vector = s.dot(vec) if k == n else s.dot(vec.reshape(s.shape[1], -1)).reshape(-1)
+        return out
+    left, right = 4**first, 4 ** (n - first - k)
     if right == 1:
-        out: Vector = vec.reshape(left, -1).dot(s.T).reshape(-1)
-    elif left == 1:
-        out = s.dot(vec.reshape(-1, right)).reshape(-1)
-    elif right >= 16:  # one GEMM per left index, each of a useful size
+        out = vec.reshape(left, -1).dot(s.T).reshape(-1)
+    elif right >= 16 or k > 1 or left < _WIDEN_FROM:
+        # one GEMM per left index: of a useful size, or (right == 4) still cheaper than
+        # the two transposing copies of moving the axes
         out = np.matmul(s, vec.reshape(left, -1, right)).reshape(-1)
-    else:
-        out = _apply_moved(vec, n, s, tuple(range(first, first + k)))
+    else:  # one qubit, second to last: it and the last qubit's identity, as one GEMM
+        out = vec.reshape(left, 16).dot(_widened(s)).reshape(-1)
     return out
+
+
+_SCRATCH_UP_TO = 10  # qubits: scratch space kept for groups up to this size (2 x 16 MiB)
+_scratch: dict[int, tuple[Vector, Vector]] = {}
+
+
+def _buffers(n: int) -> tuple[Vector, Vector]:
+    """Two arrays of 4**n entries for intermediate results. Kept (up to
+    ``_SCRATCH_UP_TO`` qubits) because fresh ones of this size come from the kernel as
+    new pages, and faulting them in costs more than the arithmetic."""
+    bufs = _scratch.get(n)
+    if bufs is None:
+        bufs = (np.empty(4**n, dtype=complex), np.empty(4**n, dtype=complex))
+        if n <= _SCRATCH_UP_TO:
+            _scratch[n] = bufs
+    return bufs
+
+
+def _apply_apart(vec: Vector, n: int, s: Matrix, p: int, q: int) -> Vector:
+    """Two-qubit ``s`` on positions p < q - 1: p's axis moves next to q's (a copy that
+    keeps runs of 4**(n-q) entries together), s applies there, p's axis moves back
+    (into the one new array)."""
+    left, mid, right = 4**p, 4 ** (q - p - 1), 4 ** (n - q - 1)
+    near, done = _buffers(n)
+    np.copyto(
+        near.reshape(left, mid, 4, 4 * right),
+        vec.reshape(left, 4, mid, 4 * right).transpose(0, 2, 1, 3),
+    )
+    if right == 1:
+        np.dot(near.reshape(left * mid, 16), s.T, out=done.reshape(left * mid, 16))
+    else:
+        np.matmul(s, near.reshape(left * mid, 16, right), out=done.reshape(left * mid, 16, right))
+    out: Vector = np.empty_like(vec)
+    np.copyto(
+        out.reshape(left, 4, mid, 4 * right),
+        done.reshape(left, mid, 4, 4 * right).transpose(0, 2, 1, 3),
+    )
+    return out
+
+
+_WIDEN_FROM = 4**3  # below this many left indices the batched GEMMs are cheaper
+_EYE_AXIS = np.arange(4)
+
+
+def _widened(s: Matrix) -> Matrix:
+    """The transpose of kron(s, I4): one-qubit ``s`` on the second to last qubit of a
+    group, as a 16 x 16 matrix on the last two (a quarter of it non-zero, but one BLAS
+    call over the whole state, with no copy of it)."""
+    t = np.zeros((4, 4, 4, 4), dtype=complex)
+    t[:, _EYE_AXIS, :, _EYE_AXIS] = s.T  # t[j, b, i, b] = s[i, j]
+    return t.reshape(16, 16)
 
 
 class Group:
