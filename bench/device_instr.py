@@ -15,8 +15,9 @@ whichever comes first) and prints the median and best. The goal for 2 qubits is
 ``--floor``: instead, how applying an op to one state group (``physics.apply_at``)
 compares with the numpy *floor*: the same op (a random 4x4 or 16x16 superoperator)
 applied to a state of the same size by one BLAS call on a contiguous view with no copy,
-``s.dot(vec.reshape(4**k, -1))``, which is where the op's qubits sit first in the
-group: the best plain numpy can do. Every 1-qubit position, and 2-qubit positions in
+flat vector in, flat vector out: ``s.dot(vec.reshape(4**k, -1)).reshape(-1)``, which
+is where the op's qubits sit first in the group: the best plain numpy can do. Every
+1-qubit position, and 2-qubit positions in
 the group's order (the device applies a two-qubit op that way round, with the exchanged
 superoperator it keeps: ``QuantumDevice._two``): all of them up to 6 qubits, beyond
 that every pair among the first three and last three positions (which covers every
@@ -32,10 +33,12 @@ import argparse
 import json
 import os
 import time
+from collections.abc import Callable
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # CPU time = work (see --floor)
 
 import numpy as np  # noqa: E402
+from numpy.typing import NDArray  # noqa: E402
 
 from qnodeos.hardware.params import generic  # noqa: E402
 from qnodeos.hardware.specs import OpSpec, with_overrides  # noqa: E402
@@ -153,19 +156,21 @@ def floor_ratios(n: int, repeat: int) -> tuple[float, tuple[int, ...], dict[str,
     ops = {k: rng.normal(size=(4**k, 4**k)) + 1j * rng.normal(size=(4**k, 4**k)) for k in (1, 2)}
     reps = max(1, 200_000 // 4**n)
 
-    def cpu(f: object, *args: object) -> float:
+    def cpu(f: Callable[..., object], *args: object) -> float:
         start = time.process_time()
         for _ in range(reps):
-            f(*args)  # type: ignore[operator]
+            f(*args)
         return (time.process_time() - start) / reps
+
+    def floor(s: NDArray[np.complex128]) -> object:
+        return s.dot(vec.reshape(s.shape[1], -1)).reshape(-1)
 
     worst, where, floors = 0.0, (0,), {}
     for pos in positions(n):
         s = ops[len(pos)]
-        view = vec.reshape(s.shape[1], -1)
         best_op = best_floor = float("inf")
         for _ in range(repeat):
-            best_floor = min(best_floor, cpu(s.dot, view))
+            best_floor = min(best_floor, cpu(floor, s))
             best_op = min(best_op, cpu(apply_at, vec, n, s, pos))
         floors[f"{len(pos)}q"] = best_floor * 1e6
         if best_op / best_floor > worst:

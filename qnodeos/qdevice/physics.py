@@ -235,8 +235,22 @@ def _apply_moved(vec: Vector, n: int, s: Matrix, pos: tuple[int, ...]) -> Vector
 def apply_at(vec: Vector, n: int, s: Matrix, pos: tuple[int, ...]) -> Vector:
     """The paired superoperator ``s`` applied to positions ``pos`` of an n-qubit paired
     vector (a new vector; ``vec`` is left alone)."""
-    k = len(pos)
+    # ndarray.dot: the cheapest call into BLAS for the small groups that dominate
     first = pos[0]
+    out: Vector
+    if len(pos) == 1:  # one qubit (most ops): the fewest Python steps
+        if first == 0:  # the floor: one product on a contiguous view
+            out = s.dot(vec) if n == 1 else s.dot(vec.reshape(4, -1)).reshape(-1)
+        elif first == n - 1:
+            out = vec.reshape(-1, 4).dot(s.T).reshape(-1)
+        elif first < n - 2 or first < _WIDEN_FROM:
+            # one GEMM per left index: of a useful size, or (next to last, in a small
+            # group) still cheaper than building the widened matrix
+            out = np.matmul(s, vec.reshape(4**first, 4, -1)).reshape(-1)
+        else:  # second to last: it and the last qubit's identity, as one GEMM
+            out = vec.reshape(-1, 16).dot(_widened(s)).reshape(-1)
+        return out
+    k = len(pos)
     if k == 2 and pos[1] != first + 1:
         if n <= _GATHER_UP_TO:
             return _apply_moved(vec, n, s, pos)
@@ -246,20 +260,16 @@ def apply_at(vec: Vector, n: int, s: Matrix, pos: tuple[int, ...]) -> Vector:
             return _apply_apart(vec, n, s, first, pos[0] + pos[1] - first)
     elif k > 2 and pos != tuple(range(first, first + k)):
         return _apply_moved(vec, n, s, pos)
-    # ndarray.dot: the cheapest call into BLAS for the small groups that dominate
-    if first == 0:  # the floor: one product on a contiguous view
-        out: Vector = s.dot(vec) if k == n else s.dot(vec.reshape(s.shape[1], -1)).reshape(-1)
-        return out
-    left, right = 4**first, 4 ** (n - first - k)
-    if right == 1:
-        out = vec.reshape(left, -1).dot(s.T).reshape(-1)
-    elif right >= 16 or k > 1 or left < _WIDEN_FROM:
-        # one GEMM per left index: of a useful size, or (right == 4) still cheaper than
-        # the two transposing copies of moving the axes
-        out = np.matmul(s, vec.reshape(left, -1, right)).reshape(-1)
-    else:  # one qubit, second to last: it and the last qubit's identity, as one GEMM
-        out = vec.reshape(left, 16).dot(_widened(s)).reshape(-1)
+    if first == 0:
+        out = s.dot(vec) if k == n else s.dot(vec.reshape(s.shape[1], -1)).reshape(-1)
+    elif first + k == n:
+        out = vec.reshape(4**first, -1).dot(s.T).reshape(-1)
+    else:  # one GEMM per left index (the right side of 4 or more entries)
+        out = np.matmul(s, vec.reshape(4**first, s.shape[1], -1)).reshape(-1)
     return out
+
+
+_WIDEN_FROM = 3  # positions (qubits before it): below, the batched GEMMs are cheaper
 
 
 _SCRATCH_UP_TO = 10  # qubits: scratch space kept for groups up to this size (2 x 16 MiB)
@@ -300,17 +310,19 @@ def _apply_apart(vec: Vector, n: int, s: Matrix, p: int, q: int) -> Vector:
     return out
 
 
-_WIDEN_FROM = 4**3  # below this many left indices the batched GEMMs are cheaper
-_EYE_AXIS = np.arange(4)
+_WIDE = np.zeros(256, dtype=complex)  # kron(s, I4).T, rebuilt in place per op
+# its non-zero entries: [j, i, b] -> row (j, b), column (i, b)
+_WIDE_NONZERO = np.lib.stride_tricks.as_strided(
+    _WIDE, shape=(4, 4, 4), strides=(64 * 16, 4 * 16, 17 * 16)
+)
 
 
 def _widened(s: Matrix) -> Matrix:
     """The transpose of kron(s, I4): one-qubit ``s`` on the second to last qubit of a
     group, as a 16 x 16 matrix on the last two (a quarter of it non-zero, but one BLAS
-    call over the whole state, with no copy of it)."""
-    t = np.zeros((4, 4, 4, 4), dtype=complex)
-    t[:, _EYE_AXIS, :, _EYE_AXIS] = s.T  # t[j, b, i, b] = s[i, j]
-    return t.reshape(16, 16)
+    call over the whole state, with no copy of it). Shared: valid until the next call."""
+    _WIDE_NONZERO[...] = s.T[:, :, None]
+    return _WIDE.reshape(16, 16)
 
 
 class Group:
