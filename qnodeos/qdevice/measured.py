@@ -83,32 +83,35 @@ def measure_pairs(
     the same state) runs ``recipes[i]``: all of one qubit. ``work_ns``: the round's
     work so far, to add the recipes' time to (in the reference's order)."""
     q = recipes[0].q
-    assert all(r.q == q for r in recipes)
     busy = dev.busy_until
     index: dict[tuple[Hashable, int, float], int] = {}
     classes: list[_Class] = []
     of: list[int] = []
     ends: list[float] = []
+    blanks: dict[int, list[int]] = {}  # per recipe: NO_OUTCOME for each of its gates
+    blank: list[list[int]] = []
     ops = 0
-    for i, at in enumerate(ats):
-        r = recipes[i]
+    for i, (at, r) in enumerate(zip(ats, recipes, strict=True)):
         start = max(at, busy)  # as execute: each op from max(now, busy_until)
         end = start
         for d in r.durations:
             end = end + d
         work_ns += max(0.0, end - start)
-        ops += len(r.durations)
         key = (keys[i], id(r), start - at)
         c = index.get(key)
         if c is None:
+            if r.q != q:
+                raise ValueError(f"recipes measure qubits {q} and {r.q}")
             c = index[key] = len(classes)
             classes.append(_evolve(dev, r, start - at, state(i), n))
+            blanks.setdefault(id(r), [NO_OUTCOME] * (len(r.durations) - 1))
         of.append(c)
         ends.append(end)
+        blank.append(blanks[id(r)])
         busy = end
+        ops += len(r.durations)
     true, reported = _draw(dev.rng, [classes[c].p1 for c in of], recipes[0])
-    blank = {id(r): [NO_OUTCOME] * (len(r.durations) - 1) for r in recipes}
-    outcomes = [[*blank[id(r)], o] for r, o in zip(recipes, reported, strict=True)]
+    outcomes = [[*b, o] for b, o in zip(blank, reported, strict=True)]
     dev.measured(q, true[-1], ends[-1], ops)
     return Measured(outcomes, ends, work_ns, classes, of, true)
 
