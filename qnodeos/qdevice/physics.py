@@ -11,8 +11,9 @@ axis of length 4 of the (4,)*n tensor, and
     the view (4**p, 4**k, rest) of the vector: no copy of the state (one qubit next to
     the last is one 16 x 16 product with the last qubit's identity, which BLAS does
     faster than many 4 x 4 ones);
-  - qubits elsewhere in the group are brought together by one transposing copy and put
-    back by another;
+  - two qubits apart in the group are brought together by moving one axis next to
+    the other (a copy into kept scratch space) and put back by another copy (small
+    groups: one cached gather each way);
   - joining two groups is an outer product; tracing a qubit out adds two slices; its
     measurement keeps one slice.
 Every operation is a superoperator on the vectorised density matrix of the qubits it
@@ -272,19 +273,25 @@ def apply_at(vec: Vector, n: int, s: Matrix, pos: tuple[int, ...]) -> Vector:
 _WIDEN_FROM = 3  # positions (qubits before it): below, the batched GEMMs are cheaper
 
 
-_SCRATCH_UP_TO = 10  # qubits: scratch space kept for groups up to this size (2 x 16 MiB)
+_SCRATCH_UP_TO = 10  # qubits: scratch kept for every group size up to this (2 x 16 MiB)
 _scratch: dict[int, tuple[Vector, Vector]] = {}
+_big: list[tuple[Vector, Vector]] = []  # and for the one larger size used last
 
 
 def _buffers(n: int) -> tuple[Vector, Vector]:
-    """Two arrays of 4**n entries for intermediate results. Kept (up to
-    ``_SCRATCH_UP_TO`` qubits) because fresh ones of this size come from the kernel as
-    new pages, and faulting them in costs more than the arithmetic."""
+    """Two arrays of 4**n entries for intermediate results, kept: fresh ones of this
+    size are new pages from the kernel, and faulting them in costs more than the
+    arithmetic. Beyond ``_SCRATCH_UP_TO`` qubits only the last size is kept (at most
+    twice the largest group's own state)."""
     bufs = _scratch.get(n)
     if bufs is None:
+        if _big and _big[0][0].size == 4**n:
+            return _big[0]
         bufs = (np.empty(4**n, dtype=complex), np.empty(4**n, dtype=complex))
         if n <= _SCRATCH_UP_TO:
             _scratch[n] = bufs
+        else:
+            _big[:] = [bufs]
     return bufs
 
 
