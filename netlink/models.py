@@ -160,9 +160,15 @@ class LinkModel(ABC):
             out += p * corrected(index, rho)
         return out
 
+    @cached_property
+    def _p_success(self) -> float:
+        """``success_probability()``, once (the model is frozen; stations sample it
+        for every pair)."""
+        return self.success_probability()
+
     def sample(self, rng: np.random.Generator) -> Herald:
         """Attempts until the first herald (geometric), its Bell index and state."""
-        attempts = int(rng.geometric(self.success_probability()))
+        attempts = int(rng.geometric(self._p_success))
         index, rho = self._outcome(rng)
         return Herald(attempts=attempts, bell_index=index, rho=rho)
 
