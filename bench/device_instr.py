@@ -11,20 +11,40 @@ all qubits in one entangled state group (the expensive case). Rows:
 Each row runs ``--repeat`` times (each for up to --ops instructions or --budget seconds,
 whichever comes first) and prints the median and best. The goal for 2 qubits is
 <= 10 us per instruction (100 kHz, QNodeOS's NV QDevice rate).
+
+``--floor``: instead, how applying an op to one state group (``physics.apply_at``)
+compares with the numpy *floor*: the same op (a random 4x4 or 16x16 superoperator)
+applied to a state of the same size by one BLAS call on a contiguous view with no copy,
+flat vector in, flat vector out: ``s.dot(vec.reshape(4**k, -1)).reshape(-1)``, which
+is where the op's qubits sit first in the group: the best plain numpy can do. Every
+1-qubit position, and 2-qubit positions in
+the group's order (the device applies a two-qubit op that way round, with the exchanged
+superoperator it keeps: ``QuantumDevice._two``): all of them up to 6 qubits, beyond
+that every pair among the first three and last three positions (which covers every
+layout ``apply_at`` tells apart). Each
+op and its floor are timed alternately (CPU time, ``--repeat`` times, best of each);
+prints per size the worst ratio over positions (goal: <= 2) and where it is. BLAS runs
+one thread (OPENBLAS_NUM_THREADS=1 unless set), so CPU time is the work done.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
+from collections.abc import Callable
 
-import numpy as np
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # CPU time = work (see --floor)
 
-from qnodeos.hardware.params import generic
-from qnodeos.hardware.specs import OpSpec, with_overrides
-from qnodeos.lang.messages import PhysOp
-from qnodeos.qdevice.device import QuantumDevice
+import numpy as np  # noqa: E402
+from numpy.typing import NDArray  # noqa: E402
+
+from qnodeos.hardware.params import generic  # noqa: E402
+from qnodeos.hardware.specs import OpSpec, with_overrides  # noqa: E402
+from qnodeos.lang.messages import PhysOp  # noqa: E402
+from qnodeos.qdevice.device import QuantumDevice  # noqa: E402
+from qnodeos.qdevice.physics import apply_at  # noqa: E402
 
 STEP_NS = 1000.0  # device time between instructions, so idle decay applies to every op
 
@@ -122,6 +142,57 @@ def numpy_floor() -> float:
     return (time.perf_counter() - start) / n * 1e6
 
 
+def positions(n: int) -> list[tuple[int, ...]]:
+    """The positions --floor times at n qubits (see the module docstring)."""
+    near = sorted({p for p in (0, 1, 2, n - 3, n - 2, n - 1) if 0 <= p < n})
+    pool = range(n) if n <= 6 else near
+    return [(p,) for p in range(n)] + [(p, q) for p in pool for q in pool if p < q]
+
+
+def floor_ratios(n: int, repeat: int) -> tuple[float, tuple[int, ...], dict[str, float]]:
+    """(worst ratio of apply_at to the floor, its position, floor us per k) at n qubits."""
+    rng = np.random.default_rng(n)
+    vec = rng.normal(size=4**n) + 1j * rng.normal(size=4**n)
+    ops = {k: rng.normal(size=(4**k, 4**k)) + 1j * rng.normal(size=(4**k, 4**k)) for k in (1, 2)}
+    reps = max(1, 200_000 // 4**n)
+
+    def cpu(f: Callable[..., object], *args: object) -> float:
+        start = time.process_time()
+        for _ in range(reps):
+            f(*args)
+        return (time.process_time() - start) / reps
+
+    def floor(s: NDArray[np.complex128]) -> object:
+        return s.dot(vec.reshape(s.shape[1], -1)).reshape(-1)
+
+    worst, where, floors = 0.0, (0,), {}
+    for pos in positions(n):
+        s = ops[len(pos)]
+        best_op = best_floor = float("inf")
+        for _ in range(repeat):
+            best_floor = min(best_floor, cpu(floor, s))
+            best_op = min(best_op, cpu(apply_at, vec, n, s, pos))
+        floors[f"{len(pos)}q"] = best_floor * 1e6
+        if best_op / best_floor > worst:
+            worst, where = best_op / best_floor, pos
+    return worst, where, floors
+
+
+def floor_table(a: argparse.Namespace) -> None:
+    out: dict[str, float] = {}
+    if not a.json:
+        print(f"apply_at / numpy floor, worst over positions (best of {a.repeat}, CPU time)")
+        print(f"{'qubits':>6} {'floor 1q us':>12} {'floor 2q us':>12} {'worst':>6}  at")
+    for n in a.qubits:
+        worst, where, floors = floor_ratios(n, a.repeat)
+        out[f"q{n}_worst_ratio"] = worst
+        if not a.json:
+            f1, f2 = floors.get("1q", 0.0), floors.get("2q", float("nan"))
+            print(f"{n:>6} {f1:12.2f} {f2:12.2f} {worst:6.2f}  {where}", flush=True)
+    if a.json:
+        print(json.dumps(out))
+
+
 def row(n: int, name: str, ops: list[PhysOp] | None, a: argparse.Namespace) -> float:
     def once() -> float:
         if ops is None:
@@ -142,7 +213,13 @@ def main() -> None:
     p.add_argument("--qubits", type=int, nargs="+", default=[2, 6, 10])
     p.add_argument("--quick", action="store_true", help="2 and 6 qubits, 3 runs, 0.3 s each")
     p.add_argument("--json", action="store_true", help="print one JSON object (medians, us)")
+    p.add_argument("--floor", action="store_true", help="apply_at vs the numpy floor")
     a = p.parse_args()
+    if a.floor:
+        if a.qubits == [2, 6, 10]:
+            a.qubits = list(range(1, 11))
+        floor_table(a)
+        return
     if a.quick:
         a.qubits, a.repeat, a.budget = [2, 6], 3, 0.3
     floor = numpy_floor()

@@ -32,6 +32,7 @@ from __future__ import annotations
 import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, ClassVar
 
 import numpy as np
@@ -102,6 +103,13 @@ def _diag(p00: float, p01: float, p10: float, p11: float) -> Matrix:
     return out
 
 
+def _frozen(rho: Matrix) -> Matrix:
+    """``rho``, read-only: one array a model hands out with every herald of its kind
+    (so a round's pairs that got the same state are seen to share it)."""
+    rho.flags.writeable = False
+    return rho
+
+
 @dataclass(frozen=True)
 class Herald:
     """One successful entanglement generation."""
@@ -152,9 +160,15 @@ class LinkModel(ABC):
             out += p * corrected(index, rho)
         return out
 
+    @cached_property
+    def _p_success(self) -> float:
+        """``success_probability()``, once (the model is frozen; stations sample it
+        for every pair)."""
+        return self.success_probability()
+
     def sample(self, rng: np.random.Generator) -> Herald:
         """Attempts until the first herald (geometric), its Bell index and state."""
-        attempts = int(rng.geometric(self.success_probability()))
+        attempts = int(rng.geometric(self._p_success))
         index, rho = self._outcome(rng)
         return Herald(attempts=attempts, bell_index=index, rho=rho)
 
@@ -175,8 +189,12 @@ class Perfect(LinkModel):
     def expected_fidelity(self) -> float:
         return 1.0
 
+    @cached_property
+    def _state(self) -> Matrix:
+        return _frozen(bell(PHI_PLUS))
+
     def _outcome(self, rng: np.random.Generator) -> tuple[int, Matrix]:
-        return PHI_PLUS, bell(PHI_PLUS)
+        return PHI_PLUS, self._state
 
     def outcomes(self) -> list[tuple[float, int, Matrix]]:
         return [(1.0, PHI_PLUS, bell(PHI_PLUS))]
@@ -201,8 +219,12 @@ class Depolarise(LinkModel):
     def expected_fidelity(self) -> float:
         return self.fidelity
 
+    @cached_property
+    def _state(self) -> Matrix:
+        return _frozen(werner(self.fidelity))
+
     def _outcome(self, rng: np.random.Generator) -> tuple[int, Matrix]:
-        return PHI_PLUS, werner(self.fidelity)
+        return PHI_PLUS, self._state
 
     def outcomes(self) -> list[tuple[float, int, Matrix]]:
         return [(1.0, PHI_PLUS, werner(self.fidelity))]
@@ -246,15 +268,25 @@ class SingleClick(LinkModel):
         dark = fidelity_to(self._dark_state(), PSI_PLUS) * w_dark
         return (w_psi * (1 + self.visibility) / 2 + dark) / (w_psi + w_11 + w_dark)
 
+    @cached_property
+    def _states(self) -> tuple[tuple[float, float, float], dict[int, tuple[Matrix, ...]]]:
+        """The weights, and per Bell index its states: heralded, |11>, dark count."""
+        both = _frozen(_diag(0, 0, 0, 1))
+        dark = _frozen(self._dark_state())
+        return self._weights(), {
+            index: (_frozen(_psi_with_visibility(sign, self.visibility)), both, dark)
+            for index, sign in ((PSI_PLUS, 1), (PSI_MINUS, -1))
+        }
+
     def _outcome(self, rng: np.random.Generator) -> tuple[int, Matrix]:
         index = PSI_PLUS if rng.random() < 0.5 else PSI_MINUS
-        w_psi, w_11, w_dark = self._weights()
+        (w_psi, w_11, w_dark), states = self._states
         u = rng.random() * (w_psi + w_11 + w_dark)
         if u < w_psi:
-            return index, _psi_with_visibility(1 if index == PSI_PLUS else -1, self.visibility)
+            return index, states[index][0]
         if u < w_psi + w_11:
-            return index, _diag(0, 0, 0, 1)
-        return index, self._dark_state()
+            return index, states[index][1]
+        return index, states[index][2]
 
     def outcomes(self) -> list[tuple[float, int, Matrix]]:
         w_psi, w_11, w_dark = self._weights()
@@ -288,9 +320,16 @@ class DoubleClick(LinkModel):
     def expected_fidelity(self) -> float:
         return (1 + self.visibility) / 2
 
+    @cached_property
+    def _states(self) -> dict[int, Matrix]:
+        return {
+            index: _frozen(_psi_with_visibility(sign, self.visibility))
+            for index, sign in ((PSI_PLUS, 1), (PSI_MINUS, -1))
+        }
+
     def _outcome(self, rng: np.random.Generator) -> tuple[int, Matrix]:
         index = PSI_PLUS if rng.random() < 0.5 else PSI_MINUS
-        return index, _psi_with_visibility(1 if index == PSI_PLUS else -1, self.visibility)
+        return index, self._states[index]
 
     def outcomes(self) -> list[tuple[float, int, Matrix]]:
         return [

@@ -48,6 +48,8 @@ from .physics import (
 
 NO_OUTCOME = -1
 _ZERO: Vector = np.array([1, 0, 0, 0], dtype=complex)  # |0><0|, flattened
+_ONE: Vector = np.array([0, 0, 0, 1], dtype=complex)
+_NOT_GATES = frozenset({"init", "discard", "meas", "wait", "peek", "peek_group"})
 _CACHE = 4096  # entries per cache; angles are floats, so bound what we keep
 
 
@@ -73,6 +75,21 @@ class _Noisy:
         w = np.array(weights, dtype=np.float64)
         out: Matrix = w.dot(self.after).view(complex).reshape(d, d)
         return out
+
+
+@dataclass(frozen=True, kw_only=True)
+class MeasureRecipe:
+    """A pair's recipe that is one-qubit gates on qubit ``q`` then a Z measurement of
+    it: the gates (noisy, paired), every op's duration, the readout errors and the
+    qubit's T1/T2 (``QuantumDevice.measure_recipe``)."""
+
+    q: int
+    gates: tuple[_Noisy, ...]
+    durations: tuple[float, ...]
+    p01: float
+    p10: float
+    t1_ns: float
+    t2_ns: float
 
 
 class QuantumDevice:
@@ -177,18 +194,75 @@ class QuantumDevice:
             if d is not None:
                 self.reg.apply_paired(decay_matrix(*d), [q])
 
-    # -- execution ---------------------------------------------------------------------
-    def execute(self, op: PhysOp, now_ns: float) -> tuple[int, float]:
-        """Run one op; return (outcome or NO_OUTCOME, device time it ends).
-
-        Raises DeviceError (state untouched) if the device cannot do it.
-        """
+    def _spec_of(self, op: PhysOp) -> OpSpec:
+        """The spec of ``op``; raises DeviceError if the device cannot do it."""
         spec = self._checked.get(op)
         if spec is None:
             self.spec.validate(op)
             spec = self.spec.op_spec(op)
             if len(self._checked) < 8192:
                 self._checked[op] = spec
+        return spec
+
+    # -- a measured pair's recipe, for many pairs at once (see measured.py) -------------
+    def measure_recipe(self, ops: Sequence[PhysOp]) -> MeasureRecipe | None:
+        """``ops`` as a ``MeasureRecipe`` if they are one-qubit gates on one qubit then
+        one measurement of it, all of which this device can do; else None (the caller
+        runs them op by op, which reports any refusal)."""
+        if not ops or ops[-1].op != "meas" or len(ops[-1].qubits) != 1:
+            return None
+        q = ops[-1].qubits[0]
+        gates: list[_Noisy] = []
+        durations: list[float] = []
+        try:
+            for op in ops:
+                if op.qubits != (q,) or (op.op in _NOT_GATES and op is not ops[-1]):
+                    return None
+                spec = self._spec_of(op)
+                durations.append(spec.duration_ns)
+                if op is not ops[-1]:
+                    gates.append(self._noisy_gate(op.op, op.param, spec.error, 1))
+        except DeviceError:
+            return None
+        kind = self.spec.kind(q)
+        assert kind.meas is not None  # validated: q is measurable
+        return MeasureRecipe(
+            q=q, gates=tuple(gates), durations=tuple(durations), p01=kind.meas.p01,
+            p10=kind.meas.p10, t1_ns=kind.t1_ns, t2_ns=kind.t2_ns,
+        )  # fmt: skip
+
+    def measure_superops(self, r: MeasureRecipe, wait_ns: float) -> tuple[list[Matrix], float]:
+        """What ``execute`` applies for recipe ``r`` on its qubit, made ``fresh`` ``wait_ns``
+        before the recipe's first op starts: the gates' superoperators (paired) and the
+        damping the measurement folds in. Only the first op sees idle decay: the rest
+        follow back to back (``_decay`` of a fresh qubit, whose attempt coherence is 1)."""
+        d = None
+        if wait_ns > 0.0 and not (r.t1_ns == np.inf and r.t2_ns == np.inf):
+            gamma, coh = decay_params(wait_ns, r.t1_ns, r.t2_ns)
+            d = (gamma, coh * 1.0)
+        if not r.gates:
+            return [], 0.0 if d is None else d[0]
+        first = r.gates[0]
+        s = first.s if d is None else first.with_decay(decay_weights(*d))
+        return [s, *(g.s for g in r.gates[1:])], 0.0
+
+    def measured(self, q: int, outcome: int, end_ns: float, ops: int) -> None:
+        """Pairs were measured on qubit ``q`` by ``ops`` ops in all, the last ending at
+        ``end_ns`` with (true) outcome ``outcome``: leave the device as running them op
+        by op would."""
+        self.reg.prepare(q, _ONE if outcome else _ZERO)
+        self.touched[q] = end_ns
+        self.coherence[q] = 1.0
+        self.busy_until = end_ns
+        self.executed += ops
+
+    # -- execution ---------------------------------------------------------------------
+    def execute(self, op: PhysOp, now_ns: float) -> tuple[int, float]:
+        """Run one op; return (outcome or NO_OUTCOME, device time it ends).
+
+        Raises DeviceError (state untouched) if the device cannot do it.
+        """
+        spec = self._spec_of(op)
         start = max(now_ns, self.busy_until)
         end = start + spec.duration_ns
         outcome = NO_OUTCOME

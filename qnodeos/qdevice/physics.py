@@ -8,9 +8,12 @@ order: qubit k of the group (first listed = most significant) contributes the ba
 digit 2*r + c, where r and c are its row and column bit of rho. Each qubit thus owns one
 axis of length 4 of the (4,)*n tensor, and
   - a superoperator on qubits at adjacent positions p..p+k-1 is one matrix product on
-    the view (4**p, 4**k, rest) of the vector: no copy of the state;
-  - qubits elsewhere in the group are brought together by one transposing copy and put
-    back by another;
+    the view (4**p, 4**k, rest) of the vector: no copy of the state (one qubit next to
+    the last is one 16 x 16 product with the last qubit's identity, which BLAS does
+    faster than many 4 x 4 ones);
+  - two qubits apart in the group are brought together by moving one axis next to
+    the other (a copy into kept scratch space) and put back by another copy (small
+    groups: one cached gather each way);
   - joining two groups is an outer product; tracing a qubit out adds two slices; its
     measurement keeps one slice.
 Every operation is a superoperator on the vectorised density matrix of the qubits it
@@ -172,6 +175,27 @@ def _conditional(t: Vector, outcome: int, gamma: float, p: float) -> Vector:
     return out
 
 
+def sum_one(vec: Vector, n: int, k: int) -> float:
+    """Sum of rho's diagonal where qubit k of the n-qubit paired ``vec`` is 1."""
+    if n == 1:
+        return float(vec[3].real)
+    # fsum of a list: exactly rounded, and cheaper than numpy's sum at this size
+    return math.fsum(vec.view(np.float64)[_real_of_ones(n, k)].tolist())
+
+
+def prob_one_after(vec: Vector, n: int, k: int, gamma: float) -> float:
+    """Probability that a Z measurement of qubit k of ``vec`` gives 1, after damping
+    it with probability ``gamma`` (clipped to [0, 1])."""
+    return min(max((1.0 - gamma) * sum_one(vec, n, k), 0.0), 1.0)
+
+
+def measured_rest(vec: Vector, n: int, k: int, outcome: int, gamma: float, p1: float) -> Vector:
+    """The other n - 1 qubits of ``vec`` (paired) once qubit k, damped with
+    probability ``gamma``, was measured as ``outcome``; ``p1`` from ``prob_one_after``."""
+    t = vec.reshape(4**k, 4, -1)
+    return _conditional(t, outcome, gamma, p1 if outcome else 1.0 - p1).reshape(-1)
+
+
 def exchanged(s: Matrix) -> Matrix:
     """A two-qubit paired superoperator with its qubits exchanged."""
     return s.reshape(4, 4, 4, 4).transpose(1, 0, 3, 2).reshape(16, 16)
@@ -185,8 +209,24 @@ def _axes(n: int, pos: tuple[int, ...]) -> tuple[tuple[int, ...], tuple[int, ...
     return order, tuple(int(a) for a in np.argsort(order))
 
 
+@lru_cache(maxsize=1024)
+def _gather(n: int, pos: tuple[int, ...]) -> tuple[NDArray[np.intp], NDArray[np.intp]]:
+    """For a small group: the paired vector's entries in the order that has the axes of
+    ``pos`` in front, and the way back (index arrays of 4**n entries)."""
+    order, back = _axes(n, pos)
+    idx = np.arange(4**n).reshape((4,) * n).transpose(order).reshape(-1)
+    return idx, np.argsort(idx)
+
+
+_GATHER_UP_TO = 5  # qubits: one gather beats a transpose chain where calls cost most
+
+
 def _apply_moved(vec: Vector, n: int, s: Matrix, pos: tuple[int, ...]) -> Vector:
     """Copy the axes of ``pos`` to the front, apply, copy them back."""
+    if n <= _GATHER_UP_TO:
+        idx, inv = _gather(n, pos)
+        moved: Vector = s.dot(vec[idx].reshape(s.shape[1], -1)).reshape(-1)[inv]
+        return moved
     order, back = _axes(n, pos)
     moved = vec.reshape((4,) * n).transpose(order).reshape(s.shape[1], -1)
     out: Vector = (s @ moved).reshape((4,) * n).transpose(back).reshape(-1)
@@ -196,25 +236,100 @@ def _apply_moved(vec: Vector, n: int, s: Matrix, pos: tuple[int, ...]) -> Vector
 def apply_at(vec: Vector, n: int, s: Matrix, pos: tuple[int, ...]) -> Vector:
     """The paired superoperator ``s`` applied to positions ``pos`` of an n-qubit paired
     vector (a new vector; ``vec`` is left alone)."""
-    k = len(pos)
+    # ndarray.dot: the cheapest call into BLAS for the small groups that dominate
     first = pos[0]
+    out: Vector
+    if len(pos) == 1:  # one qubit (most ops): the fewest Python steps
+        if first == 0:  # the floor: one product on a contiguous view
+            out = s.dot(vec) if n == 1 else s.dot(vec.reshape(4, -1)).reshape(-1)
+        elif first == n - 1:
+            out = vec.reshape(-1, 4).dot(s.T).reshape(-1)
+        elif first < n - 2 or first < _WIDEN_FROM:
+            # one GEMM per left index: of a useful size, or (next to last, in a small
+            # group) still cheaper than building the widened matrix
+            out = np.matmul(s, vec.reshape(4**first, 4, -1)).reshape(-1)
+        else:  # second to last: it and the last qubit's identity, as one GEMM
+            out = vec.reshape(-1, 16).dot(_widened(s)).reshape(-1)
+        return out
+    k = len(pos)
     if k == 2 and pos[1] != first + 1:
-        if first != pos[1] + 1:
+        if n <= _GATHER_UP_TO:
             return _apply_moved(vec, n, s, pos)
-        s, first = exchanged(s), pos[1]  # adjacent but reversed: exchange s's qubits
+        if first > pos[1]:  # reversed: exchange s's qubits
+            s, first = exchanged(s), pos[1]
+        if pos[0] + pos[1] != 2 * first + 1:
+            return _apply_apart(vec, n, s, first, pos[0] + pos[1] - first)
     elif k > 2 and pos != tuple(range(first, first + k)):
         return _apply_moved(vec, n, s, pos)
-    left, right = 4**first, 4 ** (n - first - k)
-    # ndarray.dot: the cheapest call into BLAS for the small groups that dominate
-    if right == 1:
-        out: Vector = vec.reshape(left, -1).dot(s.T).reshape(-1)
-    elif left == 1:
-        out = s.dot(vec.reshape(-1, right)).reshape(-1)
-    elif right >= 16:  # one GEMM per left index, each of a useful size
-        out = np.matmul(s, vec.reshape(left, -1, right)).reshape(-1)
-    else:
-        out = _apply_moved(vec, n, s, tuple(range(first, first + k)))
+    if first == 0:
+        out = s.dot(vec) if k == n else s.dot(vec.reshape(s.shape[1], -1)).reshape(-1)
+    elif first + k == n:
+        out = vec.reshape(4**first, -1).dot(s.T).reshape(-1)
+    else:  # one GEMM per left index (the right side of 4 or more entries)
+        out = np.matmul(s, vec.reshape(4**first, s.shape[1], -1)).reshape(-1)
     return out
+
+
+_WIDEN_FROM = 3  # positions (qubits before it): below, the batched GEMMs are cheaper
+
+
+_SCRATCH_UP_TO = 10  # qubits: scratch kept for every group size up to this (2 x 16 MiB)
+_scratch: dict[int, tuple[Vector, Vector]] = {}
+_big: list[tuple[Vector, Vector]] = []  # and for the one larger size used last
+
+
+def _buffers(n: int) -> tuple[Vector, Vector]:
+    """Two arrays of 4**n entries for intermediate results, kept: fresh ones of this
+    size are new pages from the kernel, and faulting them in costs more than the
+    arithmetic. Beyond ``_SCRATCH_UP_TO`` qubits only the last size is kept (at most
+    twice the largest group's own state)."""
+    bufs = _scratch.get(n)
+    if bufs is None:
+        if _big and _big[0][0].size == 4**n:
+            return _big[0]
+        bufs = (np.empty(4**n, dtype=complex), np.empty(4**n, dtype=complex))
+        if n <= _SCRATCH_UP_TO:
+            _scratch[n] = bufs
+        else:
+            _big[:] = [bufs]
+    return bufs
+
+
+def _apply_apart(vec: Vector, n: int, s: Matrix, p: int, q: int) -> Vector:
+    """Two-qubit ``s`` on positions p < q - 1: p's axis moves next to q's (a copy that
+    keeps runs of 4**(n-q) entries together), s applies there, p's axis moves back
+    (into the one new array)."""
+    left, mid, right = 4**p, 4 ** (q - p - 1), 4 ** (n - q - 1)
+    near, done = _buffers(n)
+    np.copyto(
+        near.reshape(left, mid, 4, 4 * right),
+        vec.reshape(left, 4, mid, 4 * right).transpose(0, 2, 1, 3),
+    )
+    if right == 1:
+        np.dot(near.reshape(left * mid, 16), s.T, out=done.reshape(left * mid, 16))
+    else:
+        np.matmul(s, near.reshape(left * mid, 16, right), out=done.reshape(left * mid, 16, right))
+    out: Vector = np.empty_like(vec)
+    np.copyto(
+        out.reshape(left, 4, mid, 4 * right),
+        done.reshape(left, mid, 4, 4 * right).transpose(0, 2, 1, 3),
+    )
+    return out
+
+
+_WIDE = np.zeros(256, dtype=complex)  # kron(s, I4).T, rebuilt in place per op
+# its non-zero entries: [j, i, b] -> row (j, b), column (i, b)
+_WIDE_NONZERO = np.lib.stride_tricks.as_strided(
+    _WIDE, shape=(4, 4, 4), strides=(64 * 16, 4 * 16, 17 * 16)
+)
+
+
+def _widened(s: Matrix) -> Matrix:
+    """The transpose of kron(s, I4): one-qubit ``s`` on the second to last qubit of a
+    group, as a 16 x 16 matrix on the last two (a quarter of it non-zero, but one BLAS
+    call over the whole state, with no copy of it). Shared: valid until the next call."""
+    _WIDE_NONZERO[...] = s.T[:, :, None]
+    return _WIDE.reshape(16, 16)
 
 
 class Group:
@@ -334,23 +449,19 @@ class Register:
     def _sum_one(self, q: int) -> float:
         """Sum of rho's diagonal where q is 1 (prob_one before clipping)."""
         g = self.group_of[q]
-        n = len(g.qubits)
-        if n == 1:
-            return float(g.vec[3].real)
-        # fsum of a list: exactly rounded, and cheaper than numpy's sum at this size
-        return math.fsum(g.vec.view(np.float64)[_real_of_ones(n, g.qubits.index(q))].tolist())
+        return sum_one(g.vec, len(g.qubits), g.qubits.index(q))
 
     def measure(self, q: int, u: float, gamma: float = 0.0) -> int:
         """Projective Z measurement of q using uniform sample ``u``, after amplitude
         damping of q with probability ``gamma`` (dephasing, the rest of idle decay,
         changes neither the outcome nor the state left behind); q ends alone in the
         post-measurement state, its former partners in their conditional state."""
-        p1 = min(max((1.0 - gamma) * self._sum_one(q), 0.0), 1.0)
-        outcome = 1 if u < p1 else 0
         g = self.group_of[q]
-        if len(g.qubits) > 1:
-            t = g.vec.reshape(4 ** g.qubits.index(q), 4, -1)
-            g.vec = _conditional(t, outcome, gamma, p1 if outcome else 1.0 - p1).reshape(-1)
+        n, k = len(g.qubits), g.qubits.index(q)
+        p1 = prob_one_after(g.vec, n, k, gamma)
+        outcome = 1 if u < p1 else 0
+        if n > 1:
+            g.vec = measured_rest(g.vec, n, k, outcome, gamma, p1)
             g.qubits.remove(q)
         self.group_of[q] = Group([q], (_ONE if outcome else _ZERO).copy())
         return outcome

@@ -45,7 +45,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from qnodeos.netlink.schedule import lead_ns
-from qnodeos.netlink.station import Attempt, HeraldingStation, Rejected, RoundEnd
+from qnodeos.netlink.station import Attempt, Herald, HeraldingStation, Rejected, RoundEnd
 from qnodeos.netlink.station import ToNode as StationOut
 
 from ..config.network import LinkConfig
@@ -54,9 +54,11 @@ from ..lang import codec
 from ..lang import messages as m
 from ..runtime.ratelog import BadInput
 from ..runtime.timeline import Recorder
-from .device import QuantumDevice
+from .device import MeasureRecipe, QuantumDevice
 from .groups import Groups
+from .measured import measure_pairs
 from .outputs import Out, ToPeer
+from .physics import to_paired
 
 log = logging.getLogger("qnodeos.qdevice")
 
@@ -64,6 +66,9 @@ CHUNK_S = 0.001  # in real time, pairs reported to the classical process per thi
 # Past a round's expiry the non-owner stops waiting for the station (its owner is alive
 # but does not answer). Long, because giving up on a herald that is only late voids it.
 STATION_SILENT_S = 10.0
+# A round's measured pairs all at once (``measured``); False: pair by pair, the reference
+# (for tests and benchmarks; both give the same outcomes for the same seeds).
+VECTORISED = True
 
 
 @dataclass
@@ -299,7 +304,10 @@ class Rounds:
             )  # fmt: skip
             return out + [ToPeer(peer, self.codec.encode(reply))]
         dev, req = self.device, rnd.req
-        for i, h in enumerate(r.heralds):
+        fast = self._owner_measured(peer, rnd, r.heralds, theirs, token) if VECTORISED else None
+        if fast is not None:
+            mine, heralds = fast
+        for i, h in enumerate(r.heralds if fast is None else ()):
             q = req.qubits[i if len(req.qubits) > 1 else 0]
             pq = theirs[i if len(theirs) > 1 else 0]
             ghost = self.groups.ghost((peer, pq), token)
@@ -342,7 +350,10 @@ class Rounds:
         dev, req = self.device, rnd.req
         mine: list[m.PairHerald] = []
         out: list[Out] = []
-        for i, h in enumerate(msg.heralds):
+        fast = self._peer_measured(rnd, msg) if VECTORISED else None
+        if fast is not None:
+            mine = fast
+        for i, h in enumerate(msg.heralds if fast is None else ()):
             q = req.qubits[i if len(req.qubits) > 1 else 0]
             at = self.to_own_ns(h.at_ns, msg.epoch_ns)
             dev.fresh(q, at)
@@ -364,6 +375,78 @@ class Rounds:
         at_end = self.to_own_ns(msg.at_ns, msg.epoch_ns)
         first = self._first(rnd, msg)
         return out + self._ended(rnd, mine, at_end, msg.attempts, msg.reason, msg.again, first)
+
+    # -- measured pairs, all at once (measured.py) ----------------------------------------
+    def _measure_recipes(self, rnd: Round, bells: list[int]) -> list[MeasureRecipe] | None:
+        """Each pair's recipe, if every one measures our one qubit after one-qubit gates
+        (else None: the pairs run one by one)."""
+        req = rnd.req
+        if not req.recipes or len(req.qubits) != 1 or req.peer_measures:
+            return None
+        made: dict[tuple[int, int], MeasureRecipe] = {}
+        out: list[MeasureRecipe] = []
+        for i, bell in enumerate(bells):
+            k = (req.plan[i] if req.plan else 0, bell)
+            r = made.get(k)
+            if r is None:
+                r = self.device.measure_recipe(req.recipes[k[0]][bell])
+                if r is None or r.q != req.qubits[0]:
+                    return None
+                made[k] = r
+            out.append(r)
+        return out
+
+    def _owner_measured(
+        self, peer: str, rnd: Round, hs: tuple[Herald, ...], theirs: list[int], token: bytes
+    ) -> tuple[list[m.PairHerald], list[m.QHerald]] | None:
+        """``_owner_round``'s pairs when we measure them all: (our pairs, the other end's
+        heralds with its halves); None if not."""
+        recipes = self._measure_recipes(rnd, [h.bell_index for h in hs]) if hs else None
+        if recipes is None:
+            return None
+        # as placing each pair on a ghost of the peer's qubit and dropping it would
+        for pq in dict.fromkeys(theirs[i if len(theirs) > 1 else 0] for i in range(len(hs))):
+            self.groups.drop_ghost(self.groups.ghost((peer, pq), token))
+        self.device.fresh(recipes[0].q, hs[-1].at_ns)
+        res = measure_pairs(
+            self.device, recipes, [h.at_ns for h in hs], [id(h.rho) for h in hs],
+            lambda i: to_paired(np.array(hs[i].rho, dtype=complex)), 2, rnd.work_ns,
+        )  # fmt: skip
+        rnd.work_ns = res.work_ns
+        mine = [
+            m.PairHerald(h.seq, h.attempts, int(end), h.bell_index, outcomes)
+            for h, end, outcomes in zip(hs, res.ends, res.outcomes, strict=True)
+        ]
+        heralds = [
+            m.QHerald(h.seq, h.attempts, h.at_ns, h.bell_index, res.half(i), -1, b"")
+            for i, h in enumerate(hs)
+        ]
+        return mine, heralds
+
+    def _peer_measured(self, rnd: Round, msg: m.QRound) -> list[m.PairHerald] | None:
+        """``station_result``'s pairs when the owner measured its halves and we measure
+        ours, all of them: our pairs; None if not."""
+        hs = msg.heralds
+        if not hs or any(len(h.half) != 64 for h in hs):
+            return None
+        recipes = self._measure_recipes(rnd, [h.bell_index for h in hs])
+        if recipes is None:
+            return None
+        ats = [self.to_own_ns(h.at_ns, msg.epoch_ns) for h in hs]
+
+        def state(i: int) -> np.ndarray:
+            half = np.frombuffer(hs[i].half, dtype="<c16").astype(complex).reshape(2, 2)
+            return to_paired(half)
+
+        self.device.fresh(recipes[0].q, ats[-1])
+        res = measure_pairs(
+            self.device, recipes, ats, [h.half for h in hs], state, 1, rnd.work_ns
+        )
+        rnd.work_ns = res.work_ns
+        return [
+            m.PairHerald(h.seq, h.attempts, int(end), h.bell_index, outcomes)
+            for h, end, outcomes in zip(hs, res.ends, res.outcomes, strict=True)
+        ]
 
     def _first(self, rnd: Round, msg: m.QRound) -> float | None:
         """When the attempts of our round ``rnd`` began (our device time; None: it
