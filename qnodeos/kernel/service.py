@@ -3,7 +3,8 @@
 Apps connect DEALER sockets to our ROUTER (the connection identity is the app's
 identity: nothing in a message can claim to be another app; with keys, its CURVE key
 also proves its app name). The quantum process is reached through a DEALER. Tasks in
-one nursery: app traffic, device traffic, other nodes' traffic, a timer for leases, one
+one nursery: app traffic, device traffic, other nodes' traffic, a timer (for leases,
+pings, deadlines: it sleeps until the kernel's next deadline, forever on an idle node), one
 sender per peer node (keeping order and the link's classical delay), and with keys the
 ZAP handler that checks every connecting key. Each calls the kernel and sends what it
 returns. Bad input from anywhere is counted and logged without flooding (``ratelog``);
@@ -13,6 +14,7 @@ it never leaves a loop.
 from __future__ import annotations
 
 import logging
+import math
 import sys
 import time
 from collections.abc import Callable, Collection, Mapping
@@ -38,7 +40,6 @@ from .nqrun import Decoded, nq_decode
 from .outputs import Out, Resume, ToApp, ToDevice, ToNode
 
 log = logging.getLogger("qnodeos.kernel")
-TICK_S = 0.05
 PEER_QUEUE = 10_000  # messages waiting to go to one other node; beyond it they are dropped
 
 
@@ -132,13 +133,19 @@ class NodeService:
             self._ready.set()
         self._rearm_timer()
 
+    def _due(self) -> float:
+        """When (trio time) the kernel's timers next have something to do: inf while
+        nothing does (an idle node wakes only for its sockets)."""
+        now = self.clock()
+        due = min(self.kernel.next_deadline(now), self.bad.next_deadline())
+        return trio.current_time() + max(0.0, due - now) if due < math.inf else math.inf
+
     def _rearm_timer(self) -> None:
-        """Wake the timer early when the kernel holds work until then (a round waiting
-        for its link's time bin)."""
-        wake, scope = self.kernel.wake_at, self._tick
-        if wake is not None and scope is not None:
-            due = trio.current_time() + max(0.0, wake - self.clock())
-            scope.deadline = min(scope.deadline, due)
+        """Wake the timer earlier when what came asks for it (a request with a
+        deadline, a round waiting for its link's time bin)."""
+        scope = self._tick
+        if scope is not None:
+            scope.deadline = min(scope.deadline, self._due())
 
     def _to_node(self, node: str, data: bytes) -> None:
         """Queue ``data`` for ``node``; a sender task per node keeps order and applies
@@ -215,6 +222,8 @@ class NodeService:
             outs = self._app_frames(addr, frames, user, apps, dev)
             if outs:
                 await self._send(apps, dev, outs)
+            else:
+                self._rearm_timer()  # (it may have made a deadline)
             self.intake.charge(addr, time.thread_time() - start, self.clock())
             # Let the reader and the device's replies in between messages, so the next
             # one served is chosen among all that came (only a backlog comes here: an
@@ -338,8 +347,7 @@ class NodeService:
 
     async def _timer(self, apps: Socket, dev: Socket) -> None:
         while True:
-            with trio.move_on_after(TICK_S) as self._tick:
-                self._rearm_timer()
+            with trio.CancelScope(deadline=self._due()) as self._tick:
                 await trio.sleep_forever()
             self._tick = None
             now = self.clock()
