@@ -34,7 +34,7 @@ from ..runtime.liveness import Look, Unread
 from ..runtime.ratelog import BadInput
 from ..runtime.security import APP, PEER, QDEVICE, Authenticator, client_side, node_id, server_side
 from ..runtime.transport import Socket, ZSocket, bind_router, connect_dealer, disconnects
-from .core import Kernel
+from .core import TICK_S, Kernel
 from .intake import Intake
 from .nqrun import Decoded, nq_decode
 from .outputs import Out, Resume, ToApp, ToDevice, ToNode
@@ -144,8 +144,11 @@ class NodeService:
         """Wake the timer earlier when what came asks for it (a request with a
         deadline, a round waiting for its link's time bin)."""
         scope = self._tick
-        if scope is not None:
-            scope.deadline = min(scope.deadline, self._due())
+        if scope is None:
+            return
+        if self.kernel.wake_at is None and scope.deadline <= trio.current_time() + TICK_S:
+            return  # armed within a tick already (what came can only be later, or a ping)
+        scope.deadline = min(scope.deadline, self._due())
 
     def _to_node(self, node: str, data: bytes) -> None:
         """Queue ``data`` for ``node``; a sender task per node keeps order and applies
