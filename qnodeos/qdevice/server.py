@@ -70,6 +70,8 @@ PULL_RETRY_S = 0.002  # after a QNotHere, ask again this much later
 PULL_GIVE_UP_S = 5.0  # a group that does not come in this long is lost: fail the request
 PULL_ASK_AGAIN_S = 1.0  # past that, while its holder is known alive, ask this often
 ROUND_SEQS_KEPT = 1024  # rounds whose Abort is recognised as a round's
+PREFETCH_OPS = 256  # a batch asks for the groups of this many ops ahead at once
+PREFETCH_AGAIN_S = 0.5  # a group asked for ahead that has not come is asked for again
 LINGER_S = 5.0  # a link's peer is pinged this long after its last round (see _want)
 MAX_DEFERRED = 1024  # pulls waiting while we wait ourselves (more are dropped; they retry)
 
@@ -149,6 +151,7 @@ class QDeviceServer:
         # linked quantum processes are pinged and judged only while something waits on them
         self.live = Liveness(self.links, look=look, on_demand=True)
         self._in_use: dict[str, float] = {}  # linked peer -> until when it is pinged
+        self._asked: set[m.GlobalQubit] = set()  # our qubits whose groups are on their way
 
     # kept as attributes for callers that inspect where state lives
     @property
@@ -257,6 +260,7 @@ class QDeviceServer:
             if msg.ask:  # it waits on us: answer at once
                 return [ToPeer(msg.frm, self._enc(m.QPing(frm=self.me, proc=self.proc)))]
             return []
+        self._asked.discard(msg.qubit)  # (a QNotHere) asked for again when needed
         if self.wait is not None and self.wait.qubit == msg.qubit:
             self.wait.retry_s = now_s + PULL_RETRY_S
         return []
@@ -309,6 +313,7 @@ class QDeviceServer:
         log.warning("linked quantum process of %r %s", peer, what)
         out = self.rounds.peer_gone(peer, why, now_ns)
         self.groups.holder_gone(peer, why)
+        self._asked = {gq for gq in self._asked if self.groups.away.get(gq[1]) != peer}
         w = self.wait
         if w is not None and w.qubit[0] == self.me and w.qubit[1] in self.groups.lost:
             out += self._fail_job(f"the state of qubit {w.qubit[1]} was held by {why}", now_ns)
@@ -420,14 +425,33 @@ class QDeviceServer:
         return out
 
     def _need(self, qubits: Iterable[int], now_s: float) -> list[Out] | None:
-        """If one of ``qubits`` has its group elsewhere, ask for it and return what to
-        send (the job waits); None if all are here."""
+        """If one of ``qubits`` has its group elsewhere, ask for it (unless it was
+        asked for already and is on its way) and return what to send (the job
+        waits); None if all are here."""
         for q in qubits:
             if q in self.groups.away:
                 gq = (self.me, q)
                 self.wait = _Wait(qubit=gq, since_s=now_s)
+                if gq in self._asked:  # on its way: asked again only if it is late
+                    self.wait.retry_s = now_s + PREFETCH_AGAIN_S
+                    return []
                 return self._ask(gq)
         return None
+
+    def _prefetch(self, job: _Batch) -> list[Out]:
+        """Ask at once for every other group the rest of ``job`` needs from elsewhere:
+        they travel together, and the batch waits once, not once per group (a block
+        measuring the kept halves of a round's pairs needs one per pair)."""
+        out: list[Out] = []
+        away = self.groups.away
+        for op in job.req.ops[job.i + 1 : job.i + 1 + PREFETCH_OPS]:
+            for q in self._touches(op):
+                gq = (self.me, q)
+                if q in away and gq not in self._asked and self.wait is not None:
+                    if gq != self.wait.qubit:
+                        self._asked.add(gq)
+                        out += self._ask(gq)
+        return out
 
     def _ask(self, gq: m.GlobalQubit) -> list[Out]:
         holder = self.groups.away.get(gq[1])
@@ -470,7 +494,7 @@ class QDeviceServer:
                 ask = self._need(touched, now_s)
                 if ask is not None:
                     job.paused = now_ns
-                    return sent + ask, False
+                    return sent + ask + self._prefetch(job), False
                 partners = groups.partners(touched)
             try:  # after a wait, where it would have been: the wait was the simulator's
                 outcome, end = dev.execute(op, job.end if job.i else job.ready)
@@ -541,6 +565,7 @@ class QDeviceServer:
         return [ToPeer(msg.for_node, self._enc(self.groups.give(slot, msg.for_node)))]
 
     def _arrive(self, msg: m.QGroup, now_ns: float, now_s: float) -> list[Out]:
+        self._asked.difference_update(msg.qubits)
         problem = self.groups.arrive(msg)
         if problem is not None:
             self.bad.report(msg.frm, f"dropped a state group: {problem}", now=now_s)
