@@ -335,6 +335,9 @@ class QDeviceServer:
         """Ping and judge the peers waited on now, and those of a round that ended
         less than ``LINGER_S`` ago: the next round of a link in use may be held up by
         that very peer (its node waits on it before it asks for the round)."""
+        if not (self.rounds.active or self.wait or self._in_use or self.live.wanted):
+            if not any(st.pending for st in self.rounds.stations.values()):
+                return  # nothing waited on, nor was: (every message of a block comes here)
         peers = self._waited_on()
         for p in peers:
             self._in_use[p] = now_s + LINGER_S
