@@ -299,6 +299,8 @@ class Liveness:
 
     def next_deadline(self) -> float:
         """When ``tick`` next has something to do."""
+        if self.on_demand and not self.wanted:
+            return math.inf  # (asked after every message of a quantum process)
         pinged = self._judged(self.last_ping) if self.pings else []
         times = [t + self.interval_s for _, t in pinged]
         first = min(2 * self.interval_s, self.timeout_s)
