@@ -43,6 +43,7 @@ from .scheduler import Scheduler
 from .wants import Work
 
 log = logging.getLogger("qnodeos.kernel")
+TICK_S = 0.05  # how often timers run while anything here has a deadline
 
 
 class Kernel(AppLifecycle):
@@ -102,7 +103,8 @@ class Kernel(AppLifecycle):
         # app id -> its block, from its start to its end: running, waiting or queued again
         self.inflight: dict[int, Current] = {}
         self._block_req = BLOCK_REQS
-        self.live = Liveness(self.net.links, timeout_s=peer_timeout_s, look=look)
+        # linked nodes are pinged and judged only while something here waits on them
+        self.live = Liveness(self.net.links, timeout_s=peer_timeout_s, look=look, on_demand=True)
         self.ended: dict[bytes, str] = {}  # why recent sessions ended, by connection
         self.now = 0.0
         self.current: Current | None = None
@@ -212,6 +214,8 @@ class Kernel(AppLifecycle):
             self.net.peer_up(msg.from_node)
         if isinstance(msg, m.NodePing):
             self.live.claim(msg.from_node, msg.proc)
+            if msg.ask:  # it waits on us: answer at once
+                return [ToNode(msg.from_node, m.NodePing(from_node=self.node, proc=self.proc))]
             return []
         if isinstance(msg, m.NodeBye):
             return self._peer_down(msg.from_node, f"node {msg.from_node!r} stopped: {msg.reason}")
@@ -291,8 +295,9 @@ class Kernel(AppLifecycle):
         ``judge=False``: messages wait unread, so no silence is judged this time (a
         process that was paused, or paused itself, finds its own lateness there)."""
         self.now = now
+        self.live.want(self.net.waited_on(), now)
         pings, gone = self.live.tick(now, judge)
-        ping = m.NodePing(from_node=self.node, proc=self.proc)
+        ping = m.NodePing(from_node=self.node, proc=self.proc, ask=True)
         out: list[Out] = [ToNode(p, ping) for p in pings]
         for peer in gone:
             out += self._peer_down(peer, f"node {peer!r} {self.live.verdict(peer)}")
@@ -308,6 +313,27 @@ class Kernel(AppLifecycle):
             )
         out += self.postbox.handle_timer(now)
         return out + self._pump() if out or self.net.waiting() or self.blocked else out
+
+    def _pump(self) -> list[Out]:
+        out = super()._pump()
+        # A wait on a linked node that began just now counts its silence from now, not
+        # from the next tick (cheap while every linked node is waited on already).
+        if len(self.live.wanted) < len(self.net.egps):
+            new = self.net.waited_on() - self.live.wanted
+            if new:
+                self.live.want(self.live.wanted | new, self.now)
+        return out
+
+    def next_deadline(self, now: float) -> float:
+        """When ``handle_timer`` next has something to do (inf: nothing; an idle node
+        sleeps). While apps are connected (their leases) or the network stack or the
+        postbox have deadlines, every ``tick_s``; else the pings and judgements of
+        the peers something waits on, and a round held for its time bin."""
+        if self.procs.by_id or self.postbox.pending or self.net.busy():
+            due = now + TICK_S
+        else:
+            due = self.live.next_deadline()
+        return due if self.wake_at is None else min(due, self.wake_at)
 
     def goodbye(self, reason: str) -> list[Out]:
         """The node is stopping: tell every app and every linked node at once."""

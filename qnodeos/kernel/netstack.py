@@ -286,6 +286,32 @@ class NetStack(NetworkLayer, RoundWork):
             out.insert(0, self._expire_at(peer, void, f"{self.node!r} lost contact: {reason}"))
         return out + told
 
+    def busy(self) -> bool:
+        """Whether anything here has a deadline: requests, peer requests waiting for
+        an app, rounds, circuits (an idle stack needs no timer)."""
+        return bool(
+            self.wants
+            or self.listening
+            or self.refuse_at
+            or self.work
+            or any(egp.requests or egp.waiting for egp in self.egps.values())
+            or self.circuits
+            or self.setups
+            or self.qubit_waits
+            or self.e2e_listening
+        )
+
+    def waited_on(self) -> set[str]:
+        """The linked nodes whose silence matters now: something here waits on them
+        (requests, rounds, pairs they have not confirmed; a circuit waits on all)."""
+        if self.circuits or self.setups or self.qubit_waits:
+            return set(self.egps)
+        peers = {w.peer for w in self.wants.values()}
+        peers.update(w.peer for w in self.listening.values())
+        peers.update(p for p, egp in self.egps.items() if egp.requests or egp.waiting)
+        peers.update(p for p, book in self.ledger.open.items() if book)
+        return peers
+
     def peer_up(self, peer: str) -> None:
         self.down.pop(peer, None)
 

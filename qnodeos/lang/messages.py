@@ -422,11 +422,13 @@ class Egp(msgspec.Struct, frozen=True, kw_only=True, tag="egp"):
 
 
 class NodePing(msgspec.Struct, frozen=True, kw_only=True, tag="node_ping"):
-    """Node -> node: still here (sent every quarter second; any message counts), and
-    which process this node is (``proc``, see ProcId)."""
+    """Node -> node: still here (any message counts), and which process this node is
+    (``proc``, see ProcId). Sent every quarter second while something waits on the
+    other node, with ``ask``: the other node answers at once (a ping without ``ask``)."""
 
     from_node: Name
     proc: ProcId | None = None
+    ask: bool = False
 
 
 class NodeBye(msgspec.Struct, frozen=True, kw_only=True, tag="node_bye"):
@@ -741,10 +743,11 @@ class QNotHere(msgspec.Struct, frozen=True, kw_only=True, tag="q_gone"):
 
 class QPing(msgspec.Struct, frozen=True, kw_only=True, tag="q_ping"):
     """Quantum process -> linked quantum process: still here, and which process it is
-    (``proc``, see ProcId)."""
+    (``proc``, see ProcId); ``ask``: answer at once (see NodePing)."""
 
     frm: Name
     proc: ProcId | None = None
+    ask: bool = False
 
 
 QPeer = Union[QAttempt, QRound, QPull, QGroup, QNotHere, QPing]  # noqa: UP007

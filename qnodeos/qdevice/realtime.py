@@ -75,6 +75,7 @@ class _Guard:
 BURST = 64  # messages taken from one socket before the others get a turn
 SEND_RETRY_S = 0.005  # a message a socket did not take is tried again this much later
 SEND_GIVE_UP_S = 5.0  # ... until it has waited this long (the peer's pulls give up too)
+BUNDLE = 64  # messages to one peer's quantum process sent together, at most
 UNREAD_JUDGE_S = 1.0  # judge peers' silence even with messages unread, after this long
 
 
@@ -175,10 +176,13 @@ def serve_forever(
             frames, user = [p.bytes for p in parts], user_of(parts[-1])
         else:
             frames = psock.recv_multipart(zmq.NOBLOCK)
-        if len(frames) != 2:
-            server.bad.report(user or "a quantum process", "not one data frame", now=time.time())
+        if not 2 <= len(frames) <= 1 + BUNDLE:
+            server.bad.report(
+                user or "a quantum process", f"{len(frames) - 1} data frames", now=time.time()
+            )
             return
-        schedule(guard(server.peer_message, frames[1], clock.now_ns(), time.time(), user))
+        for data in frames[1:]:  # a bundle: messages that were due together, in order
+            schedule(guard(server.peer_message, data, clock.now_ns(), time.time(), user))
 
     def zap() -> None:
         assert auth is not None
@@ -200,7 +204,19 @@ def serve_forever(
         this loop, and the device's time with it. What a socket does not take now is
         tried again shortly, for up to ``SEND_GIVE_UP_S``, then dropped and reported."""
         now = time.time()
-        for sock, frames in outbox.pop_due(now):
+        due = outbox.pop_due(now)
+        i = 0
+        while i < len(due):
+            sock, frames = due[i]
+            i += 1
+            # Messages due at once for one peer go as one zmq message, a frame each (a
+            # batch's state groups, say): one send and one receive, not one per group.
+            while sock is not ksock and i < len(due) and due[i][0] is sock:
+                more = due[i][1]
+                if len(frames) + len(more) > BUNDLE or {id(frames), id(more)} & stuck.keys():
+                    break  # (a message tried again goes as it was)
+                frames = frames + due[i][1]
+                i += 1
             try:
                 sock.send_multipart(frames, zmq.NOBLOCK)
             except zmq.Again:

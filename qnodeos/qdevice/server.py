@@ -19,8 +19,9 @@ Three jobs:
    moves on.
 
 Jobs (device batches and rounds) run one at a time, in order. Linked quantum processes
-ping each other (``QPing``); one that dies (its connection closes) or goes silent is
-gone: rounds waiting for its station end, and states it held for us are lost.
+ping each other (``QPing``) while one waits on the other (a round, and for a while
+after one; a state it holds); one that dies (its connection closes) or goes silent then
+is gone: rounds waiting for its station end, and states it held for us are lost.
 
 Times: device ns (``now_ns``) for the device, wall seconds (``now_s``) for waiting on
 peers. Device times cross processes with the sender's ``epoch_ns`` (the wall ns at its
@@ -69,6 +70,9 @@ PULL_RETRY_S = 0.002  # after a QNotHere, ask again this much later
 PULL_GIVE_UP_S = 5.0  # a group that does not come in this long is lost: fail the request
 PULL_ASK_AGAIN_S = 1.0  # past that, while its holder is known alive, ask this often
 ROUND_SEQS_KEPT = 1024  # rounds whose Abort is recognised as a round's
+PREFETCH_OPS = 256  # a batch asks for the groups of this many ops ahead at once
+PREFETCH_AGAIN_S = 0.5  # a group asked for ahead that has not come is asked for again
+LINGER_S = 5.0  # a link's peer is pinged this long after its last round (see _want)
 MAX_DEFERRED = 1024  # pulls waiting while we wait ourselves (more are dropped; they retry)
 
 
@@ -144,7 +148,10 @@ class QDeviceServer:
         self.deferred: list[m.QPull] = []
         self._last_batch = -1  # seq of the last block batch that ran ops
         self._round_seqs: OrderedDict[int, None] = OrderedDict()  # recent rounds' seqs
-        self.live = Liveness(self.links, look=look)
+        # linked quantum processes are pinged and judged only while something waits on them
+        self.live = Liveness(self.links, look=look, on_demand=True)
+        self._in_use: dict[str, float] = {}  # linked peer -> until when it is pinged
+        self._asked: set[m.GlobalQubit] = set()  # our qubits whose groups are on their way
 
     # kept as attributes for callers that inspect where state lives
     @property
@@ -158,6 +165,11 @@ class QDeviceServer:
     # -- entry points --------------------------------------------------------------------
     def handle(self, frames: list[bytes], now_ns: float, now_s: float) -> list[Out]:
         """A request from the classical process."""
+        out = self._handle(frames, now_ns, now_s)
+        self._want(now_s)  # a wait it began counts from now
+        return out
+
+    def _handle(self, frames: list[bytes], now_ns: float, now_s: float) -> list[Out]:
         self.rounds.now_s = now_s
         if len(frames) != 2:
             self.bad.report("the device endpoint", f"{len(frames) - 1} data frames", now=now_s)
@@ -212,6 +224,13 @@ class QDeviceServer:
     ) -> list[Out]:
         """A message from another node's quantum process; ``user``: the node its CURVE
         key authenticated (None without keys)."""
+        out = self._peer_message(data, now_ns, now_s, user)
+        self._want(now_s)  # a wait it began counts from now
+        return out
+
+    def _peer_message(
+        self, data: bytes, now_ns: float, now_s: float, user: str | None
+    ) -> list[Out]:
         self.rounds.now_s = now_s
         try:
             msg = self.peer_codec.decode(data)
@@ -238,7 +257,10 @@ class QDeviceServer:
             return self._arrive(msg, now_ns, now_s)
         if isinstance(msg, m.QPing):
             self.live.claim(msg.frm, msg.proc)
+            if msg.ask:  # it waits on us: answer at once
+                return [ToPeer(msg.frm, self._enc(m.QPing(frm=self.me, proc=self.proc)))]
             return []
+        self._asked.discard(msg.qubit)  # (a QNotHere) asked for again when needed
         if self.wait is not None and self.wait.qubit == msg.qubit:
             self.wait.retry_s = now_s + PULL_RETRY_S
         return []
@@ -247,9 +269,10 @@ class QDeviceServer:
         """Timers; ``judge=False``: messages wait unread, so judge no silence now."""
         self.rounds.now_s = now_s
         out: list[Out] = []
+        self._want(now_s)
         pings, gone = self.live.tick(now_s, judge)
         if pings:
-            ping = self._enc(m.QPing(frm=self.me, proc=self.proc))
+            ping = self._enc(m.QPing(frm=self.me, proc=self.proc, ask=True))
             out += [ToPeer(p, ping) for p in pings]
         for peer in gone:
             out += self._peer_gone(peer, self.live.verdict(peer), now_ns, now_s)
@@ -271,6 +294,7 @@ class QDeviceServer:
             elif now_s >= w.retry_s:
                 w.retry_s = math.inf if w.limit_s == PULL_GIVE_UP_S else now_s + PULL_ASK_AGAIN_S
                 out += self._ask(w.qubit)
+        self._want(now_s)  # (rounds may have ended)
         return out
 
     def disconnected(self, peer: str, now_ns: float, now_s: float) -> list[Out]:
@@ -289,10 +313,40 @@ class QDeviceServer:
         log.warning("linked quantum process of %r %s", peer, what)
         out = self.rounds.peer_gone(peer, why, now_ns)
         self.groups.holder_gone(peer, why)
+        self._asked = {gq for gq in self._asked if self.groups.away.get(gq[1]) != peer}
         w = self.wait
         if w is not None and w.qubit[0] == self.me and w.qubit[1] in self.groups.lost:
             out += self._fail_job(f"the state of qubit {w.qubit[1]} was held by {why}", now_ns)
         return out + self._after_rounds(now_ns, now_s)
+
+    def _waited_on(self) -> set[str]:
+        """The linked quantum processes whose silence matters now: those our rounds
+        wait on (their station, or the other end of ours), and the holder of a state
+        a job waits for."""
+        peers = {r.link.other(self.me) for r in self.rounds.active.values()}
+        peers.update(p for p, st in self.rounds.stations.items() if st.pending)
+        w = self.wait
+        holder = None if w is None else self.groups.away.get(w.qubit[1])
+        if holder is not None:
+            peers.add(holder)
+        return peers
+
+    def _want(self, now_s: float) -> None:
+        """Ping and judge the peers waited on now, and those of a round that ended
+        less than ``LINGER_S`` ago: the next round of a link in use may be held up by
+        that very peer (its node waits on it before it asks for the round)."""
+        if not (self.rounds.active or self.wait or self._in_use or self.live.wanted):
+            if not any(st.pending for st in self.rounds.stations.values()):
+                return  # nothing waited on, nor was: (every message of a block comes here)
+        peers = self._waited_on()
+        for p in peers:
+            self._in_use[p] = now_s + LINGER_S
+        for p, until in list(self._in_use.items()):
+            if until > now_s:
+                peers.add(p)
+            else:
+                del self._in_use[p]
+        self.live.want(peers, now_s)
 
     def next_timer_s(self) -> float:
         """Wall time at which ``timer`` has something to do (inf: nothing pending)."""
@@ -374,14 +428,33 @@ class QDeviceServer:
         return out
 
     def _need(self, qubits: Iterable[int], now_s: float) -> list[Out] | None:
-        """If one of ``qubits`` has its group elsewhere, ask for it and return what to
-        send (the job waits); None if all are here."""
+        """If one of ``qubits`` has its group elsewhere, ask for it (unless it was
+        asked for already and is on its way) and return what to send (the job
+        waits); None if all are here."""
         for q in qubits:
             if q in self.groups.away:
                 gq = (self.me, q)
                 self.wait = _Wait(qubit=gq, since_s=now_s)
+                if gq in self._asked:  # on its way: asked again only if it is late
+                    self.wait.retry_s = now_s + PREFETCH_AGAIN_S
+                    return []
                 return self._ask(gq)
         return None
+
+    def _prefetch(self, job: _Batch) -> list[Out]:
+        """Ask at once for every other group the rest of ``job`` needs from elsewhere:
+        they travel together, and the batch waits once, not once per group (a block
+        measuring the kept halves of a round's pairs needs one per pair)."""
+        out: list[Out] = []
+        away = self.groups.away
+        for op in job.req.ops[job.i + 1 : job.i + 1 + PREFETCH_OPS]:
+            for q in self._touches(op):
+                gq = (self.me, q)
+                if q in away and gq not in self._asked and self.wait is not None:
+                    if gq != self.wait.qubit:
+                        self._asked.add(gq)
+                        out += self._ask(gq)
+        return out
 
     def _ask(self, gq: m.GlobalQubit) -> list[Out]:
         holder = self.groups.away.get(gq[1])
@@ -424,7 +497,7 @@ class QDeviceServer:
                 ask = self._need(touched, now_s)
                 if ask is not None:
                     job.paused = now_ns
-                    return sent + ask, False
+                    return sent + ask + self._prefetch(job), False
                 partners = groups.partners(touched)
             try:  # after a wait, where it would have been: the wait was the simulator's
                 outcome, end = dev.execute(op, job.end if job.i else job.ready)
@@ -495,6 +568,7 @@ class QDeviceServer:
         return [ToPeer(msg.for_node, self._enc(self.groups.give(slot, msg.for_node)))]
 
     def _arrive(self, msg: m.QGroup, now_ns: float, now_s: float) -> list[Out]:
+        self._asked.difference_update(msg.qubits)
         problem = self.groups.arrive(msg)
         if problem is not None:
             self.bad.report(msg.frm, f"dropped a state group: {problem}", now=now_s)

@@ -26,6 +26,13 @@ silence then says nothing about whether it is there. So:
   SIGSTOP, a laptop sleep), silence during the pause says nothing about the peers:
   every peer's clock restarts.
 
+Silence matters only while something waits on the peer. ``on_demand``: only the peers
+the adapter says something waits on (``want``) are pinged and judged; the pings then
+ask for an answer (a peer answers a ping that asks at once), so a peer that nobody
+waits on costs nothing, and an idle node sends nothing at all. A peer's silence, and
+the gaps its threshold is fitted to, count from when it was first wanted. A process
+that dies is found meanwhile by its closed connection, not by silence.
+
 >>> live = Liveness(["b"], interval_s=0.25, timeout_s=1.5)
 >>> live.heard("b", 0.0)
 False
@@ -37,6 +44,15 @@ False
 ('nothing heard for 1.6 s', 'stopped answering (nothing heard for 1.6 s)')
 >>> live.is_down("b"), live.heard("b", 2.0), live.is_down("b")
 (True, True, False)
+
+On demand, nothing is due until something waits on ``b``; its silence counts from then:
+
+>>> live = Liveness(["b"], timeout_s=1.5, on_demand=True)
+>>> live.heard("b", 0.0), live.next_deadline(), live.tick(10.0)
+(False, inf, ([], []))
+>>> live.want(["b"], 20.0)
+>>> live.tick(20.0), [20 + i / 4 for i in range(1, 12) if live.tick(20 + i / 4)[1]]
+((['b'], []), [21.75])
 
 A peer whose process the OS says is alive is slow, not dead, until ``hung_s``:
 
@@ -86,8 +102,12 @@ class Liveness:
         hung_s: float = HUNG_S,
         look: Look | None = None,
         pings: bool = True,
+        on_demand: bool = False,
     ) -> None:
         self.interval_s = interval_s
+        self.on_demand = on_demand
+        self.wanted: set[str] = set()  # on demand: the peers pinged and judged now
+        self._unwanted_since: dict[str, float] = {}  # when each stopped being wanted
         self.timeout_s = timeout_s
         self.hung_s = max(hung_s, timeout_s)
         self.look = look
@@ -123,8 +143,28 @@ class Liveness:
         for table in (*tables, self._sums, self._squares):
             table.pop(peer, None)
         self.spared.discard(peer)
+        self.wanted.discard(peer)
+        self._unwanted_since.pop(peer, None)
         self.down.discard(peer)
         self.reason.pop(peer, None)
+
+    def want(self, peers: Iterable[str], now: float) -> None:
+        """(``on_demand``) Something waits on ``peers`` now: only they are pinged (asked
+        to answer) and judged. Only silence while a peer is wanted counts (nobody asked
+        it to speak meanwhile), and so do the gaps its threshold is fitted to: silence
+        in earlier waits still counts, so a stopped peer is found even by a series of
+        short waits."""
+        wanted = {p for p in peers if p in self.last_heard}
+        for p in self.wanted - wanted:
+            self._unwanted_since[p] = now
+        for p in wanted - self.wanted:
+            since, last = self._unwanted_since.pop(p, -math.inf), self.last_heard[p]
+            if last > -math.inf:  # shifted past the time nobody waited on it
+                self.last_heard[p] = now if last >= since else last + (now - since)
+            self.last_ping[p] = now - self.interval_s  # ask it at once
+            self.looked.pop(p, None)
+            self.spared.discard(p)
+        self.wanted = wanted
 
     def claim(self, peer: str, proc: Any) -> None:
         """``peer`` says it is process ``proc`` (what ``look`` takes)."""
@@ -136,7 +176,7 @@ class Liveness:
         last = self.last_heard.get(peer)
         if last is None:
             return False
-        if last > -math.inf and now > last:
+        if last > -math.inf and now > last and (not self.on_demand or peer in self.wanted):
             gaps, gap = self.gaps[peer], now - last
             if len(gaps) == GAPS_KEPT:
                 old = gaps[0]
@@ -187,16 +227,17 @@ class Liveness:
                     self.last_heard[p] = now
             self.looked.clear()
             self.spared.clear()
-        self._last_tick = now
+        # on demand, nothing ticks while nothing is wanted: a late tick then is no pause
+        self._last_tick = now if not self.on_demand or self.wanted else -math.inf
         ping: list[str] = []
         if self.pings:  # the same sums as ``next_deadline``'s, so a tick at it acts
-            ping = [p for p, t in self.last_ping.items() if now >= t + self.interval_s]
+            ping = [p for p, t in self._judged(self.last_ping) if now >= t + self.interval_s]
             for p in ping:
                 self.last_ping[p] = now
         if not judge:
             return ping, []
         gone = []
-        for p, t in self.last_heard.items():
+        for p, t in self._judged(self.last_heard):
             if p in self.down or t == -math.inf:
                 continue
             why = self._judge(p, t, now)
@@ -205,6 +246,12 @@ class Liveness:
                 self.reason[p] = why
         self.down.update(gone)
         return ping, gone
+
+    def _judged(self, table: dict[str, float]) -> Iterable[tuple[str, float]]:
+        """``table``'s entries for the peers judged now (on demand: those wanted)."""
+        if not self.on_demand:
+            return table.items()
+        return [(p, table[p]) for p in self.wanted]
 
     def _judge(self, peer: str, last: float, now: float) -> str | None:
         """Why ``peer``, last heard at ``last``, is down now (None: it is not). Times
@@ -252,9 +299,12 @@ class Liveness:
 
     def next_deadline(self) -> float:
         """When ``tick`` next has something to do."""
-        times = [t + self.interval_s for t in self.last_ping.values()] if self.pings else []
+        if self.on_demand and not self.wanted:
+            return math.inf  # (asked after every message of a quantum process)
+        pinged = self._judged(self.last_ping) if self.pings else []
+        times = [t + self.interval_s for _, t in pinged]
         first = min(2 * self.interval_s, self.timeout_s)
-        for p, t in self.last_heard.items():
+        for p, t in self._judged(self.last_heard):
             if p in self.down or t == -math.inf:
                 continue
             if p in self.claims and self.look is not None:  # the OS is asked meanwhile

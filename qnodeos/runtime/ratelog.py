@@ -17,6 +17,7 @@ passes the current time.
 from __future__ import annotations
 
 import logging
+import math
 
 
 class BadInput:
@@ -51,6 +52,10 @@ class BadInput:
             self.log.warning("%s #%d from %s: %s", self.kind, self.total, source, problem)
         else:
             self.suppressed += 1
+
+    def next_deadline(self) -> float:
+        """When ``tick`` has a summary to log (inf: nothing was hidden)."""
+        return self._window_start + self.window_s if self.suppressed else math.inf
 
     def tick(self, now: float) -> None:
         """Start a new window if the current one is over, summarising what it hid."""

@@ -1,0 +1,71 @@
+"""CPU per one-gate block (issue #25): ``bench/roundtrip.py``'s blocks (allocate, X,
+measure; one app, one node, generic device at speed inf), with the CPU time (utime +
+stime from /proc) of the classical process, the quantum process and this process (the
+app) read before and after.
+
+    python bench/block_cpu.py [--blocks 3000] [--runs 3]
+
+Prints, per run, µs of CPU per block in each process and in all three.
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import trio
+
+sys.path.insert(0, str(Path(__file__).parent))
+from idle import cpu_s, descendants  # noqa: E402
+from roundtrip import blocks, start  # noqa: E402
+
+
+def me_s() -> float:
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    return ru.ru_utime + ru.ru_stime
+
+
+def one(n: int) -> dict[str, float]:
+    with tempfile.TemporaryDirectory(prefix="qnb-") as d:
+        net = Path(d) / "net.toml"
+        net.write_text(
+            f'name = "bench"\n[nodes.bench]\ndevice = "generic"\nqubits = 2\n'
+            f'speed = inf\napp_endpoint = "ipc://{d}/app"\nqdevice_endpoint = "ipc://{d}/qdev"\n'
+        )
+        node = start([sys.executable, "-m", "qnodeos", "node", "bench", "--network", str(net)])
+        try:
+            trio.run(blocks, f"ipc://{d}/app", 200)  # warm up
+            time.sleep(0.2)
+            pids = [node.pid, *descendants(node.pid)]
+            before = [cpu_s(p) for p in pids]
+            mine = me_s()
+            trio.run(blocks, f"ipc://{d}/app", n)
+            mine = me_s() - mine
+            after = [cpu_s(p) for p in pids]
+        finally:
+            node.terminate()
+            node.wait()
+    done = n + 100  # blocks() runs 100 more, untimed
+    kernel, *rest = (a - b for a, b in zip(after, before, strict=True))
+    us = {"kernel": kernel, "qdevice": sum(rest), "app": mine}
+    us = {k: v / done * 1e6 for k, v in us.items()}
+    us["total"] = sum(us.values())
+    return us
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--blocks", type=int, default=3000)
+    ap.add_argument("--runs", type=int, default=3)
+    a = ap.parse_args()
+    for i in range(a.runs):
+        us = one(a.blocks)
+        print(f"run {i + 1}: CPU us/block: " + " ".join(f"{k}={v:.0f}" for k, v in us.items()))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,118 @@
+"""CPU an idle node costs: ``qnodeos up`` keeps N nodes up (in linked pairs: each node
+has one neighbour, no app runs), and the CPU time of all their processes (classical
+and quantum) is read from /proc at two instants after they are up.
+
+    python bench/idle.py [--nodes 2,16] [--seconds 10] [--runs 3]
+
+Start-up is excluded: the first reading is taken ``--settle`` seconds after ``up``
+says the network is up. Prints, per N and run, the CPU per node per second (ms/s, and
+as a percentage of one core) of the nodes' processes; the ``up`` process itself (the
+launcher, one per network) is reported apart. It prints numbers; it is not a test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def network(n: int) -> str:
+    out = [f'name = "idle{n}"']
+    for i in range(n):
+        out += [f"[nodes.n{i}]", 'device = "generic"', "qubits = 2"]
+    for i in range(0, n - 1, 2):
+        out += ["[[links]]", f'nodes = ["n{i}", "n{i + 1}"]']
+        out += ['model = "perfect"', "cycle_ns = 1000"]
+    return "\n".join(out) + "\n"
+
+
+def children() -> dict[int, list[int]]:
+    kids: dict[int, list[int]] = {}
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            text = Path(f"/proc/{d}/stat").read_text()
+        except OSError:
+            continue
+        ppid = int(text.rsplit(")", 1)[1].split()[1])
+        kids.setdefault(ppid, []).append(int(d))
+    return kids
+
+
+def descendants(pid: int) -> list[int]:
+    kids, out, todo = children(), [], [pid]
+    while todo:
+        p = todo.pop()
+        out += kids.get(p, [])
+        todo += kids.get(p, [])
+    return out
+
+
+def cpu_s(pid: int) -> float:
+    """utime + stime of ``pid`` (0 if it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / TICKS
+
+
+def measure(n: int, seconds: float, settle: float) -> tuple[float, float, int]:
+    """(CPU s per node per s of the nodes' processes, of the ``up`` process, how many
+    node processes) for N idle nodes."""
+    with tempfile.TemporaryDirectory() as tmp:
+        net = Path(tmp) / "net.toml"
+        net.write_text(network(n))
+        env = dict(os.environ, QNODEOS_RUNTIME_DIR=f"{tmp}/rt")
+        cmd = [sys.executable, "-m", "qnodeos", "up", str(net), "--run-dir", f"{tmp}/run"]
+        up = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, text=True)
+        try:
+            assert up.stdout is not None
+            for line in up.stdout:
+                if "is up" in line:
+                    break
+            else:
+                raise SystemExit(f"qnodeos up ended: {up.wait()}")
+            time.sleep(settle)
+            procs = descendants(up.pid)
+            t0 = time.monotonic()
+            before = {p: cpu_s(p) for p in [up.pid, *procs]}
+            time.sleep(seconds)
+            after = {p: cpu_s(p) for p in before}
+            wall = time.monotonic() - t0
+        finally:
+            up.send_signal(signal.SIGTERM)
+            up.wait(timeout=60)
+    nodes = sum(after[p] - before[p] for p in procs)
+    return nodes / n / wall, (after[up.pid] - before[up.pid]) / wall, len(procs)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--nodes", default="2,16", help="comma-separated N (even)")
+    ap.add_argument("--seconds", type=float, default=10.0, help="measured interval")
+    ap.add_argument("--settle", type=float, default=3.0, help="wait after up, before")
+    ap.add_argument("--runs", type=int, default=3)
+    args = ap.parse_args()
+    print(f"{'N':>4} {'run':>3} {'procs':>5} {'ms/s per node':>14} {'% core':>7} {'up ms/s':>8}")
+    for n in (int(x) for x in args.nodes.split(",")):
+        for run in range(1, args.runs + 1):
+            node, launcher, procs = measure(n, args.seconds, args.settle)
+            print(
+                f"{n:>4} {run:>3} {procs:>5} {node * 1e3:>14.3f} {node * 100:>7.3f} "
+                f"{launcher * 1e3:>8.3f}",
+                flush=True,
+            )
+
+
+if __name__ == "__main__":
+    main()

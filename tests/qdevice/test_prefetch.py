@@ -1,0 +1,34 @@
+"""A batch that needs several state groups held elsewhere asks for all of them at once
+(issue #25): the kept halves of a round's pairs, measured in one block, cost one wait,
+not one per pair."""
+
+from __future__ import annotations
+
+from qnodeos.lang import codec
+from qnodeos.lang import messages as m
+from qnodeos.qdevice.server import ToPeer
+
+from .test_server import Wire
+
+
+def test_a_batch_asks_for_every_group_it_needs_at_once() -> None:
+    for seed in range(4):
+        w = Wire(seed=seed)
+        for q in range(3):
+            w.entangle(f"r{q}", qubit=q)
+        w.replies["alice"].clear()
+        w.replies["bob"].clear()
+        bob = w.q["bob"]
+        assert bob.away == {0: "alice", 1: "alice", 2: "alice"}
+        ops = [m.PhysOp("meas", (q,)) for q in range(3)]
+        outs = bob.handle([b"k", codec.to_device().encode(m.DeviceRequest(seq=99, ops=ops))], 0, 0)
+        pulls = [codec.qdevice_peer().decode(o.data) for o in outs if isinstance(o, ToPeer)]
+        assert [p.qubit for p in pulls if isinstance(p, m.QPull)] == [
+            ("bob", 0), ("bob", 1), ("bob", 2)
+        ]
+        w.run("bob", outs)
+        (reply,) = w.replies["bob"]
+        assert isinstance(reply, m.DeviceReply) and reply.error is None
+        theirs = [w.measure("alice", q) for q in range(3)]
+        assert reply.outcomes == theirs  # Phi+ in Z: the same outcomes at both ends
+        assert bob.away == {} and w.q["alice"].groups.ghosts == {} and not bob._asked

@@ -1,0 +1,146 @@
+"""An idle node costs nothing (issue #25): no timer is due in its classical or quantum
+process while nothing waits on a linked node, and linked nodes are pinged (and answer)
+only while something does."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from qnodeos.config.network import LinkConfig, NodeConfig
+from qnodeos.hardware.params import generic
+from qnodeos.kernel.core import Kernel
+from qnodeos.kernel.outputs import ToNode
+from qnodeos.lang import codec
+from qnodeos.lang import messages as m
+from qnodeos.netlink.models import Perfect
+from qnodeos.qdevice.server import QDeviceServer, ToPeer
+from qnodeos.runtime.liveness import Liveness
+
+LINK = LinkConfig(nodes=("a", "b"), model=Perfect(cycle_ns=100), seed=1)
+
+
+def kernel() -> Kernel:
+    return Kernel(node="a", spec=generic(2), peers={"b": ""}, links=[LINK])
+
+
+def qdevice(name: str = "a") -> QDeviceServer:
+    cfg = NodeConfig(
+        name=name, device=generic(2), speed=math.inf, seed=1,
+        app_endpoint="", qdevice_endpoint="", peer_endpoint="",
+    )  # fmt: skip
+    q = QDeviceServer(cfg, [LINK])
+    q.handle([b"k", codec.to_device().encode(m.Ping(seq=0))], 0.0, 0.0)
+    return q
+
+
+@pytest.mark.parametrize(
+    "msg", [m.NodePing(from_node="a", ask=True), m.NodePing(from_node="a")]
+)
+def test_node_pings_round_trip(msg: m.NodeToNode) -> None:
+    c = codec.node_to_node()
+    assert c.decode(c.encode(msg)) == msg
+
+
+@pytest.mark.parametrize("msg", [m.QPing(frm="a", ask=True), m.QPing(frm="a")])
+def test_quantum_pings_round_trip(msg: m.QPeer) -> None:
+    c = codec.qdevice_peer()
+    assert c.decode(c.encode(msg)) == msg
+
+
+def test_an_idle_kernel_has_no_timer_and_pings_nobody() -> None:
+    k = kernel()
+    k.peer_message(m.NodePing(from_node="b"), 0.0)
+    assert k.next_deadline(0.0) == math.inf
+    assert k.handle_timer(100.0) == []
+    assert k.next_deadline(100.0) == math.inf
+
+
+def test_a_kernel_answers_a_ping_that_asks_and_only_that() -> None:
+    k = kernel()
+    assert k.peer_message(m.NodePing(from_node="b"), 0.0) == []
+    (out,) = k.peer_message(m.NodePing(from_node="b", ask=True), 0.0)
+    assert isinstance(out, ToNode) and out.node == "b"
+    assert isinstance(out.msg, m.NodePing) and not out.msg.ask
+
+
+def test_a_kernel_pings_a_node_its_app_waits_on_and_judges_its_silence() -> None:
+    k = kernel()
+    k.peer_message(m.NodePing(from_node="b"), 0.0)
+    addr = b"app1"
+    k.app_message(addr, m.Register(app="x", qubits=1), 0.0)
+    req = m.EprRequest(req=1, remote_node="b", remote_app="y", role="create", kind="M")
+    k.app_message(addr, req, 0.0)
+    assert k.live.wanted == {"b"}  # waited on from the request on
+    assert k.next_deadline(0.0) <= 0.05  # a request: the timer runs
+    pings = [o for o in k.handle_timer(0.05) if isinstance(o, ToNode)]
+    assert [(o.node, o.msg) for o in pings] == [
+        ("b", m.NodePing(from_node="a", ask=True))
+    ]
+    assert k.live.wanted == {"b"}
+    t = 0.05
+    while not k.live.is_down("b"):  # b never answers
+        t += 0.05
+        k.app_message(addr, m.Heartbeat(), t)  # (the app keeps its lease)
+        k.handle_timer(t)
+        assert t < 3.0
+    assert 1.5 < t <= 1.6  # silent from when it was first waited on
+
+
+def test_an_idle_quantum_process_has_no_timer() -> None:
+    q = qdevice()
+    ping = codec.qdevice_peer().encode(m.QPing(frm="b"))
+    assert q.peer_message(ping, 0.0, 0.0) == []
+    assert q.next_timer_s() == math.inf
+    assert q.timer(0.0, 100.0) == []
+    assert q.next_timer_s() == math.inf
+
+
+def test_a_quantum_process_answers_a_ping_that_asks() -> None:
+    q = qdevice()
+    ping = codec.qdevice_peer().encode(m.QPing(frm="b", ask=True))
+    (out,) = q.peer_message(ping, 0.0, 0.0)
+    assert isinstance(out, ToPeer) and out.node == "b"
+    answer = codec.qdevice_peer().decode(out.data)
+    assert isinstance(answer, m.QPing) and answer.frm == "a" and not answer.ask
+
+
+def test_a_round_makes_its_peer_wanted_until_it_ends() -> None:
+    q = qdevice("b")  # the station is in a's process: b's round waits on it
+    req = m.Entangle(seq=1, peer="a", key="r", qubits=[0], max_attempts=5, expires_s=10.0)
+    q.handle([b"k", codec.to_device().encode(req)], 0.0, 0.0)
+    assert q.live.wanted == {"a"}
+    assert q.next_timer_s() == 0.0  # a ping, asking a to answer, is due
+    outs = q.timer(0.0, 0.0)
+    pings = [codec.qdevice_peer().decode(o.data) for o in outs if isinstance(o, ToPeer)]
+    assert any(isinstance(p, m.QPing) and p.ask for p in pings)
+
+
+def test_gaps_while_not_wanted_do_not_stretch_the_threshold() -> None:
+    live = Liveness(["b"], interval_s=0.25, timeout_s=1.5, on_demand=True)
+    for t in (0.0, 100.0, 250.0, 900.0):  # heard now and then, while nobody waited
+        live.heard("b", t)
+    assert live.threshold("b") == 1.5
+    live.want(["b"], 1000.0)
+    live.heard("b", 1000.2)
+    assert list(live.gaps["b"]) == [pytest.approx(0.2)]
+
+
+def test_silence_in_short_waits_adds_up() -> None:
+    """A stopped peer is found even if nothing waits on it for long at a time (rounds
+    that end and start again): only the time nobody waited is left out."""
+    live = Liveness(["b"], interval_s=0.25, timeout_s=1.5, on_demand=True)
+    live.heard("b", 0.0)
+    t, down_at = 0.0, None
+    while down_at is None and t < 10:
+        live.want(["b"], t)
+        for _ in range(4):  # waits of 0.2 s ...
+            t += 0.05
+            if live.tick(t)[1]:
+                down_at = t
+                break
+        live.want([], t)
+        t += 0.1  # ... with 0.1 s between them
+        live.tick(t)
+    assert down_at is not None and 2.2 < down_at < 2.4  # 1.5 s of waiting on it
