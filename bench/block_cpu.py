@@ -11,7 +11,6 @@ Prints, per run, µs of CPU per block in each process and in all three.
 from __future__ import annotations
 
 import argparse
-import resource
 import sys
 import tempfile
 import time
@@ -20,13 +19,8 @@ from pathlib import Path
 import trio
 
 sys.path.insert(0, str(Path(__file__).parent))
-from idle import cpu_s, descendants  # noqa: E402
+from cpu import below, cpu_s, own_cpu  # noqa: E402
 from roundtrip import blocks, start  # noqa: E402
-
-
-def me_s() -> float:
-    ru = resource.getrusage(resource.RUSAGE_SELF)
-    return ru.ru_utime + ru.ru_stime
 
 
 def one(n: int) -> dict[str, float]:
@@ -40,11 +34,11 @@ def one(n: int) -> dict[str, float]:
         try:
             trio.run(blocks, f"ipc://{d}/app", 200)  # warm up
             time.sleep(0.2)
-            pids = [node.pid, *descendants(node.pid)]
+            pids = [node.pid, *below(node.pid)]
             before = [cpu_s(p) for p in pids]
-            mine = me_s()
+            mine = own_cpu()
             trio.run(blocks, f"ipc://{d}/app", n)
-            mine = me_s() - mine
+            mine = own_cpu() - mine
             after = [cpu_s(p) for p in pids]
         finally:
             node.terminate()

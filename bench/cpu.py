@@ -47,6 +47,25 @@ def descendants(roots: Iterable[int]) -> set[int]:
     return found
 
 
+def below(pid: int) -> list[int]:
+    """Every live process below ``pid`` (not ``pid`` itself)."""
+    return sorted(descendants([pid]) - {pid})
+
+
+def cpu_s(pid: int) -> float:
+    """User + system seconds of ``pid`` so far (0 if it is gone)."""
+    st = _stat(pid)
+    return 0.0 if st is None else st[1]
+
+
+def title(pid: int) -> str:
+    """``pid``'s command line, shortened (empty if it is gone)."""
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_text().replace("\0", " ").strip()[:60]
+    except OSError:
+        return ""
+
+
 def own_cpu() -> float:
     """This process's user + system seconds (all its threads)."""
     ru = resource.getrusage(resource.RUSAGE_SELF)

@@ -21,7 +21,8 @@ import tempfile
 import time
 from pathlib import Path
 
-TICKS = os.sysconf("SC_CLK_TCK")
+sys.path.insert(0, str(Path(__file__).parent))
+from cpu import below, cpu_s  # noqa: E402
 
 
 def network(n: int) -> str:
@@ -32,38 +33,6 @@ def network(n: int) -> str:
         out += ["[[links]]", f'nodes = ["n{i}", "n{i + 1}"]']
         out += ['model = "perfect"', "cycle_ns = 1000"]
     return "\n".join(out) + "\n"
-
-
-def children() -> dict[int, list[int]]:
-    kids: dict[int, list[int]] = {}
-    for d in os.listdir("/proc"):
-        if not d.isdigit():
-            continue
-        try:
-            text = Path(f"/proc/{d}/stat").read_text()
-        except OSError:
-            continue
-        ppid = int(text.rsplit(")", 1)[1].split()[1])
-        kids.setdefault(ppid, []).append(int(d))
-    return kids
-
-
-def descendants(pid: int) -> list[int]:
-    kids, out, todo = children(), [], [pid]
-    while todo:
-        p = todo.pop()
-        out += kids.get(p, [])
-        todo += kids.get(p, [])
-    return out
-
-
-def cpu_s(pid: int) -> float:
-    """utime + stime of ``pid`` (0 if it is gone)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / TICKS
 
 
 def measure(n: int, seconds: float, settle: float) -> tuple[float, float, int]:
@@ -83,7 +52,7 @@ def measure(n: int, seconds: float, settle: float) -> tuple[float, float, int]:
             else:
                 raise SystemExit(f"qnodeos up ended: {up.wait()}")
             time.sleep(settle)
-            procs = descendants(up.pid)
+            procs = below(up.pid)
             t0 = time.monotonic()
             before = {p: cpu_s(p) for p in [up.pid, *procs]}
             time.sleep(seconds)

@@ -12,7 +12,6 @@ quantum process, the apps, and the sum over all five processes.
 from __future__ import annotations
 
 import argparse
-import resource
 import sys
 import tempfile
 import time
@@ -21,14 +20,9 @@ from pathlib import Path
 import trio
 
 sys.path.insert(0, str(Path(__file__).parent))
-from idle import cpu_s, descendants  # noqa: E402
+from cpu import below, cpu_s, own_cpu  # noqa: E402
 from pairs import NET, run  # noqa: E402
 from roundtrip import start  # noqa: E402
-
-
-def me_s() -> float:
-    ru = resource.getrusage(resource.RUSAGE_SELF)
-    return ru.ru_utime + ru.ru_stime
 
 
 def one(pairs: int, batch: int) -> tuple[float, dict[str, float]]:
@@ -42,11 +36,11 @@ def one(pairs: int, batch: int) -> tuple[float, dict[str, float]]:
         try:
             trio.run(run, d, "K", 2 * batch, batch)  # warm up (connections, imports)
             time.sleep(0.2)
-            procs = {n: [p.pid, *descendants(p.pid)] for n, p in nodes.items()}
+            procs = {n: [p.pid, *below(p.pid)] for n, p in nodes.items()}
             before = {n: [cpu_s(x) for x in pids] for n, pids in procs.items()}
-            mine = me_s()
+            mine = own_cpu()
             rate = trio.run(run, d, "K", pairs, batch)
-            mine = me_s() - mine
+            mine = own_cpu() - mine
             after = {n: [cpu_s(x) for x in pids] for n, pids in procs.items()}
         finally:
             for p in nodes.values():

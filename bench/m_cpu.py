@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import resource
 import sys
 import tempfile
 import time
@@ -24,42 +22,14 @@ from pathlib import Path
 import trio
 
 sys.path.insert(0, str(Path(__file__).parent))
+from cpu import below, cpu_s, own_cpu, title  # noqa: E402
 from pairs import NET, run  # noqa: E402
 from roundtrip import start  # noqa: E402
-
-TICK = os.sysconf("SC_CLK_TCK")
-
-
-def tree(root: int) -> list[int]:
-    """``root`` and every process below it."""
-    children: dict[int, list[int]] = {}
-    for d in os.listdir("/proc"):
-        if d.isdigit():
-            try:
-                stat = Path(f"/proc/{d}/stat").read_text()
-            except OSError:
-                continue
-            ppid = int(stat.rsplit(")", 1)[1].split()[1])
-            children.setdefault(ppid, []).append(int(d))
-    out, todo = [], [root]
-    while todo:
-        p = todo.pop()
-        out.append(p)
-        todo += children.get(p, [])
-    return out
 
 
 def cpu(pid: int) -> tuple[str, float]:
     """(process title, CPU seconds so far)."""
-    stat = Path(f"/proc/{pid}/stat").read_text()
-    fields = stat.rsplit(")", 1)[1].split()
-    title = Path(f"/proc/{pid}/cmdline").read_text().replace("\0", " ").strip()
-    return title[:60], (int(fields[11]) + int(fields[12])) / TICK
-
-
-def me() -> float:
-    r = resource.getrusage(resource.RUSAGE_SELF)
-    return r.ru_utime + r.ru_stime
+    return title(pid), cpu_s(pid)
 
 
 def once(n: int) -> dict[str, float]:
@@ -72,14 +42,14 @@ def once(n: int) -> dict[str, float]:
         ]
         try:
             trio.run(run, d, "M", 100, 100)  # warm up: every process is up and connected
-            pids = [p for node in nodes for p in tree(node.pid)]
+            pids = [p for node in nodes for p in (node.pid, *below(node.pid))]
             before = {p: cpu(p) for p in pids}
-            apps = me()
+            apps = own_cpu()
             t0 = time.perf_counter()
             trio.run(run, d, "M", n, n)
             wall = time.perf_counter() - t0
             after = {p: cpu(p) for p in pids}
-            apps = me() - apps
+            apps = own_cpu() - apps
         finally:
             for proc in nodes:
                 proc.terminate()
