@@ -13,6 +13,7 @@ launcher, one per network) is reported apart. It prints numbers; it is not a tes
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import signal
 import subprocess
@@ -71,7 +72,13 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=10.0, help="measured interval")
     ap.add_argument("--settle", type=float, default=3.0, help="wait after up, before")
     ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--json", action="store_true", help="one JSON object: the median run")
     args = ap.parse_args()
+    if args.json:  # for bench/run.py: the largest N, CPU us per node per second
+        n = max(int(x) for x in args.nodes.split(","))
+        runs = sorted(measure(n, args.seconds, args.settle)[0] for _ in range(args.runs))
+        print(json.dumps({"nodes": n, "idle_cpu_us_per_node_s": runs[len(runs) // 2] * 1e6}))
+        return
     print(f"{'N':>4} {'run':>3} {'procs':>5} {'ms/s per node':>14} {'% core':>7} {'up ms/s':>8}")
     for n in (int(x) for x in args.nodes.split(",")):
         for run in range(1, args.runs + 1):

@@ -4,7 +4,7 @@ and a comparison with an earlier file.
     python bench/run.py [--out results.json] [--compare OLD.json] [--quick]
                         [--markdown docs/performance.md] [--keep] [--render FILE]
 
-Runs roundtrip.py, pairs.py, teleport.py and device_instr.py (each with ``--json``, in
+Runs roundtrip.py, pairs.py, teleport.py, device_instr.py and idle.py (each with ``--json``, in
 its own process, one after another) and writes ``{"commit", "host", "benches": {name:
 {figure: value}}}``. ``--compare OLD.json`` prints each figure next to the old one and
 their ratio, so two commits can be compared: run it on each, then compare. Both end with
@@ -34,6 +34,7 @@ BENCHES: dict[str, tuple[list[str], list[str]]] = {  # name -> (full args, quick
     "pairs": (["--pairs", "20000"], ["--pairs", "4000"]),
     "teleport": (["--states", "3000"], ["--states", "600"]),
     "device_instr": ([], ["--quick"]),
+    "idle": (["--nodes", "16", "--runs", "1"], ["--nodes", "4", "--runs", "1", "--seconds", "5"]),
 }
 
 
@@ -69,6 +70,7 @@ UNITS = [
     ("create-and-keep pair (K)", "pairs", "k_pairs_per_s", "k_cpu_us_per_pair"),
     ("teleportation", "teleport", "teleports_per_s", "cpu_us_per_teleport"),
     ("one-gate block", "roundtrip", "", "block_cpu_us"),
+    ("idle node, one second", "idle", "", "idle_cpu_us_per_node_s"),
 ]
 
 
