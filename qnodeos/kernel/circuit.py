@@ -11,6 +11,8 @@ import math
 from dataclasses import dataclass, field
 
 from ..lang import messages as m
+from ..netlink.distill import MAX_ROUNDS, Pool
+from ..netlink.egp import MAX_PAIRS
 from ..netlink.protocols import Half, NetworkProtocol
 from .processes import App
 from .wants import Want
@@ -23,6 +25,44 @@ FINISHED_KEPT = 1024  # circuits remembered after they end (late teardowns, conf
 TIMEOUT_GRACE_S = 1.0  # a circuit outlives its request's timeout by this much at most
 
 Key = tuple[str, int]  # (creating node, its circuit number)
+
+
+def link_pairs(number: int, distill: str, rounds: int) -> int:
+    """Link pairs each hop of a circuit makes at most: ``number``, or with distillation
+    4^(rounds + 1) raw pairs per end-to-end pair (rounds not fixed yet: the most), up
+    to the link layer's limit."""
+    if not distill:
+        return number
+    return min(MAX_PAIRS, number << (2 * (rounds or MAX_ROUNDS) + 2))
+
+
+@dataclass
+class Distilling:
+    """An end's end-to-end distillation: the pairs it holds for it, by id, and the
+    rounds under way. The creating end chooses the rounds (``pool``); the other end
+    runs those the creator names (``asked``)."""
+
+    scheme: str
+    rounds: int  # 0: not known yet (the creator fixes it from a target fidelity)
+    target: float
+    app: App  # the circuit's own qubits at this end: 0 lands link pairs, 1.. hold pairs
+    quota: int
+    pool: Pool | None = None  # the creator's
+    held: dict[int, tuple[int, int]] = field(default_factory=dict)  # pair -> (qubit, level)
+    landed: list[tuple[int, float]] = field(default_factory=list)  # in qubit 0: (pair, est.)
+    busy: set[int] = field(default_factory=set)  # pairs in a round or being measured
+    mine: dict[tuple[int, int], tuple[int, int]] = field(default_factory=dict)  # -> (lvl, bit)
+    theirs: dict[tuple[int, int], tuple[int, int]] = field(default_factory=dict)
+    asked: dict[tuple[int, int], int] = field(default_factory=dict)  # receiver: -> level
+    top: int = 0  # creator: rounds under way whose success makes a pair to deliver
+    finals: int = 0  # pairs being measured for delivery
+    raw: int = 0  # end-to-end pairs taken in so far
+    ok: int = 0  # rounds that succeeded, failed
+    failed: int = 0
+    failed_since: int = 0  # rounds failed since the last pair delivered
+    fidelity: float = 1.0  # estimate of a raw end-to-end pair (the creator's, its first)
+    next_qubit: int = 1
+    notes: dict[int, dict[str, str | int | float]] = field(default_factory=dict)  # delivered
 
 
 def max_discards(number: int) -> int:
@@ -67,11 +107,18 @@ class Circuit:
     swapping: bool = False
     swaps: int = 0
     measured: int = 0  # end: pairs measured after their rotations so far
+    dist: Distilling | None = None  # end: end-to-end distillation
+    hop_pairs: int = 0  # link pairs each hop makes (0: ``number``; more to distil)
     done: bool = False
 
     @property
     def far(self) -> str:
         return self.path[-1] if self.me == 0 else self.path[0]
+
+    @property
+    def holder(self) -> App:
+        """Whose qubits the circuit's link pairs here are kept in."""
+        return self.dist.app if self.dist is not None else self.app
 
     @property
     def end(self) -> bool:

@@ -51,6 +51,7 @@ from ..config.network import LinkConfig
 from ..errors import QuotaError
 from ..lang import messages as m
 from ..netlink import egp as e
+from ..netlink.distill import SCHEMES, werner_product
 from ..netlink.frames import compose, flip, swap_index
 from ..netlink.models import CORRECTION
 from ..netlink.protocols import (
@@ -77,8 +78,10 @@ from .circuit import (
     TIMEOUT_GRACE_S,
     Circuit,
     Key,
+    link_pairs,
     max_discards,
 )
+from .distill import LAND, EndDistil
 from .ledger import Ledger
 from .lower import Lowering
 from .memory import MemoryManager
@@ -101,13 +104,24 @@ def _timer(protocol: NetworkProtocol, view: View, *, now: float) -> list[Action]
     return protocol.timer(view, now)
 
 
+def _distill_problem(msg: m.EprRequest) -> str | None:
+    """What is wrong with an end-to-end request's distillation options (None: nothing)."""
+    if msg.distill not in SCHEMES:
+        return f"distill={msg.distill!r}; known: {', '.join(SCHEMES)}"
+    if msg.kind != "M" or msg.rotations or msg.remote_rotations:
+        return "distillation: for pairs measured in bases (M) only, so far"
+    if not (msg.rounds or msg.target_fidelity):
+        return "distillation needs rounds (1 to 8) or a target fidelity"
+    return None
+
+
 def _measures_late(c: Circuit) -> bool:
     """Whether this end (the receiving one) measures after rotations: it must correct
     its half first, so it keeps it until the frame is known."""
     return c.me != 0 and c.want is not None and bool(c.want.msg.rotations)
 
 
-class NetworkLayer(RepeaterWork):
+class NetworkLayer(RepeaterWork, EndDistil):
     """The network stack's end-to-end part (``NetStack`` is one)."""
 
     node: str
@@ -152,6 +166,8 @@ class NetworkLayer(RepeaterWork):
         self.protocol_factory = protocol
         self.protocol_name = protocol_name
         self.discards = 0
+        self.distill_ok = 0  # distillation rounds at the ends here that succeeded, failed
+        self.distill_failed = 0
         self.oldest_swapped_s = 0.0  # the age of the oldest half any swap here used
         self._actions: dict[type, Callable[[Circuit, Any, float, list[Out]], str | None]] = {
             Swap: self._act_swap,
@@ -191,6 +207,10 @@ class NetworkLayer(RepeaterWork):
             return fail("UNSUPP", f"end-to-end pairs of kind {msg.kind!r}: K, M or R only")
         if path[1] in self.down:
             return fail("OTHER", f"{self.down[path[1]]}; ask again once it is back")
+        if msg.distill and msg.role == "create":
+            problem = _distill_problem(msg)
+            if problem is not None:
+                return fail("UNSUPP", problem)
         if msg.role == "recv":
             if want.purpose in self.e2e_listening:
                 return fail("OTHER", f"this app already waits for pairs on {want.purpose}")
@@ -205,11 +225,16 @@ class NetworkLayer(RepeaterWork):
             key=key, path=path, me=0, purpose=want.purpose, kind=msg.kind, number=msg.number,
             deadline=want.deadline, app=want.app, want=want,
         )  # fmt: skip
+        if msg.distill:
+            problem = self._dist_open(c, msg.distill, msg.rounds, msg.target_fidelity)
+            if problem is not None:
+                return fail("NORES", problem)
+            c.hop_pairs = link_pairs(msg.number, msg.distill, msg.rounds)
         self.circuits[key] = c
         setup = m.NetSetup(
             circuit=key[1], path=path, purpose=want.purpose, kind=msg.kind, number=msg.number,
             timeout_s=msg.timeout_s, remote_chosen=msg.remote_chosen,
-            remote_rotations=list(msg.remote_rotations),
+            remote_rotations=list(msg.remote_rotations), distill=msg.distill, rounds=msg.rounds,
         )  # fmt: skip
         log.info("circuit %s for %r: path %s", key, want.app.name, "-".join(path))
         out: list[Out] = [ToNode(n, m.Net(from_node=self.node, msg=setup)) for n in path[1:]]
@@ -244,6 +269,8 @@ class NetworkLayer(RepeaterWork):
             return []
         if isinstance(body, m.NetDiscarded):
             return self._discarded(c, frm, body, now)
+        if isinstance(body, m.NetDistil):
+            return self._dist_message(c, frm, body, now)
         if isinstance(body, m.NetPeer):
             if c.end:
                 return []
@@ -270,6 +297,7 @@ class NetworkLayer(RepeaterWork):
             or len(set(path)) != len(path)
             or any(frozenset(h) not in links for h in zip(path, path[1:], strict=False))
             or s.kind not in KINDS
+            or (s.distill and (s.distill not in SCHEMES or s.kind != "M"))
             or key in self.circuits
             or key in self.finished
         )
@@ -318,6 +346,7 @@ class NetworkLayer(RepeaterWork):
         c = Circuit(
             key=key, path=list(path), me=path.index(self.node), purpose=s.purpose, kind="K",
             number=s.number, deadline=until, app=app, protocol=protocol,
+            hop_pairs=link_pairs(s.number, s.distill, s.rounds),
         )  # fmt: skip
         self.circuits[key] = c
         i = c.me
@@ -337,6 +366,10 @@ class NetworkLayer(RepeaterWork):
             )
             out = self._tell(want, m.EprFailed(req=want.msg.req, code="OTHER", message=text))
             return out + self._refuse_setup(s, frm, text)
+        if s.distill and (want.msg.rotations or want.msg.peer_bases):
+            text = "distilled pairs are measured in bases (no rotations, no peer_bases)"
+            out = self._tell(want, m.EprFailed(req=want.msg.req, code="UNSUPP", message=text))
+            return out + self._refuse_setup(s, frm, text)
         if want.msg.peer_bases:  # measure where the creator asks (else in Z)
             want.msg = msgspec.structs.replace(
                 want.msg, chosen=s.remote_chosen, rotations=s.remote_rotations
@@ -345,6 +378,12 @@ class NetworkLayer(RepeaterWork):
             key=key, path=list(s.path), me=len(s.path) - 1, purpose=s.purpose, kind=s.kind,
             number=s.number, deadline=want.deadline, app=want.app, want=want,
         )  # fmt: skip
+        if s.distill:
+            problem = self._dist_open(c, s.distill, s.rounds, 0.0)
+            if problem is not None:
+                out = self._tell(want, m.EprFailed(req=want.msg.req, code="NORES", message=problem))
+                return out + self._refuse_setup(s, frm, problem)
+            c.hop_pairs = link_pairs(s.number, s.distill, s.rounds)
         self.circuits[key] = c
         return self._open_hop(c, c.me - 1, now)
 
@@ -371,7 +410,10 @@ class NetworkLayer(RepeaterWork):
         creator = {0: 0, last: last + 1}.get(hop, hop)  # index of the node that creates
         tag = f"~{c.key[0]}.{c.key[1]}.{hop}" + (f".x{dead}" if extra else "")
         pur = purpose((self.node, tag), (peer, tag))
-        if c.end and _measures_late(c):
+        if c.end and c.dist is not None:  # kept in the circuit's qubits, to distil
+            base = m.EprRequest(req=0, remote_node=peer, remote_app=tag, role="recv",
+                                qubits=[LAND], sequential=True)  # fmt: skip
+        elif c.end and _measures_late(c):
             # rotated bases at the receiving end: keep the half (in the scratch qubit),
             # correct it once the frame is known, then rotate and measure (``_deliver``)
             assert c.want is not None
@@ -394,9 +436,10 @@ class NetworkLayer(RepeaterWork):
                 base = msgspec.structs.replace(base, chosen=instead.basis)
         msg = msgspec.structs.replace(
             base, remote_node=peer, remote_app=tag, role="create" if creator == c.me else "recv",
-            number=1 if extra else c.number, timeout_s=max(1e-3, c.deadline - now),
+            number=1 if extra else c.hop_pairs or c.number,
+            timeout_s=max(1e-3, c.deadline - now),
         )  # fmt: skip
-        w = Want(app=c.app, msg=msg, peer=peer, purpose=pur)
+        w = Want(app=c.holder, msg=msg, peer=peer, purpose=pur)
         w.sink = partial(self._link_news, c.key, hop)
         w.deadline = c.deadline
         c.links[(hop, dead)] = w
@@ -467,13 +510,14 @@ class NetworkLayer(RepeaterWork):
         step = 1 if c.me == 0 else -1
         repeaters = range(1, len(c.path) - 1)[::step]
         for seq, p in list(c.own.items()):
-            cur, bells = seq, []
+            cur, bells, goods = seq, [], [p.goodness]
             for i in repeaters:
                 r = c.records.get((i, cur))
                 if r is None:
                     break
                 cur = r.right if step == 1 else r.left
                 bells.append(swap_index(r.m1, r.m2))
+                goods.append(r.goodness)
             else:
                 del c.own[seq]
                 cur = seq
@@ -482,7 +526,10 @@ class NetworkLayer(RepeaterWork):
                     cur = r.right if step == 1 else r.left
                 e2e = seq if c.me == 0 else cur
                 c.came[e2e] = c.ready_at.pop(seq, now)
-                out += self._deliver(c, p, e2e, compose(bells))
+                if c.dist is not None:
+                    out += self._dist_take(c, e2e, compose(bells), werner_product(goods))
+                else:
+                    out += self._deliver(c, p, e2e, compose(bells))
         return out
 
     def _deliver(self, c: Circuit, p: m.EprPair, e2e: int, bell: int) -> list[Out]:
@@ -549,6 +596,8 @@ class NetworkLayer(RepeaterWork):
                 "path": "-".join(c.path), "swaps": len(c.path) - 2,
                 "age_s": round(self.now_s - ready, 9),
             }  # fmt: skip
+            if c.dist is not None:
+                w.notes[pair.ent_id[2]].update(c.dist.notes.pop(pair.ent_id[2], {}))
         else:
             c.came.pop(pair.ent_id[2], None)
         w.pairs.append(pair)
@@ -579,7 +628,9 @@ class NetworkLayer(RepeaterWork):
                 del self.listening[w.purpose]
                 self.egps[w.peer].unlisten(w.purpose)
         for p in [*c.own.values(), *c.held.values()]:
-            self._free_pair(c.app, p)
+            self._free_pair(c.holder, p)
+        if c.dist is not None:
+            self.memory.close(c.dist.app.app_id)
         c.own.clear()
         c.held.clear()
         c.records.clear()
@@ -633,6 +684,8 @@ class NetworkLayer(RepeaterWork):
         return [*told, self._expire_at(c.far, seqs, text)]
 
     def _free_pair(self, app: App, p: m.EprPair) -> None:
+        if app.app_id not in self.memory.quota:  # its qubits were freed with it
+            return
         if p.qubit >= 0 and p.qubit in self.memory.held(app.app_id):
             self.memory.release(app.app_id, p.qubit)
 

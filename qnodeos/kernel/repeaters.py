@@ -176,7 +176,7 @@ class RepeaterWork:
         """Drop our half ``p`` (its other half was discarded) and make another in its
         place, once this end's link requests on the hop are done (they would share a
         qubit)."""
-        self._free_pair(c.app, p)
+        self._free_pair(c.holder, p)
         c.queued.append(p)
         return self._next_extra(c, hop, now)
 
@@ -222,7 +222,7 @@ class RepeaterWork:
         c.swapped[ls], c.swapped[rs] = rs, ls
         rec = m.NetSwapped(
             origin=c.key[0], circuit=c.key[1], index=c.me, left=left.ent_id[2],
-            right=right.ent_id[2], m1=m1, m2=m2,
+            right=right.ent_id[2], m1=m1, m2=m2, goodness=right.goodness,
         )  # fmt: skip
         net = m.Net(from_node=self.node, msg=rec)
         out: list[Out] = [ToNode(c.path[0], net), ToNode(c.path[-1], net)]
