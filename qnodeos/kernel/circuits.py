@@ -93,6 +93,8 @@ from .wants import Want, Work, purpose
 
 log = logging.getLogger("qnodeos.network")
 
+SWAP_LOG = 4096  # swaps remembered (``swap_log``), for tests and tools
+
 
 def body_path(layer: NetworkLayer, body: m.NetTeardown) -> list[str]:
     """The path of a circuit waiting for qubits here (empty if none is)."""
@@ -168,6 +170,7 @@ class NetworkLayer(RepeaterWork, EndDistil):
         self.discards = 0
         self.distill_ok = 0  # distillation rounds at the ends here that succeeded, failed
         self.distill_failed = 0
+        self.swap_log = deque(maxlen=SWAP_LOG)
         self.oldest_swapped_s = 0.0  # the age of the oldest half any swap here used
         self._actions: dict[type, Callable[[Circuit, Any, float, list[Out]], str | None]] = {
             Swap: self._act_swap,

@@ -44,6 +44,8 @@ class RepeaterWork:
     protocol_name: str
     discards: int
     oldest_swapped_s: float
+    # the last swaps asked for here: (time, circuit, left link pair, right link pair)
+    swap_log: deque[tuple[float, Key, int, int]]
     ignored: int
     now_s: float
     circuits: dict[Key, Circuit]
@@ -85,7 +87,7 @@ class RepeaterWork:
     def _act_swap(self, c: Circuit, _a: Swap, now: float, out: list[Out]) -> str | None:
         if len(c.held) < 2 or c.swapping:
             return f"Swap needs a half on each side (held: {sorted(c.held)})"
-        out += self._swap(c)
+        out += self._swap(c, now)
         return None
 
     def _act_discard(self, c: Circuit, a: Discard, now: float, out: list[Out]) -> str | None:
@@ -188,12 +190,13 @@ class RepeaterWork:
         return self._open_hop(c, hop, now, dead=p.ent_id[2], instead=p)
 
     # -- repeaters -----------------------------------------------------------------------
-    def _swap(self, c: Circuit) -> list[Out]:
+    def _swap(self, c: Circuit, now: float) -> list[Out]:
         if c.swapping or len(c.held) < 2:
             return []
         c.swapping = True
+        self.swap_log.append((now, c.key, c.held[LEFT].ent_id[2], c.held[RIGHT].ent_id[2]))
         oldest = min(h.ready_s for h in c.ready.values())
-        self.oldest_swapped_s = max(self.oldest_swapped_s, self.now_s - oldest)
+        self.oldest_swapped_s = max(self.oldest_swapped_s, now - oldest)
         left, right = (self.memory.phys(c.app.app_id, c.held[s].qubit) for s in (0, 1))
         low = self.lowering.lower
         ops = [*low("cnot", (left, right)), *low("h", (left,))]

@@ -20,7 +20,7 @@ from qnodeos.netlink.distill import after_rounds, levels, werner_product
 from qnodeos.sdk.epr import EprError
 from qnodeos.testbed.local import service
 from tests.conftest import network
-from tests.network.test_e2e_local import both, chain_text, running
+from tests.network.test_e2e_local import both, chain_text, per_basis, running
 
 FIDS = [0.9, 0.85]
 NAMES = itertools.count()  # each test's network its own name: nothing of one reaches the next
@@ -32,25 +32,17 @@ def chain(qubits: int) -> NetworkConfig:
 
 
 async def distilled(
-    monkeypatch: pytest.MonkeyPatch, n: int, bases: str, **opts: Any
+    monkeypatch: pytest.MonkeyPatch, n: int, **opts: Any
 ) -> tuple[list[Any], list[Any], Any]:
-    """n distilled pairs n0 - n2 measured in each of ``bases`` (one request per basis),
+    """n distilled pairs n0 - n2 measured in each of X, Y, Z (one request per basis),
     both ends' lists, and the creating end's network stack."""
     cfg = chain(6)
 
-    async def side(me: str, other: str, create: bool) -> list[Any]:
-        out: list[Any] = []
-        async with sdk.connect(me, app="app", qubits=1) as conn:
-            epr = conn.epr_socket(other, "app")
-            for basis in bases:
-                if create:
-                    out += await epr.create_measure(n, bases=basis, timeout=600.0, **opts)
-                else:
-                    out += await epr.recv_measure(n, bases=basis, timeout=600.0)
-        return out
-
     async with running(cfg, monkeypatch) as eps:
-        a, b = await both(lambda: side("n0", "n2", True), lambda: side("n2", "n0", False))
+        a, b = await both(
+            lambda: per_basis("n0", "n2", True, n, 600.0, **opts),
+            lambda: per_basis("n2", "n0", False, n, 600.0),
+        )
         net = service(eps["n0"]).kernel.net
     return a, b, net
 
@@ -73,7 +65,7 @@ async def test_distilled_pairs_match_the_closed_forms(
     autojump_clock: object, monkeypatch: pytest.MonkeyPatch, scheme: str, rounds: int
 ) -> None:
     n = 400  # per basis
-    a, b, net = await distilled(monkeypatch, n, "XYZ", distill=scheme, rounds=rounds)
+    a, b, net = await distilled(monkeypatch, n, distill=scheme, rounds=rounds)
     assert sorted(p.ent_id for p in a) == sorted(p.ent_id for p in b)  # the same pairs
     assert len({p.ent_id for p in a}) == 3 * n
     a.sort(key=lambda p: p.ent_id)
@@ -97,9 +89,9 @@ async def test_a_target_fidelity_picks_the_rounds(
     autojump_clock: object, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """target 0.85 from F = 0.77 needs 2 DEJMPS rounds (1 reaches 0.83)."""
-    a, b, net = await distilled(monkeypatch, 20, "Z", distill="dejmps", target_fidelity=0.85)
+    a, b, net = await distilled(monkeypatch, 20, distill="dejmps", target_fidelity=0.85)
     assert sorted(p.ent_id for p in a) == sorted(p.ent_id for p in b)
-    assert net.distill_ok >= 20 * 3
+    assert net.distill_ok >= 3 * 20 * 3
 
 
 async def test_an_unreachable_target_fails_clearly(
@@ -107,7 +99,7 @@ async def test_an_unreachable_target_fails_clearly(
 ) -> None:
     """Both apps are told why, and the rest of the network goes on."""
     with pytest.raises(BaseExceptionGroup) as info:
-        await distilled(monkeypatch, 2, "Z", distill="bbpssw", target_fidelity=0.9999)
+        await distilled(monkeypatch, 2, distill="bbpssw", target_fidelity=0.9999)
     errors = info.value.subgroup(EprError)
     assert errors is not None
     flat: list[BaseException] = []
