@@ -307,6 +307,10 @@ class NetworkLayer(RepeaterWork, EndDistil):
         if bad:
             self.ignored += 1
             return []
+        i = path.index(self.node)
+        gone = [n for n in path[i - 1 : i + 2 : 2] if n in self.down]
+        if gone:  # a neighbour on the path is down: say so now, not at the timeout
+            return self._refuse_setup(s, frm, f"{self.down[gone[0]]}; ask again once it is back")
         mine = sum(1 for k in self.circuits if k[0] == frm)
         if mine >= MAX_CIRCUITS_PER_PEER:
             return self._refuse_setup(s, frm, f"{frm!r} has {mine} circuits here already")
