@@ -91,7 +91,12 @@ Action = Swap | Discard | Send | Wake
 
 class NetworkProtocol:
     """A repeater's policy for one circuit. Override the events you need; each returns
-    the actions to take (none by default)."""
+    the actions to take (none by default). ``window``: link pairs per side the repeater
+    may hold at a time for it (as its qubits allow); the protocol sees the oldest one
+    on each side (``View.held``), the others wait behind it and come to it one by one
+    (``pair_ready``) as those before are swapped or discarded."""
+
+    window: int = 1
 
     def pair_ready(self, view: View, half: Half, now: float) -> list[Action]:
         return []
@@ -112,6 +117,8 @@ class SwapAsap(NetworkProtocol):
         if not cutoff_s >= 0:
             raise ValueError(f"cutoff_s {cutoff_s} must be >= 0")
         self.cutoff_s = cutoff_s
+        # without a cutoff, hold several halves per side: pairs come in rounds of many
+        self.window = 1 if cutoff_s else 8
 
     def pair_ready(self, view: View, half: Half, now: float) -> list[Action]:
         if self.cutoff_s:

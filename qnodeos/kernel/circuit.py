@@ -18,7 +18,9 @@ from .processes import App
 from .wants import Want
 
 KINDS = ("K", "M", "R")  # R: the creating end measures, the receiving end keeps
-REPEATER_QUBITS = 2  # a repeater holds one link pair per side of a circuit
+REPEATER_QUBITS = 2  # a repeater needs a qubit per side of a circuit at least
+WINDOW = 8  # link pairs a repeater holds per side at most, if its protocol allows
+EXTRA_QUBIT = 1 << 30  # a repeater's qubit ids for replacement pairs: this + 2 * void one
 MAX_CIRCUITS_PER_PEER = 64  # circuits a node may have set up here at a time
 MAX_SETUPS_WAITING = 64  # setups waiting for the receiving app, per creating node
 FINISHED_KEPT = 1024  # circuits remembered after they end (late teardowns, confirms)
@@ -90,6 +92,12 @@ class Circuit:
     delivered: list[int] = field(default_factory=list)  # end: end-to-end pair numbers
     correcting: int = 0  # end: corrections on the device not back yet
     held: dict[int, m.EprPair] = field(default_factory=dict)  # repeater: side -> pair
+    # repeater: halves per side it may hold (its qubits: even ids left, odd right);
+    # halves behind the one the protocol sees (with when they came); swaps under way
+    window: int = 1
+    waiting: dict[int, list[tuple[m.EprPair, float]]] = field(default_factory=dict)
+    inflight: dict[tuple[int, int], tuple[m.EprPair, m.EprPair]] = field(default_factory=dict)
+    promoted: list[Half] = field(default_factory=list)  # heads the protocol has not seen
     ready_at: dict[int, float] = field(default_factory=dict)  # end: when our halves came
     came: dict[int, float] = field(default_factory=dict)  # end: the same, by pair id
     ready: dict[int, Half] = field(default_factory=dict)  # repeater: what the protocol sees
@@ -104,7 +112,6 @@ class Circuit:
     queued: list[m.EprPair] = field(default_factory=list)  # end: halves to make again
     busy: bool = True  # end: a link request of ours runs on our hop
     ends_done: set[str] = field(default_factory=set)  # repeater: ends that have all pairs
-    swapping: bool = False
     swaps: int = 0
     measured: int = 0  # end: pairs measured after their rotations so far
     dist: Distilling | None = None  # end: end-to-end distillation
@@ -117,7 +124,7 @@ class Circuit:
 
     @property
     def holder(self) -> App:
-        """Whose qubits the circuit's link pairs here are kept in."""
+        """Whose qubits the circuit's link pairs here are kept in (an end's)."""
         return self.dist.app if self.dist is not None else self.app
 
     @property

@@ -43,12 +43,11 @@ import math
 from collections import OrderedDict, deque
 from collections.abc import Callable, Collection
 from functools import partial
-from typing import Any
+from typing import Any, cast
 
 import msgspec
 
 from ..config.network import LinkConfig
-from ..errors import QuotaError
 from ..lang import messages as m
 from ..netlink import egp as e
 from ..netlink.distill import SCHEMES, werner_product
@@ -70,12 +69,14 @@ from ..netlink.protocols import (
 from ..netlink.routing import shortest_path
 from ..runtime.timeline import Recorder
 from .circuit import (
+    EXTRA_QUBIT,
     FINISHED_KEPT,
     KINDS,
     MAX_CIRCUITS_PER_PEER,
     MAX_SETUPS_WAITING,
     REPEATER_QUBITS,
     TIMEOUT_GRACE_S,
+    WINDOW,
     Circuit,
     Key,
     link_pairs,
@@ -336,24 +337,29 @@ class NetworkLayer(RepeaterWork, EndDistil):
         """Set up our part of circuit ``s`` as a repeater (None: no qubits free now)."""
         frm, path = s.path[0], s.path
         key = (frm, s.circuit)
-        self._next_own_app += 1
-        app = App(
-            app_id=-self._next_own_app, name=f"~circuit {frm}.{s.circuit}", addr=b"",
-            priority=0, quota=REPEATER_QUBITS,
-        )  # fmt: skip
         try:
             protocol = self.protocol_factory()
+            window = int(protocol.window)
         except Exception as exc:  # the protocol's constructor: refuse, saying why
             why = f"network protocol {self.protocol_name} at {self.node!r} failed to start: {exc}"
             return self._refuse_setup(s, frm, why)
-        try:
-            self.memory.open(app.app_id, REPEATER_QUBITS)
-        except QuotaError:
+        free = self.memory.spec.num_qubits - self.memory.reserved
+        if free < REPEATER_QUBITS:
             return None
+        # a window of halves per side, as many as the protocol allows and qubits are free
+        # (distilling ends hold few pairs and need them in the same order at both: one)
+        each = 1 if s.distill else max(1, min(window, WINDOW, free // 2, s.number))
+        self._next_own_app += 1
+        app = App(
+            app_id=-self._next_own_app, name=f"~circuit {frm}.{s.circuit}", addr=b"",
+            priority=0, quota=2 * each,
+        )  # fmt: skip
+        self.memory.open(app.app_id, 2 * each)
         c = Circuit(
             key=key, path=list(path), me=path.index(self.node), purpose=s.purpose, kind="K",
             number=s.number, deadline=until, app=app, protocol=protocol,
-            hop_pairs=link_pairs(s.number, s.distill, s.rounds),
+            hop_pairs=link_pairs(s.number, s.distill, s.rounds), window=each,
+            waiting={LEFT: [], RIGHT: []},
         )  # fmt: skip
         self.circuits[key] = c
         i = c.me
@@ -432,10 +438,12 @@ class NetworkLayer(RepeaterWork, EndDistil):
             assert c.want is not None
             # the ends make their hops' pairs: "R" when this end measures them at once
             base = msgspec.structs.replace(c.want.msg, kind="R" if c.want.msg.measures() else "K")
-        else:
-            side = 0 if hop < c.me else 1
+        else:  # a repeater: an id per pair (the round takes as many as the side's qubits)
+            side = LEFT if hop < c.me else RIGHT
+            n = c.hop_pairs or c.number
+            ids = [EXTRA_QUBIT + 2 * dead + side] if extra else range(side, 2 * n, 2)
             base = m.EprRequest(req=0, remote_node=peer, remote_app=tag, role="recv",
-                                qubits=[side], sequential=True)  # fmt: skip
+                                qubits=cast(list[int], ids))  # fmt: skip
         if c.end and instead is not None:  # in the void pair's place
             if base.kind == "K" and not base.sequential:
                 base = msgspec.structs.replace(base, qubits=[instead.qubit])
@@ -447,6 +455,8 @@ class NetworkLayer(RepeaterWork, EndDistil):
             timeout_s=max(1e-3, c.deadline - now),
         )  # fmt: skip
         w = Want(app=c.holder, msg=msg, peer=peer, purpose=pur)
+        if not c.end:
+            w.room = partial(self._room, c, LEFT if hop < c.me else RIGHT)
         w.sink = partial(self._link_news, c.key, hop)
         w.deadline = c.deadline
         c.links[(hop, dead)] = w
@@ -498,6 +508,9 @@ class NetworkLayer(RepeaterWork, EndDistil):
             c.ready_at[p.ent_id[2]] = now
             return self._assemble(c, now)
         side = LEFT if hop < c.me else RIGHT
+        if side in c.held:  # behind the one the protocol sees
+            c.waiting[side].append((p, now))
+            return []
         c.held[side] = p
         half = Half(side=side, seq=p.ent_id[2], ready_s=now, goodness=p.goodness)
         c.ready[side] = half
@@ -634,7 +647,7 @@ class NetworkLayer(RepeaterWork, EndDistil):
             if self.listening.get(w.purpose) is w:
                 del self.listening[w.purpose]
                 self.egps[w.peer].unlisten(w.purpose)
-        for p in [*c.own.values(), *c.held.values()]:
+        for p in c.own.values():  # an end's (a repeater's go with its qubits, below)
             self._free_pair(c.holder, p)
         if c.dist is not None:
             self.memory.close(c.dist.app.app_id)
@@ -645,6 +658,8 @@ class NetworkLayer(RepeaterWork, EndDistil):
         c.came.clear()
         if not c.end:
             self.memory.close(c.app.app_id)
+            c.waiting.clear()
+            c.inflight.clear()
             for key, (s, until) in list(self.qubit_waits.items()):  # their turn, in order
                 started = self._start_repeater(s, now, until)
                 if started is None:
@@ -689,6 +704,10 @@ class NetworkLayer(RepeaterWork, EndDistil):
         text = f"the circuit over {'-'.join(c.path)} failed: {reason}"
         told, _ = self.ledger.expired(c.far, seqs, text)
         return [*told, self._expire_at(c.far, seqs, text)]
+
+    def _room(self, c: Circuit, side: int) -> int:
+        """Qubits the repeater's ``side`` of circuit ``c`` may take now."""
+        return c.window - sum(1 for v in self.memory.held(c.app.app_id) if v % 2 == side)
 
     def _free_pair(self, app: App, p: m.EprPair) -> None:
         if app.app_id not in self.memory.quota:  # its qubits were freed with it
