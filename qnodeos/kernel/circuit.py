@@ -98,6 +98,7 @@ class Circuit:
     waiting: dict[int, list[tuple[m.EprPair, float]]] = field(default_factory=dict)
     inflight: dict[tuple[int, int], tuple[m.EprPair, m.EprPair]] = field(default_factory=dict)
     promoted: list[Half] = field(default_factory=list)  # heads the protocol has not seen
+    batch: list[tuple[int, int]] = field(default_factory=list)  # swaps not sent yet
     ready_at: dict[int, float] = field(default_factory=dict)  # end: when our halves came
     came: dict[int, float] = field(default_factory=dict)  # end: the same, by pair id
     ready: dict[int, Half] = field(default_factory=dict)  # repeater: what the protocol sees
@@ -114,6 +115,7 @@ class Circuit:
     ends_done: set[str] = field(default_factory=set)  # repeater: ends that have all pairs
     swaps: int = 0
     measured: int = 0  # end: pairs measured after their rotations so far
+    gathering: bool = False  # end: pairs delivered now go to the app together
     dist: Distilling | None = None  # end: end-to-end distillation
     hop_pairs: int = 0  # link pairs each hop makes (0: ``number``; more to distil)
     done: bool = False

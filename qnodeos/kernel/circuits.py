@@ -58,7 +58,6 @@ from ..netlink.protocols import (
     RIGHT,
     Action,
     Discard,
-    Half,
     NetworkProtocol,
     Send,
     Swap,
@@ -249,17 +248,11 @@ class NetworkLayer(RepeaterWork, EndDistil):
         body, frm = msg.msg, msg.from_node
         if isinstance(body, m.NetSetup):
             return self._setup(frm, body, now)
+        if isinstance(body, m.NetSwaps):
+            return self._records(frm, body.records, now)
         c = self.circuits.get((body.origin, body.circuit))
         if isinstance(body, m.NetSwapped):
-            if (
-                c is None
-                or not c.end
-                or frm != c.path[body.index]
-                or not (0 < body.index < len(c.path) - 1)
-            ):
-                self.ignored += 1
-                return []
-            return self._record(c, body, now)
+            return self._records(frm, [body], now)
         if c is None:
             if isinstance(body, m.NetTeardown) and body.error and frm in body_path(self, body):
                 self.qubit_waits.pop((body.origin, body.circuit), None)  # it ended elsewhere
@@ -486,6 +479,8 @@ class NetworkLayer(RepeaterWork, EndDistil):
         for p in msg.pairs:
             if not c.done:
                 out += self._link_pair(c, hop, p, now)
+        if not c.end:  # the protocol hears of the new halves once all are in: one batch
+            out += self._run_promoted(c, now)
         if isinstance(msg, m.EprFailed) and not c.done and c.ends_done:
             pass  # an end is done and ended its requests: the other one needs us no more
         elif isinstance(msg, m.EprFailed) and not c.done:
@@ -508,20 +503,31 @@ class NetworkLayer(RepeaterWork, EndDistil):
             c.ready_at[p.ent_id[2]] = now
             return self._assemble(c, now)
         side = LEFT if hop < c.me else RIGHT
-        if side in c.held:  # behind the one the protocol sees
-            c.waiting[side].append((p, now))
-            return []
-        c.held[side] = p
-        half = Half(side=side, seq=p.ent_id[2], ready_s=now, goodness=p.goodness)
-        c.ready[side] = half
-        return self._protocol(c, lambda v: c.protocol.pair_ready(v, half, now), now)
+        c.waiting[side].append((p, now))  # in line; the front one is what the protocol sees
+        self._promote(c, side)
+        return []
 
     # -- the ends ------------------------------------------------------------------------
-    def _record(self, c: Circuit, r: m.NetSwapped, now: float) -> list[Out]:
-        if len(c.records) >= (c.number + max_discards(c.number)) * (len(c.path) - 2):
-            return self._fail(c, f"more swap records than pairs from {c.path[r.index]!r}", now)
-        # the creating end walks forwards (by the left pair), the other end backwards
-        c.records[(r.index, r.left if c.me == 0 else r.right)] = r
+    def _records(self, frm: str, records: list[m.NetSwapped], now: float) -> list[Out]:
+        """Swap records from repeater ``frm``, all of one circuit at its index."""
+        r = records[0]
+        c = self.circuits.get((r.origin, r.circuit))
+        if (
+            c is None
+            or not c.end
+            or not (0 < r.index < len(c.path) - 1)
+            or frm != c.path[r.index]
+            or any(
+                (x.origin, x.circuit, x.index) != (r.origin, r.circuit, r.index) for x in records
+            )
+        ):
+            self.ignored += 1
+            return []
+        for r in records:
+            if len(c.records) >= (c.number + max_discards(c.number)) * (len(c.path) - 2):
+                return self._fail(c, f"more swap records than pairs from {frm!r}", now)
+            # the creating end walks forwards (by the left pair), the other end backwards
+            c.records[(r.index, r.left if c.me == 0 else r.right)] = r
         return self._assemble(c, now)
 
     def _assemble(self, c: Circuit, now: float) -> list[Out]:
@@ -549,7 +555,12 @@ class NetworkLayer(RepeaterWork, EndDistil):
                 if c.dist is not None:
                     out += self._dist_take(c, e2e, compose(bells), werner_product(goods))
                 else:
+                    c.gathering = True  # the app gets them together, below
                     out += self._deliver(c, p, e2e, compose(bells))
+                    c.gathering = False
+        w = c.want
+        if w is not None and w.pairs and not c.done:
+            out += self._tell(w, m.EprPairs(req=w.msg.req, pairs=self._hand_out(w)))
         return out
 
     def _deliver(self, c: Circuit, p: m.EprPair, e2e: int, bell: int) -> list[Out]:
@@ -624,6 +635,8 @@ class NetworkLayer(RepeaterWork, EndDistil):
         w.made += 1
         c.delivered.append(pair.ent_id[2])
         if w.made < c.number:
+            if c.gathering:
+                return []
             return self._tell(w, m.EprPairs(req=w.msg.req, pairs=self._hand_out(w)))
         log.info("circuit %s: %d end-to-end pair(s) delivered", c.key, w.made)
         out = self._tell(w, m.EprDone(req=w.msg.req, pairs=self._hand_out(w)))

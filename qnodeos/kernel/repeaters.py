@@ -97,7 +97,10 @@ class RepeaterWork:
                 return out + self._fail(
                     c, f"network protocol {name} at {self.node!r}: {problem}", now
                 )
-        return out + self._run_promoted(c, now)
+        out += self._run_promoted(c, now)
+        if c.batch and not c.done:  # the swaps asked for: one device request
+            self._send_swaps(c)
+        return out
 
     def _run_promoted(self, c: Circuit, now: float) -> list[Out]:
         """Tell the protocol of halves that came to the front of their side's queue."""
@@ -241,43 +244,70 @@ class RepeaterWork:
         oldest = min(h.ready_s for h in c.ready.values())
         self.oldest_swapped_s = max(self.oldest_swapped_s, now - oldest)
         c.ready.clear()
-        left, right = (self.memory.phys(c.app.app_id, pair[s].qubit) for s in (LEFT, RIGHT))
-        low = self.lowering.lower
-        ops = [*low("cnot", (left, right)), *low("h", (left,))]
-        ops += [m.PhysOp("meas", (left,)), m.PhysOp("meas", (right,))]
-        done = partial(self._swapped, c.key, seqs)
-        self.work.append(Work(request=m.DeviceRequest(seq=0, ops=ops), done=done))
+        c.batch.append(seqs)
         self._promote(c, LEFT)
         self._promote(c, RIGHT)
         return []
 
+    def _send_swaps(self, c: Circuit) -> None:
+        """The swaps asked for since the last, as one device request."""
+        batch, c.batch = c.batch, []
+        low = self.lowering.lower
+        ops: list[m.PhysOp] = []
+        at: list[int] = []  # where each swap's second measurement is in ``ops``
+        for seqs in batch:
+            pair = c.inflight[seqs]
+            left, right = (self.memory.phys(c.app.app_id, pair[s].qubit) for s in (LEFT, RIGHT))
+            ops += [*low("cnot", (left, right)), *low("h", (left,))]
+            ops += [m.PhysOp("meas", (left,)), m.PhysOp("meas", (right,))]
+            at.append(len(ops) - 1)
+        done = partial(self._swapped, c.key, batch, at)
+        self.work.append(Work(request=m.DeviceRequest(seq=0, ops=ops), done=done))
+
     def _swapped(
-        self, key: Key, seqs: tuple[int, int], reply: m.DeviceReply | m.EntangleDone | None,
-        now: float,
+        self, key: Key, batch: list[tuple[int, int]], at: list[int],
+        reply: m.DeviceReply | m.EntangleDone | None, now: float,
     ) -> list[Out]:  # fmt: skip
         c = self.circuits.get(key)
-        if c is None or seqs not in c.inflight:
+        if c is None or any(seqs not in c.inflight for seqs in batch):
             return []
         if not isinstance(reply, m.DeviceReply) or reply.error is not None:
             error = getattr(reply, "error", None) or "the device did not run it"
             return self._fail(c, f"the swap at {self.node!r} failed: {error}", now)
-        m1, m2 = reply.outcomes[-2], reply.outcomes[-1]
-        left, right = c.inflight.pop(seqs)
-        self._free_pair(c.app, left)
-        self._free_pair(c.app, right)
-        c.swaps += 1
-        ls, rs = (LEFT, left.ent_id[2]), (RIGHT, right.ent_id[2])
-        c.swapped[ls], c.swapped[rs] = rs, ls
-        rec = m.NetSwapped(
-            origin=c.key[0], circuit=c.key[1], index=c.me, left=left.ent_id[2],
-            right=right.ent_id[2], m1=m1, m2=m2, goodness=right.goodness,
-        )  # fmt: skip
-        net = m.Net(from_node=self.node, msg=rec)
+        bits = reply.outcomes
+        if len(bits) != at[-1] + 1:  # (one outcome per op, -1 for those that measure not)
+            return self._fail(c, f"the swaps at {self.node!r}: {len(bits)} outcomes", now)
+        records = []
+        for i, seqs in zip(at, batch, strict=True):
+            left, right = c.inflight.pop(seqs)
+            self._free_pair(c.app, left)
+            self._free_pair(c.app, right)
+            c.swaps += 1
+            c.swapped[(LEFT, seqs[LEFT])], c.swapped[(RIGHT, seqs[RIGHT])] = (
+                (RIGHT, seqs[RIGHT]), (LEFT, seqs[LEFT]),
+            )  # fmt: skip
+            records.append(
+                m.NetSwapped(
+                    origin=c.key[0],
+                    circuit=c.key[1],
+                    index=c.me,
+                    left=seqs[LEFT],
+                    right=seqs[RIGHT],
+                    m1=bits[i - 1],
+                    m2=bits[i],
+                    goodness=right.goodness,
+                )  # fmt: skip
+            )
+        # the ends get the outcomes (one message for the batch) before any void pair
+        one = records[0] if len(records) == 1 else m.NetSwaps(records=records)
+        net = m.Net(from_node=self.node, msg=one)
         out: list[Out] = [ToNode(c.path[0], net), ToNode(c.path[-1], net)]
-        for (side, seq), hop in ((ls, c.me - 1), (rs, c.me)):
-            if (hop, seq) in c.discarded:  # voided while the swap ran
-                c.discarded.discard((hop, seq))
-                joined = c.swapped.pop((side, seq))
-                c.swapped.pop(joined, None)
-                out += self._open_hop(c, hop, now, dead=seq) + self._void(c, *joined, now)
+        for seqs in batch:
+            for side, hop in ((LEFT, c.me - 1), (RIGHT, c.me)):
+                if (hop, seqs[side]) in c.discarded and not c.done:  # voided while it ran
+                    c.discarded.discard((hop, seqs[side]))
+                    joined = c.swapped.pop((side, seqs[side]))
+                    c.swapped.pop(joined, None)
+                    out += self._open_hop(c, hop, now, dead=seqs[side])
+                    out += self._void(c, *joined, now)
         return out  # the circuit ends here when both ends are done (``net_message``)

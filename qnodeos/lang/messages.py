@@ -481,6 +481,13 @@ class NetSwapped(msgspec.Struct, frozen=True, kw_only=True, tag="net_swap"):
     goodness: Probability = 1.0  # the fidelity estimate of its right link pair
 
 
+class NetSwaps(msgspec.Struct, frozen=True, kw_only=True, tag="net_swaps"):
+    """Repeater -> the circuit's ends: several swaps of one circuit at once (as
+    ``NetSwapped`` each, all from the sender)."""
+
+    records: Annotated[list[NetSwapped], msgspec.Meta(min_length=1, max_length=64)]
+
+
 class NetTeardown(msgspec.Struct, frozen=True, kw_only=True, tag="net_down"):
     """Node -> the other nodes on the circuit: it ended here (``error``: it failed,
     saying ``reason``; every end voids the end-to-end pairs it did not have confirmed)."""
@@ -527,7 +534,9 @@ class NetDistil(msgspec.Struct, frozen=True, kw_only=True, tag="net_distil"):
     rounds: Annotated[int, msgspec.Meta(ge=1, le=8)]
 
 
-NetMessage = Union[NetSetup, NetSwapped, NetTeardown, NetDiscarded, NetPeer, NetDistil]  # noqa: UP007
+NetMessage = Union[  # noqa: UP007
+    NetSetup, NetSwapped, NetSwaps, NetTeardown, NetDiscarded, NetPeer, NetDistil
+]
 
 
 class Net(msgspec.Struct, frozen=True, kw_only=True, tag="net"):
