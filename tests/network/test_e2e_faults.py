@@ -91,6 +91,21 @@ def test_a_killed_repeater_ends_both_requests_and_leaves_no_one_sided_pair(
     assert len(faults.kept_ids(evs["a"])) > 0
 
 
+def test_a_killed_repeater_holding_a_window_of_halves_leaves_no_one_sided_pair(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same with nodes of 10 qubits: the repeater holds up to 5 halves per side and
+    swaps them in batches when it is killed."""
+    monkeypatch.setattr(faults, "NET", CHAIN.replace("qubits = 2", "qubits = 10"))
+    run, struck, evs = faults.run_with_fault(tmp_path, faults.kill("qnodeos node rep"))
+    detect = {k: faults.first_error_after(v, struck) for k, v in evs.items()}
+    faults.report(f"windowed repeater (a: {detect['a']:.2f} s)", max(detect.values()), evs, run)
+    assert max(detect.values()) < 2.0
+    assert run.returncode == 1
+    faults.assert_agree(evs)
+    assert len(faults.kept_ids(evs["a"])) > 0
+
+
 @pytest.mark.parametrize(
     "name, fault",
     [

@@ -17,7 +17,7 @@ import trio
 import qnodeos.sdk.client as client
 from qnodeos import sdk
 from qnodeos.config.network import NetworkConfig
-from qnodeos.testbed.local import local_network
+from qnodeos.testbed.local import local_network, service
 from tests.conftest import network
 
 
@@ -257,3 +257,32 @@ async def test_kept_pairs_over_two_hops_are_werner_with_the_product(
         err = math.sqrt((1 - w * w) / len(terms))
         print(f"kept <{basis}{basis}> (sign-corrected) {c:.4f}, predicted {w:.4f} +- {err:.4f}")
         assert abs(c - w) <= 4 * err, (basis, c, w, err)
+
+
+async def test_a_repeater_with_qubits_to_spare_pipelines_and_batches(
+    autojump_clock: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A repeater of 16 qubits holds 8 link pairs per side: its links make 8 pairs per
+    round and its swaps go to the device 8 at a time (perfect links); the pairs are as
+    good (ZZ and XX agree every time) and both ends have the same ones."""
+    body = ""
+    for i in range(3):
+        body += f'[nodes.n{i}]\ndevice = "generic"\nqubits = 16\nspeed = 1.0\nseed = {i + 1}\n'
+    for i in range(2):
+        body += f'[[links]]\nnodes = ["n{i}", "n{i + 1}"]\n{PERFECT}\nseed = {100 + i}\n'
+    cfg = network(body, name="window")
+    n = 400
+    async with running(cfg, monkeypatch) as eps:
+        a, b = await both(
+            lambda: per_basis("n0", "n2", True, n, 60.0),
+            lambda: per_basis("n2", "n0", False, n, 60.0),
+        )
+        rep = service(eps["n1"]).kernel.net
+    assert [p.ent_id for p in a] == [p.ent_id for p in b]
+    assert all(p.outcome ^ q.outcome == (p.basis == "Y") for p, q in zip(a, b, strict=True))
+    swaps = len(rep.swap_log)
+    batches = len({(round(t, 12), c) for t, c, _, _ in rep.swap_log})
+    print(f"\nrepeater: {rep.rounds} rounds and {batches} swap batches for {swaps} swaps")
+    assert swaps == 3 * n
+    assert rep.rounds <= 2 * 3 * n / 8 + 6  # 8 pairs a round (and a few short ones)
+    assert batches <= 3 * n / 8 + 6
