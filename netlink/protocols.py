@@ -215,6 +215,9 @@ class Nested(NetworkProtocol):
 
 Factory = Callable[..., NetworkProtocol]
 
+# the built-in protocols a request may ask for by name (``EprRequest.policy``)
+POLICIES: dict[str, Factory] = {"asap": SwapAsap, "nested": Nested}
+
 
 def load(path: str, args: Mapping[str, Any] | None = None) -> Callable[[], NetworkProtocol]:
     """The protocol named ``path`` ("package.module:Class" or "package.module.Class"),

@@ -55,6 +55,7 @@ from ..netlink.frames import compose, flip, swap_index
 from ..netlink.models import CORRECTION
 from ..netlink.protocols import (
     LEFT,
+    POLICIES,
     RIGHT,
     Action,
     Discard,
@@ -214,6 +215,8 @@ class NetworkLayer(RepeaterWork, EndDistil):
             problem = _distill_problem(msg)
             if problem is not None:
                 return fail("UNSUPP", problem)
+        if msg.policy and msg.policy not in POLICIES:
+            return fail("UNSUPP", f"policy={msg.policy!r}; known: {', '.join(POLICIES)}")
         if msg.role == "recv":
             if want.purpose in self.e2e_listening:
                 return fail("OTHER", f"this app already waits for pairs on {want.purpose}")
@@ -238,6 +241,7 @@ class NetworkLayer(RepeaterWork, EndDistil):
             circuit=key[1], path=path, purpose=want.purpose, kind=msg.kind, number=msg.number,
             timeout_s=msg.timeout_s, remote_chosen=msg.remote_chosen,
             remote_rotations=list(msg.remote_rotations), distill=msg.distill, rounds=msg.rounds,
+            policy=msg.policy,
         )  # fmt: skip
         log.info("circuit %s for %r: path %s", key, want.app.name, "-".join(path))
         out: list[Out] = [ToNode(n, m.Net(from_node=self.node, msg=setup)) for n in path[1:]]
@@ -295,6 +299,7 @@ class NetworkLayer(RepeaterWork, EndDistil):
             or any(frozenset(h) not in links for h in zip(path, path[1:], strict=False))
             or s.kind not in KINDS
             or (s.distill and (s.distill not in SCHEMES or s.kind != "M"))
+            or (s.policy and s.policy not in POLICIES)
             or key in self.circuits
             or key in self.finished
         )
@@ -331,7 +336,7 @@ class NetworkLayer(RepeaterWork, EndDistil):
         frm, path = s.path[0], s.path
         key = (frm, s.circuit)
         try:
-            protocol = self.protocol_factory()
+            protocol = POLICIES[s.policy]() if s.policy else self.protocol_factory()
             window = int(protocol.window)
         except Exception as exc:  # the protocol's constructor: refuse, saying why
             why = f"network protocol {self.protocol_name} at {self.node!r} failed to start: {exc}"

@@ -239,6 +239,9 @@ class EprRequest(msgspec.Struct, frozen=True, kw_only=True, tag="epr"):
     distill: Short = ""
     rounds: Annotated[int, msgspec.Meta(ge=0, le=8)] = 0
     target_fidelity: Probability = 0.0
+    # how the repeaters swap for this request (creator, over repeaters): "asap" or
+    # "nested" (built-in protocols); "" the network file's protocol
+    policy: Short = ""
 
     def measures(self) -> bool:
         """Whether this end measures its halves (else it keeps them)."""
@@ -457,7 +460,7 @@ class NetSetup(msgspec.Struct, frozen=True, kw_only=True, tag="net_setup"):
     kind: Short
     number: Count
     timeout_s: Seconds
-    policy: Short = "asap"
+    policy: Short = ""  # the repeaters' protocol: "" the network file's, "asap", "nested"
     cutoff_s: Seconds = 0.0
     # what the creator chose for the receiver (EprRequest's remote_chosen/_rotations)
     remote_chosen: Annotated[str, msgspec.Meta(max_length=MAX_BLOCK_PAIRS)] = ""

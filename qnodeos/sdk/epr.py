@@ -90,16 +90,20 @@ class EprSocket:
         distill: str = "",
         rounds: int = 0,
         target_fidelity: float = 0.0,
+        policy: str = "",
     ) -> list[Pair]:
         """``number`` pairs measured at once, each end in a basis drawn from ``bases``.
         ``distill`` ("bbpssw" or "dejmps", to a node over repeaters): the two ends
         distil end-to-end pairs for ``rounds`` rounds, or as many as reach
-        ``target_fidelity`` (at most 8), and measure the pairs that survive."""
+        ``target_fidelity`` (at most 8), and measure the pairs that survive. ``policy``
+        ("asap" or "nested", over repeaters): how the repeaters swap for this request
+        (else as the network file says)."""
         req = self._msg("create", "M", number, min_fidelity, timeout, [], bases)
-        if distill:
+        if distill or policy:
             req = msgspec.structs.replace(
-                req, distill=distill, rounds=rounds, target_fidelity=target_fidelity
-            )
+                req, distill=distill, rounds=rounds, target_fidelity=target_fidelity,
+                policy=policy,
+            )  # fmt: skip
         return await self._link.collect(req)
 
     async def recv_measure(

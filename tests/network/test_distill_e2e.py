@@ -121,6 +121,8 @@ async def test_bad_distillation_options_are_refused(
             epr = conn.epr_socket("n2", "app")
             with pytest.raises(EprError, match="known: bbpssw, dejmps"):
                 await epr.create_measure(2, distill="nope", rounds=1)
+            with pytest.raises(EprError, match="known: asap, nested"):
+                await epr.create_measure(2, policy="nope")
             with pytest.raises(EprError, match="needs rounds"):
                 await epr.create_measure(2, distill="dejmps")
             with pytest.raises(EprError, match="distilling needs 5 qubits"):

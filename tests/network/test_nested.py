@@ -29,13 +29,13 @@ def test_nesting_splits_paths_in_halves() -> None:
 
 
 async def run(
-    monkeypatch: pytest.MonkeyPatch, extra: str, n: int, name: str
+    monkeypatch: pytest.MonkeyPatch, extra: str, n: int, name: str, **opts: Any
 ) -> tuple[list[Any], list[Any], dict[str, Any]]:
     text = chain_text(FIDS).replace("seed = 10", "delay_s = 1e-5\nseed = 10") + extra
     cfg = network(text, name=name)
     async with running(cfg, monkeypatch) as eps:
         a, b = await both(
-            lambda: per_basis("n0", "n4", True, n, 600.0),
+            lambda: per_basis("n0", "n4", True, n, 600.0, **opts),
             lambda: per_basis("n4", "n0", False, n, 600.0),
         )
         nets = {r: service(eps[r]).kernel.net for r in ("n1", "n2", "n3")}
@@ -73,3 +73,14 @@ async def test_nested_swapping_on_four_hops(
     after, total = nested_order(asap)
     print(f"swap as soon as possible: {after}/{total} in the nested order")
     assert after < total  # the check above can fail
+
+
+async def test_a_request_may_ask_for_nested_swapping(
+    autojump_clock: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No protocol in the network file (swap as soon as possible), but the request
+    says ``policy="nested"``: its pairs are swapped in the nested order."""
+    a, b, nets = await run(monkeypatch, "", 40, "per-request", policy="nested")
+    assert [p.ent_id for p in a] == [p.ent_id for p in b]
+    after, total = nested_order(nets)
+    assert total == 120 and after == total
