@@ -1,8 +1,10 @@
 """End-to-end measure-directly pairs per second over repeater chains, and CPU per pair.
 
-    python bench/e2e.py [--hops 2 4 8] [--pairs N] [--batch B]
+    python bench/e2e.py [--hops 2 4 8] [--pairs N] [--batch B] [--qubits Q]
 
-For each number of hops: a chain of generic nodes at unlimited clock speed joined by
+For each number of hops: a chain of generic nodes (Q qubits each: a repeater holds up
+to (Q // 2, at most 8) link pairs per side, so links make that many per round; Q = 2:
+one) at unlimited clock speed joined by
 perfect links (every attempt heralds), started with ``qnodeos run`` (two real processes
 per node), and the linkstats app (unchanged) at the two ends asking for N measured
 pairs in requests of B (each request is one circuit). Reports the pairs per second the
@@ -27,10 +29,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def chain(hops: int, pairs: int, batch: int) -> str:
+def chain(hops: int, pairs: int, batch: int, qubits: int) -> str:
     body = 'name = "e2ebench"\n'
     for i in range(hops + 1):
-        body += f'[nodes.n{i}]\ndevice = "generic"\nqubits = 2\nspeed = inf\nseed = {i + 1}\n'
+        body += (
+            f'[nodes.n{i}]\ndevice = "generic"\nqubits = {qubits}\nspeed = inf\nseed = {i + 1}\n'
+        )
     for i in range(hops):
         body += f'[[links]]\nnodes = ["n{i}", "n{i + 1}"]\nmodel = "perfect"\ncycle_ns = 1000\n'
     ends = (("create", "a", "n0", "b", f"n{hops}"), ("recv", "b", f"n{hops}", "a", "n0"))
@@ -43,10 +47,10 @@ def chain(hops: int, pairs: int, batch: int) -> str:
     return body
 
 
-def measure(hops: int, pairs: int, batch: int) -> dict[str, float]:
+def measure(hops: int, pairs: int, batch: int, qubits: int) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as d:
         net = Path(d) / "net.toml"
-        net.write_text(chain(hops, pairs, batch))
+        net.write_text(chain(hops, pairs, batch, qubits))
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
         t0 = time.perf_counter()
         done = subprocess.run(
@@ -74,10 +78,11 @@ def main() -> None:
     ap.add_argument("--hops", type=int, nargs="+", default=[2, 4, 8])
     ap.add_argument("--pairs", type=int, default=3000)
     ap.add_argument("--batch", type=int, default=1000)
+    ap.add_argument("--qubits", type=int, default=16)
     args = ap.parse_args()
     print(f"{'hops':>4} {'pairs/s':>9} {'F':>6} {'CPU ms/pair':>12} {'run s':>6}")
     for hops in args.hops:
-        r = measure(hops, args.pairs, args.batch)
+        r = measure(hops, args.pairs, args.batch, args.qubits)
         print(
             f"{r['hops']:>4} {r['pairs_per_s']:>9.0f} {r['fidelity']:>6.3f} "
             f"{r['cpu_ms_per_pair']:>12.2f} {r['run_s']:>6.1f}",

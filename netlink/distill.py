@@ -51,13 +51,12 @@ def werner(f: float) -> Coeffs:
     return (f, e, e, e)
 
 
-def after_rounds(f: float, scheme: str, rounds: int) -> tuple[float, float]:
-    """(output fidelity, expected raw pairs per output pair) after ``rounds`` rounds
-    of ``scheme`` on Werner pairs of fidelity ``f`` (each round uses two pairs that
-    themselves came through the rounds before)."""
+def levels(f: float, scheme: str, rounds: int) -> list[tuple[float, Coeffs]]:
+    """Round by round on Werner pairs of fidelity ``f``: (success probability of the
+    round, Bell-diagonal coefficients after it)."""
     if scheme not in SCHEMES:
         raise ValueError(f"distillation scheme {scheme!r}; known: {', '.join(SCHEMES)}")
-    cost = 1.0
+    out = []
     c = werner(f)
     for _ in range(rounds):
         if scheme == "bbpssw":
@@ -65,8 +64,20 @@ def after_rounds(f: float, scheme: str, rounds: int) -> tuple[float, float]:
             c = werner(fo)
         else:
             p, c = dejmps(c)
+        out.append((p, c))
+    return out
+
+
+def after_rounds(f: float, scheme: str, rounds: int) -> tuple[float, float]:
+    """(output fidelity, expected raw pairs per output pair) after ``rounds`` rounds
+    of ``scheme`` on Werner pairs of fidelity ``f`` (each round uses two pairs that
+    themselves came through the rounds before)."""
+    cost = 1.0
+    fo = f
+    for p, c in levels(f, scheme, rounds):
         cost = 2 * cost / p
-    return c[0], cost
+        fo = c[0]
+    return fo, cost
 
 
 def rounds_for(f: float, target: float, scheme: str, max_rounds: int = MAX_ROUNDS) -> int | None:
@@ -76,3 +87,64 @@ def rounds_for(f: float, target: float, scheme: str, max_rounds: int = MAX_ROUND
         if after_rounds(f, scheme, r)[0] >= target:
             return r
     return None
+
+
+def werner_product(fidelities: list[float]) -> float:
+    """The fidelity of a pair swapped (noiselessly) from Werner pairs of these
+    fidelities: Werner parameters w = (4F - 1)/3 multiply."""
+    w = 1.0
+    for f in fidelities:
+        w *= (4 * f - 1) / 3
+    return (3 * w + 1) / 4
+
+
+def plan_rounds(scheme: str, rounds: int, target: float, fidelity: float) -> int | str:
+    """The rounds an end-to-end request distils its pairs for: ``rounds`` if given, else
+    the fewest (at least 1) that take pairs of ``fidelity`` to ``target``; a string
+    says why it cannot be done."""
+    if scheme not in SCHEMES:
+        return f"distillation scheme {scheme!r}; known: {', '.join(SCHEMES)}"
+    if rounds:
+        return rounds if 1 <= rounds <= MAX_ROUNDS else f"rounds {rounds}: 1 to {MAX_ROUNDS}"
+    need = rounds_for(fidelity, target, scheme)
+    if need is None:
+        return (
+            f"target fidelity {target:g} is beyond {MAX_ROUNDS} rounds of {scheme} on pairs "
+            f"of fidelity {fidelity:.4g}"
+        )
+    return max(1, need)
+
+
+class Pool:
+    """The creating end's distillation policy, sans-IO: pairs wait by the rounds they
+    went through; two at the same level make a round (the receiving end follows the
+    creator's choices). A pair that went through ``rounds`` rounds is done. Rounds
+    whose success makes a pair to deliver are started only as many as still wanted
+    (``take(top)``), so both ends deliver the same pairs.
+
+    >>> pool = Pool(rounds=1)
+    >>> pool.add(4, 0); pool.add(9, 0)
+    >>> pool.take(top=0), pool.take(top=1), pool.take(top=1)
+    ([], [(9, 4, 0)], [])
+    """
+
+    def __init__(self, rounds: int) -> None:
+        self.rounds = rounds
+        self.waiting: dict[int, list[int]] = {}  # level -> pair ids waiting at it
+
+    def add(self, pair: int, level: int) -> None:
+        """Pair ``pair`` went through ``level`` rounds (below ``rounds``)."""
+        if not 0 <= level < self.rounds:
+            raise ValueError(f"level {level}: a waiting pair has 0 to {self.rounds - 1} rounds")
+        self.waiting.setdefault(level, []).append(pair)
+
+    def take(self, top: int) -> list[tuple[int, int, int]]:
+        """The rounds to run now, as (keep, target, level): two pairs at a level each,
+        the newer one kept; at most ``top`` at the last level."""
+        out: list[tuple[int, int, int]] = []
+        for level, pairs in sorted(self.waiting.items()):
+            while len(pairs) >= 2 and (level < self.rounds - 1 or top > 0):
+                target, keep = pairs.pop(0), pairs.pop(0)
+                out.append((keep, target, level))
+                top -= level == self.rounds - 1
+        return out

@@ -91,7 +91,12 @@ Action = Swap | Discard | Send | Wake
 
 class NetworkProtocol:
     """A repeater's policy for one circuit. Override the events you need; each returns
-    the actions to take (none by default)."""
+    the actions to take (none by default). ``window``: link pairs per side the repeater
+    may hold at a time for it (as its qubits allow); the protocol sees the oldest one
+    on each side (``View.held``), the others wait behind it and come to it one by one
+    (``pair_ready``) as those before are swapped or discarded."""
+
+    window: int = 1
 
     def pair_ready(self, view: View, half: Half, now: float) -> list[Action]:
         return []
@@ -112,6 +117,8 @@ class SwapAsap(NetworkProtocol):
         if not cutoff_s >= 0:
             raise ValueError(f"cutoff_s {cutoff_s} must be >= 0")
         self.cutoff_s = cutoff_s
+        # without a cutoff, hold several halves per side: pairs come in rounds of many
+        self.window = 1 if cutoff_s else 8
 
     def pair_ready(self, view: View, half: Half, now: float) -> list[Action]:
         if self.cutoff_s:
@@ -128,7 +135,88 @@ class SwapAsap(NetworkProtocol):
         return [Discard(h.side) for h in view.held.values() if now - h.ready_s >= self.cutoff_s]
 
 
+def nesting(n: int, me: int) -> tuple[int, int, int | None]:
+    """Node ``me`` (0 < me < n) of a path of ``n`` hops in nested (doubling) swapping:
+    the segment ``(a, b)`` whose middle it is, ``me == (a + b) // 2`` (it joins a pair
+    from ``a`` to it with one from it to ``b``), and the node it then tells (the middle
+    of the segment around it; None for the top one).
+
+    >>> [nesting(4, i) for i in (1, 2, 3)]
+    [(0, 2, 2), (0, 4, None), (2, 4, 2)]
+    """
+    a, b, parent = 0, n, None
+    while True:
+        mid = (a + b) // 2
+        if mid == me:
+            return a, b, parent
+        parent = mid
+        a, b = (a, mid) if me < mid else (mid, b)
+
+
+class Nested(NetworkProtocol):
+    """Nested (doubling) swapping: the path is split in halves, and those in halves, down
+    to single hops; a node swaps only once both its halves reach its segment's ends
+    (the nodes between have swapped them), then tells the node of the segment above.
+    Over 4 hops: n1 and n3 swap first, n2 joins their pairs. The swaps use the same
+    halves as swap-as-soon-as-possible, so with noiseless memories the pairs are the
+    same; the order differs (it matters with distillation or cutoffs per level).
+
+    A message ``{"side": s, "seq": q, "outer": o}`` from a node below says: your half on
+    side ``s`` of link pair ``q`` now reaches the end of your segment on that side, at
+    its link pair ``o``."""
+
+    def __init__(self) -> None:
+        # side -> {link pair held (or to be) on that side -> the far end's link pair}
+        self.reach: dict[int, dict[int, int]] = {LEFT: {}, RIGHT: {}}
+        self.swapping: tuple[int, int] | None = None  # the halves of the last Swap asked
+
+    def pair_ready(self, view: View, half: Half, now: float) -> list[Action]:
+        return self._maybe_swap(view)
+
+    def message(self, view: View, frm: str, data: Any, now: float) -> list[Action]:
+        try:
+            side, seq, outer = int(data["side"]), int(data["seq"]), int(data["outer"])
+        except (KeyError, TypeError, ValueError):
+            raise ValueError(f"nested swapping: message {data!r} from {frm!r}") from None
+        if side not in (LEFT, RIGHT) or len(self.reach[side]) > 4 * view.number + 64:
+            raise ValueError(f"nested swapping: message {data!r} from {frm!r}")
+        self.reach[side][seq] = outer
+        return self._maybe_swap(view)
+
+    def _outer(self, view: View, side: int) -> int | None:
+        """The far end's link pair our half on ``side`` reaches (None: not yet)."""
+        a, b, _ = nesting(len(view.path) - 1, view.me)
+        half = view.held.get(side)
+        if half is None:
+            return None
+        if (view.me - 1 if side == LEFT else view.me + 1) == (a if side == LEFT else b):
+            return half.seq  # one hop: the link pair itself
+        return self.reach[side].get(half.seq)
+
+    def _maybe_swap(self, view: View) -> list[Action]:
+        left, right = self._outer(view, LEFT), self._outer(view, RIGHT)
+        if left is None or right is None:
+            return []
+        halves = (view.held[LEFT].seq, view.held[RIGHT].seq)
+        if halves == self.swapping:
+            return []  # swapping them already
+        self.swapping = halves
+        for side in (LEFT, RIGHT):
+            self.reach[side].pop(view.held[side].seq, None)
+        a, b, parent = nesting(len(view.path) - 1, view.me)
+        if parent is None:
+            return [Swap()]
+        if parent == a:  # its right half is the far end of our left one
+            note = {"side": RIGHT, "seq": left, "outer": right}
+        else:
+            note = {"side": LEFT, "seq": right, "outer": left}
+        return [Swap(), Send(view.path[parent], note)]
+
+
 Factory = Callable[..., NetworkProtocol]
+
+# the built-in protocols a request may ask for by name (``EprRequest.policy``)
+POLICIES: dict[str, Factory] = {"asap": SwapAsap, "nested": Nested}
 
 
 def load(path: str, args: Mapping[str, Any] | None = None) -> Callable[[], NetworkProtocol]:

@@ -43,22 +43,22 @@ import math
 from collections import OrderedDict, deque
 from collections.abc import Callable, Collection
 from functools import partial
-from typing import Any
+from typing import Any, cast
 
 import msgspec
 
 from ..config.network import LinkConfig
-from ..errors import QuotaError
 from ..lang import messages as m
 from ..netlink import egp as e
+from ..netlink.distill import SCHEMES, werner_product
 from ..netlink.frames import compose, flip, swap_index
 from ..netlink.models import CORRECTION
 from ..netlink.protocols import (
     LEFT,
+    POLICIES,
     RIGHT,
     Action,
     Discard,
-    Half,
     NetworkProtocol,
     Send,
     Swap,
@@ -69,16 +69,20 @@ from ..netlink.protocols import (
 from ..netlink.routing import shortest_path
 from ..runtime.timeline import Recorder
 from .circuit import (
+    EXTRA_QUBIT,
     FINISHED_KEPT,
     KINDS,
     MAX_CIRCUITS_PER_PEER,
     MAX_SETUPS_WAITING,
     REPEATER_QUBITS,
     TIMEOUT_GRACE_S,
+    WINDOW,
     Circuit,
     Key,
+    link_pairs,
     max_discards,
 )
+from .distill import LAND, EndDistil
 from .ledger import Ledger
 from .lower import Lowering
 from .memory import MemoryManager
@@ -89,6 +93,8 @@ from .roundwork import SCRATCH
 from .wants import Want, Work, purpose
 
 log = logging.getLogger("qnodeos.network")
+
+SWAP_LOG = 4096  # swaps remembered (``swap_log``), for tests and tools
 
 
 def body_path(layer: NetworkLayer, body: m.NetTeardown) -> list[str]:
@@ -101,13 +107,24 @@ def _timer(protocol: NetworkProtocol, view: View, *, now: float) -> list[Action]
     return protocol.timer(view, now)
 
 
+def _distill_problem(msg: m.EprRequest) -> str | None:
+    """What is wrong with an end-to-end request's distillation options (None: nothing)."""
+    if msg.distill not in SCHEMES:
+        return f"distill={msg.distill!r}; known: {', '.join(SCHEMES)}"
+    if msg.kind != "M" or msg.rotations or msg.remote_rotations:
+        return "distillation: for pairs measured in bases (M) only, so far"
+    if not (msg.rounds or msg.target_fidelity):
+        return "distillation needs rounds (1 to 8) or a target fidelity"
+    return None
+
+
 def _measures_late(c: Circuit) -> bool:
     """Whether this end (the receiving one) measures after rotations: it must correct
     its half first, so it keeps it until the frame is known."""
     return c.me != 0 and c.want is not None and bool(c.want.msg.rotations)
 
 
-class NetworkLayer(RepeaterWork):
+class NetworkLayer(RepeaterWork, EndDistil):
     """The network stack's end-to-end part (``NetStack`` is one)."""
 
     node: str
@@ -152,6 +169,9 @@ class NetworkLayer(RepeaterWork):
         self.protocol_factory = protocol
         self.protocol_name = protocol_name
         self.discards = 0
+        self.distill_ok = 0  # distillation rounds at the ends here that succeeded, failed
+        self.distill_failed = 0
+        self.swap_log = deque(maxlen=SWAP_LOG)
         self.oldest_swapped_s = 0.0  # the age of the oldest half any swap here used
         self._actions: dict[type, Callable[[Circuit, Any, float, list[Out]], str | None]] = {
             Swap: self._act_swap,
@@ -191,6 +211,12 @@ class NetworkLayer(RepeaterWork):
             return fail("UNSUPP", f"end-to-end pairs of kind {msg.kind!r}: K, M or R only")
         if path[1] in self.down:
             return fail("OTHER", f"{self.down[path[1]]}; ask again once it is back")
+        if msg.distill and msg.role == "create":
+            problem = _distill_problem(msg)
+            if problem is not None:
+                return fail("UNSUPP", problem)
+        if msg.policy and msg.policy not in POLICIES:
+            return fail("UNSUPP", f"policy={msg.policy!r}; known: {', '.join(POLICIES)}")
         if msg.role == "recv":
             if want.purpose in self.e2e_listening:
                 return fail("OTHER", f"this app already waits for pairs on {want.purpose}")
@@ -205,11 +231,17 @@ class NetworkLayer(RepeaterWork):
             key=key, path=path, me=0, purpose=want.purpose, kind=msg.kind, number=msg.number,
             deadline=want.deadline, app=want.app, want=want,
         )  # fmt: skip
+        if msg.distill:
+            problem = self._dist_open(c, msg.distill, msg.rounds, msg.target_fidelity)
+            if problem is not None:
+                return fail("NORES", problem)
+            c.hop_pairs = link_pairs(msg.number, msg.distill, msg.rounds)
         self.circuits[key] = c
         setup = m.NetSetup(
             circuit=key[1], path=path, purpose=want.purpose, kind=msg.kind, number=msg.number,
             timeout_s=msg.timeout_s, remote_chosen=msg.remote_chosen,
-            remote_rotations=list(msg.remote_rotations),
+            remote_rotations=list(msg.remote_rotations), distill=msg.distill, rounds=msg.rounds,
+            policy=msg.policy,
         )  # fmt: skip
         log.info("circuit %s for %r: path %s", key, want.app.name, "-".join(path))
         out: list[Out] = [ToNode(n, m.Net(from_node=self.node, msg=setup)) for n in path[1:]]
@@ -220,17 +252,11 @@ class NetworkLayer(RepeaterWork):
         body, frm = msg.msg, msg.from_node
         if isinstance(body, m.NetSetup):
             return self._setup(frm, body, now)
+        if isinstance(body, m.NetSwaps):
+            return self._records(frm, body.records, now)
         c = self.circuits.get((body.origin, body.circuit))
         if isinstance(body, m.NetSwapped):
-            if (
-                c is None
-                or not c.end
-                or frm != c.path[body.index]
-                or not (0 < body.index < len(c.path) - 1)
-            ):
-                self.ignored += 1
-                return []
-            return self._record(c, body, now)
+            return self._records(frm, [body], now)
         if c is None:
             if isinstance(body, m.NetTeardown) and body.error and frm in body_path(self, body):
                 self.qubit_waits.pop((body.origin, body.circuit), None)  # it ended elsewhere
@@ -244,6 +270,8 @@ class NetworkLayer(RepeaterWork):
             return []
         if isinstance(body, m.NetDiscarded):
             return self._discarded(c, frm, body, now)
+        if isinstance(body, m.NetDistil):
+            return self._dist_message(c, frm, body, now)
         if isinstance(body, m.NetPeer):
             if c.end:
                 return []
@@ -270,12 +298,18 @@ class NetworkLayer(RepeaterWork):
             or len(set(path)) != len(path)
             or any(frozenset(h) not in links for h in zip(path, path[1:], strict=False))
             or s.kind not in KINDS
+            or (s.distill and (s.distill not in SCHEMES or s.kind != "M"))
+            or (s.policy and s.policy not in POLICIES)
             or key in self.circuits
             or key in self.finished
         )
         if bad:
             self.ignored += 1
             return []
+        i = path.index(self.node)
+        gone = [n for n in path[i - 1 : i + 2 : 2] if n in self.down]
+        if gone:  # a neighbour on the path is down: say so now, not at the timeout
+            return self._refuse_setup(s, frm, f"{self.down[gone[0]]}; ask again once it is back")
         mine = sum(1 for k in self.circuits if k[0] == frm)
         if mine >= MAX_CIRCUITS_PER_PEER:
             return self._refuse_setup(s, frm, f"{frm!r} has {mine} circuits here already")
@@ -301,23 +335,29 @@ class NetworkLayer(RepeaterWork):
         """Set up our part of circuit ``s`` as a repeater (None: no qubits free now)."""
         frm, path = s.path[0], s.path
         key = (frm, s.circuit)
-        self._next_own_app += 1
-        app = App(
-            app_id=-self._next_own_app, name=f"~circuit {frm}.{s.circuit}", addr=b"",
-            priority=0, quota=REPEATER_QUBITS,
-        )  # fmt: skip
         try:
-            protocol = self.protocol_factory()
+            protocol = POLICIES[s.policy]() if s.policy else self.protocol_factory()
+            window = int(protocol.window)
         except Exception as exc:  # the protocol's constructor: refuse, saying why
             why = f"network protocol {self.protocol_name} at {self.node!r} failed to start: {exc}"
             return self._refuse_setup(s, frm, why)
-        try:
-            self.memory.open(app.app_id, REPEATER_QUBITS)
-        except QuotaError:
+        free = self.memory.spec.num_qubits - self.memory.reserved
+        if free < REPEATER_QUBITS:
             return None
+        # a window of halves per side, as many as the protocol allows and qubits are free
+        # (distilling ends hold few pairs and need them in the same order at both: one)
+        each = 1 if s.distill else max(1, min(window, WINDOW, free // 2, s.number))
+        self._next_own_app += 1
+        app = App(
+            app_id=-self._next_own_app, name=f"~circuit {frm}.{s.circuit}", addr=b"",
+            priority=0, quota=2 * each,
+        )  # fmt: skip
+        self.memory.open(app.app_id, 2 * each)
         c = Circuit(
             key=key, path=list(path), me=path.index(self.node), purpose=s.purpose, kind="K",
             number=s.number, deadline=until, app=app, protocol=protocol,
+            hop_pairs=link_pairs(s.number, s.distill, s.rounds), window=each,
+            waiting={LEFT: [], RIGHT: []},
         )  # fmt: skip
         self.circuits[key] = c
         i = c.me
@@ -337,6 +377,10 @@ class NetworkLayer(RepeaterWork):
             )
             out = self._tell(want, m.EprFailed(req=want.msg.req, code="OTHER", message=text))
             return out + self._refuse_setup(s, frm, text)
+        if s.distill and (want.msg.rotations or want.msg.peer_bases):
+            text = "distilled pairs are measured in bases (no rotations, no peer_bases)"
+            out = self._tell(want, m.EprFailed(req=want.msg.req, code="UNSUPP", message=text))
+            return out + self._refuse_setup(s, frm, text)
         if want.msg.peer_bases:  # measure where the creator asks (else in Z)
             want.msg = msgspec.structs.replace(
                 want.msg, chosen=s.remote_chosen, rotations=s.remote_rotations
@@ -345,6 +389,12 @@ class NetworkLayer(RepeaterWork):
             key=key, path=list(s.path), me=len(s.path) - 1, purpose=s.purpose, kind=s.kind,
             number=s.number, deadline=want.deadline, app=want.app, want=want,
         )  # fmt: skip
+        if s.distill:
+            problem = self._dist_open(c, s.distill, s.rounds, 0.0)
+            if problem is not None:
+                out = self._tell(want, m.EprFailed(req=want.msg.req, code="NORES", message=problem))
+                return out + self._refuse_setup(s, frm, problem)
+            c.hop_pairs = link_pairs(s.number, s.distill, s.rounds)
         self.circuits[key] = c
         return self._open_hop(c, c.me - 1, now)
 
@@ -371,7 +421,10 @@ class NetworkLayer(RepeaterWork):
         creator = {0: 0, last: last + 1}.get(hop, hop)  # index of the node that creates
         tag = f"~{c.key[0]}.{c.key[1]}.{hop}" + (f".x{dead}" if extra else "")
         pur = purpose((self.node, tag), (peer, tag))
-        if c.end and _measures_late(c):
+        if c.end and c.dist is not None:  # kept in the circuit's qubits, to distil
+            base = m.EprRequest(req=0, remote_node=peer, remote_app=tag, role="recv",
+                                qubits=[LAND], sequential=True)  # fmt: skip
+        elif c.end and _measures_late(c):
             # rotated bases at the receiving end: keep the half (in the scratch qubit),
             # correct it once the frame is known, then rotate and measure (``_deliver``)
             assert c.want is not None
@@ -383,10 +436,12 @@ class NetworkLayer(RepeaterWork):
             assert c.want is not None
             # the ends make their hops' pairs: "R" when this end measures them at once
             base = msgspec.structs.replace(c.want.msg, kind="R" if c.want.msg.measures() else "K")
-        else:
-            side = 0 if hop < c.me else 1
+        else:  # a repeater: an id per pair (the round takes as many as the side's qubits)
+            side = LEFT if hop < c.me else RIGHT
+            n = c.hop_pairs or c.number
+            ids = [EXTRA_QUBIT + 2 * dead + side] if extra else range(side, 2 * n, 2)
             base = m.EprRequest(req=0, remote_node=peer, remote_app=tag, role="recv",
-                                qubits=[side], sequential=True)  # fmt: skip
+                                qubits=cast(list[int], ids))  # fmt: skip
         if c.end and instead is not None:  # in the void pair's place
             if base.kind == "K" and not base.sequential:
                 base = msgspec.structs.replace(base, qubits=[instead.qubit])
@@ -394,9 +449,12 @@ class NetworkLayer(RepeaterWork):
                 base = msgspec.structs.replace(base, chosen=instead.basis)
         msg = msgspec.structs.replace(
             base, remote_node=peer, remote_app=tag, role="create" if creator == c.me else "recv",
-            number=1 if extra else c.number, timeout_s=max(1e-3, c.deadline - now),
+            number=1 if extra else c.hop_pairs or c.number,
+            timeout_s=max(1e-3, c.deadline - now),
         )  # fmt: skip
-        w = Want(app=c.app, msg=msg, peer=peer, purpose=pur)
+        w = Want(app=c.holder, msg=msg, peer=peer, purpose=pur)
+        if not c.end:
+            w.room = partial(self._room, c, LEFT if hop < c.me else RIGHT)
         w.sink = partial(self._link_news, c.key, hop)
         w.deadline = c.deadline
         c.links[(hop, dead)] = w
@@ -426,6 +484,8 @@ class NetworkLayer(RepeaterWork):
         for p in msg.pairs:
             if not c.done:
                 out += self._link_pair(c, hop, p, now)
+        if not c.end:  # the protocol hears of the new halves once all are in: one batch
+            out += self._run_promoted(c, now)
         if isinstance(msg, m.EprFailed) and not c.done and c.ends_done:
             pass  # an end is done and ended its requests: the other one needs us no more
         elif isinstance(msg, m.EprFailed) and not c.done:
@@ -448,17 +508,31 @@ class NetworkLayer(RepeaterWork):
             c.ready_at[p.ent_id[2]] = now
             return self._assemble(c, now)
         side = LEFT if hop < c.me else RIGHT
-        c.held[side] = p
-        half = Half(side=side, seq=p.ent_id[2], ready_s=now, goodness=p.goodness)
-        c.ready[side] = half
-        return self._protocol(c, lambda v: c.protocol.pair_ready(v, half, now), now)
+        c.waiting[side].append((p, now))  # in line; the front one is what the protocol sees
+        self._promote(c, side)
+        return []
 
     # -- the ends ------------------------------------------------------------------------
-    def _record(self, c: Circuit, r: m.NetSwapped, now: float) -> list[Out]:
-        if len(c.records) >= (c.number + max_discards(c.number)) * (len(c.path) - 2):
-            return self._fail(c, f"more swap records than pairs from {c.path[r.index]!r}", now)
-        # the creating end walks forwards (by the left pair), the other end backwards
-        c.records[(r.index, r.left if c.me == 0 else r.right)] = r
+    def _records(self, frm: str, records: list[m.NetSwapped], now: float) -> list[Out]:
+        """Swap records from repeater ``frm``, all of one circuit at its index."""
+        r = records[0]
+        c = self.circuits.get((r.origin, r.circuit))
+        if (
+            c is None
+            or not c.end
+            or not (0 < r.index < len(c.path) - 1)
+            or frm != c.path[r.index]
+            or any(
+                (x.origin, x.circuit, x.index) != (r.origin, r.circuit, r.index) for x in records
+            )
+        ):
+            self.ignored += 1
+            return []
+        for r in records:
+            if len(c.records) >= (c.number + max_discards(c.number)) * (len(c.path) - 2):
+                return self._fail(c, f"more swap records than pairs from {frm!r}", now)
+            # the creating end walks forwards (by the left pair), the other end backwards
+            c.records[(r.index, r.left if c.me == 0 else r.right)] = r
         return self._assemble(c, now)
 
     def _assemble(self, c: Circuit, now: float) -> list[Out]:
@@ -467,13 +541,14 @@ class NetworkLayer(RepeaterWork):
         step = 1 if c.me == 0 else -1
         repeaters = range(1, len(c.path) - 1)[::step]
         for seq, p in list(c.own.items()):
-            cur, bells = seq, []
+            cur, bells, goods = seq, [], [p.goodness]
             for i in repeaters:
                 r = c.records.get((i, cur))
                 if r is None:
                     break
                 cur = r.right if step == 1 else r.left
                 bells.append(swap_index(r.m1, r.m2))
+                goods.append(r.goodness)
             else:
                 del c.own[seq]
                 cur = seq
@@ -482,7 +557,15 @@ class NetworkLayer(RepeaterWork):
                     cur = r.right if step == 1 else r.left
                 e2e = seq if c.me == 0 else cur
                 c.came[e2e] = c.ready_at.pop(seq, now)
-                out += self._deliver(c, p, e2e, compose(bells))
+                if c.dist is not None:
+                    out += self._dist_take(c, e2e, compose(bells), werner_product(goods))
+                else:
+                    c.gathering = True  # the app gets them together, below
+                    out += self._deliver(c, p, e2e, compose(bells))
+                    c.gathering = False
+        w = c.want
+        if w is not None and w.pairs and not c.done:
+            out += self._tell(w, m.EprPairs(req=w.msg.req, pairs=self._hand_out(w)))
         return out
 
     def _deliver(self, c: Circuit, p: m.EprPair, e2e: int, bell: int) -> list[Out]:
@@ -549,12 +632,16 @@ class NetworkLayer(RepeaterWork):
                 "path": "-".join(c.path), "swaps": len(c.path) - 2,
                 "age_s": round(self.now_s - ready, 9),
             }  # fmt: skip
+            if c.dist is not None:
+                w.notes[pair.ent_id[2]].update(c.dist.notes.pop(pair.ent_id[2], {}))
         else:
             c.came.pop(pair.ent_id[2], None)
         w.pairs.append(pair)
         w.made += 1
         c.delivered.append(pair.ent_id[2])
         if w.made < c.number:
+            if c.gathering:
+                return []
             return self._tell(w, m.EprPairs(req=w.msg.req, pairs=self._hand_out(w)))
         log.info("circuit %s: %d end-to-end pair(s) delivered", c.key, w.made)
         out = self._tell(w, m.EprDone(req=w.msg.req, pairs=self._hand_out(w)))
@@ -578,8 +665,10 @@ class NetworkLayer(RepeaterWork):
             if self.listening.get(w.purpose) is w:
                 del self.listening[w.purpose]
                 self.egps[w.peer].unlisten(w.purpose)
-        for p in [*c.own.values(), *c.held.values()]:
-            self._free_pair(c.app, p)
+        for p in c.own.values():  # an end's (a repeater's go with its qubits, below)
+            self._free_pair(c.holder, p)
+        if c.dist is not None:
+            self.memory.close(c.dist.app.app_id)
         c.own.clear()
         c.held.clear()
         c.records.clear()
@@ -587,6 +676,8 @@ class NetworkLayer(RepeaterWork):
         c.came.clear()
         if not c.end:
             self.memory.close(c.app.app_id)
+            c.waiting.clear()
+            c.inflight.clear()
             for key, (s, until) in list(self.qubit_waits.items()):  # their turn, in order
                 started = self._start_repeater(s, now, until)
                 if started is None:
@@ -632,7 +723,13 @@ class NetworkLayer(RepeaterWork):
         told, _ = self.ledger.expired(c.far, seqs, text)
         return [*told, self._expire_at(c.far, seqs, text)]
 
+    def _room(self, c: Circuit, side: int) -> int:
+        """Qubits the repeater's ``side`` of circuit ``c`` may take now."""
+        return c.window - sum(1 for v in self.memory.held(c.app.app_id) if v % 2 == side)
+
     def _free_pair(self, app: App, p: m.EprPair) -> None:
+        if app.app_id not in self.memory.quota:  # its qubits were freed with it
+            return
         if p.qubit >= 0 and p.qubit in self.memory.held(app.app_id):
             self.memory.release(app.app_id, p.qubit)
 

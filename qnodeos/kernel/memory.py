@@ -123,6 +123,17 @@ class MemoryManager:
         except KeyError:
             raise ProgramError(f"Q{virt} is not allocated by this app") from None
 
+    def rename(self, app: int, virt: int, to: int) -> None:
+        """App ``app``'s qubit ``virt`` is its qubit ``to`` from now on (the state
+        stays where it is); ``to`` must be free."""
+        m = self.maps[app]
+        if to in m:
+            raise ProgramError(f"Q{to} is already allocated")
+        m[to] = self.phys(app, virt)
+        del m[virt]
+        if (app, virt) in self.crosstalk:
+            self.crosstalk[(app, to)] = self.crosstalk.pop((app, virt))
+
     def release(self, app: int, virt: int) -> int:
         phys = self.phys(app, virt)
         del self.maps[app][virt]

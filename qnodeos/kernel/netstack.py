@@ -91,6 +91,7 @@ class NetStack(NetworkLayer, RoundWork):
         self.timeline: Recorder | None = None  # the kernel's, when a timeline is recorded
         # each link's time bins in our device's time (see align_bins)
         self.bins = {p: lk.schedule for p, lk in self.links.items() if lk.schedule}
+        self.dist_rng = np.random.default_rng(rng.integers(2**63))  # distilled pairs' bases
         self._outcomes: dict[int, list[int]] = {}  # herald seq -> outcomes of its recipe
         self.ignored = 0  # link-layer messages from nodes we have no link with
         self.gone_apps: OrderedDict[str, str] = OrderedDict()  # app name -> why it left
@@ -148,6 +149,11 @@ class NetStack(NetworkLayer, RoundWork):
             problem = "only the creator chooses the receiver's bases"
         if msg.peer_bases and (msg.kind != "M" or msg.role != "recv" or msg.chosen):
             problem = problem or "peer_bases: only a receiver of M pairs with no bases of its own"
+        if msg.distill and msg.remote_node in self.links:
+            problem = problem or (
+                f"distillation is end to end, over repeaters; {msg.remote_node!r} is a "
+                "neighbour (distilling on one link is not there yet)"
+            )
         if problem is not None:
             return fail("UNSUPP", problem)
         if not msg.timeout_s > 0 or math.isnan(msg.timeout_s):

@@ -21,7 +21,18 @@ from typing import Any
 import msgspec
 
 from ..lang import messages as m
-from ..netlink.protocols import LEFT, RIGHT, Action, Discard, Send, Swap, View, Wake
+from ..netlink.protocols import (
+    LEFT,
+    RIGHT,
+    Action,
+    Discard,
+    Half,
+    NetworkProtocol,
+    Send,
+    Swap,
+    View,
+    Wake,
+)
 from .circuit import Circuit, Key, max_discards
 from .lower import Lowering
 from .memory import MemoryManager
@@ -34,6 +45,10 @@ log = logging.getLogger("qnodeos.network")
 MAX_PROTOCOL_BYTES = 1024  # a protocol's message to another node's
 
 
+def _pair_ready(protocol: NetworkProtocol, view: View, *, half: Half, now: float) -> list[Action]:
+    return protocol.pair_ready(view, half, now)
+
+
 class RepeaterWork:
     """The network layer's repeater side (``NetworkLayer`` is one)."""
 
@@ -44,6 +59,8 @@ class RepeaterWork:
     protocol_name: str
     discards: int
     oldest_swapped_s: float
+    # the last swaps asked for here: (time, circuit, left link pair, right link pair)
+    swap_log: deque[tuple[float, Key, int, int]]
     ignored: int
     now_s: float
     circuits: dict[Key, Circuit]
@@ -80,22 +97,45 @@ class RepeaterWork:
                 return out + self._fail(
                     c, f"network protocol {name} at {self.node!r}: {problem}", now
                 )
+        out += self._run_promoted(c, now)
+        if c.batch and not c.done:  # the swaps asked for: one device request
+            self._send_swaps(c)
         return out
 
+    def _run_promoted(self, c: Circuit, now: float) -> list[Out]:
+        """Tell the protocol of halves that came to the front of their side's queue."""
+        out: list[Out] = []
+        while c.promoted and not c.done:
+            half = c.promoted.pop(0)
+            if c.ready.get(half.side) is half:
+                out += self._protocol(c, partial(_pair_ready, c.protocol, half=half, now=now), now)
+        return out
+
+    def _promote(self, c: Circuit, side: int) -> None:
+        """The next half waiting on ``side`` (if any) is the one the protocol sees now."""
+        queue = c.waiting.get(side)
+        if side in c.held or not queue:
+            return
+        p, came = queue.pop(0)
+        c.held[side] = p
+        c.ready[side] = Half(side=side, seq=p.ent_id[2], ready_s=came, goodness=p.goodness)
+        c.promoted.append(c.ready[side])
+
     def _act_swap(self, c: Circuit, _a: Swap, now: float, out: list[Out]) -> str | None:
-        if len(c.held) < 2 or c.swapping:
+        if len(c.held) < 2:
             return f"Swap needs a half on each side (held: {sorted(c.held)})"
-        out += self._swap(c)
+        out += self._swap(c, now)
         return None
 
     def _act_discard(self, c: Circuit, a: Discard, now: float, out: list[Out]) -> str | None:
-        if a.side not in c.held or c.swapping:
+        if a.side not in c.held:
             return f"Discard({a.side}): no half held on that side"
         if c.discards >= max_discards(c.number):
             return f"more than {max_discards(c.number)} discards for {c.number} pair(s)"
         p = c.held.pop(a.side)
         c.ready.pop(a.side, None)
         self._free_pair(c.app, p)
+        self._promote(c, a.side)
         c.discards += 1
         self.discards += 1
         out += self._void(c, a.side, p.ent_id[2], now)
@@ -157,13 +197,19 @@ class RepeaterWork:
             return self._replace(c, d.hop, p, now)
         held = c.held.get(side)
         if held is not None and held.ent_id[2] == d.seq:
-            if c.swapping:  # the swap under way uses it: dealt with when it ends
-                c.discarded.add((d.hop, d.seq))
-                return []
             c.held.pop(side)
             c.ready.pop(side, None)
             self._free_pair(c.app, held)
+            self._promote(c, side)
+            return self._open_hop(c, d.hop, now, dead=d.seq) + self._run_promoted(c, now)
+        behind = [x for x in c.waiting.get(side, []) if x[0].ent_id[2] == d.seq]
+        if behind:
+            c.waiting[side].remove(behind[0])
+            self._free_pair(c.app, behind[0][0])
             return self._open_hop(c, d.hop, now, dead=d.seq)
+        if any(pair[side].ent_id[2] == d.seq for pair in c.inflight.values()):
+            c.discarded.add((d.hop, d.seq))  # the swap under way uses it: dealt with then
+            return []
         joined = c.swapped.pop((side, d.seq), None)
         if joined is None:  # not here yet: dropped when it comes
             c.discarded.add((d.hop, d.seq))
@@ -176,7 +222,7 @@ class RepeaterWork:
         """Drop our half ``p`` (its other half was discarded) and make another in its
         place, once this end's link requests on the hop are done (they would share a
         qubit)."""
-        self._free_pair(c.app, p)
+        self._free_pair(c.holder, p)
         c.queued.append(p)
         return self._next_extra(c, hop, now)
 
@@ -188,48 +234,80 @@ class RepeaterWork:
         return self._open_hop(c, hop, now, dead=p.ent_id[2], instead=p)
 
     # -- repeaters -----------------------------------------------------------------------
-    def _swap(self, c: Circuit) -> list[Out]:
-        if c.swapping or len(c.held) < 2:
-            return []
-        c.swapping = True
+    def _swap(self, c: Circuit, now: float) -> list[Out]:
+        """Bell-measure the two halves the protocol sees; the next ones waiting come to
+        the front (the protocol hears of them once its actions are done)."""
+        pair = (c.held.pop(LEFT), c.held.pop(RIGHT))
+        seqs = (pair[LEFT].ent_id[2], pair[RIGHT].ent_id[2])
+        c.inflight[seqs] = pair
+        self.swap_log.append((now, c.key, *seqs))
         oldest = min(h.ready_s for h in c.ready.values())
-        self.oldest_swapped_s = max(self.oldest_swapped_s, self.now_s - oldest)
-        left, right = (self.memory.phys(c.app.app_id, c.held[s].qubit) for s in (0, 1))
-        low = self.lowering.lower
-        ops = [*low("cnot", (left, right)), *low("h", (left,))]
-        ops += [m.PhysOp("meas", (left,)), m.PhysOp("meas", (right,))]
-        done = partial(self._swapped, c.key)
-        self.work.append(Work(request=m.DeviceRequest(seq=0, ops=ops), done=done))
+        self.oldest_swapped_s = max(self.oldest_swapped_s, now - oldest)
+        c.ready.clear()
+        c.batch.append(seqs)
+        self._promote(c, LEFT)
+        self._promote(c, RIGHT)
         return []
 
+    def _send_swaps(self, c: Circuit) -> None:
+        """The swaps asked for since the last, as one device request."""
+        batch, c.batch = c.batch, []
+        low = self.lowering.lower
+        ops: list[m.PhysOp] = []
+        at: list[int] = []  # where each swap's second measurement is in ``ops``
+        for seqs in batch:
+            pair = c.inflight[seqs]
+            left, right = (self.memory.phys(c.app.app_id, pair[s].qubit) for s in (LEFT, RIGHT))
+            ops += [*low("cnot", (left, right)), *low("h", (left,))]
+            ops += [m.PhysOp("meas", (left,)), m.PhysOp("meas", (right,))]
+            at.append(len(ops) - 1)
+        done = partial(self._swapped, c.key, batch, at)
+        self.work.append(Work(request=m.DeviceRequest(seq=0, ops=ops), done=done))
+
     def _swapped(
-        self, key: Key, reply: m.DeviceReply | m.EntangleDone | None, now: float
-    ) -> list[Out]:
+        self, key: Key, batch: list[tuple[int, int]], at: list[int],
+        reply: m.DeviceReply | m.EntangleDone | None, now: float,
+    ) -> list[Out]:  # fmt: skip
         c = self.circuits.get(key)
-        if c is None:
+        if c is None or any(seqs not in c.inflight for seqs in batch):
             return []
-        c.swapping = False
         if not isinstance(reply, m.DeviceReply) or reply.error is not None:
             error = getattr(reply, "error", None) or "the device did not run it"
             return self._fail(c, f"the swap at {self.node!r} failed: {error}", now)
-        m1, m2 = reply.outcomes[-2], reply.outcomes[-1]
-        left, right = c.held.pop(0), c.held.pop(1)
-        c.ready.clear()
-        for p in (left, right):
-            self._free_pair(c.app, p)
-        c.swaps += 1
-        ls, rs = (LEFT, left.ent_id[2]), (RIGHT, right.ent_id[2])
-        c.swapped[ls], c.swapped[rs] = rs, ls
-        rec = m.NetSwapped(
-            origin=c.key[0], circuit=c.key[1], index=c.me, left=left.ent_id[2],
-            right=right.ent_id[2], m1=m1, m2=m2,
-        )  # fmt: skip
-        net = m.Net(from_node=self.node, msg=rec)
+        bits = reply.outcomes
+        if len(bits) != at[-1] + 1:  # (one outcome per op, -1 for those that measure not)
+            return self._fail(c, f"the swaps at {self.node!r}: {len(bits)} outcomes", now)
+        records = []
+        for i, seqs in zip(at, batch, strict=True):
+            left, right = c.inflight.pop(seqs)
+            self._free_pair(c.app, left)
+            self._free_pair(c.app, right)
+            c.swaps += 1
+            c.swapped[(LEFT, seqs[LEFT])], c.swapped[(RIGHT, seqs[RIGHT])] = (
+                (RIGHT, seqs[RIGHT]), (LEFT, seqs[LEFT]),
+            )  # fmt: skip
+            records.append(
+                m.NetSwapped(
+                    origin=c.key[0],
+                    circuit=c.key[1],
+                    index=c.me,
+                    left=seqs[LEFT],
+                    right=seqs[RIGHT],
+                    m1=bits[i - 1],
+                    m2=bits[i],
+                    goodness=right.goodness,
+                )  # fmt: skip
+            )
+        # the ends get the outcomes (one message for the batch) before any void pair
+        one = records[0] if len(records) == 1 else m.NetSwaps(records=records)
+        net = m.Net(from_node=self.node, msg=one)
         out: list[Out] = [ToNode(c.path[0], net), ToNode(c.path[-1], net)]
-        for (side, seq), hop in ((ls, c.me - 1), (rs, c.me)):
-            if (hop, seq) in c.discarded:  # voided while the swap ran
-                c.discarded.discard((hop, seq))
-                joined = c.swapped.pop((side, seq))
-                c.swapped.pop(joined, None)
-                out += self._open_hop(c, hop, now, dead=seq) + self._void(c, *joined, now)
+        for seqs in batch:
+            for side, hop in ((LEFT, c.me - 1), (RIGHT, c.me)):
+                if (hop, seqs[side]) in c.discarded and not c.done:  # voided while it ran
+                    c.discarded.discard((hop, seqs[side]))
+                    joined = c.swapped.pop((side, seqs[side]))
+                    c.swapped.pop(joined, None)
+                    out += self._open_hop(c, hop, now, dead=seqs[side])
+                    out += self._void(c, *joined, now)
         return out  # the circuit ends here when both ends are done (``net_message``)

@@ -111,6 +111,15 @@ class RoundWork(PairDelivery):
                         self._abort_later(w, e.Code.NORES, f"Q{wanted[0]} was never freed")
                         return "go"
                     return "wait"
+            elif want.room is not None:
+                # a circuit's repeater keeps as many pairs as its qubits for the side
+                # allow: the rest wait until its swaps free some
+                wanted = wanted[: max(0, want.room())]
+                if not wanted:
+                    if now >= want.deadline:
+                        self._abort_later(w, e.Code.NORES, "the circuit's qubits were never freed")
+                        return "go"
+                    return "wait"
             virts = [SCRATCH] if want.msg.measures() else wanted
             try:
                 for virt in virts:

@@ -58,6 +58,8 @@ class Want:
     sink: Callable[[Want, m.EprPairs | m.EprDone | m.EprFailed], list[Out]] | None = None
     # an end-to-end request's pairs: what the timeline (pairs.csv) says of each, by id
     notes: dict[int, dict[str, str | int | float]] = field(default_factory=dict)
+    # a circuit's repeater: how many more qubits its side may take now (None: no limit)
+    room: Callable[[], int] | None = None
 
     def keeps(self, pair: int) -> int:
         """The app's qubit id pair ``pair`` is kept in."""

@@ -234,6 +234,14 @@ class EprRequest(msgspec.Struct, frozen=True, kw_only=True, tag="epr"):
     remote_chosen: Annotated[str, msgspec.Meta(max_length=MAX_BLOCK_PAIRS)] = ""
     remote_rotations: Annotated[list[Angles], msgspec.Meta(max_length=MAX_BLOCK_PAIRS)] = []
     peer_bases: bool = False
+    # end-to-end distillation (creator, M, to a node over repeaters): ``distill``
+    # "bbpssw" or "dejmps", for ``rounds`` rounds or as many as ``target_fidelity`` needs
+    distill: Short = ""
+    rounds: Annotated[int, msgspec.Meta(ge=0, le=8)] = 0
+    target_fidelity: Probability = 0.0
+    # how the repeaters swap for this request (creator, over repeaters): "asap" or
+    # "nested" (built-in protocols); "" the network file's protocol
+    policy: Short = ""
 
     def measures(self) -> bool:
         """Whether this end measures its halves (else it keeps them)."""
@@ -454,11 +462,13 @@ class NetSetup(msgspec.Struct, frozen=True, kw_only=True, tag="net_setup"):
     kind: Short
     number: Count
     timeout_s: Seconds
-    policy: Short = "asap"
+    policy: Short = ""  # the repeaters' protocol: "" the network file's, "asap", "nested"
     cutoff_s: Seconds = 0.0
     # what the creator chose for the receiver (EprRequest's remote_chosen/_rotations)
     remote_chosen: Annotated[str, msgspec.Meta(max_length=MAX_BLOCK_PAIRS)] = ""
     remote_rotations: Annotated[list[Angles], msgspec.Meta(max_length=MAX_BLOCK_PAIRS)] = []
+    distill: Short = ""  # the ends distil: scheme, rounds (the creator's choice)
+    rounds: Annotated[int, msgspec.Meta(ge=0, le=8)] = 0
 
 
 class NetSwapped(msgspec.Struct, frozen=True, kw_only=True, tag="net_swap"):
@@ -473,6 +483,14 @@ class NetSwapped(msgspec.Struct, frozen=True, kw_only=True, tag="net_swap"):
     right: Count
     m1: Bit
     m2: Bit
+    goodness: Probability = 1.0  # the fidelity estimate of its right link pair
+
+
+class NetSwaps(msgspec.Struct, frozen=True, kw_only=True, tag="net_swaps"):
+    """Repeater -> the circuit's ends: several swaps of one circuit at once (as
+    ``NetSwapped`` each, all from the sender)."""
+
+    records: Annotated[list[NetSwapped], msgspec.Meta(min_length=1, max_length=64)]
 
 
 class NetTeardown(msgspec.Struct, frozen=True, kw_only=True, tag="net_down"):
@@ -506,7 +524,24 @@ class NetPeer(msgspec.Struct, frozen=True, kw_only=True, tag="net_peer"):
     data: Annotated[bytes, msgspec.Meta(max_length=1024)]
 
 
-NetMessage = Union[NetSetup, NetSwapped, NetTeardown, NetDiscarded, NetPeer]  # noqa: UP007
+class NetDistil(msgspec.Struct, frozen=True, kw_only=True, tag="net_distil"):
+    """One end of circuit (origin, circuit) -> the other: it ran a distillation round
+    on end-to-end pairs ``keep`` and ``target`` (both at ``level`` rounds so far) and
+    measured ``outcome``; the round succeeded if the other end's outcome is the same.
+    ``rounds``: the rounds each delivered pair goes through."""
+
+    origin: Name
+    circuit: Count
+    keep: Count
+    target: Count
+    level: Annotated[int, msgspec.Meta(ge=0, le=8)]
+    outcome: Bit
+    rounds: Annotated[int, msgspec.Meta(ge=1, le=8)]
+
+
+NetMessage = Union[  # noqa: UP007
+    NetSetup, NetSwapped, NetSwaps, NetTeardown, NetDiscarded, NetPeer, NetDistil
+]
 
 
 class Net(msgspec.Struct, frozen=True, kw_only=True, tag="net"):

@@ -15,6 +15,8 @@ from __future__ import annotations
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import dataclass
 
+import msgspec
+
 from ..errors import LocalError, RemoteError
 from ..lang import messages as m
 from .builder import Qubit, QubitIds
@@ -85,9 +87,24 @@ class EprSocket:
         bases: str = "Z",
         min_fidelity: float = 0.0,
         timeout: float = 30.0,
+        distill: str = "",
+        rounds: int = 0,
+        target_fidelity: float = 0.0,
+        policy: str = "",
     ) -> list[Pair]:
-        """``number`` pairs measured at once, each end in a basis drawn from ``bases``."""
-        return await self._measure("create", number, bases, min_fidelity, timeout)
+        """``number`` pairs measured at once, each end in a basis drawn from ``bases``.
+        ``distill`` ("bbpssw" or "dejmps", to a node over repeaters): the two ends
+        distil end-to-end pairs for ``rounds`` rounds, or as many as reach
+        ``target_fidelity`` (at most 8), and measure the pairs that survive. ``policy``
+        ("asap" or "nested", over repeaters): how the repeaters swap for this request
+        (else as the network file says)."""
+        req = self._msg("create", "M", number, min_fidelity, timeout, [], bases)
+        if distill or policy:
+            req = msgspec.structs.replace(
+                req, distill=distill, rounds=rounds, target_fidelity=target_fidelity,
+                policy=policy,
+            )  # fmt: skip
+        return await self._link.collect(req)
 
     async def recv_measure(
         self, number: int = 1, *, bases: str = "Z", timeout: float = 30.0

@@ -91,6 +91,50 @@ def test_a_killed_repeater_ends_both_requests_and_leaves_no_one_sided_pair(
     assert len(faults.kept_ids(evs["a"])) > 0
 
 
+def test_a_killed_repeater_holding_a_window_of_halves_leaves_no_one_sided_pair(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same with nodes of 10 qubits: the repeater holds up to 5 halves per side and
+    swaps them in batches when it is killed."""
+    monkeypatch.setattr(faults, "NET", CHAIN.replace("qubits = 2", "qubits = 10"))
+    run, struck, evs = faults.run_with_fault(tmp_path, faults.kill("qnodeos node rep"))
+    detect = {k: faults.first_error_after(v, struck) for k, v in evs.items()}
+    faults.report(f"windowed repeater (a: {detect['a']:.2f} s)", max(detect.values()), evs, run)
+    assert max(detect.values()) < 2.0
+    assert run.returncode == 1
+    faults.assert_agree(evs)
+    assert len(faults.kept_ids(evs["a"])) > 0
+
+
+@pytest.mark.parametrize(
+    "name, fault",
+    [
+        ("classical process of the far end", faults.kill("qnodeos node bob")),
+        ("quantum process of the far end", faults.kill("qnodeos qdevice bob")),
+    ],
+)
+def test_a_killed_far_end_ends_the_near_ends_request_and_leaves_no_one_sided_pair(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    name: str,
+    fault: Callable[[dict[int, str]], float],
+) -> None:
+    """bob, the far end of alice's circuit (not her neighbour), dies: alice's app gets
+    a clear error within 2 s naming the circuit and bob, and so does every request it
+    makes after (the repeater refuses circuits to a node it knows is down, at once);
+    it keeps only pairs bob's app had too, but for those it says are in doubt."""
+    monkeypatch.setattr(faults, "NET", CHAIN)
+    run, struck, evs = faults.run_with_fault(tmp_path, fault)
+    detect = faults.first_error_after(evs["a"], struck)
+    faults.report(f"{name} (a: {detect:.2f} s)", detect, evs, run)
+    assert detect < 2.0
+    assert run.returncode == 1
+    errors = [e["message"] for e in evs["a"] if e["event"] == "error"]
+    assert errors and all("alice-rep-bob" in x and "node 'bob'" in x for x in errors), errors
+    faults.assert_agree(evs)
+    assert len(faults.kept_ids(evs["a"])) > 0
+
+
 def test_a_repeater_whose_protocol_raises_ends_both_requests(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
