@@ -144,3 +144,19 @@ def test_silence_in_short_waits_adds_up() -> None:
         t += 0.1  # ... with 0.1 s between them
         live.tick(t)
     assert down_at is not None and 2.2 < down_at < 2.4  # 1.5 s of waiting on it
+
+
+def test_a_node_that_went_down_is_asked_until_it_is_back() -> None:
+    # Requests to a down neighbour are refused at once, so nothing would wait on it and
+    # nobody would ask it: it is asked (at the ping interval) until it answers.
+    k = kernel()
+    k.peer_message(m.NodePing(from_node="b"), 0.0)
+    k.peer_message(m.NodeBye(from_node="b", reason="restarting"), 0.1)
+    assert "b" in k.net.down
+    assert k.next_deadline(0.1) < math.inf
+    asks = [o for o in k.handle_timer(0.4) if isinstance(o, ToNode)]
+    assert [(o.node, o.msg) for o in asks] == [("b", m.NodePing(from_node="a", ask=True))]
+    k.peer_message(m.NodePing(from_node="b"), 0.5)  # it is back and answers
+    assert "b" not in k.net.down
+    k.handle_timer(0.6)
+    assert k.next_deadline(0.6) == math.inf  # idle again: no timer, no pings

@@ -309,10 +309,13 @@ class NetStack(NetworkLayer, RoundWork):
 
     def waited_on(self) -> set[str]:
         """The linked nodes whose silence matters now: something here waits on them
-        (requests, rounds, pairs they have not confirmed; a circuit waits on all)."""
+        (requests, rounds, pairs they have not confirmed; a circuit waits on all), and
+        those that are down: requests to them are refused until one is heard again,
+        and a restarted node says nothing unless asked, so they are asked."""
         if self.circuits or self.setups or self.qubit_waits:
             return set(self.egps)
-        peers = {w.peer for w in self.wants.values()}
+        peers = set(self.down)
+        peers.update(w.peer for w in self.wants.values())
         peers.update(w.peer for w in self.listening.values())
         peers.update(p for p, egp in self.egps.items() if egp.requests or egp.waiting)
         peers.update(p for p, book in self.ledger.open.items() if book)
