@@ -98,19 +98,29 @@ def werner_product(fidelities: list[float]) -> float:
     return (3 * w + 1) / 4
 
 
+def most_rounds(scheme: str) -> int:
+    """The rounds an end-to-end request may distil with ``scheme``: BBPSSW one, as its
+    circuit does not twirl the pair back to a Werner state between rounds (so a second
+    round would not follow the closed form its goodness and planning use); DEJMPS up
+    to ``MAX_ROUNDS``."""
+    return 1 if scheme == "bbpssw" else MAX_ROUNDS
+
+
 def plan_rounds(scheme: str, rounds: int, target: float, fidelity: float) -> int | str:
     """The rounds an end-to-end request distils its pairs for: ``rounds`` if given, else
     the fewest (at least 1) that take pairs of ``fidelity`` to ``target``; a string
     says why it cannot be done."""
     if scheme not in SCHEMES:
         return f"distillation scheme {scheme!r}; known: {', '.join(SCHEMES)}"
+    top = most_rounds(scheme)
+    why = " (no twirl between rounds here: use dejmps for more)" if top == 1 else ""
     if rounds:
-        return rounds if 1 <= rounds <= MAX_ROUNDS else f"rounds {rounds}: 1 to {MAX_ROUNDS}"
-    need = rounds_for(fidelity, target, scheme)
+        return rounds if 1 <= rounds <= top else f"rounds {rounds} of {scheme}: 1 to {top}{why}"
+    need = rounds_for(fidelity, target, scheme, top)
     if need is None:
         return (
-            f"target fidelity {target:g} is beyond {MAX_ROUNDS} rounds of {scheme} on pairs "
-            f"of fidelity {fidelity:.4g}"
+            f"target fidelity {target:g} is beyond {top} round{'s' if top > 1 else ''} of "
+            f"{scheme} on pairs of fidelity {fidelity:.4g}{why}"
         )
     return max(1, need)
 

@@ -172,7 +172,10 @@ class EndDistil:
         for keep, target, level in d.pool.take(top=wanted - d.top):
             d.top += level == d.rounds - 1
             self._dist_round(c, keep, target, level)
-        have = c.hop_pairs - d.raw + sum(1 << lv for lv, _ in d.held.values())
+        # raw pairs still to come, those held (a pair at level lv stands for 2**lv), and
+        # the target pairs of rounds under way (their keep pairs are still held)
+        held = sum(1 << lv for _, lv in d.held.values())
+        have = c.hop_pairs - d.raw + held + sum(1 << lv for lv, _ in d.mine.values())
         if have < wanted << d.rounds:
             why = (
                 f"distillation ({d.scheme}, {d.rounds} rounds) ran out of raw pairs: "
@@ -226,6 +229,12 @@ class EndDistil:
             d.theirs[pair] = (msg.level, msg.outcome)
             return self._dist_settle(c, *pair, now)
         if d.rounds == 0:
+            if msg.rounds > d.quota - 2:  # its keep pair, its target and a pair per level
+                why = (
+                    f"distilling {msg.rounds} rounds needs {msg.rounds + 2} qubits at "
+                    f"{self.node!r}; {d.quota} are free for it"
+                )
+                return self._fail(c, why, now, code="NORES")
             d.rounds = msg.rounds
         if msg.rounds != d.rounds or pair in d.asked or msg.keep == msg.target:
             return self._fail(c, f"{frm!r} asked for an impossible distillation round", now)
