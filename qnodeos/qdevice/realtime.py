@@ -164,6 +164,8 @@ def serve_forever(
             else:  # e.g. a pull made for a node that is not listed: rate-limited
                 server.bad.report(f"node {o.node}", "no quantum process to send to", now=now)
 
+    taken = [0]  # messages taken from the socket being read, this turn
+
     def from_kernel() -> None:
         frames = ksock.recv_multipart(zmq.NOBLOCK)
         schedule(guard(server.handle, frames, clock.now_ns(), time.time()))
@@ -181,6 +183,7 @@ def serve_forever(
                 user or "a quantum process", f"{len(frames) - 1} data frames", now=time.time()
             )
             return
+        taken[0] += len(frames) - 2  # a bundle counts each of its messages
         for data in frames[1:]:  # a bundle: messages that were due together, in order
             schedule(guard(server.peer_message, data, clock.now_ns(), time.time(), user))
 
@@ -274,13 +277,16 @@ def serve_forever(
             for sock, handler in handlers:
                 if sock is None or sock not in ready:
                     continue
-                # A bounded burst per socket, so a flood on one (a peer, a stranger)
-                # cannot keep the others waiting.
-                for _ in range(BURST):
+                # A bounded burst of messages per socket (a bundle counts each of its
+                # own), so a flood on one (a peer, a stranger) cannot keep the others
+                # waiting.
+                taken[0] = 0
+                while taken[0] < BURST:
                     try:
                         handler()
                     except zmq.Again:
                         break
+                    taken[0] += 1
                     flush()  # a reply due now leaves before we look for more input
                     if not int(sock.getsockopt(zmq.EVENTS)) & zmq.POLLIN:
                         break  # cheaper than the next receive raising Again
