@@ -36,6 +36,7 @@ array([[0., 0.],
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Sequence
 from functools import lru_cache
 from typing import Any
@@ -274,8 +275,23 @@ _WIDEN_FROM = 3  # positions (qubits before it): below, the batched GEMMs are ch
 
 
 _SCRATCH_UP_TO = 10  # qubits: scratch kept for every group size up to this (2 x 16 MiB)
-_scratch: dict[int, tuple[Vector, Vector]] = {}
-_big: list[tuple[Vector, Vector]] = []  # and for the one larger size used last
+
+
+class _Scratch(threading.local):
+    """Each thread's own scratch arrays (numpy lets other threads run during BLAS
+    calls, so two deterministic runs in threads of one process must not share them)."""
+
+    def __init__(self) -> None:
+        self.sizes: dict[int, tuple[Vector, Vector]] = {}
+        self.big: list[tuple[Vector, Vector]] = []  # and for the one larger size used last
+        self.wide = np.zeros(256, dtype=complex)  # kron(s, I4).T, rebuilt in place per op
+        # its non-zero entries: [j, i, b] -> row (j, b), column (i, b)
+        self.wide_nonzero = np.lib.stride_tricks.as_strided(
+            self.wide, shape=(4, 4, 4), strides=(64 * 16, 4 * 16, 17 * 16)
+        )
+
+
+_mine = _Scratch()
 
 
 def _buffers(n: int) -> tuple[Vector, Vector]:
@@ -283,15 +299,16 @@ def _buffers(n: int) -> tuple[Vector, Vector]:
     size are new pages from the kernel, and faulting them in costs more than the
     arithmetic. Beyond ``_SCRATCH_UP_TO`` qubits only the last size is kept (at most
     twice the largest group's own state)."""
-    bufs = _scratch.get(n)
+    mine = _mine
+    bufs = mine.sizes.get(n)
     if bufs is None:
-        if _big and _big[0][0].size == 4**n:
-            return _big[0]
+        if mine.big and mine.big[0][0].size == 4**n:
+            return mine.big[0]
         bufs = (np.empty(4**n, dtype=complex), np.empty(4**n, dtype=complex))
         if n <= _SCRATCH_UP_TO:
-            _scratch[n] = bufs
+            mine.sizes[n] = bufs
         else:
-            _big[:] = [bufs]
+            mine.big[:] = [bufs]
     return bufs
 
 
@@ -317,19 +334,13 @@ def _apply_apart(vec: Vector, n: int, s: Matrix, p: int, q: int) -> Vector:
     return out
 
 
-_WIDE = np.zeros(256, dtype=complex)  # kron(s, I4).T, rebuilt in place per op
-# its non-zero entries: [j, i, b] -> row (j, b), column (i, b)
-_WIDE_NONZERO = np.lib.stride_tricks.as_strided(
-    _WIDE, shape=(4, 4, 4), strides=(64 * 16, 4 * 16, 17 * 16)
-)
-
-
 def _widened(s: Matrix) -> Matrix:
     """The transpose of kron(s, I4): one-qubit ``s`` on the second to last qubit of a
     group, as a 16 x 16 matrix on the last two (a quarter of it non-zero, but one BLAS
     call over the whole state, with no copy of it). Shared: valid until the next call."""
-    _WIDE_NONZERO[...] = s.T[:, :, None]
-    return _WIDE.reshape(16, 16)
+    mine = _mine
+    mine.wide_nonzero[...] = s.T[:, :, None]
+    return mine.wide.reshape(16, 16)
 
 
 class Group:

@@ -68,3 +68,25 @@ def test_a_reversed_pair_is_the_exchanged_superoperator() -> None:
     vec = rng.normal(size=4**4) + 1j * rng.normal(size=4**4)
     s = rng.normal(size=(16, 16)) + 1j * rng.normal(size=(16, 16))
     assert np.allclose(apply_at(vec, 4, s, (2, 1)), apply_at(vec, 4, exchanged(s), (1, 2)))
+
+
+def test_two_threads_applying_ops_do_not_share_scratch() -> None:
+    """Scratch arrays are per thread: deterministic runs may run in threads of one
+    process (numpy lets them interleave during BLAS calls)."""
+    import threading
+
+    from qnodeos.qdevice import physics
+
+    seen: list[int] = []
+
+    def grab() -> None:
+        seen.append(id(physics._buffers(6)[0]))
+        seen.append(id(physics._widened(np.eye(4, dtype=complex)).base))
+
+    t = threading.Thread(target=grab)
+    t.start()
+    t.join()
+    grab()
+    grab()
+    assert seen[2:4] == seen[4:6]  # one thread keeps its own
+    assert seen[0] != seen[2] and seen[1] != seen[3]  # another has others
