@@ -217,3 +217,8 @@ def test_a_chain_link_table_is_checked_like_any_link() -> None:
         parse_network(CHAIN.format(n=3, extra="").replace("fidelity", "fidelty"))
     with pytest.raises(ConfigError, match="chain.link.nodes: the chain joins its nodes itself"):
         parse_network(CHAIN.format(n=3, extra="").replace("link = {", 'link = { nodes = ["a"],'))
+
+
+def test_a_chain_file_whose_apps_is_not_a_list_is_refused_by_name() -> None:
+    with pytest.raises(ConfigError, match="apps: expected a list of tables"):
+        parse_network("apps = 5\n[chain]\nnodes = 3\n")

@@ -83,7 +83,10 @@ def expand(data: dict[str, Any], source: str) -> dict[str, Any]:
         nodes[name] = _shifted(tables["node"], i)
     for i, (a, b) in enumerate(zip(chain_nodes, chain_nodes[1:], strict=False)):
         links.append({"nodes": [a, b], **_shifted(tables["link"], i)})
-    for app in out.get("apps", []):
+    apps = out.get("apps", [])
+    if not isinstance(apps, list):
+        raise ConfigError(f"{source}: apps: expected a list of tables ([[apps]])")
+    for app in apps:
         if isinstance(app, dict) and app.get("node") in ENDS:
             app["node"] = chain_nodes[0] if app["node"] == ENDS[0] else chain_nodes[-1]
     out["chain"] = chain_nodes
