@@ -148,15 +148,18 @@ def test_silence_in_short_waits_adds_up() -> None:
 
 def test_a_node_that_went_down_is_asked_until_it_is_back() -> None:
     # Requests to a down neighbour are refused at once, so nothing would wait on it and
-    # nobody would ask it: it is asked (at the ping interval) until it answers.
+    # nobody would ask it: it is asked (every DOWN_ASK_S) until it answers.
     k = kernel()
     k.peer_message(m.NodePing(from_node="b"), 0.0)
     k.peer_message(m.NodeBye(from_node="b", reason="restarting"), 0.1)
     assert "b" in k.net.down
-    assert k.next_deadline(0.1) < math.inf
-    asks = [o for o in k.handle_timer(0.4) if isinstance(o, ToNode)]
+    assert [o for o in k.handle_timer(0.2) if isinstance(o, ToNode)] == []  # it just went
+    assert k.next_deadline(0.2) <= 0.85
+    asks = [o for o in k.handle_timer(0.85) if isinstance(o, ToNode)]
     assert [(o.node, o.msg) for o in asks] == [("b", m.NodePing(from_node="a", ask=True))]
-    k.peer_message(m.NodePing(from_node="b"), 0.5)  # it is back and answers
+    assert [o for o in k.handle_timer(1.3) if isinstance(o, ToNode)] == []  # now and then
+    assert k.live.pauses == 0  # asking now and then is no pause of this process
+    k.peer_message(m.NodePing(from_node="b"), 1.4)  # it is back and answers
     assert "b" not in k.net.down
-    k.handle_timer(0.6)
-    assert k.next_deadline(0.6) == math.inf  # idle again: no timer, no pings
+    k.handle_timer(1.5)
+    assert k.next_deadline(1.5) == math.inf  # idle again: no timer, no pings

@@ -8,14 +8,16 @@ requests, the halves it holds, the swap records it has, what it delivered.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ..lang import messages as m
 from ..netlink.distill import MAX_ROUNDS, Pool
 from ..netlink.egp import MAX_PAIRS
 from ..netlink.protocols import Half, NetworkProtocol
+from .outputs import Out
 from .processes import App
-from .wants import Want
+from .wants import Want, Work
 
 KINDS = ("K", "M", "R")  # R: the creating end measures, the receiving end keeps
 REPEATER_QUBITS = 2  # a repeater needs a qubit per side of a circuit at least
@@ -132,3 +134,17 @@ class Circuit:
     @property
     def end(self) -> bool:
         return self.me in (0, len(self.path) - 1)
+
+
+def circuit_work(
+    circuits: dict[Key, Circuit],
+    key: Key,
+    ops: list[m.PhysOp],
+    done: Callable[[m.DeviceReply | m.EntangleDone | None, float], list[Out]],
+) -> Work:
+    """Device work for circuit ``key``'s qubits: dropped if the circuit has ended by
+    the time the device is free for it (its qubits may be another's by then); its
+    ``done`` looks the circuit up, finds none and does nothing."""
+    return Work(
+        request=m.DeviceRequest(seq=0, ops=ops), done=done, stale=lambda: key not in circuits
+    )

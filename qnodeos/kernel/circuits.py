@@ -79,6 +79,7 @@ from .circuit import (
     WINDOW,
     Circuit,
     Key,
+    circuit_work,
     link_pairs,
     max_discards,
 )
@@ -594,7 +595,7 @@ class NetworkLayer(RepeaterWork, EndDistil):
             pair = msgspec.structs.replace(pair, qubit=-1, basis="R")
             c.correcting += 1
             done = partial(self._corrected, c.key, pair)
-            self.work.append(Work(request=m.DeviceRequest(seq=0, ops=ops), done=done))
+            self.work.append(circuit_work(self.circuits, c.key, ops, done))
             return []
         if fixer and p.qubit < 0 and p.outcome >= 0 and flip(bell, p.basis):
             pair = msgspec.structs.replace(pair, outcome=p.outcome ^ 1)
@@ -603,7 +604,7 @@ class NetworkLayer(RepeaterWork, EndDistil):
             ops = [op for g in CORRECTION[bell] for op in self.lowering.lower(g, (phys,))]
             c.correcting += 1
             done = partial(self._corrected, c.key, pair)
-            self.work.append(Work(request=m.DeviceRequest(seq=0, ops=ops), done=done))
+            self.work.append(circuit_work(self.circuits, c.key, ops, done))
             return []
         return self._hand(c, pair)
 

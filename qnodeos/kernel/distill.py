@@ -21,7 +21,7 @@ from ..errors import QuotaError
 from ..lang import messages as m
 from ..netlink.distill import MAX_ROUNDS, SCHEMES, Pool, after_rounds, plan_rounds
 from ..netlink.models import CORRECTION
-from .circuit import Circuit, Distilling, Key
+from .circuit import Circuit, Distilling, Key, circuit_work
 from .lower import Lowering
 from .memory import MemoryManager
 from .outputs import Out, ToNode
@@ -122,7 +122,7 @@ class EndDistil:
         phys = self.memory.phys(d.app.app_id, LAND)
         ops = [op for g in fix for op in self.lowering.lower(g, (phys,))]
         done = partial(self._dist_fixed, c.key, e2e, fid)
-        self.work.append(Work(request=m.DeviceRequest(seq=0, ops=ops), done=done))
+        self.work.append(circuit_work(self.circuits, c.key, ops, done))
         return []
 
     def _dist_fixed(
@@ -194,7 +194,7 @@ class EndDistil:
             target=self.memory.phys(app, d.held[target][0]), first=c.me == 0,
         )  # fmt: skip
         done = partial(self._dist_ran, c.key, keep, target, level)
-        self.work.append(Work(request=m.DeviceRequest(seq=0, ops=ops), done=done))
+        self.work.append(circuit_work(self.circuits, c.key, ops, done))
 
     def _dist_ran(
         self, key: Key, keep: int, target: int, level: int,
@@ -306,7 +306,7 @@ class EndDistil:
         ops = [op for g, t in BASIS_ROTATION[basis] for op in low(g, (phys,), t)]
         ops.append(m.PhysOp("meas", (phys,)))
         done = partial(self._dist_measured, c.key, e2e, basis)
-        self.work.append(Work(request=m.DeviceRequest(seq=0, ops=ops), done=done))
+        self.work.append(circuit_work(self.circuits, c.key, ops, done))
 
     def _dist_measured(
         self, key: Key, e2e: int, basis: str, reply: m.DeviceReply | m.EntangleDone | None,

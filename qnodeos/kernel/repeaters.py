@@ -33,7 +33,7 @@ from ..netlink.protocols import (
     View,
     Wake,
 )
-from .circuit import Circuit, Key, max_discards
+from .circuit import Circuit, Key, circuit_work, max_discards
 from .lower import Lowering
 from .memory import MemoryManager
 from .outputs import Out, ToNode
@@ -262,7 +262,7 @@ class RepeaterWork:
             ops += [m.PhysOp("meas", (left,)), m.PhysOp("meas", (right,))]
             at.append(len(ops) - 1)
         done = partial(self._swapped, c.key, batch, at)
-        self.work.append(Work(request=m.DeviceRequest(seq=0, ops=ops), done=done))
+        self.work.append(circuit_work(self.circuits, c.key, ops, done))
 
     def _swapped(
         self, key: Key, batch: list[tuple[int, int]], at: list[int],

@@ -58,6 +58,8 @@ class RoundWork(PairDelivery):
         for _ in range(len(self.work)):
             w = self.work.popleft()
             if w.round is None:
+                if w.stale is not None and w.stale():
+                    return Work(request=None, done=w.done)  # dropped: done hears None
                 return w
             sched = self.bins.get(w.peer)
             room = self.links[w.peer].model.cycle_ns  # less than one attempt left: over

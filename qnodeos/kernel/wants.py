@@ -74,3 +74,6 @@ class Work:
     done: Callable[[m.DeviceReply | m.EntangleDone | None, float], list[Out]]
     round: e.Round | None = None
     peer: str = ""
+    # True once the work must not reach the device (its owner ended, and the qubits
+    # its ops name may be another's by then): it is dropped, ``done`` told None
+    stale: Callable[[], bool] | None = None

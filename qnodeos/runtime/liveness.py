@@ -92,6 +92,9 @@ _Z = _z_for(PHI)
 Look = Callable[[Any], "str | None"]
 
 
+DOWN_ASK_S = 0.75  # a peer that is down is asked this often whether it is back
+# (under the 4 ping intervals after which a late tick reads as a pause of this process)
+
 class Liveness:
     def __init__(
         self,
@@ -161,7 +164,8 @@ class Liveness:
             since, last = self._unwanted_since.pop(p, -math.inf), self.last_heard[p]
             if last > -math.inf:  # shifted past the time nobody waited on it
                 self.last_heard[p] = now if last >= since else last + (now - since)
-            self.last_ping[p] = now - self.interval_s  # ask it at once
+            # ask it at once; one that is down, after ``DOWN_ASK_S`` (it just went)
+            self.last_ping[p] = now if p in self.down else now - self.interval_s
             self.looked.pop(p, None)
             self.spared.discard(p)
         self.wanted = wanted
@@ -231,7 +235,7 @@ class Liveness:
         self._last_tick = now if not self.on_demand or self.wanted else -math.inf
         ping: list[str] = []
         if self.pings:  # the same sums as ``next_deadline``'s, so a tick at it acts
-            ping = [p for p, t in self._judged(self.last_ping) if now >= t + self.interval_s]
+            ping = [p for p, t in self._judged(self.last_ping) if now >= t + self._every(p)]
             for p in ping:
                 self.last_ping[p] = now
         if not judge:
@@ -246,6 +250,11 @@ class Liveness:
                 self.reason[p] = why
         self.down.update(gone)
         return ping, gone
+
+    def _every(self, peer: str) -> float:
+        """How often ``peer`` is pinged: a peer that is down only now and then, to
+        learn when it is back."""
+        return max(DOWN_ASK_S, self.interval_s) if peer in self.down else self.interval_s
 
     def _judged(self, table: dict[str, float]) -> Iterable[tuple[str, float]]:
         """``table``'s entries for the peers judged now (on demand: those wanted)."""
@@ -302,7 +311,7 @@ class Liveness:
         if self.on_demand and not self.wanted:
             return math.inf  # (asked after every message of a quantum process)
         pinged = self._judged(self.last_ping) if self.pings else []
-        times = [t + self.interval_s for _, t in pinged]
+        times = [t + self._every(p) for p, t in pinged]
         first = min(2 * self.interval_s, self.timeout_s)
         for p, t in self._judged(self.last_heard):
             if p in self.down or t == -math.inf:
