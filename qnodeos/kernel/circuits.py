@@ -33,7 +33,12 @@ no end keeps a pair the other end did not get.
 Trust. A setup is taken only from the path's first node, for a path of real links that
 names us; swap records only from the repeater at their index; teardowns only from nodes
 on the path. What a peer can make us hold is capped (circuits per peer, records per
-circuit, setups waiting for an app).
+circuit, setups waiting for an app, records for circuits not open here yet).
+
+Records before the circuit. At the receiving end a setup waits until the app asks, but
+the repeaters swap on the other hops meanwhile: their records are kept (``early``) and
+checked and used once the circuit opens. Dropping them left the creating end with a
+pair the receiving end could never deliver, and the repeaters with their qubits.
 """
 
 from __future__ import annotations
@@ -69,6 +74,7 @@ from ..netlink.protocols import (
 from ..netlink.routing import shortest_path
 from ..runtime.timeline import Recorder
 from .circuit import (
+    EARLY_RECORDS,
     EXTRA_QUBIT,
     FINISHED_KEPT,
     KINDS,
@@ -145,6 +151,9 @@ class NetworkLayer(RepeaterWork, EndDistil):
     e2e_listening: dict[str, Want]
     setups: dict[str, tuple[m.NetSetup, float]]  # by purpose: waiting for the app
     qubit_waits: OrderedDict[Key, tuple[m.NetSetup, float]]  # repeater: waiting for qubits
+    # receiving end: swap records for circuits not open here yet (by sender, in order)
+    early: OrderedDict[Key, list[tuple[str, list[m.NetSwapped]]]]
+    early_records: int
     _next_circuit: int
     _next_own_app: int
     protocol_factory: Callable[[], NetworkProtocol]
@@ -185,6 +194,8 @@ class NetworkLayer(RepeaterWork, EndDistil):
         self.e2e_listening = {}
         self.setups = {}
         self.qubit_waits = OrderedDict()
+        self.early = OrderedDict()
+        self.early_records = 0
         self._next_circuit = 0
         self._next_own_app = 0
         self.now_s = 0.0
@@ -261,6 +272,8 @@ class NetworkLayer(RepeaterWork, EndDistil):
         if c is None:
             if isinstance(body, m.NetTeardown) and body.error and frm in body_path(self, body):
                 self.qubit_waits.pop((body.origin, body.circuit), None)  # it ended elsewhere
+            if isinstance(body, m.NetTeardown) and body.error:
+                self._forget_setup((body.origin, body.circuit), frm)
             old = self.finished.get((body.origin, body.circuit))
             if isinstance(body, m.NetTeardown) and old is not None and frm in old.path:
                 if body.error and old.end:
@@ -397,10 +410,18 @@ class NetworkLayer(RepeaterWork, EndDistil):
                 return out + self._refuse_setup(s, frm, problem)
             c.hop_pairs = link_pairs(s.number, s.distill, s.rounds)
         self.circuits[key] = c
-        return self._open_hop(c, c.me - 1, now)
+        out = self._open_hop(c, c.me - 1, now)
+        # swap records that came while the setup waited for the app (the repeaters swap
+        # on the other hops meanwhile): they are this circuit's story too
+        for frm, records in self.early.pop(key, []):
+            self.early_records -= len(records)
+            if not c.done:
+                out += self._records(frm, records, now)
+        return out
 
     def _refuse_setup(self, s: m.NetSetup, frm: str, why: str) -> list[Out]:
         log.info("circuit %s.%d refused: %s", frm, s.circuit, why)
+        self._drop_early((frm, s.circuit))
         down = m.NetTeardown(origin=frm, circuit=s.circuit, reason=why)
         return [ToNode(n, m.Net(from_node=self.node, msg=down)) for n in s.path if n != self.node]
 
@@ -517,7 +538,11 @@ class NetworkLayer(RepeaterWork, EndDistil):
     def _records(self, frm: str, records: list[m.NetSwapped], now: float) -> list[Out]:
         """Swap records from repeater ``frm``, all of one circuit at its index."""
         r = records[0]
-        c = self.circuits.get((r.origin, r.circuit))
+        key = (r.origin, r.circuit)
+        c = self.circuits.get(key)
+        if c is None and r.origin != self.node and key not in self.finished:
+            self._keep_early(frm, key, records)  # its setup waits for our app, or is late
+            return []
         if (
             c is None
             or not c.end
@@ -723,6 +748,32 @@ class NetworkLayer(RepeaterWork, EndDistil):
         text = f"the circuit over {'-'.join(c.path)} failed: {reason}"
         told, _ = self.ledger.expired(c.far, seqs, text)
         return [*told, self._expire_at(c.far, seqs, text)]
+
+    def _keep_early(self, frm: str, key: Key, records: list[m.NetSwapped]) -> None:
+        """Keep swap records for circuit ``key``, which is not open here yet: at the
+        receiving end its setup waits until the app asks (or is still on its way), while
+        the repeaters already swap on the other hops. They are checked and used when it
+        opens (``_accept_setup``); the oldest circuits' are dropped past
+        ``EARLY_RECORDS``, and a circuit's when its setup is refused or it fails."""
+        self.early.setdefault(key, []).append((frm, list(records)))
+        self.early_records += len(records)
+        while self.early_records > EARLY_RECORDS:
+            _, dropped = self.early.popitem(last=False)
+            n = sum(len(rs) for _, rs in dropped)
+            self.early_records -= n
+            self.ignored += n
+
+    def _forget_setup(self, key: Key, frm: str) -> None:
+        """Circuit ``key`` failed (node ``frm`` on its path says so) before it opened
+        here: its setup no longer waits for the app, its early records go."""
+        for pur, (s, _) in list(self.setups.items()):
+            if (s.path[0], s.circuit) == key and frm in s.path:
+                del self.setups[pur]
+                self._drop_early(key)
+
+    def _drop_early(self, key: Key) -> None:
+        for _, records in self.early.pop(key, []):
+            self.early_records -= len(records)
 
     def _room(self, c: Circuit, side: int) -> int:
         """Qubits the repeater's ``side`` of circuit ``c`` may take now."""

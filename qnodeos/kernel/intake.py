@@ -40,6 +40,7 @@ TOTAL_BYTES = 64 << 20  # bytes queued in all
 HALF_LIFE_S = 1.0  # how fast past usage is forgiven
 SHARE = 0.25  # most of one core one connection's messages may take, sustained
 KEPT = 1024  # connections whose usage is remembered while idle
+MIN_WAIT_S = 1e-6  # a wait is never shorter: now + wait must be later than now (float)
 
 Item = tuple[bytes, list[bytes], str | None]  # (connection, frames, authenticated user)
 
@@ -119,7 +120,11 @@ class Intake:
         if not self.queues:
             return math.inf
         least = min(self._usage(a, now) for a in self.queues)
-        return max(0.0, math.log(least / self.limit) / self.rate) if least > self.limit else 0.0
+        if least <= self.limit:
+            return 0.0
+        # (usage a hair over the limit gives a wait below a clock tick: under a mock
+        # clock that does not move by itself, waiting it would never get under)
+        return max(MIN_WAIT_S, math.log(least / self.limit) / self.rate)
 
     def charge(self, addr: bytes, seconds: float, now: float) -> None:
         """Connection ``addr``'s message cost ``seconds`` of the node's time."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 
-from qnodeos.kernel.intake import Intake
+from qnodeos.kernel.intake import MIN_WAIT_S, Intake
 
 
 def test_a_backlogged_costly_app_does_not_delay_another() -> None:
@@ -44,3 +44,17 @@ def test_an_app_over_its_share_waits_until_its_usage_decays() -> None:
     assert wait == math.log(2.0 / q.limit) / math.log(2)  # half-lives until at the limit
     assert q.take(wait + 1e-6) is not None
     assert q.wait(10.0) == math.inf  # nothing queued
+
+
+def test_usage_a_hair_over_the_limit_waits_long_enough_to_get_under_it() -> None:
+    """At a late clock time, the decay to the limit may take less than the clock's
+    resolution: the wait is at least MIN_WAIT_S, so serving resumes after it (a
+    deterministic run's clock moves only by waits; it used to spin at one time)."""
+    q = Intake(share=0.25, half_life_s=1.0)
+    now = 2.4
+    q.put(b"a", [b"a", b"1"], None, now)
+    q.used[b"a"] = (math.nextafter(q.limit, math.inf), now)
+    assert q.take(now) is None
+    wait = q.wait(now)
+    assert wait >= MIN_WAIT_S and now + wait > now
+    assert q.take(now + wait) is not None

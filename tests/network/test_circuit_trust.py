@@ -157,3 +157,38 @@ def test_an_end_takes_swap_records_only_from_the_repeater_they_name() -> None:
     assert c.records == {} and k.net.ignored == 2
     k.peer_message(m.Net(from_node="r", msg=rec), 0.0)
     assert list(c.records) == [(1, 5)]
+
+
+def test_the_receiving_end_keeps_records_that_come_before_its_app_asks() -> None:
+    """The setup waits for the app; the repeater's swap records that come meanwhile are
+    kept and, once the app asks, checked (a forged one is dropped) and used; a circuit
+    that fails before its app asks takes its setup and its records with it."""
+    k = Kernel(
+        node="b",
+        spec=NET.nodes["b"].device,
+        peers=["a", "r", "x"],
+        links=NET.links_of("b"),
+        topology=[lk.nodes for lk in NET.links],
+    )
+    path = ["a", "r", "b"]
+    k.peer_message(m.Net(from_node="a", msg=setup(1, path)), 0.0)
+    assert k.net.circuits == {} and list(k.net.setups) == ["a/p|b/q"]
+    rec = m.NetSwapped(origin="a", circuit=1, index=1, left=5, right=6, m1=0, m2=1)
+    for frm in ("x", "r"):
+        assert k.peer_message(m.Net(from_node=frm, msg=rec), 0.0) == []
+    assert k.net.early_records == 2
+    addr = b"app"
+    k.app_message(addr, m.Register(app="q", qubits=1), 0.0)
+    req = m.EprRequest(req=1, remote_node="a", remote_app="p", role="recv", kind="K", qubits=[0])
+    k.app_message(addr, req, 0.0)
+    c = k.net.circuits[("a", 1)]
+    assert list(c.records) == [(1, 6)] and k.net.ignored == 1  # x's was forged
+    assert not k.net.early and k.net.early_records == 0
+    # circuit 2 fails (r says so) while its setup waits: setup and records go
+    k.peer_message(m.Net(from_node="a", msg=setup(2, path)), 0.0)
+    rec2 = m.NetSwapped(origin="a", circuit=2, index=1, left=7, right=8, m1=0, m2=0)
+    k.peer_message(m.Net(from_node="r", msg=rec2), 0.0)
+    assert k.net.early_records == 1
+    down = m.NetTeardown(origin="a", circuit=2, reason="failed")
+    k.peer_message(m.Net(from_node="r", msg=down), 0.0)
+    assert not k.net.setups and not k.net.early and k.net.early_records == 0

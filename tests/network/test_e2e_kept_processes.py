@@ -5,9 +5,8 @@ F = (3w + 1)/4 with w = prod w_i within 4 standard errors, in real processes
 (``qnodeos run``; about 10 s for 2 hops, so not marked slow) and in deterministic mode.
 The measured-directly case is test_e2e_processes.py.
 
-Over 4 hops in real processes the circuit stalls after some pairs (a request times
-out; one end may hold a pair the other never gets), which deterministic mode does not
-show: that case is an expected failure until the network layer is fixed."""
+Each request is a new circuit, and the receiving app often asks after the repeaters
+have swapped; over 4 hops that used to stall (test_e2e_late_receiver.py)."""
 
 from __future__ import annotations
 
@@ -21,11 +20,6 @@ import qnodeos
 from tests.network.test_e2e_processes import chain_file, run_a
 
 TWO, FOUR = [0.95, 0.9], [0.97, 0.95, 0.96, 0.94]
-STALLS = pytest.mark.xfail(
-    reason="4-hop kept pairs in real processes stall (request TIMEOUT, one-sided pair); "
-    "see the module docstring",
-    strict=False,
-)
 
 
 def kept_chain(fids: list[float], pairs: int, batch: int) -> str:
@@ -45,7 +39,7 @@ def check(r: dict[str, Any], fids: list[float], how: str) -> None:
     assert abs(r["fidelity"] - want) <= 4 * r["fidelity_stderr"]
 
 
-@pytest.mark.parametrize("fids", [TWO, pytest.param(FOUR, marks=STALLS)])
+@pytest.mark.parametrize("fids", [TWO, FOUR])
 def test_kept_pairs_are_werner_with_the_product_over_real_processes(
     tmp_path: Path, fids: list[float]
 ) -> None:
