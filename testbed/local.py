@@ -58,6 +58,7 @@ async def local_network(cfg: NetworkConfig) -> AsyncIterator[dict[str, str]]:
                 protocol_args=cfg.protocol_args,
                 delays=delays,
                 clock=trio.current_time,
+                measure_cpu=False,  # every node in this process: runs must repeat exactly
             )
             await nursery.start(svc.serve)
             services[name] = svc
