@@ -26,6 +26,7 @@ EXTRA_QUBIT = 1 << 30  # a repeater's qubit ids for replacement pairs: this + 2 
 MAX_CIRCUITS_PER_PEER = 64  # circuits a node may have set up here at a time
 MAX_SETUPS_WAITING = 64  # setups waiting for the receiving app, per creating node
 EARLY_RECORDS = 4096  # swap records kept for circuits not open at this end yet, at most
+EARLY_PER_SENDER = EARLY_RECORDS // 4  # of them from one node: one cannot evict the rest
 FINISHED_KEPT = 1024  # circuits remembered after they end (late teardowns, confirms)
 TIMEOUT_GRACE_S = 1.0  # a circuit outlives its request's timeout by this much at most
 

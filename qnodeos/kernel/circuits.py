@@ -74,6 +74,7 @@ from ..netlink.protocols import (
 from ..netlink.routing import shortest_path
 from ..runtime.timeline import Recorder
 from .circuit import (
+    EARLY_PER_SENDER,
     EARLY_RECORDS,
     EXTRA_QUBIT,
     FINISHED_KEPT,
@@ -154,6 +155,7 @@ class NetworkLayer(RepeaterWork, EndDistil):
     # receiving end: swap records for circuits not open here yet (by sender, in order)
     early: OrderedDict[Key, list[tuple[str, list[m.NetSwapped]]]]
     early_records: int
+    early_from: dict[str, int]  # of them, by sender
     _next_circuit: int
     _next_own_app: int
     protocol_factory: Callable[[], NetworkProtocol]
@@ -196,6 +198,7 @@ class NetworkLayer(RepeaterWork, EndDistil):
         self.qubit_waits = OrderedDict()
         self.early = OrderedDict()
         self.early_records = 0
+        self.early_from = {}
         self._next_circuit = 0
         self._next_own_app = 0
         self.now_s = 0.0
@@ -413,15 +416,14 @@ class NetworkLayer(RepeaterWork, EndDistil):
         out = self._open_hop(c, c.me - 1, now)
         # swap records that came while the setup waited for the app (the repeaters swap
         # on the other hops meanwhile): they are this circuit's story too
-        for frm, records in self.early.pop(key, []):
-            self.early_records -= len(records)
+        for frm, records in self._unkeep(key):
             if not c.done:
                 out += self._records(frm, records, now)
         return out
 
     def _refuse_setup(self, s: m.NetSetup, frm: str, why: str) -> list[Out]:
         log.info("circuit %s.%d refused: %s", frm, s.circuit, why)
-        self._drop_early((frm, s.circuit))
+        self._unkeep((frm, s.circuit))
         down = m.NetTeardown(origin=frm, circuit=s.circuit, reason=why)
         return [ToNode(n, m.Net(from_node=self.node, msg=down)) for n in s.path if n != self.node]
 
@@ -754,14 +756,30 @@ class NetworkLayer(RepeaterWork, EndDistil):
         receiving end its setup waits until the app asks (or is still on its way), while
         the repeaters already swap on the other hops. They are checked and used when it
         opens (``_accept_setup``); the oldest circuits' are dropped past
-        ``EARLY_RECORDS``, and a circuit's when its setup is refused or it fails."""
+        ``EARLY_RECORDS``, and a circuit's when its setup is refused or it fails. One
+        sender may hold ``EARLY_PER_SENDER`` of them: beyond, its records are dropped,
+        so a node that sends records for circuits that never come cannot evict the
+        others'."""
+        if self.early_from.get(frm, 0) + len(records) > EARLY_PER_SENDER:
+            self.ignored += len(records)
+            return
         self.early.setdefault(key, []).append((frm, list(records)))
         self.early_records += len(records)
+        self.early_from[frm] = self.early_from.get(frm, 0) + len(records)
         while self.early_records > EARLY_RECORDS:
-            _, dropped = self.early.popitem(last=False)
-            n = sum(len(rs) for _, rs in dropped)
-            self.early_records -= n
-            self.ignored += n
+            self.ignored += sum(len(rs) for _, rs in self._unkeep(next(iter(self.early))))
+
+    def _unkeep(self, key: Key) -> list[tuple[str, list[m.NetSwapped]]]:
+        """Circuit ``key``'s early records, no longer kept (as they came, by sender)."""
+        entries = self.early.pop(key, [])
+        for frm, records in entries:
+            self.early_records -= len(records)
+            left = self.early_from[frm] - len(records)
+            if left:
+                self.early_from[frm] = left
+            else:
+                del self.early_from[frm]
+        return entries
 
     def _forget_setup(self, key: Key, frm: str) -> None:
         """Circuit ``key`` failed (node ``frm`` on its path says so) before it opened
@@ -769,11 +787,7 @@ class NetworkLayer(RepeaterWork, EndDistil):
         for pur, (s, _) in list(self.setups.items()):
             if (s.path[0], s.circuit) == key and frm in s.path:
                 del self.setups[pur]
-                self._drop_early(key)
-
-    def _drop_early(self, key: Key) -> None:
-        for _, records in self.early.pop(key, []):
-            self.early_records -= len(records)
+                self._unkeep(key)
 
     def _room(self, c: Circuit, side: int) -> int:
         """Qubits the repeater's ``side`` of circuit ``c`` may take now."""

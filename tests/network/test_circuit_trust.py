@@ -192,3 +192,31 @@ def test_the_receiving_end_keeps_records_that_come_before_its_app_asks() -> None
     down = m.NetTeardown(origin="a", circuit=2, reason="failed")
     k.peer_message(m.Net(from_node="r", msg=down), 0.0)
     assert not k.net.setups and not k.net.early and k.net.early_records == 0
+
+
+def test_one_node_flooding_early_records_cannot_evict_anothers() -> None:
+    """Records for circuits that are not open here are kept up to a share per sender:
+    x sending records for made-up circuits fills its own share, and then is dropped;
+    r's early record for a real circuit stays, and is used when the app asks."""
+    k = Kernel(
+        node="b",
+        spec=NET.nodes["b"].device,
+        peers=["a", "r", "x"],
+        links=NET.links_of("b"),
+        topology=[lk.nodes for lk in NET.links],
+    )
+    path = ["a", "r", "b"]
+    k.peer_message(m.Net(from_node="a", msg=setup(1, path)), 0.0)
+    rec = m.NetSwapped(origin="a", circuit=1, index=1, left=5, right=6, m1=0, m2=1)
+    k.peer_message(m.Net(from_node="r", msg=rec), 0.0)
+    for n in range(100, 100 + circuits.EARLY_RECORDS):  # more than everyone's cap
+        fake = m.NetSwapped(origin="a", circuit=n, index=1, left=1, right=2, m1=0, m2=0)
+        k.peer_message(m.Net(from_node="x", msg=fake), 0.0)
+    assert k.net.early_from == {"r": 1, "x": circuits.EARLY_PER_SENDER}
+    assert k.net.early_records == 1 + circuits.EARLY_PER_SENDER
+    addr = b"app"
+    k.app_message(addr, m.Register(app="q", qubits=1), 0.0)
+    req = m.EprRequest(req=1, remote_node="a", remote_app="p", role="recv", kind="K", qubits=[0])
+    k.app_message(addr, req, 0.0)
+    assert list(k.net.circuits[("a", 1)].records) == [(1, 6)]  # r's record was kept
+    assert k.net.early_from == {"x": circuits.EARLY_PER_SENDER}
