@@ -50,6 +50,18 @@ def repeater() -> Kernel:
     )
 
 
+def end(node: str) -> Kernel:
+    """The kernel of end node ``node`` (a or b) of NET."""
+    others = [n for n in ("a", "r", "b", "x") if n != node]
+    return Kernel(
+        node=node,
+        spec=NET.nodes[node].device,
+        peers=others,
+        links=NET.links_of(node),
+        topology=[lk.nodes for lk in NET.links],
+    )
+
+
 def setup(n: int, path: list[str]) -> m.NetSetup:
     return m.NetSetup(circuit=n, path=path, purpose="a/p|b/q", kind="K", number=1, timeout_s=5)
 
@@ -136,13 +148,7 @@ def test_an_end_takes_swap_records_only_from_the_repeater_they_name() -> None:
     """At the creating end: a record from a node that is not on the path, or from
     another node than the repeater at its index, is dropped and counted; the
     repeater's own is kept (until the pair's story is whole)."""
-    k = Kernel(
-        node="a",
-        spec=NET.nodes["a"].device,
-        peers=["r", "b", "x"],
-        links=NET.links_of("a"),
-        topology=[lk.nodes for lk in NET.links],
-    )
+    k = end("a")
     addr = b"app"
     k.app_message(addr, m.Register(app="app", qubits=1), 0.0)
     req = m.EprRequest(req=1, remote_node="b", remote_app="q", role="create", kind="M")
@@ -163,13 +169,7 @@ def test_the_receiving_end_keeps_records_that_come_before_its_app_asks() -> None
     """The setup waits for the app; the repeater's swap records that come meanwhile are
     kept and, once the app asks, checked (a forged one is dropped) and used; a circuit
     that fails before its app asks takes its setup and its records with it."""
-    k = Kernel(
-        node="b",
-        spec=NET.nodes["b"].device,
-        peers=["a", "r", "x"],
-        links=NET.links_of("b"),
-        topology=[lk.nodes for lk in NET.links],
-    )
+    k = end("b")
     path = ["a", "r", "b"]
     k.peer_message(m.Net(from_node="a", msg=setup(1, path)), 0.0)
     assert k.net.circuits == {} and list(k.net.setups) == ["a/p|b/q"]
@@ -198,13 +198,7 @@ def test_one_node_flooding_early_records_cannot_evict_anothers() -> None:
     """Records for circuits that are not open here are kept up to a share per sender:
     x sending records for made-up circuits fills its own share, and then is dropped;
     r's early record for a real circuit stays, and is used when the app asks."""
-    k = Kernel(
-        node="b",
-        spec=NET.nodes["b"].device,
-        peers=["a", "r", "x"],
-        links=NET.links_of("b"),
-        topology=[lk.nodes for lk in NET.links],
-    )
+    k = end("b")
     path = ["a", "r", "b"]
     k.peer_message(m.Net(from_node="a", msg=setup(1, path)), 0.0)
     rec = m.NetSwapped(origin="a", circuit=1, index=1, left=5, right=6, m1=0, m2=1)
