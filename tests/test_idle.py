@@ -163,3 +163,16 @@ def test_a_node_that_went_down_is_asked_until_it_is_back() -> None:
     assert "b" not in k.net.down
     k.handle_timer(1.5)
     assert k.next_deadline(1.5) == math.inf  # idle again: no timer, no pings
+
+
+def test_a_pause_right_after_a_wait_began_is_a_pause_not_a_silent_peer() -> None:
+    """Nothing was waited on at the last tick, then a wait began and, before any tick,
+    the whole machine stood still for 3 s: the first tick after it must see this
+    process's own pause, not blame the peer for the silence the pause made."""
+    live = Liveness(["b"], interval_s=0.25, timeout_s=1.5, on_demand=True)
+    live.heard("b", 0.0)
+    live.tick(0.1)  # idle: nothing wanted
+    live.want(["b"], 0.2)  # a wait begins; the stall comes before the next tick
+    _, gone = live.tick(3.2)
+    assert gone == [] and live.pauses == 1
+    assert live.tick(3.3)[1] == []

@@ -158,6 +158,8 @@ class Liveness:
         in earlier waits still counts, so a stopped peer is found even by a series of
         short waits."""
         wanted = {p for p in peers if p in self.last_heard}
+        if wanted and not self.wanted:  # watching starts: a stall from now is a pause
+            self._last_tick = now
         for p in self.wanted - wanted:
             self._unwanted_since[p] = now
         for p in wanted - self.wanted:
