@@ -28,7 +28,7 @@ from ..runtime.security import APP, Curve, guarded
 from ..runtime.transport import Socket, connect_dealer, disconnects
 from . import progress as _progress
 from .builder import Block, Qubit, QubitIds, QubitOwner
-from .epr import EprError, EprSocket, Pair, SessionLink
+from .epr import EprError, EprSocket, Pair, SessionLink, measured_pairs
 
 if TYPE_CHECKING:
     from ..config.network import NetworkConfig
@@ -363,6 +363,8 @@ class Node(QubitOwner):
 
     def _to_pairs(self, pairs: list[m.EprPair]) -> list[Pair]:
         """Pairs as the app sees them; kept halves become the app's Qubits."""
+        if all(p.qubit < 0 for p in pairs):
+            return measured_pairs(pairs)
         out = []
         for p in pairs:
             q = None

@@ -48,6 +48,23 @@ class Pair:
     basis: str = ""
 
 
+def measured_pairs(pairs: list[m.EprPair]) -> list[Pair]:
+    """Measured pairs (no qubit) as ``Pair`` objects, equal to ``Pair(...)`` of their
+    fields, made in bulk: a frozen dataclass's ``__init__`` sets each field through
+    ``object.__setattr__`` (2.2 us for a Pair); filling the new object's ``__dict__``
+    makes the same object in under half that, for streams of a million pairs."""
+    new = object.__new__
+    out: list[Pair] = []
+    for p in pairs:
+        pair = new(Pair)
+        pair.__dict__.update(
+            ent_id=p.ent_id, bell_index=p.bell_index, goodness=p.goodness,
+            attempts=p.attempts, at_ns=p.at_ns, qubit=None, outcome=p.outcome, basis=p.basis,
+        )  # fmt: skip
+        out.append(pair)
+    return out
+
+
 @dataclass(frozen=True)
 class SessionLink:
     """What an EPR socket uses of its session (``Node.epr_socket`` hands it one): the
