@@ -108,6 +108,9 @@ class PairDelivery:
             return w.sink(w, msg)
         if w.index >= 0:
             return self.to_block(w, msg)
+        cols = m.MeasuredPairs.of(msg.pairs) if w.msg.measures() else None
+        if cols is not None:  # the app's measured pairs go as columns
+            msg = msgspec.structs.replace(msg, pairs=[], measured=cols)
         return [ToApp(w.app.addr, msg)]
 
     def _round_done(
@@ -313,6 +316,4 @@ class PairDelivery:
             self.memory.release(w.app.app_id, virt)
 
 def _with(pair: m.EprPair, **changes: int | str) -> m.EprPair:
-    import msgspec
-
     return msgspec.structs.replace(pair, **changes)

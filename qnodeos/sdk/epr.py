@@ -48,18 +48,22 @@ class Pair:
     basis: str = ""
 
 
-def measured_pairs(pairs: list[m.EprPair]) -> list[Pair]:
+def measured_pairs(cols: m.MeasuredPairs) -> list[Pair]:
     """Measured pairs (no qubit) as ``Pair`` objects, equal to ``Pair(...)`` of their
-    fields, made in bulk: a frozen dataclass's ``__init__`` sets each field through
-    ``object.__setattr__`` (2.2 us for a Pair); filling the new object's ``__dict__``
-    makes the same object in under half that, for streams of a million pairs."""
+    fields, made in bulk from the columns the node sends: a frozen dataclass's
+    ``__init__`` sets each field through ``object.__setattr__`` (2.2 us for a Pair);
+    filling the new object's ``__dict__`` makes the same object in under half that."""
     new = object.__new__
+    a, b = cols.nodes
     out: list[Pair] = []
-    for p in pairs:
+    for seq, bell, good, tries, at, outcome, basis in zip(
+        cols.seqs, cols.bell_index, cols.goodness, cols.attempts, cols.at_ns, cols.outcomes,
+        cols.bases, strict=True,
+    ):  # fmt: skip
         pair = new(Pair)
         pair.__dict__.update(
-            ent_id=p.ent_id, bell_index=p.bell_index, goodness=p.goodness,
-            attempts=p.attempts, at_ns=p.at_ns, qubit=None, outcome=p.outcome, basis=p.basis,
+            ent_id=(a, b, seq), bell_index=bell, goodness=good, attempts=tries, at_ns=at,
+            qubit=None, outcome=outcome, basis=basis,
         )  # fmt: skip
         out.append(pair)
     return out
