@@ -515,7 +515,7 @@ class EGP:
             # Each pair's basis, drawn at this end alone; drawn once, so a round that
             # retries (or makes fewer pairs) keeps the bases of the pairs still to make.
             draws = self.rng.integers(len(r.spec.bases), size=pairs - len(r.bases))
-            r.bases += tuple(r.spec.bases[int(i)] for i in draws)
+            r.bases += tuple(map(r.spec.bases.__getitem__, draws.tolist()))
         return [
             Round(
                 key=key,
