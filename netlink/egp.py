@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import enum
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -130,6 +131,68 @@ class Ok:
 
 
 @dataclass(frozen=True, kw_only=True)
+class Oks:
+    """Pairs ``pair`` onwards of one request delivered at this end, as columns: one
+    event for a round's heralds (what ``Ok`` says of one pair, ``oks()`` says of each).
+    ``outcomes``: per pair, what its herald carried (``Heralds.outcomes``)."""
+
+    origin: str
+    create_id: int
+    purpose: str
+    type: str
+    pair: int
+    ends: tuple[str, str]  # the entanglement ids' nodes (their station numbers: seqs)
+    seqs: Sequence[int]
+    bell_index: Sequence[int]
+    goodness: float
+    attempts: Sequence[int]
+    at_ns: Sequence[float]
+    bases: Sequence[str]  # for "M": where this end measures each pair
+    index: int  # which pair of its round the first was
+    outcomes: Sequence[Sequence[int]]
+
+    def __len__(self) -> int:
+        return len(self.seqs)
+
+    def oks(self) -> list[Ok]:
+        """The pairs one by one."""
+        return [
+            Ok(
+                origin=self.origin,
+                create_id=self.create_id,
+                purpose=self.purpose,
+                type=self.type,
+                pair=self.pair + i,
+                ent_id=(self.ends[0], self.ends[1], seq),
+                bell_index=self.bell_index[i],
+                goodness=self.goodness,
+                attempts=self.attempts[i],
+                at_ns=self.at_ns[i],
+                basis=self.bases[i] if self.bases else "",
+                index=self.index + i,
+            )
+            for i, seq in enumerate(self.seqs)
+        ]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Heralds:
+    """A station's ``RoundEnd`` as a node's quantum process reports it, with the heralds
+    as columns (in time order): station numbers, attempts since the previous herald,
+    device times, Bell indices, and per herald the outcomes of its recipe (passed on
+    in ``Oks``). ``attempts`` and ``again`` as in ``RoundEnd``."""
+
+    key: str
+    seqs: Sequence[int]
+    herald_attempts: Sequence[int]
+    at_ns: Sequence[float]
+    bell_index: Sequence[int]
+    outcomes: Sequence[Sequence[int]]
+    attempts: int = 0
+    again: bool = False
+
+
+@dataclass(frozen=True, kw_only=True)
 class Err:
     origin: str
     create_id: int
@@ -168,7 +231,7 @@ class Round:
 
 @dataclass(frozen=True)
 class ToLocal:
-    event: Ok | Err | Accepted
+    event: Ok | Oks | Err | Accepted
 
 
 Out = ToPeer | Round | ToLocal
@@ -210,7 +273,6 @@ class Request:
     bases: tuple[str, ...] = ()  # for "M": where this end measures the pairs to come
     round_first: int = 0  # the first pair of the round under way
     in_round: bool = False
-    delivered: list[Ok] = field(default_factory=list)
 
     @property
     def key(self) -> tuple[str, int]:
@@ -453,7 +515,7 @@ class EGP:
             # Each pair's basis, drawn at this end alone; drawn once, so a round that
             # retries (or makes fewer pairs) keeps the bases of the pairs still to make.
             draws = self.rng.integers(len(r.spec.bases), size=pairs - len(r.bases))
-            r.bases += tuple(r.spec.bases[int(i)] for i in draws)
+            r.bases += tuple(map(r.spec.bases.__getitem__, draws.tolist()))
         return [
             Round(
                 key=key,
@@ -471,10 +533,11 @@ class EGP:
         return f"{r.pair} of {r.spec.number} pair(s) made before the maximum time"
 
     def station_message(
-        self, msg: RoundEnd | Rejected, now: float, *, final: bool = True
+        self, msg: RoundEnd | Heralds | Rejected, now: float, *, final: bool = True
     ) -> list[Out]:
         """The station's answer for a round of ours: its heralds, and (``final``) how
-        it ended. A quantum process may pass heralds on before the round ends."""
+        it ended. A quantum process may pass heralds on before the round ends. Heralds
+        in a ``RoundEnd`` give an ``Ok`` each; in ``Heralds``, one ``Oks`` for all."""
         r = self.by_round.get(msg.key)
         if r is None or r.state is not State.ACTIVE:
             return []
@@ -483,13 +546,17 @@ class EGP:
             r.in_round = False
             return self._fail(r, Code.OTHER, f"heralding station refused: {msg.reason}", now)
         out: list[Out] = []
-        for h in msg.heralds:
-            out.append(ToLocal(self._ok(r, h)))
+        if isinstance(msg, Heralds):
+            n = min(len(msg.seqs), r.spec.number - r.pair)
+            if n:
+                out.append(ToLocal(self._oks(r, msg, n)))
             if r.pair == r.spec.number:
-                r.fire(Ev.LAST_PAIR)
-                del self.requests[r.key]
-                del self.by_round[msg.key]
-                return out + self._run_head(now)
+                return out + self._last_pair(r, msg.key, now)
+        else:
+            for h in msg.heralds:
+                out.append(ToLocal(self._ok(r, h)))
+                if r.pair == r.spec.number:
+                    return out + self._last_pair(r, msg.key, now)
         if not final:
             return out
         del self.by_round[msg.key]
@@ -501,6 +568,12 @@ class EGP:
         if now >= r.spec.deadline_s:
             return out + self._fail(r, Code.TIMEOUT, self._timeout_text(r), now)
         return out + self._run_head(now)
+
+    def _last_pair(self, r: Request, key: str, now: float) -> list[Out]:
+        r.fire(Ev.LAST_PAIR)
+        del self.requests[r.key]
+        del self.by_round[key]
+        return self._run_head(now)
 
     def _ok(self, r: Request, h: Herald) -> Ok:
         """Pair ``r.pair`` of request ``r`` heralded: ``h``."""
@@ -519,10 +592,34 @@ class EGP:
             basis=r.bases[index] if r.spec.kind in ("M", "R") else "",
             index=index,
         )
-        r.delivered.append(ok)
         r.pair += 1
         r.attempts = 0
         return ok
+
+    def _oks(self, r: Request, h: Heralds, n: int) -> Oks:
+        """Pairs ``r.pair`` onwards of request ``r`` heralded: the first ``n`` of ``h``."""
+        index = r.pair - r.round_first
+        attempts = list(h.herald_attempts[:n])
+        attempts[0] += r.attempts
+        oks = Oks(
+            origin=r.spec.origin,
+            create_id=r.spec.create_id,
+            purpose=r.spec.purpose,
+            type=r.spec.kind,
+            pair=r.pair,
+            ends=self.ends,
+            seqs=h.seqs[:n],
+            bell_index=h.bell_index[:n],
+            goodness=self.model.expected_fidelity(),
+            attempts=attempts,
+            at_ns=h.at_ns[:n],
+            bases=r.bases[index : index + n] if r.spec.kind in ("M", "R") else (),
+            index=index,
+            outcomes=h.outcomes[:n],
+        )
+        r.pair += n
+        r.attempts = 0
+        return oks
 
     def _fail(self, r: Request, code: Code, text: str, now: float) -> list[Out]:
         r.fire(Ev.FAIL)

@@ -38,6 +38,7 @@ from .wants import Want, Work
 log = logging.getLogger("qnodeos.netstack")
 
 _NO_STATE = np.zeros((4, 4), dtype=complex)
+_NO_FLIPS: dict[str, set[int]] = {"Z": set(), "X": set(), "Y": set()}
 
 
 class PairDelivery:
@@ -78,6 +79,8 @@ class PairDelivery:
                         w.msg = msgspec.structs.replace(w.msg, kind="R")
                     w.key = (spec.origin, spec.create_id)
                     self.wants[w.key] = w
+            elif isinstance(o.event, e.Oks):
+                out += self._oks(o.event, now)
             elif isinstance(o.event, e.Ok):
                 out += self._ok(o.event, now)
             else:
@@ -105,6 +108,9 @@ class PairDelivery:
             return w.sink(w, msg)
         if w.index >= 0:
             return self.to_block(w, msg)
+        cols = m.MeasuredPairs.of(msg.pairs) if w.msg.measures() else None
+        if cols is not None:  # the app's measured pairs go as columns
+            msg = msgspec.structs.replace(msg, pairs=[], measured=cols)
         return [ToApp(w.app.addr, msg)]
 
     def _round_done(
@@ -126,25 +132,39 @@ class PairDelivery:
             # its request ended while the round ran: its pairs are void at both ends
             seqs = [p.seq for p in reply.pairs]
             return [self._expire_at(peer, seqs, "its request ended meanwhile")] if seqs else []
-        for p in reply.pairs:
-            self._outcomes[p.seq] = p.outcomes
-        msg = RoundEnd(
-            key=reply.key,
-            heralds=tuple(
-                Herald(
-                    seq=p.seq,
-                    attempts=p.attempts,
-                    at_ns=p.at_ns,
-                    bell_index=p.bell_index,
-                    rho=_NO_STATE,  # the state is in the quantum process
-                )
-                for p in reply.pairs
-            ),
-            attempts=reply.attempts,
-            at_ns=reply.at_ns,
-            reason=reply.reason,
-            again=reply.again,
-        )
+        msg: RoundEnd | e.Heralds
+        if want is not None and want.sink is None and want.msg.measures():
+            # an app's measured pairs: the round's heralds travel as columns (``_oks``)
+            msg = e.Heralds(
+                key=reply.key,
+                seqs=[p.seq for p in reply.pairs],
+                herald_attempts=[p.attempts for p in reply.pairs],
+                at_ns=[p.at_ns for p in reply.pairs],
+                bell_index=[p.bell_index for p in reply.pairs],
+                outcomes=[p.outcomes for p in reply.pairs],
+                attempts=reply.attempts,
+                again=reply.again,
+            )
+        else:
+            for p in reply.pairs:
+                self._outcomes[p.seq] = p.outcomes
+            msg = RoundEnd(
+                key=reply.key,
+                heralds=tuple(
+                    Herald(
+                        seq=p.seq,
+                        attempts=p.attempts,
+                        at_ns=p.at_ns,
+                        bell_index=p.bell_index,
+                        rho=_NO_STATE,  # the state is in the quantum process
+                    )
+                    for p in reply.pairs
+                ),
+                attempts=reply.attempts,
+                at_ns=reply.at_ns,
+                reason=reply.reason,
+                again=reply.again,
+            )
         if want is not None and reply.final:
             want.round_seq = -1  # the device is done with it: nothing to abort
         out = self._egp(peer, egp.station_message(msg, now, final=reply.final), now)
@@ -215,6 +235,52 @@ class PairDelivery:
         w.made += 1
         return self._delivered(w) if w.made == w.msg.number else []
 
+    def _oks(self, oks: e.Oks, now: float) -> list[Out]:
+        """A round's pairs for one request (as ``_ok`` for each, in bulk: an app's
+        measured pairs, when no pair of them was voided at the other end already)."""
+        a, b = oks.ends
+        peer = b if a == self.node else a
+        w = self.wants.get((oks.origin, oks.create_id))
+        if (
+            w is None
+            or not w.round_phys
+            or w.sink is not None
+            or not w.msg.measures()
+            or self.ledger.any_early(peer, oks.seqs)
+        ):
+            out: list[Out] = []
+            for ok, outcomes in zip(oks.oks(), oks.outcomes, strict=True):
+                self._outcomes[ok.ent_id[2]] = list(outcomes)
+                out += self._ok(ok, now)
+            return out
+        self.ledger.saw_all(peer, oks.seqs)
+        g = oks.goodness
+        cols = zip(oks.seqs, oks.bell_index, oks.attempts, oks.at_ns, oks.outcomes, strict=True)
+        if w.msg.rotations:  # corrected to Phi+ before the rotations, at the first node
+            pairs = [
+                m.EprPair(
+                    ent_id=(a, b, seq), bell_index=bell, goodness=g, attempts=tries,
+                    at_ns=int(at), basis="R", outcome=res[-1] if res else -1,
+                )  # fmt: skip
+                for seq, bell, tries, at, res in cols
+            ]
+        else:
+            chosen = w.msg.chosen
+            bases = chosen[oks.pair : oks.pair + len(oks)] if chosen else oks.bases
+            # the first node flips where its correction anticommuted with the basis
+            flips = FLIPS if self.links[w.peer].nodes[0] == self.node else _NO_FLIPS
+            pairs = [
+                m.EprPair(
+                    ent_id=(a, b, seq), bell_index=bell, goodness=g, attempts=tries,
+                    at_ns=int(at), basis=basis,
+                    outcome=res[-1] ^ (bell in flips[basis]) if res else -1,
+                )  # fmt: skip
+                for (seq, bell, tries, at, res), basis in zip(cols, bases, strict=True)
+            ]
+        w.pairs += pairs
+        w.made += len(pairs)
+        return self._delivered(w) if w.made == w.msg.number else []
+
     def _delivered(self, w: Want) -> list[Out]:
         log.info("%d pair(s) for %r with %r delivered", w.made, w.app.name, w.peer)
         if w.key is not None:
@@ -250,6 +316,4 @@ class PairDelivery:
             self.memory.release(w.app.app_id, virt)
 
 def _with(pair: m.EprPair, **changes: int | str) -> m.EprPair:
-    import msgspec
-
     return msgspec.structs.replace(pair, **changes)

@@ -21,6 +21,7 @@ process a herald at different moments) are kept until it does.
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from ..lang import messages as m
@@ -32,7 +33,7 @@ MAX_EARLY = 10_000  # confirmations/expiries per link about pairs not handed out
 EARLY_WINDOW = 8192  # how far past the last pair heralded here an early word may be
 
 
-@dataclass
+@dataclass(slots=True)
 class _Held:
     """A pair our app holds (or was sent), awaiting the other end's confirmation."""
 
@@ -76,12 +77,13 @@ class Ledger:
         book = self.open.setdefault(peer, OrderedDict())
         handed = self.handed.setdefault(peer, OrderedDict())
         d = self.deliveries.setdefault((app_id, req), _Delivery(peer, addr))
-        early = self.early_confirms.get(peer, OrderedDict())
-        for p in pairs:
-            seq = p.ent_id[2]
-            d.ents.append(p.ent_id)
-            held = handed[seq] = _Held(app_id, addr, req, p.ent_id)
-            if seq in early:
+        early = self.early_confirms.get(peer)
+        ents = [p.ent_id for p in pairs]
+        d.ents += ents
+        for ent in ents:
+            seq = ent[2]
+            held = handed[seq] = _Held(app_id, addr, req, ent)
+            if early and seq in early:
                 del early[seq]  # the other app has it already
                 held.confirmed = True
                 continue
@@ -107,6 +109,16 @@ class Ledger:
         else:
             gaps.pop(seq, None)
 
+    def saw_all(self, peer: str, seqs: Sequence[int]) -> None:
+        """``saw`` for each of ``seqs``, in order (at once if they follow the highest)."""
+        top = self.highest.get(peer, -1)
+        if seqs and seqs[0] == top + 1 and list(seqs) == list(range(top + 1, top + 1 + len(seqs))):
+            self.gaps.setdefault(peer, OrderedDict())
+            self.highest[peer] = seqs[-1]
+            return
+        for seq in seqs:
+            self.saw(peer, seq)
+
     def may_come(self, peer: str, seq: int) -> bool:
         """Whether pair ``seq`` may still herald here: the other end may hear of a
         pair before this node does, but not of one far beyond the last it heralded."""
@@ -117,6 +129,13 @@ class Ledger:
         node handed it out: then it must not be handed out."""
         early = self.early_expires.get(peer)
         return None if early is None else early.pop(seq, None)
+
+    def any_early(self, peer: str, seqs: Sequence[int]) -> bool:
+        """Whether the other end already expired any of ``seqs`` (see ``void_early``)."""
+        early = self.early_expires.get(peer)
+        if not early:
+            return False
+        return any(seq in early for seq in seqs)
 
     # -- our app's acknowledgements ------------------------------------------------------
     def acked(self, app_id: int, req: int, count: int) -> list[Out]:

@@ -264,31 +264,89 @@ class EprPair(msgspec.Struct, frozen=True, kw_only=True, array_like=True):
     basis: Short = ""
 
 
+Outcome = Annotated[int, msgspec.Meta(ge=-1, le=1)]
+BellIndex = Annotated[int, msgspec.Meta(ge=0, le=3)]
+
+
+class MeasuredPairs(msgspec.Struct, frozen=True, kw_only=True, array_like=True):
+    """Measured pairs as columns, pair i in entry i of each (letter i of ``bases``): what
+    an ``EprPair`` list says of them, with ``nodes`` the first two parts of every
+    entanglement id and ``seqs`` the third. A node sends an app's measured pairs so (in
+    ``EprPairs``, ``EprDone`` or ``EprFailed``): one list of numbers per field, not a
+    struct per pair, for streams of a million pairs."""
+
+    nodes: tuple[Name, Name]
+    seqs: Annotated[list[Count], msgspec.Meta(max_length=MAX_LIST)]
+    bell_index: Annotated[list[BellIndex], msgspec.Meta(max_length=MAX_LIST)]
+    goodness: Annotated[list[Probability], msgspec.Meta(max_length=MAX_LIST)]
+    attempts: Annotated[list[Count], msgspec.Meta(max_length=MAX_LIST)]
+    at_ns: Annotated[list[DeviceNsInt], msgspec.Meta(max_length=MAX_LIST)]
+    outcomes: Annotated[list[Outcome], msgspec.Meta(max_length=MAX_LIST)]
+    bases: Annotated[str, msgspec.Meta(max_length=MAX_LIST, pattern="^[XYZR]*$")]
+
+    def __post_init__(self) -> None:
+        n = len(self.seqs)
+        cols = (self.bell_index, self.goodness, self.attempts, self.at_ns, self.outcomes)
+        if any(len(c) != n for c in cols) or len(self.bases) != n:
+            lengths = [n, *(len(c) for c in cols), len(self.bases)]
+            raise ValueError(f"columns of measured pairs differ in length: {lengths}")
+
+    def ent_ids(self) -> list[tuple[str, str, int]]:
+        a, b = self.nodes
+        return [(a, b, seq) for seq in self.seqs]
+
+    @staticmethod
+    def of(pairs: list[EprPair]) -> MeasuredPairs | None:
+        """``pairs`` as columns, if every one is a measured pair of the same two nodes
+        (its basis one letter); else None."""
+        if not pairs:
+            return None
+        nodes = pairs[0].ent_id[:2]
+        bases = "".join(p.basis for p in pairs)
+        if len(bases) != len(pairs) or any(p.qubit >= 0 or p.ent_id[:2] != nodes for p in pairs):
+            return None
+        return MeasuredPairs(
+            nodes=(nodes[0], nodes[1]),
+            seqs=[p.ent_id[2] for p in pairs],
+            bell_index=[p.bell_index for p in pairs],
+            goodness=[p.goodness for p in pairs],
+            attempts=[p.attempts for p in pairs],
+            at_ns=[p.at_ns for p in pairs],
+            outcomes=[p.outcome for p in pairs],
+            bases=bases,
+        )
+
+
 class EprPairs(msgspec.Struct, frozen=True, kw_only=True, tag="epr_pairs"):
     """Node -> app: more pairs of request ``req``, which goes on (pairs stream to the app
-    as they are made; ``EprDone`` or ``EprFailed`` brings the last ones)."""
+    as they are made; ``EprDone`` or ``EprFailed`` brings the last ones). Measured
+    pairs may come as columns, in ``measured`` (after those in ``pairs``)."""
 
     req: Count
     pairs: Annotated[list[EprPair], msgspec.Meta(max_length=MAX_LIST)]
+    measured: MeasuredPairs | None = None
 
 
 class EprDone(msgspec.Struct, frozen=True, kw_only=True, tag="epr_done"):
-    """Node -> app: the last pairs of request ``req`` (the others came in ``EprPairs``)."""
+    """Node -> app: the last pairs of request ``req`` (the others came in ``EprPairs``);
+    measured pairs may come as columns, in ``measured`` (after those in ``pairs``)."""
 
     req: Count
     pairs: Annotated[list[EprPair], msgspec.Meta(max_length=MAX_LIST)]
+    measured: MeasuredPairs | None = None
 
 
 class EprFailed(msgspec.Struct, frozen=True, kw_only=True, tag="epr_failed"):
     """Node -> app: request ``req`` failed with a link-layer code (UNSUPP, NOTIME, NORES,
     TIMEOUT, REJECTED, OTHER, EXPIRE); pairs made before the failure and not sent yet
     are listed (with those sent in ``EprPairs``, they are the app's: their qubits stay
-    allocated)."""
+    allocated). Measured pairs may come as columns, in ``measured``."""
 
     req: Count
     code: Short
     message: Text
     pairs: Annotated[list[EprPair], msgspec.Meta(max_length=MAX_LIST)] = []
+    measured: MeasuredPairs | None = None
 
 
 class EprAck(msgspec.Struct, frozen=True, kw_only=True, tag="epr_ack"):

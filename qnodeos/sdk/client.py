@@ -28,7 +28,7 @@ from ..runtime.security import APP, Curve, guarded
 from ..runtime.transport import Socket, connect_dealer, disconnects
 from . import progress as _progress
 from .builder import Block, Qubit, QubitIds, QubitOwner
-from .epr import EprError, EprSocket, Pair, SessionLink
+from .epr import EprError, EprSocket, Pair, SessionLink, measured_pairs
 
 if TYPE_CHECKING:
     from ..config.network import NetworkConfig
@@ -247,6 +247,8 @@ class Node(QubitOwner):
             if isinstance(msg, m.EprPairs | m.EprDone | m.EprFailed):
                 for p in msg.pairs:
                     self._unsettled[p.ent_id] = None
+                if msg.measured is not None:
+                    self._unsettled.update(dict.fromkeys(msg.measured.ent_ids()))
                 while len(self._unsettled) > MAX_UNSETTLED:
                     del self._unsettled[next(iter(self._unsettled))]
                 chan = self._eprs.get(msg.req)
@@ -361,6 +363,13 @@ class Node(QubitOwner):
         self._epr_seq += 1
         return self._epr_seq
 
+    def _pairs_of(self, msg: m.EprPairs | m.EprDone | m.EprFailed) -> list[Pair]:
+        """The message's pairs as the app sees them (those sent as columns last)."""
+        pairs = self._to_pairs(msg.pairs)
+        if msg.measured is not None:
+            pairs += measured_pairs(msg.measured)
+        return pairs
+
     def _to_pairs(self, pairs: list[m.EprPair]) -> list[Pair]:
         """Pairs as the app sees them; kept halves become the app's Qubits."""
         out = []
@@ -388,16 +397,16 @@ class Node(QubitOwner):
         """Every pair of the request once it is complete (or EprError with those made).
         They are acknowledged when handed to the app, and only then: pairs an app never
         took are voided at both ends if it goes away."""
-        got: list[m.EprPair] = []
+        got: list[Pair] = []
         async with aclosing(self._epr_news(req)) as news:
             async for msg in news:
-                got += msg.pairs
+                got += self._pairs_of(msg)
                 if isinstance(msg, m.EprPairs):
                     continue
                 if got:
                     await self._ack(req.req, len(got))
-                self._raise_failed(req, msg, self._to_pairs(got))
-                return self._to_pairs(got)
+                self._raise_failed(req, msg, got)
+                return got
         raise AssertionError("unreachable")  # _epr_news ends with EprDone or raises
 
     async def _epr_chunks(self, req: m.EprRequest) -> AsyncGenerator[list[Pair], None]:
@@ -406,10 +415,10 @@ class Node(QubitOwner):
         count = 0
         async with aclosing(self._epr_news(req)) as news:
             async for msg in news:
-                if msg.pairs:
-                    count += len(msg.pairs)
+                pairs = self._pairs_of(msg)
+                if pairs:
+                    count += len(pairs)
                     await self._ack(req.req, count)
-                pairs = self._to_pairs(msg.pairs)
                 if not isinstance(msg, m.EprPairs):
                     self._raise_failed(req, msg, pairs)
                 if pairs:

@@ -48,6 +48,27 @@ class Pair:
     basis: str = ""
 
 
+def measured_pairs(cols: m.MeasuredPairs) -> list[Pair]:
+    """Measured pairs (no qubit) as ``Pair`` objects, equal to ``Pair(...)`` of their
+    fields, made in bulk from the columns the node sends: a frozen dataclass's
+    ``__init__`` sets each field through ``object.__setattr__`` (2.2 us for a Pair);
+    filling the new object's ``__dict__`` makes the same object in under half that."""
+    new = object.__new__
+    a, b = cols.nodes
+    out: list[Pair] = []
+    for seq, bell, good, tries, at, outcome, basis in zip(
+        cols.seqs, cols.bell_index, cols.goodness, cols.attempts, cols.at_ns, cols.outcomes,
+        cols.bases, strict=True,
+    ):  # fmt: skip
+        pair = new(Pair)
+        pair.__dict__.update(
+            ent_id=(a, b, seq), bell_index=bell, goodness=good, attempts=tries, at_ns=at,
+            qubit=None, outcome=outcome, basis=basis,
+        )  # fmt: skip
+        out.append(pair)
+    return out
+
+
 @dataclass(frozen=True)
 class SessionLink:
     """What an EPR socket uses of its session (``Node.epr_socket`` hands it one): the
