@@ -24,6 +24,8 @@ against these formulas on the device simulator (tests/netlink/test_distill.py).
 
 from __future__ import annotations
 
+from .protocols import DistilView, Waiting
+
 SCHEMES = ("bbpssw", "dejmps")
 MAX_ROUNDS = 8  # 256 raw pairs per distilled one: beyond that a request is refused
 
@@ -126,35 +128,45 @@ def plan_rounds(scheme: str, rounds: int, target: float, fidelity: float) -> int
 
 
 class Pool:
-    """The creating end's distillation policy, sans-IO: pairs wait by the rounds they
-    went through; two at the same level make a round (the receiving end follows the
-    creator's choices). A pair that went through ``rounds`` rounds is done. Rounds
-    whose success makes a pair to deliver are started only as many as still wanted
-    (``take(top)``), so both ends deliver the same pairs.
+    """The creating end's pairs that wait for a distillation round, by the rounds they
+    went through (sans-IO). Which two make a round is its protocol's choice
+    (``NetworkProtocol.distil``, shown ``view()``); ``take`` checks that choice and
+    takes the two out (the receiving end follows the creator). A pair that went
+    through ``rounds`` rounds is done, and not in the pool.
 
     >>> pool = Pool(rounds=1)
-    >>> pool.add(4, 0); pool.add(9, 0)
-    >>> pool.take(top=0), pool.take(top=1), pool.take(top=1)
-    ([], [(9, 4, 0)], [])
+    >>> pool.add(4, 0, now=0.0); pool.add(9, 0, now=0.5)
+    >>> [w.pair for w in pool.view(("a", "b"), "dejmps", top=1).waiting]
+    [4, 9]
+    >>> pool.take(9, 4), len(pool.waiting)
+    (0, 0)
     """
 
     def __init__(self, rounds: int) -> None:
         self.rounds = rounds
-        self.waiting: dict[int, list[int]] = {}  # level -> pair ids waiting at it
+        self.waiting: dict[int, Waiting] = {}  # pair id -> it, in the order they came
 
-    def add(self, pair: int, level: int) -> None:
+    def add(self, pair: int, level: int, now: float) -> None:
         """Pair ``pair`` went through ``level`` rounds (below ``rounds``)."""
         if not 0 <= level < self.rounds:
             raise ValueError(f"level {level}: a waiting pair has 0 to {self.rounds - 1} rounds")
-        self.waiting.setdefault(level, []).append(pair)
+        self.waiting[pair] = Waiting(pair=pair, level=level, since_s=now)
 
-    def take(self, top: int) -> list[tuple[int, int, int]]:
-        """The rounds to run now, as (keep, target, level): two pairs at a level each,
-        the newer one kept; at most ``top`` at the last level."""
-        out: list[tuple[int, int, int]] = []
-        for level, pairs in sorted(self.waiting.items()):
-            while len(pairs) >= 2 and (level < self.rounds - 1 or top > 0):
-                target, keep = pairs.pop(0), pairs.pop(0)
-                out.append((keep, target, level))
-                top -= level == self.rounds - 1
-        return out
+    def view(self, path: tuple[str, ...], scheme: str, top: int) -> DistilView:
+        """The pool as its protocol sees it: by level, the oldest first at each."""
+        ordered = sorted(self.waiting.values(), key=lambda w: (w.level, w.since_s))
+        return DistilView(path=path, scheme=scheme, rounds=self.rounds,
+                          waiting=tuple(ordered), top=top)  # fmt: skip
+
+    def take(self, keep: int, target: int) -> int:
+        """Take pairs ``keep`` and ``target`` out for a round; returns their level.
+        ValueError, changing nothing, if they are not two waiting pairs of one level."""
+        a, b = self.waiting.get(keep), self.waiting.get(target)
+        if a is None or b is None or keep == target or a.level != b.level:
+            have = {w.pair: w.level for w in self.waiting.values()}
+            raise ValueError(
+                f"Distill({keep}, {target}): not two waiting pairs at one level "
+                f"(waiting, pair: level: {have})"
+            )
+        del self.waiting[keep], self.waiting[target]
+        return a.level
