@@ -200,5 +200,5 @@ async def test_a_wrong_distillation_choice_ends_the_request_naming_the_policy(
                 else:
                     await epr.recv_measure(2, timeout=60.0)
 
-    async with running(with_protocol("tests.network.distil_policy:SamePair"), monkeypatch):
+    async with running(with_protocol("tests.network.bad_protocol:SamePair"), monkeypatch):
         await both(lambda: side("n0", "n1", True), lambda: side("n1", "n0", False))
