@@ -4,14 +4,17 @@ number of rounds a target fidelity needs (bounded, so a request always ends).
 Conventions. A Bell-diagonal state is given by its coefficients ``(A, B, C, D)`` on
 (Phi+, Psi-, Psi+, Phi-), as in Deutsch et al. (PRL 77, 2818, 1996). One round takes two
 pairs: each end applies the scheme's local rotation to both its halves (DEJMPS: Rx(pi/2)
-at the first end, Rx(-pi/2) at the other; BBPSSW: none), a CNOT from its half of the
-kept pair to its half of the sacrificed one, and measures the latter in Z; the round
-succeeds when the two outcomes agree. The circuits are ``kernel.distill``'s, checked
-against these formulas on the device simulator (tests/netlink/test_distill.py).
+at the first end, Rx(-pi/2) at the other; BBPSSW: the twirl, a random bilateral U x U*
+on each pair, one of ``TWIRLS`` drawn by the creating end, which tells the other), a
+CNOT from its half of the kept pair to its half of the sacrificed one, and measures the
+latter in Z; the round succeeds when the two outcomes agree. The circuits are
+``kernel.distill``'s, checked against these formulas on the device simulator
+(tests/netlink/test_distill.py).
 
 - BBPSSW (Bennett et al., PRL 76, 722, 1996) on Werner pairs of fidelity F: success
   p = F^2 + 2F(1-F)/3 + 5((1-F)/3)^2, output fidelity (F^2 + ((1-F)/3)^2) / p; the
-  output is twirled back to a Werner state of that fidelity before the next round.
+  output is twirled back to a Werner state of that fidelity before the next round (the
+  twirl of the next round's inputs), so the formula holds round after round.
 - DEJMPS: p = (A + B)^2 + (C + D)^2 and (A, B, C, D) -> ((A^2 + B^2), 2CD, (C^2 + D^2),
   2AB) / p, no twirl.
 
@@ -28,6 +31,12 @@ from .protocols import DistilView, Waiting
 
 SCHEMES = ("bbpssw", "dejmps")
 MAX_ROUNDS = 8  # 256 raw pairs per distilled one: beyond that a request is refused
+# BBPSSW's twirl: U = C^j P at the first end, U* at the other, for twirl t = 4j + k:
+# P the Pauli k (I, X, Y, Z) and C = S H, which cycles the Paulis X -> Z -> Y -> X
+# under conjugation. U x U* keeps Phi+ and conjugates the Pauli error of a pair by U:
+# the random P removes the coherences of any state (Bell-diagonal), the random C^j
+# spreads its X, Y, Z weights evenly (Werner), and the fidelity stays.
+TWIRLS = 12
 
 Coeffs = tuple[float, float, float, float]
 
@@ -100,29 +109,20 @@ def werner_product(fidelities: list[float]) -> float:
     return (3 * w + 1) / 4
 
 
-def most_rounds(scheme: str) -> int:
-    """The rounds an end-to-end request may distil with ``scheme``: BBPSSW one, as its
-    circuit does not twirl the pair back to a Werner state between rounds (so a second
-    round would not follow the closed form its goodness and planning use); DEJMPS up
-    to ``MAX_ROUNDS``."""
-    return 1 if scheme == "bbpssw" else MAX_ROUNDS
-
-
 def plan_rounds(scheme: str, rounds: int, target: float, fidelity: float) -> int | str:
     """The rounds an end-to-end request distils its pairs for: ``rounds`` if given, else
     the fewest (at least 1) that take pairs of ``fidelity`` to ``target``; a string
     says why it cannot be done."""
     if scheme not in SCHEMES:
         return f"distillation scheme {scheme!r}; known: {', '.join(SCHEMES)}"
-    top = most_rounds(scheme)
-    why = " (no twirl between rounds here: use dejmps for more)" if top == 1 else ""
+    top = MAX_ROUNDS
     if rounds:
-        return rounds if 1 <= rounds <= top else f"rounds {rounds} of {scheme}: 1 to {top}{why}"
+        return rounds if 1 <= rounds <= top else f"rounds {rounds} of {scheme}: 1 to {top}"
     need = rounds_for(fidelity, target, scheme, top)
     if need is None:
         return (
-            f"target fidelity {target:g} is beyond {top} round{'s' if top > 1 else ''} of "
-            f"{scheme} on pairs of fidelity {fidelity:.4g}{why}"
+            f"target fidelity {target:g} is beyond {top} rounds of {scheme} on pairs of "
+            f"fidelity {fidelity:.4g}"
         )
     return max(1, need)
 

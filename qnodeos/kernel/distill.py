@@ -19,7 +19,14 @@ import numpy as np
 
 from ..errors import ProgramError, QuotaError
 from ..lang import messages as m
-from ..netlink.distill import MAX_ROUNDS, SCHEMES, Pool, after_rounds, plan_rounds
+from ..netlink.distill import (
+    MAX_ROUNDS,
+    SCHEMES,
+    TWIRLS,
+    Pool,
+    after_rounds,
+    plan_rounds,
+)
 from ..netlink.models import CORRECTION
 from ..netlink.protocols import Distill
 from .circuit import Circuit, Distilling, Key, circuit_work
@@ -34,13 +41,34 @@ LAND = 0  # the circuit's qubit a distilling end's link pairs land in
 MAX_ASKED = 256  # rounds the creator may name before the receiving end has their pairs
 
 
+def twirl_gates(t: int, first: bool) -> list[tuple[str, float]]:
+    """The gates of twirl ``t`` (0 to ``TWIRLS`` - 1) at one end, in order: the Pauli
+    ``t % 4``, then ``t // 4`` times C = S H (at the other end S^-1 H: C*, so the pair
+    gets U x U*).
+
+    >>> twirl_gates(4 * 2 + 1, first=False)
+    [('x', 0.0), ('h', 0.0), ('rz', -1.5707963267948966), ('h', 0.0), ('rz', -1.5707963267948966)]
+    """
+    if not 0 <= t < TWIRLS:
+        raise ValueError(f"twirl {t}: 0 to {TWIRLS - 1}")
+    pauli = [("", 0.0), ("x", 0.0), ("y", 0.0), ("z", 0.0)][t % 4]
+    s = math.pi / 2 if first else -math.pi / 2
+    return [g for g in [pauli] if g[0]] + [("h", 0.0), ("rz", s)] * (t // 4)
+
+
 def round_ops(
-    lowering: Lowering, scheme: str, *, keep: int, target: int, first: bool
+    lowering: Lowering,
+    scheme: str,
+    *,
+    keep: int,
+    target: int,
+    first: bool,
+    twirl: tuple[int, int] = (0, 0),
 ) -> list[m.PhysOp]:
     """This end's ops on its halves ``keep`` (of the pair kept) and ``target`` (of the
     pair measured), physical qubits; ``first``: this is the first end of the pair (it
-    rotates by +pi/2 in DEJMPS, the other end by -pi/2). The last op's outcome is this
-    end's parity bit."""
+    rotates by +pi/2 in DEJMPS, the other end by -pi/2); ``twirl`` (BBPSSW): the twirl
+    of each pair. The last op's outcome is this end's parity bit."""
     if scheme not in SCHEMES:
         raise ValueError(f"distillation scheme {scheme!r}; known: {', '.join(SCHEMES)}")
     low = lowering.lower
@@ -48,6 +76,9 @@ def round_ops(
     if scheme == "dejmps":
         theta = math.pi / 2 if first else -math.pi / 2
         ops += [*low("rx", (keep,), theta), *low("rx", (target,), theta)]
+    else:
+        for q, t in zip((keep, target), twirl, strict=True):
+            ops += [op for g, theta in twirl_gates(t, first) for op in low(g, (q,), theta)]
     ops += low("cnot", (keep, target))
     ops.append(m.PhysOp("meas", (target,)))
     return ops
@@ -200,6 +231,9 @@ class EndDistil:
                 why = f"network protocol {name} at {self.node!r} chose to distil: {exc}"
                 return self._fail(c, why, self.now_s)
             d.top += level == d.rounds - 1
+            if d.scheme == "bbpssw":  # the twirl of each pair: ours to draw, theirs to follow
+                t = self.dist_rng.integers(TWIRLS, size=2)
+                d.twirls[(a.keep, a.target)] = (int(t[0]), int(t[1]))
             self._dist_round(c, a.keep, a.target, level)
         # raw pairs still to come, those held (a pair at level lv stands for 2**lv), and
         # the target pairs of rounds under way (their keep pairs are still held)
@@ -221,6 +255,7 @@ class EndDistil:
         ops = round_ops(
             self.lowering, d.scheme, keep=self.memory.phys(app, d.held[keep][0]),
             target=self.memory.phys(app, d.held[target][0]), first=c.me == 0,
+            twirl=d.twirls.get((keep, target), (0, 0)),
         )  # fmt: skip
         done = partial(self._dist_ran, c.key, keep, target, level)
         self.work.append(circuit_work(self.circuits, c.key, ops, done))
@@ -237,9 +272,11 @@ class EndDistil:
         self.memory.release(d.app.app_id, d.held.pop(target)[0])
         d.busy.discard(target)
         d.mine[(keep, target)] = (level, bit)
+        twirl = d.twirls.pop((keep, target), None)
         said = m.NetDistil(
             origin=c.key[0], circuit=c.key[1], keep=keep, target=target, level=level,
             outcome=bit, rounds=d.rounds, fidelity=min(1.0, d.fidelity) if c.me == 0 else 0.0,
+            twirl=list(twirl) if twirl is not None and c.me == 0 else [],
         )  # fmt: skip
         out.append(ToNode(c.far, m.Net(from_node=self.node, msg=said)))
         return out + self._dist_settle(c, keep, target, now)
@@ -266,12 +303,19 @@ class EndDistil:
                 return self._fail(c, why, now, code="NORES")
             d.rounds = msg.rounds
         d.fidelity = msg.fidelity  # the creator's estimate: both ends report the same
-        if msg.rounds != d.rounds or pair in d.asked or msg.keep == msg.target:
+        if (
+            msg.rounds != d.rounds
+            or pair in d.asked
+            or msg.keep == msg.target
+            or len(msg.twirl) != (2 if d.scheme == "bbpssw" else 0)
+        ):
             return self._fail(c, f"{frm!r} asked for an impossible distillation round", now)
         if len(d.asked) >= MAX_ASKED:
             return self._fail(c, f"{frm!r} asked for over {MAX_ASKED} rounds at once", now)
         d.asked[pair] = msg.level
         d.theirs[pair] = (msg.level, msg.outcome)
+        if msg.twirl:
+            d.twirls[pair] = (msg.twirl[0], msg.twirl[1])
         return self._dist_follow(c)
 
     def _dist_follow(self, c: Circuit) -> list[Out]:

@@ -97,7 +97,7 @@ async def test_an_unreachable_target_fails_clearly(
         todo += list(e.exceptions) if isinstance(e, BaseExceptionGroup) else []
         flat += [] if isinstance(e, BaseExceptionGroup) else [e]
     assert len(flat) == 2, flat
-    assert all("target fidelity 0.9999 is beyond 1 round of bbpssw" in str(e) for e in flat)
+    assert all("target fidelity 0.9999 is beyond 8 rounds of bbpssw" in str(e) for e in flat)
 
 
 async def test_bad_distillation_options_are_refused(

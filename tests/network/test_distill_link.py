@@ -202,3 +202,26 @@ async def test_a_wrong_distillation_choice_ends_the_request_naming_the_policy(
 
     async with running(with_protocol("tests.network.bad_protocol:SamePair"), monkeypatch):
         await both(lambda: side("n0", "n1", True), lambda: side("n1", "n0", False))
+
+
+async def test_bbpssw_twirls_so_two_rounds_match_the_closed_form(
+    autojump_clock: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two BBPSSW rounds: the first round's output is not Werner; the twirl before the
+    second (random bilateral rotations both ends apply, drawn by the creator) makes it
+    so, and the delivered pairs have the closed form's fidelity (within 4 standard
+    errors)."""
+    n = 100  # per basis
+    async with running(link(5), monkeypatch):
+        a, b = await both(
+            lambda: per_basis("n0", "n1", True, n, 600.0, distill="bbpssw", rounds=2),
+            lambda: per_basis("n1", "n0", False, n, 600.0),
+        )
+    a.sort(key=lambda p: p.ent_id)
+    b.sort(key=lambda p: p.ent_id)
+    assert [p.ent_id for p in a] == [p.ent_id for p in b] and len(a) == 3 * n
+    want_f = after_rounds(F_LINK, "bbpssw", 2)[0]
+    f, err = fidelity(a, b)
+    print(f"\nbbpssw x2: F = {f:.4f} +- {err:.4f} (closed form {want_f:.4f})")
+    assert abs(f - want_f) < 4 * err
+    assert {p.goodness for p in a} == {p.goodness for p in b} == {want_f}
