@@ -13,10 +13,13 @@ import math
 import random
 from typing import Any, NamedTuple
 
+import msgspec
 import pytest
 
 from qnodeos import sdk
 from qnodeos.config.network import NetworkConfig
+from qnodeos.errors import ProtocolError
+from qnodeos.lang import codec
 from qnodeos.lang import messages as m
 from qnodeos.netlink.distill import after_rounds, levels
 from qnodeos.sdk.epr import EprError
@@ -225,3 +228,25 @@ async def test_bbpssw_twirls_so_two_rounds_match_the_closed_form(
     print(f"\nbbpssw x2: F = {f:.4f} +- {err:.4f} (closed form {want_f:.4f})")
     assert abs(f - want_f) < 4 * err
     assert {p.goodness for p in a} == {p.goodness for p in b} == {want_f}
+
+
+def test_the_distillation_messages_round_trip_and_bad_ones_are_refused() -> None:
+    c = codec.node_to_node()
+    good = [
+        m.NetSetup(circuit=1, path=["a", "b"], purpose="a/x|b/y", kind="K", number=2,
+                   timeout_s=5.0, distill="bbpssw", rounds=2),
+        m.NetDistil(origin="a", circuit=1, keep=4, target=3, level=1, outcome=1, rounds=2,
+                    fidelity=0.8, twirl=[0, 11]),
+    ]  # fmt: skip
+    for body in good:
+        msg = m.Net(from_node="a", msg=body)
+        assert c.decode(c.encode(msg)) == msg
+    bad = [
+        msgspec.structs.replace(good[0], path=["a"]),  # one node is no link
+        msgspec.structs.replace(good[1], twirl=[12, 0]),  # one of 12
+        msgspec.structs.replace(good[1], twirl=[0, 1, 2]),  # one per pair
+        msgspec.structs.replace(good[1], fidelity=1.5),
+    ]
+    for body in bad:
+        with pytest.raises(ProtocolError):
+            c.decode(c.encode(m.Net(from_node="a", msg=body)))
