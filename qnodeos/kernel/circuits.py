@@ -23,6 +23,11 @@ a flip of its measured outcome, so both ends report Phi+-frame results as the li
 does. Delivered pairs go to the ledger with the far end as the peer, so the ends confirm
 them to each other exactly as linked nodes do.
 
+One hop. A request to a neighbour that distils (``EprRequest.distill``) takes a circuit
+too, of one hop and no repeater: its ends make the link's pairs and distil them as
+end-to-end ones (``distill``). A receiving app waiting on the link is moved to it when
+the creator's setup comes.
+
 Both or neither. Any failure on the circuit (a hop's link request fails or times out, a
 repeater's device fails, a node goes silent or dies, an app leaves) ends it: the node
 that saw it sends ``NetTeardown`` to the others, each end voids the pairs the other end

@@ -89,9 +89,11 @@ async def test_measured_pairs_distilled_on_a_link_match_the_closed_forms(
 async def test_both_ends_measure_each_pair_in_the_basis_chosen_for_its_place(
     autojump_clock: object, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Many last-level rounds in flight (a target fidelity leaves the rounds to the
-    creator, with room for 8 pairs): whichever order they finish in at each end, pair
-    i is delivered i-th at both ends and measured in ``chosen[i]`` at both."""
+    """Several last-level rounds in flight (a target fidelity that needs 2 rounds, room
+    for 10 pairs): pair i is delivered i-th at both ends and measured in ``chosen[i]``
+    at both. (Both ends finish last-level rounds in one order: the receiving end runs
+    a round only once the creator's outcome is there and settles it when it ran, and
+    the creator settles it when the receiving end's outcome comes.)"""
     n = 24
     chosen = "".join(random.Random(5).choice("XYZ") for _ in range(n))
 
