@@ -15,6 +15,7 @@ from typing import Any, NamedTuple
 
 import msgspec
 import pytest
+import trio
 
 from qnodeos import sdk
 from qnodeos.config.network import NetworkConfig
@@ -252,3 +253,25 @@ def test_the_distillation_messages_round_trip_and_bad_ones_are_refused() -> None
     for body in bad:
         with pytest.raises(ProtocolError):
             c.decode(c.encode(m.Net(from_node="a", msg=body)))
+
+
+@pytest.mark.parametrize("late", ["creator", "receiver"])
+async def test_either_app_may_ask_first(
+    autojump_clock: object, monkeypatch: pytest.MonkeyPatch, late: str
+) -> None:
+    """The receiving app asks on the link as always: if it asked first, it waits on the
+    link and is moved to the creator's circuit when its setup comes; if it asks after
+    the setup came, it joins the circuit at once."""
+
+    async def side(me: str, other: str, create: bool) -> list[Any]:
+        if late == ("creator" if create else "receiver"):
+            await trio.sleep(0.5)
+        async with sdk.connect(me, app="app", qubits=1) as conn:
+            epr = conn.epr_socket(other, "app")
+            if create:
+                return await epr.create_measure(6, distill="dejmps", rounds=1, timeout=60.0)
+            return await epr.recv_measure(6, timeout=60.0)
+
+    async with running(link(5), monkeypatch):
+        a, b = await both(lambda: side("n0", "n1", True), lambda: side("n1", "n0", False))
+    assert [p.ent_id for p in a] == [p.ent_id for p in b] and len(a) == 6
