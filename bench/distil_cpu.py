@@ -4,10 +4,10 @@ mock clock), and the process's CPU time (``time.process_time``) is read around i
 
     python bench/distil_cpu.py [--case e2e-bbpssw] [--pairs 300] [--runs 3]
 
-Cases: ``e2e-bbpssw`` and ``e2e-dejmps2`` (n0 - n1 - n2, links of F 0.9 and 0.85, one
-BBPSSW round or two DEJMPS rounds end to end), ``link-dejmps`` and ``link-kept`` (one
-link of F 0.8, one DEJMPS round, pairs measured or kept). Prints, per run, ms of CPU
-per delivered pair and the rounds the creating end ran.
+Cases: ``e2e-bbpssw``, ``e2e-dejmps`` and ``e2e-dejmps2`` (n0 - n1 - n2, links of F 0.9
+and 0.85, one BBPSSW round, one or two DEJMPS rounds end to end), ``link-dejmps`` and
+``link-kept`` (one link of F 0.8, one DEJMPS round, pairs measured or kept). Prints,
+per run, ms of CPU per delivered pair and the rounds the creating end ran.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from qnodeos.testbed.local import local_network, service
 
 CASES: dict[str, tuple[list[float], str, int, str]] = {  # links, scheme, rounds, kind
     "e2e-bbpssw": ([0.9, 0.85], "bbpssw", 1, "M"),
+    "e2e-dejmps": ([0.9, 0.85], "dejmps", 1, "M"),
     "e2e-dejmps2": ([0.9, 0.85], "dejmps", 2, "M"),
     "link-dejmps": ([0.8], "dejmps", 1, "M"),
     "link-kept": ([0.8], "dejmps", 1, "K"),
