@@ -15,6 +15,16 @@ protocol that raises, or answers with an action that is not one or cannot be don
 its circuit with an error naming it (both ends are told); the node serves everyone else.
 The ends' own part (joining swap records, correcting, delivering) is not a policy.
 
+Distillation. When a request distils (``EprRequest.distill``), the creating end makes a
+protocol object for the circuit too, and asks it which pairs to distil: ``distil``
+comes with a ``DistilView`` of the pairs it holds that wait for a round (their ids, the
+rounds each went through, since when), and answers with ``Distill(keep, target)``
+actions (two waiting pairs at the same level; ``keep`` goes up a level if the round
+succeeds). The receiving end runs the rounds the creator chose. The built-in policy
+(``NetworkProtocol.distil``, which every protocol inherits) pairs the oldest two at a
+level, the newer one kept, and starts no more last-level rounds than pairs are
+still wanted.
+
 >>> p = SwapAsap()
 >>> left = Half(side=LEFT, seq=7, ready_s=0.0, goodness=0.9)
 >>> p.pair_ready(View(path=("a", "r", "b"), me=1, number=1, held={0: left}, swaps=0), left, 0.0)
@@ -86,7 +96,38 @@ class Wake:
     at_s: float
 
 
-Action = Swap | Discard | Send | Wake
+@dataclass(frozen=True)
+class Distill:
+    """Run a distillation round on end-to-end pairs ``keep`` and ``target`` (both
+    waiting in the pool, at the same level): ``target`` is measured; if the two ends'
+    outcomes agree, ``keep`` goes up a level, else both are gone. Only ``distil``
+    answers with it."""
+
+    keep: int
+    target: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class Waiting:
+    """An end-to-end pair the creating end holds, waiting for a distillation round."""
+
+    pair: int  # its id (the third part of its ``ent_id``: both ends know it)
+    level: int  # the rounds it went through (0: a raw pair)
+    since_s: float  # when it reached that level here (the node's clock, seconds)
+
+
+@dataclass(frozen=True, kw_only=True)
+class DistilView:
+    """What the creating end of a distilling circuit holds when ``distil`` is called."""
+
+    path: tuple[str, ...]
+    scheme: str  # "bbpssw" or "dejmps"
+    rounds: int  # the rounds every delivered pair goes through
+    waiting: tuple[Waiting, ...]  # pairs not in a round, by level, oldest first
+    top: int  # last-level rounds it may start now (pairs still wanted, not under way)
+
+
+Action = Swap | Discard | Send | Wake | Distill
 
 
 class NetworkProtocol:
@@ -106,6 +147,31 @@ class NetworkProtocol:
 
     def timer(self, view: View, now: float) -> list[Action]:
         return []
+
+    def distil(self, pool: DistilView, now: float) -> list[Action]:
+        """The creating end of a distilling circuit: which waiting pairs to distil now
+        (``Distill`` actions). Built in: at each level, the two oldest, the newer kept;
+        at the last level at most ``pool.top`` rounds, so both ends deliver the same
+        pairs and no more than are wanted.
+
+        >>> w = [Waiting(pair=p, level=0, since_s=0.0) for p in (4, 9, 5)]
+        >>> pool = DistilView(path=("a", "b"), scheme="dejmps", rounds=1, waiting=tuple(w), top=1)
+        >>> NetworkProtocol().distil(pool, 0.0)
+        [Distill(keep=9, target=4)]
+        """
+        out: list[Action] = []
+        top = pool.top
+        by_level: dict[int, list[int]] = {}
+        for w in pool.waiting:
+            by_level.setdefault(w.level, []).append(w.pair)
+        for level, pairs in sorted(by_level.items()):
+            last = level == pool.rounds - 1
+            for target, keep in zip(pairs[0::2], pairs[1::2], strict=False):
+                if last and top <= 0:
+                    break
+                top -= last
+                out.append(Distill(keep, target))
+        return out
 
 
 class SwapAsap(NetworkProtocol):

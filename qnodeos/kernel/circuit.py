@@ -60,6 +60,8 @@ class Distilling:
     mine: dict[tuple[int, int], tuple[int, int]] = field(default_factory=dict)  # -> (lvl, bit)
     theirs: dict[tuple[int, int], tuple[int, int]] = field(default_factory=dict)
     asked: dict[tuple[int, int], int] = field(default_factory=dict)  # receiver: -> level
+    # BBPSSW: the twirl of each pair of a round not run yet (the creator draws it)
+    twirls: dict[tuple[int, int], tuple[int, int]] = field(default_factory=dict)
     top: int = 0  # creator: rounds under way whose success makes a pair to deliver
     finals: int = 0  # pairs being measured for delivery
     raw: int = 0  # end-to-end pairs taken in so far

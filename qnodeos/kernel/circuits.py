@@ -23,6 +23,11 @@ a flip of its measured outcome, so both ends report Phi+-frame results as the li
 does. Delivered pairs go to the ledger with the far end as the peer, so the ends confirm
 them to each other exactly as linked nodes do.
 
+One hop. A request to a neighbour that distils (``EprRequest.distill``) takes a circuit
+too, of one hop and no repeater: its ends make the link's pairs and distil them as
+end-to-end ones (``distill``). A receiving app waiting on the link is moved to it when
+the creator's setup comes.
+
 Both or neither. Any failure on the circuit (a hop's link request fails or times out, a
 repeater's device fails, a node goes silent or dies, an app leaves) ends it: the node
 that saw it sends ``NetTeardown`` to the others, each end voids the pairs the other end
@@ -119,8 +124,8 @@ def _distill_problem(msg: m.EprRequest) -> str | None:
     """What is wrong with an end-to-end request's distillation options (None: nothing)."""
     if msg.distill not in SCHEMES:
         return f"distill={msg.distill!r}; known: {', '.join(SCHEMES)}"
-    if msg.kind != "M" or msg.rotations or msg.remote_rotations:
-        return "distillation: for pairs measured in bases (M) only, so far"
+    if msg.kind not in ("M", "K") or msg.rotations or msg.remote_rotations or msg.sequential:
+        return "distillation: for pairs kept (K, not sequential) or measured in bases (M)"
     if not (msg.rounds or msg.target_fidelity):
         return "distillation needs rounds (1 to 8) or a target fidelity"
     return None
@@ -206,6 +211,17 @@ class NetworkLayer(RepeaterWork, EndDistil):
     def route(self, dst: str) -> list[str] | None:
         return shortest_path(self.topology, self.node, dst)
 
+    def one_hop_circuit(self, want: Want) -> bool:
+        """Whether ``want``, to a neighbour, takes a circuit of one hop (no repeater)
+        instead of the link layer directly: distilled pairs do (the ends distil the link
+        pairs as they would end-to-end ones), and so does the app that receives them,
+        once the creator's setup is here."""
+        msg = want.msg
+        if msg.role == "create":
+            return bool(msg.distill)
+        waiting = self.setups.get(want.purpose)
+        return waiting is not None and len(waiting[0].path) == 2
+
     # -- an app's request ----------------------------------------------------------------
     def e2e_request(self, want: Want, now: float) -> list[Out]:
         """The app's request ``want`` (checked like any other) to a node with no link."""
@@ -215,7 +231,11 @@ class NetworkLayer(RepeaterWork, EndDistil):
             return self._tell(want, m.EprFailed(req=msg.req, code=code, message=text))
 
         path = self.route(msg.remote_node)
-        if path is None or len(path) < 3:
+        if msg.remote_node in self.egps:  # a neighbour: one hop, to distil (or receive)
+            path = [self.node, msg.remote_node]
+        elif path is not None and len(path) < 3:
+            path = None
+        if path is None:
             have = ", ".join(sorted(self.egps)) or "none"
             return fail(
                 "UNSUPP",
@@ -246,7 +266,12 @@ class NetworkLayer(RepeaterWork, EndDistil):
             key=key, path=path, me=0, purpose=want.purpose, kind=msg.kind, number=msg.number,
             deadline=want.deadline, app=want.app, want=want,
         )  # fmt: skip
-        if msg.distill:
+        if msg.distill:  # its protocol picks the pairs to distil (``distil``)
+            try:
+                c.protocol = POLICIES[msg.policy]() if msg.policy else self.protocol_factory()
+            except Exception as exc:  # the protocol's constructor: refuse, saying why
+                why = f"network protocol {self.protocol_name} failed to start: {exc}"
+                return fail("OTHER", why)
             problem = self._dist_open(c, msg.distill, msg.rounds, msg.target_fidelity)
             if problem is not None:
                 return fail("NORES", problem)
@@ -315,7 +340,8 @@ class NetworkLayer(RepeaterWork, EndDistil):
             or len(set(path)) != len(path)
             or any(frozenset(h) not in links for h in zip(path, path[1:], strict=False))
             or s.kind not in KINDS
-            or (s.distill and (s.distill not in SCHEMES or s.kind != "M"))
+            or (len(path) == 2 and not s.distill)  # one hop: only to distil
+            or (s.distill and (s.distill not in SCHEMES or s.kind not in ("M", "K")))
             or (s.policy and s.policy not in POLICIES)
             or key in self.circuits
             or key in self.finished
@@ -331,6 +357,10 @@ class NetworkLayer(RepeaterWork, EndDistil):
         if mine >= MAX_CIRCUITS_PER_PEER:
             return self._refuse_setup(s, frm, f"{frm!r} has {mine} circuits here already")
         if path[-1] == self.node:
+            if len(path) == 2 and s.purpose in self.listening:  # the app waits on the link
+                if s.purpose not in self.e2e_listening:
+                    self.e2e_listening[s.purpose] = self.listening.pop(s.purpose)
+                    self.egps[frm].unlisten(s.purpose)
             want = self.e2e_listening.get(s.purpose)
             if want is None or want.msg.remote_node != frm:
                 waiting = sum(1 for x, _ in self.setups.values() if x.path[0] == frm)
@@ -394,8 +424,8 @@ class NetworkLayer(RepeaterWork, EndDistil):
             )
             out = self._tell(want, m.EprFailed(req=want.msg.req, code="OTHER", message=text))
             return out + self._refuse_setup(s, frm, text)
-        if s.distill and (want.msg.rotations or want.msg.peer_bases):
-            text = "distilled pairs are measured in bases (no rotations, no peer_bases)"
+        if s.distill and (want.msg.rotations or want.msg.peer_bases or want.msg.sequential):
+            text = "distilled pairs are kept, or measured in bases (no rotations, no peer_bases)"
             out = self._tell(want, m.EprFailed(req=want.msg.req, code="UNSUPP", message=text))
             return out + self._refuse_setup(s, frm, text)
         if want.msg.peer_bases:  # measure where the creator asks (else in Z)
@@ -442,7 +472,8 @@ class NetworkLayer(RepeaterWork, EndDistil):
             )
         last = len(c.path) - 2
         peer = c.path[hop + 1] if hop == c.me else c.path[hop]
-        creator = {0: 0, last: last + 1}.get(hop, hop)  # index of the node that creates
+        # the index of the node that creates: an end on its hop (the first on one hop)
+        creator = 0 if hop == 0 else last + 1 if hop == last else hop
         tag = f"~{c.key[0]}.{c.key[1]}.{hop}" + (f".x{dead}" if extra else "")
         pur = purpose((self.node, tag), (peer, tag))
         if c.end and c.dist is not None:  # kept in the circuit's qubits, to distil
@@ -512,6 +543,8 @@ class NetworkLayer(RepeaterWork, EndDistil):
             out += self._run_promoted(c, now)
         if isinstance(msg, m.EprFailed) and not c.done and c.ends_done:
             pass  # an end is done and ended its requests: the other one needs us no more
+        elif isinstance(msg, m.EprFailed) and not c.done and self._dist_settled(c):
+            pass  # on one hop the other end, done, ended the link: our last pairs are made
         elif isinstance(msg, m.EprFailed) and not c.done:
             why = f"link {c.path[hop]}-{c.path[hop + 1]}: {msg.message} ({msg.code})"
             out += self._fail(c, why, now, code=msg.code)

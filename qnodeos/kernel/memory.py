@@ -134,6 +134,23 @@ class MemoryManager:
         if (app, virt) in self.crosstalk:
             self.crosstalk[(app, to)] = self.crosstalk.pop((app, virt))
 
+    def give(self, app: int, virt: int, to_app: int, to: int) -> int:
+        """App ``app``'s qubit ``virt`` is app ``to_app``'s qubit ``to`` from now on (the
+        state stays where it is: the network hands a distilled pair over so); returns
+        the physical qubit. QuotaError or ProgramError, changing nothing, if ``to_app``
+        cannot take it."""
+        m = self.maps[to_app]
+        if to in m:
+            raise ProgramError(f"Q{to} is already allocated")
+        if len(m) >= self.quota[to_app]:
+            raise QuotaError(f"app {to_app}: quota of {self.quota[to_app]} qubit(s) reached")
+        phys = self.phys(app, virt)
+        del self.maps[app][virt]
+        m[to] = phys
+        if (app, virt) in self.crosstalk:
+            self.crosstalk[(to_app, to)] = self.crosstalk.pop((app, virt))
+        return phys
+
     def release(self, app: int, virt: int) -> int:
         phys = self.phys(app, virt)
         del self.maps[app][virt]

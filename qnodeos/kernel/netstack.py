@@ -149,11 +149,6 @@ class NetStack(NetworkLayer, RoundWork):
             problem = "only the creator chooses the receiver's bases"
         if msg.peer_bases and (msg.kind != "M" or msg.role != "recv" or msg.chosen):
             problem = problem or "peer_bases: only a receiver of M pairs with no bases of its own"
-        if msg.distill and msg.remote_node in self.links:
-            problem = problem or (
-                f"distillation is end to end, over repeaters; {msg.remote_node!r} is a "
-                "neighbour (distilling on one link is not there yet)"
-            )
         if problem is not None:
             return fail("UNSUPP", problem)
         if not msg.timeout_s > 0 or math.isnan(msg.timeout_s):
@@ -182,8 +177,8 @@ class NetStack(NetworkLayer, RoundWork):
             if len(held) >= quota:
                 return fail("NORES", f"measuring pairs needs one free qubit of the quota ({quota})")
         want.deadline = now + msg.timeout_s
-        if msg.remote_node not in self.links:
-            return self.e2e_request(want, now)  # over repeaters (``circuits``)
+        if msg.remote_node not in self.links or self.one_hop_circuit(want):
+            return self.e2e_request(want, now)  # over repeaters, or distilled (``circuits``)
         egp = self.egps[msg.remote_node]
         if msg.role == "recv":
             if pur in self.listening:

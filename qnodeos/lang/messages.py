@@ -512,10 +512,11 @@ Bit = Annotated[int, msgspec.Meta(ge=0, le=1)]
 class NetSetup(msgspec.Struct, frozen=True, kw_only=True, tag="net_setup"):
     """Node -> node on ``path``: circuit (``path[0]``, ``circuit``) for ``number`` end-to-
     end pairs of ``kind`` between the apps of ``purpose``, along ``path`` (the sender is
-    ``path[0]``, the creating end). It ends at ``timeout_s`` after it was set up."""
+    ``path[0]``, the creating end). It ends at ``timeout_s`` after it was set up. A
+    path of two nodes (one link, no repeater) is for distilled pairs only."""
 
     circuit: Count
-    path: Annotated[list[Name], msgspec.Meta(min_length=3, max_length=MAX_PATH)]
+    path: Annotated[list[Name], msgspec.Meta(min_length=2, max_length=MAX_PATH)]
     purpose: Text
     kind: Short
     number: Count
@@ -582,11 +583,18 @@ class NetPeer(msgspec.Struct, frozen=True, kw_only=True, tag="net_peer"):
     data: Annotated[bytes, msgspec.Meta(max_length=1024)]
 
 
+Twirl = Annotated[int, msgspec.Meta(ge=0, lt=12)]  # one of netlink.distill.TWIRLS
+
+
 class NetDistil(msgspec.Struct, frozen=True, kw_only=True, tag="net_distil"):
     """One end of circuit (origin, circuit) -> the other: it ran a distillation round
     on end-to-end pairs ``keep`` and ``target`` (both at ``level`` rounds so far) and
     measured ``outcome``; the round succeeded if the other end's outcome is the same.
-    ``rounds``: the rounds each delivered pair goes through."""
+    ``rounds``: the rounds each delivered pair goes through. ``fidelity`` (from the
+    creator): its estimate of a raw pair; both ends report the distilled pairs'
+    predicted fidelity from it. ``twirl`` (from the creator, BBPSSW): the twirl it
+    drew for ``keep`` and for ``target`` (``netlink.distill.TWIRLS``), which the other
+    end applies too."""
 
     origin: Name
     circuit: Count
@@ -595,6 +603,8 @@ class NetDistil(msgspec.Struct, frozen=True, kw_only=True, tag="net_distil"):
     level: Annotated[int, msgspec.Meta(ge=0, le=8)]
     outcome: Bit
     rounds: Annotated[int, msgspec.Meta(ge=1, le=8)]
+    fidelity: Probability = 0.0
+    twirl: Annotated[list[Twirl], msgspec.Meta(max_length=2)] = []
 
 
 NetMessage = Union[  # noqa: UP007

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
 import msgspec
 
@@ -90,12 +91,21 @@ class EprSocket:
         self.app = app
 
     async def create_keep(
-        self, number: int = 1, *, min_fidelity: float = 0.0, timeout: float = 30.0
+        self,
+        number: int = 1,
+        *,
+        min_fidelity: float = 0.0,
+        timeout: float = 30.0,
+        distill: str = "",
+        rounds: int = 0,
+        target_fidelity: float = 0.0,
     ) -> list[Pair]:
         """``number`` pairs kept: each ``Pair.qubit`` is this end's half, in Phi+ (up
         to noise); with ``min_fidelity`` the link must promise at least that. Raises
-        EprError (with the pairs made) if they do not all come within ``timeout``."""
-        return await self._keep("create", number, min_fidelity, timeout)
+        EprError (with the pairs made) if they do not all come within ``timeout``.
+        ``distill``: as in ``create_measure``; the pairs that survive are kept."""
+        opts = {"distill": distill, "rounds": rounds, "target_fidelity": target_fidelity}
+        return await self._keep("create", number, min_fidelity, timeout, opts if distill else {})
 
     async def recv_keep(self, number: int = 1, *, timeout: float = 30.0) -> list[Pair]:
         """The other end of ``create_keep``: ``number`` pairs, each half kept."""
@@ -114,8 +124,9 @@ class EprSocket:
         policy: str = "",
     ) -> list[Pair]:
         """``number`` pairs measured at once, each end in a basis drawn from ``bases``.
-        ``distill`` ("bbpssw" or "dejmps", to a node over repeaters): the two ends
-        distil end-to-end pairs for ``rounds`` rounds, or as many as reach
+        ``distill`` ("bbpssw" or "dejmps", to a neighbour or to a node over
+        repeaters): the two ends distil the link's or the end-to-end pairs for
+        ``rounds`` rounds, or as many as reach
         ``target_fidelity`` (at most 8), and measure the pairs that survive. ``policy``
         ("asap" or "nested", over repeaters): how the repeaters swap for this request
         (else as the network file says)."""
@@ -151,7 +162,9 @@ class EprSocket:
         fid = min_fidelity if role == "create" else 0.0
         return self._link.stream(self._msg(role, "M", number, fid, timeout, [], bases))
 
-    async def _keep(self, role: str, number: int, fid: float, timeout: float) -> list[Pair]:
+    async def _keep(
+        self, role: str, number: int, fid: float, timeout: float, opts: dict[str, Any] | None = None
+    ) -> list[Pair]:
         ids = self._link.ids
         taken: list[int] = []
         try:
@@ -161,7 +174,9 @@ class EprSocket:
             for i in taken:
                 ids.give(i)
             raise
-        req = self._msg(role, "K", number, fid, timeout, taken, "Z")
+        req = msgspec.structs.replace(
+            self._msg(role, "K", number, fid, timeout, taken, "Z"), **(opts or {})
+        )
         try:
             done = await self._link.collect(req)
         except EprError as exc:

@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 
 from qnodeos.hardware.params import build
-from qnodeos.kernel.distill import kept, round_ops
+from qnodeos.kernel.distill import kept, round_ops, twirl_gates
 from qnodeos.kernel.lower import Lowering
-from qnodeos.netlink.distill import after_rounds, bbpssw, dejmps, rounds_for, werner
+from qnodeos.netlink.distill import TWIRLS, after_rounds, bbpssw, dejmps, rounds_for, werner
 from qnodeos.netlink.models import BELL_VECTORS, PHI_MINUS, PHI_PLUS, PSI_MINUS, PSI_PLUS
 from qnodeos.qdevice.device import QuantumDevice
 
@@ -89,3 +89,38 @@ def test_rounds_are_bounded_and_dejmps_needs_fewer() -> None:
     assert r_b is not None and r_d is not None and r_d < r_b
     f1, cost1 = after_rounds(0.75, "dejmps", 1)
     assert f1 > 0.75 and cost1 > 2
+
+
+def twirled(rho: np.ndarray, t: int) -> np.ndarray:
+    """``rho`` on (end 1, end 2) after twirl ``t``: its gates at both ends, on the
+    device simulator."""
+    spec = build("generic", 2)
+    low = Lowering(spec)
+    dev = QuantumDevice(spec, np.random.default_rng(0))
+    for q in range(2):
+        dev.reg.take(q)
+    dev.reg.put([0, 1], rho)
+    clock = 0.0
+    for q, first in ((0, True), (1, False)):
+        for g, theta in twirl_gates(t, first):
+            for op in low.lower(g, (q,), theta):
+                _, clock = dev.execute(op, clock)
+    return dev.reg.density_matrix([0, 1])
+
+
+@pytest.mark.parametrize("kind", ["bell-diagonal", "coherent"])
+def test_the_twirl_makes_any_pair_werner_of_the_same_fidelity(kind: str) -> None:
+    """The mean over the 12 twirls (each a U x U* done with real gates at both ends)
+    is exactly the Werner state of the pair's fidelity to Phi+."""
+    if kind == "bell-diagonal":
+        rho = bell_diagonal((0.7, 0.2, 0.1, 0.0))
+    else:  # cos a |00> + sin a |11>, partly dephased at one end: coherences off Bell
+        a = 0.5
+        v = np.zeros(4, complex)
+        v[0], v[3] = math.cos(a), math.sin(a)
+        pure = np.outer(v, v.conj())
+        flip = np.kron(np.diag([1, -1]), np.eye(2))
+        rho = 0.8 * pure + 0.2 * flip @ pure @ flip
+    f = float(np.real(BELL_VECTORS[PHI_PLUS].conj() @ rho @ BELL_VECTORS[PHI_PLUS]))
+    mean = sum(twirled(rho, t) for t in range(TWIRLS)) / TWIRLS
+    assert np.allclose(mean, bell_diagonal(werner(f)), atol=1e-9)

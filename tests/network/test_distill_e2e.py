@@ -20,6 +20,7 @@ from qnodeos.netlink.distill import after_rounds, levels, werner_product
 from qnodeos.sdk.epr import EprError
 from qnodeos.testbed.local import service
 from tests.conftest import network
+from tests.network.test_distill_link import PER, fidelity, kept_reads
 from tests.network.test_e2e_local import both, chain_text, per_basis, running
 
 FIDS = [0.9, 0.85]
@@ -45,19 +46,6 @@ async def distilled(
         )
         net = service(eps["n0"]).kernel.net
     return a, b, net
-
-
-def fidelity(a: list[Any], b: list[Any]) -> tuple[float, float]:
-    """F = (1 + <XX> - <YY> + <ZZ>)/4, and its standard error."""
-    f, var = 0.25, 0.0
-    for basis in "XYZ":
-        same = [(p, q) for p, q in zip(a, b, strict=True) if p.basis == q.basis == basis]
-        sign = -1 if basis == "Y" else 1
-        vals = [sign * (1 - 2 * (p.outcome ^ q.outcome)) for p, q in same]
-        mean = sum(vals) / len(vals)
-        f += mean / 4
-        var += (1 - mean**2) / len(vals) / 16
-    return f, math.sqrt(var)
 
 
 @pytest.mark.parametrize("scheme, rounds", [("bbpssw", 1), ("dejmps", 1), ("dejmps", 2)])
@@ -109,7 +97,7 @@ async def test_an_unreachable_target_fails_clearly(
         todo += list(e.exceptions) if isinstance(e, BaseExceptionGroup) else []
         flat += [] if isinstance(e, BaseExceptionGroup) else [e]
     assert len(flat) == 2, flat
-    assert all("target fidelity 0.9999 is beyond 1 round of bbpssw" in str(e) for e in flat)
+    assert all("target fidelity 0.9999 is beyond 8 rounds of bbpssw" in str(e) for e in flat)
 
 
 async def test_bad_distillation_options_are_refused(
@@ -127,6 +115,24 @@ async def test_bad_distillation_options_are_refused(
                 await epr.create_measure(2, distill="dejmps")
             with pytest.raises(EprError, match="distilling needs 5 qubits"):
                 await epr.create_measure(2, distill="dejmps", rounds=3)
-            near = conn.epr_socket("n1", "app")
-            with pytest.raises(EprError, match="is a neighbour"):
-                await near.create_measure(2, distill="dejmps", rounds=1)
+
+
+async def test_kept_pairs_distilled_end_to_end_match_the_closed_form(
+    autojump_clock: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Kept pairs over the repeater, one DEJMPS round: the apps get them in Phi+ in the
+    same order, with the closed form's fidelity (within 4 standard errors)."""
+    requests = 40
+    cfg = chain(PER + 3)
+    async with running(cfg, monkeypatch):
+        a, b = await both(
+            lambda: kept_reads("n0", "n2", True, requests, distill="dejmps", rounds=1),
+            lambda: kept_reads("n2", "n0", False, requests),
+        )
+    assert [x.ent_id for x in a] == [x.ent_id for x in b]
+    assert len({x.ent_id for x in a}) == PER * requests
+    want_f = after_rounds(werner_product(FIDS), "dejmps", 1)[0]
+    f, err = fidelity(a, b)
+    print(f"\nkept e2e dejmps: F = {f:.4f} +- {err:.4f} (closed form {want_f:.4f})")
+    assert abs(f - want_f) < 4 * err
+    assert {x.goodness for x in a} == {x.goodness for x in b}
