@@ -29,6 +29,7 @@ def one(n: int) -> dict[str, float]:
         net.write_text(
             f'name = "bench"\n[nodes.bench]\ndevice = "generic"\nqubits = 2\n'
             f'speed = inf\napp_endpoint = "ipc://{d}/app"\nqdevice_endpoint = "ipc://{d}/qdev"\n'
+            f'peer_endpoint = "ipc://{d}/peer"\n'  # (the default is shared by every run)
         )
         node = start([sys.executable, "-m", "qnodeos", "node", "bench", "--network", str(net)])
         try:
