@@ -218,10 +218,14 @@ class NodeService:
         connection, see ``intake``); ``_serve_apps`` serves them. A connection whose
         queue is full has its message refused unread. A message that finds nothing
         waiting or being served (no backlog: the usual case) is served here at once,
-        sparing a task switch per message; the order is the intake's all the same."""
+        sparing a task switch (and the queue) per message; the order is the intake's
+        all the same."""
         while True:
             frames, user = await apps.recv_from()
             now = self.clock()
+            if not self._serving and self.intake.pass_through(frames[0], now):
+                await self._serve((frames[0], frames, user), apps, dev)
+                continue
             if self.intake.put(frames[0], frames, user, now):
                 item = None if self._serving else self.intake.take(now)
                 if item is not None:
