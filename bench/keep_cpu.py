@@ -6,12 +6,14 @@ of each node process and of this process (both SDK apps) read before and after.
     python bench/keep_cpu.py [--pairs 4000] [--keep-batch 16] [--runs 3]
 
 Prints, per run, K pairs/s and µs of CPU per pair: each classical process, each
-quantum process, the apps, and the sum over all five processes.
+quantum process, the apps, and the sum over all five processes; then how much of that
+the processes' zmq I/O threads took (socket reads and writes, outside Python).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 import time
@@ -20,12 +22,13 @@ from pathlib import Path
 import trio
 
 sys.path.insert(0, str(Path(__file__).parent))
+from block_cpu import zmq_io_s  # noqa: E402
 from cpu import below, cpu_s, own_cpu  # noqa: E402
 from pairs import NET, run  # noqa: E402
 from roundtrip import start  # noqa: E402
 
 
-def one(pairs: int, batch: int) -> tuple[float, dict[str, float]]:
+def one(pairs: int, batch: int) -> tuple[float, dict[str, float], float]:
     with tempfile.TemporaryDirectory(prefix="qnk-") as d:
         net = Path(d) / "net.toml"
         net.write_text(NET.format(d=d, q=batch))
@@ -38,10 +41,13 @@ def one(pairs: int, batch: int) -> tuple[float, dict[str, float]]:
             time.sleep(0.2)
             procs = {n: [p.pid, *below(p.pid)] for n, p in nodes.items()}
             before = {n: [cpu_s(x) for x in pids] for n, pids in procs.items()}
+            every = [os.getpid(), *(x for pids in procs.values() for x in pids)]
+            io = sum(zmq_io_s(x) for x in every)
             mine = own_cpu()
             rate = trio.run(run, d, "K", pairs, batch)
             mine = own_cpu() - mine
             after = {n: [cpu_s(x) for x in pids] for n, pids in procs.items()}
+            io = sum(zmq_io_s(x) for x in every) - io
         finally:
             for p in nodes.values():
                 p.terminate()
@@ -54,7 +60,7 @@ def one(pairs: int, batch: int) -> tuple[float, dict[str, float]]:
         us[f"{n} qdevice"] = sum(rest) / pairs * 1e6
     us["apps"] = mine / pairs * 1e6
     us["total"] = sum(us.values())
-    return rate, us
+    return rate, us, io / pairs * 1e6
 
 
 def main() -> None:
@@ -64,9 +70,13 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=3)
     a = ap.parse_args()
     for i in range(a.runs):
-        rate, us = one(a.pairs, a.keep_batch)
+        rate, us, io = one(a.pairs, a.keep_batch)
         parts = " ".join(f"{k}={v:.0f}" for k, v in us.items())
-        print(f"run {i + 1}: {rate:.0f} K pairs/s; CPU us/pair: {parts}", flush=True)
+        print(
+            f"run {i + 1}: {rate:.0f} K pairs/s; CPU us/pair: {parts}; of which zmq I/O "
+            f"threads {io:.0f}",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

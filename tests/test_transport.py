@@ -134,3 +134,26 @@ def test_a_dealer_reaches_an_endpoint_bound_just_after_it_connected(tmp_path: Pa
             if claim is not None:
                 claim.release()
     assert best < 0.09, f"{best * 1000:.0f} ms after the bind"
+
+
+async def test_try_send_sends_at_once_or_not_at_all(tmp_path: Path) -> None:
+    """``try_send`` never waits: a socket that cannot take a message now (a DEALER
+    that queues only for a live connection, and has none) takes nothing (False);
+    a connected one sends at once and in order."""
+    ctx = zmq.Context.instance()
+    raw = ctx.socket(zmq.DEALER)
+    raw.setsockopt(zmq.IMMEDIATE, 1)
+    raw.connect(f"ipc://{tmp_path}/nobody.sock")
+    lonely = ZSocket(raw)
+    router, dealer = pair(tmp_path)
+    try:
+        assert lonely.try_send([b"lost"]) is False
+        await dealer.send([b"hi"])
+        ident, _ = await router.recv()
+        assert all(dealer.try_send([b"%d" % i]) for i in range(50))
+        assert [(await router.recv())[1] for _ in range(50)] == [b"%d" % i for i in range(50)]
+        assert router.try_send([ident, b"back"]) is True
+        assert await dealer.recv() == [b"back"]
+    finally:
+        for s in (lonely, router, dealer):
+            s.close()

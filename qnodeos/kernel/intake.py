@@ -26,6 +26,8 @@ the message without reading it.
 [True, True, False, True]
 >>> q.take()[0], q.charge(b"x", 0.1, now=0.0), q.take()[0], q.take()[0], q.take()
 (b'x', None, b'y', b'x', None)
+>>> q.pass_through(b"x", 0.0), q.put(b"y", [b"y", b"m"], None, 0.0), q.pass_through(b"x", 0.0)
+(True, True, False)
 """
 
 from __future__ import annotations
@@ -95,6 +97,12 @@ class Intake:
         self.bytes += n
         self.held[addr] = held + n
         return True
+
+    def pass_through(self, addr: bytes, now: float) -> bool:
+        """Whether a message of ``addr`` arriving now may be served at once, unqueued:
+        nothing waits (so ``take`` would pick it) and ``addr`` is within its share. The
+        same answer as ``put`` then ``take``, without their queue (the usual case)."""
+        return not self.size and self._usage(addr, now) <= self.limit
 
     def take(self, now: float = 0.0) -> Item | None:
         """The next message to serve (None if none waits, or none may be served yet:

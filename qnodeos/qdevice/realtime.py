@@ -73,6 +73,8 @@ class _Guard:
 
 
 BURST = 64  # messages taken from one socket before the others get a turn
+_POLLIN = int(zmq.POLLIN)  # (an & with zmq's IntFlag is a Python call: 1.3 us, an int's 30 ns)
+_EVENTS = int(zmq.EVENTS)
 SEND_RETRY_S = 0.005  # a message a socket did not take is tried again this much later
 SEND_GIVE_UP_S = 5.0  # ... until it has waited this long (the peer's pulls give up too)
 BUNDLE = 64  # messages to one peer's quantum process sent together, at most
@@ -288,7 +290,7 @@ def serve_forever(
                         break
                     taken[0] += 1
                     flush()  # a reply due now leaves before we look for more input
-                    if not int(sock.getsockopt(zmq.EVENTS)) & zmq.POLLIN:
+                    if not int(sock.getsockopt(_EVENTS)) & _POLLIN:
                         break  # cheaper than the next receive raising Again
                 else:
                     unread = True

@@ -58,3 +58,17 @@ def test_usage_a_hair_over_the_limit_waits_long_enough_to_get_under_it() -> None
     wait = q.wait(now)
     assert wait >= MIN_WAIT_S and now + wait > now
     assert q.take(now + wait) is not None
+
+
+def test_pass_through_only_when_nothing_waits_and_within_the_share() -> None:
+    """A message may skip the queue exactly when put-then-take would have served it."""
+    q = Intake(half_life_s=1.0, share=0.25)
+    assert q.pass_through(b"a", now=0.0)  # nothing waits, nothing used
+    q.charge(b"a", 10.0, now=0.0)  # far over its share
+    assert not q.pass_through(b"a", now=0.0)
+    assert q.put(b"a", [b"a", b"m"], None, now=0.0) and q.take(now=0.0) is None  # (agrees)
+    assert not q.pass_through(b"b", now=0.0)  # something waits: the queue decides
+    q2 = Intake()
+    q2.put(b"b", [b"b", b"m"], None, now=0.0)
+    assert not q2.pass_through(b"c", now=0.0)
+    assert q2.take(now=0.0) is not None and q2.pass_through(b"c", now=0.0)
