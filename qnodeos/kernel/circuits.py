@@ -740,6 +740,8 @@ class NetworkLayer(RepeaterWork, EndDistil):
             c.waiting.clear()
             c.inflight.clear()
             for key, (s, until) in list(self.qubit_waits.items()):  # their turn, in order
+                if now >= until:  # its timeout passed: refused (the timer's check)
+                    continue
                 started = self._start_repeater(s, now, until)
                 if started is None:
                     break
