@@ -48,3 +48,23 @@ async def test_a_later_child_does_not_hold_an_earlier_childs_lifeline() -> None:
         assert await first.wait() == 0
     second.close_lifeline()
     assert await second.wait() == 0
+
+
+async def test_a_child_runs_its_blas_on_one_thread_and_the_parent_keeps_its_own() -> None:
+    import numpy as np
+    from threadpoolctl import threadpool_info
+
+    def before() -> list[int]:
+        return [lib["num_threads"] for lib in threadpool_info()]
+
+    parent = before()
+
+    def busy(lifeline: int) -> int:
+        a = np.ones((400, 400), dtype=complex)
+        a @ a  # a product big enough for OpenBLAS to use every thread it may
+        threads = len(os.listdir("/proc/self/task"))  # a forked child starts with one
+        counts = set(before())
+        return 0 if threads == 1 and counts <= {1} else 10 * threads + max(counts)
+
+    assert await fork(busy).wait() == 0
+    assert before() == parent
