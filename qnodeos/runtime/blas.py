@@ -70,5 +70,12 @@ def in_the_child() -> None:
     """In a forked child: if no BLAS is loaded yet, make the one numpy will load start
     with one thread (an explicit setting in the environment is kept)."""
     if "numpy" not in sys.modules:
-        for k, v in ONE_THREAD_ENV.items():
-            os.environ.setdefault(k, v)
+        before_numpy()
+
+
+def before_numpy() -> None:
+    """Make the BLAS that numpy will load into this process start with one thread (an
+    explicit setting in the environment is kept). Only works before numpy is imported:
+    ``python -m qnodeos node`` and ``qdevice`` call it first thing."""
+    for k, v in ONE_THREAD_ENV.items():
+        os.environ.setdefault(k, v)
