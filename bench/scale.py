@@ -38,6 +38,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 
@@ -143,7 +144,7 @@ class Memory:
         return out
 
 
-def run(text: str, d: Path, name: str, keep_going: bool = False) -> dict[str, float]:
+def run(text: str, d: Path, name: str, keep_going: bool = False) -> dict[str, Any]:
     """``qnodeos run`` one network file; times (s from start), CPU s, the apps' results.
     ``keep_going``: a run in which apps failed is measured too (``failed`` counts them)."""
     net = d / f"{name}.toml"
@@ -187,6 +188,7 @@ def run(text: str, d: Path, name: str, keep_going: bool = False) -> dict[str, fl
         "rss": rss,
         "pss": pss,
         "failed": len(failed),
+        "error": str(results[failed[0]]["error"])[:300] if failed else "",
         "apps": len(results) - sum(k.startswith("_") for k in results),
         **{f"cpu_{k}": v for k, v in mem.cpu_by_kind().items()},
     }
@@ -263,6 +265,9 @@ def stream(sizes: list[int], pairs: int) -> None:
                 + " ".join(f"{x:>9.0f}" for x in kinds),
                 flush=True,
             )
+            for x in (half, r):
+                if x["error"]:
+                    print(f"      an app failed: {x['error']}", flush=True)
 
 
 if __name__ == "__main__":
