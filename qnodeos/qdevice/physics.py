@@ -355,18 +355,29 @@ def _records(size: int) -> np.dtype[np.void]:
     return np.dtype((np.void, 16 * size))
 
 
-def _front(vec: Vector, n: int, p: int) -> tuple[Vector, tuple[int, ...]]:
-    """The axis of position p (not the first or the last) copied to the front; the
-    copy (kept scratch space for larger groups: valid until the next call) and the new
-    axis order."""
-    order = _axes(n, (p,))[0]
-    if n <= _GATHER_UP_TO + 1:  # one gather into a small fresh array is cheapest
-        return vec[_gather(n, (p,))[0]], order
-    left, right = 4**p, 4 ** (n - p - 1)
+@lru_cache(maxsize=64)
+def _rotation(n: int) -> tuple[NDArray[np.intp], tuple[int, ...]]:
+    """The gather that moves the last axis of an n-axis group to the front (the group's
+    cyclic order is kept), and the new axis order."""
+    order = (n - 1, *range(n - 1))
+    return np.arange(4**n).reshape((4,) * n).transpose(order).reshape(-1), order
+
+
+def _second_to_last(vec: Vector, n: int, s: Matrix) -> tuple[Vector, tuple[int, ...]]:
+    """One-qubit ``s`` on the qubit second to last. Small groups: one gather moves the
+    last axis to the front, so the qubit is last (cyclic order kept: a chain or ring of
+    gates stays adjacent). Larger: its axis is copied to the front (64-byte records:
+    cheaper than the rotation's copy of single entries), into kept scratch space."""
+    if n <= _GATHER_UP_TO + 1:
+        idx, order = _rotation(n)
+        out: Vector = vec[idx].reshape(-1, 4).dot(s.T).reshape(-1)
+        return out, order
+    p = n - 2
     near = _buffers(n)[0]
-    rec = _records(right)
-    np.copyto(near.view(rec).reshape(4, left), vec.view(rec).reshape(left, 4).T)
-    return near, order
+    rec = _records(4)
+    np.copyto(near.view(rec).reshape(4, 4**p), vec.view(rec).reshape(4**p, 4).T)
+    out = s.dot(near.reshape(4, -1)).reshape(-1)
+    return out, _axes(n, (p,))[0]
 
 
 def _pair_moved(
@@ -375,6 +386,17 @@ def _pair_moved(
     """Two-qubit ``s`` on positions not next to each other, in the order given: one
     copy brings their axes together (to the back; small groups: the front), where one
     product covers the whole state, and the result stays in that order (returned)."""
+    if sorted(pos) == [0, n - 1]:  # the last axis to the front: the cyclic order is
+        # kept (a ring of gates then needs one move per round, as it did before)
+        idx, rotated = _rotation(n)
+        if n <= _GATHER_UP_TO:
+            near = vec[idx]
+        else:
+            near = _buffers(n)[0]
+            np.copyto(near.reshape(4, -1), vec.reshape(-1, 4).T)
+        wrap = s if pos[0] == n - 1 else exchanged(s)  # first on the last qubit's axis
+        wrapped: Vector = wrap.dot(near.reshape(16, -1)).reshape(-1)
+        return wrapped, rotated
     if n <= _GATHER_UP_TO:  # one gather (to the front) of a small group
         order = _axes(n, pos)[0]
         moved: Vector = s.dot(vec[_gather(n, pos)[0]].reshape(16, -1)).reshape(-1)
@@ -412,15 +434,12 @@ def apply_moving(
     >>> v = to_paired(np.diag([1.0, 0, 0, 0, 0, 0, 0, 0]).astype(complex))  # |000>
     >>> x = np.array([[0, 0, 0, 1], [0, 0, 1, 0], [0, 1, 0, 0], [1, 0, 0, 0]], dtype=complex)
     >>> out, order = apply_moving(v, 3, x, (1,))  # X on the middle qubit
-    >>> order, float(to_standard(out, 3)[4, 4].real)  # it now comes first: |100>
-    ((1, 0, 2), 1.0)
+    >>> order, float(to_standard(out, 3)[1, 1].real)  # it now comes last: |001>
+    ((2, 0, 1), 1.0)
     """
     if len(pos) == 1:
-        p = pos[0]
-        if 0 < p == n - 2 and n <= _MOVE_UP_TO:
-            near, order = _front(vec, n, p)
-            out: Vector = s.dot(near.reshape(4, -1)).reshape(-1)
-            return out, order
+        if 0 < pos[0] == n - 2 and n <= _MOVE_UP_TO:
+            return _second_to_last(vec, n, s)
     elif len(pos) == 2 and abs(pos[1] - pos[0]) != 1:
         return _pair_moved(vec, n, s, pos)
     return apply_at(vec, n, s, pos), None
