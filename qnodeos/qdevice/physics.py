@@ -355,11 +355,12 @@ def _records(size: int) -> np.dtype[np.void]:
     return np.dtype((np.void, 16 * size))
 
 
-@lru_cache(maxsize=64)
-def _rotation(n: int) -> tuple[NDArray[np.intp], tuple[int, ...]]:
-    """The gather that moves the last axis of an n-axis group to the front (the group's
-    cyclic order is kept), and the new axis order."""
-    order = (n - 1, *range(n - 1))
+@lru_cache(maxsize=128)
+def _rotation(n: int, reflect: bool = False) -> tuple[NDArray[np.intp], tuple[int, ...]]:
+    """The gather that moves the last axis of an n-axis group to the front, and the new
+    axis order; ``reflect``: to second place, the others reversed. Both keep the
+    group's cyclic order (every cyclically adjacent pair stays adjacent)."""
+    order = (0, *range(n - 1, 0, -1)) if reflect else (n - 1, *range(n - 1))
     return np.arange(4**n).reshape((4,) * n).transpose(order).reshape(-1), order
 
 
@@ -388,15 +389,15 @@ def _pair_moved(
     product covers the whole state, and the result stays in that order (returned)."""
     if sorted(pos) == [0, n - 1]:  # the last axis to the front: the cyclic order is
         # kept (a ring of gates then needs one move per round, as it did before)
-        idx, rotated = _rotation(n)
-        if n <= _GATHER_UP_TO:
-            near = vec[idx]
-        else:
-            near = _buffers(n)[0]
-            np.copyto(near.reshape(4, -1), vec.reshape(-1, 4).T)
+        if n <= _GATHER_UP_TO:  # the pair in the order given: no exchanged copy of s
+            idx, turned = _rotation(n, reflect=pos[0] == 0)
+            small: Vector = s.dot(vec[idx].reshape(16, -1)).reshape(-1)
+            return small, turned
+        near = _buffers(n)[0]
+        np.copyto(near.reshape(4, -1), vec.reshape(-1, 4).T)
         wrap = s if pos[0] == n - 1 else exchanged(s)  # first on the last qubit's axis
         wrapped: Vector = wrap.dot(near.reshape(16, -1)).reshape(-1)
-        return wrapped, rotated
+        return wrapped, _rotation(n)[1]
     if n <= _GATHER_UP_TO:  # one gather (to the front) of a small group
         order = _axes(n, pos)[0]
         moved: Vector = s.dot(vec[_gather(n, pos)[0]].reshape(16, -1)).reshape(-1)
