@@ -1,6 +1,7 @@
 """Cost per physical instruction in the quantum process (the device core, no sockets).
 
     python bench/device_instr.py [--ops N] [--repeat R] [--budget S]
+    python bench/device_instr.py --floor [--qubits 1 2 ... 12] [--repeat R]
 
 Registers of 2, 6 and 10 generic qubits (T1/T2, gate, init and readout errors all on),
 all qubits in one entangled state group (the expensive case). Rows:
@@ -12,8 +13,9 @@ Each row runs ``--repeat`` times (each for up to --ops instructions or --budget 
 whichever comes first) and prints the median and best. The goal for 2 qubits is
 <= 10 us per instruction (100 kHz, QNodeOS's NV QDevice rate).
 
-``--floor``: instead, how applying an op to one state group (``physics.apply_at``)
-compares with the numpy *floor*: the same op (a random 4x4 or 16x16 superoperator)
+``--floor``: instead, how applying an op to one state group as the register does
+(``physics.apply_moving``: it may leave the group's axes reordered) compares with the
+numpy *floor*: the same op (a random 4x4 or 16x16 superoperator)
 applied to a state of the same size by one BLAS call on a contiguous view with no copy,
 flat vector in, flat vector out: ``s.dot(vec.reshape(4**k, -1)).reshape(-1)``, which
 is where the op's qubits sit first in the group: the best plain numpy can do. Every
@@ -21,7 +23,7 @@ is where the op's qubits sit first in the group: the best plain numpy can do. Ev
 the group's order (the device applies a two-qubit op that way round, with the exchanged
 superoperator it keeps: ``QuantumDevice._two``): all of them up to 6 qubits, beyond
 that every pair among the first three and last three positions (which covers every
-layout ``apply_at`` tells apart). Each
+layout ``apply_moving`` tells apart). Each
 op and its floor are timed alternately (CPU time, ``--repeat`` times, best of each);
 prints per size the worst ratio over positions (goal: <= 2) and where it is. BLAS runs
 one thread (OPENBLAS_NUM_THREADS=1 unless set), so CPU time is the work done.
@@ -44,7 +46,7 @@ from qnodeos.hardware.params import generic  # noqa: E402
 from qnodeos.hardware.specs import OpSpec, with_overrides  # noqa: E402
 from qnodeos.lang.messages import PhysOp  # noqa: E402
 from qnodeos.qdevice.device import QuantumDevice  # noqa: E402
-from qnodeos.qdevice.physics import apply_at  # noqa: E402
+from qnodeos.qdevice.physics import apply_moving  # noqa: E402
 
 STEP_NS = 1000.0  # device time between instructions, so idle decay applies to every op
 
@@ -150,7 +152,7 @@ def positions(n: int) -> list[tuple[int, ...]]:
 
 
 def floor_ratios(n: int, repeat: int) -> tuple[float, tuple[int, ...], dict[str, float]]:
-    """(worst ratio of apply_at to the floor, its position, floor us per k) at n qubits."""
+    """(worst ratio of apply_moving to the floor, its position, floor us per k) at n qubits."""
     rng = np.random.default_rng(n)
     vec = rng.normal(size=4**n) + 1j * rng.normal(size=4**n)
     ops = {k: rng.normal(size=(4**k, 4**k)) + 1j * rng.normal(size=(4**k, 4**k)) for k in (1, 2)}
@@ -165,13 +167,14 @@ def floor_ratios(n: int, repeat: int) -> tuple[float, tuple[int, ...], dict[str,
     def floor(s: NDArray[np.complex128]) -> object:
         return s.dot(vec.reshape(s.shape[1], -1)).reshape(-1)
 
-    worst, where, floors = 0.0, (0,), {}
+    worst, floors = 0.0, {}
+    where: tuple[int, ...] = (0,)
     for pos in positions(n):
         s = ops[len(pos)]
         best_op = best_floor = float("inf")
         for _ in range(repeat):
             best_floor = min(best_floor, cpu(floor, s))
-            best_op = min(best_op, cpu(apply_at, vec, n, s, pos))
+            best_op = min(best_op, cpu(apply_moving, vec, n, s, pos))
         floors[f"{len(pos)}q"] = best_floor * 1e6
         if best_op / best_floor > worst:
             worst, where = best_op / best_floor, pos
@@ -181,7 +184,7 @@ def floor_ratios(n: int, repeat: int) -> tuple[float, tuple[int, ...], dict[str,
 def floor_table(a: argparse.Namespace) -> None:
     out: dict[str, float] = {}
     if not a.json:
-        print(f"apply_at / numpy floor, worst over positions (best of {a.repeat}, CPU time)")
+        print(f"apply_moving / numpy floor, worst over positions (best of {a.repeat}, CPU time)")
         print(f"{'qubits':>6} {'floor 1q us':>12} {'floor 2q us':>12} {'worst':>6}  at")
     for n in a.qubits:
         worst, where, floors = floor_ratios(n, a.repeat)
@@ -213,7 +216,7 @@ def main() -> None:
     p.add_argument("--qubits", type=int, nargs="+", default=[2, 6, 10])
     p.add_argument("--quick", action="store_true", help="2 and 6 qubits, 3 runs, 0.3 s each")
     p.add_argument("--json", action="store_true", help="print one JSON object (medians, us)")
-    p.add_argument("--floor", action="store_true", help="apply_at vs the numpy floor")
+    p.add_argument("--floor", action="store_true", help="apply_moving vs the numpy floor")
     a = p.parse_args()
     if a.floor:
         if a.qubits == [2, 6, 10]:

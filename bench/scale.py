@@ -17,7 +17,9 @@
 once, counting failed apps (a busy machine must make the run slower, not fail it), and
 the CPU per pair of all processes, start-up excluded: each chain also runs with half the
 pairs, and the CPU difference is divided by the pairs' difference (both ends of a link
-count one pair).
+count one pair); then the same per pair for each kind of process (quantum, classical,
+apps; sampled from /proc every 0.05 s, so the rest is the launcher and what a
+sample missed).
 
 It prints numbers; it is not a test. ``--quick`` runs 2 and 8 nodes and fewer pairs
 and blocks (about half a minute). The machine is shared: compare runs made together.
@@ -36,6 +38,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 
@@ -63,13 +66,18 @@ def one_node(apps: int, blocks: int) -> str:
 
 
 class Memory:
-    """Samples the memory of the run's node processes (their command lines name the
-    network file) every 0.05 s (a 2-node run lives ~0.1 s); keeps each process's largest
-    RSS and PSS (kB)."""
+    """Samples the run's node and app processes (command lines naming the network file
+    or the run folder) every 0.05 s (a 2-node run lives ~0.1 s): keeps each node
+    process's largest RSS and PSS (kB), and every process's CPU time (utime + stime,
+    clock ticks) as last seen, by kind (``KINDS``)."""
 
-    def __init__(self, net: Path) -> None:
-        self.net = str(net)
+    KINDS = {b" qdevice ": "quantum", b" node ": "classical", b"app_runner": "apps"}
+
+    def __init__(self, net: Path, run_dir: Path) -> None:
+        self.marks = (str(net).encode(), str(run_dir).encode())
         self.peak: dict[int, tuple[int, int]] = {}
+        self.ticks: dict[int, tuple[str, int]] = {}
+        self._kind: dict[int, str | None] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -81,16 +89,34 @@ class Memory:
         self._stop.set()
         self._thread.join()
 
+    def kind(self, d: Path) -> str | None:
+        """The kind of process ``d`` (a /proc folder), None if not the run's."""
+        pid = int(d.name)
+        if pid in self._kind:
+            return self._kind[pid]
+        cmd = (d / "cmdline").read_bytes().replace(b"\0", b" ")
+        if not any(m in cmd for m in self.marks):
+            self._kind[pid] = None  # not the run's: never looked at again
+            return None
+        for key, kind in self.KINDS.items():
+            if key in cmd:
+                self._kind[pid] = kind
+                return kind
+        return None  # the launcher, or a child not yet showing its own title
+
     def _run(self) -> None:
         while not self._stop.wait(0.05):
             for d in Path("/proc").iterdir():
                 if not d.name.isdigit():
                     continue
                 try:
-                    cmd = (d / "cmdline").read_bytes().replace(b"\0", b" ")
-                    if self.net.encode() not in cmd or b"qnodeos " not in cmd:
+                    kind = self.kind(d)
+                    if kind is None:
                         continue
-                    if b" node " not in cmd and b" qdevice " not in cmd:
+                    # after the command, whose name may hold spaces: fields 14, 15
+                    stat = (d / "stat").read_text().rsplit(")", 1)[1].split()
+                    self.ticks[int(d.name)] = (kind, int(stat[11]) + int(stat[12]))
+                    if kind == "apps":
                         continue
                     rss = pss = 0
                     for line in (d / "smaps_rollup").read_text().splitlines():
@@ -98,7 +124,7 @@ class Memory:
                             rss = int(line.split()[1])
                         elif line.startswith("Pss:"):
                             pss = int(line.split()[1])
-                except (OSError, ValueError):
+                except (OSError, ValueError, IndexError):
                     continue
                 old = self.peak.get(int(d.name), (0, 0))
                 self.peak[int(d.name)] = (max(old[0], rss), max(old[1], pss))
@@ -108,8 +134,17 @@ class Memory:
         pss = sum(p for _, p in self.peak.values()) / 1024 / nodes
         return rss, pss
 
+    def cpu_by_kind(self) -> dict[str, float]:
+        """CPU seconds of each kind of process, as last sampled (a process's last
+        0.05 s before it exits can be missed)."""
+        hz = os.sysconf("SC_CLK_TCK")
+        out = dict.fromkeys(self.KINDS.values(), 0.0)
+        for kind, ticks in self.ticks.values():
+            out[kind] += ticks / hz
+        return out
 
-def run(text: str, d: Path, name: str, keep_going: bool = False) -> dict[str, float]:
+
+def run(text: str, d: Path, name: str, keep_going: bool = False) -> dict[str, Any]:
     """``qnodeos run`` one network file; times (s from start), CPU s, the apps' results.
     ``keep_going``: a run in which apps failed is measured too (``failed`` counts them)."""
     net = d / f"{name}.toml"
@@ -118,7 +153,7 @@ def run(text: str, d: Path, name: str, keep_going: bool = False) -> dict[str, fl
     cpu0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.time()
     up = float("nan")
-    with Memory(net) as mem:
+    with Memory(net, d / name) as mem:
         proc = subprocess.Popen(
             [sys.executable, "-m", "qnodeos", "run", str(net), "--run-dir", str(d / name)],
             stdout=subprocess.PIPE,
@@ -153,7 +188,9 @@ def run(text: str, d: Path, name: str, keep_going: bool = False) -> dict[str, fl
         "rss": rss,
         "pss": pss,
         "failed": len(failed),
+        "error": str(results[failed[0]]["error"])[:300] if failed else "",
         "apps": len(results) - sum(k.startswith("_") for k in results),
+        **{f"cpu_{k}": v for k, v in mem.cpu_by_kind().items()},
     }
 
 
@@ -208,7 +245,7 @@ def stream(sizes: list[int], pairs: int) -> None:
     print(f"\nChains streaming: perfect links, speed inf, {pairs} M pairs per link at once")
     print(
         f"{'nodes':>5} {'apps':>5} {'failed':>6} {'exit s':>7} {'CPU s':>6} {'pairs/s':>8} "
-        f"{'CPU us/pair':>11}"
+        f"{'CPU us/pair':>11} {'quantum':>9} {'classical':>9} {'apps':>9}"
     )
     with tempfile.TemporaryDirectory(prefix="qnscale-") as tmp:
         for n in sizes:
@@ -218,11 +255,19 @@ def stream(sizes: list[int], pairs: int) -> None:
             rate = r["done"] / 2 / span if span > 0 else float("nan")
             more = (r["done"] - half["done"]) / 2  # pairs, each seen at both ends
             per = (r["cpu"] - half["cpu"]) / more * 1e6 if more > 0 else float("nan")
+            kinds = [
+                (r[f"cpu_{k}"] - half[f"cpu_{k}"]) / more * 1e6 if more > 0 else float("nan")
+                for k in Memory.KINDS.values()
+            ]
             print(
                 f"{n:>5} {r['apps']:>5} {r['failed'] + half['failed']:>6} {r['exit']:>7.1f} "
-                f"{r['cpu']:>6.1f} {rate:>8.0f} {per:>11.0f}",
+                f"{r['cpu']:>6.1f} {rate:>8.0f} {per:>11.0f} "
+                + " ".join(f"{x:>9.0f}" for x in kinds),
                 flush=True,
             )
+            for x in (half, r):
+                if x["error"]:
+                    print(f"      an app failed: {x['error']}", flush=True)
 
 
 if __name__ == "__main__":

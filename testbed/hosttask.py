@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from qnodeos.runtime.blas import one_thread_env
 from qnodeos.runtime.forking import die_with_parent
 from qnodeos.runtime.timeline import ENV
 from qnodeos.sdk.progress import ENV as PROGRESS_ENV
@@ -106,12 +107,14 @@ class Host:
         (root / "keys").chmod(0o700)
         self.net_file = root / "network.toml"
         self.net_file.write_text(spec.network)
-        self.env = {
-            **os.environ,
-            "QNODEOS_NETWORK": str(self.net_file),
-            "QNODEOS_RUNTIME_DIR": str(rt),
-            ENV: str(self.run_dir),
-        }
+        self.env = one_thread_env(  # node and app processes: one BLAS thread each
+            {
+                **os.environ,
+                "QNODEOS_NETWORK": str(self.net_file),
+                "QNODEOS_RUNTIME_DIR": str(rt),
+                ENV: str(self.run_dir),
+            }
+        )
         self.nodes: dict[str, subprocess.Popen[bytes]] = {}
         self.apps: dict[str, subprocess.Popen[bytes]] = {}
         self._logs: list[IO[bytes]] = []

@@ -48,3 +48,43 @@ async def test_a_later_child_does_not_hold_an_earlier_childs_lifeline() -> None:
         assert await first.wait() == 0
     second.close_lifeline()
     assert await second.wait() == 0
+
+
+async def test_a_child_runs_its_blas_on_one_thread_and_the_parent_keeps_its_own() -> None:
+    import numpy as np
+    from threadpoolctl import threadpool_info
+
+    def before() -> list[int]:
+        return [lib["num_threads"] for lib in threadpool_info()]
+
+    parent = before()
+
+    def busy(lifeline: int) -> int:
+        a = np.ones((400, 400), dtype=complex)
+        a @ a  # a product big enough for OpenBLAS to use every thread it may
+        threads = len(os.listdir("/proc/self/task"))  # a forked child starts with one
+        counts = set(before())
+        return 0 if threads == 1 and counts <= {1} else 10 * threads + max(counts)
+
+    assert await fork(busy).wait() == 0
+    assert before() == parent
+
+
+def test_a_fresh_node_interpreter_starts_numpy_with_one_blas_thread() -> None:
+    """What ``python -m qnodeos node`` and ``qdevice`` do first (``blas.before_numpy``)."""
+    import subprocess
+    import sys
+
+    code = (
+        "from qnodeos.runtime.blas import before_numpy\n"
+        "before_numpy()\n"
+        "import os, numpy as np\n"
+        "a = np.ones((400, 400), dtype=complex)\n"
+        "a @ a\n"
+        "print(len(os.listdir('/proc/self/task')))\n"
+    )
+    unset = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS")
+    env = {k: v for k, v in os.environ.items() if k not in unset}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "1"

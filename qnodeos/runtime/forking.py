@@ -15,6 +15,8 @@ holds. The parent closes it (``Child.close_lifeline``) to ask the child to stop;
 also closes when the parent dies, even on SIGKILL, so a child that watches its lifeline
 never outlives its parent.
 
+Every child runs its BLAS on one thread (``qnodeos.runtime.blas``).
+
 >>> import trio
 >>> child = fork(lambda lifeline: len(os.read(lifeline, 1)))  # exits when we let go
 >>> child.close_lifeline()
@@ -31,6 +33,8 @@ import traceback
 from collections.abc import Callable
 
 import trio
+
+from .blas import in_the_child, one_thread_for_a_child
 
 
 def set_title(title: str) -> None:
@@ -147,10 +151,16 @@ def fork(main: Callable[[int], int | None], *, title: str | None = None) -> Chil
     sys.stdout.flush()
     sys.stderr.flush()
     read_end, write_end = os.pipe()
-    pid = os.fork()
+    restore_blas = one_thread_for_a_child()  # the child keeps one BLAS thread (blas.py)
+    try:
+        pid = os.fork()
+    except BaseException:
+        restore_blas()
+        raise
     if pid == 0:  # the child: never return into the parent's code
         code = 1
         try:
+            in_the_child()
             os.close(write_end)
             for fd in _HELD:  # the parent's ends of pipes to other children
                 os.close(fd)
@@ -169,5 +179,6 @@ def fork(main: Callable[[int], int | None], *, title: str | None = None) -> Chil
                 sys.stderr.flush()
             finally:
                 os._exit(code)
+    restore_blas()
     os.close(read_end)
     return Child(pid, hold(write_end))
