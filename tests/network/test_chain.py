@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 
 import qnodeos
+from qnodeos.apps.chain import turns_apply
+from qnodeos.netlink.chaintheory import turns_time_ns
 from qnodeos.testbed.plot import plot_sweep
 
 
@@ -77,3 +79,30 @@ def test_the_hop_sweep_rows_hold_measured_and_predicted_values_that_agree(
     assert abs(two["a.rate_hz"] - two["a.rate_hz_sequential"]) <= 4 * two["a.rate_hz_stderr"]
     png = plot_sweep(tmp_path, None, ["a.fidelity", "a.rate_hz"])
     assert png.stat().st_size > 10_000
+
+
+@pytest.mark.parametrize("hops", [3, 4])
+def test_the_rate_over_3_and_4_hops_matches_links_taking_turns(hops: int) -> None:
+    """The measured rate (device time) within 4 standard errors of the Markov chain of
+    repeaters whose links take turns (netlink/chaintheory.py), which the app gives."""
+    n = 300
+    net = qnodeos.Network.shipped("chain").set(
+        f"chain.nodes={hops + 1}", f"apps.a.args.pairs={n}", f"apps.b.args.pairs={n}"
+    )
+    r = net.run(deterministic=True)["a"]
+    assert r["rate_hz_turns"] == pytest.approx(1e9 / turns_time_ns([0.2] * hops, [1e4] * hops))
+    assert r["rate_hz_sequential"] < r["rate_hz_turns"] < r["rate_hz_theory"]
+    assert abs(r["rate_hz"] - r["rate_hz_turns"]) <= 4 * r["rate_hz_stderr"], r
+
+
+def test_links_in_turns_are_predicted_only_where_the_chain_runs_so() -> None:
+    def applies(*changes: str) -> bool:
+        cfg = qnodeos.Network.shipped("chain").set(*changes).config
+        path = list(cfg.chain)
+        models = [lk.model for lk in cfg.links]
+        return turns_apply(cfg, path, models)
+
+    assert applies()
+    assert not applies("chain.node.qubits=4")  # a window of two halves per side
+    assert not applies("network.args.cutoff_s=0.0002")
+    assert not applies("network.protocol=qnodeos.netlink.protocols:Nested", "network.args={}")
