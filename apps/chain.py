@@ -14,10 +14,10 @@ network file; or ``peer_node``) and adds, at the creating end:
   bound beyond;
 - ``rate_hz_turns``: the chain as it runs here, exactly (``turns_time_ns``): a
   repeater's quantum process runs one entanglement round at a time, left link then
-  right, so its links take turns; the Markov chain over which repeaters hold a half.
-  Given when it applies: swap-as-soon-as-possible without a cutoff, repeaters that
-  hold one half per side (fewer than 4 qubits), every link of one cycle, at most
-  ``MAX_TURN_LINKS`` hops;
+  right, so its links take turns; the Markov chain over which halves the nodes hold.
+  Given when it applies: swap-as-soon-as-possible without a cutoff or nested
+  swapping, repeaters that hold one half per side (fewer than 4 qubits), every link
+  of one cycle, at most ``MAX_TURN_LINKS`` hops;
 - ``hops``, for plots over the number of hops.
 
 ``rate_hz`` is measured from this end's link heralds, in device time (one per
@@ -40,7 +40,14 @@ from qnodeos.config.network import NetworkConfig
 from qnodeos.netlink.chaintheory import MAX_TURN_LINKS, mean_time_ns, turns_time_ns, werner_fidelity
 from qnodeos.netlink.models import LinkModel
 
-SWAP_ASAP = ("", "qnodeos.netlink.protocols:SwapAsap", "qnodeos.netlink.protocols.SwapAsap")
+# the network file's protocol -> the policy the Markov chain models
+MODELLED = {
+    "": "asap",
+    "qnodeos.netlink.protocols:SwapAsap": "asap",
+    "qnodeos.netlink.protocols.SwapAsap": "asap",
+    "qnodeos.netlink.protocols:Nested": "nested",
+    "qnodeos.netlink.protocols.Nested": "nested",
+}
 WINDOW_QUBITS = 4  # a repeater with this many qubits holds more than one half per side
 
 
@@ -62,23 +69,25 @@ def prediction(node: str, peer_node: str) -> dict[str, Any]:
         "rate_hz_theory": 1e9 / time_ns,
         "rate_hz_sequential": 1e9 / sum(m.cycle_ns / m.success_probability() for m in hops),
     }
-    if turns_apply(net, path, hops):
+    policy = turns_policy(net, path, hops)
+    if policy:
         ps, cycles = [m.success_probability() for m in hops], [m.cycle_ns for m in hops]
-        out["rate_hz_turns"] = 1e9 / turns_time_ns(ps, cycles)
+        out["rate_hz_turns"] = 1e9 / turns_time_ns(ps, cycles, policy)
     return out
 
 
-def turns_apply(net: NetworkConfig, path: list[str], hops: list[LinkModel]) -> bool:
-    """Whether the chain runs as ``turns_time_ns`` models it: swap as soon as possible
-    with no cutoff, one half per side at every repeater, one cycle for every link."""
-    cutoff = net.protocol_args.get("cutoff_s", 0.0)
-    return (
-        net.protocol in SWAP_ASAP
-        and not cutoff
+def turns_policy(net: NetworkConfig, path: list[str], hops: list[LinkModel]) -> str:
+    """The policy ``turns_time_ns`` models the chain with ('' if it does not model it):
+    swap as soon as possible with no cutoff, or nested swapping; one half per side at
+    every repeater; one cycle for every link."""
+    policy = MODELLED.get(net.protocol, "")
+    modelled = (
+        not net.protocol_args.get("cutoff_s", 0.0)
         and len(hops) <= MAX_TURN_LINKS
         and len({m.cycle_ns for m in hops}) == 1
         and all(net.nodes[n].device.num_qubits < WINDOW_QUBITS for n in path[1:-1])
     )
+    return policy if modelled else ""
 
 
 def other_end(node: str) -> str:
@@ -116,7 +125,7 @@ def format_result(r: dict[str, Any]) -> str:
     if "fidelity_theory" in r:
         lines[1] += f"   predicted {r['fidelity_theory']:.3f} (Werner links, perfect swaps)"
         if "rate_hz_turns" in r:
-            lines[2] += f"   predicted {r['rate_hz_turns']:.1f} (swap ASAP, links in turns)"
+            lines[2] += f"   predicted {r['rate_hz_turns']:.1f} (links taking turns)"
             bound = f"{r['rate_hz_theory']:.1f} pairs/s with all links attempting at once"
             lines.append(f"  bound     {bound}")
         else:

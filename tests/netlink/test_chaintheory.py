@@ -59,6 +59,11 @@ def test_links_in_turns_over_two_and_three_hops_have_closed_forms() -> None:
     ps = [0.3, 0.1, 0.5]
     assert turns_attempts(ps) == pytest.approx(mean_attempts([0.3, 0.5]) + 1 / 0.1)
     assert turns_time_ns([0.2] * 3, [10.0] * 3) == pytest.approx(10 * turns_attempts([0.2] * 3))
+    # nested over three hops: the top repeater (n1) waits for n2's swap, holding both
+    # halves, so the three links take turns one after another
+    assert turns_attempts(ps, "nested") == pytest.approx(1 / 0.3 + 1 / 0.1 + 1 / 0.5)
+    # over two hops, and over one, nested and swap ASAP are the same
+    assert turns_attempts([0.3, 0.1], "nested") == pytest.approx(turns_attempts([0.3, 0.1]))
 
 
 def sampled_turns(ps: list[float], rounds: int, runs: int, seed: int) -> tuple[float, float]:
@@ -95,3 +100,5 @@ def test_links_in_turns_refuse_what_they_do_not_model() -> None:
         turns_attempts([0.5] * 13)
     with pytest.raises(ValueError, match="the same for every link"):
         turns_time_ns([0.5, 0.5], [10.0, 20.0])
+    with pytest.raises(ValueError, match="policy 'cutoff'"):
+        turns_attempts([0.5, 0.5], "cutoff")
