@@ -1,6 +1,6 @@
 """End-to-end measure-directly pairs per second over repeater chains, and CPU per pair.
 
-    python bench/e2e.py [--hops 2 4 8] [--pairs N] [--batch B] [--qubits Q]
+    python bench/e2e.py [--hops 2 4 8] [--pairs N] [--batch B] [--qubits Q] [--ends-own]
 
 For each number of hops: a chain of generic nodes (Q qubits each: a repeater holds up
 to (Q // 2, at most 8) link pairs per side, so links make that many per round; Q = 2:
@@ -12,6 +12,13 @@ creating app saw (wall clock, from its first request to its last pair), the fide
 measured (1 for perfect links), and the CPU time of every process of the run (all
 nodes, the apps, the launcher) per end-to-end pair. The machine's load matters: run it
 on a quiet machine.
+
+A link's first node hosts its heralding station and keeps the state of a kept pair
+(its *owner*). By default each link is written left to right, so the last hop's owner
+is the repeater, which keeps its half while the end measures: the state goes to the
+end and the repeater's half comes back, one state-group message per pair more.
+``--ends-own`` writes the last link from the end (both end hops are then owned by the
+end that measures): the same pairs with fewer messages (docs/network-layer.md, Speed).
 """
 
 from __future__ import annotations
@@ -29,14 +36,15 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def chain(hops: int, pairs: int, batch: int, qubits: int) -> str:
+def chain(hops: int, pairs: int, batch: int, qubits: int, ends_own: bool = False) -> str:
     body = 'name = "e2ebench"\n'
     for i in range(hops + 1):
         body += (
             f'[nodes.n{i}]\ndevice = "generic"\nqubits = {qubits}\nspeed = inf\nseed = {i + 1}\n'
         )
     for i in range(hops):
-        body += f'[[links]]\nnodes = ["n{i}", "n{i + 1}"]\nmodel = "perfect"\ncycle_ns = 1000\n'
+        a, b = (f"n{i + 1}", f"n{i}") if ends_own and i == hops - 1 else (f"n{i}", f"n{i + 1}")
+        body += f'[[links]]\nnodes = ["{a}", "{b}"]\nmodel = "perfect"\ncycle_ns = 1000\n'
     ends = (("create", "a", "n0", "b", f"n{hops}"), ("recv", "b", f"n{hops}", "a", "n0"))
     for role, me, at, peer, peer_at in ends:
         body += (
@@ -47,10 +55,12 @@ def chain(hops: int, pairs: int, batch: int, qubits: int) -> str:
     return body
 
 
-def measure(hops: int, pairs: int, batch: int, qubits: int) -> dict[str, float]:
+def measure(
+    hops: int, pairs: int, batch: int, qubits: int, ends_own: bool = False
+) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as d:
         net = Path(d) / "net.toml"
-        net.write_text(chain(hops, pairs, batch, qubits))
+        net.write_text(chain(hops, pairs, batch, qubits, ends_own))
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
         t0 = time.perf_counter()
         done = subprocess.run(
@@ -79,10 +89,13 @@ def main() -> None:
     ap.add_argument("--pairs", type=int, default=3000)
     ap.add_argument("--batch", type=int, default=1000)
     ap.add_argument("--qubits", type=int, default=16)
+    ap.add_argument(
+        "--ends-own", action="store_true", help="the last link written from the end (its owner)"
+    )
     args = ap.parse_args()
     print(f"{'hops':>4} {'pairs/s':>9} {'F':>6} {'CPU ms/pair':>12} {'run s':>6}")
     for hops in args.hops:
-        r = measure(hops, args.pairs, args.batch, args.qubits)
+        r = measure(hops, args.pairs, args.batch, args.qubits, args.ends_own)
         print(
             f"{r['hops']:>4} {r['pairs_per_s']:>9.0f} {r['fidelity']:>6.3f} "
             f"{r['cpu_ms_per_pair']:>12.2f} {r['run_s']:>6.1f}",

@@ -124,23 +124,47 @@ def fingerprint(text: str, fixed: list[str], deterministic: bool) -> str:
     return hashlib.sha256(blob).hexdigest()[:16]
 
 
-def _seed_shifts(text: str, repeat: int) -> list[str]:
-    """Settings that shift every seed of the network by 1000 * ``repeat``."""
+def _seed_shifts(text: str, repeat: int, given: list[str] | None = None) -> list[str]:
+    """Settings that shift every seed of the network by 1000 * ``repeat``: those of
+    ``[nodes.X]``, ``[[links]]``, apps' args and a ``[chain]``'s node and link tables
+    (each of its nodes and links takes that seed plus its index, so all move), as the
+    file has them once the ``given`` settings (the sweep's and the point's) are applied.
+
+    >>> text = 'chain = { nodes = 3, node = { seed = 1 }, link = { seed = 11 } }'
+    >>> _seed_shifts(text, 2)
+    ['chain.node.seed=2001', 'chain.link.seed=2011']
+    >>> _seed_shifts(text, 1, ["chain.link.seed=5"])
+    ['chain.node.seed=1001', 'chain.link.seed=1005']
+    """
     if repeat == 0:
         return []
     data = parse_toml(text, "network")
+    overrides.apply(data, given or [])
+    shift = 1000 * repeat
     out = []
     for name, node in data.get("nodes", {}).items():
-        if isinstance(node, dict) and isinstance(node.get("seed"), int):
-            out.append(f"nodes.{name}.seed={node['seed'] + 1000 * repeat}")
+        if _seed(node) is not None:
+            out.append(f"nodes.{name}.seed={node['seed'] + shift}")
     for i, link in enumerate(data.get("links", [])):
-        if isinstance(link, dict) and isinstance(link.get("seed"), int):
-            out.append(f"links.{i}.seed={link['seed'] + 1000 * repeat}")
+        if _seed(link) is not None:
+            out.append(f"links.{i}.seed={link['seed'] + shift}")
     for i, app in enumerate(data.get("apps", [])):
         args = app.get("args", {}) if isinstance(app, dict) else {}
-        if isinstance(args, dict) and isinstance(args.get("seed"), int):
-            out.append(f"apps.{i}.args.seed={args['seed'] + 1000 * repeat}")
+        if _seed(args) is not None:
+            out.append(f"apps.{i}.args.seed={args['seed'] + shift}")
+    chain = data.get("chain")
+    for key in ("node", "link"):
+        table = chain.get(key) if isinstance(chain, dict) else None
+        seed = _seed(table)
+        if seed is not None:
+            out.append(f"chain.{key}.seed={seed + shift}")
     return out
+
+
+def _seed(table: Any) -> int | None:
+    """``table``'s whole-number seed, if it is a table with one."""
+    seed = table.get("seed") if isinstance(table, dict) else None
+    return seed if isinstance(seed, int) and not isinstance(seed, bool) else None
 
 
 def check_points(
@@ -325,7 +349,8 @@ def run_sweep(
 
     def one(p: Point) -> tuple[dict[str, Any], float]:
         t0 = time.monotonic()
-        sets = [*fixed, *_seed_shifts(text, p.repeat), *p.settings()]
+        given = [*fixed, *p.settings()]
+        sets = [*given, *_seed_shifts(text, p.repeat, given)]  # the seeds as given, shifted
         where = out / f"run-{index[p.key]:05d}"
         results = run_point(
             network or "default",

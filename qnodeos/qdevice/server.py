@@ -555,6 +555,11 @@ class QDeviceServer:
         slot = self.groups.slot_here(gq)
         if slot is None:
             where = self.groups.sent_to.get(gq)
+            if where == msg.frm == msg.for_node:
+                # it went to the asker before this answer would (one ordered channel to
+                # each peer): the ask crossed it, nothing to say (a chain's repeater
+                # asks for its half that its neighbour, done swapping, just sent it)
+                return []
             if where is None or where == msg.frm:
                 return [ToPeer(msg.for_node, self._enc(m.QNotHere(frm=self.me, qubit=gq)))]
             fwd = m.QPull(frm=self.me, for_node=msg.for_node, qubit=gq)

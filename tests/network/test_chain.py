@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 
 import qnodeos
+from qnodeos.apps.chain import turns_policy
+from qnodeos.netlink.chaintheory import turns_time_ns
 from qnodeos.testbed.plot import plot_sweep
 
 
@@ -77,3 +79,44 @@ def test_the_hop_sweep_rows_hold_measured_and_predicted_values_that_agree(
     assert abs(two["a.rate_hz"] - two["a.rate_hz_sequential"]) <= 4 * two["a.rate_hz_stderr"]
     png = plot_sweep(tmp_path, None, ["a.fidelity", "a.rate_hz"])
     assert png.stat().st_size > 10_000
+
+
+@pytest.mark.parametrize("hops", [3, 4])
+def test_the_rate_over_3_and_4_hops_matches_links_taking_turns(hops: int) -> None:
+    """The measured rate (device time) within 4 standard errors of the Markov chain of
+    repeaters whose links take turns (netlink/chaintheory.py), which the app gives."""
+    n = 300
+    net = qnodeos.Network.shipped("chain").set(
+        f"chain.nodes={hops + 1}", f"apps.a.args.pairs={n}", f"apps.b.args.pairs={n}"
+    )
+    r = net.run(deterministic=True)["a"]
+    assert r["rate_hz_turns"] == pytest.approx(1e9 / turns_time_ns([0.2] * hops, [1e4] * hops))
+    assert r["rate_hz_sequential"] < r["rate_hz_turns"] < r["rate_hz_theory"]
+    assert abs(r["rate_hz"] - r["rate_hz_turns"]) <= 4 * r["rate_hz_stderr"], r
+
+
+def test_the_rate_of_nested_swapping_over_4_hops_matches_links_taking_turns() -> None:
+    n, nested = 300, "network.protocol=qnodeos.netlink.protocols:Nested"
+    net = qnodeos.Network.shipped("chain").set(
+        nested, "network.args={}", f"apps.a.args.pairs={n}", f"apps.b.args.pairs={n}"
+    )
+    r = net.run(deterministic=True)["a"]
+    turns = 1e9 / turns_time_ns([0.2] * 4, [1e4] * 4, "nested")
+    assert r["rate_hz_turns"] == pytest.approx(turns)
+    assert abs(r["rate_hz"] - turns) <= 4 * r["rate_hz_stderr"], r
+
+
+def test_links_in_turns_are_predicted_only_where_the_chain_runs_so() -> None:
+    def policy(*changes: str) -> str:
+        cfg = qnodeos.Network.shipped("chain").set(*changes).config
+        path = list(cfg.chain)
+        models = [lk.model for lk in cfg.links]
+        return turns_policy(cfg, path, models)
+
+    assert policy() == "asap"
+    assert policy("network.protocol=qnodeos.netlink.protocols:Nested", "network.args={}") == (
+        "nested"
+    )
+    assert policy("chain.node.qubits=4") == ""  # a window of two halves per side
+    assert policy("network.args.cutoff_s=0.0002") == ""
+    assert policy("network.protocol=tests.network.young_swap:YoungSwap") == ""

@@ -32,3 +32,25 @@ def test_a_batch_asks_for_every_group_it_needs_at_once() -> None:
         theirs = [w.measure("alice", q) for q in range(3)]
         assert reply.outcomes == theirs  # Phi+ in Z: the same outcomes at both ends
         assert bob.away == {} and w.q["alice"].groups.ghosts == {} and not bob._asked
+
+
+def test_a_pull_that_crossed_its_group_gets_no_answer() -> None:
+    """A node asks for its qubit's group just as the holder sends it (a chain's
+    repeater asks for its half that its neighbour, done swapping, just sent it): the
+    group is already on the one ordered channel to the asker, so the holder says
+    nothing (a 'not here' would only cost both a message); the asker gets its group."""
+    w = Wire()
+    w.entangle("r")
+    alice, bob = w.q["alice"], w.q["bob"]
+    assert bob.away == {0: "alice"}
+    enc = codec.qdevice_peer()
+    pull = enc.encode(m.QPull(frm="bob", for_node="bob", qubit=("bob", 0)))
+    (give,) = [o for o in alice.peer_message(pull, 0.0, 0.0) if isinstance(o, ToPeer)]
+    assert isinstance(enc.decode(give.data), m.QGroup)
+    assert [o for o in alice.peer_message(pull, 0.0, 0.0) if isinstance(o, ToPeer)] == []
+    w.run("alice", [give])
+    assert bob.away == {} and bob.groups.slot_here(("bob", 0)) is not None
+    # a pull for a qubit it never held, or sent elsewhere, is still answered
+    other = enc.encode(m.QPull(frm="bob", for_node="bob", qubit=("bob", 1)))
+    (answer,) = [o for o in alice.peer_message(other, 0.0, 0.0) if isinstance(o, ToPeer)]
+    assert isinstance(enc.decode(answer.data), m.QNotHere)
