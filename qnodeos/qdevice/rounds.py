@@ -45,7 +45,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from qnodeos.netlink.schedule import lead_ns
-from qnodeos.netlink.station import Attempt, Herald, HeraldingStation, Rejected, RoundEnd
+from qnodeos.netlink.station import Attempt, HeraldingStation, Rejected, RoundEnd
 from qnodeos.netlink.station import ToNode as StationOut
 
 from ..config.network import LinkConfig
@@ -286,7 +286,7 @@ class Rounds:
         theirs, token = self.peer_qubits.pop(r.key, ([], b""))
         heralds: list[m.QHerald] = []
         mine: list[m.PairHerald] = []
-        if rnd is not None and not r.heralds and not theirs:
+        if rnd is not None and not r.seqs and not theirs:
             # The other end never attempted (the station gave up on it): our round ends;
             # should its attempt come after all, the station answers it the same way.
             return self._ended(rnd, [], r.at_ns, r.attempts, r.reason, r.again)
@@ -304,7 +304,7 @@ class Rounds:
             )  # fmt: skip
             return out + [ToPeer(peer, self.codec.encode(reply))]
         dev, req = self.device, rnd.req
-        fast = self._owner_measured(peer, rnd, r.heralds, theirs, token) if VECTORISED else None
+        fast = self._owner_measured(peer, rnd, r, theirs, token) if VECTORISED else None
         if fast is not None:
             mine, heralds = fast
         for i, h in enumerate(r.heralds if fast is None else ()):
@@ -397,30 +397,28 @@ class Rounds:
         return out
 
     def _owner_measured(
-        self, peer: str, rnd: Round, hs: tuple[Herald, ...], theirs: list[int], token: bytes
+        self, peer: str, rnd: Round, r: RoundEnd, theirs: list[int], token: bytes
     ) -> tuple[list[m.PairHerald], list[m.QHerald]] | None:
         """``_owner_round``'s pairs when we measure them all: (our pairs, the other end's
         heralds with its halves); None if not."""
-        recipes = self._measure_recipes(rnd, [h.bell_index for h in hs]) if hs else None
+        n = len(r.seqs)
+        recipes = self._measure_recipes(rnd, list(r.bell_index)) if n else None
         if recipes is None:
             return None
         # as placing each pair on a ghost of the peer's qubit and dropping it would
-        for pq in dict.fromkeys(theirs[i if len(theirs) > 1 else 0] for i in range(len(hs))):
+        for pq in dict.fromkeys(theirs[i if len(theirs) > 1 else 0] for i in range(n)):
             self.groups.drop_ghost(self.groups.ghost((peer, pq), token))
-        self.device.fresh(recipes[0].q, hs[-1].at_ns)
+        ats, rhos = r.herald_ns, r.rho
+        self.device.fresh(recipes[0].q, ats[-1])
         res = measure_pairs(
-            self.device, recipes, [h.at_ns for h in hs], [id(h.rho) for h in hs],
-            lambda i: to_paired(np.array(hs[i].rho, dtype=complex)), 2, rnd.work_ns,
+            self.device, recipes, ats, [id(x) for x in rhos],
+            lambda i: to_paired(np.array(rhos[i], dtype=complex)), 2, rnd.work_ns,
         )  # fmt: skip
         rnd.work_ns = res.work_ns
-        mine = [
-            m.PairHerald(h.seq, h.attempts, int(end), h.bell_index, outcomes)
-            for h, end, outcomes in zip(hs, res.ends, res.outcomes, strict=True)
-        ]
-        heralds = [
-            m.QHerald(h.seq, h.attempts, h.at_ns, h.bell_index, res.half(i), -1, b"")
-            for i, h in enumerate(hs)
-        ]
+        cols = zip(r.seqs, r.herald_attempts, res.ends, r.bell_index, res.outcomes, strict=True)
+        mine = [m.PairHerald(s, a, int(end), b, o) for s, a, end, b, o in cols]
+        cols2 = zip(r.seqs, r.herald_attempts, ats, r.bell_index, res.halves(), strict=True)
+        heralds = [m.QHerald(s, a, at, b, half, -1, b"") for s, a, at, b, half in cols2]
         return mine, heralds
 
     def _peer_measured(self, rnd: Round, msg: m.QRound) -> list[m.PairHerald] | None:
