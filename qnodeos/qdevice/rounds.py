@@ -305,8 +305,9 @@ class Rounds:
             return out + [ToPeer(peer, self.codec.encode(reply))]
         dev, req = self.device, rnd.req
         fast = self._owner_measured(peer, rnd, r, theirs, token) if VECTORISED else None
+        measured = None
         if fast is not None:
-            mine, heralds = fast
+            mine, measured = fast
         for i, h in enumerate(r.heralds if fast is None else ()):
             q = req.qubits[i if len(req.qubits) > 1 else 0]
             pq = theirs[i if len(theirs) > 1 else 0]
@@ -328,7 +329,7 @@ class Rounds:
             )
         reply = m.QRound(
             frm=self.me, key=r.key, heralds=heralds, attempts=r.attempts, at_ns=r.at_ns,
-            reason=r.reason, epoch_ns=self.epoch_ns, again=r.again,
+            reason=r.reason, epoch_ns=self.epoch_ns, again=r.again, measured=measured,
         )  # fmt: skip
         return [ToPeer(peer, self.codec.encode(reply))] + self._ended(
             rnd,
@@ -345,7 +346,7 @@ class Rounds:
         """The owner's answer to our attempt."""
         rnd = self.active.pop(msg.key, None)
         if rnd is None:
-            seqs = [h.seq for h in msg.heralds]
+            seqs = msg.seqs()
             return self._late(msg.key, seqs, msg.frm, now_ns) if seqs else []
         dev, req = self.device, rnd.req
         mine: list[m.PairHerald] = []
@@ -353,7 +354,7 @@ class Rounds:
         fast = self._peer_measured(rnd, msg) if VECTORISED else None
         if fast is not None:
             mine = fast
-        for i, h in enumerate(msg.heralds if fast is None else ()):
+        for i, h in enumerate(msg.all_heralds() if fast is None else ()):
             q = req.qubits[i if len(req.qubits) > 1 else 0]
             at = self.to_own_ns(h.at_ns, msg.epoch_ns)
             dev.fresh(q, at)
@@ -398,7 +399,7 @@ class Rounds:
 
     def _owner_measured(
         self, peer: str, rnd: Round, r: RoundEnd, theirs: list[int], token: bytes
-    ) -> tuple[list[m.PairHerald], list[m.QHerald]] | None:
+    ) -> tuple[list[m.PairHerald], m.QMeasured] | None:
         """``_owner_round``'s pairs when we measure them all: (our pairs, the other end's
         heralds with its halves); None if not."""
         n = len(r.seqs)
@@ -406,7 +407,7 @@ class Rounds:
         if recipes is None:
             return None
         # as placing each pair on a ghost of the peer's qubit and dropping it would
-        for pq in dict.fromkeys(theirs[i if len(theirs) > 1 else 0] for i in range(n)):
+        for pq in dict.fromkeys(theirs[:n] if len(theirs) > 1 else theirs):
             self.groups.drop_ghost(self.groups.ghost((peer, pq), token))
         ats, rhos = r.herald_ns, r.rho
         self.device.fresh(recipes[0].q, ats[-1])
@@ -417,34 +418,42 @@ class Rounds:
         rnd.work_ns = res.work_ns
         cols = zip(r.seqs, r.herald_attempts, res.ends, r.bell_index, res.outcomes, strict=True)
         mine = [m.PairHerald(s, a, int(end), b, o) for s, a, end, b, o in cols]
-        cols2 = zip(r.seqs, r.herald_attempts, ats, r.bell_index, res.halves(), strict=True)
-        heralds = [m.QHerald(s, a, at, b, half, -1, b"") for s, a, at, b, half in cols2]
-        return mine, heralds
+        theirs_now = m.QMeasured(
+            seqs=list(r.seqs), attempts=list(r.herald_attempts), at_ns=list(ats),
+            bell_index=list(r.bell_index), halves=res.halves(),
+        )  # fmt: skip
+        return mine, theirs_now
 
     def _peer_measured(self, rnd: Round, msg: m.QRound) -> list[m.PairHerald] | None:
         """``station_result``'s pairs when the owner measured its halves and we measure
         ours, all of them: our pairs; None if not."""
-        hs = msg.heralds
-        if not hs or any(len(h.half) != 64 for h in hs):
+        if msg.measured is not None and not msg.heralds:
+            cols = msg.measured
+            seqs, tries, bells, halves = cols.seqs, cols.attempts, cols.bell_index, cols.halves
+            sent = cols.at_ns
+        else:
+            hs = msg.heralds
+            if msg.measured is not None or not hs or any(len(h.half) != 64 for h in hs):
+                return None
+            seqs, tries = [h.seq for h in hs], [h.attempts for h in hs]
+            bells, halves = [h.bell_index for h in hs], [h.half for h in hs]
+            sent = [h.at_ns for h in hs]
+        if not seqs:
             return None
-        recipes = self._measure_recipes(rnd, [h.bell_index for h in hs])
+        recipes = self._measure_recipes(rnd, bells)
         if recipes is None:
             return None
-        ats = [self.to_own_ns(h.at_ns, msg.epoch_ns) for h in hs]
+        ats = [self.to_own_ns(t, msg.epoch_ns) for t in sent] if self.realtime else sent
 
         def state(i: int) -> np.ndarray:
-            half = np.frombuffer(hs[i].half, dtype="<c16").astype(complex).reshape(2, 2)
+            half = np.frombuffer(halves[i], dtype="<c16").astype(complex).reshape(2, 2)
             return to_paired(half)
 
         self.device.fresh(recipes[0].q, ats[-1])
-        res = measure_pairs(
-            self.device, recipes, ats, [h.half for h in hs], state, 1, rnd.work_ns
-        )
+        res = measure_pairs(self.device, recipes, ats, halves, state, 1, rnd.work_ns)
         rnd.work_ns = res.work_ns
-        return [
-            m.PairHerald(h.seq, h.attempts, int(end), h.bell_index, outcomes)
-            for h, end, outcomes in zip(hs, res.ends, res.outcomes, strict=True)
-        ]
+        rows = zip(seqs, tries, res.ends, bells, res.outcomes, strict=True)
+        return [m.PairHerald(s, a, int(end), b, o) for s, a, end, b, o in rows]
 
     def _first(self, rnd: Round, msg: m.QRound) -> float | None:
         """When the attempts of our round ``rnd`` began (our device time; None: it
@@ -453,9 +462,10 @@ class Rounds:
         a gap between the link's bins lay between; then the latest of that, our own
         start and the start of its bin (exact unless the other end came late too)."""
         cycle = rnd.link.model.cycle_ns
-        if msg.heralds:
-            first = self.to_own_ns(msg.heralds[0].at_ns, msg.epoch_ns)
-            first -= msg.heralds[0].attempts * cycle
+        head = msg.heralds[:1] or (msg.measured.heralds()[:1] if msg.measured else [])
+        if head:
+            first = self.to_own_ns(head[0].at_ns, msg.epoch_ns)
+            first -= head[0].attempts * cycle
         elif msg.attempts:
             first = self.to_own_ns(msg.at_ns, msg.epoch_ns) - msg.attempts * cycle
         else:
