@@ -172,9 +172,33 @@ class LinkModel(ABC):
         index, rho = self._outcome(rng)
         return Herald(attempts=attempts, bell_index=index, rho=rho)
 
+    def sample_many(
+        self, rng: np.random.Generator, k: int
+    ) -> tuple[list[int], list[int], list[Matrix]]:
+        """``k`` heralds as columns (attempts, Bell indices, states): the same draws from
+        ``rng``, in the same order, as ``k`` calls of ``sample``."""
+        p = self._p_success
+        attempts: list[int] = []
+        index: list[int] = []
+        rho: list[Matrix] = []
+        for _ in range(k):
+            attempts.append(int(rng.geometric(p)))
+            i, r = self._outcome(rng)
+            index.append(i)
+            rho.append(r)
+        return attempts, index, rho
+
     def rate_hz(self) -> float:
         """Mean heralds per second of device time: p / cycle."""
         return self.success_probability() / (self.cycle_ns * 1e-9)
+
+
+def _only_attempts(
+    rng: np.random.Generator, p: float, k: int, rho: Matrix
+) -> tuple[list[int], list[int], list[Matrix]]:
+    """``sample_many`` of a model whose herald is always ``rho`` as Phi+ (its outcome
+    draws nothing): the attempts in one call (numpy draws them one by one, in order)."""
+    return rng.geometric(p, size=k).tolist(), [PHI_PLUS] * k, [rho] * k
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -198,6 +222,11 @@ class Perfect(LinkModel):
 
     def outcomes(self) -> list[tuple[float, int, Matrix]]:
         return [(1.0, PHI_PLUS, bell(PHI_PLUS))]
+
+    def sample_many(
+        self, rng: np.random.Generator, k: int
+    ) -> tuple[list[int], list[int], list[Matrix]]:
+        return _only_attempts(rng, self._p_success, k, self._state)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -228,6 +257,11 @@ class Depolarise(LinkModel):
 
     def outcomes(self) -> list[tuple[float, int, Matrix]]:
         return [(1.0, PHI_PLUS, werner(self.fidelity))]
+
+    def sample_many(
+        self, rng: np.random.Generator, k: int
+    ) -> tuple[list[int], list[int], list[Matrix]]:
+        return _only_attempts(rng, self._p_success, k, self._state)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -38,7 +38,10 @@ second attempt for the same key from the same node, or a bad window gets a
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
+from typing import Any
 
 import numpy as np
 
@@ -79,15 +82,32 @@ class Herald:
 class RoundEnd:
     """How round ``key`` went: its heralds in time order, then ``attempts`` more that
     heralded nothing, ending at ``at_ns``; ``reason`` says why it stopped short of its
-    pairs ("" if it made them all)."""
+    pairs ("" if it made them all). The heralds come as columns (one entry per herald:
+    station number, attempts since the previous herald or the round's start, time, Bell
+    state, delivered state); ``heralds`` gives them one ``Herald`` each."""
 
     key: str
-    heralds: tuple[Herald, ...]
     attempts: int
     at_ns: float
     reason: str = ""
     again: bool = False  # the round never ran (the ends disagreed): attempt the same key
     start_ns: float = -1.0  # when its attempts began (-1: it made none)
+    seqs: Sequence[int] = ()
+    herald_attempts: Sequence[int] = ()
+    herald_ns: Sequence[float] = ()
+    bell_index: Sequence[int] = ()
+    rho: Sequence[Matrix] = ()
+
+    @cached_property
+    def heralds(self) -> tuple[Herald, ...]:
+        """The heralds, one object each."""
+        cols = zip(
+            self.seqs, self.herald_attempts, self.herald_ns, self.bell_index, self.rho,
+            strict=True,
+        )  # fmt: skip
+        return tuple(
+            Herald(seq=s, attempts=a, at_ns=t, bell_index=b, rho=r) for s, a, t, b, r in cols
+        )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -174,7 +194,6 @@ class HeraldingStation:
                         a.node,
                         RoundEnd(
                             key=a.key,
-                            heralds=(),
                             attempts=0,
                             at_ns=a.start_ns,
                             reason=reason,
@@ -191,7 +210,6 @@ class HeraldingStation:
                     a.node,
                     RoundEnd(
                         key=a.key,
-                        heralds=(),
                         attempts=0,
                         at_ns=a.start_ns,
                         reason=f"superseded by round {attempt.key!r} of {attempt.node}",
@@ -226,7 +244,6 @@ class HeraldingStation:
             if t - came > self.hold_ns:
                 msg = RoundEnd(
                     key=a.key,
-                    heralds=(),
                     attempts=0,
                     at_ns=came,
                     reason="outside the link's time bins",
@@ -235,12 +252,22 @@ class HeraldingStation:
             budget = min(a.max_attempts, b.max_attempts)
         dead = max(a.dead_ns, b.dead_ns)
         want = min(a.pairs, b.pairs)
-        heralds: list[Herald] = []
+        tries: list[int] = []  # per herald: attempts, time, Bell index, state
+        ats: list[float] = []
+        bells: list[int] = []
+        rhos: list[Matrix] = []
         tail, reason = 0, ""  # tail: attempts since the last herald (or the start)
         first = t
         if end - t < cycle:
             reason = "windows do not overlap"
-        while not reason and len(heralds) < want:
+        # The model's draws, a block at a time (as many as pairs are still wanted): the
+        # same numbers as one ``sample`` per draw. Draws left over when the round ends
+        # are given back (the generator is put back and advanced by the used ones), so
+        # the next round draws what it would have drawn one by one.
+        draws: tuple[list[int], list[int], list[Matrix]] = ([], [], [])
+        used = 0
+        saved: Mapping[str, Any] | None = None
+        while not reason and len(tries) < want:
             left = int(min((end - t) // cycle, budget))
             if left < 1:
                 nxt = self._bridge(t, end, budget)
@@ -250,33 +277,40 @@ class HeraldingStation:
                 if tail:
                     reason = f"no herald in {tail} attempts"
                 else:
-                    reason = f"window used up after {len(heralds)} of {want} pair(s)"
+                    reason = f"window used up after {len(tries)} of {want} pair(s)"
                 break
-            h = self.model.sample(self.rng)
-            if h.attempts > left:  # none in what is left here (memoryless: draw again there)
+            if used == len(draws[0]):
+                saved = self.rng.bit_generator.state
+                draws, used = self.model.sample_many(self.rng, want - len(tries)), 0
+            k = draws[0][used]
+            used += 1
+            if k > left:  # none in what is left here (memoryless: draw again there)
                 tail, t, budget = tail + left, t + left * cycle, budget - left
                 if self._bridge(t, end, budget) is None:
                     reason = f"no herald in {tail} attempts"
                 continue
-            self.heralds += 1
-            at = t + h.attempts * cycle
-            heralds.append(
-                Herald(
-                    seq=self.heralds,
-                    attempts=tail + h.attempts,
-                    at_ns=at,
-                    bell_index=h.bell_index,
-                    rho=h.rho,
-                )
-            )
-            tail, t, budget = 0, at + dead, budget - h.attempts
+            at = t + k * cycle
+            tries.append(tail + k)
+            ats.append(at)
+            bells.append(draws[1][used - 1])
+            rhos.append(draws[2][used - 1])
+            tail, t, budget = 0, at + dead, budget - k
+        if used < len(draws[0]) and saved is not None:  # give back the draws this round did not use
+            self.rng.bit_generator.state = saved
+            self.model.sample_many(self.rng, used)
+        seq0 = self.heralds
+        self.heralds += len(tries)
         msg = RoundEnd(
             key=a.key,
-            heralds=tuple(heralds),
             attempts=tail,
             at_ns=t,
             reason=reason,
-            start_ns=first if heralds or tail else -1.0,
+            start_ns=first if tries or tail else -1.0,
+            seqs=range(seq0 + 1, self.heralds + 1),
+            herald_attempts=tries,
+            herald_ns=ats,
+            bell_index=bells,
+            rho=rhos,
         )
         return [ToNode(node, msg) for node in self.nodes]  # in link order, not arrival
 
@@ -306,7 +340,7 @@ class HeraldingStation:
 
     def _lone(self, a: Attempt, at_ns: float, reason: str) -> RoundEnd:
         """End ``a``'s round at ``at_ns`` with no herald, and remember it for its peer."""
-        msg = RoundEnd(key=a.key, heralds=(), attempts=0, at_ns=at_ns, reason=reason)
+        msg = RoundEnd(key=a.key, attempts=0, at_ns=at_ns, reason=reason)
         self.expired[a.key] = msg
         while len(self.expired) > EXPIRED_KEPT:
             del self.expired[next(iter(self.expired))]

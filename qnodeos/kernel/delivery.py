@@ -27,7 +27,7 @@ import numpy as np
 from ..config.network import LinkConfig
 from ..lang import messages as m
 from ..netlink import egp as e
-from ..netlink.station import Herald, RoundEnd
+from ..netlink.station import RoundEnd
 from ..runtime.timeline import Recorder
 from .ledger import Ledger
 from .memory import MemoryManager
@@ -148,22 +148,18 @@ class PairDelivery:
         else:
             for p in reply.pairs:
                 self._outcomes[p.seq] = p.outcomes
+            pairs = reply.pairs
             msg = RoundEnd(
                 key=reply.key,
-                heralds=tuple(
-                    Herald(
-                        seq=p.seq,
-                        attempts=p.attempts,
-                        at_ns=p.at_ns,
-                        bell_index=p.bell_index,
-                        rho=_NO_STATE,  # the state is in the quantum process
-                    )
-                    for p in reply.pairs
-                ),
                 attempts=reply.attempts,
                 at_ns=reply.at_ns,
                 reason=reply.reason,
                 again=reply.again,
+                seqs=[p.seq for p in pairs],
+                herald_attempts=[p.attempts for p in pairs],
+                herald_ns=[p.at_ns for p in pairs],
+                bell_index=[p.bell_index for p in pairs],
+                rho=[_NO_STATE] * len(pairs),  # the state is in the quantum process
             )
         if want is not None and reply.final:
             want.round_seq = -1  # the device is done with it: nothing to abort

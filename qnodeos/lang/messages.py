@@ -802,9 +802,38 @@ class QHerald(msgspec.Struct, frozen=True, array_like=True):
     token: Annotated[bytes, msgspec.Meta(max_length=8)] = b""
 
 
+Half = Annotated[bytes, msgspec.Meta(min_length=64, max_length=64)]
+
+
+class QMeasured(msgspec.Struct, frozen=True, kw_only=True, array_like=True):
+    """Heralds of a round whose pairs the owner measured, as columns (herald i in entry
+    i of each): what a ``QHerald`` says of each, with ``halves[i]`` the other end's
+    qubit's 2x2 state (alone there: ``QHerald.half``). One list per field, not a struct
+    per pair, for rounds of thousands of measured pairs."""
+
+    seqs: Annotated[list[Count], msgspec.Meta(max_length=4096)]
+    attempts: Annotated[list[Count], msgspec.Meta(max_length=4096)]
+    at_ns: Annotated[list[DeviceNs], msgspec.Meta(max_length=4096)]
+    bell_index: Annotated[list[BellIndex], msgspec.Meta(max_length=4096)]
+    halves: Annotated[list[Half], msgspec.Meta(max_length=4096)]
+
+    def __post_init__(self) -> None:
+        n = len(self.seqs)
+        cols = (self.attempts, self.at_ns, self.bell_index, self.halves)
+        if any(len(c) != n for c in cols):
+            lengths = [n, *(len(c) for c in cols)]
+            raise ValueError(f"columns of measured heralds differ in length: {lengths}")
+
+    def heralds(self) -> list[QHerald]:
+        """One ``QHerald`` each."""
+        cols = (self.seqs, self.attempts, self.at_ns, self.bell_index, self.halves)
+        return [QHerald(s, a, t, b, h) for s, a, t, b, h in zip(*cols, strict=True)]
+
+
 class QRound(msgspec.Struct, frozen=True, kw_only=True, tag="q_round"):
     """From the station's node to the other end: round ``key``'s heralds, then how it
-    ended (times in the station's device time, with its ``epoch_ns``)."""
+    ended (times in the station's device time, with its ``epoch_ns``). A round whose
+    pairs the owner measured sends them in ``measured`` (after those in ``heralds``)."""
 
     frm: Name
     key: Key
@@ -814,6 +843,23 @@ class QRound(msgspec.Struct, frozen=True, kw_only=True, tag="q_round"):
     reason: Text
     epoch_ns: Epoch
     again: bool = False
+    measured: QMeasured | None = None
+
+    def __post_init__(self) -> None:
+        n = len(self.heralds) + (len(self.measured.seqs) if self.measured is not None else 0)
+        if n > 4096:
+            raise ValueError(f"{n} heralds in one round (at most 4096)")
+
+    def all_heralds(self) -> list[QHerald]:
+        """Every herald, one ``QHerald`` each, in order."""
+        if self.measured is None:
+            return self.heralds
+        return self.heralds + self.measured.heralds()
+
+    def seqs(self) -> list[int]:
+        """Every herald's station number, in order."""
+        more = self.measured.seqs if self.measured is not None else []
+        return [h.seq for h in self.heralds] + more
 
 
 class QPull(msgspec.Struct, frozen=True, kw_only=True, tag="q_pull"):

@@ -68,6 +68,17 @@ class Measured:
     def half(self, i: int) -> bytes:
         return self.classes[self.of[i]].half(self.true[i])
 
+    def halves(self) -> list[bytes]:
+        """``half(i)`` of every pair, in order."""
+        made: dict[tuple[int, int], bytes] = {}
+        out: list[bytes] = []
+        for key in zip(self.of, self.true, strict=True):
+            h = made.get(key)
+            if h is None:
+                h = made[key] = self.classes[key[0]].half(key[1])
+            out.append(h)
+        return out
+
 
 def measure_pairs(
     dev: QuantumDevice,

@@ -45,7 +45,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from qnodeos.netlink.schedule import lead_ns
-from qnodeos.netlink.station import Attempt, Herald, HeraldingStation, Rejected, RoundEnd
+from qnodeos.netlink.station import Attempt, HeraldingStation, Rejected, RoundEnd
 from qnodeos.netlink.station import ToNode as StationOut
 
 from ..config.network import LinkConfig
@@ -286,7 +286,7 @@ class Rounds:
         theirs, token = self.peer_qubits.pop(r.key, ([], b""))
         heralds: list[m.QHerald] = []
         mine: list[m.PairHerald] = []
-        if rnd is not None and not r.heralds and not theirs:
+        if rnd is not None and not r.seqs and not theirs:
             # The other end never attempted (the station gave up on it): our round ends;
             # should its attempt come after all, the station answers it the same way.
             return self._ended(rnd, [], r.at_ns, r.attempts, r.reason, r.again)
@@ -304,9 +304,10 @@ class Rounds:
             )  # fmt: skip
             return out + [ToPeer(peer, self.codec.encode(reply))]
         dev, req = self.device, rnd.req
-        fast = self._owner_measured(peer, rnd, r.heralds, theirs, token) if VECTORISED else None
+        fast = self._owner_measured(peer, rnd, r, theirs, token) if VECTORISED else None
+        measured = None
         if fast is not None:
-            mine, heralds = fast
+            mine, measured = fast
         for i, h in enumerate(r.heralds if fast is None else ()):
             q = req.qubits[i if len(req.qubits) > 1 else 0]
             pq = theirs[i if len(theirs) > 1 else 0]
@@ -328,7 +329,7 @@ class Rounds:
             )
         reply = m.QRound(
             frm=self.me, key=r.key, heralds=heralds, attempts=r.attempts, at_ns=r.at_ns,
-            reason=r.reason, epoch_ns=self.epoch_ns, again=r.again,
+            reason=r.reason, epoch_ns=self.epoch_ns, again=r.again, measured=measured,
         )  # fmt: skip
         return [ToPeer(peer, self.codec.encode(reply))] + self._ended(
             rnd,
@@ -345,7 +346,7 @@ class Rounds:
         """The owner's answer to our attempt."""
         rnd = self.active.pop(msg.key, None)
         if rnd is None:
-            seqs = [h.seq for h in msg.heralds]
+            seqs = msg.seqs()
             return self._late(msg.key, seqs, msg.frm, now_ns) if seqs else []
         dev, req = self.device, rnd.req
         mine: list[m.PairHerald] = []
@@ -353,7 +354,7 @@ class Rounds:
         fast = self._peer_measured(rnd, msg) if VECTORISED else None
         if fast is not None:
             mine = fast
-        for i, h in enumerate(msg.heralds if fast is None else ()):
+        for i, h in enumerate(msg.all_heralds() if fast is None else ()):
             q = req.qubits[i if len(req.qubits) > 1 else 0]
             at = self.to_own_ns(h.at_ns, msg.epoch_ns)
             dev.fresh(q, at)
@@ -397,56 +398,62 @@ class Rounds:
         return out
 
     def _owner_measured(
-        self, peer: str, rnd: Round, hs: tuple[Herald, ...], theirs: list[int], token: bytes
-    ) -> tuple[list[m.PairHerald], list[m.QHerald]] | None:
+        self, peer: str, rnd: Round, r: RoundEnd, theirs: list[int], token: bytes
+    ) -> tuple[list[m.PairHerald], m.QMeasured] | None:
         """``_owner_round``'s pairs when we measure them all: (our pairs, the other end's
         heralds with its halves); None if not."""
-        recipes = self._measure_recipes(rnd, [h.bell_index for h in hs]) if hs else None
+        n = len(r.seqs)
+        recipes = self._measure_recipes(rnd, list(r.bell_index)) if n else None
         if recipes is None:
             return None
         # as placing each pair on a ghost of the peer's qubit and dropping it would
-        for pq in dict.fromkeys(theirs[i if len(theirs) > 1 else 0] for i in range(len(hs))):
+        for pq in dict.fromkeys(theirs[:n] if len(theirs) > 1 else theirs):
             self.groups.drop_ghost(self.groups.ghost((peer, pq), token))
-        self.device.fresh(recipes[0].q, hs[-1].at_ns)
+        ats, rhos = r.herald_ns, r.rho
+        self.device.fresh(recipes[0].q, ats[-1])
         res = measure_pairs(
-            self.device, recipes, [h.at_ns for h in hs], [id(h.rho) for h in hs],
-            lambda i: to_paired(np.array(hs[i].rho, dtype=complex)), 2, rnd.work_ns,
+            self.device, recipes, ats, [id(x) for x in rhos],
+            lambda i: to_paired(np.array(rhos[i], dtype=complex)), 2, rnd.work_ns,
         )  # fmt: skip
         rnd.work_ns = res.work_ns
-        mine = [
-            m.PairHerald(h.seq, h.attempts, int(end), h.bell_index, outcomes)
-            for h, end, outcomes in zip(hs, res.ends, res.outcomes, strict=True)
-        ]
-        heralds = [
-            m.QHerald(h.seq, h.attempts, h.at_ns, h.bell_index, res.half(i), -1, b"")
-            for i, h in enumerate(hs)
-        ]
-        return mine, heralds
+        cols = zip(r.seqs, r.herald_attempts, res.ends, r.bell_index, res.outcomes, strict=True)
+        mine = [m.PairHerald(s, a, int(end), b, o) for s, a, end, b, o in cols]
+        theirs_now = m.QMeasured(
+            seqs=list(r.seqs), attempts=list(r.herald_attempts), at_ns=list(ats),
+            bell_index=list(r.bell_index), halves=res.halves(),
+        )  # fmt: skip
+        return mine, theirs_now
 
     def _peer_measured(self, rnd: Round, msg: m.QRound) -> list[m.PairHerald] | None:
         """``station_result``'s pairs when the owner measured its halves and we measure
         ours, all of them: our pairs; None if not."""
-        hs = msg.heralds
-        if not hs or any(len(h.half) != 64 for h in hs):
+        if msg.measured is not None and not msg.heralds:
+            cols = msg.measured
+            seqs, tries, bells, halves = cols.seqs, cols.attempts, cols.bell_index, cols.halves
+            sent = cols.at_ns
+        else:
+            hs = msg.heralds
+            if msg.measured is not None or not hs or any(len(h.half) != 64 for h in hs):
+                return None
+            seqs, tries = [h.seq for h in hs], [h.attempts for h in hs]
+            bells, halves = [h.bell_index for h in hs], [h.half for h in hs]
+            sent = [h.at_ns for h in hs]
+        if not seqs:
             return None
-        recipes = self._measure_recipes(rnd, [h.bell_index for h in hs])
+        recipes = self._measure_recipes(rnd, bells)
         if recipes is None:
             return None
-        ats = [self.to_own_ns(h.at_ns, msg.epoch_ns) for h in hs]
+        ats = [self.to_own_ns(t, msg.epoch_ns) for t in sent] if self.realtime else sent
 
         def state(i: int) -> np.ndarray:
-            half = np.frombuffer(hs[i].half, dtype="<c16").astype(complex).reshape(2, 2)
+            half = np.frombuffer(halves[i], dtype="<c16").astype(complex).reshape(2, 2)
             return to_paired(half)
 
         self.device.fresh(recipes[0].q, ats[-1])
-        res = measure_pairs(
-            self.device, recipes, ats, [h.half for h in hs], state, 1, rnd.work_ns
-        )
+        res = measure_pairs(self.device, recipes, ats, halves, state, 1, rnd.work_ns)
         rnd.work_ns = res.work_ns
-        return [
-            m.PairHerald(h.seq, h.attempts, int(end), h.bell_index, outcomes)
-            for h, end, outcomes in zip(hs, res.ends, res.outcomes, strict=True)
-        ]
+        rows = zip(seqs, tries, res.ends, bells, res.outcomes, strict=True)
+        return [m.PairHerald(s, a, int(end), b, o) for s, a, end, b, o in rows]
 
     def _first(self, rnd: Round, msg: m.QRound) -> float | None:
         """When the attempts of our round ``rnd`` began (our device time; None: it
@@ -455,9 +462,10 @@ class Rounds:
         a gap between the link's bins lay between; then the latest of that, our own
         start and the start of its bin (exact unless the other end came late too)."""
         cycle = rnd.link.model.cycle_ns
-        if msg.heralds:
-            first = self.to_own_ns(msg.heralds[0].at_ns, msg.epoch_ns)
-            first -= msg.heralds[0].attempts * cycle
+        head = msg.heralds[:1] or (msg.measured.heralds()[:1] if msg.measured else [])
+        if head:
+            first = self.to_own_ns(head[0].at_ns, msg.epoch_ns)
+            first -= head[0].attempts * cycle
         elif msg.attempts:
             first = self.to_own_ns(msg.at_ns, msg.epoch_ns) - msg.attempts * cycle
         else:
