@@ -103,7 +103,7 @@ from .outputs import Out, ToNode
 from .processes import App
 from .repeaters import RepeaterWork
 from .roundwork import SCRATCH
-from .wants import Want, Work, purpose
+from .wants import Want, Work, purpose, purpose_nodes
 
 log = logging.getLogger("qnodeos.network")
 
@@ -256,8 +256,9 @@ class NetworkLayer(RepeaterWork, EndDistil):
             if want.purpose in self.e2e_listening:
                 return fail("OTHER", f"this app already waits for pairs on {want.purpose}")
             self.e2e_listening[want.purpose] = want
-            waiting = self.setups.pop(want.purpose, None)
-            if waiting is not None:
+            waiting = self.setups.get(want.purpose)
+            if waiting is not None and waiting[0].path[0] == msg.remote_node:
+                del self.setups[want.purpose]
                 return self._accept_setup(waiting[0], now)
             return []
         self._next_circuit += 1
@@ -340,6 +341,8 @@ class NetworkLayer(RepeaterWork, EndDistil):
             or len(set(path)) != len(path)
             or any(frozenset(h) not in links for h in zip(path, path[1:], strict=False))
             or s.kind not in KINDS
+            # its apps are at its two ends: a node cannot pose as another to an app
+            or sorted(purpose_nodes(s.purpose)) != sorted([path[0], path[-1]])
             or (len(path) == 2 and not s.distill)  # one hop: only to distil
             or (s.distill and (s.distill not in SCHEMES or s.kind not in ("M", "K")))
             or (s.policy and s.policy not in POLICIES)
@@ -357,10 +360,11 @@ class NetworkLayer(RepeaterWork, EndDistil):
         if mine >= MAX_CIRCUITS_PER_PEER:
             return self._refuse_setup(s, frm, f"{frm!r} has {mine} circuits here already")
         if path[-1] == self.node:
-            if len(path) == 2 and s.purpose in self.listening:  # the app waits on the link
-                if s.purpose not in self.e2e_listening:
+            listen = self.listening.get(s.purpose)
+            if len(path) == 2 and listen is not None and listen.peer == frm:
+                if s.purpose not in self.e2e_listening:  # the app waits on the link
                     self.e2e_listening[s.purpose] = self.listening.pop(s.purpose)
-                    self.egps[frm].unlisten(s.purpose)
+                    self.egps[listen.peer].unlisten(s.purpose)
             want = self.e2e_listening.get(s.purpose)
             if want is None or want.msg.remote_node != frm:
                 waiting = sum(1 for x, _ in self.setups.values() if x.path[0] == frm)

@@ -362,6 +362,8 @@ class EndDistil:
             d.busy.discard(keep)
             del d.held[keep]
             self.memory.release(d.app.app_id, virt)
+        if c.done:  # (delivering the last pair may have ended it)
+            return out
         out += self._dist_admit(c)
         if c.done:
             return out
@@ -382,9 +384,10 @@ class EndDistil:
         if not msg.measures():
             q = msg.qubits[i]
             try:
-                self.memory.give(d.app.app_id, d.held.pop(e2e)[0], c.want.app.app_id, q)
-            except (QuotaError, ProgramError) as exc:
+                self.memory.give(d.app.app_id, d.held[e2e][0], c.want.app.app_id, q)
+            except (QuotaError, ProgramError) as exc:  # (the circuit's close frees it)
                 return self._fail(c, f"handing a distilled pair to the app: {exc}", self.now_s)
+            del d.held[e2e]
             d.busy.discard(e2e)
             pair = m.EprPair(
                 ent_id=(c.path[0], c.path[-1], e2e), bell_index=0, goodness=self._dist_f(d),

@@ -26,6 +26,11 @@ def purpose(a: tuple[str, str], b: tuple[str, str]) -> str:
     return f"{x[0]}/{x[1]}|{y[0]}/{y[1]}"
 
 
+def purpose_nodes(pur: str) -> list[str]:
+    """The nodes of purpose ``pur``'s two ends, in its order."""
+    return [end.partition("/")[0] for end in pur.split("|")]
+
+
 def local_app(pur: str, node: str) -> str | None:
     """The app at ``node`` in purpose ``pur`` (None if none is)."""
     for end in pur.split("|"):

@@ -10,6 +10,7 @@ import qnodeos.kernel.circuits as circuits
 from qnodeos.kernel.circuits import REPEATER_QUBITS
 from qnodeos.kernel.core import Kernel
 from qnodeos.kernel.outputs import ToNode
+from qnodeos.kernel.processes import App
 from qnodeos.lang import messages as m
 from tests.conftest import network
 
@@ -214,3 +215,32 @@ def test_one_node_flooding_early_records_cannot_evict_anothers() -> None:
     k.app_message(addr, req, 0.0)
     assert list(k.net.circuits[("a", 1)].records) == [(1, 6)]  # r's record was kept
     assert k.net.early_from == {"x": circuits.EARLY_PER_SENDER}
+
+
+def test_a_setup_names_only_its_own_ends_apps() -> None:
+    """x cannot pose as b to an app on r: a setup whose apps are not at the ends of its
+    path is ignored, so r's app asking b for pairs is never joined to x's circuit, and
+    its plain listen on the b link stays where it is."""
+    k = repeater()
+    k.memory.open(1, 4)
+    app = App(app_id=1, name="rq", addr=b"rq", priority=0, quota=4)
+    listen = m.EprRequest(
+        req=1, remote_node="b", remote_app="bq", role="recv", kind="M", number=3, timeout_s=30
+    )
+    k.net.request(app, listen, 0.0)
+    assert list(k.net.listening) == ["b/bq|r/rq"]
+    forged = m.NetSetup(
+        circuit=7, path=["x", "r"], purpose="b/bq|r/rq", kind="M", number=3,
+        timeout_s=1000.0, distill="dejmps", rounds=1,
+    )  # fmt: skip
+    assert k.peer_message(m.Net(from_node="x", msg=forged), 0.0) == []
+    assert k.net.ignored == 1 and not k.net.setups and not k.net.e2e_listening
+    assert list(k.net.listening) == ["b/bq|r/rq"]
+    assert "b/bq|r/rq" in k.net.egps["b"].listening
+    # the same from a node on a real path, with its own app named, is taken
+    mine = m.NetSetup(
+        circuit=8, path=["x", "r"], purpose="r/rq|x/xq", kind="M", number=3,
+        timeout_s=1000.0, distill="dejmps", rounds=1,
+    )  # fmt: skip
+    k.peer_message(m.Net(from_node="x", msg=mine), 0.0)
+    assert list(k.net.setups) == ["r/rq|x/xq"]
