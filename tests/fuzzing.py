@@ -101,9 +101,9 @@ def frames(endpoint: str) -> st.SearchStrategy[list[bytes]]:
     """One multipart message for ``endpoint`` (a list of frames)."""
     one = st.one_of(
         st.binary(max_size=512),
-        any_values.map(lambda v: _ENC.encode([1, v])),
+        any_values.map(lambda v: _ENC.encode([2, v])),
         any_values.map(_ENC.encode),
-        st.integers(min_value=1, max_value=5000).map(lambda n: b"\x92\x01" + b"\x91" * n + b"\x00"),
+        st.integers(min_value=1, max_value=5000).map(lambda n: b"\x92\x02" + b"\x91" * n + b"\x00"),
         typed(endpoint),
         typed(endpoint).flatmap(
             lambda b: st.integers(min_value=0, max_value=max(len(b) - 1, 0)).map(lambda k: b[:k])

@@ -21,7 +21,7 @@ from ..errors import ProtocolError
 from . import messages
 from .bounds import MAX_COUNT
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: measured pairs as columns (EprPairs, QRound), distillation fields
 MAX_FRAME = 4 * 1024 * 1024
 # msgspec stops at Python's recursion limit (RecursionError); none of our messages
 # nests more than a handful of levels, so anything that deep is refused as malformed.

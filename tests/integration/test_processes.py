@@ -132,7 +132,7 @@ def test_bad_input_gets_error_replies_and_the_node_keeps_serving(node: tuple[str
     enc = codec.app_to_node()
 
     def submit(block: int, sub: Any) -> bytes:
-        return msgspec.msgpack.encode([1, {"type": "submit", "block": block, "sub": sub}])
+        return msgspec.msgpack.encode([2, {"type": "submit", "block": block, "sub": sub}])
 
     big = msgspec.to_builtins(parse("set R0 1\n" * 5000, check=False))
     loop = msgspec.to_builtins(parse("top:\njmp @top"))
@@ -140,7 +140,7 @@ def test_bad_input_gets_error_replies_and_the_node_keeps_serving(node: tuple[str
     frames = [
         enc.encode(m.Register(app="junk", qubits=1)),
         b"\xc1\xc1 not msgpack",
-        msgspec.msgpack.encode([1, {"type": "register", "app": 5, "qubits": "two"}]),
+        msgspec.msgpack.encode([2, {"type": "register", "app": 5, "qubits": "two"}]),
         submit(1, {"arrays": {}, "labels": {}, "instrs": [["frobnicate", []]]}),
         submit(2, {"arrays": {}, "labels": {}, "instrs": [["x", [["Q", "zero"]]]]}),
         submit(3, raw("set R99 1")),

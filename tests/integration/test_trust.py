@@ -281,7 +281,7 @@ def test_a_stranger_cannot_use_the_quantum_process(tmp_path: Path) -> None:
         sock.send(codec.to_device().encode(m.Ping(seq=1)))
         reply = codec.from_device().decode(sock.recv())
         assert isinstance(reply, m.ErrorReply) and reply.code == "not_authorized"
-        sock.send(msgspec.msgpack.encode([1, {"type": "dreq", "seq": 1, "ops": [["x", [0]]]}]))
+        sock.send(msgspec.msgpack.encode([2, {"type": "dreq", "seq": 1, "ops": [["x", [0]]]}]))
         reply = codec.from_device().decode(sock.recv())
         assert isinstance(reply, m.ErrorReply) and reply.code == "not_authorized"
         sock.close()

@@ -239,7 +239,7 @@ async def test_bad_messages_get_error_replies(autojump_clock: object) -> None:
     async with local_network(network("[nodes.a]\nqubits=1\n")) as eps:
         raw = MemDealer(eps["a"])
         dec = codec.node_to_app()
-        for junk in [b"\xc1", b"", b"\x92\x01\xa3abc"]:
+        for junk in [b"\xc1", b"", b"\x92\x02\xa3abc"]:
             await raw.send([junk])
             reply = dec.decode((await raw.recv())[0])
             assert isinstance(reply, m.ErrorReply) and reply.code == "bad_message"
