@@ -100,7 +100,8 @@ def events(log: Path) -> list[dict[str, Any]]:
 
 
 def kept_ids(evs: list[dict[str, Any]]) -> list[tuple[str, str, int]]:
-    got = [tuple(i) for e in evs if e["event"] in ("pairs", "error") for i in e["ids"]]
+    kinds = ("pairs", "error", "unanswered")
+    got = [tuple(i) for e in evs if e["event"] in kinds for i in e["ids"]]
     void = {tuple(i) for e in evs if e["event"] == "expired" for i in e["ids"]}
     return [i for i in got if i not in void]
 
