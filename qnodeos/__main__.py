@@ -1,10 +1,5 @@
 import sys
 
-if sys.argv[1:2] in (["node"], ["qdevice"]):  # a node's process: one BLAS thread
-    from .runtime.blas import before_numpy
-
-    before_numpy()
-
-from .facade.cli import main  # noqa: E402
+from .facade.cli import main  # (a node's process gets one BLAS thread there)
 
 sys.exit(main())

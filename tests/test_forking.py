@@ -6,6 +6,7 @@ import os
 import signal
 import time
 
+import pytest
 import trio
 
 from qnodeos.runtime.forking import fork
@@ -88,3 +89,24 @@ def test_a_fresh_node_interpreter_starts_numpy_with_one_blas_thread() -> None:
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "1"
+
+
+@pytest.mark.parametrize("argv, want", [("node", "1"), ("qdevice", "1"), ("run", "None")])
+def test_the_command_line_sets_one_blas_thread_for_node_processes(argv: str, want: str) -> None:
+    """The installed ``qnodeos`` command and ``python -m qnodeos`` both load the command
+    line module first: for ``node`` and ``qdevice`` it asks for one BLAS thread before
+    numpy loads; other commands keep the machine's default."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        f"sys.argv = ['qnodeos', {argv!r}]\n"
+        "import qnodeos.facade.cli, os\n"
+        "print(os.environ.get('OPENBLAS_NUM_THREADS'))\n"
+    )
+    unset = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS")
+    env = {k: v for k, v in os.environ.items() if k not in unset}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == want

@@ -25,7 +25,12 @@ from concurrent.futures import Executor
 from contextlib import contextmanager
 from pathlib import Path
 
-from ..config.defaults import network_or_default
+from ..runtime.blas import before_numpy
+
+if sys.argv[1:2] in (["node"], ["qdevice"]):  # a node's process (`qnodeos node` or
+    before_numpy()  # `python -m qnodeos node`): one BLAS thread, set before numpy loads
+
+from ..config.defaults import network_or_default  # noqa: E402
 from ..runtime.command import configure_logging, guarded
 from ..testbed.node import TOKEN_ENV, qdevice_main, run_node
 from ..version import __version__

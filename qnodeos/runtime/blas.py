@@ -76,6 +76,7 @@ def in_the_child() -> None:
 def before_numpy() -> None:
     """Make the BLAS that numpy will load into this process start with one thread (an
     explicit setting in the environment is kept). Only works before numpy is imported:
-    ``python -m qnodeos node`` and ``qdevice`` call it first thing."""
+    ``qnodeos node`` and ``qdevice`` (the command or ``python -m``) call it when
+    the command line module loads, before anything imports numpy."""
     for k, v in ONE_THREAD_ENV.items():
         os.environ.setdefault(k, v)
