@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 import qnodeos
-from qnodeos.apps.chain import turns_policy
+from qnodeos.apps.chain import format_result, turns_policy
 from qnodeos.netlink.chaintheory import turns_time_ns
 from qnodeos.testbed.plot import plot_sweep
 
@@ -120,3 +120,16 @@ def test_links_in_turns_are_predicted_only_where_the_chain_runs_so() -> None:
     assert policy("chain.node.qubits=4") == ""  # a window of two halves per side
     assert policy("network.args.cutoff_s=0.0002") == ""
     assert policy("network.protocol=tests.network.young_swap:YoungSwap") == ""
+
+
+def test_a_rate_far_below_the_prediction_is_explained() -> None:
+    """In real processes, messages between processes cost device time, so the rate is
+    far below the links' physics: the printout says so and points to --deterministic;
+    a rate that compares gets no such line."""
+    r = {
+        "role": "create", "pairs": 900, "hops": 4, "path": ["n0", "n1", "n2", "n3", "n4"],
+        "fidelity": 0.85, "fidelity_stderr": 0.02, "rate_hz": 181.5, "rate_hz_stderr": 2.7,
+        "fidelity_theory": 0.887, "rate_hz_turns": 7372.3, "rate_hz_theory": 10166.4,
+    }  # fmt: skip
+    assert "--deterministic" in format_result(r)
+    assert "--deterministic" not in format_result({**r, "rate_hz": 7171.0})
