@@ -71,11 +71,21 @@ async def test_a_child_runs_its_blas_on_one_thread_and_the_parent_keeps_its_own(
     assert before() == parent
 
 
-def test_a_fresh_node_interpreter_starts_numpy_with_one_blas_thread() -> None:
-    """What ``python -m qnodeos node`` and ``qdevice`` do first (``blas.before_numpy``)."""
+def _fresh(code: str) -> str:
+    """What a fresh interpreter running ``code`` prints, with no BLAS thread setting in
+    its environment."""
     import subprocess
     import sys
 
+    unset = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS")
+    env = {k: v for k, v in os.environ.items() if k not in unset}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    return out.stdout.strip()
+
+
+def test_a_fresh_node_interpreter_starts_numpy_with_one_blas_thread() -> None:
+    """What ``qnodeos node`` and ``qdevice`` do first (``blas.before_numpy``)."""
     code = (
         "from qnodeos.runtime.blas import before_numpy\n"
         "before_numpy()\n"
@@ -84,11 +94,7 @@ def test_a_fresh_node_interpreter_starts_numpy_with_one_blas_thread() -> None:
         "a @ a\n"
         "print(len(os.listdir('/proc/self/task')))\n"
     )
-    unset = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS")
-    env = {k: v for k, v in os.environ.items() if k not in unset}
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == "1"
+    assert _fresh(code) == "1"
 
 
 @pytest.mark.parametrize("argv, want", [("node", "1"), ("qdevice", "1"), ("run", "None")])
@@ -96,17 +102,10 @@ def test_the_command_line_sets_one_blas_thread_for_node_processes(argv: str, wan
     """The installed ``qnodeos`` command and ``python -m qnodeos`` both load the command
     line module first: for ``node`` and ``qdevice`` it asks for one BLAS thread before
     numpy loads; other commands keep the machine's default."""
-    import subprocess
-    import sys
-
     code = (
         "import sys\n"
         f"sys.argv = ['qnodeos', {argv!r}]\n"
         "import qnodeos.facade.cli, os\n"
         "print(os.environ.get('OPENBLAS_NUM_THREADS'))\n"
     )
-    unset = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS")
-    env = {k: v for k, v in os.environ.items() if k not in unset}
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == want
+    assert _fresh(code) == want
