@@ -311,6 +311,8 @@ class BlockRunner:
         use them too) hit every qubit of the device, other apps' included. The device
         applies their error to every ion; here each other app's tally goes up."""
         coll = self.spec.collective
+        if not coll:
+            return  # (the device has none: most)
         errors = [coll[op.op].error for op in ops if not op.qubits and op.op in coll]
         if not errors:
             return

@@ -376,18 +376,24 @@ class Run:
             )
 
     def _quantum(self, op: str, args: tuple[Operand, ...]) -> None:
-        qs = tuple(self.mm.phys(self.app, a.i) for a in args if isinstance(a, Q) and op != "qalloc")
         if op == "qalloc":
             assert isinstance(args[0], Q)
             phys, dirty = self.mm.alloc(self.app, args[0].i)
             self.allocated.add(args[0].i)
             if dirty:
                 self.pending.append(PhysOp("discard", (phys,)))
-        elif op == "qfree":
+            return
+        if op == "qfree":
             assert isinstance(args[0], Q)
             self.mm.release(self.app, args[0].i)
             self.allocated.discard(args[0].i)
-        elif op == "init":
+            return
+        lookup = self.mm.phys
+        if len(args) == 1 and isinstance(args[0], Q):  # (most ops: one qubit)
+            qs: tuple[int, ...] = (lookup(self.app, args[0].i),)
+        else:
+            qs = tuple(lookup(self.app, a.i) for a in args if isinstance(a, Q))
+        if op == "init":
             if self.pending and self.pending[-1] == PhysOp("discard", qs):
                 self.pending.pop()  # init resets the qubit anyway: the discard is moot
             self.pending.append(PhysOp("init", qs))

@@ -29,6 +29,7 @@ from ..runtime.liveness import Liveness, Look
 from ..runtime.statemachine import next_state
 
 if TYPE_CHECKING:
+    from ..lang.program import Subroutine
     from .nqrun import NqMemory
 
 
@@ -40,6 +41,10 @@ class State(enum.Enum):
     DONE = "done"
     FAILED = "failed"
 
+    # Members are singletons compared by identity: hash them so too (Enum's own hash is
+    # a Python call, and every state change looks a (state, event) pair up).
+    __hash__ = object.__hash__
+
 
 class Event(enum.Enum):
     SUBMIT = "submit"
@@ -50,6 +55,8 @@ class Event(enum.Enum):
     WAKE = "wake"
     STOP = "stop"
     FAIL = "fail"
+
+    __hash__ = object.__hash__  # (as State's)
 
 
 _LIVE = (State.NEW, State.READY, State.RUNNING, State.WAITING)
@@ -89,6 +96,7 @@ class App:
     crosstalk_kept: float = 1.0
     watch: Callable[[App], None] | None = None  # told of every state change (timeline)
     nq: NqMemory | None = None  # its NetQASM registers and arrays (NetQASM apps only)
+    checked: Subroutine | None = None  # its last subroutine that passed ``validate``
 
     @property
     def crosstalk_fidelity(self) -> float:

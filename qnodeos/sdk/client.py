@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from contextlib import aclosing, asynccontextmanager
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
@@ -217,6 +217,7 @@ class Node(QubitOwner):
 
     # -- background tasks ----------------------------------------------------------------
     async def _reader(self) -> None:
+        news = self._news_table()
         while True:
             frames = await self._sock.recv()
             try:
@@ -224,38 +225,9 @@ class Node(QubitOwner):
             except ProtocolError as exc:
                 msg = m.ErrorReply(code="bad_reply", message=f"node sent a bad reply: {exc}")
             self._live.heard(self.name, trio.current_time())
-            if isinstance(msg, m.Alive):
-                continue
-            if isinstance(msg, m.Delivered):
-                self._inbox(msg.from_node, msg.from_app)[0].send_nowait(msg.data)
-                continue
-            if isinstance(msg, m.SendDone | m.SendFailed):
-                waiter = self._sends.pop(msg.seq, None)
-                if waiter is not None:
-                    waiter[1].append(msg)
-                    waiter[0].set()
-                continue
-            if isinstance(msg, m.EprExpired):
-                for ent in msg.ent_ids:
-                    self.expired[ent] = msg.reason
-                    self._unsettled.pop(ent, None)
-                continue
-            if isinstance(msg, m.EprConfirmed):
-                for ent in msg.ent_ids:
-                    self._unsettled.pop(ent, None)
-                continue
-            if isinstance(msg, m.EprPairs | m.EprDone | m.EprFailed):
-                for p in msg.pairs:
-                    self._unsettled[p.ent_id] = None
-                if msg.measured is not None:
-                    self._unsettled.update(dict.fromkeys(msg.measured.ent_ids()))
-                while len(self._unsettled) > MAX_UNSETTLED:
-                    del self._unsettled[next(iter(self._unsettled))]
-                chan = self._eprs.get(msg.req)
-                if chan is not None:
-                    chan.send_nowait(msg)
-                    if not isinstance(msg, m.EprPairs):
-                        del self._eprs[msg.req]
+            handle = news.get(type(msg))
+            if handle is not None:  # news nobody asked for just now
+                handle(msg)
                 continue
             if isinstance(msg, m.Stopped):
                 self._wake_all(msg)
@@ -263,6 +235,52 @@ class Node(QubitOwner):
                 self._replies_in.send_nowait(msg)  # the requester runs next, we read on
             except trio.WouldBlock:
                 await self._replies_in.send(msg)  # replies nobody asked for: bounded
+
+    def _news_table(self) -> dict[type, Callable[[Any], None]]:
+        """What the reader does with each kind of message that is no reply (a table:
+        a reply, the usual message, is found with one look-up)."""
+        return {
+            m.Alive: lambda _msg: None,
+            m.Delivered: self._delivered,
+            m.SendDone: self._send_result,
+            m.SendFailed: self._send_result,
+            m.EprExpired: self._epr_expired,
+            m.EprConfirmed: self._epr_confirmed,
+            m.EprPairs: self._epr_arrived,
+            m.EprDone: self._epr_arrived,
+            m.EprFailed: self._epr_arrived,
+        }
+
+    def _delivered(self, msg: m.Delivered) -> None:
+        self._inbox(msg.from_node, msg.from_app)[0].send_nowait(msg.data)
+
+    def _send_result(self, msg: m.SendDone | m.SendFailed) -> None:
+        waiter = self._sends.pop(msg.seq, None)
+        if waiter is not None:
+            waiter[1].append(msg)
+            waiter[0].set()
+
+    def _epr_expired(self, msg: m.EprExpired) -> None:
+        for ent in msg.ent_ids:
+            self.expired[ent] = msg.reason
+            self._unsettled.pop(ent, None)
+
+    def _epr_confirmed(self, msg: m.EprConfirmed) -> None:
+        for ent in msg.ent_ids:
+            self._unsettled.pop(ent, None)
+
+    def _epr_arrived(self, msg: m.EprPairs | m.EprDone | m.EprFailed) -> None:
+        for p in msg.pairs:
+            self._unsettled[p.ent_id] = None
+        if msg.measured is not None:
+            self._unsettled.update(dict.fromkeys(msg.measured.ent_ids()))
+        while len(self._unsettled) > MAX_UNSETTLED:
+            del self._unsettled[next(iter(self._unsettled))]
+        chan = self._eprs.get(msg.req)
+        if chan is not None:
+            chan.send_nowait(msg)
+            if not isinstance(msg, m.EprPairs):
+                del self._eprs[msg.req]
 
     def _wake_all(self, stopped: m.Stopped) -> None:
         """The session ended: fail every send and EPR request still waiting. Pairs
@@ -602,26 +620,28 @@ class Node(QubitOwner):
         self.last_block = reply
         return reply.values
 
-    @asynccontextmanager
-    async def block(self, *, deadline_s: float | None = None) -> AsyncIterator[Block]:
+    def block(self, *, deadline_s: float | None = None) -> BlockScope:
         """Record a block; it runs on the device as one unit when the ``with`` ends."""
+        return BlockScope(self, deadline_s)
+
+    def _open_block(self) -> Block:
         if self._current is not None:
             raise LocalError("blocks do not nest")
-        b = Block(qubit_ids=self._ids, owner=self)
-        self._current = b
-        try:
-            yield b
-        except BaseException:
-            # Nothing was sent: undo what recording did to the app's qubit ids.
-            for q in b.allocated:
-                self._ids.give(q.id)
-            for q in b.freed:
-                if q not in b.allocated:
-                    self._ids.used.add(q.id)
-                    q.freed = False
-            raise
-        finally:
-            self._current = None
+        b = self._current = Block(qubit_ids=self._ids, owner=self)
+        return b
+
+    def _drop_block(self, b: Block) -> None:
+        """Nothing was sent: undo what recording did to the app's qubit ids."""
+        self._current = None
+        for q in b.allocated:
+            self._ids.give(q.id)
+        for q in b.freed:
+            if q not in b.allocated:
+                self._ids.used.add(q.id)
+                q.freed = False
+
+    async def _run_block(self, b: Block, deadline_s: float | None) -> None:
+        self._current = None
         try:
             values = await self.run(b.build(), deadline_s=deadline_s)
         except BlockError as exc:
@@ -638,6 +658,33 @@ class Node(QubitOwner):
             self._qubits.pop(q.id, None)
         self._qubits.update({q.id: q for q in b.allocated if not q.freed})
         b.fill(values)
+
+
+class BlockScope:
+    """``async with node.block() as b``: records ``b``, runs it when the ``with`` ends
+    (a plain class rather than an ``asynccontextmanager``, whose generator costs a few
+    microseconds on every block)."""
+
+    __slots__ = ("_node", "_deadline_s", "_block")
+
+    def __init__(self, node: Node, deadline_s: float | None) -> None:
+        self._node = node
+        self._deadline_s = deadline_s
+        self._block: Block | None = None
+
+    async def __aenter__(self) -> Block:
+        self._block = self._node._open_block()
+        return self._block
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object
+    ) -> None:
+        b = self._block
+        assert b is not None
+        if exc_type is not None:
+            self._node._drop_block(b)
+            return  # (the exception goes on)
+        await self._node._run_block(b, self._deadline_s)
 
 
 PROBE_S = 1.0  # how long connect waits for a tcp handshake before leaving it to zmq
