@@ -133,8 +133,9 @@ class PairDelivery:
             seqs = [p.seq for p in reply.pairs]
             return [self._expire_at(peer, seqs, "its request ended meanwhile")] if seqs else []
         msg: RoundEnd | e.Heralds
-        if want is not None and want.sink is None and want.msg.measures():
-            # an app's measured pairs: the round's heralds travel as columns (``_oks``)
+        if want is not None and want.sink is None:
+            # an app's (or its block's) pairs: the round's heralds travel as columns
+            # (``_oks``), not as an ``Ok`` event per pair
             msg = e.Heralds(
                 key=reply.key,
                 seqs=[p.seq for p in reply.pairs],
@@ -232,8 +233,8 @@ class PairDelivery:
         return self._delivered(w) if w.made == w.msg.number else []
 
     def _oks(self, oks: e.Oks, now: float) -> list[Out]:
-        """A round's pairs for one request (as ``_ok`` for each, in bulk: an app's
-        measured pairs, when no pair of them was voided at the other end already)."""
+        """A round's pairs for one request (as ``_ok`` for each, in bulk: an app's or
+        its block's pairs, when no pair of them was voided at the other end already)."""
         a, b = oks.ends
         peer = b if a == self.node else a
         w = self.wants.get((oks.origin, oks.create_id))
@@ -241,7 +242,6 @@ class PairDelivery:
             w is None
             or not w.round_phys
             or w.sink is not None
-            or not w.msg.measures()
             or self.ledger.any_early(peer, oks.seqs)
         ):
             out: list[Out] = []
@@ -252,7 +252,17 @@ class PairDelivery:
         self.ledger.saw_all(peer, oks.seqs)
         g = oks.goodness
         cols = zip(oks.seqs, oks.bell_index, oks.attempts, oks.at_ns, oks.outcomes, strict=True)
-        if w.msg.rotations:  # corrected to Phi+ before the rotations, at the first node
+        if not w.msg.measures():  # kept, each in its qubit (corrected to Phi+)
+            virts = [w.keeps(oks.pair + i) for i in range(len(oks))]
+            w.kept.update(virts)
+            pairs = [
+                m.EprPair(
+                    ent_id=(a, b, seq), bell_index=bell, goodness=g, attempts=tries,
+                    at_ns=int(at), qubit=virt,
+                )  # fmt: skip
+                for (seq, bell, tries, at, _), virt in zip(cols, virts, strict=True)
+            ]
+        elif w.msg.rotations:  # corrected to Phi+ before the rotations, at the first node
             pairs = [
                 m.EprPair(
                     ent_id=(a, b, seq), bell_index=bell, goodness=g, attempts=tries,

@@ -42,6 +42,10 @@ class MemoryManager:
             key=lambda q: (placement == "memory_first" and spec.kind(q).communication, q),
         )
         self.free = set(range(spec.num_qubits))
+        # the qubits that can be entangled (a K round takes one per pair)
+        self.communication = frozenset(
+            q for q in range(spec.num_qubits) if spec.kind(q).communication
+        )
         self.dirty: set[int] = set()
         self.quota: dict[int, int] = {}
         self.maps: dict[int, dict[int, int]] = {}
@@ -89,15 +93,15 @@ class MemoryManager:
     def alloc_comm(self, app: int, virt: int) -> int | None:
         """Map ``virt`` to a free communication qubit (one that can be entangled); None
         if none is free. Quota and id errors raise as in ``alloc``."""
-        comm = [q for q in sorted(self.free) if self.spec.kind(q).communication]
-        if not comm:
+        comm = min(self.free & self.communication, default=None)
+        if comm is None:
             m = self.maps[app]
             if virt in m:
                 raise ProgramError(f"Q{virt} is already allocated")
             if len(m) >= self.quota[app]:
                 raise QuotaError(f"app {app}: quota of {self.quota[app]} qubit(s) reached")
             return None
-        phys, _ = self.alloc(app, virt, choose=comm[0])
+        phys, _ = self.alloc(app, virt, choose=comm)
         return phys
 
     def move(self, phys: int, to: int) -> tuple[int, int]:

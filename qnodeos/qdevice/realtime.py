@@ -197,8 +197,8 @@ def serve_forever(
             )
             return
         taken[0] += len(frames) - 2  # a bundle counts each of its messages
-        for data in frames[1:]:  # a bundle: messages that were due together, in order
-            schedule(guard(server.peer_message, data, clock.now_ns(), time.time(), user))
+        # a bundle: messages that were due together, in order (taken together)
+        schedule(guard(server.peer_messages, frames[1:], clock.now_ns(), time.time(), user))
 
     def zap() -> None:
         assert auth is not None

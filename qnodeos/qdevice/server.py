@@ -224,22 +224,51 @@ class QDeviceServer:
     ) -> list[Out]:
         """A message from another node's quantum process; ``user``: the node its CURVE
         key authenticated (None without keys)."""
-        out = self._peer_message(data, now_ns, now_s, user)
+        return self.peer_messages([data], now_ns, now_s, user)
+
+    def peer_messages(
+        self, frames: list[bytes], now_ns: float, now_s: float, user: str | None = None
+    ) -> list[Out]:
+        """Messages that came together from another node's quantum process (a bundle:
+        sent together, in order), each as ``peer_message`` would take it alone, except
+        that state groups that follow each other are all installed before the work
+        waiting for them goes on: it then runs once, not once per group (a block
+        measuring the kept halves of a round's pairs gets their groups in one bundle),
+        and what it gives back goes together too."""
+        out: list[Out] = []
+        waiting = False  # groups came: the work waiting for them goes on
+        for data in frames:
+            msg = self._decode(data, now_s, user)
+            if msg is None:
+                continue
+            if isinstance(msg, m.QGroup):
+                self.rounds.now_s = now_s
+                self.live.heard(msg.frm, now_s)
+                waiting = self._install(msg, now_s) or waiting
+                continue
+            if waiting:
+                out += self._run(now_ns, now_s)
+                waiting = False
+            out += self._peer_message(msg, now_ns, now_s)
+        if waiting:
+            out += self._run(now_ns, now_s)
         self._want(now_s)  # a wait it began counts from now
         return out
 
-    def _peer_message(
-        self, data: bytes, now_ns: float, now_s: float, user: str | None
-    ) -> list[Out]:
-        self.rounds.now_s = now_s
+    def _decode(self, data: bytes, now_s: float, user: str | None) -> m.QPeer | None:
+        """A peer's message, if it is one and from whom it says (else None, counted)."""
         try:
             msg = self.peer_codec.decode(data)
         except ProtocolError as exc:
             self.bad.report(user or "a quantum process", str(exc), now=now_s)
-            return []
+            return None
         if user is not None and user != node_id(msg.frm):
             self.bad.report(user, f"claims to be {msg.frm!r}", now=now_s)
-            return []
+            return None
+        return msg
+
+    def _peer_message(self, msg: m.QPeer, now_ns: float, now_s: float) -> list[Out]:
+        self.rounds.now_s = now_s
         if msg.frm not in self.links and not isinstance(msg, m.QPull | m.QGroup | m.QNotHere):
             self.bad.report(msg.frm, f"{type(msg).__name__}, but it has no link here", now=now_s)
             return []
@@ -254,7 +283,7 @@ class QDeviceServer:
         if isinstance(msg, m.QPull):
             return self._pull(msg, now_s) + self._run(now_ns, now_s)
         if isinstance(msg, m.QGroup):
-            return self._arrive(msg, now_ns, now_s)
+            return self._run(now_ns, now_s) if self._install(msg, now_s) else []
         if isinstance(msg, m.QPing):
             self.live.claim(msg.frm, msg.proc)
             if msg.ask:  # it waits on us: answer at once
@@ -572,15 +601,16 @@ class QDeviceServer:
             return []
         return [ToPeer(msg.for_node, self._enc(self.groups.give(slot, msg.for_node)))]
 
-    def _arrive(self, msg: m.QGroup, now_ns: float, now_s: float) -> list[Out]:
+    def _install(self, msg: m.QGroup, now_s: float) -> bool:
+        """Take in a group that came (False: it was bad, dropped and counted)."""
         self._asked.difference_update(msg.qubits)
         problem = self.groups.arrive(msg)
         if problem is not None:
             self.bad.report(msg.frm, f"dropped a state group: {problem}", now=now_s)
-            return []
+            return False
         if self.wait is not None and self.groups.slot_here(self.wait.qubit) is not None:
             self.wait = None
-        return self._run(now_ns, now_s)
+        return True
 
     def _enc(self, msg: m.QPeer) -> bytes:
         return self.peer_codec.encode(msg)

@@ -54,3 +54,34 @@ def test_a_pull_that_crossed_its_group_gets_no_answer() -> None:
     other = enc.encode(m.QPull(frm="bob", for_node="bob", qubit=("bob", 1)))
     (answer,) = [o for o in alice.peer_message(other, 0.0, 0.0) if isinstance(o, ToPeer)]
     assert isinstance(enc.decode(answer.data), m.QNotHere)
+
+
+def test_groups_that_come_in_one_bundle_are_taken_together() -> None:
+    """The groups a batch asked for come back in one bundle (one zmq message): all are
+    installed before the batch goes on, so it runs once and gives back every partner
+    half (alone at bob once bob's were measured) in the one call, not one per group; a
+    frame of the bundle that is no message is dropped and counted, the rest go on."""
+    w = Wire(seed=3)
+    for q in range(3):
+        w.entangle(f"r{q}", qubit=q)
+    w.replies["bob"].clear()
+    alice, bob = w.q["alice"], w.q["bob"]
+    ops = [m.PhysOp("meas", (q,)) for q in range(3)]
+    asks = bob.handle([b"k", codec.to_device().encode(m.DeviceRequest(seq=99, ops=ops))], 0, 0)
+    pulls = [o.data for o in asks if isinstance(o, ToPeer)]
+    gives = [o.data for o in alice.peer_messages(pulls, 0.0, 0.0) if isinstance(o, ToPeer)]
+    assert len(gives) == 3
+    steps = []
+    step = bob._step_batch
+    bob._step_batch = lambda *a: steps.append(1) or step(*a)  # type: ignore[method-assign]
+    outs = bob.peer_messages([gives[0], b"\xc1", *gives[1:]], 0.0, 0.0)
+    assert bob.bad.total == 1 and len(steps) == 1  # the batch went on once
+    home = [codec.qdevice_peer().decode(o.data) for o in outs if isinstance(o, ToPeer)]
+    assert [g.qubits for g in home if isinstance(g, m.QGroup)] == [
+        [("alice", 0)], [("alice", 1)], [("alice", 2)]
+    ]
+    w.run("bob", outs)
+    (reply,) = w.replies["bob"]
+    assert isinstance(reply, m.DeviceReply) and reply.error is None
+    assert reply.outcomes == [w.measure("alice", q) for q in range(3)]
+    assert bob.away == {} and alice.away == {} and alice.groups.ghosts == {}
