@@ -131,8 +131,9 @@ class ZSocket:
         if len(parts) == 1:
             _send(self.sock, parts[0], _NOBLOCK)
         elif len(parts) == 2 and type(parts[0]) is bytes and type(parts[1]) is bytes:
-            # (frames zmq cannot take are refused by send_multipart's check before any
-            # is sent: a frame refused after the first would leave half a message)
+            # (other frames go through send_multipart, which checks every frame
+            # before it sends any: one refused after the first would leave half a
+            # message, glued to the next)
             _send(self.sock, parts[0], _NOBLOCK_MORE)
             _send(self.sock, parts[1], _NOBLOCK)
         else:
