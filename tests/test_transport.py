@@ -6,6 +6,7 @@ import time
 from contextlib import aclosing
 from pathlib import Path
 
+import pytest
 import trio
 import zmq
 
@@ -157,3 +158,52 @@ async def test_try_send_sends_at_once_or_not_at_all(tmp_path: Path) -> None:
     finally:
         for s in (lonely, router, dealer):
             s.close()
+
+
+async def test_frames_and_order_survive_queues_and_waits(tmp_path: Path) -> None:
+    """A receive takes a whole message, every frame of it, whether it waited for it or
+    found it queued (a burst), and in the order sent; bytes-like frames go as bytes."""
+    router, dealer = pair(tmp_path)
+    try:
+        assert not router.pending()
+        await dealer.send([b"hi"])
+        with trio.fail_after(5):
+            ident, hi = await router.recv()  # (waited: nothing was queued)
+        assert hi == b"hi"
+        for i in range(100):  # a burst, queued before anyone receives
+            await dealer.send([b"%d" % i, bytearray(b"two"), memoryview(b"three")])
+        assert router.sock.poll(5000)  # (blocking: the burst is queued at the dealer)
+        assert router.pending()
+        with trio.fail_after(5):
+            got = [await router.recv() for _ in range(100)]
+        assert got == [[ident, b"%d" % i, b"two", b"three"] for i in range(100)]
+        assert not router.pending()
+        for i in range(20):  # request and reply, each receive waiting for its message
+            await router.send([ident, b"q%d" % i])
+            with trio.fail_after(5):
+                assert await dealer.recv() == [b"q%d" % i]
+            await dealer.send([b"a%d" % i])
+            with trio.fail_after(5):
+                assert await router.recv_from() == ([ident, b"a%d" % i], None)
+    finally:
+        router.close()
+        dealer.close()
+
+
+async def test_a_frame_zmq_cannot_send_sends_nothing(tmp_path: Path) -> None:
+    """A message with a frame that is not bytes-like is refused before any of its frames
+    goes: a first frame sent alone would be glued to the next message."""
+    router, dealer = pair(tmp_path)
+    try:
+        await dealer.send([b"hi"])
+        ident, _ = await router.recv()
+        with pytest.raises(TypeError):
+            await router.send([ident, 42])  # type: ignore[list-item]
+        with pytest.raises(TypeError):
+            router.try_send([ident, "text"])  # type: ignore[list-item]
+        await router.send([ident, b"whole"])
+        with trio.fail_after(5):
+            assert await dealer.recv() == [b"whole"]
+    finally:
+        router.close()
+        dealer.close()
