@@ -132,3 +132,55 @@ def test_procinfo_tells_alive_stopped_and_gone_apart() -> None:
         if child.poll() is None:
             child.kill()
             child.wait()
+
+
+async def test_a_starved_watcher_still_finds_a_dead_peer(autojump_clock: object) -> None:
+    """A process starved of a core (MockClock): every wait on a dead peer begins with
+    a first tick 1.2 s late, beyond the late-tick allowance, so it reads as a pause.
+    The pause must not wipe out the silence of the earlier waits: b is found."""
+    import trio
+
+    live = Liveness(["b"], interval_s=0.25, timeout_s=1.5, on_demand=True)
+    live.heard("b", trio.current_time())  # then b dies
+    found = None
+    for _ in range(20):
+        live.want(["b"], trio.current_time())
+        await trio.sleep(1.2)  # starved: the wait's first tick comes late
+        end = trio.current_time() + 0.3
+        while found is None and trio.current_time() < end:
+            await trio.sleep_until(min(live.next_deadline(), end))
+            if live.tick(trio.current_time())[1]:
+                found = trio.current_time()
+        if found is not None:
+            break
+        live.want([], trio.current_time())
+        await trio.sleep(0.1)
+    assert found is not None and live.pauses >= 1
+    # before: each late first tick restarted b's silence, and b was never found
+    assert found < 10.0, found
+
+
+@pytest.mark.parametrize("late", [1.2, 3.0])
+def test_when_every_tick_is_late_a_dead_peer_is_found(late: float) -> None:
+    """Each tick ``late`` s after the last (a starved process): the lateness beyond the
+    allowance is a pause, but up to it the silence counts as on any tick."""
+    live = Liveness(["b"], interval_s=0.25, timeout_s=1.5)
+    live.heard("b", 0.0)
+    live.tick(0.0)
+    t, gone = 0.0, []
+    while not gone and t < 100:
+        t += late
+        gone = live.tick(t)[1]
+    assert gone == ["b"] and t == pytest.approx(2 * late)  # 2 s counted by then
+
+
+def test_a_long_pause_leaves_a_live_peer_up() -> None:
+    """Paused 60 s (SIGSTOP) right after the peer last answered: the pause does not
+    count, the allowance does, and the peer is judged again only from then."""
+    live = Liveness(["b"], interval_s=0.25, timeout_s=1.5)
+    for i in range(9):
+        live.heard("b", i * 0.25)
+        live.tick(i * 0.25)
+    assert live.tick(62.0) == (["b"], []) and live.pauses == 1
+    live.heard("b", 62.01)  # it answers the ping
+    assert live.tick(62.25)[1] == []

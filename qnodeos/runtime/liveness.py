@@ -23,8 +23,12 @@ silence then says nothing about whether it is there. So:
   machine that is ``timeout_s``; when load stretches the gaps, it grows with them.
   Peers the OS cannot see (on another host) are judged this way alone.
 - If ``tick`` itself comes much later than it should (this process was paused:
-  SIGSTOP, a laptop sleep), silence during the pause says nothing about the peers:
-  every peer's clock restarts.
+  SIGSTOP, a laptop sleep, or starved of a core), silence during the pause says
+  nothing about the peers (nobody pinged them): every judged peer's silence is moved
+  on past it. A tick may be up to ``allowance`` late (the silence counts as on any
+  other tick); only the lateness beyond that is the pause. Silence before the pause
+  still counts, so a dead peer is still found when every tick is late (a starved
+  process), and when every wait on it begins with a late first tick.
 
 Silence matters only while something waits on the peer. ``on_demand``: only the peers
 the adapter says something waits on (``want``) are pinged and judged; the pings then
@@ -94,6 +98,7 @@ Look = Callable[[Any], "str | None"]
 
 DOWN_ASK_S = 0.75  # a peer that is down is asked this often whether it is back
 # (under the 4 ping intervals after which a late tick reads as a pause of this process)
+
 
 class Liveness:
     def __init__(
@@ -204,11 +209,16 @@ class Liveness:
     def is_down(self, peer: str) -> bool:
         return peer in self.down
 
+    @property
+    def allowance(self) -> float:
+        """How late a tick may come before the lateness beyond this reads as a pause."""
+        return max(self.timeout_s / 2, 4 * self.interval_s)
+
     def paused(self, now: float) -> bool:
         """Whether this process was just paused (the last tick is far behind)."""
         if self._last_tick == -math.inf:
             return False
-        return now - self._last_tick > max(self.timeout_s / 2, 4 * self.interval_s)
+        return now - self._last_tick > self.allowance
 
     def threshold(self, peer: str) -> float:
         """How long ``peer`` may be silent before it is suspected: ``timeout_s``, or
@@ -227,10 +237,13 @@ class Liveness:
         ``judge=False``: pings only (the adapter has unread messages, which may be the
         very signs of life a judgement would miss)."""
         if self.paused(now):
+            # Not a restart of every peer's silence: that hid a dead peer from a
+            # starved process (each wait on it began with a late first tick).
             self.pauses += 1
-            for p, t in self.last_heard.items():
+            lost = now - self._last_tick - self.allowance
+            for p, t in self._judged(self.last_heard):
                 if t > -math.inf:
-                    self.last_heard[p] = now
+                    self.last_heard[p] = min(now, t + lost)
             self.looked.clear()
             self.spared.clear()
         # on demand, nothing ticks while nothing is wanted: a late tick then is no pause
