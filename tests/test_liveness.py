@@ -8,7 +8,7 @@ import math
 import pytest
 
 from qnodeos.runtime import procinfo
-from qnodeos.runtime.liveness import HUNG_S, Liveness
+from qnodeos.runtime.liveness import HUNG_S, Liveness, Look
 
 
 def silent_until_down(live: Liveness, peer: str, start: float, step: float = 0.05) -> float:
@@ -184,3 +184,34 @@ def test_a_long_pause_leaves_a_live_peer_up() -> None:
     assert live.tick(62.0) == (["b"], []) and live.pauses == 1
     live.heard("b", 62.01)  # it answers the ping
     assert live.tick(62.25)[1] == []
+
+
+@pytest.mark.parametrize("look", [None, lambda proc: "alive"])
+def test_a_peer_that_streams_is_pinged_only_now_and_then(look: Look | None) -> None:
+    """A peer heard every 0.05 s (a streaming link) is pinged every ``QUIET_EVERY``
+    intervals, not every interval: its messages are signs of life enough. Once it is
+    silent, it is pinged every interval again and found down as before."""
+    live = Liveness(["b"], interval_s=0.25, timeout_s=1.5, on_demand=True, look=look)
+    live.heard("b", 0.0)
+    live.claim("b", "proc of b")
+    live.want(["b"], 0.0)
+    pinged = [0.05 * i for i in range(201) if live.heard("b", 0.05 * i) or live.tick(0.05 * i)[0]]
+    assert pinged[0] == 0.0  # asked at once when first wanted
+    assert len(pinged) == 11, pinged  # 10 s: every 1 s, not every 0.25 s (41)
+    t, silent_pings = 10.0, 0
+    while not live.is_down("b") and t < 60:
+        t += 0.05
+        silent_pings += bool(live.tick(t)[0])
+    if look is None:
+        assert 11.5 < t <= 11.55 and silent_pings == 6  # pinged every 0.25 s from 10 s
+    else:
+        assert live.slow == 1 and t > 10 + HUNG_S - 0.1  # slow, not dead, as before
+
+
+def test_a_peer_whose_process_is_not_known_is_pinged_every_interval() -> None:
+    """Without its claim (what pings carry) the OS cannot be asked about it: a peer
+    that speaks is still pinged every interval until a ping brings the claim."""
+    live = Liveness(["b"], interval_s=0.25, look=lambda proc: "alive")
+    live.heard("b", 0.0)
+    pinged = [0.05 * i for i in range(41) if live.heard("b", 0.05 * i) or live.tick(0.05 * i)[0]]
+    assert len(pinged) == 9, pinged

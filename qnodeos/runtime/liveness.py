@@ -96,6 +96,7 @@ _Z = _z_for(PHI)
 Look = Callable[[Any], "str | None"]
 
 
+QUIET_EVERY = 4  # a peer heard since its last ping is pinged every this many intervals
 DOWN_ASK_S = 0.75  # a peer that is down is asked this often whether it is back
 # (under the 4 ping intervals after which a late tick reads as a pause of this process)
 
@@ -122,6 +123,8 @@ class Liveness:
         self.pings = pings
         self.last_heard: dict[str, float] = {}
         self.last_ping: dict[str, float] = {}
+        self.spoke: dict[str, float] = {}  # when each last really spoke (not shifted)
+        self._asking: set[str] = set()  # just wanted: asked at once
         self.claims: dict[str, Any] = {}  # peer -> the process it says it is
         self.gaps: dict[str, deque[float]] = {}
         self._sums: dict[str, float] = {}  # of each peer's gaps, and of their squares
@@ -147,10 +150,11 @@ class Liveness:
 
     def remove(self, peer: str) -> None:
         """Stop judging ``peer``."""
-        tables = (self.last_heard, self.last_ping, self.claims, self.gaps, self.looked)
+        tables = (self.last_heard, self.last_ping, self.spoke, self.claims, self.gaps, self.looked)
         for table in (*tables, self._sums, self._squares):
             table.pop(peer, None)
         self.spared.discard(peer)
+        self._asking.discard(peer)
         self.wanted.discard(peer)
         self._unwanted_since.pop(peer, None)
         self.down.discard(peer)
@@ -173,6 +177,8 @@ class Liveness:
                 self.last_heard[p] = now if last >= since else last + (now - since)
             # ask it at once; one that is down, after ``DOWN_ASK_S`` (it just went)
             self.last_ping[p] = now if p in self.down else now - self.interval_s
+            if p not in self.down:
+                self._asking.add(p)  # (due now even if it spoke a moment ago)
             self.looked.pop(p, None)
             self.spared.discard(p)
         self.wanted = wanted
@@ -196,7 +202,7 @@ class Liveness:
             gaps.append(gap)
             self._sums[peer] += gap
             self._squares[peer] += gap * gap
-        self.last_heard[peer] = now
+        self.last_heard[peer] = self.spoke[peer] = now
         if self.looked:
             self.looked.pop(peer, None)
             self.spared.discard(peer)
@@ -250,9 +256,10 @@ class Liveness:
         self._last_tick = now if not self.on_demand or self.wanted else -math.inf
         ping: list[str] = []
         if self.pings:  # the same sums as ``next_deadline``'s, so a tick at it acts
-            ping = [p for p, t in self._judged(self.last_ping) if now >= t + self._every(p)]
+            ping = [p for p, t in self._judged(self.last_ping) if now >= t + self._every(p, t)]
             for p in ping:
                 self.last_ping[p] = now
+                self._asking.discard(p)
         if not judge:
             return ping, []
         gone = []
@@ -266,10 +273,21 @@ class Liveness:
         self.down.update(gone)
         return ping, gone
 
-    def _every(self, peer: str) -> float:
-        """How often ``peer`` is pinged: a peer that is down only now and then, to
-        learn when it is back."""
-        return max(DOWN_ASK_S, self.interval_s) if peer in self.down else self.interval_s
+    def _every(self, peer: str, pinged: float) -> float:
+        """How long after the last ping (at ``pinged``) ``peer`` is pinged again: a
+        peer that is down only now and then, to learn when it is back; one that spoke
+        since (its messages are signs of life enough) only every ``QUIET_EVERY``
+        intervals, to keep up the process claims both ends learn from pings (a busy
+        link no longer pays a ping and an answer every interval while it streams)."""
+        if peer in self.down:
+            return max(DOWN_ASK_S, self.interval_s)
+        if (
+            peer not in self._asking
+            and self.spoke.get(peer, -math.inf) > pinged
+            and (self.look is None or peer in self.claims)
+        ):
+            return QUIET_EVERY * self.interval_s
+        return self.interval_s
 
     def _judged(self, table: dict[str, float]) -> Iterable[tuple[str, float]]:
         """``table``'s entries for the peers judged now (on demand: those wanted)."""
@@ -326,7 +344,7 @@ class Liveness:
         if self.on_demand and not self.wanted:
             return math.inf  # (asked after every message of a quantum process)
         pinged = self._judged(self.last_ping) if self.pings else []
-        times = [t + self._every(p) for p, t in pinged]
+        times = [t + self._every(p, t) for p, t in pinged]
         first = min(2 * self.interval_s, self.timeout_s)
         for p, t in self._judged(self.last_heard):
             if p in self.down or t == -math.inf:
