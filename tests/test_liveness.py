@@ -188,10 +188,11 @@ def test_a_long_pause_leaves_a_live_peer_up() -> None:
 
 @pytest.mark.parametrize("look", [None, lambda proc: "alive"])
 def test_a_peer_that_streams_is_pinged_only_now_and_then(look: Look | None) -> None:
-    """A peer heard every 0.05 s (a streaming link) is pinged every ``QUIET_EVERY``
-    intervals, not every interval: its messages are signs of life enough. Once it is
-    silent, it is pinged every interval again and found down as before."""
-    live = Liveness(["b"], interval_s=0.25, timeout_s=1.5, on_demand=True, look=look)
+    """A peer heard every 0.05 s (a streaming link) is pinged every ``quiet_every``
+    intervals (the classical process's 4), not every interval: its messages are signs
+    of life enough. Once it is silent, it is pinged every interval again and found
+    down as before."""
+    live = Liveness(["b"], interval_s=0.25, timeout_s=1.5, on_demand=True, look=look, quiet_every=4)
     live.heard("b", 0.0)
     live.claim("b", "proc of b")
     live.want(["b"], 0.0)
@@ -211,7 +212,7 @@ def test_a_peer_that_streams_is_pinged_only_now_and_then(look: Look | None) -> N
 def test_a_peer_whose_process_is_not_known_is_pinged_every_interval() -> None:
     """Without its claim (what pings carry) the OS cannot be asked about it: a peer
     that speaks is still pinged every interval until a ping brings the claim."""
-    live = Liveness(["b"], interval_s=0.25, look=lambda proc: "alive")
+    live = Liveness(["b"], interval_s=0.25, look=lambda proc: "alive", quiet_every=4)
     live.heard("b", 0.0)
     pinged = [0.05 * i for i in range(41) if live.heard("b", 0.05 * i) or live.tick(0.05 * i)[0]]
     assert len(pinged) == 9, pinged

@@ -96,7 +96,7 @@ _Z = _z_for(PHI)
 Look = Callable[[Any], "str | None"]
 
 
-QUIET_EVERY = 4  # a peer heard since its last ping is pinged every this many intervals
+QUIET_EVERY = 4  # (``quiet_every``) what the classical process uses
 DOWN_ASK_S = 0.75  # a peer that is down is asked this often whether it is back
 # (under the 4 ping intervals after which a late tick reads as a pause of this process)
 
@@ -112,8 +112,10 @@ class Liveness:
         look: Look | None = None,
         pings: bool = True,
         on_demand: bool = False,
+        quiet_every: int = 1,
     ) -> None:
         self.interval_s = interval_s
+        self.quiet_every = quiet_every  # a peer heard since its last ping: every this many
         self.on_demand = on_demand
         self.wanted: set[str] = set()  # on demand: the peers pinged and judged now
         self._unwanted_since: dict[str, float] = {}  # when each stopped being wanted
@@ -276,9 +278,11 @@ class Liveness:
     def _every(self, peer: str, pinged: float) -> float:
         """How long after the last ping (at ``pinged``) ``peer`` is pinged again: a
         peer that is down only now and then, to learn when it is back; one that spoke
-        since (its messages are signs of life enough) only every ``QUIET_EVERY``
+        since (its messages are signs of life enough) only every ``quiet_every``
         intervals, to keep up the process claims both ends learn from pings (a busy
-        link no longer pays a ping and an answer every interval while it streams)."""
+        link no longer pays a ping and an answer every interval while it streams).
+        The quantum process keeps 1: its pings are also the regular acts whose
+        lateness shows a pause of it (``tests/integration/test_faults.py``)."""
         if peer in self.down:
             return max(DOWN_ASK_S, self.interval_s)
         if (
@@ -286,7 +290,7 @@ class Liveness:
             and self.spoke.get(peer, -math.inf) > pinged
             and (self.look is None or peer in self.claims)
         ):
-            return QUIET_EVERY * self.interval_s
+            return self.quiet_every * self.interval_s
         return self.interval_s
 
     def _judged(self, table: dict[str, float]) -> Iterable[tuple[str, float]]:
