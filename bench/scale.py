@@ -19,7 +19,11 @@ the CPU per pair of all processes, start-up excluded: each chain also runs with 
 pairs, and the CPU difference is divided by the pairs' difference (both ends of a link
 count one pair); then the same per pair for each kind of process (quantum, classical,
 apps; sampled from /proc every 0.05 s, so the rest is the launcher and what a
-sample missed).
+sample missed), and per pair each kind's context switches, system calls and time
+waiting for a core (all threads; sampled ~0.3 s apart). ``--busy K``: K spinning
+processes beside; ``--beside N``: an N-node chain streaming beside (a small chain
+measured under a big one's load; the half/full difference needs the load to hold
+still between the two runs). ``--pairs`` may give one count per size.
 
 It prints numbers; it is not a test. ``--quick`` runs 2 and 8 nodes and fewer pairs
 and blocks (about half a minute). The machine is shared: compare runs made together.

@@ -4,8 +4,9 @@ Every judge of another process keeps one ``Liveness``: the classical process (of
 nodes' classical processes, and of its apps: their leases), the quantum process (of
 linked nodes' quantum processes) and the SDK (of its node). Every message from a peer
 counts as a sign of life (``heard``); ``tick`` says which peers are due a ping (every
-``interval_s``, if ``pings``) and which are down now. A peer never heard from is not
-declared down (it may not have started yet). A peer that speaks again is up again.
+``interval_s``, if ``pings``; every ``quiet_every`` intervals for one that spoke since)
+and which are down now. A peer never heard from is not declared down (it may not have
+started yet). A peer that speaks again is up again.
 
 Slow is not dead. On a busy machine a process can go seconds without a core, and its
 silence then says nothing about whether it is there. So:
