@@ -8,7 +8,7 @@ import math
 import pytest
 
 from qnodeos.runtime import procinfo
-from qnodeos.runtime.liveness import HUNG_S, Liveness
+from qnodeos.runtime.liveness import HUNG_S, Liveness, Look
 
 
 def silent_until_down(live: Liveness, peer: str, start: float, step: float = 0.05) -> float:
@@ -132,3 +132,87 @@ def test_procinfo_tells_alive_stopped_and_gone_apart() -> None:
         if child.poll() is None:
             child.kill()
             child.wait()
+
+
+async def test_a_starved_watcher_still_finds_a_dead_peer(autojump_clock: object) -> None:
+    """A process starved of a core (MockClock): every wait on a dead peer begins with
+    a first tick 1.2 s late, beyond the late-tick allowance, so it reads as a pause.
+    The pause must not wipe out the silence of the earlier waits: b is found."""
+    import trio
+
+    live = Liveness(["b"], interval_s=0.25, timeout_s=1.5, on_demand=True)
+    live.heard("b", trio.current_time())  # then b dies
+    found = None
+    for _ in range(20):
+        live.want(["b"], trio.current_time())
+        await trio.sleep(1.2)  # starved: the wait's first tick comes late
+        end = trio.current_time() + 0.3
+        while found is None and trio.current_time() < end:
+            await trio.sleep_until(min(live.next_deadline(), end))
+            if live.tick(trio.current_time())[1]:
+                found = trio.current_time()
+        if found is not None:
+            break
+        live.want([], trio.current_time())
+        await trio.sleep(0.1)
+    assert found is not None and live.pauses >= 1
+    # before: each late first tick restarted b's silence, and b was never found
+    assert found < 10.0, found
+
+
+@pytest.mark.parametrize("late", [1.2, 3.0])
+def test_when_every_tick_is_late_a_dead_peer_is_found(late: float) -> None:
+    """Each tick ``late`` s after the last (a starved process): the lateness beyond the
+    allowance is a pause, but up to it the silence counts as on any tick."""
+    live = Liveness(["b"], interval_s=0.25, timeout_s=1.5)
+    live.heard("b", 0.0)
+    live.tick(0.0)
+    t, gone = 0.0, []
+    while not gone and t < 100:
+        t += late
+        gone = live.tick(t)[1]
+    assert gone == ["b"] and t == pytest.approx(2 * late)  # 2 s counted by then
+
+
+def test_a_long_pause_leaves_a_live_peer_up() -> None:
+    """Paused 60 s (SIGSTOP) right after the peer last answered: the pause does not
+    count, the allowance does, and the peer is judged again only from then."""
+    live = Liveness(["b"], interval_s=0.25, timeout_s=1.5)
+    for i in range(9):
+        live.heard("b", i * 0.25)
+        live.tick(i * 0.25)
+    assert live.tick(62.0) == (["b"], []) and live.pauses == 1
+    live.heard("b", 62.01)  # it answers the ping
+    assert live.tick(62.25)[1] == []
+
+
+@pytest.mark.parametrize("look", [None, lambda proc: "alive"])
+def test_a_peer_that_streams_is_pinged_only_now_and_then(look: Look | None) -> None:
+    """A peer heard every 0.05 s (a streaming link) is pinged every ``quiet_every``
+    intervals (the classical process's 4), not every interval: its messages are signs
+    of life enough. Once it is silent, it is pinged every interval again and found
+    down as before."""
+    live = Liveness(["b"], interval_s=0.25, timeout_s=1.5, on_demand=True, look=look, quiet_every=4)
+    live.heard("b", 0.0)
+    live.claim("b", "proc of b")
+    live.want(["b"], 0.0)
+    pinged = [0.05 * i for i in range(201) if live.heard("b", 0.05 * i) or live.tick(0.05 * i)[0]]
+    assert pinged[0] == 0.0  # asked at once when first wanted
+    assert len(pinged) == 11, pinged  # 10 s: every 1 s, not every 0.25 s (41)
+    t, silent_pings = 10.0, 0
+    while not live.is_down("b") and t < 60:
+        t += 0.05
+        silent_pings += bool(live.tick(t)[0])
+    if look is None:
+        assert 11.5 < t <= 11.55 and silent_pings == 6  # pinged every 0.25 s from 10 s
+    else:
+        assert live.slow == 1 and t > 10 + HUNG_S - 0.1  # slow, not dead, as before
+
+
+def test_a_peer_whose_process_is_not_known_is_pinged_every_interval() -> None:
+    """Without its claim (what pings carry) the OS cannot be asked about it: a peer
+    that speaks is still pinged every interval until a ping brings the claim."""
+    live = Liveness(["b"], interval_s=0.25, look=lambda proc: "alive", quiet_every=4)
+    live.heard("b", 0.0)
+    pinged = [0.05 * i for i in range(41) if live.heard("b", 0.05 * i) or live.tick(0.05 * i)[0]]
+    assert len(pinged) == 9, pinged

@@ -26,7 +26,7 @@ from ..errors import ProgramError, QNodeOSError
 from ..hardware.specs import DeviceSpec
 from ..lang import messages as m
 from ..lang.program import MAX_INSTRS
-from ..runtime.liveness import Liveness, Look
+from ..runtime.liveness import QUIET_EVERY, Liveness, Look
 from ..runtime.security import node_id
 from ..runtime.timeline import recorder
 from .blocks import BLOCK_REQS
@@ -104,7 +104,13 @@ class Kernel(AppLifecycle):
         self.inflight: dict[int, Current] = {}
         self._block_req = BLOCK_REQS
         # linked nodes are pinged and judged only while something here waits on them
-        self.live = Liveness(self.net.links, timeout_s=peer_timeout_s, look=look, on_demand=True)
+        self.live = Liveness(
+            self.net.links,
+            timeout_s=peer_timeout_s,
+            look=look,
+            on_demand=True,
+            quiet_every=QUIET_EVERY,  # a streaming neighbour's messages say it is there
+        )
         self.ended: dict[bytes, str] = {}  # why recent sessions ended, by connection
         self.now = 0.0
         self.current: Current | None = None

@@ -4,8 +4,9 @@ Every judge of another process keeps one ``Liveness``: the classical process (of
 nodes' classical processes, and of its apps: their leases), the quantum process (of
 linked nodes' quantum processes) and the SDK (of its node). Every message from a peer
 counts as a sign of life (``heard``); ``tick`` says which peers are due a ping (every
-``interval_s``, if ``pings``) and which are down now. A peer never heard from is not
-declared down (it may not have started yet). A peer that speaks again is up again.
+``interval_s``, if ``pings``; every ``quiet_every`` intervals for one that spoke since)
+and which are down now. A peer never heard from is not declared down (it may not have
+started yet). A peer that speaks again is up again.
 
 Slow is not dead. On a busy machine a process can go seconds without a core, and its
 silence then says nothing about whether it is there. So:
@@ -23,8 +24,12 @@ silence then says nothing about whether it is there. So:
   machine that is ``timeout_s``; when load stretches the gaps, it grows with them.
   Peers the OS cannot see (on another host) are judged this way alone.
 - If ``tick`` itself comes much later than it should (this process was paused:
-  SIGSTOP, a laptop sleep), silence during the pause says nothing about the peers:
-  every peer's clock restarts.
+  SIGSTOP, a laptop sleep, or starved of a core), silence during the pause says
+  nothing about the peers (nobody pinged them): every judged peer's silence is moved
+  on past it. A tick may be up to ``allowance`` late (the silence counts as on any
+  other tick); only the lateness beyond that is the pause. Silence before the pause
+  still counts, so a dead peer is still found when every tick is late (a starved
+  process), and when every wait on it begins with a late first tick.
 
 Silence matters only while something waits on the peer. ``on_demand``: only the peers
 the adapter says something waits on (``want``) are pinged and judged; the pings then
@@ -92,8 +97,10 @@ _Z = _z_for(PHI)
 Look = Callable[[Any], "str | None"]
 
 
+QUIET_EVERY = 4  # (``quiet_every``) what the classical process uses
 DOWN_ASK_S = 0.75  # a peer that is down is asked this often whether it is back
 # (under the 4 ping intervals after which a late tick reads as a pause of this process)
+
 
 class Liveness:
     def __init__(
@@ -106,8 +113,10 @@ class Liveness:
         look: Look | None = None,
         pings: bool = True,
         on_demand: bool = False,
+        quiet_every: int = 1,
     ) -> None:
         self.interval_s = interval_s
+        self.quiet_every = quiet_every  # a peer heard since its last ping: every this many
         self.on_demand = on_demand
         self.wanted: set[str] = set()  # on demand: the peers pinged and judged now
         self._unwanted_since: dict[str, float] = {}  # when each stopped being wanted
@@ -117,6 +126,8 @@ class Liveness:
         self.pings = pings
         self.last_heard: dict[str, float] = {}
         self.last_ping: dict[str, float] = {}
+        self.spoke: dict[str, float] = {}  # when each last really spoke (not shifted)
+        self._asking: set[str] = set()  # just wanted: asked at once
         self.claims: dict[str, Any] = {}  # peer -> the process it says it is
         self.gaps: dict[str, deque[float]] = {}
         self._sums: dict[str, float] = {}  # of each peer's gaps, and of their squares
@@ -142,10 +153,11 @@ class Liveness:
 
     def remove(self, peer: str) -> None:
         """Stop judging ``peer``."""
-        tables = (self.last_heard, self.last_ping, self.claims, self.gaps, self.looked)
+        tables = (self.last_heard, self.last_ping, self.spoke, self.claims, self.gaps, self.looked)
         for table in (*tables, self._sums, self._squares):
             table.pop(peer, None)
         self.spared.discard(peer)
+        self._asking.discard(peer)
         self.wanted.discard(peer)
         self._unwanted_since.pop(peer, None)
         self.down.discard(peer)
@@ -168,6 +180,8 @@ class Liveness:
                 self.last_heard[p] = now if last >= since else last + (now - since)
             # ask it at once; one that is down, after ``DOWN_ASK_S`` (it just went)
             self.last_ping[p] = now if p in self.down else now - self.interval_s
+            if p not in self.down:
+                self._asking.add(p)  # (due now even if it spoke a moment ago)
             self.looked.pop(p, None)
             self.spared.discard(p)
         self.wanted = wanted
@@ -191,7 +205,7 @@ class Liveness:
             gaps.append(gap)
             self._sums[peer] += gap
             self._squares[peer] += gap * gap
-        self.last_heard[peer] = now
+        self.last_heard[peer] = self.spoke[peer] = now
         if self.looked:
             self.looked.pop(peer, None)
             self.spared.discard(peer)
@@ -204,11 +218,16 @@ class Liveness:
     def is_down(self, peer: str) -> bool:
         return peer in self.down
 
+    @property
+    def allowance(self) -> float:
+        """How late a tick may come before the lateness beyond this reads as a pause."""
+        return max(self.timeout_s / 2, 4 * self.interval_s)
+
     def paused(self, now: float) -> bool:
         """Whether this process was just paused (the last tick is far behind)."""
         if self._last_tick == -math.inf:
             return False
-        return now - self._last_tick > max(self.timeout_s / 2, 4 * self.interval_s)
+        return now - self._last_tick > self.allowance
 
     def threshold(self, peer: str) -> float:
         """How long ``peer`` may be silent before it is suspected: ``timeout_s``, or
@@ -227,19 +246,23 @@ class Liveness:
         ``judge=False``: pings only (the adapter has unread messages, which may be the
         very signs of life a judgement would miss)."""
         if self.paused(now):
+            # Not a restart of every peer's silence: that hid a dead peer from a
+            # starved process (each wait on it began with a late first tick).
             self.pauses += 1
-            for p, t in self.last_heard.items():
+            lost = now - self._last_tick - self.allowance
+            for p, t in self._judged(self.last_heard):
                 if t > -math.inf:
-                    self.last_heard[p] = now
+                    self.last_heard[p] = min(now, t + lost)
             self.looked.clear()
             self.spared.clear()
         # on demand, nothing ticks while nothing is wanted: a late tick then is no pause
         self._last_tick = now if not self.on_demand or self.wanted else -math.inf
         ping: list[str] = []
         if self.pings:  # the same sums as ``next_deadline``'s, so a tick at it acts
-            ping = [p for p, t in self._judged(self.last_ping) if now >= t + self._every(p)]
+            ping = [p for p, t in self._judged(self.last_ping) if now >= t + self._every(p, t)]
             for p in ping:
                 self.last_ping[p] = now
+                self._asking.discard(p)
         if not judge:
             return ping, []
         gone = []
@@ -253,10 +276,23 @@ class Liveness:
         self.down.update(gone)
         return ping, gone
 
-    def _every(self, peer: str) -> float:
-        """How often ``peer`` is pinged: a peer that is down only now and then, to
-        learn when it is back."""
-        return max(DOWN_ASK_S, self.interval_s) if peer in self.down else self.interval_s
+    def _every(self, peer: str, pinged: float) -> float:
+        """How long after the last ping (at ``pinged``) ``peer`` is pinged again: a
+        peer that is down only now and then, to learn when it is back; one that spoke
+        since (its messages are signs of life enough) only every ``quiet_every``
+        intervals, to keep up the process claims both ends learn from pings (a busy
+        link no longer pays a ping and an answer every interval while it streams).
+        The quantum process keeps 1: its pings are also the regular acts whose
+        lateness shows a pause of it (``tests/integration/test_faults.py``)."""
+        if peer in self.down:
+            return max(DOWN_ASK_S, self.interval_s)
+        if (
+            peer not in self._asking
+            and self.spoke.get(peer, -math.inf) > pinged
+            and (self.look is None or peer in self.claims)
+        ):
+            return self.quiet_every * self.interval_s
+        return self.interval_s
 
     def _judged(self, table: dict[str, float]) -> Iterable[tuple[str, float]]:
         """``table``'s entries for the peers judged now (on demand: those wanted)."""
@@ -313,7 +349,7 @@ class Liveness:
         if self.on_demand and not self.wanted:
             return math.inf  # (asked after every message of a quantum process)
         pinged = self._judged(self.last_ping) if self.pings else []
-        times = [t + self._every(p) for p, t in pinged]
+        times = [t + self._every(p, t) for p, t in pinged]
         first = min(2 * self.interval_s, self.timeout_s)
         for p, t in self._judged(self.last_heard):
             if p in self.down or t == -math.inf:
