@@ -8,10 +8,16 @@ all qubits in one entangled state group (the expensive case). Rows:
   1q: single-qubit rotations;  2q: two-qubit gates (a ring of CNOTs);
   meas / init: one measurement / initialisation of a qubit of the full group, timed alone
     (the untimed CNOT after it joins the qubit back into the group);
-  mixed: 1q/2q/measure/init, re-entangling (counted) after each pass.
-Each row runs ``--repeat`` times (each for up to --ops instructions or --budget seconds,
-whichever comes first) and prints the median and best. The goal for 2 qubits is
-<= 10 us per instruction (100 kHz, QNodeOS's NV QDevice rate).
+  mixed: 1q/2q/measure/init, re-entangling (counted) after each pass (the group
+    shrinks as its qubits are measured, so most ops act on small groups);
+  chain: a one-qubit rotation then a CNOT to the next qubit, round a ring, on the full
+    group (the layout a group's lazy axis order must keep: neighbours next to each
+    other, or a later gate pays a move of the whole state).
+Each row runs ``--repeat`` times (each for up to --ops instructions or --budget seconds
+of CPU time, whichever comes first) and prints the median and best CPU time per
+instruction (the process's own: load from others inflates it far less than wall time;
+``--rows`` picks rows). The goal for 2 qubits is <= 10 us per instruction (100 kHz,
+QNodeOS's NV QDevice rate).
 
 ``--floor``: instead, how applying an op to one state group as the register does
 (``physics.apply_moving``: it may leave the group's axes reordered) compares with the
@@ -48,6 +54,7 @@ from qnodeos.lang.messages import PhysOp  # noqa: E402
 from qnodeos.qdevice.device import QuantumDevice  # noqa: E402
 from qnodeos.qdevice.physics import apply_moving  # noqa: E402
 
+ROWS = ("1q", "2q", "meas", "init", "mixed", "chain")
 STEP_NS = 1000.0  # device time between instructions, so idle decay applies to every op
 
 
@@ -93,7 +100,11 @@ def mixes(n: int) -> dict[str, list[PhysOp]]:
             PhysOp("meas", (q,)),
             PhysOp("init", (q,)),
         ]
-    return {"1q": one, "2q": two, "mixed": mixed}
+    chain: list[PhysOp] = []
+    for i in range(32):
+        q = i % n
+        chain += [PhysOp(("rx", "ry")[i % 2], (q,), 0.4), PhysOp("cnot", (q, (q + 1) % n))]
+    return {"1q": one, "2q": two, "mixed": mixed, "chain": chain}
 
 
 def bench(n: int, name: str, ops: list[PhysOp], total: int, budget: float) -> float:
@@ -102,8 +113,8 @@ def bench(n: int, name: str, ops: list[PhysOp], total: int, budget: float) -> fl
     entangle(dev, n)
     t = 0.0
     done = 0
-    start = time.perf_counter()
-    while done < total and (done < 8 or time.perf_counter() - start < budget):
+    start = time.process_time()
+    while done < total and (done < 8 or time.process_time() - start < budget):
         for op in ops:
             t += STEP_NS
             dev.execute(op, t)
@@ -111,7 +122,7 @@ def bench(n: int, name: str, ops: list[PhysOp], total: int, budget: float) -> fl
         if name == "mixed":
             entangle(dev, n)  # measurements split the group; re-entangle (counted)
             done += n
-    return (time.perf_counter() - start) / done * 1e6
+    return (time.process_time() - start) / done * 1e6
 
 
 def bench_alone(n: int, name: str, total: int, budget: float) -> float:
@@ -125,9 +136,9 @@ def bench_alone(n: int, name: str, total: int, budget: float) -> float:
         q = done % n
         t += STEP_NS
         op = PhysOp(name, (q,))
-        start = time.perf_counter()
+        start = time.process_time()
         dev.execute(op, t)
-        spent += time.perf_counter() - start
+        spent += time.process_time() - start
         done += 1
         t += STEP_NS
         dev.execute(PhysOp("cnot", ((q + 1) % n, q)), t)  # back into the group (untimed)
@@ -138,10 +149,10 @@ def numpy_floor() -> float:
     """One 4x4 complex matrix-vector product: the smallest numpy call we make."""
     a, v = np.eye(4, dtype=complex), np.ones(4, dtype=complex)
     n = 200_000
-    start = time.perf_counter()
+    start = time.process_time()
     for _ in range(n):
         a @ v
-    return (time.perf_counter() - start) / n * 1e6
+    return (time.process_time() - start) / n * 1e6
 
 
 def positions(n: int) -> list[tuple[int, ...]]:
@@ -214,6 +225,7 @@ def main() -> None:
     p.add_argument("--repeat", type=int, default=5)
     p.add_argument("--budget", type=float, default=1.0, help="seconds per run, at most")
     p.add_argument("--qubits", type=int, nargs="+", default=[2, 6, 10])
+    p.add_argument("--rows", nargs="+", choices=ROWS, default=list(ROWS))
     p.add_argument("--quick", action="store_true", help="2 and 6 qubits, 3 runs, 0.3 s each")
     p.add_argument("--json", action="store_true", help="print one JSON object (medians, us)")
     p.add_argument("--floor", action="store_true", help="apply_moving vs the numpy floor")
@@ -232,7 +244,7 @@ def main() -> None:
     out: dict[str, float] = {"numpy_floor_us": floor}
     for n in a.qubits:
         m = mixes(n)
-        for name in ("1q", "2q", "meas", "init", "mixed"):
+        for name in a.rows:
             out[f"q{n}_{name}_us"] = row(n, name, m.get(name), a)
     if a.json:
         print(json.dumps(out))
