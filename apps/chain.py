@@ -17,7 +17,10 @@ network file; or ``peer_node``) and adds, at the creating end:
   right, so its links take turns; the Markov chain over which halves the nodes hold.
   Given when it applies: swap-as-soon-as-possible without a cutoff or nested
   swapping, repeaters that hold one half per side (fewer than 4 qubits), every link
-  of one cycle, at most ``MAX_TURN_LINKS`` hops;
+  of one cycle, at most ``MAX_TURN_LINKS`` hops. Elsewhere ``no_rate_prediction``
+  says why there is none, and the printout shows ``rate_hz_theory`` as a reference
+  only; with a cutoff on a chain it otherwise models, ``rate_hz_turns_uncut`` is the
+  chain's rate without the cutoff (a cutoff only discards halves);
 - ``hops``, for plots over the number of hops.
 
 ``rate_hz`` is measured from this end's link heralds, in device time (one per
@@ -69,25 +72,51 @@ def prediction(node: str, peer_node: str) -> dict[str, Any]:
         "rate_hz_theory": 1e9 / time_ns,
         "rate_hz_sequential": 1e9 / sum(m.cycle_ns / m.success_probability() for m in hops),
     }
-    policy = turns_policy(net, path, hops)
-    if policy:
-        ps, cycles = [m.success_probability() for m in hops], [m.cycle_ns for m in hops]
+    policy, why_not = turns_model(net, path, hops)
+    ps, cycles = [m.success_probability() for m in hops], [m.cycle_ns for m in hops]
+    if policy and not why_not:
         out["rate_hz_turns"] = 1e9 / turns_time_ns(ps, cycles, policy)
+    else:
+        out["no_rate_prediction"] = why_not
+        if policy:  # modelled but for its cutoff: the rate without it bounds it
+            out["rate_hz_turns_uncut"] = 1e9 / turns_time_ns(ps, cycles, policy)
     return out
 
 
-def turns_policy(net: NetworkConfig, path: list[str], hops: list[LinkModel]) -> str:
-    """The policy ``turns_time_ns`` models the chain with ('' if it does not model it):
-    swap as soon as possible with no cutoff, or nested swapping; one half per side at
-    every repeater; one cycle for every link."""
+def turns_model(net: NetworkConfig, path: list[str], hops: list[LinkModel]) -> tuple[str, str]:
+    """The policy ``turns_time_ns`` models the chain with ('' if none: a protocol it
+    does not know, repeaters holding more than one half per side, links of unequal
+    cycles, too many hops), and why it gives no prediction ('' if it gives one): the
+    reasons above, or a cutoff (the Markov chain has no ages)."""
+    why: list[str] = []
     policy = MODELLED.get(net.protocol, "")
-    modelled = (
-        not net.protocol_args.get("cutoff_s", 0.0)
-        and len(hops) <= MAX_TURN_LINKS
-        and len({m.cycle_ns for m in hops}) == 1
-        and all(net.nodes[n].device.num_qubits < WINDOW_QUBITS for n in path[1:-1])
-    )
-    return policy if modelled else ""
+    if not policy:
+        why.append(f"protocol {net.protocol} is not one the Markov chain models")
+    big = [n for n in path[1:-1] if net.nodes[n].device.num_qubits >= WINDOW_QUBITS]
+    if big:
+        why.append(
+            f"repeater(s) {', '.join(big)} hold several halves per side "
+            f"({WINDOW_QUBITS} qubits or more)"
+        )
+    if len({m.cycle_ns for m in hops}) != 1:
+        cycles = ", ".join(f"{m.cycle_ns:g}" for m in hops)
+        why.append(f"the links' cycles differ ({cycles} ns; it needs one grid of cycles)")
+    if len(hops) > MAX_TURN_LINKS:
+        why.append(f"{len(hops)} hops (it solves up to {MAX_TURN_LINKS})")
+    if why:
+        return "", "; ".join(why)
+    cutoff = net.protocol_args.get("cutoff_s", 0.0)
+    if cutoff:
+        return policy, f"a cutoff of {cutoff:g} s (the Markov chain does not track ages)"
+    return policy, ""
+
+
+def turns_policy(net: NetworkConfig, path: list[str], hops: list[LinkModel]) -> str:
+    """The policy ``turns_time_ns`` predicts the chain's rate with ('' if it gives no
+    prediction: ``turns_model`` says why): swap as soon as possible with no cutoff, or
+    nested swapping; one half per side at every repeater; one cycle for every link."""
+    policy, why_not = turns_model(net, path, hops)
+    return "" if why_not else policy
 
 
 def other_end(node: str) -> str:
@@ -127,14 +156,18 @@ def format_result(r: dict[str, Any]) -> str:
     lines = [head, fid, rate]
     if "fidelity_theory" in r:
         lines[1] += f"   predicted {r['fidelity_theory']:.3f} (Werner links, perfect swaps)"
+        bound = f"{r['rate_hz_theory']:.1f} pairs/s with all links attempting at once"
         if "rate_hz_turns" in r:
             lines[2] += f"   predicted {r['rate_hz_turns']:.1f} (links taking turns)"
-            bound = f"{r['rate_hz_theory']:.1f} pairs/s with all links attempting at once"
             lines.append(f"  bound     {bound}")
         else:
-            lines[2] += f"   predicted {r['rate_hz_theory']:.1f} (swap ASAP, all links at once)"
-        predicted = r.get("rate_hz_turns", r["rate_hz_theory"])
-        if r["rate_hz"] < SLOW * predicted:
+            why = r.get("no_rate_prediction") or "the Markov chain does not model this chain"
+            lines.append(f"  no rate prediction: {why}")
+            if "rate_hz_turns_uncut" in r:
+                uncut = f"{r['rate_hz_turns_uncut']:.1f} pairs/s (links taking turns)"
+                lines.append(f"  no cutoff {uncut}; a cutoff only discards halves")
+            lines.append(f"  reference {bound}, one pair each, swap ASAP, no cutoff")
+        if "rate_hz_turns" in r and r["rate_hz"] < SLOW * r["rate_hz_turns"]:
             lines.append(
                 "  (the prediction counts the links' physics only: in real processes each "
                 "swap also waits\n   for messages between processes, which cost device "

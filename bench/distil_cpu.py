@@ -2,17 +2,21 @@
 measured in Z, in deterministic mode (every node and both apps in this process, a
 mock clock), and the process's CPU time (``time.process_time``) is read around it.
 
-    python bench/distil_cpu.py [--case e2e-bbpssw] [--pairs 300] [--runs 3]
+    python bench/distil_cpu.py [--case e2e-bbpssw ...] [--pairs 300] [--runs 3] [--json]
 
 Cases: ``e2e-bbpssw``, ``e2e-dejmps`` and ``e2e-dejmps2`` (n0 - n1 - n2, links of F 0.9
 and 0.85, one BBPSSW round, one or two DEJMPS rounds end to end), ``link-dejmps`` and
 ``link-kept`` (one link of F 0.8, one DEJMPS round, pairs measured or kept). Prints,
-per run, ms of CPU per delivered pair and the rounds the creating end ran.
+per case and run, ms of CPU per delivered pair and the rounds the creating end ran;
+``--json``: one JSON object instead, for bench/run.py: per case, the median run's
+``CASE_cpu_us_per_pair`` (the case's name with ``_`` for ``-``).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import statistics
 import time
 from typing import Any
 
@@ -91,17 +95,28 @@ def one(case: str, pairs: int) -> tuple[float, int]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--case", choices=sorted(CASES), default="e2e-bbpssw")
+    ap.add_argument("--case", choices=sorted(CASES), nargs="+", default=["e2e-bbpssw"])
     ap.add_argument("--pairs", type=int, default=300)
     ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--json", action="store_true", help="one JSON object (for bench/run.py)")
     a = ap.parse_args()
-    for i in range(a.runs):
-        cpu, rounds = one(a.case, a.pairs)
-        print(
-            f"run {i + 1}: {a.case}, {a.pairs} pairs: {cpu * 1e3 / a.pairs:.2f} ms CPU per "
-            f"pair ({cpu:.2f} s; {rounds} rounds at the creating end)",
-            flush=True,
+    figures: dict[str, float] = {}
+    for case in a.case:
+        cpus = []
+        for i in range(a.runs):
+            cpu, rounds = one(case, a.pairs)
+            cpus.append(cpu)
+            if not a.json:
+                print(
+                    f"run {i + 1}: {case}, {a.pairs} pairs: {cpu * 1e3 / a.pairs:.2f} ms CPU "
+                    f"per pair ({cpu:.2f} s; {rounds} rounds at the creating end)",
+                    flush=True,
+                )
+        figures[f"{case.replace('-', '_')}_cpu_us_per_pair"] = (
+            1e6 * statistics.median(cpus) / a.pairs
         )
+    if a.json:
+        print(json.dumps(figures))
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """End-to-end measure-directly pairs per second over repeater chains, and CPU per pair.
 
     python bench/e2e.py [--hops 2 4 8] [--pairs N] [--batch B] [--qubits Q] [--ends-own]
+                        [--json]
 
 For each number of hops: a chain of generic nodes (Q qubits each: a repeater holds up
 to (Q // 2, at most 8) link pairs per side, so links make that many per round; Q = 2:
@@ -19,6 +20,8 @@ is the repeater, which keeps its half while the end measures: the state goes to 
 end and the repeater's half comes back, one state-group message per pair more.
 ``--ends-own`` writes the last link from the end (both end hops are then owned by the
 end that measures): the same pairs with fewer messages (docs/network-layer.md, Speed).
+``--json`` prints one JSON object instead of the table, for bench/run.py: per number of
+hops H, ``hH_pairs_per_s`` and ``hH_cpu_us_per_pair``.
 """
 
 from __future__ import annotations
@@ -92,7 +95,16 @@ def main() -> None:
     ap.add_argument(
         "--ends-own", action="store_true", help="the last link written from the end (its owner)"
     )
+    ap.add_argument("--json", action="store_true", help="one JSON object (for bench/run.py)")
     args = ap.parse_args()
+    if args.json:
+        figures: dict[str, float] = {}
+        for hops in args.hops:
+            r = measure(hops, args.pairs, args.batch, args.qubits, args.ends_own)
+            figures[f"h{hops}_pairs_per_s"] = r["pairs_per_s"]
+            figures[f"h{hops}_cpu_us_per_pair"] = 1e3 * r["cpu_ms_per_pair"]
+        print(json.dumps(figures))
+        return
     print(f"{'hops':>4} {'pairs/s':>9} {'F':>6} {'CPU ms/pair':>12} {'run s':>6}")
     for hops in args.hops:
         r = measure(hops, args.pairs, args.batch, args.qubits, args.ends_own)

@@ -4,12 +4,16 @@ and a comparison with an earlier file.
     python bench/run.py [--out results.json] [--compare OLD.json] [--quick]
                         [--markdown docs/performance.md] [--keep] [--render FILE]
 
-Runs roundtrip.py, pairs.py, teleport.py, device_instr.py and idle.py (each with ``--json``, in
-its own process, one after another) and writes ``{"commit", "host", "benches": {name:
-{figure: value}}}``. ``--compare OLD.json`` prints each figure next to the old one and
-their ratio, so two commits can be compared: run it on each, then compare. Both end with
-a table of each unit of work (a measured pair, a kept pair, a teleportation, a block):
-its rate and its CPU per unit summed over every process of the run (bench/cpu.py).
+Runs roundtrip.py, pairs.py, teleport.py, device_instr.py, idle.py, e2e.py (end-to-end
+measured pairs over 2, 4 and 8 hops) and distil_cpu.py (distilled pairs, deterministic
+mode), each with ``--json``, in its own process, one after another, and writes
+``{"commit", "host", "benches": {name: {figure: value}}}``. ``--compare OLD.json``
+prints each figure next to the old one and their ratio, so two commits can be compared:
+run it on each, then compare. Both end with a table of each unit of work (a measured
+pair, a kept pair, a teleportation, a block, an end-to-end pair, a distilled pair): its
+rate and its CPU per unit summed over every process of the run (bench/cpu.py; e2e.py
+from the run's child processes; a distilled pair in deterministic mode: the one
+process's CPU, and no rate, since its clock is simulated).
 ``--markdown FILE`` rewrites the part of FILE between ``<!-- bench:start -->`` and
 ``<!-- bench:end -->`` with this run's figures (docs/performance.md's latest table).
 ``--keep`` also saves the run in bench/history/; the part of FILE between
@@ -35,6 +39,14 @@ BENCHES: dict[str, tuple[list[str], list[str]]] = {  # name -> (full args, quick
     "teleport": (["--states", "3000"], ["--states", "600"]),
     "device_instr": ([], ["--quick"]),
     "idle": (["--nodes", "16", "--runs", "1"], ["--nodes", "4", "--runs", "1", "--seconds", "5"]),
+    "e2e": (
+        ["--hops", "2", "4", "8", "--pairs", "3000"],
+        ["--hops", "2", "4", "8", "--pairs", "600"],
+    ),
+    "distil_cpu": (
+        ["--case", "e2e-dejmps", "link-kept", "--pairs", "300", "--runs", "3"],
+        ["--case", "e2e-dejmps", "link-kept", "--pairs", "100", "--runs", "1"],
+    ),
 }
 
 
@@ -71,6 +83,12 @@ UNITS = [
     ("teleportation", "teleport", "teleports_per_s", "cpu_us_per_teleport"),
     ("one-gate block", "roundtrip", "", "block_cpu_us"),
     ("idle node, one second", "idle", "", "idle_cpu_us_per_node_s"),
+    ("end-to-end M pair, 2 hops", "e2e", "h2_pairs_per_s", "h2_cpu_us_per_pair"),
+    ("end-to-end M pair, 4 hops", "e2e", "h4_pairs_per_s", "h4_cpu_us_per_pair"),
+    ("end-to-end M pair, 8 hops", "e2e", "h8_pairs_per_s", "h8_cpu_us_per_pair"),
+    # deterministic mode (one process, a mock clock): CPU only, no rate
+    ("distilled M pair, e2e DEJMPS (det.)", "distil_cpu", "", "e2e_dejmps_cpu_us_per_pair"),
+    ("distilled K pair, link DEJMPS (det.)", "distil_cpu", "", "link_kept_cpu_us_per_pair"),
 ]
 
 

@@ -51,6 +51,7 @@ class ProcId(msgspec.Struct, frozen=True, kw_only=True):
     start: Annotated[int, msgspec.Meta(ge=0, le=1 << 62)]
     host: Annotated[str, msgspec.Meta(max_length=128)]
 
+
 # -- app API ---------------------------------------------------------------------------
 
 
@@ -882,12 +883,18 @@ class QGroup(msgspec.Struct, frozen=True, kw_only=True, tag="q_group"):
     tokens: Annotated[list[Token], msgspec.Meta(max_length=16)]
 
 
+MAX_LOST_TEXT = 256  # characters of a QNotHere's reason
+
+
 class QNotHere(msgspec.Struct, frozen=True, kw_only=True, tag="q_gone"):
     """Answer to a QPull by a process that neither holds the group nor knows where it
-    went; the asker tries again."""
+    went; the asker tries again. With ``lost``: the group is gone for good (it was
+    sent to the asker, but the message was dropped, never sent), so the asker's ops on
+    the qubit fail, saying why, instead of waiting."""
 
     frm: Name
     qubit: GlobalQubit
+    lost: Annotated[str, msgspec.Meta(max_length=MAX_LOST_TEXT)] = ""
 
 
 class QPing(msgspec.Struct, frozen=True, kw_only=True, tag="q_ping"):

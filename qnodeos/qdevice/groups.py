@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import hmac
 import secrets
+from collections import OrderedDict
 from collections.abc import Callable, Iterable
 
 import numpy as np
@@ -32,6 +33,7 @@ from ..lang import messages as m
 from .device import QuantumDevice
 from .physics import Matrix
 
+MAX_DROPPED = 4096  # other nodes' qubits whose group we sent was dropped, remembered
 MAX_GROUP = 8  # qubits in a group that may cross processes (16 * 4**8 bytes: 1 MiB)
 
 
@@ -56,6 +58,8 @@ class Groups:
         self.free_slots: list[int] = []
         self.sent_to: dict[m.GlobalQubit, str] = {}  # where groups we gave away went
         self.lost: dict[int, str] = {}  # own qubits whose state died with another process
+        # other nodes' qubits whose group we sent never left (dropped) -> why, oldest first
+        self.dropped: OrderedDict[m.GlobalQubit, str] = OrderedDict()
 
     def global_id(self, slot: int) -> m.GlobalQubit:
         return (self.me, slot) if slot < self.n else self.slot_of[slot]
@@ -84,6 +88,7 @@ class Groups:
             self.ghosts[gq], self.slot_of[slot] = slot, gq
         self.tokens[gq] = token
         self.sent_to.pop(gq, None)
+        self.dropped.pop(gq, None)  # (a new state: an older one's loss no longer matters)
         return slot
 
     def entrust(self, q: int, holder: str, token: bytes) -> None:
@@ -165,6 +170,7 @@ class Groups:
         for gq, token in zip(msg.qubits, msg.tokens, strict=True):
             node, q = gq
             self.sent_to.pop(gq, None)
+            self.dropped.pop(gq, None)
             if node == self.me:
                 del self.away[q]
                 del self.custody[q]
@@ -176,6 +182,32 @@ class Groups:
                 slots.append(s)
         self.device.reg.put(slots, rho)
         return None
+
+    def undelivered(self, msg: m.QGroup, to: str, ours_why: str, theirs_why: str) -> list[int]:
+        """The group ``msg`` we gave to ``to`` was dropped, never sent: its state is
+        lost. Our qubits in it are lost (ops on them fail, saying ``ours_why``); the
+        other nodes' are remembered, so their pulls are told ``theirs_why``. Returns our
+        qubits lost. (A member that moved on since, in a later group, is left alone.)"""
+        ours: list[int] = []
+        for gq in msg.qubits:
+            if self.sent_to.get(gq) != to:
+                continue
+            del self.sent_to[gq]
+            node, q = gq
+            if node != self.me:
+                self.dropped[gq] = theirs_why
+                while len(self.dropped) > MAX_DROPPED:
+                    self.dropped.popitem(last=False)
+            elif self.away.get(q) == to:
+                self.lose(q, ours_why)
+                ours.append(q)
+        return ours
+
+    def lose(self, q: int, why: str) -> None:
+        """Our qubit ``q``, away, is lost: ops on it fail, saying ``why``."""
+        del self.away[q]
+        self.custody.pop(q, None)
+        self.lost[q] = why
 
     def holder_gone(self, node: str, why: str) -> None:
         """``node``'s process died: the states it held for us are lost."""

@@ -241,6 +241,9 @@ def serve_forever(
                     outbox.push(now + SEND_RETRY_S, sock, frames)
                     continue
                 server.bad.report("a peer", "did not take a message; dropped", now=now)
+                for node in [n for n, d in dealers.items() if d is sock]:  # a state group: lost
+                    for data in frames:
+                        schedule(guard(server.undelivered, node, data, clock.now_ns(), now))
             stuck.pop(id(frames), None)
 
     handlers: list[tuple[zmq.Socket[bytes] | None, Callable[[], None]]] = [

@@ -16,7 +16,8 @@ Three jobs:
    other node's, goes home to that node. While a request waits, this process keeps
    answering pulls, except (to break a cycle of two processes each waiting for what the
    other holds) pulls from nodes whose name sorts after its own, which wait until it
-   moves on.
+   moves on. A group whose message is dropped unsent (``undelivered``) is lost at both
+   ends, and both say so: the receiver is told at once and again when it asks.
 
 Jobs (device batches and rounds) run one at a time, in order. Linked quantum processes
 ping each other (``QPing``) while one waits on the other (a round, and for a while
@@ -289,6 +290,8 @@ class QDeviceServer:
             if msg.ask:  # it waits on us: answer at once
                 return [ToPeer(msg.frm, self._enc(m.QPing(frm=self.me, proc=self.proc)))]
             return []
+        if msg.lost:
+            return self._told_lost(msg, now_ns, now_s)
         self._asked.discard(msg.qubit)  # (a QNotHere) asked for again when needed
         if self.wait is not None and self.wait.qubit == msg.qubit:
             self.wait.retry_s = now_s + PULL_RETRY_S
@@ -325,6 +328,50 @@ class QDeviceServer:
                 out += self._ask(w.qubit)
         self._want(now_s)  # (rounds may have ended)
         return out
+
+    def undelivered(self, node: str, data: bytes, now_ns: float, now_s: float) -> list[Out]:
+        """Our message ``data`` to ``node``'s quantum process was dropped, never sent
+        (its socket took nothing for a while). A state group in it is lost: ops on our
+        qubits in it fail, saying so, and ``node`` is told which of its qubits are (at
+        once, and again when it asks for them), so neither end waits in silence."""
+        try:
+            msg = self.peer_codec.decode(data)
+        except ProtocolError:
+            return []
+        if not isinstance(msg, m.QGroup):
+            return []
+        theirs = f"the state group sent to {node!r} was dropped, never sent (it took no message)"
+        theirs = theirs[: m.MAX_LOST_TEXT]
+        ours = self.groups.undelivered(
+            msg, node, f"{node!r}'s quantum process, which never got it: {theirs}", theirs
+        )
+        out: list[Out] = [
+            ToPeer(node, self._enc(m.QNotHere(frm=self.me, qubit=gq, lost=theirs)))
+            for gq in msg.qubits
+            if gq[0] == node and gq in self.groups.dropped
+        ]
+        w = self.wait
+        if w is not None and w.qubit[0] == self.me and w.qubit[1] in ours:
+            q = w.qubit[1]
+            out += self._fail_job(
+                f"the state of qubit {q} is lost: held by {self.groups.lost[q]}", now_ns
+            )
+            out += self._run(now_ns, now_s)
+        return out
+
+    def _told_lost(self, msg: m.QNotHere, now_ns: float, now_s: float) -> list[Out]:
+        """The holder of our qubit's group says it is lost (``msg.lost``)."""
+        node, q = msg.qubit
+        if node != self.me or self.groups.away.get(q) != msg.frm:
+            return []  # not ours, or not held there (it came back since): nothing lost
+        self.groups.lose(q, f"{msg.frm!r}'s quantum process, which says: {msg.lost}")
+        self._asked.discard(msg.qubit)
+        w = self.wait
+        if w is None or w.qubit != msg.qubit:
+            return []
+        why = self.groups.lost[q]
+        out = self._fail_job(f"the state of qubit {q} is lost: held by {why}", now_ns)
+        return out + self._run(now_ns, now_s)
 
     def disconnected(self, peer: str, now_ns: float, now_s: float) -> list[Out]:
         """Our connection to ``peer``'s quantum process closed: its process died."""
@@ -582,6 +629,9 @@ class QDeviceServer:
             )
             return []
         slot = self.groups.slot_here(gq)
+        if slot is None and gq in self.groups.dropped:  # it never left: say so
+            lost = m.QNotHere(frm=self.me, qubit=gq, lost=self.groups.dropped[gq])
+            return [ToPeer(msg.for_node, self._enc(lost))]
         if slot is None:
             where = self.groups.sent_to.get(gq)
             if where == msg.frm == msg.for_node:

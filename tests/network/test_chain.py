@@ -4,13 +4,14 @@ sweep over its number of nodes."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from pathlib import Path
 
 import pytest
 
 import qnodeos
-from qnodeos.apps.chain import format_result, turns_policy
+from qnodeos.apps.chain import format_result, turns_model, turns_policy
 from qnodeos.netlink.chaintheory import turns_time_ns
 from qnodeos.testbed.plot import plot_sweep
 
@@ -133,3 +134,42 @@ def test_a_rate_far_below_the_prediction_is_explained() -> None:
     }  # fmt: skip
     assert "--deterministic" in format_result(r)
     assert "--deterministic" not in format_result({**r, "rate_hz": 7171.0})
+
+
+def test_where_no_rate_is_predicted_the_printout_says_why_and_predicts_nothing() -> None:
+    """With a cutoff, links of unequal cycles, repeaters with room for several halves
+    or a protocol the Markov chain does not know, the chain prints no predicted rate
+    (the all-at-once figure is shown as a reference only) and says why; with a cutoff,
+    it also gives the rate the chain would make without it."""
+
+    def model(*changes: str, cycles: list[float] | None = None) -> tuple[str, str]:
+        cfg = qnodeos.Network.shipped("chain").set(*changes).config
+        models = [lk.model for lk in cfg.links]
+        if cycles is not None:
+            models = [
+                dataclasses.replace(x, cycle_ns=c) for x, c in zip(models, cycles, strict=True)
+            ]
+        return turns_model(cfg, list(cfg.chain), models)
+
+    assert model() == ("asap", "")
+    policy, why = model("network.args.cutoff_s=0.0002")
+    assert policy == "asap" and "cutoff of 0.0002 s" in why
+    policy, why = model(cycles=[1e4, 2e4, 1e4, 1e4])
+    assert policy == "" and "cycles differ (10000, 20000, 10000, 10000 ns" in why
+    policy, why = model("chain.node.qubits=4")
+    assert policy == "" and "n1, n2, n3 hold several halves per side" in why
+    policy, why = model("network.protocol=tests.network.young_swap:YoungSwap")
+    assert policy == "" and "young_swap:YoungSwap is not one the Markov chain models" in why
+
+    net = qnodeos.Network.shipped("chain").set(
+        "network.args.cutoff_s=0.0002", "apps.a.args.pairs=60", "apps.b.args.pairs=60"
+    )
+    r = net.run(deterministic=True)["a"]
+    assert "rate_hz_turns" not in r
+    assert r["rate_hz_turns_uncut"] == pytest.approx(1e9 / turns_time_ns([0.2] * 4, [1e4] * 4))
+    text = format_result(r)
+    rate_line = next(line for line in text.splitlines() if line.startswith("  rate"))
+    assert "predicted" not in rate_line
+    assert "no rate prediction: a cutoff of 0.0002 s" in text
+    assert f"no cutoff {r['rate_hz_turns_uncut']:.1f} pairs/s" in text
+    assert "--deterministic" not in text  # no prediction to fall short of

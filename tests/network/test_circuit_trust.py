@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 
+import qnodeos.kernel.circuit as circuit
 import qnodeos.kernel.circuits as circuits
 from qnodeos.kernel.circuits import REPEATER_QUBITS
 from qnodeos.kernel.core import Kernel
@@ -204,17 +205,17 @@ def test_one_node_flooding_early_records_cannot_evict_anothers() -> None:
     k.peer_message(m.Net(from_node="a", msg=setup(1, path)), 0.0)
     rec = m.NetSwapped(origin="a", circuit=1, index=1, left=5, right=6, m1=0, m2=1)
     k.peer_message(m.Net(from_node="r", msg=rec), 0.0)
-    for n in range(100, 100 + circuits.EARLY_RECORDS):  # more than everyone's cap
+    for n in range(100, 100 + circuit.EARLY_RECORDS):  # more than everyone's cap
         fake = m.NetSwapped(origin="a", circuit=n, index=1, left=1, right=2, m1=0, m2=0)
         k.peer_message(m.Net(from_node="x", msg=fake), 0.0)
-    assert k.net.early_from == {"r": 1, "x": circuits.EARLY_PER_SENDER}
-    assert k.net.early_records == 1 + circuits.EARLY_PER_SENDER
+    assert k.net.early_from == {"r": 1, "x": circuit.EARLY_PER_SENDER}
+    assert k.net.early_records == 1 + circuit.EARLY_PER_SENDER
     addr = b"app"
     k.app_message(addr, m.Register(app="q", qubits=1), 0.0)
     req = m.EprRequest(req=1, remote_node="a", remote_app="p", role="recv", kind="K", qubits=[0])
     k.app_message(addr, req, 0.0)
     assert list(k.net.circuits[("a", 1)].records) == [(1, 6)]  # r's record was kept
-    assert k.net.early_from == {"x": circuits.EARLY_PER_SENDER}
+    assert k.net.early_from == {"x": circuit.EARLY_PER_SENDER}
 
 
 def test_a_setup_names_only_its_own_ends_apps() -> None:
