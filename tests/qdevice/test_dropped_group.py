@@ -92,7 +92,7 @@ def test_the_lost_notice_round_trips_and_a_forged_one_changes_nothing() -> None:
     w.entangle("r")  # bob's half lives at alice
     bob = w.q["bob"]
     forged = m.QNotHere(frm="carol", qubit=("bob", 0), lost="dropped")
-    assert bob._peer_message(codec.encode(forged), 0.0, 0.0, None) == []
+    assert bob.peer_message(codec.encode(forged), 0.0, 0.0, None) == []
     assert bob.groups.away == {0: "alice"} and not bob.groups.lost
 
 
