@@ -195,13 +195,27 @@ class Groups:
             del self.sent_to[gq]
             node, q = gq
             if node != self.me:
-                self.dropped[gq] = theirs_why
-                while len(self.dropped) > MAX_DROPPED:
-                    self.dropped.popitem(last=False)
+                self._remember_dropped(gq, theirs_why)
             elif self.away.get(q) == to:
                 self.lose(q, ours_why)
                 ours.append(q)
         return ours
+
+    def passed_lost(self, gq: m.GlobalQubit, frm: str, why: str) -> bool:
+        """Another node's qubit ``gq``, whose group we passed on to ``frm``, is lost
+        there (``frm`` says so, ``why``): remembered, so its owner's pulls are told
+        (True). False if we did not give it to ``frm``: only the node we gave a group
+        to can say it is lost (it could have destroyed it anyway)."""
+        if gq[0] == self.me or self.sent_to.get(gq) != frm:
+            return False
+        del self.sent_to[gq]
+        self._remember_dropped(gq, why)
+        return True
+
+    def _remember_dropped(self, gq: m.GlobalQubit, why: str) -> None:
+        self.dropped[gq] = why
+        while len(self.dropped) > MAX_DROPPED:
+            self.dropped.popitem(last=False)
 
     def lose(self, q: int, why: str) -> None:
         """Our qubit ``q``, away, is lost: ops on it fail, saying ``why``."""

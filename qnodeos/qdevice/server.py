@@ -17,7 +17,10 @@ Three jobs:
    answering pulls, except (to break a cycle of two processes each waiting for what the
    other holds) pulls from nodes whose name sorts after its own, which wait until it
    moves on. A group whose message is dropped unsent (``undelivered``) is lost at both
-   ends, and both say so: the receiver is told at once and again when it asks.
+   ends, and both say so: the receiver is told at once and again when it asks. Along a
+   chain the receiver may believe its group is with another node, the one it gave it to,
+   which passed it on: the notice then reaches it through that node, which trusts only
+   the node it gave the group to (a notice from anyone else is a hint to ask again).
 
 Jobs (device batches and rounds) run one at a time, in order. Linked quantum processes
 ping each other (``QPing``) while one waits on the other (a round, and for a while
@@ -153,6 +156,7 @@ class QDeviceServer:
         self.live = Liveness(self.links, look=look, on_demand=True)
         self._in_use: dict[str, float] = {}  # linked peer -> until when it is pinged
         self._asked: set[m.GlobalQubit] = set()  # our qubits whose groups are on their way
+        self.internal_errors = 0  # bugs met on one message of a bundle (the rest went on)
 
     # kept as attributes for callers that inspect where state lives
     @property
@@ -239,18 +243,25 @@ class QDeviceServer:
         out: list[Out] = []
         waiting = False  # groups came: the work waiting for them goes on
         for data in frames:
-            msg = self._decode(data, now_s, user)
-            if msg is None:
-                continue
-            if isinstance(msg, m.QGroup):
-                self.rounds.now_s = now_s
-                self.live.heard(msg.frm, now_s)
-                waiting = self._install(msg, now_s) or waiting
-                continue
-            if waiting:
-                out += self._run(now_ns, now_s)
-                waiting = False
-            out += self._peer_message(msg, now_ns, now_s)
+            try:
+                msg = self._decode(data, now_s, user)
+                if msg is None:
+                    continue
+                if isinstance(msg, m.QGroup):
+                    self.rounds.now_s = now_s
+                    self.live.heard(msg.frm, now_s)
+                    waiting = self._install(msg, now_s) or waiting
+                    continue
+                if waiting:
+                    waiting = False
+                    out += self._run(now_ns, now_s)
+                out += self._peer_message(msg, now_ns, now_s)
+            except Exception:
+                # A bug on one message must not throw away what the others gave (a
+                # state group given away, a reply): they go out, this one is logged.
+                self.internal_errors += 1
+                n = self.internal_errors
+                log.exception("internal error #%d on a quantum peer's message", n)
         if waiting:
             out += self._run(now_ns, now_s)
         self._want(now_s)  # a wait it began counts from now
@@ -360,9 +371,21 @@ class QDeviceServer:
         return out
 
     def _told_lost(self, msg: m.QNotHere, now_ns: float, now_s: float) -> list[Out]:
-        """The holder of our qubit's group says it is lost (``msg.lost``)."""
+        """A qubit's group is lost where ``msg.frm`` holds or sent it (``msg.lost``).
+        Along a chain the owner believes the group is with the node it last gave it to,
+        which passed it on: each node trusts only the node it gave the group to, and
+        says so to the owner, whose next ask then reaches a node that vouches."""
         node, q = msg.qubit
-        if node != self.me or self.groups.away.get(q) != msg.frm:
+        if node != self.me:  # a group we passed on: tell its owner (we may be its holder)
+            if not self.groups.passed_lost(msg.qubit, msg.frm, msg.lost):
+                return []
+            told = m.QNotHere(frm=self.me, qubit=msg.qubit, lost=msg.lost)
+            return [ToPeer(node, self._enc(told))]
+        holder = self.groups.away.get(q)
+        if holder != msg.frm:
+            w = self.wait
+            if holder is not None and w is not None and w.qubit == msg.qubit:
+                w.retry_s = min(w.retry_s, now_s)  # a hint only: ask the holder again now
             return []  # not ours, or not held there (it came back since): nothing lost
         self.groups.lose(q, f"{msg.frm!r}'s quantum process, which says: {msg.lost}")
         self._asked.discard(msg.qubit)
@@ -629,9 +652,10 @@ class QDeviceServer:
             )
             return []
         slot = self.groups.slot_here(gq)
-        if slot is None and gq in self.groups.dropped:  # it never left: say so
+        if slot is None and gq in self.groups.dropped:  # lost here: say so to the asker
+            # (the owner, or the node that passed the pull on, which tells the owner)
             lost = m.QNotHere(frm=self.me, qubit=gq, lost=self.groups.dropped[gq])
-            return [ToPeer(msg.for_node, self._enc(lost))]
+            return [ToPeer(msg.frm, self._enc(lost))]
         if slot is None:
             where = self.groups.sent_to.get(gq)
             if where == msg.frm == msg.for_node:
