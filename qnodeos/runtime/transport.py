@@ -48,7 +48,7 @@ _EVENTS = int(zmq.EVENTS)
 # ``zmq.Socket`` adds draft-socket options we never use, ``send_multipart`` type-checks
 # each frame in a loop and ``recv_multipart`` reads RCVMORE (getsockopt) after each frame
 # (1.7 µs per two-frame send against 0.3 bare; 1.8 µs per two-frame receive against 1.0
-# with non-copying frames, whose ``more`` needs no getsockopt).
+# with non-copying frames, whose ``more`` pyzmq reads in C, not by a Python getsockopt).
 _send = zmq.backend.Socket.send
 _recv = zmq.backend.Socket.recv
 _get = zmq.backend.Socket.get
@@ -106,7 +106,9 @@ class ZSocket:
         self._wake()
         self._ops += 1
         if self._ops % _YIELD_EVERY == 0:
-            await trio.lowlevel.checkpoint()
+            # (shielded: the message is already taken or sent; a cancel here would lose
+            # a received one, or report a sent one as not sent)
+            await trio.lowlevel.cancel_shielded_checkpoint()
 
     async def _wait(self, wants: int) -> None:
         if self._fd_waiting:
@@ -122,9 +124,11 @@ class ZSocket:
             pass  # _events found our event ready (see the module's docstring): try again
         finally:
             self._fd_waiting = False
-        if self._parked is not None:
-            self._parked.set()
-            self._parked = None
+            # (in ``finally``: a waiter that is cancelled must still hand the FD on, or
+            # the tasks parked behind it sleep with a message queued)
+            if self._parked is not None:
+                self._parked.set()
+                self._parked = None
 
     def _put(self, parts: Sequence[bytes]) -> None:
         """Send without waiting, or raise ``zmq.Again`` having sent nothing."""
