@@ -112,26 +112,30 @@ class BlockRunner:
                 out += self._continue(None)
                 continue
             block, sub = entry.payload
-            kw: dict[str, Any] = dict(  # what a native and a NetQASM run both take
-                app=app.app_id,
-                memory=self.memory,
-                lowering=self.lowering,
-                budget=self.budget,
-                max_wait_s=self.limits.max_wait_s,
-            )
             run: Run
             if isinstance(sub, NqBlock):
                 assert app.nq is not None
-                run = NqRun(sub.instrs, nq=app.nq, sockets=sub.sockets, **kw)
+                run = NqRun(sub.instrs, nq=app.nq, sockets=sub.sockets, **self._run_kw(app))
             else:
-                run = Run(sub, **kw)
+                run = Run(
+                    sub,
+                    app=app.app_id,
+                    memory=self.memory,
+                    lowering=self.lowering,
+                    budget=self.budget,
+                    max_wait_s=self.limits.max_wait_s,
+                )
             self.current = Current(app=app, block=block, run=run, seq=0, queued_at=entry.queued_at)
             self.inflight[app.app_id] = self.current
             log.debug("block %d of app %r starts on the device", block, app.name)
             xt = self.memory.crosstalk  # the block starts with the qubits it finds
-            app.crosstalk_kept = min(
-                (xt.get((app.app_id, v), 1.0) for v in self.memory.maps.get(app.app_id, ())),
-                default=1.0,
+            app.crosstalk_kept = (
+                min(
+                    (xt.get((app.app_id, v), 1.0) for v in self.memory.maps.get(app.app_id, ())),
+                    default=1.0,
+                )
+                if xt  # (none recorded, on devices without collective gates: all 1.0)
+                else 1.0
             )
             out += self._continue(None)
         held = self.net.held_until_ns
@@ -139,6 +143,16 @@ class BlockRunner:
         if math.isfinite(held) and self.device_epoch_ns is not None and self._realtime:
             self.wake_at = (self.device_epoch_ns + held / self.speed) / 1e9
         return out
+
+    def _run_kw(self, app: App) -> dict[str, Any]:
+        """What a NetQASM run takes besides its instructions, as a native ``Run`` does."""
+        return dict(
+            app=app.app_id,
+            memory=self.memory,
+            lowering=self.lowering,
+            budget=self.budget,
+            max_wait_s=self.limits.max_wait_s,
+        )
 
     def _wake_readers(self) -> None:
         """Blocks waiting for a readout qubit go on when one is free, or, after waiting
@@ -355,6 +369,7 @@ class BlockRunner:
         log.info("block failed (%s): %s", code, text)
         self.counters.blocks_failed += 1
         self.counters.by_code[code] = self.counters.by_code.get(code, 0) + 1
+
 
 def _code(exc: Exception) -> str:
     if isinstance(exc, DeviceError):

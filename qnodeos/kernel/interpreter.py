@@ -23,7 +23,7 @@ ProgramError naming the budget and where the loop was.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from ..errors import DeviceError, ProgramError
@@ -292,44 +292,61 @@ class Run:
         return WaitPairs(index, count)
 
     def _step(self, op: str, args: tuple[Operand, ...]) -> int:
-        nxt = self.pc + 1
-        if op in _BRANCH:
-            if _BRANCH[op](self._val(args[0]), self._val(args[1])):
-                assert isinstance(args[2], Lbl)
-                return self.sub.labels[args[2].name]
-        elif op == "jmp":
-            assert isinstance(args[0], Lbl)
-            return self.sub.labels[args[0].name]
-        elif op == "set":
-            assert isinstance(args[0], Reg)
-            self.regs[args[0].i] = self._val(args[1])
-        elif op in ("add", "sub", "mul", "div", "mod"):
-            assert isinstance(args[0], Reg)
-            self.regs[args[0].i] = _arith(op, self._val(args[1]), self._val(args[2]))
-        elif op == "load":
-            assert isinstance(args[0], Reg) and isinstance(args[1], Elem)
-            arr, i = self._elem(args[1])
-            self.regs[args[0].i] = arr[i]
-        elif op == "store":
-            assert isinstance(args[1], Elem)
-            arr, i = self._elem(args[1])
-            v = args[0]
-            if isinstance(v, Reg) and v.i in self.pending_src:
-                # The value is a measurement still in the batch: fill it in on delivery.
-                self.deferred.append((arr, i, self.pending_src[v.i]))
-                self.deferred_arrays.add(args[1].array)
-            else:
-                arr[i] = self._val(v)
-        elif op == "ret":
-            a = args[0]
-            if isinstance(a, Reg):
-                self.values[f"R{a.i}"] = self.regs[a.i]
-            else:
-                assert isinstance(a, ArrName)
-                self.values[a.name] = list(self.arrays[a.name])
-        else:
+        """Run one instruction; the pc of the next. Classical instructions are found in
+        a table (``_CLASSICAL``); the rest are quantum (``_quantum``). A chain of
+        comparisons cost a quantum op ~10 string tests before it reached its branch."""
+        classical = _CLASSICAL.get(op)
+        if classical is None:
             self._quantum(op, args)
-        return nxt
+            return self.pc + 1
+        return classical(self, op, args)
+
+    def _c_branch(self, op: str, args: tuple[Operand, ...]) -> int:
+        if _BRANCH[op](self._val(args[0]), self._val(args[1])):
+            assert isinstance(args[2], Lbl)
+            return self.sub.labels[args[2].name]
+        return self.pc + 1
+
+    def _c_jmp(self, op: str, args: tuple[Operand, ...]) -> int:
+        assert isinstance(args[0], Lbl)
+        return self.sub.labels[args[0].name]
+
+    def _c_set(self, op: str, args: tuple[Operand, ...]) -> int:
+        assert isinstance(args[0], Reg)
+        self.regs[args[0].i] = self._val(args[1])
+        return self.pc + 1
+
+    def _c_arith(self, op: str, args: tuple[Operand, ...]) -> int:
+        assert isinstance(args[0], Reg)
+        self.regs[args[0].i] = _arith(op, self._val(args[1]), self._val(args[2]))
+        return self.pc + 1
+
+    def _c_load(self, op: str, args: tuple[Operand, ...]) -> int:
+        assert isinstance(args[0], Reg) and isinstance(args[1], Elem)
+        arr, i = self._elem(args[1])
+        self.regs[args[0].i] = arr[i]
+        return self.pc + 1
+
+    def _c_store(self, op: str, args: tuple[Operand, ...]) -> int:
+        assert isinstance(args[1], Elem)
+        arr, i = self._elem(args[1])
+        v = args[0]
+        if isinstance(v, Reg) and v.i in self.pending_src:
+            # The value is a measurement still in the batch: fill it in on delivery.
+            self.deferred.append((arr, i, self.pending_src[v.i]))
+            self.deferred_arrays.add(args[1].array)
+        else:
+            arr[i] = self._val(v)
+        return self.pc + 1
+
+    def _c_ret(self, op: str, args: tuple[Operand, ...]) -> int:
+        a = args[0]
+        if isinstance(a, Reg):
+            self.values[f"R{a.i}"] = self.regs[a.i]
+        else:
+            assert isinstance(a, ArrName)
+            self.values[a.name] = list(self.arrays[a.name])
+        return self.pc + 1
 
     def _readable(self, q: int) -> int:
         """The qubit to read out to measure ``q`` in Z. A qubit that cannot be read out
@@ -436,3 +453,15 @@ class Run:
                 if routed is None:
                     raise
                 self.pending.extend(routed)
+
+
+# The classical instructions, by op (everything else is a quantum instruction).
+_CLASSICAL: dict[str, Callable[[Run, str, tuple[Operand, ...]], int]] = {
+    **{op: Run._c_branch for op in _BRANCH},
+    "jmp": Run._c_jmp,
+    "set": Run._c_set,
+    **{op: Run._c_arith for op in ("add", "sub", "mul", "div", "mod")},
+    "load": Run._c_load,
+    "store": Run._c_store,
+    "ret": Run._c_ret,
+}

@@ -41,6 +41,7 @@ from ..runtime.security import (
     user_of,
 )
 from ..runtime.sockets import Claim, bind, connect, monitor_event
+from ..runtime.zframes import POLLIN, events_of, recv_now, send_now
 from .clock import DeviceClock
 from .lag import LagMeter
 from .outbox import Outbox
@@ -73,23 +74,10 @@ class _Guard:
 
 
 BURST = 64  # messages taken from one socket before the others get a turn
-_POLLIN = int(zmq.POLLIN)  # (an & with zmq's IntFlag is a Python call: 1.3 us, an int's 30 ns)
-_EVENTS = int(zmq.EVENTS)
-_NOBLOCK = int(zmq.NOBLOCK)
-_MORE = int(zmq.SNDMORE) | _NOBLOCK
 SEND_RETRY_S = 0.005  # a message a socket did not take is tried again this much later
 SEND_GIVE_UP_S = 5.0  # ... until it has waited this long (the peer's pulls give up too)
 BUNDLE = 64  # messages to one peer's quantum process sent together, at most
 UNREAD_JUDGE_S = 1.0  # judge peers' silence even with messages unread, after this long
-
-
-def _send(sock: zmq.Socket[bytes], frames: list[bytes]) -> None:
-    """``sock.send_multipart(frames, zmq.NOBLOCK)`` with plain int flags: pyzmq's
-    own ors its IntFlags per frame (a Python call each) and checks every frame's type
-    (ours are bytes). The same sends, in the same order, as pyzmq's."""
-    for part in frames[:-1]:
-        sock.send(part, _MORE)
-    sock.send(frames[-1], _NOBLOCK)
 
 
 def serve_forever(
@@ -180,17 +168,16 @@ def serve_forever(
     taken = [0]  # messages taken from the socket being read, this turn
 
     def from_kernel() -> None:
-        frames = ksock.recv_multipart(zmq.NOBLOCK)
+        frames = [f.bytes for f in recv_now(ksock)]
         schedule(guard(server.handle, frames, clock.now_ns(), time.time()))
 
     def from_peer() -> None:
         assert psock is not None
         user = None
+        parts = recv_now(psock)
+        frames = [p.bytes for p in parts]
         if peer_auth:
-            parts = psock.recv_multipart(zmq.NOBLOCK, copy=False)
-            frames, user = [p.bytes for p in parts], user_of(parts[-1])
-        else:
-            frames = psock.recv_multipart(zmq.NOBLOCK)
+            user = user_of(parts[-1])
         if not 2 <= len(frames) <= 1 + BUNDLE:
             server.bad.report(
                 user or "a quantum process", f"{len(frames) - 1} data frames", now=time.time()
@@ -234,7 +221,7 @@ def serve_forever(
                 frames = frames + due[i][1]
                 i += 1
             try:
-                _send(sock, frames)
+                send_now(sock, frames)
             except zmq.Again:
                 since = stuck.setdefault(id(frames), now)
                 if now - since < SEND_GIVE_UP_S:
@@ -304,7 +291,7 @@ def serve_forever(
                         break
                     taken[0] += 1
                     flush()  # a reply due now leaves before we look for more input
-                    if not int(sock.getsockopt(_EVENTS)) & _POLLIN:
+                    if not events_of(sock) & POLLIN:
                         break  # cheaper than the next receive raising Again
                 else:
                     unread = True

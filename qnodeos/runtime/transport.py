@@ -35,23 +35,11 @@ import zmq
 
 from .security import Curve, user_of
 from .sockets import Claim, bind, connect, monitor_event
+from .zframes import POLLIN as _POLLIN
+from .zframes import POLLOUT as _POLLOUT
+from .zframes import events_of, recv_now, send_now
 
 _YIELD_EVERY = 16
-# zmq's constants as plain ints: its enum types make every ``&`` and every call that
-# takes a flag a Python-level enum operation (~5% of a node's CPU per message)
-_POLLIN = int(zmq.POLLIN)
-_POLLOUT = int(zmq.POLLOUT)
-_NOBLOCK = int(zmq.NOBLOCK)
-_NOBLOCK_MORE = int(zmq.NOBLOCK | zmq.SNDMORE)
-_EVENTS = int(zmq.EVENTS)
-# pyzmq's Cython socket methods, called without its Python wrappers: ``send`` in
-# ``zmq.Socket`` adds draft-socket options we never use, ``send_multipart`` type-checks
-# each frame in a loop and ``recv_multipart`` reads RCVMORE (getsockopt) after each frame
-# (1.7 µs per two-frame send against 0.3 bare; 1.8 µs per two-frame receive against 1.0
-# with non-copying frames, whose ``more`` pyzmq reads in C, not by a Python getsockopt).
-_send = zmq.backend.Socket.send
-_recv = zmq.backend.Socket.recv
-_get = zmq.backend.Socket.get
 
 
 class ZSocket:
@@ -85,7 +73,7 @@ class ZSocket:
         the FD's edge: a task waiting on the FD is woken if its event is ready, or it
         would wait for a signal that already came; if it is not ready, any later change
         signals the FD again, so its wait stays valid."""
-        events = int(_get(self.sock, _EVENTS))
+        events = events_of(self.sock)
         if self._fd_waiting and events & self._fd_wants:
             trio.lowlevel.notify_closing(self._fd)  # wakes the waiter: it tries again
         return events
@@ -130,23 +118,10 @@ class ZSocket:
                 self._parked.set()
                 self._parked = None
 
-    def _put(self, parts: Sequence[bytes]) -> None:
-        """Send without waiting, or raise ``zmq.Again`` having sent nothing."""
-        if len(parts) == 1:
-            _send(self.sock, parts[0], _NOBLOCK)
-        elif len(parts) == 2 and type(parts[0]) is bytes and type(parts[1]) is bytes:
-            # (other frames go through send_multipart, which checks every frame
-            # before it sends any: one refused after the first would leave half a
-            # message, glued to the next)
-            _send(self.sock, parts[0], _NOBLOCK_MORE)
-            _send(self.sock, parts[1], _NOBLOCK)
-        else:
-            self.sock.send_multipart(parts, _NOBLOCK)
-
     async def send(self, parts: Sequence[bytes]) -> None:
         while True:
             try:
-                self._put(parts)
+                send_now(self.sock, parts)
             except zmq.Again:
                 await self._wait(_POLLOUT)
                 continue
@@ -157,7 +132,7 @@ class ZSocket:
         """Send if the socket takes the message without waiting (True); else send
         nothing (False). No scheduler pass: the caller's own waits are its checkpoints."""
         try:
-            self._put(parts)
+            send_now(self.sock, parts)
         except zmq.Again:
             return False
         self._wake()
@@ -172,15 +147,11 @@ class ZSocket:
             await self._wait(_POLLIN)
         while True:
             try:
-                frame = _recv(self.sock, _NOBLOCK, False)
+                frames = recv_now(self.sock)
             except zmq.Again:
                 waited = True
                 await self._wait(_POLLIN)
                 continue
-            frames = [frame]
-            while frame.more:  # (the rest of a message comes with its first frame)
-                frame = _recv(self.sock, _NOBLOCK, False)
-                frames.append(frame)
             self._streaming = not waited
             await self._done()
             return frames
