@@ -9,14 +9,12 @@ from __future__ import annotations
 
 import math
 import os
-from collections import deque
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from contextlib import aclosing, asynccontextmanager
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
 import msgspec
-import outcome
 import trio
 
 from ..errors import ConnectionClosed, LocalError, ProtocolError, RemoteError
@@ -156,70 +154,6 @@ def _curve(node: str, app: str, network: str | None, endpoint: str) -> Curve | N
     return Curve(me=keys.app(app, secret=True), server=keys.node(node))
 
 
-class _Replies:
-    """Replies, from the reader task to the one requester waiting for them (requests
-    take turns under a lock). A reply that finds the requester waiting wakes it with
-    the reply (``trio.lowlevel.reschedule``); one that comes before anybody waits
-    queues, up to ``limit``, and the reader waits beyond that. A memory channel did the
-    same for ~3 µs more per reply (its receive raises and catches ``WouldBlock`` and
-    builds an abort closure; its send scans for a receiver). Cancel-safe: a requester
-    cancelled while it waits has been given nothing; one that was given a reply gets
-    it (trio never aborts a task it has rescheduled)."""
-
-    __slots__ = ("_queue", "_waiter", "_limit", "_space")
-
-    def __init__(self, limit: int) -> None:
-        self._queue: deque[m.NodeToApp] = deque()
-        self._waiter: trio.lowlevel.Task | None = None
-        self._limit = limit
-        self._space: trio.Event | None = None  # set when a queued reply is taken
-
-    def send_nowait(self, msg: m.NodeToApp) -> None:
-        """Hand ``msg`` on, or ``trio.WouldBlock`` if ``limit`` replies wait already."""
-        waiter = self._waiter
-        if waiter is not None:
-            self._waiter = None
-            trio.lowlevel.reschedule(waiter, outcome.Value(msg))
-        elif len(self._queue) < self._limit:
-            self._queue.append(msg)
-        else:
-            raise trio.WouldBlock
-
-    async def send(self, msg: m.NodeToApp) -> None:
-        """Hand ``msg`` on, waiting while ``limit`` replies wait already."""
-        await trio.lowlevel.checkpoint_if_cancelled()
-        while True:
-            try:
-                self.send_nowait(msg)
-            except trio.WouldBlock:
-                if self._space is None:
-                    self._space = trio.Event()
-                await self._space.wait()
-                continue
-            await trio.lowlevel.cancel_shielded_checkpoint()
-            return
-
-    async def receive(self) -> m.NodeToApp:
-        """The next reply, waiting for it if none has come."""
-        if self._queue:
-            await trio.lowlevel.checkpoint_if_cancelled()
-            msg = self._queue.popleft()
-            if self._space is not None:
-                self._space.set()
-                self._space = None
-            await trio.lowlevel.cancel_shielded_checkpoint()
-            return msg
-        assert self._waiter is None, "one requester at a time (Node._lock)"
-        self._waiter = trio.lowlevel.current_task()
-        # (a cancel already pending is delivered here, with nothing given)
-        reply: m.NodeToApp = await trio.lowlevel.wait_task_rescheduled(self._abort)
-        return reply
-
-    def _abort(self, _raise_cancel: object) -> trio.lowlevel.Abort:
-        self._waiter = None  # cancelled before any reply came: nothing was given
-        return trio.lowlevel.Abort.SUCCEEDED
-
-
 class Node(QubitOwner):
     """An open session with a node. Create with ``connect``."""
 
@@ -227,7 +161,7 @@ class Node(QubitOwner):
         self._sock = sock
         self._enc = codec.app_to_node()
         self._dec = codec.node_to_app()
-        self._replies_in = self._replies = _Replies(64)
+        self._replies_in, self._replies = trio.open_memory_channel[m.NodeToApp](64)
         self._lock = trio.Lock()
         self._ids = QubitIds(quota)
         self._qubits: dict[int, Qubit] = {}
