@@ -59,3 +59,11 @@ class ProtocolError(QNodeOSError):
     """A message from another process was malformed, of an unknown type, of the wrong
     schema version, or failed validation. The receiver replies with an error and a
     counter goes up; the sender should fix what it sends."""
+
+
+class KernelFailure(QNodeOSError):
+    """A node's kernel raised (a bug, not bad input) where it was told to stop at the
+    first failure rather than log it and go on: deterministic mode, where a kernel left
+    half-updated would otherwise let the run wait on simulated time forever. The message
+    names the node, the handler and the exception (chained as ``__cause__``); nothing
+    can be done but fix the bug."""
