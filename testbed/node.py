@@ -118,7 +118,9 @@ def _exit_text(code: int | None) -> str:
 def qdevice_main(name: str, path: str | None, stop_fd: int | None, token: str) -> int:
     """Serve node ``name``'s device until ``stop_fd`` reaches end-of-file (or SIGTERM)."""
     from ..qdevice.realtime import serve_forever
+    from ..runtime.allocator import roomy_heap
 
+    roomy_heap()  # arrays of up to 10 qubits' states from the heap, not fresh mappings
     net = network(path)
     cfg = net.node(name)
     links = net.links_of(name)
