@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -45,25 +46,43 @@ def _faults(code: str, *names: str) -> dict[str, int]:
     return {k: int(v) for k, v in got.items()}
 
 
-def test_a_forked_quantum_process_keeps_its_large_arrays_pages() -> None:
+NETWORK = """
+name = "heap"
+[nodes.big]
+device = "generic"
+qubits = 7
+[nodes.small]
+device = "generic"
+qubits = 6
+"""
+
+
+def test_a_forked_quantum_process_of_7_qubits_keeps_its_large_arrays_pages(
+    tmp_path: Path,
+) -> None:
     """``fork_qdevice`` (what a node does) with its device loop replaced by the probe:
-    no page faults after the first rounds; a plain ``fork`` of the same interpreter,
-    glibc as it starts, faults on every round."""
-    code = """
+    a 7-qubit node's quantum process takes no page faults after the first rounds; a
+    6-qubit node's (whose arrays never pass glibc's threshold: it keeps glibc's own)
+    faults on every round, as a plain ``fork`` of the same interpreter does."""
+    net = tmp_path / "heap.toml"
+    net.write_text(NETWORK)
+    code = f"""
 import trio
 import qnodeos.qdevice.realtime
 from qnodeos.runtime.forking import fork
 from qnodeos.testbed.node import fork_qdevice
 
 qnodeos.qdevice.realtime.serve_forever = probe
-sys.argv[1] = "plain"
-trio.run(fork(lambda lifeline: probe()).wait)
-sys.argv[1] = "qdevice"
-trio.run(fork_qdevice("alice", None, "token").wait)
+for sys.argv[1] in ("plain", "small", "big"):
+    if sys.argv[1] == "plain":
+        trio.run(fork(lambda lifeline: probe()).wait)
+    else:
+        trio.run(fork_qdevice(sys.argv[1], {str(net)!r}, "token").wait)
 """
     got = _faults(code, "plain")
     assert got["plain"] > 5_000, got  # else the probe shows nothing on this machine
-    assert got["qdevice"] < 100, got
+    assert got["small"] > 5_000, got
+    assert got["big"] < 100, got
 
 
 def test_an_explicit_environment_setting_is_kept() -> None:

@@ -12,17 +12,20 @@ How this works. ``roomy_heap`` calls ``mallopt(M_MMAP_THRESHOLD, 32 MiB)`` and
 ``mallopt(M_TRIM_THRESHOLD, 128 MiB)`` through ctypes, what the environment variables
 ``MALLOC_MMAP_THRESHOLD_`` / ``MALLOC_TRIM_THRESHOLD_`` do at start-up (which cannot
 reach a process already forked): arrays up to 32 MiB (a 10-qubit density matrix is 16
-MiB) come from the heap and their pages are kept for the next op. A small node's heap
-never grows by it: only freed blocks of more than 128 KiB are kept where they would
-have been unmapped, and its arrays are far smaller. A node's quantum process calls it
-once at start (``testbed.node.qdevice_main``: the forked child and ``qnodeos qdevice``);
-deterministic mode, all nodes in the caller's process, leaves the caller's allocator
-alone. Elsewhere than glibc (musl, macOS) it does nothing and says so by returning
-False. An explicit ``MALLOC_MMAP_THRESHOLD_`` / ``MALLOC_TRIM_THRESHOLD_`` in the
-environment is kept.
+MiB) come from the heap and their pages are kept for the next op. Only a quantum
+process whose device has 7 qubits or more calls it (``needs_room``), once at start
+(``testbed.node.qdevice_main``: the forked child and ``qnodeos qdevice``): a small
+node's arrays never reach the threshold, and with the thresholds fixed its heap keeps
+what glibc would give back (a 32-node chain of 2-qubit nodes, all calling it: PSS
+18.2 and 18.9 MiB a node against 17.6 and 17.1). Deterministic mode, all nodes in the
+caller's process, leaves the caller's allocator alone. Elsewhere than glibc (musl,
+macOS) it does nothing and says so by returning False. An explicit
+``MALLOC_MMAP_THRESHOLD_`` / ``MALLOC_TRIM_THRESHOLD_`` in the environment is kept.
 
 >>> MMAP_THRESHOLD // 2**20, TRIM_THRESHOLD // 2**20  # MiB
 (32, 128)
+>>> needs_room(6), needs_room(7)
+(False, True)
 """
 
 from __future__ import annotations
@@ -37,6 +40,14 @@ M_MMAP_THRESHOLD = -3
 MMAP_THRESHOLD = 32 * 1024 * 1024  # glibc's largest (HEAP_MAX_SIZE / 2 on 64-bit)
 TRIM_THRESHOLD = 128 * 1024 * 1024
 ENV = {"MALLOC_MMAP_THRESHOLD_": M_MMAP_THRESHOLD, "MALLOC_TRIM_THRESHOLD_": M_TRIM_THRESHOLD}
+
+
+def needs_room(qubits: int) -> bool:
+    """Whether a device of ``qubits`` qubits makes arrays that glibc would map afresh:
+    a density matrix of all of them (complex, 16 bytes an entry) above glibc's starting
+    mmap threshold, 128 KiB, which is 7 qubits and up. A smaller node gains nothing,
+    and its heap would only keep blocks glibc gives back (~1 MiB a node measured)."""
+    return bool(16 * 4**qubits > 128 * 1024)
 
 
 def glibc() -> ctypes.CDLL | None:
