@@ -25,7 +25,7 @@ import trio.lowlevel
 import zmq
 
 from ..config.network import LinkConfig, NodeConfig
-from ..errors import ConfigError, KernelFailure, ProgramError, ProtocolError, QNodeOSError
+from ..errors import ConfigError, NodeFailure, ProgramError, ProtocolError, QNodeOSError
 from ..lang import codec
 from ..lang import messages as m
 from ..netqasm.decode import too_big
@@ -70,7 +70,7 @@ class NodeService:
         fail_fast: bool = False,
     ) -> None:
         self.cfg = cfg
-        # a kernel exception ends the service (KernelFailure) instead of being logged
+        # a kernel exception ends the service (NodeFailure) instead of being logged
         # and survived: deterministic mode, whose runs would otherwise wait forever
         self.fail_fast = fail_fast
         self.offload = offload
@@ -399,7 +399,7 @@ class NodeService:
         """With ``fail_fast``, a kernel exception ends the service loudly."""
         if self.fail_fast:
             why = f"node {self.cfg.name!r}: kernel failed {where}: {type(exc).__name__}: {exc}"
-            raise KernelFailure(why) from exc
+            raise NodeFailure(why) from exc
 
     async def _runner(self, apps: Socket, dev: Socket) -> None:
         """Runs a paused block's next slice when ``_send`` asks (see ``Resume``)."""

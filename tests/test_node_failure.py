@@ -1,5 +1,5 @@
-"""A kernel that raises ends a deterministic run at once, naming the node and the
-exception (``KernelFailure``), instead of being logged and survived: the half-updated
+"""A kernel (or quantum process) that raises ends a deterministic run at once, naming the
+exception (``NodeFailure``), instead of being logged and survived: the half-updated
 kernel would leave apps waiting while the mock clock jumps on forever (a test reverting
 two distillation fixes hung so). Real processes keep logging and going on."""
 
@@ -13,9 +13,10 @@ import trio
 
 import qnodeos
 from qnodeos import sdk
-from qnodeos.errors import KernelFailure
-from qnodeos.facade.api import first_kernel_failure
+from qnodeos.errors import NodeFailure
+from qnodeos.facade.api import first_node_failure
 from qnodeos.kernel.core import Kernel
+from qnodeos.qdevice.server import QDeviceServer
 from qnodeos.testbed.local import service
 from tests.conftest import network
 from tests.network.test_e2e_local import both, chain_text, running
@@ -25,7 +26,7 @@ async def test_a_kernel_exception_ends_a_local_network_at_once(
     autojump_clock: object, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """n1's kernel raises on the first message from its peer: the network ends with
-    KernelFailure naming n1, the handler and the exception, in no simulated time to
+    NodeFailure naming n1, the handler and the exception, in no simulated time to
     speak of, though both apps would wait a simulated hour (before, the exception was
     logged, the apps timed out after it and the test failed on EprError, not this)."""
 
@@ -46,7 +47,7 @@ async def test_a_kernel_exception_ends_a_local_network_at_once(
 
             monkeypatch.setattr(kernel, "peer_message", peer_message)
             await both(lambda: side("n0", "n1", True), lambda: side("n1", "n0", False))
-    failure = first_kernel_failure(caught.value)
+    failure = first_node_failure(caught.value)
     assert failure is not None, repr(caught.value)
     assert str(failure) == "node 'n1': kernel failed in peer_message: RuntimeError: boom (test)"
     assert isinstance(failure.__cause__, RuntimeError)
@@ -54,7 +55,7 @@ async def test_a_kernel_exception_ends_a_local_network_at_once(
 
 
 def test_network_run_raises_the_kernel_failure_itself(monkeypatch: pytest.MonkeyPatch) -> None:
-    """``Network.run(deterministic=True)`` raises the KernelFailure as itself (not in
+    """``Network.run(deterministic=True)`` raises the NodeFailure as itself (not in
     trio's nested exception groups), with the kernel's exception as its cause."""
     real = Kernel.peer_message
 
@@ -64,8 +65,27 @@ def test_network_run_raises_the_kernel_failure_itself(monkeypatch: pytest.Monkey
         return real(self, *args)
 
     monkeypatch.setattr(Kernel, "peer_message", peer_message)
-    with pytest.raises(KernelFailure, match=re.escape(
+    with pytest.raises(NodeFailure, match=re.escape(
         "node 'bob': kernel failed in peer_message: ValueError: bad state (test)"
     )) as caught:  # fmt: skip
         qnodeos.Network.shipped("default").run(deterministic=True)
     assert isinstance(caught.value.__cause__, ValueError)
+
+
+def test_a_quantum_process_exception_ends_the_run_naming_the_node(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The in-process quantum process's exception (which ended the run before, but as
+    a bare exception inside trio's groups) is a NodeFailure naming its node."""
+    real = QDeviceServer.handle
+
+    def handle(self: QDeviceServer, *args: Any) -> Any:
+        if self.cfg.name == "alice":
+            raise RuntimeError("device bug (test)")
+        return real(self, *args)
+
+    monkeypatch.setattr(QDeviceServer, "handle", handle)
+    with pytest.raises(NodeFailure, match=re.escape(
+        "node 'alice': quantum process failed: RuntimeError: device bug (test)"
+    )):  # fmt: skip
+        qnodeos.Network.shipped("default").run(deterministic=True)
