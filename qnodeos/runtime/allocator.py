@@ -15,12 +15,13 @@ reach a process already forked): arrays up to 32 MiB (a 10-qubit density matrix 
 MiB) come from the heap and their pages are kept for the next op. Only a quantum
 process whose device has 7 qubits or more calls it (``needs_room``), once at start
 (``testbed.node.qdevice_main``: the forked child and ``qnodeos qdevice``): a small
-node's arrays never reach the threshold, and with the thresholds fixed its heap keeps
-what glibc would give back (a 32-node chain of 2-qubit nodes, all calling it: PSS
-18.2 and 18.9 MiB a node against 17.6 and 17.1). Deterministic mode, all nodes in the
-caller's process, leaves the caller's allocator alone. Elsewhere than glibc (musl,
-macOS) it does nothing and says so by returning False. An explicit
-``MALLOC_MMAP_THRESHOLD_`` / ``MALLOC_TRIM_THRESHOLD_`` in the environment is kept.
+node's arrays never reach the threshold, so it has nothing to gain, and a heap that
+keeps freed blocks can only hold more (measured on a 32-node chain of 2-qubit nodes,
+all calling it: no growth beyond the runs' spread, docs/performance.md).
+Deterministic mode, all nodes in the caller's process, leaves the caller's allocator
+alone. Elsewhere than glibc (musl, macOS) it does nothing and says so by returning
+False. An explicit ``MALLOC_MMAP_THRESHOLD_`` / ``MALLOC_TRIM_THRESHOLD_`` in the
+environment is kept.
 
 >>> MMAP_THRESHOLD // 2**20, TRIM_THRESHOLD // 2**20  # MiB
 (32, 128)
@@ -45,8 +46,8 @@ ENV = {"MALLOC_MMAP_THRESHOLD_": M_MMAP_THRESHOLD, "MALLOC_TRIM_THRESHOLD_": M_T
 def needs_room(qubits: int) -> bool:
     """Whether a device of ``qubits`` qubits makes arrays that glibc would map afresh:
     a density matrix of all of them (complex, 16 bytes an entry) above glibc's starting
-    mmap threshold, 128 KiB, which is 7 qubits and up. A smaller node gains nothing,
-    and its heap would only keep blocks glibc gives back (~1 MiB a node measured)."""
+    mmap threshold, 128 KiB, which is 7 qubits and up. A smaller node gains nothing
+    (and its heap would keep blocks glibc gives back)."""
     return bool(16 * 4**qubits > 128 * 1024)
 
 
