@@ -33,6 +33,9 @@ layout ``apply_moving`` tells apart). Each
 op and its floor are timed alternately (CPU time, ``--repeat`` times, best of each);
 prints per size the worst ratio over positions (goal: <= 2) and where it is. BLAS runs
 one thread (OPENBLAS_NUM_THREADS=1 unless set), so CPU time is the work done.
+
+The process fixes glibc's malloc thresholds as a node's quantum process does
+(``qnodeos.runtime.allocator``); ``--glibc-heap`` keeps glibc's own, as before.
 """
 
 from __future__ import annotations
@@ -53,6 +56,7 @@ from qnodeos.hardware.specs import OpSpec, with_overrides  # noqa: E402
 from qnodeos.lang.messages import PhysOp  # noqa: E402
 from qnodeos.qdevice.device import QuantumDevice  # noqa: E402
 from qnodeos.qdevice.physics import apply_moving  # noqa: E402
+from qnodeos.runtime.allocator import roomy_heap  # noqa: E402
 
 ROWS = ("1q", "2q", "meas", "init", "mixed", "chain")
 STEP_NS = 1000.0  # device time between instructions, so idle decay applies to every op
@@ -229,7 +233,15 @@ def main() -> None:
     p.add_argument("--quick", action="store_true", help="2 and 6 qubits, 3 runs, 0.3 s each")
     p.add_argument("--json", action="store_true", help="print one JSON object (medians, us)")
     p.add_argument("--floor", action="store_true", help="apply_moving vs the numpy floor")
+    p.add_argument(
+        "--glibc-heap",
+        action="store_true",
+        help="keep glibc's own mmap/trim thresholds (a quantum process fixes them: "
+        "qnodeos.runtime.allocator)",
+    )
     a = p.parse_args()
+    if not a.glibc_heap:
+        roomy_heap()  # as a node's quantum process starts
     if a.floor:
         if a.qubits == [2, 6, 10]:
             a.qubits = list(range(1, 11))

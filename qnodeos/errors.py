@@ -59,3 +59,11 @@ class ProtocolError(QNodeOSError):
     """A message from another process was malformed, of an unknown type, of the wrong
     schema version, or failed validation. The receiver replies with an error and a
     counter goes up; the sender should fix what it sends."""
+
+
+class NodeFailure(QNodeOSError):
+    """A node's kernel or quantum process raised (a bug, not bad input) where it was
+    told to stop at the first failure rather than log it and go on: deterministic mode,
+    where a node left half-updated would otherwise let the run wait on simulated time
+    forever. The message names the node, the part that failed and the exception
+    (chained as ``__cause__``); nothing can be done but fix the bug."""

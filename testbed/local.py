@@ -59,6 +59,7 @@ async def local_network(cfg: NetworkConfig) -> AsyncIterator[dict[str, str]]:
                 delays=delays,
                 clock=trio.current_time,
                 measure_cpu=False,  # every node in this process: runs must repeat exactly
+                fail_fast=True,  # a kernel bug ends the run (else it could wait forever)
             )
             await nursery.start(svc.serve)
             services[name] = svc

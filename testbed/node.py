@@ -118,9 +118,12 @@ def _exit_text(code: int | None) -> str:
 def qdevice_main(name: str, path: str | None, stop_fd: int | None, token: str) -> int:
     """Serve node ``name``'s device until ``stop_fd`` reaches end-of-file (or SIGTERM)."""
     from ..qdevice.realtime import serve_forever
+    from ..runtime.allocator import needs_room, roomy_heap
 
     net = network(path)
     cfg = net.node(name)
+    if needs_room(cfg.device.num_qubits):
+        roomy_heap()  # states of 7-10 qubits from the heap, not fresh mappings
     links = net.links_of(name)
     serve_forever(
         cfg,

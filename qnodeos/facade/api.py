@@ -41,7 +41,7 @@ import trio.testing
 from ..config import overrides
 from ..config.defaults import network_text, shipped_network_text
 from ..config.network import NetworkConfig, parse_network, read_network
-from ..errors import ConfigError, LocalError
+from ..errors import ConfigError, LocalError, NodeFailure
 
 if TYPE_CHECKING:
     from qnodeos.testbed.progress import ProgressView
@@ -334,7 +334,7 @@ class Network:
         keep = make_run_dir(cfg.name, run_dir) if run_dir is not None else None
         start = trio.current_time()
         with _records_dir(keep) as tmp, _env(ENV, tmp), _shown(cfg, Path(tmp), show, start) as view:
-            with trio.move_on_after(timeout) as scope:
+            with trio.move_on_after(timeout) as scope, _node_failure_alone():
                 async with local_network(cfg) as endpoints:  # they record a timeline
                     token = IN_PROCESS.set((cfg, endpoints))
                     try:
@@ -499,6 +499,34 @@ def _env(key: str, value: str) -> Iterator[None]:
             os.environ[key] = before
 
 
+@contextmanager
+def _node_failure_alone() -> Iterator[None]:
+    """A node's kernel or quantum process that failed ends a deterministic run with
+    ``NodeFailure`` (naming the node and the exception), raised as itself: not inside
+    the exception groups of the nurseries it went through, beside what it caused (apps
+    told that the node stopped), as a real run names the node whose process died."""
+    try:
+        yield
+    except BaseExceptionGroup as group:
+        failure = first_node_failure(group)
+        if failure is None:
+            raise
+        failure.__suppress_context__ = True  # its cause (the kernel's exception) stays
+        raise failure  # noqa: B904 (the group is what we take it out of)
+
+
+def first_node_failure(exc: BaseException) -> NodeFailure | None:
+    """The first NodeFailure in ``exc`` or its (nested) exception groups, if any."""
+    if isinstance(exc, NodeFailure):
+        return exc
+    if isinstance(exc, BaseExceptionGroup):
+        for sub in exc.exceptions:
+            found = first_node_failure(sub)
+            if found is not None:
+                return found
+    return None
+
+
 def _clock() -> trio.testing.MockClock:
     """A clock that jumps over idle time at once (seeded: trio draws its offset)."""
     trio._core._run._r.seed(0)
@@ -528,6 +556,10 @@ def _sync(call: Callable[[], T]) -> T:
     try:
         asyncio.get_running_loop()
     except RuntimeError:
+        loop = False
+    else:
+        loop = True
+    if not loop:  # (called out of the except: its errors are not "during" that one)
         return call()
     box: list[Any] = []
 

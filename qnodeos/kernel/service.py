@@ -25,7 +25,7 @@ import trio.lowlevel
 import zmq
 
 from ..config.network import LinkConfig, NodeConfig
-from ..errors import ConfigError, ProgramError, ProtocolError, QNodeOSError
+from ..errors import ConfigError, NodeFailure, ProgramError, ProtocolError, QNodeOSError
 from ..lang import codec
 from ..lang import messages as m
 from ..netqasm.decode import too_big
@@ -67,8 +67,12 @@ class NodeService:
         topology: Collection[tuple[str, str]] = (),
         protocol: str = "",
         protocol_args: Mapping[str, Any] | None = None,
+        fail_fast: bool = False,
     ) -> None:
         self.cfg = cfg
+        # a kernel exception ends the service (NodeFailure) instead of being logged
+        # and survived: deterministic mode, whose runs would otherwise wait forever
+        self.fail_fast = fail_fast
         self.offload = offload
         # an app message's cost to its sender's share: the CPU time it took, or (all
         # nodes in one process, as in deterministic mode, whose runs must repeat
@@ -300,6 +304,7 @@ class NodeService:
             return self.kernel.app_message(addr, msg, now, user)
         except Exception as exc:  # a bug must not take the node down
             log.exception("kernel failed on %r", type(msg).__name__)
+            self._fail(f"on {type(msg).__name__}", exc)
             return self.kernel.bad_message(
                 addr, QNodeOSError(f"internal error: {type(exc).__name__}: {exc}")
             )
@@ -385,9 +390,16 @@ class NodeService:
     def _guarded(self, fn: Callable[..., list[Out]], *args: Any) -> list[Out]:
         try:
             return fn(*args)
-        except Exception:  # a bug must not take the node down
+        except Exception as exc:  # a bug must not take the node down
             log.exception("kernel failed in %s", fn.__name__)
+            self._fail(f"in {fn.__name__}", exc)
             return []
+
+    def _fail(self, where: str, exc: Exception) -> None:
+        """With ``fail_fast``, a kernel exception ends the service loudly."""
+        if self.fail_fast:
+            why = f"node {self.cfg.name!r}: kernel failed {where}: {type(exc).__name__}: {exc}"
+            raise NodeFailure(why) from exc
 
     async def _runner(self, apps: Socket, dev: Socket) -> None:
         """Runs a paused block's next slice when ``_send`` asks (see ``Resume``)."""

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 import trio
 
 from ..config.network import LinkConfig, NodeConfig
+from ..errors import NodeFailure
 from ..runtime.transport import Socket, bind_router, connect_dealer
 from .clock import DeviceClock
 from .outbox import Outbox
@@ -74,16 +75,20 @@ async def serve_device(
             if psock is not None:
                 nursery.start_soon(reader, psock, False)
             task_status.started(server)
-            while True:
-                with trio.move_on_at(server.next_timer_s()):
-                    from_kernel, frames = await inbox.receive()
-                    now_ns, now_s = clock.now_ns(), trio.current_time()
-                    if from_kernel:
-                        schedule(server.handle(frames, now_ns, now_s))
-                    else:
-                        schedule(server.peer_message(frames[-1], now_ns, now_s))
-                if trio.current_time() >= server.next_timer_s():
-                    schedule(server.timer(clock.now_ns(), trio.current_time()))
+            try:
+                while True:
+                    with trio.move_on_at(server.next_timer_s()):
+                        from_kernel, frames = await inbox.receive()
+                        now_ns, now_s = clock.now_ns(), trio.current_time()
+                        if from_kernel:
+                            schedule(server.handle(frames, now_ns, now_s))
+                        else:
+                            schedule(server.peer_message(frames[-1], now_ns, now_s))
+                    if trio.current_time() >= server.next_timer_s():
+                        schedule(server.timer(clock.now_ns(), trio.current_time()))
+            except Exception as exc:  # ends the run, naming the node (a real one logs it)
+                why = f"node {cfg.name!r}: quantum process failed: {type(exc).__name__}: {exc}"
+                raise NodeFailure(why) from exc
     finally:
         if server.timeline is not None:
             server.timeline.write()
