@@ -157,6 +157,8 @@ class QDeviceServer:
         self._in_use: dict[str, float] = {}  # linked peer -> until when it is pinged
         self._asked: set[m.GlobalQubit] = set()  # our qubits whose groups are on their way
         self.internal_errors = 0  # bugs met on one message of a bundle (the rest went on)
+        # in one process (deterministic mode), a bug ends the run at once, naming the node
+        self.fail_fast = False
 
     # kept as attributes for callers that inspect where state lives
     @property
@@ -257,6 +259,8 @@ class QDeviceServer:
                     out += self._run(now_ns, now_s)
                 out += self._peer_message(msg, now_ns, now_s)
             except Exception:
+                if self.fail_fast:
+                    raise
                 # A bug on one message must not throw away what the others gave (a
                 # state group given away, a reply): they go out, this one is logged.
                 self.internal_errors += 1

@@ -33,6 +33,7 @@ async def serve_device(
     (s) to each. All input goes through one channel, so handling is in arrival order."""
     clock = DeviceClock(cfg.speed, trio.current_time)
     server = QDeviceServer(cfg, links or [], epoch_ns=clock.epoch_ns)
+    server.fail_fast = True  # (a bug ends the run, as the service's own guard does)
     ksock = bind_router(cfg.qdevice_endpoint)
     psock = bind_router(cfg.qpeer_endpoint) if peers else None
     dealers = {n: connect_dealer(ep) for n, ep in (peers or {}).items()}

@@ -154,3 +154,20 @@ def test_a_bug_on_one_message_of_a_bundle_keeps_the_others_work(
     outs = _Guard()(alice.peer_messages, [pull, ping], 0.0, 0.0, None)
     assert any(isinstance(alice.peer_codec.decode(o.data), m.QGroup) for o in outs)  # type: ignore[union-attr]
     assert alice.internal_errors == 1
+
+
+def test_in_one_process_a_bug_in_a_bundle_still_ends_the_run(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Deterministic mode fails fast: the per-message catch must not swallow the bug."""
+    w = Wire()
+    alice = w.q["alice"]
+    alice.fail_fast = True
+    ping = alice.peer_codec.encode(m.QPing(frm="bob", proc=None))
+
+    def broken(msg: m.QPeer, *a: float) -> list[Out]:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(alice, "_peer_message", broken)
+    with pytest.raises(RuntimeError, match="a bug"):
+        alice.peer_messages([ping], 0.0, 0.0, None)
