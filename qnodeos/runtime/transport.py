@@ -73,6 +73,7 @@ class ZSocket:
         # reply) the queue is likely empty and the next one reads EVENTS first: a
         # refused take raises ``zmq.Again``, twice the cost (2.4 µs against 1.2).
         self._streaming = False
+        self.sent = 0  # messages sent (an app skips its heartbeat while it sends)
 
     def close(self) -> None:
         self.sock.close()
@@ -138,6 +139,7 @@ class ZSocket:
             _send(self.sock, parts[1], _NOBLOCK)
         else:
             self.sock.send_multipart(parts, _NOBLOCK)
+        self.sent += 1
 
     async def send(self, parts: Sequence[bytes]) -> None:
         while True:
@@ -207,6 +209,8 @@ class Socket(Protocol):
 
     def close(self) -> None: ...
 
+    sent: int  # messages sent so far
+
 
 class _Hub:
     """One mem:// endpoint: the bound ROUTER's inbox and each DEALER's inbox."""
@@ -236,8 +240,10 @@ class MemRouter:
     def __init__(self, endpoint: str) -> None:
         self.hub = _hub(endpoint)
         self.endpoint = endpoint
+        self.sent = 0
 
     async def send(self, parts: Sequence[bytes]) -> None:
+        self.sent += 1
         # Like zmq's ROUTER: a message to an unknown peer is dropped.
         ch = self.hub.dealers.get(parts[0])
         if ch is not None:
@@ -267,8 +273,10 @@ class MemDealer:
         self.ident = b"mem-%d" % next(self.hub.ids)
         send, self._inbox = trio.open_memory_channel[list[bytes]](math.inf)
         self.hub.dealers[self.ident] = send
+        self.sent = 0
 
     async def send(self, parts: Sequence[bytes]) -> None:
+        self.sent += 1
         self.hub.router_in.send_nowait([self.ident, *parts])
         await trio.lowlevel.checkpoint()
 
