@@ -306,8 +306,9 @@ class NetStack(NetworkLayer, RoundWork):
         """When ``handle_timer`` (or a pass over the round work waiting for the device)
         next has something to do: the earliest deadline of what ``busy`` counts (inf:
         nothing). A busy link wakes the node for its messages, not on a clock."""
-        times = [*self.refuse_at.values(), self.next_circuit_deadline()]
-        times += [w.deadline for w in self.listening.values()]
+        times = [*self.refuse_at.values(), *(w.deadline for w in self.listening.values())]
+        if self.circuits or self.setups or self.e2e_listening:
+            times.append(self.next_circuit_deadline())
         # a request ends by its deadline once no round of it is under way (a round's
         # end is a device reply, after which this is asked again)
         times += [w.deadline + e.ROUND_GRACE_S for w in self.wants.values() if w.round_seq < 0]
@@ -323,7 +324,7 @@ class NetStack(NetworkLayer, RoundWork):
                 want = self.wants.get(w.round.request)
                 if want is not None:
                     times.append(want.deadline)
-        return min(times)
+        return min(times, default=math.inf)
 
     def waited_on(self) -> set[str]:
         """The linked nodes whose silence matters now: something here waits on them
