@@ -176,3 +176,39 @@ def test_a_pause_right_after_a_wait_began_is_a_pause_not_a_silent_peer() -> None
     _, gone = live.tick(3.2)
     assert gone == [] and live.pauses == 1
     assert live.tick(3.3)[1] == []
+
+
+def test_a_kernel_with_apps_wakes_for_deadlines_not_on_a_clock() -> None:
+    """Apps connected and a request under way: the kernel's timer is set to the next
+    thing due (a lease check, a ping, the request's deadline), not every 50 ms."""
+    k = kernel()
+    k.peer_message(m.NodePing(from_node="b"), 0.0)
+    addr = b"app1"
+    k.app_message(addr, m.Register(app="x", qubits=1), 0.0)
+    assert k.next_deadline(0.0) == pytest.approx(1.0)  # its lease, and nothing else
+    k.app_message(addr, m.Heartbeat(), 0.6)
+    # (later than 1.6: the threshold grows with the gaps seen, see Liveness)
+    assert k.next_deadline(0.6) == k.procs.leases.next_deadline() > 1.6
+    req = m.EprRequest(
+        req=1, remote_node="b", remote_app="y", role="create", kind="M", timeout_s=0.4
+    )
+    k.app_message(addr, req, 0.7)
+    assert k.net.next_deadline() == pytest.approx(1.1)  # b never accepts by then
+    k.handle_timer(0.7)  # (asks b at once)
+    k.peer_message(m.NodePing(from_node="b"), 0.71)
+    assert k.next_deadline(0.75) == pytest.approx(1.1)
+    k.handle_timer(1.1)  # the proposal's deadline: the request fails
+    assert not k.net.busy()
+
+
+def test_a_kernel_timer_runs_at_most_every_tick() -> None:
+    """A deadline that has passed and stays (a round waiting for a busy device) is
+    acted on at most every ``TICK_S``: never a busy loop."""
+    from qnodeos.kernel.core import TICK_S
+
+    k = kernel()
+    k.app_message(b"app1", m.Register(app="x", qubits=1), 0.0)
+    k.handle_timer(5.0)  # (the app's lease is long past: it is failed)
+    k.app_message(b"app2", m.Register(app="z", qubits=1), 5.0)
+    k.procs.leases.last_heard[str(k.procs.by_addr[b"app2"].app_id)] = 0.0
+    assert k.next_deadline(5.0) == pytest.approx(5.0 + TICK_S)

@@ -216,3 +216,51 @@ def test_a_peer_whose_process_is_not_known_is_pinged_every_interval() -> None:
     live.heard("b", 0.0)
     pinged = [0.05 * i for i in range(41) if live.heard("b", 0.05 * i) or live.tick(0.05 * i)[0]]
     assert len(pinged) == 9, pinged
+
+
+async def test_an_app_heartbeats_only_while_it_sends_nothing_or_hears_nothing(
+    autojump_clock: object,
+) -> None:
+    """The app's heartbeat (every lease/4) is skipped in an interval in which it sent
+    to the node and heard from it; while it is silent, or the node is, it goes as
+    before, so the lease is kept and a silent node is still asked and judged."""
+    import trio
+
+    from qnodeos.lang import codec
+    from qnodeos.lang import messages as m
+    from qnodeos.runtime.transport import MemDealer, MemRouter
+    from qnodeos.sdk.client import Node
+
+    router = MemRouter("mem://hb-test")
+    conn = Node(MemDealer("mem://hb-test"), 1, "n")
+    conn._live = Liveness(["n"], interval_s=0.25, timeout_s=5.0, pings=False)
+    conn._live.heard("n", trio.current_time())
+    beats: list[float] = []
+    answer = [True]
+    dec, enc = codec.app_to_node(), codec.node_to_app()
+
+    async def node() -> None:
+        while True:
+            addr, data = await router.recv()
+            if isinstance(dec.decode(data), m.Heartbeat):
+                beats.append(trio.current_time())
+            if answer[0]:
+                await router.send([addr, enc.encode(m.Alive())])
+
+    async def app(until: float) -> None:
+        while trio.current_time() < until:  # (any app message renews its lease)
+            await conn._sock.send([codec.app_to_node().encode(m.EprAck(req=1, count=1))])
+            await trio.sleep(0.1)
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(node)
+        nursery.start_soon(conn._reader)
+        nursery.start_soon(conn._heartbeat)
+        await app(2.0)  # sends and hears: no heartbeat
+        assert beats == []
+        await trio.sleep(1.0)  # silent: heartbeats every lease/4
+        assert len(beats) == 4
+        answer[0] = False  # the node stops answering; the app sends on
+        await app(4.0)
+        assert len(beats) >= 7  # heard nothing: asked every interval
+        nursery.cancel_scope.cancel()

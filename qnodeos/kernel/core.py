@@ -18,6 +18,7 @@ starve the other).
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Collection, Mapping
 from typing import Any
 
@@ -43,7 +44,10 @@ from .scheduler import Scheduler
 from .wants import Work
 
 log = logging.getLogger("qnodeos.kernel")
-TICK_S = 0.05  # how often timers run while anything here has a deadline
+# How late a deadline may be acted on: the timer is not armed again for a new deadline
+# within this of the one it waits for, and it never runs twice within this (a deadline
+# that has passed but stays, as a round waiting for a busy device, is acted on then).
+TICK_S = 0.05
 
 
 class Kernel(AppLifecycle):
@@ -121,6 +125,7 @@ class Kernel(AppLifecycle):
         # wall time of device time 0 (from the quantum process; None until it says)
         self.device_epoch_ns: int | None = None
         self.wake_at: float | None = None  # see _pump
+        self._timed = -math.inf  # when handle_timer last ran
         self.speed = speed
         self.timeline = recorder(node, "kernel")  # None: no timeline asked for
         if self.timeline is not None:
@@ -300,7 +305,7 @@ class Kernel(AppLifecycle):
         """Timers: pings, silent peers and apps, the network stack's deadlines.
         ``judge=False``: messages wait unread, so no silence is judged this time (a
         process that was paused, or paused itself, finds its own lateness there)."""
-        self.now = now
+        self.now = self._timed = now
         self.live.want(self.net.waited_on(), now)
         pings, gone = self.live.tick(now, judge)
         ping = m.NodePing(from_node=self.node, proc=self.proc, ask=True)
@@ -332,14 +337,24 @@ class Kernel(AppLifecycle):
 
     def next_deadline(self, now: float) -> float:
         """When ``handle_timer`` next has something to do (inf: nothing; an idle node
-        sleeps). While apps are connected (their leases) or the network stack or the
-        postbox have deadlines, every ``tick_s``; else the pings and judgements of
-        the peers something waits on, and a round held for its time bin."""
-        if self.procs.by_id or self.postbox.pending or self.net.busy():
-            due = now + TICK_S
-        else:
-            due = self.live.next_deadline()
-        return due if self.wake_at is None else min(due, self.wake_at)
+        sleeps): the earliest of the apps' lease checks, the pings and judgements of
+        the peers something waits on, the network stack's and the postbox's
+        deadlines, a block waiting for a readout qubit giving up its wait, and a round
+        held for its time bin. No periodic tick: a busy node wakes for its messages,
+        and for its timers only when one is due (never twice within ``TICK_S``)."""
+        due = min(self.procs.leases.next_deadline(), self.live.next_deadline())
+        if self.postbox.pending:
+            due = min(due, min(p.deadline for p in self.postbox.pending.values()))
+        if self.net.busy():
+            due = min(due, self.net.next_deadline())
+        if self.blocked:
+            starve = self.limits.starvation_s
+            for cur in self.blocked.values():
+                if cur.qubit_since is not None:
+                    due = min(due, cur.qubit_since + starve)
+        if due < math.inf:
+            due = max(due, self._timed + TICK_S)
+        return due if self.wake_at is None else min(due, self.wake_at)  # (a bin: on time)
 
     def goodbye(self, reason: str) -> list[Out]:
         """The node is stopping: tell every app and every linked node at once."""

@@ -302,6 +302,30 @@ class NetStack(NetworkLayer, RoundWork):
             or self.e2e_listening
         )
 
+    def next_deadline(self) -> float:
+        """When ``handle_timer`` (or a pass over the round work waiting for the device)
+        next has something to do: the earliest deadline of what ``busy`` counts (inf:
+        nothing). A busy link wakes the node for its messages, not on a clock."""
+        times = [*self.refuse_at.values(), *(w.deadline for w in self.listening.values())]
+        if self.circuits or self.setups or self.e2e_listening:
+            times.append(self.next_circuit_deadline())
+        # a request ends by its deadline once no round of it is under way (a round's
+        # end is a device reply, after which this is asked again)
+        times += [w.deadline + e.ROUND_GRACE_S for w in self.wants.values() if w.round_seq < 0]
+        for egp in self.egps.values():
+            if egp.requests:
+                times += [
+                    r.spec.deadline_s for r in egp.requests.values() if r.state is e.State.PROPOSED
+                ]
+            times += [msg.deadline_s for msg in egp.waiting.values()]
+        for w in self.work:  # a round waiting for a qubit gives up at its expiry
+            if w.round is not None:
+                times.append(w.round.expires_s)
+                want = self.wants.get(w.round.request)
+                if want is not None:
+                    times.append(want.deadline)
+        return min(times, default=math.inf)
+
     def waited_on(self) -> set[str]:
         """The linked nodes whose silence matters now: something here waits on them
         (requests, rounds, pairs they have not confirmed; a circuit waits on all), and

@@ -159,7 +159,9 @@ class NodeService:
             return
         if self.kernel.wake_at is None and scope.deadline <= trio.current_time() + TICK_S:
             return  # armed within a tick already (what came can only be later, or a ping)
-        scope.deadline = min(scope.deadline, self._due())
+        due = self._due()
+        if due < scope.deadline:  # (setting a deadline costs trio a reschedule)
+            scope.deadline = due
 
     def _to_node(self, node: str, data: bytes) -> None:
         """Queue ``data`` for ``node``; a sender task per node keeps order and applies

@@ -18,6 +18,24 @@ sample costs O(1) and memory is fixed; the maximum is exact.
 >>> s = meter.summary()
 >>> s["n"], round(s["p50_us"], -1), s["p99_us"] > 1e5, s["max_us"]
 (100, 10.0, True, 200000.0)
+
+A pause of the whole process (SIGSTOP, then SIGCONT) shows without any act on a
+clock: the loop says when it starts to wait and whether work is under way then
+(``waits``); told of the SIGCONT (``continued``), the meter gives the time since, to count as
+one act that late, when work was under way (its peers' and its classical process's
+messages would have woken it within moments: a streaming process waits milliseconds),
+and nothing when the process was idle (nothing was due, so nothing was late):
+
+>>> meter = LagMeter()
+>>> meter.waits(10.0, busy=True)
+>>> meter.continued(11.0)
+1.0
+>>> meter.waits(20.0, busy=False)
+>>> meter.continued(25.0) is None
+True
+>>> meter.waits(30.0, busy=False); meter.waits(30.01, busy=False)  # it streams
+>>> meter.continued(31.01)
+1.0
 """
 
 from __future__ import annotations
@@ -29,6 +47,7 @@ PER_DECADE = 20
 LOW_S = 1e-6  # lags below this count in the first bin
 DECADES = 9  # 1 us .. 1000 s
 BINS = PER_DECADE * DECADES + 1
+STREAMING_S = 0.05  # a loop that waits again within this streams (``waits``)
 
 
 class _Histogram:
@@ -73,6 +92,24 @@ class LagMeter:
         self.total = _Histogram()
         self._window = _Histogram()
         self._window_end = -math.inf
+        self._waits_since: float | None = None  # the loop waits, with work under way
+        self._last_wait = -math.inf
+
+    def waits(self, now: float, busy: bool) -> None:
+        """The loop starts to wait at ``now``; ``busy``: work is under way (a reply
+        or a timer is due, or a peer is waited on). A loop that last began to wait
+        less than ``STREAMING_S`` ago is busy too: it streams, so its next message is
+        moments away even in a gap between two rounds with nothing due."""
+        last, self._last_wait = self._last_wait, now
+        self._waits_since = now if busy or now - last < STREAMING_S else None
+
+    def continued(self, now: float) -> float | None:
+        """The process was stopped and continued (SIGCONT) and runs again at ``now``:
+        if it waited with work under way, the stop delayed that work by the time since
+        it began to wait (see the module's docstring): that lag, to ``add``; None if it
+        waited idle."""
+        since, self._waits_since = self._waits_since, None
+        return None if since is None else now - since
 
     def add(self, lag_s: float, now: float) -> dict[str, Any] | None:
         """One act ``lag_s`` late (negative: on time) at wall time ``now``; returns

@@ -261,12 +261,20 @@ def serve_forever(
         if peers and node in peers:
             dealer(node)
     previous = signal.signal(signal.SIGTERM, _on_term)
+    continued: list[float] = []  # SIGCONT: when this process ran again after a stop
+
+    def on_cont(_sig: int, _frame: FrameType | None) -> None:
+        continued.append(time.time())
+
+    was_cont = signal.signal(signal.SIGCONT, on_cont) if lag is not None else None
     guard = _Guard()
     unjudged = Unread(UNREAD_JUDGE_S)  # no silence is judged while messages wait unread
     try:
         timer_at = server.next_timer_s()
         while True:
             wait = min(outbox.next_due(), timer_at) - time.time()
+            if lag is not None:  # a stop while work is under way shows as its lag
+                lag.waits(time.time(), busy=wait < math.inf)
             if wait < 0.002:
                 # zmq polls in whole ms: sleep short waits precisely, then only peek
                 if wait > 0:
@@ -276,6 +284,11 @@ def serve_forever(
                 ready = dict(poller.poll(None if math.isinf(wait) else int(wait * 1000)))
             if stop_fd is not None and stop_fd in ready and not os.read(stop_fd, 4096):
                 return
+            if continued and lag is not None:
+                stopped = lag.continued(continued[-1])
+                if stopped is not None:
+                    late(stopped, continued[-1])
+                continued.clear()
             unread = False  # messages left for the next turn: judge no silence now
             for sock, handler in handlers:
                 if sock is None or sock not in ready:
@@ -318,6 +331,8 @@ def serve_forever(
         if server.timeline is not None:
             server.timeline.write()
         signal.signal(signal.SIGTERM, previous)
+        if was_cont is not None:
+            signal.signal(signal.SIGCONT, was_cont)
         for s in (*monitors.values(), ksock, psock, *dealers.values()):
             if s is not None:
                 s.close(linger=0)  # the node is going away: nothing left to deliver

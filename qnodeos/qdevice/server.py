@@ -49,7 +49,7 @@ from ..config.network import LinkConfig, NodeConfig
 from ..errors import DeviceError, ProtocolError
 from ..lang import codec
 from ..lang import messages as m
-from ..runtime.liveness import Liveness, Look
+from ..runtime.liveness import QUIET_EVERY, Liveness, Look
 from ..runtime.ratelog import BadInput
 from ..runtime.security import node_id
 from ..runtime.timeline import recorder
@@ -153,7 +153,7 @@ class QDeviceServer:
         self._last_batch = -1  # seq of the last block batch that ran ops
         self._round_seqs: OrderedDict[int, None] = OrderedDict()  # recent rounds' seqs
         # linked quantum processes are pinged and judged only while something waits on them
-        self.live = Liveness(self.links, look=look, on_demand=True)
+        self.live = Liveness(self.links, look=look, on_demand=True, quiet_every=QUIET_EVERY)
         self._in_use: dict[str, float] = {}  # linked peer -> until when it is pinged
         self._asked: set[m.GlobalQubit] = set()  # our qubits whose groups are on their way
         self.internal_errors = 0  # bugs met on one message of a bundle (the rest went on)

@@ -97,7 +97,7 @@ _Z = _z_for(PHI)
 Look = Callable[[Any], "str | None"]
 
 
-QUIET_EVERY = 4  # (``quiet_every``) what the classical process uses
+QUIET_EVERY = 4  # (``quiet_every``) what the classical and quantum processes use
 DOWN_ASK_S = 0.75  # a peer that is down is asked this often whether it is back
 # (under the 4 ping intervals after which a late tick reads as a pause of this process)
 
@@ -282,8 +282,9 @@ class Liveness:
         since (its messages are signs of life enough) only every ``quiet_every``
         intervals, to keep up the process claims both ends learn from pings (a busy
         link no longer pays a ping and an answer every interval while it streams).
-        The quantum process keeps 1: its pings are also the regular acts whose
-        lateness shows a pause of it (``tests/integration/test_faults.py``)."""
+        Both the classical and the quantum process use ``QUIET_EVERY`` (a pause of the
+        quantum process shows as lag by its SIGCONT, ``qdevice.lag``, not by a ping
+        falling due during it)."""
         if peer in self.down:
             return max(DOWN_ASK_S, self.interval_s)
         if (

@@ -61,6 +61,7 @@ class ZSocket:
         # reply) the queue is likely empty and the next one reads EVENTS first: a
         # refused take raises ``zmq.Again``, twice the cost (2.4 µs against 1.2).
         self._streaming = False
+        self.sent = 0  # messages sent (an app skips its heartbeat while it sends)
 
     def close(self) -> None:
         self.sock.close()
@@ -125,6 +126,7 @@ class ZSocket:
             except zmq.Again:
                 await self._wait(_POLLOUT)
                 continue
+            self.sent += 1
             await self._done()
             return
 
@@ -135,6 +137,7 @@ class ZSocket:
             send_now(self.sock, parts)
         except zmq.Again:
             return False
+        self.sent += 1
         self._wake()
         return True
 
@@ -182,6 +185,8 @@ class Socket(Protocol):
 
     def close(self) -> None: ...
 
+    sent: int  # messages sent so far
+
 
 class _Hub:
     """One mem:// endpoint: the bound ROUTER's inbox and each DEALER's inbox."""
@@ -211,8 +216,10 @@ class MemRouter:
     def __init__(self, endpoint: str) -> None:
         self.hub = _hub(endpoint)
         self.endpoint = endpoint
+        self.sent = 0
 
     async def send(self, parts: Sequence[bytes]) -> None:
+        self.sent += 1
         # Like zmq's ROUTER: a message to an unknown peer is dropped.
         ch = self.hub.dealers.get(parts[0])
         if ch is not None:
@@ -242,8 +249,10 @@ class MemDealer:
         self.ident = b"mem-%d" % next(self.hub.ids)
         send, self._inbox = trio.open_memory_channel[list[bytes]](math.inf)
         self.hub.dealers[self.ident] = send
+        self.sent = 0
 
     async def send(self, parts: Sequence[bytes]) -> None:
+        self.sent += 1
         self.hub.router_in.send_nowait([self.ident, *parts])
         await trio.lowlevel.checkpoint()
 

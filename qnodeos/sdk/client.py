@@ -303,10 +303,17 @@ class Node(QubitOwner):
         heartbeat), after ``DEAD_AFTER_LEASES`` leases of silence, or longer while the
         OS says its process is alive (a busy machine, see ``qnodeos.runtime.liveness``). If
         this app itself was paused (SIGSTOP, a sleeping laptop), the silence was ours:
-        ask again before judging the node."""
+        ask again before judging the node.
+
+        Heartbeats only where silence must be noticed: none is sent in an interval in
+        which the app sent to the node (every message renews its lease there) and
+        heard from it (its answers are the signs of life a heartbeat would ask for),
+        so the lease goes at most two intervals (half a lease) without a message."""
         live = self._live
+        every = self.lease_s / 4
+        sent = self._sock.sent
         while True:
-            await trio.sleep(self.lease_s / 4)
+            await trio.sleep(every)
             now = trio.current_time()
             _, gone = live.tick(now, judge=not self._sock.pending())
             if gone:
@@ -315,7 +322,9 @@ class Node(QubitOwner):
                 self._wake_all(stopped)
                 await self._replies_in.send(stopped)
                 return
-            await self._sock.send([self._enc.encode(m.Heartbeat())])
+            if self._sock.sent == sent or live.last_heard[self.name] < now - every:
+                await self._sock.send([self._enc.encode(m.Heartbeat())])
+            sent = self._sock.sent
 
     async def _watch(self) -> None:
         """A node whose process died closes our connection: say so at once."""
