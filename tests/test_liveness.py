@@ -48,6 +48,9 @@ def test_what_the_os_says_decides_how_long_silence_is_tolerated(
 
 
 def test_a_claim_is_only_looked_at_once_a_peer_has_missed_pings() -> None:
+    """While a peer speaks the OS is not asked about it, except once when its claim
+    comes (whether the OS can see that process at all: one on another host it cannot,
+    and such a peer is pinged every interval)."""
     asked = []
     live = Liveness(["b"], interval_s=0.25, look=lambda p: asked.append(p) or "alive")
     live.heard("b", 0.0)
@@ -55,7 +58,8 @@ def test_a_claim_is_only_looked_at_once_a_peer_has_missed_pings() -> None:
     for i in range(1, 10):  # b speaks every 0.1 s
         live.heard("b", i * 0.1)
         live.tick(i * 0.1)
-    assert asked == []
+        live.claim("b", 1)  # (every ping brings the claim again)
+    assert asked == [1]
 
 
 def test_the_threshold_grows_with_long_irregular_gaps() -> None:
@@ -207,6 +211,18 @@ def test_a_peer_that_streams_is_pinged_only_now_and_then(look: Look | None) -> N
         assert 11.5 < t <= 11.55 and silent_pings == 6  # pinged every 0.25 s from 10 s
     else:
         assert live.slow == 1 and t > 10 + HUNG_S - 0.1  # slow, not dead, as before
+
+
+def test_a_peer_on_another_host_is_pinged_every_interval() -> None:
+    """The OS cannot see a process on another host, so such a peer is judged by
+    silence alone: pinged every interval even while it speaks, so its answer has the
+    whole timeout to come back in (pings 1 s apart against a 1.5 s timeout falsely
+    found a live peer down when its answers took up to 0.8 s)."""
+    live = Liveness(["b"], interval_s=0.25, look=lambda proc: None, quiet_every=4)
+    live.heard("b", 0.0)
+    live.claim("b", "proc of b, elsewhere")
+    pinged = [0.05 * i for i in range(41) if live.heard("b", 0.05 * i) or live.tick(0.05 * i)[0]]
+    assert len(pinged) == 9, pinged
 
 
 def test_a_peer_whose_process_is_not_known_is_pinged_every_interval() -> None:

@@ -129,6 +129,7 @@ class Liveness:
         self.spoke: dict[str, float] = {}  # when each last really spoke (not shifted)
         self._asking: set[str] = set()  # just wanted: asked at once
         self.claims: dict[str, Any] = {}  # peer -> the process it says it is
+        self.seen: set[str] = set()  # peers whose claimed process the OS can see
         self.gaps: dict[str, deque[float]] = {}
         self._sums: dict[str, float] = {}  # of each peer's gaps, and of their squares
         self._squares: dict[str, float] = {}
@@ -157,6 +158,7 @@ class Liveness:
         for table in (*tables, self._sums, self._squares):
             table.pop(peer, None)
         self.spared.discard(peer)
+        self.seen.discard(peer)
         self._asking.discard(peer)
         self.wanted.discard(peer)
         self._unwanted_since.pop(peer, None)
@@ -188,8 +190,13 @@ class Liveness:
 
     def claim(self, peer: str, proc: Any) -> None:
         """``peer`` says it is process ``proc`` (what ``look`` takes)."""
-        if peer in self.last_heard and proc is not None:
+        if peer in self.last_heard and proc is not None and self.claims.get(peer) != proc:
             self.claims[peer] = proc
+            # (asked once per claim: a process on another host cannot be seen)
+            if self.look is not None and self.look(proc) is not None:
+                self.seen.add(peer)
+            else:
+                self.seen.discard(peer)
 
     def heard(self, peer: str, now: float) -> bool:
         """A message from ``peer`` arrived; True if it was down and is back."""
@@ -281,7 +288,10 @@ class Liveness:
         peer that is down only now and then, to learn when it is back; one that spoke
         since (its messages are signs of life enough) only every ``quiet_every``
         intervals, to keep up the process claims both ends learn from pings (a busy
-        link no longer pays a ping and an answer every interval while it streams).
+        link no longer pays a ping and an answer every interval while it streams). Only
+        a peer whose process the OS can see (this host): one on another host is judged
+        by silence alone, and a ping 4 intervals apart would leave too little of the
+        timeout for its answer to come back in.
         Both the classical and the quantum process use ``QUIET_EVERY`` (a pause of the
         quantum process shows as lag by its SIGCONT, ``qdevice.lag``, not by a ping
         falling due during it)."""
@@ -290,7 +300,7 @@ class Liveness:
         if (
             peer not in self._asking
             and self.spoke.get(peer, -math.inf) > pinged
-            and (self.look is None or peer in self.claims)
+            and (self.look is None or peer in self.seen)
         ):
             return self.quiet_every * self.interval_s
         return self.interval_s
