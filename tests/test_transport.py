@@ -258,3 +258,27 @@ async def test_a_frame_zmq_cannot_send_sends_nothing(tmp_path: Path) -> None:
     finally:
         router.close()
         dealer.close()
+
+
+async def test_a_recv_loop_over_a_full_queue_is_cancellable() -> None:
+    """The every-16th scheduler pass after a take is shielded (a cancel there would lose
+    the message): a loop reading a queue that stays full must still be cancellable."""
+    ctx = zmq.Context.instance()
+    a, b = ctx.socket(zmq.PAIR), ctx.socket(zmq.PAIR)
+    a.set_hwm(0)
+    b.set_hwm(0)
+    a.bind("inproc://rev2-cancel")
+    b.connect("inproc://rev2-cancel")
+    for _ in range(50_000):
+        a.send(b"x")
+    rx = ZSocket(b)
+    n = 0
+    t0 = time.perf_counter()
+    with trio.move_on_after(0.01):
+        while True:
+            await rx.recv()
+            n += 1
+    took = time.perf_counter() - t0
+    a.close(linger=0)
+    rx.close()
+    assert took < 0.05, (took, n)

@@ -354,7 +354,12 @@ class Kernel(AppLifecycle):
                     due = min(due, cur.qubit_since + starve)
         if due < math.inf:
             due = max(due, self._timed + TICK_S)
-        return due if self.wake_at is None else min(due, self.wake_at)  # (a bin: on time)
+        wake = self.wake_at  # a round held for its time bin: on time ...
+        if wake is not None and wake <= self._timed:
+            # ... unless the timer already ran past it and the round is still held (the
+            # device busy with a block): then it waits like the rest, or it would spin
+            wake = self._timed + TICK_S
+        return due if wake is None else min(due, wake)
 
     def goodbye(self, reason: str) -> list[Out]:
         """The node is stopping: tell every app and every linked node at once."""

@@ -309,6 +309,7 @@ class NetStack(NetworkLayer, RoundWork):
         times = [*self.refuse_at.values(), *(w.deadline for w in self.listening.values())]
         if self.circuits or self.setups or self.e2e_listening:
             times.append(self.next_circuit_deadline())
+        times += [until for _, until in self.qubit_waits.values()]  # (refused then)
         # a request ends by its deadline once no round of it is under way (a round's
         # end is a device reply, after which this is asked again)
         times += [w.deadline + e.ROUND_GRACE_S for w in self.wants.values() if w.round_seq < 0]

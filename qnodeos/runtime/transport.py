@@ -120,6 +120,8 @@ class ZSocket:
                 self._parked = None
 
     async def send(self, parts: Sequence[bytes]) -> None:
+        if (self._ops + 1) % _YIELD_EVERY == 0:
+            await trio.lowlevel.checkpoint_if_cancelled()  # (as in ``_frames``)
         while True:
             try:
                 send_now(self.sock, parts)
@@ -145,6 +147,10 @@ class ZSocket:
         """The next message's frames, waiting for one if none is queued. Cancel-safe:
         a wait that is cancelled has taken nothing off the socket."""
         waited = False
+        if (self._ops + 1) % _YIELD_EVERY == 0:
+            # (the pass after this take is shielded: a receive loop over a queue that
+            # stays full must still be cancellable, here, before it takes anything)
+            await trio.lowlevel.checkpoint_if_cancelled()
         if not self._streaming and not self._events() & _POLLIN:
             waited = True
             await self._wait(_POLLIN)

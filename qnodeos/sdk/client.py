@@ -308,7 +308,9 @@ class Node(QubitOwner):
         Heartbeats only where silence must be noticed: none is sent in an interval in
         which the app sent to the node (every message renews its lease there) and
         heard from it (its answers are the signs of life a heartbeat would ask for),
-        so the lease goes at most two intervals (half a lease) without a message."""
+        so the lease usually goes at most two intervals (half a lease) without a
+        message (up to about three, when a message renews it only as the node finishes
+        with it: a NetQASM block, when its parsing ends)."""
         live = self._live
         every = self.lease_s / 4
         sent = self._sock.sent
