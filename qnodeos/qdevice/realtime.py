@@ -274,6 +274,11 @@ def serve_forever(
         while True:
             wait = min(outbox.next_due(), timer_at) - time.time()
             if lag is not None:  # a stop while work is under way shows as its lag
+                if continued:  # (stopped while handling, not waiting: count it first)
+                    stopped = lag.continued(continued[-1])
+                    if stopped is not None:
+                        late(stopped, continued[-1])
+                    continued.clear()
                 lag.waits(time.time(), busy=wait < math.inf)
             if wait < 0.002:
                 # zmq polls in whole ms: sleep short waits precisely, then only peek
