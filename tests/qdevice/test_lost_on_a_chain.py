@@ -13,12 +13,13 @@ from qnodeos.lang import codec
 from qnodeos.lang import messages as m
 from qnodeos.netlink.models import Perfect
 from qnodeos.qdevice.realtime import _Guard
-from qnodeos.qdevice.server import Cancel, Out, QDeviceServer, ToKernel
+from qnodeos.qdevice.server import Out, QDeviceServer, ToPeer
 from tests.qdevice.test_server import Wire, node
 
 
-class Chain:
-    """alice - bob - carol, quantum processes only; ``hold`` keeps peer messages."""
+class Chain(Wire):
+    """alice - bob - carol, quantum processes only; delivers as ``Wire`` does (``hold``
+    keeps the messages between the processes in ``held``)."""
 
     def __init__(self) -> None:
         links = [
@@ -30,31 +31,15 @@ class Chain:
             n: QDeviceServer(node(n, 1 + i), [x for x in links if n in x.nodes])
             for i, n in enumerate(names)
         }
-        self.replies: dict[str, list[object]] = {n: [] for n in names}
+        self.replies = {n: [] for n in names}
         self.enc, self.dec = codec.to_device(), codec.from_device()
-        self.seq, self.hold = 0, False
-        self.held: list[tuple[str, object]] = []
+        self.seq, self.peer_messages, self.hold = 0, 0, False
+        self.held = []
         for n in names:
             self.send(n, m.Ping(seq=0))
             self.replies[n].clear()
 
-    def run(self, at: str, outs: list[Out]) -> None:
-        queue: list[tuple[str, Out]] = [(at, o) for o in outs]
-        while queue:
-            here, o = queue.pop(0)
-            if isinstance(o, Cancel):
-                continue
-            if isinstance(o, ToKernel):
-                self.replies[here].append(self.dec.decode(o.frames[1]))
-            elif self.hold:
-                self.held.append((here, o))
-            else:
-                queue += [(o.node, x) for x in self.q[o.node].peer_message(o.data, 0.0, 0.0)]
-
-    def send(self, at: str, msg: m.ToDevice) -> None:
-        self.run(at, self.q[at].handle([b"k", self.enc.encode(msg)], 0.0, 0.0))
-
-    def entangle(self, a: str, b: str, key: str, qa: int, qb: int) -> None:
+    def pair(self, a: str, b: str, key: str, qa: int, qb: int) -> None:
         for n, peer, q in ((b, a, qb), (a, b, qa)):
             self.seq += 1
             self.send(
@@ -70,13 +55,13 @@ class Chain:
         self.send(at, m.DeviceRequest(seq=self.seq, ops=[m.PhysOp(*o) for o in ops]))
 
 
-def _swapped_then_dropped() -> tuple[Chain, str, object]:
+def _swapped_then_dropped() -> tuple[Chain, str, ToPeer]:
     """bob swaps; alice measures (pulling the group from bob); the group with carol's
     half, on its way home from alice, is dropped unsent. Returns where it was dropped
     and the dropped message."""
     w = Chain()
-    w.entangle("alice", "bob", "r1", 0, 0)  # (alice 0, bob 0) lives at alice
-    w.entangle("bob", "carol", "r2", 1, 0)  # (bob 1, carol 0) lives at bob
+    w.pair("alice", "bob", "r1", 0, 0)  # (alice 0, bob 0) lives at alice
+    w.pair("bob", "carol", "r2", 1, 0)  # (bob 1, carol 0) lives at bob
     w.ops("bob", ("cnot", (0, 1)), ("h", (0,)), ("meas", (0,)), ("meas", (1,)))  # swap
     assert w.q["carol"].groups.away == {0: "bob"}
     w.hold = True
@@ -84,12 +69,12 @@ def _swapped_then_dropped() -> tuple[Chain, str, object]:
     dropped = None
     while w.held:
         held, w.held = w.held, []
-        for here, o in held:
-            msg = w.q[here].peer_codec.decode(o.data)  # type: ignore[attr-defined]
-            if isinstance(msg, m.QGroup) and o.node == "carol":  # type: ignore[attr-defined]
-                dropped = (here, o)
+        for o in held:
+            msg = w.q["alice"].peer_codec.decode(o.data)
+            if isinstance(msg, m.QGroup) and o.node == "carol":
+                dropped = (msg.frm, o)
             else:
-                w.run(o.node, w.q[o.node].peer_message(o.data, 0.0, 0.0))  # type: ignore[attr-defined]
+                w.run(o.node, w.q[o.node].peer_message(o.data, 0.0, 0.0))
     assert dropped is not None
     w.hold = False
     return w, dropped[0], dropped[1]
@@ -99,7 +84,7 @@ def test_the_owner_learns_of_a_loss_where_its_holder_passed_the_group_on() -> No
     w, here, o = _swapped_then_dropped()
     carol = w.q["carol"]
     assert here == "alice" and carol.groups.away == {0: "bob"}  # carol never heard of alice
-    w.run(here, w.q[here].undelivered("carol", o.data, 0.0, 0.1))  # type: ignore[attr-defined]
+    w.run(here, w.q[here].undelivered("carol", o.data, 0.0, 0.1))
     assert not carol.groups.lost  # alice's own word is not enough: carol gave it to bob
     w.replies["carol"].clear()
     w.ops("carol", ("meas", (0,)))  # asks bob; bob passes the ask on; alice answers bob
@@ -117,7 +102,7 @@ def test_a_waiting_owner_asks_again_at_once_when_told_by_another_node() -> None:
     w.ops("carol", ("meas", (0,)))  # carol waits on bob (its ask is held)
     w.held.clear()
     w.hold = False
-    w.run(here, w.q[here].undelivered("carol", o.data, 0.0, 0.1))  # type: ignore[attr-defined]
+    w.run(here, w.q[here].undelivered("carol", o.data, 0.0, 0.1))
     w.run("carol", carol.timer(0.0, 0.2))  # the hint: carol asks bob again now
     (reply,) = w.replies["carol"]
     assert isinstance(reply, m.DeviceReply) and reply.error is not None and "lost" in reply.error
@@ -125,8 +110,8 @@ def test_a_waiting_owner_asks_again_at_once_when_told_by_another_node() -> None:
 
 def test_only_the_node_a_group_was_given_to_can_say_it_is_lost_there() -> None:
     w = Chain()
-    w.entangle("alice", "bob", "r1", 0, 0)
-    w.entangle("bob", "carol", "r2", 1, 0)
+    w.pair("alice", "bob", "r1", 0, 0)
+    w.pair("bob", "carol", "r2", 1, 0)
     w.ops("bob", ("cnot", (0, 1)), ("h", (0,)), ("meas", (0,)), ("meas", (1,)))
     bob = w.q["bob"]
     forged = m.QNotHere(frm="alice", qubit=("carol", 0), lost="made up")
