@@ -12,6 +12,7 @@ import trio
 from qnodeos.kernel.netstack import NetStack
 from qnodeos.testbed.local import local_network, service
 from tests.conftest import network
+from tests.netlink.test_bins import TWO as BINNED  # two nodes, a link with time bins
 
 
 def _stack(**kw: Any) -> Any:
@@ -32,33 +33,12 @@ def test_a_repeater_waiting_for_qubits_has_a_deadline() -> None:
 
 
 
-TWO = """
-[nodes.alice]
-device = "generic"
-qubits = 2
-speed = 1.0
-seed = 1
-[nodes.bob]
-device = "generic"
-qubits = 2
-speed = 1.0
-seed = 2
-[[links]]
-nodes = ["alice", "bob"]
-model = "depolarise"
-fidelity = 0.9
-p_success = 0.02
-cycle_ns = 1000
-seed = 9
-schedule = { bin_ns = 1000000, period = 4, bins = [0] }
-"""
-
 
 async def test_a_round_held_past_its_bin_does_not_spin_the_timer(autojump_clock: object) -> None:
     """A round held for its bin, then the device taken (a block): _pump recomputes
     wake_at from a stale held_until_ns, which passes while the device is busy; the
     timer then runs handle_timer with no time passing (wake_at is exempt from TICK_S)."""
-    async with local_network(network(TWO, name="spin")) as eps:
+    async with local_network(network(BINNED.format(period=4, bins=[0]), name="spin")) as eps:
         svc = service(eps["alice"])
         k = svc.kernel
         await trio.sleep(1.0)  # (simulated: the device connects and says its epoch)
